@@ -1,0 +1,21 @@
+/* jobs: the registry behind the mount's live `.jobs` file.
+ *
+ * Long operations (clones, merges) register here and report progress;
+ * reading `.jobs` renders one line per running job:
+ *     <kind> <vm> <done>/<total> <percent>%
+ * Thread-safe; a job is owned by the thread that started it. */
+#ifndef VMSTOREFS_JOBS_H
+#define VMSTOREFS_JOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct job;
+
+struct job *jobs_start(const char *kind, const char *vm, uint64_t total_bytes);
+void jobs_progress(struct job *job, uint64_t done_bytes);
+void jobs_finish(struct job *job);
+/* A malloc'd, NUL-terminated snapshot of the running jobs ("" when none). */
+char *jobs_render(size_t *len);
+
+#endif

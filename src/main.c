@@ -1,0 +1,160 @@
+/* vmstorefs: mount a libvirt VM instance store.
+ *
+ * Start-up order matters for fstab and for users at a terminal: every
+ * check that can fail (options, mount point, store, qemu-img) runs before
+ * the mount, so a bad mount prints one line and exits non-zero with
+ * nothing written; the store metadata is created only once the mount
+ * exists; the daemon detaches last. */
+#include "config.h"
+
+#include "log.h"
+#include "mountcheck.h"
+#include "opts.h"
+#include "ops.h"
+#include "qimg.h"
+#include "store.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int fail(const char *msg)
+{
+    fprintf(stderr, "vmstorefs: %s\n", msg);
+    return 1;
+}
+
+static int check_mountpoint(const char *path, char *out, char *msg, size_t msgsz)
+{
+    struct stat st;
+    if (stat(path, &st) < 0 || !realpath(path, out)) {
+        snprintf(msg, msgsz, "mount point %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(msg, msgsz, "mount point %s: not a directory", path);
+        return -1;
+    }
+    FILE *mi = fopen("/proc/self/mountinfo", "re");
+    bool busy = mi && mountcheck_is_mounted(mi, out, "fuse.vmstorefs");
+    if (mi)
+        fclose(mi);
+    if (busy) {
+        snprintf(msg, msgsz, "mount point %s: a vmstorefs is already mounted there", out);
+        return -1;
+    }
+    return 0;
+}
+
+/* fsname=STORE: commas in the path must be escaped for libfuse. */
+static void escape_commas(const char *in, char *out, size_t outsz)
+{
+    size_t o = 0;
+    for (; *in && o + 2 < outsz; in++) {
+        if (*in == ',' || *in == '\\')
+            out[o++] = '\\';
+        out[o++] = *in;
+    }
+    out[o] = '\0';
+}
+
+static int build_args(struct fuse_args *args, const struct opts *o, const char *root)
+{
+    char fsname[PATH_MAX * 2], opt[PATH_MAX * 2 + 1100];
+    escape_commas(root, fsname, sizeof(fsname));
+    snprintf(opt, sizeof(opt), "fsname=%s,subtype=vmstorefs%s%s", fsname,
+             o->mount_opts[0] ? "," : "", o->mount_opts);
+    if (fuse_opt_add_arg(args, "vmstorefs") < 0 || fuse_opt_add_arg(args, "-o") < 0 ||
+        fuse_opt_add_arg(args, opt) < 0)
+        return -1;
+    if (o->debug && fuse_opt_add_arg(args, "-d") < 0)
+        return -1;
+    return 0;
+}
+
+static int serve(struct fuse *fuse, const struct opts *o)
+{
+    if (o->single_thread)
+        return fuse_loop(fuse);
+    struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+    if (!cfg)
+        return -1;
+    fuse_loop_cfg_set_clone_fd(cfg, 0);
+    fuse_loop_cfg_set_max_threads(cfg, 16);
+    int r = fuse_loop_mt(fuse, cfg);
+    fuse_loop_cfg_destroy(cfg);
+    return r;
+}
+
+static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
+{
+    char msg[MSG_MAX];
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    if (build_args(&args, o, vfs->store.root) < 0)
+        return fail("out of memory");
+    struct fuse *fuse = fuse_new(&args, &vmstorefs_ops, sizeof(vmstorefs_ops), vfs);
+    fuse_opt_free_args(&args);
+    if (!fuse)
+        return fail("cannot set up FUSE (see the message above)");
+    if (fuse_mount(fuse, mountpoint) != 0) {
+        fuse_destroy(fuse);
+        snprintf(msg, sizeof(msg), "cannot mount on %s", mountpoint);
+        return fail(msg);
+    }
+    int status = 1;
+    if (store_prepare_meta(&vfs->store, msg, sizeof(msg)) < 0) {
+        fail(msg);
+        goto out;
+    }
+    if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0) {
+        fail("cannot install signal handlers");
+        goto out;
+    }
+    if (!o->foreground)
+        log_init("vmstorefs", false);
+    if (fuse_daemonize(o->foreground) != 0)
+        goto out_signals;
+    log_msg(LOG_INFO, "serving %s on %s (qemu-img %s)", vfs->store.root, mountpoint,
+            vfs->store.qemu_img);
+    int r = serve(fuse, o);
+    /* The loop reports the signal that ended it; SIGTERM, SIGINT and
+     * SIGHUP are how a mount is asked to stop, so they are success. */
+    status = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? 0 : 1;
+    log_msg(status ? LOG_ERR : LOG_INFO, "unmounting %s (%s)", mountpoint,
+            status ? "loop failed" : "clean exit");
+out_signals:
+    fuse_remove_signal_handlers(fuse_get_session(fuse));
+out:
+    fuse_unmount(fuse);
+    fuse_destroy(fuse);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    char msg[MSG_MAX];
+    if (opts_parse(argc, argv, &o, msg, sizeof(msg)) < 0)
+        return fail(msg);
+    if (o.help) {
+        opts_usage("vmstorefs", true);
+        return 0;
+    }
+    if (o.version) {
+        printf("vmstorefs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
+        return 0;
+    }
+    log_init("vmstorefs", true);
+
+    static struct vfs vfs;
+    char mountpoint[PATH_MAX];
+    if (check_mountpoint(o.mountpoint, mountpoint, msg, sizeof(msg)) < 0 ||
+        store_check(&vfs.store, o.store, msg, sizeof(msg)) < 0 ||
+        qimg_find(o.qemu_img, vfs.store.qemu_img, sizeof(vfs.store.qemu_img), msg,
+                  sizeof(msg)) < 0)
+        return fail(msg);
+    return run(&o, &vfs, mountpoint);
+}

@@ -1,0 +1,23 @@
+/* names: the naming rules of the store, in one place.
+ *
+ * VM and snapshot names: 1-64 bytes of [A-Za-z0-9._+-], not starting with
+ * '.' or '-' (so no hidden files, no option look-alikes, no "." or "..").
+ * Disk device names (vda, sdb, hdc, nvme0n1 ...): 1-32 bytes of [a-z0-9],
+ * starting with a letter; an image file is "<dev>.qcow2". */
+#ifndef VMSTOREFS_NAMES_H
+#define VMSTOREFS_NAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define NAME_MAX_LEN 64
+#define DEV_MAX_LEN 32
+#define IMAGE_SUFFIX ".qcow2"
+
+bool name_is_valid(const char *name);
+bool dev_is_valid(const char *dev);
+/* If file is "<dev>.qcow2" with a valid dev, copies dev into out (size
+ * DEV_MAX_LEN + 1) and returns true. */
+bool dev_from_image_name(const char *file, char *out, size_t outsz);
+
+#endif

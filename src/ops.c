@@ -1,0 +1,381 @@
+/* The high-level (path) API is used on purpose: every entry of the view
+ * is a function of its path (vpath.h), and the one thing the low-level
+ * API would add for speed — zero-copy replies — is available here too
+ * through read_buf returning an fd buffer (spliced when the kernel allows
+ * splice_write). Frozen images set keep_cache so repeat reads come from
+ * the page cache; active images use direct I/O so a qemu writing the store
+ * path is always seen (no stale pages to invalidate). */
+#include "ops.h"
+
+#include "jobs.h"
+#include "log.h"
+#include "view.h"
+#include "vpath.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+/* An open file: a store fd, or a rendered text (the .jobs file). */
+struct handle {
+    int fd;
+    bool frozen;
+    char *text;
+    size_t len;
+};
+
+static const struct store *st_of(void)
+{
+    return &((struct vfs *)fuse_get_context()->private_data)->store;
+}
+
+static struct handle *h_of(const struct fuse_file_info *fi)
+{
+    return fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+}
+
+static int parse(const char *path, struct vpath *vp)
+{
+    return path ? vpath_parse(path, vp) : -ENOENT;
+}
+
+static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    struct handle *h = h_of(fi);
+    if (!path && h && h->fd >= 0) {
+        if (fstat(h->fd, st) < 0)
+            return -errno;
+        if (h->frozen)
+            st->st_mode &= ~(mode_t)0222;
+        return 0;
+    }
+    struct vpath vp;
+    int r = parse(path, &vp);
+    return r < 0 ? r : view_getattr(st_of(), &vp, st);
+}
+
+static int op_readlink(const char *path, char *buf, size_t size)
+{
+    struct vpath vp;
+    int r = parse(path, &vp);
+    return r < 0 ? r : view_readlink(st_of(), &vp, buf, size);
+}
+
+struct dir_fill {
+    void *buf;
+    fuse_fill_dir_t filler;
+};
+
+static int fill_one(void *p, const char *name, mode_t type)
+{
+    struct dir_fill *d = p;
+    struct stat st = { .st_mode = type };
+    return d->filler(d->buf, name, &st, 0, 0);
+}
+
+/* nullpath_ok means readdir may get no path: the parsed path is kept in
+ * the directory handle instead. */
+static int op_opendir(const char *path, struct fuse_file_info *fi)
+{
+    struct vpath *vp = malloc(sizeof(*vp));
+    if (!vp)
+        return -ENOMEM;
+    int r = parse(path, vp);
+    struct stat st;
+    if (r == 0)
+        r = view_getattr(st_of(), vp, &st);
+    if (r == 0 && !S_ISDIR(st.st_mode))
+        r = -ENOTDIR;
+    if (r < 0) {
+        free(vp);
+        return r;
+    }
+    fi->fh = (uintptr_t)vp;
+    return 0;
+}
+
+static int op_releasedir(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    free((struct vpath *)(uintptr_t)fi->fh);
+    return 0;
+}
+
+static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+                      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+    (void)path;
+    (void)off;
+    (void)flags;
+    struct dir_fill d = { buf, filler };
+    return view_readdir(st_of(), (struct vpath *)(uintptr_t)fi->fh, fill_one, &d);
+}
+
+static int op_open(const char *path, struct fuse_file_info *fi)
+{
+    struct vpath vp;
+    int r = parse(path, &vp);
+    if (r < 0)
+        return r;
+    struct handle *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    h->fd = -1;
+    if (vp.kind == V_JOBS) {
+        if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+            free(h);
+            return -EROFS;
+        }
+        h->text = jobs_render(&h->len);
+        fi->direct_io = 1; /* size 0 in stat; reads return the live text */
+    } else {
+        struct view_file vf;
+        if ((r = view_open(st_of(), &vp, fi->flags, &vf)) < 0) {
+            free(h);
+            return r;
+        }
+        h->fd = vf.fd;
+        h->frozen = vf.frozen;
+        fi->keep_cache = vf.frozen;
+        fi->direct_io = vf.active;
+    }
+    fi->fh = (uintptr_t)h;
+    return 0;
+}
+
+static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    (void)path;
+    struct handle *h = h_of(fi);
+    struct fuse_bufvec *src = malloc(sizeof(*src));
+    if (!src)
+        return -ENOMEM;
+    *src = FUSE_BUFVEC_INIT(size);
+    if (h->text) {
+        size_t start = (size_t)off < h->len ? (size_t)off : h->len;
+        src->buf[0].mem = h->text + start;
+        src->buf[0].size = size < h->len - start ? size : h->len - start;
+    } else {
+        /* An fd buffer: libfuse splices straight from the store file. */
+        src->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+        src->buf[0].fd = h->fd;
+        src->buf[0].pos = off;
+    }
+    *bufp = src;
+    return 0;
+}
+
+static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
+                        struct fuse_file_info *fi)
+{
+    (void)path;
+    struct handle *h = h_of(fi);
+    if (h->fd < 0)
+        return -EBADF;
+    struct fuse_bufvec dst = FUSE_BUFVEC_INIT(fuse_buf_size(buf));
+    dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    dst.buf[0].fd = h->fd;
+    dst.buf[0].pos = off;
+    return (int)fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);
+}
+
+static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    (void)path;
+    struct handle *h = h_of(fi);
+    if (h->fd < 0)
+        return 0;
+    return (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0 ? -errno : 0;
+}
+
+static int op_release(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    struct handle *h = h_of(fi);
+    if (h->fd >= 0)
+        close(h->fd);
+    free(h->text);
+    free(h);
+    return 0;
+}
+
+static off_t op_lseek(const char *path, off_t off, int whence, struct fuse_file_info *fi)
+{
+    (void)path;
+    struct handle *h = h_of(fi);
+    if (!h || h->fd < 0)
+        return -ESPIPE;
+    /* SEEK_DATA/SEEK_HOLE let qemu-img and cp skip the holes of images. */
+    off_t r = lseek(h->fd, off, whence);
+    return r < 0 ? -errno : r;
+}
+
+static int op_fallocate(const char *path, int mode, off_t off, off_t len,
+                        struct fuse_file_info *fi)
+{
+    (void)path;
+    struct handle *h = h_of(fi);
+    if (!h || h->fd < 0)
+        return -EBADF;
+    return fallocate(h->fd, mode, off, len) < 0 ? -errno : 0;
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+    struct handle *h = h_of(fi);
+    if (h && h->fd >= 0 && !h->frozen)
+        return ftruncate(h->fd, size) < 0 ? -errno : 0;
+    struct vpath vp;
+    int r = parse(path, &vp);
+    return r < 0 ? r : view_truncate(st_of(), &vp, size);
+}
+
+static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct vpath vp;
+    int r = parse(path, &vp);
+    return r < 0 ? r : view_chmod(st_of(), &vp, mode);
+}
+
+static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct vpath vp;
+    int r = parse(path, &vp);
+    return r < 0 ? r : view_chown(st_of(), &vp, uid, gid);
+}
+
+static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct vpath vp;
+    int r = parse(path, &vp);
+    return r < 0 ? r : view_utimens(st_of(), &vp, tv);
+}
+
+static int op_statfs(const char *path, struct statvfs *sv)
+{
+    (void)path;
+    return statvfs(st_of()->root, sv) < 0 ? -errno : 0;
+}
+
+/* Namespace changes (snapshot, clone, delete, rename, revert, import) are
+ * not part of this version: they are refused, frozen areas read-only. */
+static int refuse(const char *op, const char *path)
+{
+    struct vpath vp;
+    int r = parse(path, &vp);
+    bool frozen = r == 0 && (vp.kind == V_SNAP || vp.kind == V_SNAP_IMAGE);
+    log_msg(LOG_NOTICE, "refused %s %s: %s", op, path ? path : "?",
+            frozen ? "snapshots are read-only" : "not supported by this version");
+    return frozen ? -EROFS : -EPERM;
+}
+
+static int op_mkdir(const char *path, mode_t mode)
+{
+    (void)mode;
+    return refuse("mkdir", path);
+}
+
+static int op_rmdir(const char *path)
+{
+    return refuse("rmdir", path);
+}
+
+static int op_unlink(const char *path)
+{
+    return refuse("unlink", path);
+}
+
+static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    (void)mode;
+    (void)fi;
+    struct vpath vp;
+    if (parse(path, &vp) == 0 && vp.kind == V_SNAP_IMAGE)
+        return refuse("create", path);
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof(parent), "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = '\0';
+    if (parse(parent, &vp) == 0 && vp.kind == V_SNAP) {
+        log_msg(LOG_NOTICE, "refused create %s: snapshots are read-only", path);
+        return -EROFS;
+    }
+    return refuse("create", path);
+}
+
+static int op_rename(const char *from, const char *to, unsigned int flags)
+{
+    (void)to;
+    (void)flags;
+    return refuse("rename", from);
+}
+
+static int op_symlink(const char *target, const char *path)
+{
+    (void)target;
+    return refuse("symlink", path);
+}
+
+static int op_link(const char *from, const char *to)
+{
+    (void)from;
+    return refuse("link", to);
+}
+
+static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    /* Replies from fd buffers become splices from the store file. */
+    if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+        conn->want |= FUSE_CAP_SPLICE_WRITE;
+    if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+        conn->want |= FUSE_CAP_SPLICE_MOVE;
+    if (conn->capable & FUSE_CAP_SPLICE_READ)
+        conn->want |= FUSE_CAP_SPLICE_READ;
+    cfg->nullpath_ok = 1;
+    cfg->use_ino = 0;
+    /* One second: long enough that `ls -l` and sequential reads do not
+     * ask again for every block, short enough that changes made in the
+     * store directly (a qemu growing an image) show up promptly. The
+     * kernel's auto_inval_data then drops cached pages whose file changed. */
+    cfg->entry_timeout = 1.0;
+    cfg->attr_timeout = 1.0;
+    cfg->negative_timeout = 0.0;
+    return fuse_get_context()->private_data;
+}
+
+const struct fuse_operations vmstorefs_ops = {
+    .init = op_init,
+    .getattr = op_getattr,
+    .readlink = op_readlink,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .open = op_open,
+    .read_buf = op_read_buf,
+    .write_buf = op_write_buf,
+    .fsync = op_fsync,
+    .release = op_release,
+    .lseek = op_lseek,
+    .fallocate = op_fallocate,
+    .truncate = op_truncate,
+    .chmod = op_chmod,
+    .chown = op_chown,
+    .utimens = op_utimens,
+    .statfs = op_statfs,
+    .mkdir = op_mkdir,
+    .rmdir = op_rmdir,
+    .unlink = op_unlink,
+    .create = op_create,
+    .rename = op_rename,
+    .symlink = op_symlink,
+    .link = op_link,
+};

@@ -1,0 +1,33 @@
+/* opts: the command line, in one table.
+ *
+ *   vmstorefs STORE MOUNTPOINT [-f] [-d] [-s] [-o opt[,opt...]]
+ *
+ * Every option has an -o spelling so /etc/fstab can carry it. Words that
+ * only mean something to mount(8) (defaults, _netdev, nofail, auto,
+ * noauto, user, users, nouser) are accepted and dropped. Generic and FUSE
+ * mount options are passed on to libfuse; anything else is an error.
+ * FUSE-free, so the unit tests check the table directly. */
+#ifndef VMSTOREFS_OPTS_H
+#define VMSTOREFS_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct opts {
+    const char *store;
+    const char *mountpoint;
+    bool foreground;
+    bool debug;
+    bool single_thread;
+    bool help;
+    bool version;
+    const char *qemu_img; /* NULL: search PATH */
+    char mount_opts[1024]; /* comma-separated options for libfuse */
+};
+
+/* Returns 0, or -EINVAL with a one-line reason in msg. Does not touch the
+ * file system. Strings point into argv (or into o for -o values). */
+int opts_parse(int argc, char **argv, struct opts *o, char *msg, size_t msgsz);
+void opts_usage(const char *prog, bool full);
+
+#endif

@@ -1,0 +1,69 @@
+/* qimg: everything vmstorefs knows about talking to qemu-img.
+ *
+ * Argument vectors are built here and nowhere else, so every call carries
+ * the flags safety needs (explicit formats, -U for read-only inspection of
+ * images a running qemu may hold). `qemu-img info --output=json` output is
+ * parsed strictly with json-c. Nothing here touches FUSE. */
+#ifndef VMSTOREFS_QIMG_H
+#define VMSTOREFS_QIMG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct qimg_info {
+    char format[32];
+    uint64_t virtual_size;
+    uint64_t actual_size;
+    bool dirty;
+    char *filename;
+    char *backing_filename;      /* as stored in the image; NULL when none */
+    char *full_backing_filename; /* as qemu-img resolved it; NULL when none */
+    char backing_format[32];     /* "" when the image does not record one */
+};
+
+/* Parses the object printed by `qemu-img info --output=json`. Returns 0,
+ * or -EINVAL with a reason in msg for anything that is not a well-formed
+ * info object (trailing garbage, missing format or virtual-size). */
+int qimg_parse_info(const char *json, struct qimg_info *out, char *msg, size_t msgsz);
+/* Parses `--backing-chain` output (an array, top image first). */
+int qimg_parse_chain(const char *json, struct qimg_info **out, size_t *count, char *msg,
+                     size_t msgsz);
+void qimg_info_clear(struct qimg_info *info);
+void qimg_chain_free(struct qimg_info *chain, size_t count);
+
+#define QIMG_ARGV_MAX 24
+struct qimg_argv {
+    const char *v[QIMG_ARGV_MAX];
+    int n;
+};
+
+/* qemu-img info -U --output=json [--backing-chain] IMAGE */
+void qimg_argv_info(struct qimg_argv *a, const char *qemu_img, const char *image, bool chain);
+/* qemu-img create -f qcow2 -b BACKING -F FMT IMAGE: an empty overlay. */
+void qimg_argv_create_overlay(struct qimg_argv *a, const char *qemu_img, const char *image,
+                              const char *backing, const char *backing_fmt);
+/* qemu-img convert -f FMT -O qcow2 SRC DST: a collapsed, standalone copy. */
+void qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *src,
+                       const char *src_fmt, const char *dst);
+/* qemu-img rebase -f qcow2 -b BACKING -F FMT IMAGE (safe mode: data is
+ * copied so the image reads the same); BACKING "" makes it standalone. */
+void qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
+                      const char *backing, const char *backing_fmt);
+/* qemu-img commit -f qcow2 -d IMAGE: write IMAGE's data into its backing
+ * file, leaving IMAGE in place (the caller decides what replaces it). */
+void qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image);
+
+/* Finds qemu-img: `configured` if given (must be executable), otherwise
+ * the first qemu-img in $PATH; checks that `qemu-img --version` runs.
+ * Writes the absolute path to out. -ENOENT etc. with a reason in msg. */
+int qimg_find(const char *configured, char *out, size_t outsz, char *msg, size_t msgsz);
+
+/* Runs `qemu-img info` on image and parses it. On failure msg holds
+ * qemu-img's own last line of complaint. */
+int qimg_info(const char *qemu_img, const char *image, struct qimg_info *out, char *msg,
+              size_t msgsz);
+
+#define QIMG_INFO_TIMEOUT 60
+
+#endif

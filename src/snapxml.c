@@ -1,0 +1,106 @@
+#include "snapxml.h"
+
+#include "xmlsafe.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_time(const char *s, int64_t *out)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    while (*end == ' ' || *end == '\n' || *end == '\t')
+        end++;
+    if (errno || *end || v < 0)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_disks(xmlNodePtr root, struct snap_info *out)
+{
+    xmlNodePtr disks = xml_child(root, "disks");
+    size_t n = 0;
+    for (xmlNodePtr c = disks ? disks->children : NULL; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE)
+            n++;
+    out->disks = n ? calloc(n, sizeof(char *)) : NULL;
+    if (n && !out->disks)
+        return -ENOMEM;
+    for (xmlNodePtr c = disks ? disks->children : NULL; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE || xmlStrcmp(c->name, BAD_CAST "disk") != 0)
+            continue;
+        char *mode = xml_attr(c, "snapshot");
+        bool skip = mode && strcmp(mode, "no") == 0;
+        free(mode);
+        char *name = xml_attr(c, "name");
+        if (skip || !name) {
+            free(name);
+            continue;
+        }
+        out->disks[out->ndisks++] = name;
+    }
+    return 0;
+}
+
+static int parse_doc(xmlDocPtr doc, struct snap_info *out, char *msg, size_t msgsz)
+{
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    out->name = xml_child_text(root, "name");
+    if (!out->name || !out->name[0]) {
+        snprintf(msg, msgsz, "<domainsnapshot> has no <name>");
+        return -EINVAL;
+    }
+    char *t = xml_child_text(root, "creationTime");
+    int r = parse_time(t, &out->creation_time);
+    free(t);
+    if (r < 0) {
+        snprintf(msg, msgsz, "<domainsnapshot> has no numeric <creationTime>");
+        return r;
+    }
+    out->parent = xml_child_text(xml_child(root, "parent"), "name");
+    out->description = xml_child_text(root, "description");
+    return parse_disks(root, out);
+}
+
+static int finish(xmlDocPtr doc, struct snap_info *out, char *msg, size_t msgsz)
+{
+    int r = parse_doc(doc, out, msg, msgsz);
+    xmlFreeDoc(doc);
+    if (r < 0)
+        snapxml_free(out);
+    return r;
+}
+
+int snapxml_parse_file(const char *path, struct snap_info *out, char *msg, size_t msgsz)
+{
+    memset(out, 0, sizeof(*out));
+    int err;
+    xmlDocPtr doc = xmlsafe_parse_file(path, "domainsnapshot", &err, msg, msgsz);
+    return doc ? finish(doc, out, msg, msgsz) : err;
+}
+
+int snapxml_parse_mem(const char *buf, size_t len, struct snap_info *out, char *msg,
+                      size_t msgsz)
+{
+    memset(out, 0, sizeof(*out));
+    xmlDocPtr doc = xmlsafe_parse_mem(buf, len, "domainsnapshot", msg, msgsz);
+    return doc ? finish(doc, out, msg, msgsz) : -EINVAL;
+}
+
+void snapxml_free(struct snap_info *info)
+{
+    for (size_t i = 0; i < info->ndisks; i++)
+        free(info->disks[i]);
+    free(info->disks);
+    free(info->name);
+    free(info->parent);
+    free(info->description);
+    memset(info, 0, sizeof(*info));
+}

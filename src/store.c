@@ -1,0 +1,348 @@
+#include "store.h"
+
+#include "imgcache.h"
+#include "log.h"
+#include "names.h"
+#include "snapxml.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FORMAT_FILE STORE_META_DIR "/format"
+
+static int fmt_path(char *out, size_t outsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fmt_path(char *out, size_t outsz, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, outsz, fmt, ap);
+    va_end(ap);
+    return (n < 0 || (size_t)n >= outsz) ? -ENAMETOOLONG : 0;
+}
+
+/* Reads "vmstorefs-store N" from the format file; 0 when absent. */
+static int read_format(const char *root, int *version, char *msg, size_t msgsz)
+{
+    char path[PATH_MAX];
+    if (fmt_path(path, sizeof(path), "%s/%s", root, FORMAT_FILE) < 0)
+        return -ENAMETOOLONG;
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        *version = 0;
+        return errno == ENOENT ? 0 : -errno;
+    }
+    int v = 0;
+    int n = fscanf(f, "vmstorefs-store %d", &v);
+    fclose(f);
+    if (n != 1 || v < 1) {
+        snprintf(msg, msgsz, "%s: unreadable store format file", path);
+        return -EINVAL;
+    }
+    *version = v;
+    return 0;
+}
+
+int store_check(struct store *s, const char *path, char *msg, size_t msgsz)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        int e = errno;
+        snprintf(msg, msgsz, "store %s: %s", path, strerror(e));
+        return -e;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(msg, msgsz, "store %s: not a directory", path);
+        return -ENOTDIR;
+    }
+    if (!realpath(path, s->root)) {
+        int e = errno;
+        snprintf(msg, msgsz, "store %s: %s", path, strerror(e));
+        return -e;
+    }
+    int version;
+    int r = read_format(s->root, &version, msg, msgsz);
+    if (r < 0)
+        return r;
+    if (version > STORE_FORMAT_VERSION) {
+        snprintf(msg, msgsz,
+                 "store %s has format %d, newer than this vmstorefs understands (%d): "
+                 "upgrade vmstorefs",
+                 s->root, version, STORE_FORMAT_VERSION);
+        return -EPROTONOSUPPORT;
+    }
+    return 0;
+}
+
+static int ensure_dir(const char *path, char *msg, size_t msgsz)
+{
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+        int e = errno;
+        snprintf(msg, msgsz, "cannot create %s: %s", path, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+static int write_format(const char *root, char *msg, size_t msgsz)
+{
+    char tmp[PATH_MAX], final[PATH_MAX];
+    if (fmt_path(tmp, sizeof(tmp), "%s/%s.tmp", root, FORMAT_FILE) < 0 ||
+        fmt_path(final, sizeof(final), "%s/%s", root, FORMAT_FILE) < 0)
+        return -ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(msg, msgsz, "cannot create %s: %s", tmp, strerror(e));
+        return -e;
+    }
+    char line[64];
+    int n = snprintf(line, sizeof(line), "vmstorefs-store %d\n", STORE_FORMAT_VERSION);
+    int r = 0;
+    if (write(fd, line, (size_t)n) != n || fsync(fd) < 0)
+        r = errno ? -errno : -EIO;
+    close(fd);
+    if (r == 0 && rename(tmp, final) < 0)
+        r = -errno;
+    if (r < 0) {
+        unlink(tmp);
+        snprintf(msg, msgsz, "cannot write %s: %s", final, strerror(-r));
+    }
+    return r;
+}
+
+int store_prepare_meta(const struct store *s, char *msg, size_t msgsz)
+{
+    static const char *const subdirs[] = { "", "/journal", "/tmp", "/locks" };
+    char path[PATH_MAX];
+    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+        if (fmt_path(path, sizeof(path), "%s/%s%s", s->root, STORE_META_DIR, subdirs[i]) < 0)
+            return -ENAMETOOLONG;
+        int r = ensure_dir(path, msg, msgsz);
+        if (r < 0)
+            return r;
+    }
+    int version;
+    int r = read_format(s->root, &version, msg, msgsz);
+    if (r == 0 && version == 0)
+        r = write_format(s->root, msg, msgsz);
+    return r;
+}
+
+int store_vm_path(const struct store *s, const char *vm, const char *rel, char *out,
+                  size_t outsz)
+{
+    if (rel && *rel)
+        return fmt_path(out, outsz, "%s/%s/%s", s->root, vm, rel);
+    return fmt_path(out, outsz, "%s/%s", s->root, vm);
+}
+
+int store_disk_path(const struct store *s, const char *vm, const char *dev, char *out,
+                    size_t outsz)
+{
+    return fmt_path(out, outsz, "%s/%s/disks/%s" IMAGE_SUFFIX, s->root, vm, dev);
+}
+
+int store_snap_path(const struct store *s, const char *vm, const char *snap, const char *rel,
+                    char *out, size_t outsz)
+{
+    if (rel && *rel)
+        return fmt_path(out, outsz, "%s/%s/snapshots/%s/%s", s->root, vm, snap, rel);
+    return fmt_path(out, outsz, "%s/%s/snapshots/%s", s->root, vm, snap);
+}
+
+int store_snap_image_path(const struct store *s, const char *vm, const char *snap,
+                          const char *dev, char *out, size_t outsz)
+{
+    return fmt_path(out, outsz, "%s/%s/snapshots/%s/%s" IMAGE_SUFFIX, s->root, vm, snap, dev);
+}
+
+/* ---- enumeration ---- */
+
+enum entry_kind { ENTRY_DIR, ENTRY_IMAGE };
+
+/* Walks dir, keeping entries of the wanted kind whose names pass the
+ * rules; others are logged once (dot-files are ours or the user's and
+ * are skipped silently). For ENTRY_IMAGE, fn gets the dev name. */
+static int list_dir(const char *dir, enum entry_kind kind, store_name_fn fn, void *ctx)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+    int r = 0;
+    struct dirent *de;
+    while (r == 0 && (de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        if (n[0] == '.')
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        char key[3 * MSG_MAX];
+        snprintf(key, sizeof(key), "badname:%s/%s", dir, n);
+        if (kind == ENTRY_DIR) {
+            if (!S_ISDIR(st.st_mode))
+                continue;
+            if (!name_is_valid(n)) {
+                log_once(LOG_WARNING, key, "skipping %s/%s: not a valid name", dir, n);
+                continue;
+            }
+            r = fn(n, ctx);
+        } else {
+            char dev[DEV_MAX_LEN + 1];
+            if (!S_ISREG(st.st_mode) || !dev_from_image_name(n, dev, sizeof(dev))) {
+                if (strcmp(n, "snapshot.xml") != 0)
+                    log_once(LOG_WARNING, key,
+                             "skipping %s/%s: not a regular <dev>.qcow2 image", dir, n);
+                continue;
+            }
+            r = fn(dev, ctx);
+        }
+    }
+    closedir(d);
+    return r < 0 ? r : 0;
+}
+
+int store_list_vms(const struct store *s, store_name_fn fn, void *ctx)
+{
+    return list_dir(s->root, ENTRY_DIR, fn, ctx);
+}
+
+int store_list_disks(const struct store *s, const char *vm, store_name_fn fn, void *ctx)
+{
+    char dir[PATH_MAX];
+    int r = store_vm_path(s, vm, "disks", dir, sizeof(dir));
+    return r < 0 ? r : list_dir(dir, ENTRY_IMAGE, fn, ctx);
+}
+
+int store_list_snapshots(const struct store *s, const char *vm, store_name_fn fn, void *ctx)
+{
+    char dir[PATH_MAX];
+    int r = store_vm_path(s, vm, "snapshots", dir, sizeof(dir));
+    return r < 0 ? r : list_dir(dir, ENTRY_DIR, fn, ctx);
+}
+
+int store_list_snap_images(const struct store *s, const char *vm, const char *snap,
+                           store_name_fn fn, void *ctx)
+{
+    char dir[PATH_MAX];
+    int r = store_snap_path(s, vm, snap, NULL, dir, sizeof(dir));
+    return r < 0 ? r : list_dir(dir, ENTRY_IMAGE, fn, ctx);
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool store_vm_exists(const struct store *s, const char *vm)
+{
+    char path[PATH_MAX];
+    return name_is_valid(vm) && store_vm_path(s, vm, NULL, path, sizeof(path)) == 0 &&
+           is_dir(path);
+}
+
+bool store_snap_exists(const struct store *s, const char *vm, const char *snap)
+{
+    char path[PATH_MAX];
+    return name_is_valid(vm) && name_is_valid(snap) &&
+           store_snap_path(s, vm, snap, NULL, path, sizeof(path)) == 0 && is_dir(path);
+}
+
+int store_snap_ctime(const struct store *s, const char *vm, const char *snap, int64_t *out)
+{
+    char path[PATH_MAX], msg[MSG_MAX];
+    int r = store_snap_path(s, vm, snap, "snapshot.xml", path, sizeof(path));
+    if (r < 0)
+        return r;
+    struct snap_info info;
+    r = snapxml_parse_file(path, &info, msg, sizeof(msg));
+    if (r < 0) {
+        char key[3 * MSG_MAX];
+        snprintf(key, sizeof(key), "snapxml:%s:%s", path, msg);
+        log_once(LOG_WARNING, key, "snapshot %s/%s: %s: %s", vm, snap, path, msg);
+        return r;
+    }
+    *out = info.creation_time;
+    snapxml_free(&info);
+    return 0;
+}
+
+bool store_parse_active_backing(const char *backing, const char *dev, char *snap,
+                                size_t snapsz)
+{
+    static const char prefix[] = "../snapshots/";
+    if (strncmp(backing, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    const char *name = backing + sizeof(prefix) - 1;
+    const char *slash = strchr(name, '/');
+    if (!slash || (size_t)(slash - name) >= snapsz)
+        return false;
+    char file[DEV_MAX_LEN + sizeof(IMAGE_SUFFIX) + 1];
+    if (snprintf(file, sizeof(file), "%s" IMAGE_SUFFIX, dev) >= (int)sizeof(file) ||
+        strcmp(slash + 1, file) != 0)
+        return false;
+    memcpy(snap, name, (size_t)(slash - name));
+    snap[slash - name] = '\0';
+    return name_is_valid(snap);
+}
+
+struct current_ctx {
+    const struct store *s;
+    const char *vm;
+    char best[NAME_MAX_LEN + 1];
+    int64_t best_time;
+};
+
+static int current_visit(const char *dev, void *p)
+{
+    struct current_ctx *c = p;
+    char path[PATH_MAX], fmt[32], backing[PATH_MAX], msg[MSG_MAX], snap[NAME_MAX_LEN + 1];
+    if (store_disk_path(c->s, c->vm, dev, path, sizeof(path)) < 0)
+        return 0;
+    int r = imgcache_lookup(c->s->qemu_img, path, fmt, sizeof(fmt), backing, sizeof(backing),
+                            msg, sizeof(msg));
+    char key[3 * MSG_MAX];
+    if (r < 0) {
+        snprintf(key, sizeof(key), "img:%s:%s", path, msg);
+        log_once(LOG_WARNING, key, "image %s cannot be read by qemu-img: %s", path, msg);
+        return 0;
+    }
+    if (strcmp(fmt, "qcow2") != 0) {
+        snprintf(key, sizeof(key), "fmt:%s:%s", path, fmt);
+        log_once(LOG_WARNING, key, "active image %s is %s, not qcow2", path, fmt);
+        return 0;
+    }
+    if (!backing[0] || !store_parse_active_backing(backing, dev, snap, sizeof(snap)) ||
+        !store_snap_exists(c->s, c->vm, snap))
+        return 0;
+    int64_t t = 0;
+    store_snap_ctime(c->s, c->vm, snap, &t);
+    if (!c->best[0] || t > c->best_time) {
+        strcpy(c->best, snap);
+        c->best_time = t;
+    }
+    return 0;
+}
+
+int store_current_snapshot(const struct store *s, const char *vm, char *out, size_t outsz)
+{
+    struct current_ctx c = { .s = s, .vm = vm };
+    int r = store_list_disks(s, vm, current_visit, &c);
+    if (r < 0)
+        return r;
+    if (!c.best[0])
+        return -ENOENT;
+    if (strlen(c.best) >= outsz)
+        return -ENAMETOOLONG;
+    strcpy(out, c.best);
+    return 0;
+}

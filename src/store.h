@@ -1,0 +1,75 @@
+/* store: the on-disk instance store, the source of truth.
+ *
+ *   STORE/.vmstorefs/       format, journal/, tmp/, locks/
+ *   STORE/<vm>/domain.xml
+ *   STORE/<vm>/disks/<dev>.qcow2
+ *   STORE/<vm>/snapshots/<snap>/{snapshot.xml,<dev>.qcow2}
+ *
+ * This module knows the layout (paths), validates and prepares a store,
+ * and enumerates what it holds. Entries with names the rules refuse are
+ * skipped with one log line each; nothing here is ever fatal for the
+ * daemon. It never changes images or XML. */
+#ifndef VMSTOREFS_STORE_H
+#define VMSTOREFS_STORE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_FORMAT_VERSION 1
+#define STORE_META_DIR ".vmstorefs"
+
+struct store {
+    char root[PATH_MAX];     /* absolute, canonical */
+    char qemu_img[PATH_MAX]; /* absolute path of qemu-img */
+};
+
+/* Checks that path is an existing directory and, if it already carries
+ * metadata, that its format is one this build understands. Writes
+ * nothing. Fills s->root with the canonical path. */
+int store_check(struct store *s, const char *path, char *msg, size_t msgsz);
+/* Creates STORE/.vmstorefs (format file, journal/, tmp/, locks/) when
+ * missing. The format file is written to a temp name and renamed, so a
+ * crash never leaves a half-written version. */
+int store_prepare_meta(const struct store *s, char *msg, size_t msgsz);
+
+/* Path builders: return 0 or -ENAMETOOLONG. */
+int store_vm_path(const struct store *s, const char *vm, const char *rel, char *out,
+                  size_t outsz);
+int store_disk_path(const struct store *s, const char *vm, const char *dev, char *out,
+                    size_t outsz);
+int store_snap_path(const struct store *s, const char *vm, const char *snap, const char *rel,
+                    char *out, size_t outsz);
+int store_snap_image_path(const struct store *s, const char *vm, const char *snap,
+                          const char *dev, char *out, size_t outsz);
+
+/* Enumeration: calls fn for each valid entry, in directory order. A
+ * missing directory enumerates as empty. fn returning non-zero stops. */
+typedef int (*store_name_fn)(const char *name, void *ctx);
+int store_list_vms(const struct store *s, store_name_fn fn, void *ctx);
+int store_list_disks(const struct store *s, const char *vm, store_name_fn fn, void *ctx);
+int store_list_snapshots(const struct store *s, const char *vm, store_name_fn fn, void *ctx);
+int store_list_snap_images(const struct store *s, const char *vm, const char *snap,
+                           store_name_fn fn, void *ctx);
+
+/* Is vm a VM directory of the store (valid name, a directory)? */
+bool store_vm_exists(const struct store *s, const char *vm);
+bool store_snap_exists(const struct store *s, const char *vm, const char *snap);
+
+/* Creation time of a snapshot from its snapshot.xml; -errno when the file
+ * is missing or malformed (logged once). */
+int store_snap_ctime(const struct store *s, const char *vm, const char *snap, int64_t *out);
+
+/* The snapshot the active disks grow from: each active image whose
+ * backing file is ../snapshots/<S>/<dev>.qcow2 names S; when disks name
+ * different snapshots (a partial snapshot), the newest one wins.
+ * -ENOENT when no disk grows from a snapshot. */
+int store_current_snapshot(const struct store *s, const char *vm, char *out, size_t outsz);
+
+/* Parses "../snapshots/<S>/<dev>.qcow2" (the backing name an active image
+ * carries); writes S to snap. False for any other shape. */
+bool store_parse_active_backing(const char *backing, const char *dev, char *snap,
+                                size_t snapsz);
+
+#endif

@@ -1,0 +1,344 @@
+#include "view.h"
+
+#include "domxml.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int stat_path(const char *path, struct stat *st)
+{
+    return lstat(path, st) < 0 ? -errno : 0;
+}
+
+static int stat_dir(const char *path, struct stat *st)
+{
+    int r = stat_path(path, st);
+    if (r == 0 && !S_ISDIR(st->st_mode))
+        r = -ENOENT;
+    return r;
+}
+
+static int stat_file(const char *path, struct stat *st)
+{
+    int r = stat_path(path, st);
+    if (r == 0 && !S_ISREG(st->st_mode))
+        r = -ENOENT;
+    return r;
+}
+
+/* A directory the mount makes up (clones/, or disks/ when the store has
+ * none yet): it takes the VM directory's owner and times. */
+static void as_synthetic_dir(struct stat *st)
+{
+    st->st_mode = S_IFDIR | 0755;
+    st->st_nlink = 2;
+    st->st_size = 0;
+}
+
+static void make_readonly(struct stat *st)
+{
+    st->st_mode &= ~(mode_t)(S_IWUSR | S_IWGRP | S_IWOTH);
+}
+
+/* The store file behind a file entry of the view. */
+static int backing_path(const struct store *s, const struct vpath *vp, char *out, size_t outsz)
+{
+    switch (vp->kind) {
+    case V_DISK:
+        return store_disk_path(s, vp->vm, vp->dev, out, outsz);
+    case V_SNAP_IMAGE:
+        return store_snap_image_path(s, vp->vm, vp->snap, vp->dev, out, outsz);
+    case V_DOMXML:
+        return store_vm_path(s, vp->vm, "domain.xml", out, outsz);
+    default:
+        return -EISDIR;
+    }
+}
+
+static int vm_subdir_attr(const struct store *s, const struct vpath *vp, const char *sub,
+                          struct stat *st)
+{
+    char path[PATH_MAX];
+    int r = store_vm_path(s, vp->vm, NULL, path, sizeof(path));
+    if (r < 0 || (r = stat_dir(path, st)) < 0 || !sub)
+        return r;
+    struct stat sub_st;
+    if (sub && store_vm_path(s, vp->vm, sub, path, sizeof(path)) == 0 &&
+        stat_dir(path, &sub_st) == 0) {
+        *st = sub_st;
+        return 0;
+    }
+    as_synthetic_dir(st);
+    return 0;
+}
+
+static int snap_attr(const struct store *s, const struct vpath *vp, struct stat *st)
+{
+    char path[PATH_MAX];
+    int r = store_snap_path(s, vp->vm, vp->snap, NULL, path, sizeof(path));
+    if (r < 0 || (r = stat_dir(path, st)) < 0)
+        return r;
+    int64_t created;
+    if (store_snap_ctime(s, vp->vm, vp->snap, &created) == 0) {
+        st->st_mtim.tv_sec = (time_t)created;
+        st->st_mtim.tv_nsec = 0;
+    }
+    if (vp->kind == V_SNAP_CLONES)
+        as_synthetic_dir(st);
+    make_readonly(st);
+    return 0;
+}
+
+static int current_link(const struct store *s, const char *vm, char *buf, size_t size)
+{
+    char snap[NAME_MAX_LEN + 1];
+    int r = store_current_snapshot(s, vm, snap, sizeof(snap));
+    if (r < 0)
+        return r;
+    if ((size_t)snprintf(buf, size, "snapshots/%s", snap) >= size)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int view_getattr(const struct store *s, const struct vpath *vp, struct stat *st)
+{
+    char path[PATH_MAX];
+    int r;
+    switch (vp->kind) {
+    case V_ROOT:
+        return stat_dir(s->root, st);
+    case V_JOBS:
+        if ((r = stat_dir(s->root, st)) < 0)
+            return r;
+        /* Size 0 with direct I/O: readers get whatever is live at read time. */
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        st->st_size = 0;
+        return 0;
+    case V_VM:
+        return vm_subdir_attr(s, vp, NULL, st) < 0 ? -ENOENT : 0;
+    case V_DISKS:
+        return vm_subdir_attr(s, vp, "disks", st);
+    case V_SNAPS:
+        return vm_subdir_attr(s, vp, "snapshots", st);
+    case V_CLONES:
+        if ((r = vm_subdir_attr(s, vp, NULL, st)) == 0)
+            as_synthetic_dir(st);
+        return r;
+    case V_SNAP:
+    case V_SNAP_CLONES:
+        return snap_attr(s, vp, st);
+    case V_DISK:
+    case V_SNAP_IMAGE:
+    case V_DOMXML:
+        if ((r = backing_path(s, vp, path, sizeof(path))) < 0 || (r = stat_file(path, st)) < 0)
+            return r;
+        if (vp->kind != V_DISK)
+            make_readonly(st);
+        return 0;
+    case V_CURRENT: {
+        char link[PATH_MAX];
+        if ((r = current_link(s, vp->vm, link, sizeof(link))) < 0 ||
+            (r = vm_subdir_attr(s, vp, NULL, st)) < 0)
+            return r;
+        st->st_mode = S_IFLNK | 0777;
+        st->st_nlink = 1;
+        st->st_size = (off_t)strlen(link);
+        return 0;
+    }
+    case V_CLONE:
+    case V_SNAP_CLONE:
+        return -ENOENT;
+    }
+    return -ENOENT;
+}
+
+struct fill_ctx {
+    view_fill_fn fill;
+    void *ctx;
+    const struct store *s;
+    mode_t type;
+};
+
+static int fill_name(const char *name, void *p)
+{
+    struct fill_ctx *f = p;
+    return f->fill(f->ctx, name, f->type);
+}
+
+static int fill_image(const char *dev, void *p)
+{
+    char file[DEV_MAX_LEN + sizeof(IMAGE_SUFFIX)];
+    snprintf(file, sizeof(file), "%s" IMAGE_SUFFIX, dev);
+    return fill_name(file, p);
+}
+
+/* Reports (once per problem) a VM whose definition is missing or broken;
+ * the VM stays listed so its images can still be reached. */
+static void check_definition(const struct store *s, const char *vm)
+{
+    char path[PATH_MAX], msg[MSG_MAX], key[3 * MSG_MAX];
+    if (store_vm_path(s, vm, "domain.xml", path, sizeof(path)) < 0)
+        return;
+    struct dom_info info;
+    int r = domxml_parse_file(path, &info, msg, sizeof(msg));
+    if (r == 0) {
+        domxml_free(&info);
+        return;
+    }
+    snprintf(key, sizeof(key), "domxml:%s:%s", path, msg);
+    if (r == -ENOENT)
+        log_once(LOG_WARNING, key, "VM %s has no domain.xml: listed as an incomplete VM", vm);
+    else
+        log_once(LOG_WARNING, key, "VM %s: %s: %s", vm, path, msg);
+}
+
+static int fill_vm(const char *vm, void *p)
+{
+    struct fill_ctx *f = p;
+    check_definition(f->s, vm);
+    return f->fill(f->ctx, vm, S_IFDIR);
+}
+
+static int readdir_vm(const struct store *s, const struct vpath *vp, view_fill_fn fill,
+                      void *ctx)
+{
+    struct stat st;
+    char link[PATH_MAX];
+    struct vpath x = *vp;
+    x.kind = V_DOMXML;
+    int r = 0;
+    if (view_getattr(s, &x, &st) == 0)
+        r = fill(ctx, "domain.xml", S_IFREG);
+    if (r == 0)
+        r = fill(ctx, "disks", S_IFDIR);
+    if (r == 0)
+        r = fill(ctx, "snapshots", S_IFDIR);
+    if (r == 0)
+        r = fill(ctx, "clones", S_IFDIR);
+    if (r == 0 && current_link(s, vp->vm, link, sizeof(link)) == 0)
+        r = fill(ctx, "current", S_IFLNK);
+    return r;
+}
+
+int view_readdir(const struct store *s, const struct vpath *vp, view_fill_fn fill, void *ctx)
+{
+    struct stat st;
+    int r = view_getattr(s, vp, &st);
+    if (r < 0)
+        return r;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if ((r = fill(ctx, ".", S_IFDIR)) != 0 || (r = fill(ctx, "..", S_IFDIR)) != 0)
+        return 0;
+    struct fill_ctx f = { fill, ctx, s, S_IFDIR };
+    switch (vp->kind) {
+    case V_ROOT:
+        if (fill(ctx, JOBS_FILE, S_IFREG) != 0)
+            return 0;
+        return store_list_vms(s, fill_vm, &f);
+    case V_VM:
+        readdir_vm(s, vp, fill, ctx);
+        return 0;
+    case V_DISKS:
+        f.type = S_IFREG;
+        return store_list_disks(s, vp->vm, fill_image, &f);
+    case V_SNAPS:
+        return store_list_snapshots(s, vp->vm, fill_name, &f);
+    case V_SNAP:
+        /* Only images: `clones` is enterable but hidden, snapshot.xml is
+         * the store's metadata, so `cp -a` and `rm -r` see images alone. */
+        f.type = S_IFREG;
+        return store_list_snap_images(s, vp->vm, vp->snap, fill_image, &f);
+    default:
+        return 0; /* clones/: nothing to list yet */
+    }
+}
+
+int view_readlink(const struct store *s, const struct vpath *vp, char *buf, size_t size)
+{
+    if (vp->kind != V_CURRENT)
+        return -EINVAL;
+    return current_link(s, vp->vm, buf, size);
+}
+
+int view_open(const struct store *s, const struct vpath *vp, int flags, struct view_file *out)
+{
+    char path[PATH_MAX];
+    int r = backing_path(s, vp, path, sizeof(path));
+    if (r < 0)
+        return r;
+    bool writing = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+    if (writing && vp->kind != V_DISK)
+        return -EROFS;
+    /* Keep the caller's access mode and sync semantics; never follow a
+     * symlink planted in the store, never hand the fd to a child. */
+    int pass = flags & (O_ACCMODE | O_APPEND | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME);
+    int fd = open(path, pass | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == EINVAL && (pass & O_DIRECT))
+        fd = open(path, (pass & ~O_DIRECT) | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ELOOP ? -ENOENT : -errno;
+    out->fd = fd;
+    out->frozen = vp->kind == V_SNAP_IMAGE;
+    out->active = vp->kind == V_DISK;
+    return 0;
+}
+
+/* Attribute changes reach only active images. */
+static int writable_path(const struct store *s, const struct vpath *vp, int refusal, char *out,
+                         size_t outsz)
+{
+    switch (vp->kind) {
+    case V_DISK:
+        return backing_path(s, vp, out, outsz);
+    case V_SNAP_IMAGE:
+    case V_DOMXML:
+    case V_SNAP:
+    case V_SNAP_CLONES:
+    case V_JOBS:
+        return refusal;
+    default:
+        return -EPERM;
+    }
+}
+
+int view_truncate(const struct store *s, const struct vpath *vp, off_t size)
+{
+    char path[PATH_MAX];
+    int r = writable_path(s, vp, -EROFS, path, sizeof(path));
+    if (r < 0)
+        return r;
+    return truncate(path, size) < 0 ? -errno : 0;
+}
+
+int view_chmod(const struct store *s, const struct vpath *vp, mode_t mode)
+{
+    char path[PATH_MAX];
+    int r = writable_path(s, vp, -EPERM, path, sizeof(path));
+    if (r < 0)
+        return r;
+    return chmod(path, mode & 07777) < 0 ? -errno : 0;
+}
+
+int view_chown(const struct store *s, const struct vpath *vp, uid_t uid, gid_t gid)
+{
+    char path[PATH_MAX];
+    int r = writable_path(s, vp, -EPERM, path, sizeof(path));
+    if (r < 0)
+        return r;
+    return lchown(path, uid, gid) < 0 ? -errno : 0;
+}
+
+int view_utimens(const struct store *s, const struct vpath *vp, const struct timespec tv[2])
+{
+    char path[PATH_MAX];
+    int r = writable_path(s, vp, -EROFS, path, sizeof(path));
+    if (r < 0)
+        return r;
+    return utimensat(AT_FDCWD, path, tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}

@@ -1,0 +1,41 @@
+/* view: what the mount shows, computed from the store.
+ *
+ * Attributes, directory listings, symlinks and opens for every kind of
+ * mount entry (see vpath.h), with the rules of the view: frozen images
+ * and snapshot metadata are read-only, `current` is derived from the
+ * active images' backing files, a snapshot directory's mtime is its
+ * creation time, `clones/` under a snapshot is enterable but not listed.
+ * FUSE-free: the FUSE layer maps these results to replies. */
+#ifndef VMSTOREFS_VIEW_H
+#define VMSTOREFS_VIEW_H
+
+#include "store.h"
+#include "vpath.h"
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+typedef int (*view_fill_fn)(void *ctx, const char *name, mode_t type);
+
+int view_getattr(const struct store *s, const struct vpath *vp, struct stat *st);
+int view_readdir(const struct store *s, const struct vpath *vp, view_fill_fn fill, void *ctx);
+int view_readlink(const struct store *s, const struct vpath *vp, char *buf, size_t size);
+
+struct view_file {
+    int fd;
+    bool frozen; /* never changes: the kernel may keep its pages across opens */
+    bool active; /* may change under us (a qemu writing the store path) */
+};
+/* Opens the store file behind a file entry. Write access to anything but
+ * an active disk image is -EROFS. */
+int view_open(const struct store *s, const struct vpath *vp, int flags, struct view_file *out);
+
+/* Attribute changes: passed through for active disk images; refused on
+ * frozen images and metadata (-EROFS for size/times, -EPERM for mode and
+ * owner, as a read-only snapshot would). */
+int view_truncate(const struct store *s, const struct vpath *vp, off_t size);
+int view_chmod(const struct store *s, const struct vpath *vp, mode_t mode);
+int view_chown(const struct store *s, const struct vpath *vp, uid_t uid, gid_t gid);
+int view_utimens(const struct store *s, const struct vpath *vp, const struct timespec tv[2]);
+
+#endif

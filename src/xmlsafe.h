@@ -1,0 +1,30 @@
+/* xmlsafe: the only way vmstorefs turns bytes into an XML tree.
+ *
+ * Store XML is untrusted input (a user can write domain.xml, copy a VM in),
+ * so parsing never touches the network, never loads or honours a DTD,
+ * never expands entities, and refuses documents over XMLSAFE_MAX_BYTES.
+ * libvirt's own XML never has a DOCTYPE, so one is refused outright. */
+#ifndef VMSTOREFS_XMLSAFE_H
+#define VMSTOREFS_XMLSAFE_H
+
+#include <libxml/tree.h>
+#include <stddef.h>
+
+#define XMLSAFE_MAX_BYTES (1u << 20)
+
+/* Returns the document whose root element is named `root`, or NULL with a
+ * reason in msg. */
+xmlDocPtr xmlsafe_parse_mem(const char *buf, size_t len, const char *root, char *msg,
+                            size_t msgsz);
+/* Reads path (at most XMLSAFE_MAX_BYTES) then parses as above; *err gets
+ * -errno (-ENOENT for a missing file, -EINVAL for bad XML). */
+xmlDocPtr xmlsafe_parse_file(const char *path, const char *root, int *err, char *msg,
+                             size_t msgsz);
+
+/* Small helpers over the tree: first child element with this name, and
+ * its text content / attribute as a malloc'd string (NULL when absent). */
+xmlNodePtr xml_child(xmlNodePtr parent, const char *name);
+char *xml_child_text(xmlNodePtr parent, const char *name);
+char *xml_attr(xmlNodePtr node, const char *name);
+
+#endif
