@@ -157,9 +157,16 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
         return -ENOMEM;
     *src = FUSE_BUFVEC_INIT(size);
     if (h->text) {
+        /* libfuse frees memory buffers after replying: hand it a copy. */
         size_t start = (size_t)off < h->len ? (size_t)off : h->len;
-        src->buf[0].mem = h->text + start;
-        src->buf[0].size = size < h->len - start ? size : h->len - start;
+        size_t n = size < h->len - start ? size : h->len - start;
+        src->buf[0].mem = malloc(n ? n : 1);
+        if (!src->buf[0].mem) {
+            free(src);
+            return -ENOMEM;
+        }
+        memcpy(src->buf[0].mem, h->text + start, n);
+        src->buf[0].size = n;
     } else {
         /* An fd buffer: libfuse splices straight from the store file. */
         src->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -271,7 +278,7 @@ static int refuse(const char *op, const char *path)
 {
     struct vpath vp;
     int r = parse(path, &vp);
-    bool frozen = r == 0 && (vp.kind == V_SNAP || vp.kind == V_SNAP_IMAGE);
+    bool frozen = r == 0 && vp.kind == V_SNAP_IMAGE;
     log_msg(LOG_NOTICE, "refused %s %s: %s", op, path ? path : "?",
             frozen ? "snapshots are read-only" : "not supported by this version");
     return frozen ? -EROFS : -EPERM;

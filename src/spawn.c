@@ -94,10 +94,16 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void collect(struct capture *out, struct capture *err, pid_t pid,
-                    unsigned timeout_sec, struct spawn_result *res)
+static void kill_child(pid_t pid, struct spawn_result *res)
 {
-    int64_t deadline = timeout_sec ? now_ms() + (int64_t)timeout_sec * 1000 : 0;
+    res->timed_out = true;
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+}
+
+static void collect(struct capture *out, struct capture *err, pid_t pid, int64_t deadline,
+                    struct spawn_result *res)
+{
     bool out_open = true, err_open = true;
     while (out_open || err_open) {
         struct pollfd p[2] = { { out->fd, POLLIN, 0 }, { err->fd, POLLIN, 0 } };
@@ -107,9 +113,7 @@ static void collect(struct capture *out, struct capture *err, pid_t pid,
         if (deadline) {
             int64_t left = deadline - now_ms();
             if (left <= 0) {
-                res->timed_out = true;
-                kill(-pid, SIGKILL);
-                kill(pid, SIGKILL);
+                kill_child(pid, res);
                 break;
             }
             wait = left > INT32_MAX ? INT32_MAX : (int)left;
@@ -120,6 +124,26 @@ static void collect(struct capture *out, struct capture *err, pid_t pid,
             out_open = capture_read(out);
         if (err_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
             err_open = capture_read(err);
+    }
+}
+
+/* A child may close its output and keep running: the deadline holds
+ * until it has exited, not just until its pipes are closed. */
+static int reap(pid_t pid, int64_t deadline, struct spawn_result *res)
+{
+    int status = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, (deadline && !res->timed_out) ? WNOHANG : 0);
+        if (w == pid)
+            return status;
+        if (w < 0 && errno != EINTR)
+            return status;
+        if (w == 0) {
+            if (now_ms() >= deadline)
+                kill_child(pid, res);
+            else
+                usleep(10000);
+        }
     }
 }
 
@@ -160,13 +184,11 @@ int spawn_run(const char *const argv[], unsigned timeout_sec, struct spawn_resul
     }
     out.fd = po[0];
     err.fd = pe[0];
-    collect(&out, &err, pid, timeout_sec, res);
+    int64_t deadline = timeout_sec ? now_ms() + (int64_t)timeout_sec * 1000 : 0;
+    collect(&out, &err, pid, deadline, res);
     close(po[0]);
     close(pe[0]);
-
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    int status = reap(pid, deadline, res);
     res->out = out.buf;
     res->out_len = out.len;
     res->err = err.buf;

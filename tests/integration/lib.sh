@@ -1,0 +1,111 @@
+# Shared verbs of the integration tests (sourced, not run).
+#
+# Every test mounts the real filesystem on a temp dir and acts on it with
+# the real tools. The EXIT trap unmounts (lazily if it must) and kills any
+# daemon the test started, so a failing test never leaves a mount behind.
+# Exit codes follow automake: 0 pass, 1 fail, 77 skip.
+
+set -u
+
+: "${VMSTOREFS:?VMSTOREFS must point to the built vmstorefs binary}"
+TOP_SRCDIR=${TOP_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/vmstorefs-test.XXXXXX")
+DAEMON_LOG=$TMP/daemon.log
+MOUNTED=()
+DAEMONS=()
+
+cleanup() {
+    local m p
+    for m in "${MOUNTED[@]}"; do
+        if mountpoint -q "$m" 2>/dev/null || grep -qs " $m " /proc/self/mounts; then
+            fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+        fi
+    done
+    for p in "${DAEMONS[@]}"; do
+        kill -9 "$p" 2>/dev/null
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    if [ -s "$DAEMON_LOG" ]; then
+        echo "--- daemon log ---" >&2
+        tail -n 20 "$DAEMON_LOG" >&2
+    fi
+    exit 1
+}
+skip() {
+    echo "SKIP: $*"
+    exit 77
+}
+pass() {
+    echo "ok - $*"
+}
+need() {
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 || skip "$t is not installed"
+    done
+}
+need_fuse() {
+    [ -c /dev/fuse ] || skip "no /dev/fuse"
+    need fusermount3 mountpoint qemu-img qemu-io
+}
+
+# mount_fs STORE MNT [ARGS...]: start a foreground daemon and wait until the
+# mount is there (or the daemon has died). Sets DAEMON_PID.
+mount_fs() {
+    local store=$1 mnt=$2
+    shift 2
+    mkdir -p "$mnt"
+    "$VMSTOREFS" "$store" "$mnt" -f "$@" >>"$DAEMON_LOG" 2>&1 &
+    DAEMON_PID=$!
+    DAEMONS+=("$DAEMON_PID")
+    MOUNTED+=("$mnt")
+    local i
+    for i in $(seq 100); do
+        mountpoint -q "$mnt" && return 0
+        kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited before mounting $mnt"
+        sleep 0.1
+    done
+    fail "$mnt not mounted after 10 s"
+}
+
+# unmount_fs MNT: unmount and require the daemon to exit with status 0.
+unmount_fs() {
+    local mnt=$1 status=0
+    fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt failed"
+    wait "$DAEMON_PID" || status=$?
+    [ "$status" -eq 0 ] || fail "daemon exited with status $status after unmount"
+}
+
+# expect_fail "what" PATTERN CMD...: CMD must fail and say PATTERN on stderr.
+expect_fail() {
+    local what=$1 pattern=$2
+    shift 2
+    local err
+    if err=$("$@" 2>&1 >/dev/null); then
+        fail "$what: succeeded but should have failed"
+    fi
+    grep -q -- "$pattern" <<<"$err" || fail "$what: expected '$pattern', got: $err"
+}
+
+# A tree listing with checksums: proves an operation changed nothing.
+tree_state() {
+    (cd "$1" && find . -printf '%p %s %m\n' | sort && find . -type f -exec sha256sum {} + | sort)
+}
+
+sample_store() {
+    "$TOP_SRCDIR/scripts/make-sample-store" "$1" >/dev/null || fail "make-sample-store failed"
+}
+
+# read_pattern IMAGE PATTERN OFFSET LEN: guest-visible data check (qemu-io
+# exits non-zero on "Pattern verification failed").
+read_pattern() {
+    local out
+    out=$(qemu-io -r -f qcow2 -c "read -P $2 $3 $4" "$1" 2>&1) ||
+        fail "$1: expected pattern $2 at $3+$4: $out"
+}

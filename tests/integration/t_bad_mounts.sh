@@ -1,0 +1,66 @@
+#!/bin/bash
+# A bad mount fails loudly and early: one clear line on stderr, a non-zero
+# exit, no mount, and nothing written to the store.
+. "$(dirname "$0")/lib.sh"
+need_fuse
+
+S=$TMP/store M=$TMP/mnt
+mkdir -p "$S/vm1" "$M"
+echo '<domain type="kvm"><name>vm1</name></domain>' >"$S/vm1/domain.xml"
+echo "not a dir" >"$TMP/file"
+before=$(tree_state "$S")
+
+# bad_mount "what" PATTERN CMD...: CMD (vmstorefs with its arguments) must exit non-zero with
+# exactly one line on stderr matching PATTERN, and change nothing.
+bad_mount() {
+    local what=$1 pattern=$2 status=0
+    shift 2
+    timeout 20 "$@" >"$TMP/out" 2>"$TMP/err" || status=$?
+    [ "$status" -ne 0 ] || fail "$what: exit status 0"
+    [ "$status" -ne 124 ] || fail "$what: hung"
+    [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "$what: expected one line, got: $(cat "$TMP/err")"
+    grep -q -- "$pattern" "$TMP/err" || fail "$what: expected '$pattern', got: $(cat "$TMP/err")"
+    mountpoint -q "$M" && fail "$what: something got mounted"
+    [ "$(tree_state "$S")" = "$before" ] || fail "$what: the store changed"
+    pass "$what: $(cat "$TMP/err")"
+}
+
+bad_mount "missing store" "$TMP/nope: No such file or directory" "$VMSTOREFS" "$TMP/nope" "$M" -f
+bad_mount "store is a file" "not a directory" "$VMSTOREFS" "$TMP/file" "$M" -f
+bad_mount "unknown -o option" "unknown option 'bogus'" "$VMSTOREFS" "$S" "$M" -f -o allow_other,bogus
+bad_mount "unknown flag" "unknown option '-x'" "$VMSTOREFS" "$S" "$M" -x
+bad_mount "missing mount point" "missing MOUNTPOINT" "$VMSTOREFS" "$S"
+bad_mount "no arguments" "missing STORE and MOUNTPOINT" "$VMSTOREFS"
+bad_mount "mount point does not exist" "$TMP/nomnt: No such file or directory" "$VMSTOREFS" "$S" "$TMP/nomnt" -f
+bad_mount "mount point is a file" "not a directory" "$VMSTOREFS" "$S" "$TMP/file" -f
+bad_mount "qemu_img that does not exist" "qemu_img=/nonexistent/qemu-img: not an executable" "$VMSTOREFS" \
+    "$S" "$M" -f -o qemu_img=/nonexistent/qemu-img
+bad_mount "no qemu-img in PATH" "install the Debian package qemu-utils" \
+    env PATH=/nonexistent "$VMSTOREFS" "$S" "$M" -f
+
+# A store written by a newer vmstorefs is refused, and left as it was.
+mkdir -p "$S/.vmstorefs"
+echo "vmstorefs-store 99" >"$S/.vmstorefs/format"
+before=$(tree_state "$S")
+bad_mount "store of a newer format" "format 99, newer than this vmstorefs" "$VMSTOREFS" "$S" "$M" -f
+rm -r "$S/.vmstorefs"
+before=$(tree_state "$S")
+
+# A second mount of the same store on the same mount point.
+mount_fs "$S" "$M"
+before=$(tree_state "$S")
+status=0
+timeout 20 "$VMSTOREFS" "$S" "$M" -f 2>"$TMP/err" || status=$?
+[ "$status" -ne 0 ] && [ "$status" -ne 124 ] || fail "second mount: status $status"
+[ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "already mounted there" "$TMP/err" ||
+    fail "second mount: $(cat "$TMP/err")"
+[ "$(grep -c " $M fuse.vmstorefs " /proc/self/mounts)" -eq 1 ] || fail "second mount stacked a mount"
+[ -f "$M/vm1/domain.xml" ] || fail "first mount no longer serves"
+[ "$(tree_state "$S")" = "$before" ] || fail "second mount: the store changed"
+pass "second mount on the same mount point: $(cat "$TMP/err")"
+unmount_fs "$M"
+
+out=$("$VMSTOREFS" --help) || fail "--help exits non-zero"
+grep -q "^usage: vmstorefs STORE MOUNTPOINT" <<<"$out" || fail "--help has no usage line"
+"$VMSTOREFS" -V | grep -q "^vmstorefs [0-9]" || fail "-V prints no version"
+pass "--help and -V answer and exit 0"

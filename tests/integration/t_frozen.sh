@@ -1,0 +1,36 @@
+#!/bin/bash
+# Frozen images and snapshot metadata never change through the mount:
+# writes, truncation, creation are EROFS, chmod/chown EPERM, and the store
+# is byte-for-byte what it was.
+. "$(dirname "$0")/lib.sh"
+need_fuse
+
+S=$TMP/store M=$TMP/mnt
+sample_store "$S"
+mount_fs "$S" "$M"
+before=$(tree_state "$S")
+F=$M/web1/snapshots/configured/vda.qcow2
+
+[ "$(stat -c %a "$F")" = 444 ] || fail "frozen image mode is $(stat -c %a "$F"), expected 444"
+expect_fail "append to a frozen image" "Read-only file system" sh -c "echo x >> '$F'"
+expect_fail "truncate a frozen image" "Read-only file system" truncate -s 0 "$F"
+expect_fail "dd into a frozen image" "Read-only file system" dd if=/dev/zero of="$F" bs=4k count=1 conv=notrunc
+expect_fail "qemu-io write to a frozen image" "Read-only file system" qemu-io -f qcow2 -c 'write -P 0x99 0 64k' "$F"
+expect_fail "chmod a frozen image" "Operation not permitted" chmod 666 "$F"
+expect_fail "chown a frozen image" "Operation not permitted" chown 1:1 "$F"
+expect_fail "touch a frozen image" "Read-only file system" touch "$F"
+pass "frozen images refuse writes, truncation, chmod, chown and touch"
+
+expect_fail "create in a snapshot" "Read-only file system" touch "$M/web1/snapshots/configured/new.qcow2"
+expect_fail "create metadata in a snapshot" "Read-only file system" touch "$M/web1/snapshots/configured/snapshot.xml"
+expect_fail "write domain.xml" "Read-only file system" sh -c "echo '<domain/>' > '$M/web1/domain.xml'"
+expect_fail "write .jobs" "Read-only file system\|Permission denied" sh -c "echo x > '$M/.jobs'"
+pass "snapshot directories and metadata refuse new files and writes"
+
+read_pattern "$F" 0x22 4M 4M
+[ "$(tree_state "$S")" = "$before" ] || fail "the store changed"
+grep -q "refused create /web1/snapshots/configured/new.qcow2: snapshots are read-only" "$DAEMON_LOG" ||
+    fail "refusal not logged with its reason"
+pass "nothing in the store changed, and refusals are logged"
+
+unmount_fs "$M"

@@ -1,0 +1,269 @@
+/* Unit tests for opts: the command line and its -o words.
+ *
+ * opts_parse cuts -o lists in place, so every argument is a writable
+ * copy (struct args below), never a string literal. */
+#include "check.h"
+#include "opts.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXARGS 16
+
+struct args {
+    int argc;
+    char *argv[MAXARGS + 1];
+};
+
+/* Builds a writable argv from a NULL-terminated list ("vmstorefs" first). */
+static void args_make(struct args *a, ...)
+{
+    va_list ap;
+    va_start(ap, a);
+    a->argc = 0;
+    a->argv[a->argc++] = strdup("vmstorefs");
+    const char *s;
+    while ((s = va_arg(ap, const char *)) != NULL && a->argc < MAXARGS)
+        a->argv[a->argc++] = strdup(s);
+    a->argv[a->argc] = NULL;
+    va_end(ap);
+}
+
+static void args_free(struct args *a)
+{
+    for (int i = 0; i < a->argc; i++)
+        free(a->argv[i]);
+    a->argc = 0;
+}
+
+static int parse(struct args *a, struct opts *o, char *msg, size_t msgsz)
+{
+    msg[0] = '\0';
+    return opts_parse(a->argc, a->argv, o, msg, msgsz);
+}
+
+static void test_positionals(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+    args_make(&a, "/srv/store", "/mnt/vms", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK_STR(o.store, "/srv/store");
+    CHECK_STR(o.mountpoint, "/mnt/vms");
+    CHECK(!o.foreground && !o.debug && !o.single_thread && !o.help && !o.version);
+    CHECK(o.qemu_img == NULL);
+    CHECK_STR(o.mount_opts, "");
+    args_free(&a);
+}
+
+static void test_flags(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+
+    args_make(&a, "-f", "/srv/store", "/mnt/vms", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK(o.foreground && !o.debug && !o.single_thread);
+    args_free(&a);
+
+    args_make(&a, "/srv/store", "-d", "/mnt/vms", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK(o.debug && o.foreground && !o.single_thread);
+    CHECK_STR(o.store, "/srv/store");
+    CHECK_STR(o.mountpoint, "/mnt/vms");
+    args_free(&a);
+
+    args_make(&a, "/srv/store", "/mnt/vms", "-s", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK(o.single_thread && !o.foreground && !o.debug);
+    args_free(&a);
+}
+
+static void test_own_o_options(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+
+    args_make(&a, "/srv/store", "/mnt/vms", "-o", "foreground", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK(o.foreground && !o.debug);
+    args_free(&a);
+
+    args_make(&a, "/srv/store", "/mnt/vms", "-o", "debug", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK(o.debug && o.foreground);
+    args_free(&a);
+
+    args_make(&a, "/srv/store", "/mnt/vms", "-o",
+              "single_thread,qemu_img=/opt/qemu/bin/qemu-img", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK(o.single_thread);
+    CHECK_STR(o.qemu_img, "/opt/qemu/bin/qemu-img");
+    CHECK_STR(o.mount_opts, "");
+    args_free(&a);
+
+    args_make(&a, "/srv/store", "/mnt/vms", "-o", "qemu_img=", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), -EINVAL);
+    CHECK(strstr(msg, "qemu_img") != NULL);
+    args_free(&a);
+}
+
+static void test_attached_o(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+    args_make(&a, "/srv/store", "/mnt/vms", "-oallow_other", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK_STR(o.mount_opts, "allow_other");
+    args_free(&a);
+
+    args_make(&a, "-oforeground,ro", "/srv/store", "/mnt/vms", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK(o.foreground);
+    CHECK_STR(o.mount_opts, "ro");
+    args_free(&a);
+}
+
+static void test_fstab_words(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+    args_make(&a, "/srv/store", "/mnt/vms", "-o",
+              "defaults,_netdev,nofail,auto,noauto,user,users,nouser,x-systemd.foo,"
+              "x-systemd.requires=/srv,comment=hello,owner",
+              NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK_STR(o.mount_opts, "");
+    CHECK(!o.foreground && !o.debug && !o.single_thread);
+    args_free(&a);
+
+    /* mixed with mount words, the fstab words simply vanish */
+    args_make(&a, "/srv/store", "/mnt/vms", "-o", "defaults,allow_other,_netdev", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK_STR(o.mount_opts, "allow_other");
+    args_free(&a);
+}
+
+static void test_mount_words(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+    args_make(&a, "/srv/store", "/mnt/vms", "-o", "allow_other,default_permissions,ro", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK_STR(o.mount_opts, "allow_other,default_permissions,ro");
+    args_free(&a);
+
+    /* several -o accumulate in order; empty words are harmless */
+    args_make(&a, "-o", "nosuid,,nodev", "/srv/store", "-o", "max_read=131072", "/mnt/vms",
+              "-onoatime", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK_STR(o.mount_opts, "nosuid,nodev,max_read=131072,noatime");
+    args_free(&a);
+
+    /* fsname= and subtype= are ours to set: dropped */
+    args_make(&a, "/srv/store", "/mnt/vms", "-o", "fsname=x,subtype=y,rw", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK_STR(o.mount_opts, "rw");
+    args_free(&a);
+}
+
+static void test_unknown_option(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+    args_make(&a, "/srv/store", "/mnt/vms", "-o", "allow_other,bogus_word,ro", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), -EINVAL);
+    CHECK(strstr(msg, "bogus_word") != NULL);
+    args_free(&a);
+
+    /* a near miss of a known word is not accepted */
+    args_make(&a, "/srv/store", "/mnt/vms", "-o", "allow_others", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), -EINVAL);
+    CHECK(strstr(msg, "allow_others") != NULL);
+    args_free(&a);
+
+    args_make(&a, "/srv/store", "/mnt/vms", "-o", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), -EINVAL);
+    CHECK(msg[0] != '\0');
+    args_free(&a);
+}
+
+static void test_unknown_flag(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+    args_make(&a, "/srv/store", "/mnt/vms", "-x", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), -EINVAL);
+    CHECK(strstr(msg, "-x") != NULL);
+    args_free(&a);
+
+    args_make(&a, "--frobnicate", "/srv/store", "/mnt/vms", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), -EINVAL);
+    CHECK(strstr(msg, "--frobnicate") != NULL);
+    args_free(&a);
+}
+
+static void test_positional_count(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+
+    args_make(&a, NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), -EINVAL);
+    CHECK(msg[0] != '\0');
+    args_free(&a);
+
+    args_make(&a, "/srv/store", "-f", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), -EINVAL);
+    CHECK(strstr(msg, "MOUNTPOINT") != NULL);
+    args_free(&a);
+
+    args_make(&a, "/srv/store", "/mnt/vms", "/extra", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), -EINVAL);
+    CHECK(strstr(msg, "/extra") != NULL);
+    args_free(&a);
+}
+
+static void test_help_version(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+    const char *const spellings[] = { "-h", "--help", "-V", "--version" };
+    for (size_t i = 0; i < 4; i++) {
+        args_make(&a, spellings[i], NULL);
+        CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+        CHECK(i < 2 ? o.help : o.version);
+        args_free(&a);
+    }
+    /* an unknown option is still an error next to --help */
+    args_make(&a, "--help", "-o", "nonsense", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), -EINVAL);
+    args_free(&a);
+}
+
+int main(void)
+{
+    test_positionals();
+    test_flags();
+    test_own_o_options();
+    test_attached_o();
+    test_fstab_words();
+    test_mount_words();
+    test_unknown_option();
+    test_unknown_flag();
+    test_positional_count();
+    test_help_version();
+    CHECK_DONE();
+}

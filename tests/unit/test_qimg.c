@@ -1,0 +1,530 @@
+/* Unit tests for qimg: argv builders, JSON parsing on output captured from
+ * the real qemu-img 7.2 (tests/data/qimg/), finding and running qemu-img.
+ * The parts that run qemu-img are skipped with a note when it is absent. */
+#include "check.h"
+#include "qimg.h"
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define QEMU_IMG "/usr/bin/qemu-img"
+
+/* ---- helpers ---- */
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0, n;
+    char *buf = malloc(cap);
+    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len + 1 < cap)
+            continue;
+        cap *= 2;
+        char *nb = realloc(buf, cap);
+        if (!nb)
+            free(buf);
+        buf = nb;
+    }
+    fclose(f);
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+/* The text of tests/data/qimg/NAME (malloc'd), or NULL (a failed check). */
+static char *fixture(const char *name)
+{
+    const char *dir = getenv("TEST_DATA");
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/qimg/%s", dir ? dir : "tests/data", name);
+    char *text = read_text(path);
+    if (!text) {
+        fprintf(stderr, "fixture %s missing (set TEST_DATA)\n", path);
+        check_failures++;
+    }
+    return text;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = s ? strlen(s) : 0, b = strlen(suffix);
+    return s && a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Compares a built argv with the expected NULL-terminated list. */
+static void expect_argv(int line, const struct qimg_argv *a, const char *const *want)
+{
+    int n = 0;
+    while (want[n])
+        n++;
+    bool ok = a->n == n && a->v[n] == NULL;
+    for (int i = 0; ok && i < n; i++)
+        ok = a->v[i] && strcmp(a->v[i], want[i]) == 0;
+    if (!ok) {
+        fprintf(stderr, "line %d: argv mismatch:\n  got     ", line);
+        for (int i = 0; i < a->n && i < QIMG_ARGV_MAX; i++)
+            fprintf(stderr, " %s", a->v[i] ? a->v[i] : "(null)");
+        fprintf(stderr, " [n=%d]\n  expected", a->n);
+        for (int i = 0; i < n; i++)
+            fprintf(stderr, " %s", want[i]);
+        fprintf(stderr, " [n=%d]\n", n);
+        check_failures++;
+    }
+}
+#define EXPECT_ARGV(a, ...)                                                                   \
+    do {                                                                                      \
+        const char *const want_[] = { __VA_ARGS__, NULL };                                    \
+        expect_argv(__LINE__, a, want_);                                                      \
+    } while (0)
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_tree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Runs an argv (absolute argv[0]) and reports whether it succeeded. */
+static bool run(const char *const *argv)
+{
+    struct spawn_result res;
+    int r = spawn_run(argv, 60, &res);
+    if (r != 0)
+        fprintf(stderr, "%s failed (%d): %s\n", argv[0], r, res.err);
+    spawn_result_free(&res);
+    return r == 0;
+}
+
+/* ---- argv builders ---- */
+
+static void test_argv_info(void)
+{
+    struct qimg_argv a;
+    memset(&a, 0x55, sizeof(a));
+    qimg_argv_info(&a, QEMU_IMG, "/s/vm/disks/vda.qcow2", false);
+    EXPECT_ARGV(&a, QEMU_IMG, "info", "-U", "--output=json", "/s/vm/disks/vda.qcow2");
+    memset(&a, 0x55, sizeof(a));
+    qimg_argv_info(&a, QEMU_IMG, "/img", true);
+    EXPECT_ARGV(&a, QEMU_IMG, "info", "-U", "--output=json", "--backing-chain", "/img");
+}
+
+static void test_argv_create_overlay(void)
+{
+    struct qimg_argv a;
+    memset(&a, 0x55, sizeof(a));
+    qimg_argv_create_overlay(&a, QEMU_IMG, "/s/vm/disks/vda.qcow2",
+                             "../snapshots/s1/vda.qcow2", "qcow2");
+    EXPECT_ARGV(&a, QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", "../snapshots/s1/vda.qcow2",
+                "-F", "qcow2", "/s/vm/disks/vda.qcow2");
+    qimg_argv_create_overlay(&a, QEMU_IMG, "/o.qcow2", "/b.raw", "raw");
+    EXPECT_ARGV(&a, QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", "/b.raw", "-F", "raw",
+                "/o.qcow2");
+}
+
+static void test_argv_convert(void)
+{
+    struct qimg_argv a;
+    memset(&a, 0x55, sizeof(a));
+    qimg_argv_convert(&a, QEMU_IMG, "/src.qcow2", "qcow2", "/dst.qcow2");
+    EXPECT_ARGV(&a, QEMU_IMG, "convert", "-q", "-f", "qcow2", "-O", "qcow2", "/src.qcow2",
+                "/dst.qcow2");
+}
+
+static void test_argv_rebase(void)
+{
+    struct qimg_argv a;
+    memset(&a, 0x55, sizeof(a));
+    qimg_argv_rebase(&a, QEMU_IMG, "/top.qcow2", "../snapshots/s2/vda.qcow2", "qcow2");
+    EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-q", "-f", "qcow2", "-b", "../snapshots/s2/vda.qcow2",
+                "-F", "qcow2", "/top.qcow2");
+    memset(&a, 0x55, sizeof(a));
+    qimg_argv_rebase(&a, QEMU_IMG, "/top.qcow2", "", "qcow2");
+    EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-q", "-f", "qcow2", "-b", "", "/top.qcow2");
+}
+
+static void test_argv_commit(void)
+{
+    struct qimg_argv a;
+    memset(&a, 0x55, sizeof(a));
+    qimg_argv_commit(&a, QEMU_IMG, "/top.qcow2");
+    EXPECT_ARGV(&a, QEMU_IMG, "commit", "-q", "-f", "qcow2", "-d", "/top.qcow2");
+}
+
+/* ---- parsing real output ---- */
+
+static void test_parse_standalone(void)
+{
+    char *json = fixture("standalone.json"), msg[256] = "";
+    if (!json)
+        return;
+    struct qimg_info info;
+    CHECK_INT(qimg_parse_info(json, &info, msg, sizeof(msg)), 0);
+    CHECK_STR(info.format, "qcow2");
+    CHECK_INT(info.virtual_size, 67108864);
+    CHECK_INT(info.actual_size, 200704);
+    CHECK(!info.dirty);
+    CHECK(info.filename && info.filename[0] == '/');
+    CHECK(ends_with(info.filename, "/base.qcow2"));
+    CHECK(info.backing_filename == NULL);
+    CHECK(info.full_backing_filename == NULL);
+    CHECK_STR(info.backing_format, "");
+    qimg_info_clear(&info);
+    CHECK(info.filename == NULL);
+    free(json);
+}
+
+static void test_parse_overlay(void)
+{
+    char *json = fixture("overlay.json"), msg[256] = "";
+    if (!json)
+        return;
+    struct qimg_info info;
+    CHECK_INT(qimg_parse_info(json, &info, msg, sizeof(msg)), 0);
+    CHECK_STR(info.format, "qcow2");
+    CHECK_INT(info.virtual_size, 67108864);
+    CHECK(ends_with(info.filename, "/mid.qcow2"));
+    /* as stored (relative) and as resolved (absolute) */
+    CHECK_STR(info.backing_filename, "base.qcow2");
+    CHECK(info.full_backing_filename && info.full_backing_filename[0] == '/');
+    CHECK(ends_with(info.full_backing_filename, "/base.qcow2"));
+    CHECK_STR(info.backing_format, "qcow2");
+    qimg_info_clear(&info);
+    free(json);
+}
+
+static void test_parse_raw(void)
+{
+    char *json = fixture("raw.json"), msg[256] = "";
+    if (!json)
+        return;
+    struct qimg_info info;
+    CHECK_INT(qimg_parse_info(json, &info, msg, sizeof(msg)), 0);
+    CHECK_STR(info.format, "raw");
+    CHECK_INT(info.virtual_size, 16777216);
+    CHECK_INT(info.actual_size, 4096);
+    CHECK(ends_with(info.filename, "/disk.raw"));
+    CHECK(info.backing_filename == NULL);
+    CHECK_STR(info.backing_format, "");
+    qimg_info_clear(&info);
+    free(json);
+}
+
+static void test_parse_chain(void)
+{
+    char *json = fixture("chain.json"), msg[256] = "";
+    if (!json)
+        return;
+    struct qimg_info *chain = NULL;
+    size_t n = 0;
+    CHECK_INT(qimg_parse_chain(json, &chain, &n, msg, sizeof(msg)), 0);
+    CHECK_INT(n, 3);
+    if (chain && n == 3) {
+        CHECK(ends_with(chain[0].filename, "/top.qcow2"));
+        CHECK_STR(chain[0].backing_filename, "mid.qcow2");
+        CHECK_STR(chain[0].backing_format, "qcow2");
+        CHECK(ends_with(chain[1].filename, "/mid.qcow2"));
+        CHECK_STR(chain[1].backing_filename, "base.qcow2");
+        CHECK(ends_with(chain[2].filename, "/base.qcow2"));
+        CHECK(chain[2].backing_filename == NULL);
+        CHECK_STR(chain[2].backing_format, "");
+        for (size_t i = 0; i < n; i++) {
+            CHECK_STR(chain[i].format, "qcow2");
+            CHECK_INT(chain[i].virtual_size, 67108864);
+        }
+    }
+    qimg_chain_free(chain, n);
+    free(json);
+}
+
+static void test_parse_dirty(void)
+{
+    char msg[256] = "";
+    struct qimg_info info;
+    CHECK_INT(qimg_parse_info("{\"format\": \"qcow2\", \"virtual-size\": 1, \"dirty-flag\": true}",
+                              &info, msg, sizeof(msg)),
+              0);
+    CHECK(info.dirty);
+    CHECK_INT(info.actual_size, 0);
+    CHECK(info.filename == NULL);
+    qimg_info_clear(&info);
+}
+
+/* ---- refusals ---- */
+
+/* parse_info must refuse the fixture with -EINVAL, leave out empty and
+ * say something. */
+static void expect_info_refused(int line, const char *name, const char *json)
+{
+    char msg[256] = "";
+    struct qimg_info info;
+    memset(&info, 0x55, sizeof(info));
+    int r = qimg_parse_info(json, &info, msg, sizeof(msg));
+    if (r != -EINVAL || info.filename || info.backing_filename || info.format[0] || !msg[0]) {
+        fprintf(stderr, "line %d: %s: parse_info = %d, msg \"%s\"\n", line, name, r, msg);
+        check_failures++;
+    }
+    if (r == 0)
+        qimg_info_clear(&info);
+}
+
+static void info_refuses_fixture(int line, const char *name)
+{
+    char *json = fixture(name);
+    if (json)
+        expect_info_refused(line, name, json);
+    free(json);
+}
+
+static void expect_chain_refused(int line, const char *name, const char *json)
+{
+    char msg[256] = "";
+    static struct qimg_info sentinel;
+    struct qimg_info *chain = &sentinel;
+    size_t n = 99;
+    int r = qimg_parse_chain(json, &chain, &n, msg, sizeof(msg));
+    if (r != -EINVAL || chain != NULL || n != 0 || !msg[0]) {
+        fprintf(stderr, "line %d: %s: parse_chain = %d, n %zu, msg \"%s\"\n", line, name, r, n,
+                msg);
+        check_failures++;
+    }
+    if (r == 0)
+        qimg_chain_free(chain, n);
+}
+
+static void chain_refuses_fixture(int line, const char *name)
+{
+    char *json = fixture(name);
+    if (json)
+        expect_chain_refused(line, name, json);
+    free(json);
+}
+
+static void test_bad_info(void)
+{
+    info_refuses_fixture(__LINE__, "bad-truncated.json");
+    info_refuses_fixture(__LINE__, "bad-trailing.json");
+    info_refuses_fixture(__LINE__, "bad-no-format.json");
+    info_refuses_fixture(__LINE__, "bad-negative-size.json");
+    info_refuses_fixture(__LINE__, "chain.json"); /* an array, not an object */
+    info_refuses_fixture(__LINE__, "bad-empty-array.json");
+    expect_info_refused(__LINE__, "empty", "");
+    expect_info_refused(__LINE__, "null", "null");
+    expect_info_refused(__LINE__, "two objects",
+                        "{\"format\":\"raw\",\"virtual-size\":1}{\"format\":\"raw\"}");
+    expect_info_refused(__LINE__, "no size", "{\"format\":\"raw\"}");
+    expect_info_refused(__LINE__, "string size", "{\"format\":\"raw\",\"virtual-size\":\"1\"}");
+    expect_info_refused(__LINE__, "numeric format", "{\"format\":7,\"virtual-size\":1}");
+    expect_info_refused(__LINE__, "long format",
+                        "{\"format\":\"qcow2qcow2qcow2qcow2qcow2qcow2qcow2qcow2\","
+                        "\"virtual-size\":1}");
+}
+
+static void test_trailing_whitespace_ok(void)
+{
+    char msg[256] = "";
+    struct qimg_info info;
+    CHECK_INT(qimg_parse_info("{\"format\":\"raw\",\"virtual-size\":5}\n \t\r\n", &info, msg,
+                              sizeof(msg)),
+              0);
+    CHECK_INT(info.virtual_size, 5);
+    qimg_info_clear(&info);
+}
+
+static void test_bad_chain(void)
+{
+    chain_refuses_fixture(__LINE__, "bad-empty-array.json");
+    chain_refuses_fixture(__LINE__, "standalone.json"); /* an object, not an array */
+    chain_refuses_fixture(__LINE__, "bad-truncated.json");
+    expect_chain_refused(__LINE__, "trailing", "[{\"format\":\"raw\",\"virtual-size\":1}] x");
+    /* a bad element after good ones: refused as a whole, nothing leaks */
+    expect_chain_refused(__LINE__, "bad element",
+                         "[{\"format\":\"qcow2\",\"virtual-size\":1,\"filename\":\"a\","
+                         "\"backing-filename\":\"b\"},"
+                         "{\"format\":\"raw\",\"virtual-size\":-1,\"filename\":\"b\"}]");
+    expect_chain_refused(__LINE__, "non-object element", "[1]");
+}
+
+/* ---- finding and running qemu-img ---- */
+
+static void test_find_configured(const char *tmp)
+{
+    char out[PATH_MAX] = "", msg[512] = "";
+    CHECK_INT(qimg_find(QEMU_IMG, out, sizeof(out), msg, sizeof(msg)), 0);
+    char want[PATH_MAX];
+    CHECK(realpath(QEMU_IMG, want) != NULL);
+    CHECK_STR(out, want);
+
+    /* a relative path through a symlink comes out absolute and resolved */
+    char lnk[PATH_MAX], cwd[PATH_MAX];
+    snprintf(lnk, sizeof(lnk), "%s/qi-link", tmp);
+    CHECK_INT(symlink(QEMU_IMG, lnk), 0);
+    CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+    CHECK_INT(chdir(tmp), 0);
+    out[0] = '\0';
+    CHECK_INT(qimg_find("./qi-link", out, sizeof(out), msg, sizeof(msg)), 0);
+    CHECK(out[0] == '/');
+    CHECK_STR(out, want);
+    CHECK_INT(chdir(cwd), 0);
+}
+
+static void test_find_missing(const char *tmp)
+{
+    char out[PATH_MAX], msg[512] = "", bad[PATH_MAX];
+    snprintf(bad, sizeof(bad), "%s/no-such-qemu-img", tmp);
+    CHECK_INT(qimg_find(bad, out, sizeof(out), msg, sizeof(msg)), -ENOENT);
+    CHECK(strstr(msg, bad) != NULL);
+
+    /* not executable, and a directory: refused the same way */
+    char plain[PATH_MAX];
+    snprintf(plain, sizeof(plain), "%s/plain", tmp);
+    int fd = open(plain, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    msg[0] = '\0';
+    CHECK_INT(qimg_find(plain, out, sizeof(out), msg, sizeof(msg)), -ENOENT);
+    CHECK(strstr(msg, plain) != NULL);
+    CHECK(qimg_find(tmp, out, sizeof(out), msg, sizeof(msg)) < 0);
+}
+
+static void test_find_broken(const char *tmp)
+{
+    /* executable, but `--version` fails: not a usable qemu-img */
+    char fake[PATH_MAX], out[PATH_MAX], msg[512] = "";
+    snprintf(fake, sizeof(fake), "%s/broken-qemu-img", tmp);
+    FILE *f = fopen(fake, "we");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("#!/bin/sh\nexit 1\n", f);
+    fclose(f);
+    CHECK_INT(chmod(fake, 0755), 0);
+    CHECK(qimg_find(fake, out, sizeof(out), msg, sizeof(msg)) < 0);
+    CHECK(strstr(msg, fake) != NULL);
+}
+
+static void test_find_in_path(const char *tmp)
+{
+    char out[PATH_MAX] = "", msg[512] = "";
+    const char *old = getenv("PATH");
+    char *saved = old ? strdup(old) : NULL;
+
+    CHECK_INT(setenv("PATH", tmp, 1), 0);
+    CHECK_INT(qimg_find(NULL, out, sizeof(out), msg, sizeof(msg)), -ENOENT);
+    CHECK(strstr(msg, "qemu-utils") != NULL);
+
+    /* relative and empty PATH entries are not searched; /usr/bin is */
+    CHECK_INT(setenv("PATH", "::.:relative:/usr/bin", 1), 0);
+    msg[0] = '\0';
+    CHECK_INT(qimg_find(NULL, out, sizeof(out), msg, sizeof(msg)), 0);
+    CHECK_STR(out, QEMU_IMG);
+
+    if (saved)
+        setenv("PATH", saved, 1);
+    else
+        unsetenv("PATH");
+    free(saved);
+}
+
+static void test_info_real(const char *tmp)
+{
+    char base[PATH_MAX], top[PATH_MAX], msg[512] = "";
+    snprintf(base, sizeof(base), "%s/base.qcow2", tmp);
+    snprintf(top, sizeof(top), "%s/top.qcow2", tmp);
+    const char *mk[] = { QEMU_IMG, "create", "-q", "-f", "qcow2", base, "8M", NULL };
+    if (!run(mk)) {
+        check_failures++;
+        return;
+    }
+    struct qimg_argv a;
+    qimg_argv_create_overlay(&a, QEMU_IMG, top, "base.qcow2", "qcow2");
+    CHECK(run(a.v));
+
+    struct qimg_info info;
+    CHECK_INT(qimg_info(QEMU_IMG, top, &info, msg, sizeof(msg)), 0);
+    CHECK_STR(info.format, "qcow2");
+    CHECK_INT(info.virtual_size, 8 << 20);
+    CHECK_STR(info.filename, top);
+    CHECK_STR(info.backing_filename, "base.qcow2");
+    CHECK_STR(info.full_backing_filename, base);
+    CHECK_STR(info.backing_format, "qcow2");
+    qimg_info_clear(&info);
+
+    /* rebase onto "" makes it standalone */
+    qimg_argv_rebase(&a, QEMU_IMG, top, "", "qcow2");
+    CHECK(run(a.v));
+    CHECK_INT(qimg_info(QEMU_IMG, top, &info, msg, sizeof(msg)), 0);
+    CHECK(info.backing_filename == NULL);
+    CHECK_STR(info.backing_format, "");
+    qimg_info_clear(&info);
+}
+
+static void test_info_failure(const char *tmp)
+{
+    char missing[PATH_MAX], msg[512] = "";
+    snprintf(missing, sizeof(missing), "%s/missing.qcow2", tmp);
+    struct qimg_info info;
+    CHECK(qimg_info(QEMU_IMG, missing, &info, msg, sizeof(msg)) < 0);
+    CHECK(info.filename == NULL);
+    /* qemu-img's own last line, which names the file */
+    CHECK(strstr(msg, "qemu-img") != NULL);
+    CHECK(strstr(msg, missing) != NULL);
+    CHECK(strchr(msg, '\n') == NULL);
+}
+
+static void test_with_qemu_img(void)
+{
+    if (access(QEMU_IMG, X_OK) != 0) {
+        fprintf(stderr, "note: %s not found, skipping qimg_find/qimg_info checks\n", QEMU_IMG);
+        return;
+    }
+    char tmp[] = "/tmp/vmstorefs-qimg.XXXXXX";
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        check_failures++;
+        return;
+    }
+    test_find_configured(tmp);
+    test_find_missing(tmp);
+    test_find_broken(tmp);
+    test_find_in_path(tmp);
+    test_info_real(tmp);
+    test_info_failure(tmp);
+    rm_tree(tmp);
+}
+
+int main(void)
+{
+    test_argv_info();
+    test_argv_create_overlay();
+    test_argv_convert();
+    test_argv_rebase();
+    test_argv_commit();
+    test_parse_standalone();
+    test_parse_overlay();
+    test_parse_raw();
+    test_parse_chain();
+    test_parse_dirty();
+    test_bad_info();
+    test_trailing_whitespace_ok();
+    test_bad_chain();
+    test_with_qemu_img();
+    CHECK_DONE();
+}

@@ -1,0 +1,596 @@
+/* Unit tests for store: checking and preparing a store, path builders,
+ * enumeration, backing-name parsing, snapshot times, and deriving the
+ * current snapshot from real qemu-img images (skipped, exit 77, when
+ * qemu-img is missing and nothing else failed). */
+#include "check.h"
+#include "imgcache.h"
+#include "log.h"
+#include "names.h"
+#include "qimg.h"
+#include "spawn.h"
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmp[64];
+
+/* ---- helpers ---- */
+
+/* tmp/<printf-formatted rel>, in a static buffer per slot. */
+static const char *at(int slot, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const char *at(int slot, const char *fmt, ...)
+{
+    static char bufs[4][PATH_MAX];
+    char rel[PATH_MAX / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rel, sizeof(rel), fmt, ap);
+    va_end(ap);
+    snprintf(bufs[slot], sizeof(bufs[slot]), "%s/%s", tmp, rel);
+    return bufs[slot];
+}
+
+static void mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    }
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "mkdir %s: %s\n", buf, strerror(errno));
+        check_failures++;
+    }
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "we");
+    if (!f) {
+        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+        check_failures++;
+        return;
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+static char *read_small(const char *path, char *buf, size_t bufsz)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    size_t n = fread(buf, 1, bufsz - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Collects enumerated names, sorted, as "a,b,c". */
+struct names {
+    char text[1024];
+    int calls;
+    int stop_after; /* return stop_ret after this many calls (0: never) */
+    int stop_ret;
+};
+
+static int collect(const char *name, void *p)
+{
+    struct names *n = p;
+    n->calls++;
+    /* insertion into the comma list, keeping it sorted */
+    char items[32][80];
+    int count = 0;
+    char copy[1024];
+    snprintf(copy, sizeof(copy), "%s", n->text);
+    char *save = NULL;
+    for (char *w = strtok_r(copy, ",", &save); w && count < 31; w = strtok_r(NULL, ",", &save))
+        snprintf(items[count++], sizeof(items[0]), "%s", w);
+    int pos = count;
+    for (int i = 0; i < count; i++) {
+        if (strcmp(name, items[i]) < 0) {
+            pos = i;
+            break;
+        }
+    }
+    memmove(items[pos + 1], items[pos], sizeof(items[0]) * (size_t)(count - pos));
+    snprintf(items[pos], sizeof(items[0]), "%s", name);
+    count++;
+    n->text[0] = '\0';
+    for (int i = 0; i < count; i++) {
+        if (i)
+            strcat(n->text, ",");
+        strcat(n->text, items[i]);
+    }
+    return n->stop_after && n->calls >= n->stop_after ? n->stop_ret : 0;
+}
+
+/* Runs qemu-img with the given arguments (NULL-terminated). */
+static bool qemu_img(const struct store *s, ...)
+{
+    const char *argv[24];
+    int n = 0;
+    argv[n++] = s->qemu_img;
+    va_list ap;
+    va_start(ap, s);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 23)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    struct spawn_result res;
+    int r = spawn_run(argv, 60, &res);
+    if (r != 0) {
+        fprintf(stderr, "qemu-img %s failed: %s\n", argv[1], res.err);
+        check_failures++;
+    }
+    spawn_result_free(&res);
+    return r == 0;
+}
+
+/* ---- store_check / store_prepare_meta ---- */
+
+static void test_check_missing(void)
+{
+    struct store s;
+    char msg[MSG_MAX] = "";
+    const char *p = at(0, "no-such-store");
+    CHECK_INT(store_check(&s, p, msg, sizeof(msg)), -ENOENT);
+    CHECK(strstr(msg, p) != NULL);
+}
+
+static void test_check_file(void)
+{
+    struct store s;
+    char msg[MSG_MAX] = "";
+    const char *p = at(0, "a-file");
+    write_file(p, "x\n");
+    CHECK_INT(store_check(&s, p, msg, sizeof(msg)), -ENOTDIR);
+    CHECK(strstr(msg, p) != NULL);
+}
+
+static void test_check_dir(void)
+{
+    struct store s;
+    char msg[MSG_MAX] = "", want[PATH_MAX];
+    mkdir_p(at(0, "st1"));
+    CHECK(realpath(at(0, "st1"), want) != NULL);
+
+    memset(&s, 'x', sizeof(s));
+    CHECK_INT(store_check(&s, at(0, "/st1/../st1/./"), msg, sizeof(msg)), 0);
+    CHECK_STR(s.root, want);
+
+    CHECK_INT(symlink("st1", at(0, "st1-link")), 0);
+    CHECK_INT(store_check(&s, at(0, "st1-link"), msg, sizeof(msg)), 0);
+    CHECK_STR(s.root, want);
+
+    /* store_check writes nothing */
+    CHECK(!is_dir(at(0, "st1/.vmstorefs")));
+}
+
+static void test_prepare_meta(void)
+{
+    struct store s;
+    char msg[MSG_MAX] = "", buf[256];
+    mkdir_p(at(0, "st2"));
+    CHECK_INT(store_check(&s, at(0, "st2"), msg, sizeof(msg)), 0);
+    CHECK_INT(store_prepare_meta(&s, msg, sizeof(msg)), 0);
+    CHECK(is_dir(at(0, "st2/.vmstorefs")));
+    CHECK(is_dir(at(0, "st2/.vmstorefs/journal")));
+    CHECK(is_dir(at(0, "st2/.vmstorefs/tmp")));
+    CHECK(is_dir(at(0, "st2/.vmstorefs/locks")));
+    CHECK_STR(read_small(at(0, "st2/.vmstorefs/format"), buf, sizeof(buf)),
+              "vmstorefs-store 1\n");
+    CHECK(access(at(0, "st2/.vmstorefs/format.tmp"), F_OK) < 0);
+    /* and the prepared store passes the check */
+    CHECK_INT(store_check(&s, at(0, "st2"), msg, sizeof(msg)), 0);
+}
+
+static void test_prepare_twice(void)
+{
+    struct store s;
+    char msg[MSG_MAX] = "", buf[256];
+    mkdir_p(at(0, "st3"));
+    CHECK_INT(store_check(&s, at(0, "st3"), msg, sizeof(msg)), 0);
+    CHECK_INT(store_prepare_meta(&s, msg, sizeof(msg)), 0);
+    /* mark the file: a rewrite would lose the mark and the inode */
+    const char *fmt = at(1, "st3/.vmstorefs/format");
+    write_file(fmt, "vmstorefs-store 1\n# marker\n");
+    struct stat before, after;
+    CHECK_INT(stat(fmt, &before), 0);
+    CHECK_INT(store_prepare_meta(&s, msg, sizeof(msg)), 0);
+    CHECK_INT(stat(fmt, &after), 0);
+    CHECK_INT(after.st_ino, before.st_ino);
+    CHECK_STR(read_small(fmt, buf, sizeof(buf)), "vmstorefs-store 1\n# marker\n");
+    CHECK(is_dir(at(0, "st3/.vmstorefs/locks")));
+}
+
+static void test_newer_format(void)
+{
+    struct store s;
+    char msg[MSG_MAX] = "";
+    mkdir_p(at(0, "st4/.vmstorefs"));
+    write_file(at(0, "st4/.vmstorefs/format"), "vmstorefs-store 99\n");
+    CHECK_INT(store_check(&s, at(0, "st4"), msg, sizeof(msg)), -EPROTONOSUPPORT);
+    CHECK(strstr(msg, "newer") != NULL);
+    CHECK(strstr(msg, "99") != NULL);
+}
+
+static void test_garbage_format(void)
+{
+    static const char *const bad[] = { "garbage\n", "", "vmstorefs-store\n",
+                                       "vmstorefs-store 0\n", "vmstorefs-store -1\n",
+                                       "VMSTOREFS-STORE 1\n" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct store s;
+        char msg[MSG_MAX] = "";
+        mkdir_p(at(0, "st5/.vmstorefs"));
+        write_file(at(0, "st5/.vmstorefs/format"), bad[i]);
+        int r = store_check(&s, at(0, "st5"), msg, sizeof(msg));
+        if (r != -EINVAL || !strstr(msg, "format")) {
+            fprintf(stderr, "format file \"%s\": store_check = %d, msg \"%s\"\n", bad[i], r, msg);
+            check_failures++;
+        }
+    }
+}
+
+/* ---- path builders ---- */
+
+static void test_paths(void)
+{
+    struct store s;
+    snprintf(s.root, sizeof(s.root), "/srv/store");
+    char out[PATH_MAX], small[24];
+    CHECK_INT(store_vm_path(&s, "web1", NULL, out, sizeof(out)), 0);
+    CHECK_STR(out, "/srv/store/web1");
+    CHECK_INT(store_vm_path(&s, "web1", "", out, sizeof(out)), 0);
+    CHECK_STR(out, "/srv/store/web1");
+    CHECK_INT(store_vm_path(&s, "web1", "domain.xml", out, sizeof(out)), 0);
+    CHECK_STR(out, "/srv/store/web1/domain.xml");
+    CHECK_INT(store_disk_path(&s, "web1", "vda", out, sizeof(out)), 0);
+    CHECK_STR(out, "/srv/store/web1/disks/vda.qcow2");
+    CHECK_INT(store_snap_path(&s, "web1", "s1", NULL, out, sizeof(out)), 0);
+    CHECK_STR(out, "/srv/store/web1/snapshots/s1");
+    CHECK_INT(store_snap_path(&s, "web1", "s1", "snapshot.xml", out, sizeof(out)), 0);
+    CHECK_STR(out, "/srv/store/web1/snapshots/s1/snapshot.xml");
+    CHECK_INT(store_snap_image_path(&s, "web1", "s1", "vdb", out, sizeof(out)), 0);
+    CHECK_STR(out, "/srv/store/web1/snapshots/s1/vdb.qcow2");
+
+    CHECK_INT(store_disk_path(&s, "web1", "vda", small, sizeof(small)), -ENAMETOOLONG);
+    CHECK_INT(store_snap_image_path(&s, "web1", "s1", "vda", small, sizeof(small)),
+              -ENAMETOOLONG);
+    CHECK_INT(store_vm_path(&s, "web1", NULL, small, 16), 0);
+    CHECK_INT(store_vm_path(&s, "web1", NULL, small, 15), -ENAMETOOLONG);
+}
+
+/* ---- enumeration ---- */
+
+static void make_enum_store(struct store *s)
+{
+    char msg[MSG_MAX] = "";
+    mkdir_p(at(0, "en"));
+    CHECK_INT(store_check(s, at(0, "en"), msg, sizeof(msg)), 0);
+    CHECK_INT(store_prepare_meta(s, msg, sizeof(msg)), 0);
+    static const char *const dirs[] = {
+        "web1/disks/vdd.qcow2", "web1/snapshots/s1", "web1/snapshots/s2",
+        "web1/snapshots/.h", "web1/snapshots/bad name", "db-2", "bad name", "-x", ".hidden",
+        "web1/snapshots/s1/vdc.qcow2",
+    };
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+        mkdir_p(at(0, "en/%s", dirs[i]));
+    static const char *const files[] = {
+        "afile", "web1/disks/vda.qcow2", "web1/disks/vdb.qcow2", "web1/disks/notes.txt",
+        "web1/disks/VDA.qcow2", "web1/disks/.vde.qcow2", "web1/disks/vdf.qcow2.bak",
+        "web1/snapshots/x", "web1/snapshots/s1/vda.qcow2", "web1/snapshots/s1/snapshot.xml",
+        "web1/snapshots/s1/vdb.raw", "web1/snapshots/s2/vdb.qcow2",
+    };
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        write_file(at(0, "en/%s", files[i]), "");
+    CHECK_INT(symlink("vda.qcow2", at(0, "en/web1/disks/vdc.qcow2")), 0);
+    CHECK_INT(symlink("web1", at(0, "en/linkvm")), 0);
+    CHECK_INT(symlink("s1", at(0, "en/web1/snapshots/s3")), 0);
+    CHECK_INT(symlink("vda.qcow2", at(0, "en/web1/snapshots/s1/vde.qcow2")), 0);
+}
+
+static void test_list_vms(const struct store *s)
+{
+    struct names n = { 0 };
+    CHECK_INT(store_list_vms(s, collect, &n), 0);
+    CHECK_STR(n.text, "db-2,web1");
+}
+
+static void test_list_disks(const struct store *s)
+{
+    struct names n = { 0 };
+    CHECK_INT(store_list_disks(s, "web1", collect, &n), 0);
+    CHECK_STR(n.text, "vda,vdb");
+    struct names none = { 0 };
+    CHECK_INT(store_list_disks(s, "db-2", collect, &none), 0);
+    CHECK_STR(none.text, "");
+    CHECK_INT(store_list_disks(s, "no-such-vm", collect, &none), 0);
+    CHECK_INT(none.calls, 0);
+}
+
+static void test_list_snapshots(const struct store *s)
+{
+    struct names n = { 0 };
+    CHECK_INT(store_list_snapshots(s, "web1", collect, &n), 0);
+    CHECK_STR(n.text, "s1,s2");
+    struct names none = { 0 };
+    CHECK_INT(store_list_snapshots(s, "db-2", collect, &none), 0);
+    CHECK_INT(none.calls, 0);
+}
+
+static void test_list_snap_images(const struct store *s)
+{
+    struct names n = { 0 };
+    CHECK_INT(store_list_snap_images(s, "web1", "s1", collect, &n), 0);
+    CHECK_STR(n.text, "vda");
+    struct names n2 = { 0 };
+    CHECK_INT(store_list_snap_images(s, "web1", "s2", collect, &n2), 0);
+    CHECK_STR(n2.text, "vdb");
+    struct names none = { 0 };
+    CHECK_INT(store_list_snap_images(s, "web1", "nope", collect, &none), 0);
+    CHECK_INT(none.calls, 0);
+}
+
+static void test_list_stops(const struct store *s)
+{
+    struct names n = { .stop_after = 1, .stop_ret = 1 };
+    CHECK_INT(store_list_vms(s, collect, &n), 0);
+    CHECK_INT(n.calls, 1);
+    struct names e = { .stop_after = 1, .stop_ret = -EIO };
+    CHECK_INT(store_list_disks(s, "web1", collect, &e), -EIO);
+    CHECK_INT(e.calls, 1);
+}
+
+static void test_exists(const struct store *s)
+{
+    CHECK(store_vm_exists(s, "web1"));
+    CHECK(store_vm_exists(s, "db-2"));
+    CHECK(!store_vm_exists(s, "afile"));
+    CHECK(!store_vm_exists(s, "bad name"));
+    CHECK(!store_vm_exists(s, ".hidden"));
+    CHECK(!store_vm_exists(s, "nope"));
+    CHECK(!store_vm_exists(s, ".."));
+    CHECK(store_snap_exists(s, "web1", "s1"));
+    CHECK(!store_snap_exists(s, "web1", ".h"));
+    CHECK(!store_snap_exists(s, "web1", "x"));
+    CHECK(!store_snap_exists(s, "web1", "nope"));
+    CHECK(!store_snap_exists(s, "db-2", "s1"));
+}
+
+static void test_enumeration(void)
+{
+    struct store s;
+    make_enum_store(&s);
+    test_list_vms(&s);
+    test_list_disks(&s);
+    test_list_snapshots(&s);
+    test_list_snap_images(&s);
+    test_list_stops(&s);
+    test_exists(&s);
+}
+
+/* ---- backing names and snapshot times ---- */
+
+static void test_parse_active_backing(void)
+{
+    char snap[NAME_MAX_LEN + 1];
+    strcpy(snap, "untouched");
+    CHECK(store_parse_active_backing("../snapshots/s1/vda.qcow2", "vda", snap, sizeof(snap)));
+    CHECK_STR(snap, "s1");
+    CHECK(store_parse_active_backing("../snapshots/before-upgrade_2.0/nvme0n1.qcow2", "nvme0n1",
+                                     snap, sizeof(snap)));
+    CHECK_STR(snap, "before-upgrade_2.0");
+
+    static const char *const bad[] = {
+        "../snapshots/s1/vdb.qcow2",        /* another disk's image */
+        "/srv/store/vm/snapshots/s1/vda.qcow2",
+        "../snapshots/../x/vda.qcow2",
+        "../snapshots/.h/vda.qcow2",
+        "../snapshots/-s/vda.qcow2",
+        "../snapshots/s1/../s2/vda.qcow2",
+        "../snapshots//vda.qcow2",
+        "../snapshots/vda.qcow2",
+        "../snapshots/s1/vda.qcow2/",
+        "../snapshots/s1/vda.qcow2.bak",
+        "../snapshots/s1/x/vda.qcow2",
+        "snapshots/s1/vda.qcow2",
+        "./../snapshots/s1/vda.qcow2",
+        "../snapshots/bad name/vda.qcow2",
+        "../disks/vda.qcow2",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (store_parse_active_backing(bad[i], "vda", snap, sizeof(snap))) {
+            fprintf(stderr, "store_parse_active_backing(\"%s\") accepted (%s)\n", bad[i], snap);
+            check_failures++;
+        }
+    }
+    /* a snapshot name longer than the caller's buffer is refused */
+    char tiny[3];
+    CHECK(!store_parse_active_backing("../snapshots/s12/vda.qcow2", "vda", tiny, sizeof(tiny)));
+    CHECK(store_parse_active_backing("../snapshots/s1/vda.qcow2", "vda", tiny, sizeof(tiny)));
+}
+
+static void test_snap_ctime(void)
+{
+    struct store s;
+    char msg[MSG_MAX] = "";
+    mkdir_p(at(0, "ct/vm/snapshots/s1"));
+    mkdir_p(at(0, "ct/vm/snapshots/s2"));
+    mkdir_p(at(0, "ct/vm/snapshots/s3"));
+    CHECK_INT(store_check(&s, at(0, "ct"), msg, sizeof(msg)), 0);
+    write_file(at(0, "ct/vm/snapshots/s1/snapshot.xml"),
+               "<domainsnapshot><name>s1</name><creationTime>1700000042</creationTime>"
+               "</domainsnapshot>\n");
+    write_file(at(0, "ct/vm/snapshots/s2/snapshot.xml"), "<domainsnapshot><name>s2</name>");
+    int64_t t = -1;
+    CHECK_INT(store_snap_ctime(&s, "vm", "s1", &t), 0);
+    CHECK_INT(t, 1700000042);
+    t = -1;
+    CHECK_INT(store_snap_ctime(&s, "vm", "s2", &t), -EINVAL);
+    CHECK_INT(store_snap_ctime(&s, "vm", "s3", &t), -ENOENT);
+    CHECK_INT(t, -1);
+}
+
+/* ---- the current snapshot, with real images ---- */
+
+static void make_snapshot(const struct store *s, const char *vm, const char *snap,
+                          long ctime, const char *const *devs)
+{
+    char path[PATH_MAX], xml[256];
+    CHECK_INT(store_snap_path(s, vm, snap, NULL, path, sizeof(path)), 0);
+    mkdir_p(path);
+    CHECK_INT(store_snap_path(s, vm, snap, "snapshot.xml", path, sizeof(path)), 0);
+    snprintf(xml, sizeof(xml),
+             "<domainsnapshot><name>%s</name><creationTime>%ld</creationTime>"
+             "</domainsnapshot>\n",
+             snap, ctime);
+    write_file(path, xml);
+    for (; *devs; devs++) {
+        CHECK_INT(store_snap_image_path(s, vm, snap, *devs, path, sizeof(path)), 0);
+        qemu_img(s, "create", "-q", "-f", "qcow2", path, "1M", NULL);
+    }
+}
+
+/* An active image: standalone when backing is NULL. */
+static void make_active(const struct store *s, const char *vm, const char *dev,
+                        const char *backing)
+{
+    char path[PATH_MAX];
+    CHECK_INT(store_vm_path(s, vm, "disks", path, sizeof(path)), 0);
+    mkdir_p(path);
+    CHECK_INT(store_disk_path(s, vm, dev, path, sizeof(path)), 0);
+    if (backing)
+        qemu_img(s, "create", "-q", "-f", "qcow2", "-b", backing, "-F", "qcow2", path, NULL);
+    else
+        qemu_img(s, "create", "-q", "-f", "qcow2", path, "1M", NULL);
+}
+
+static void expect_current(int line, const struct store *s, const char *vm, const char *want)
+{
+    char out[NAME_MAX_LEN + 1] = "";
+    int r = store_current_snapshot(s, vm, out, sizeof(out));
+    if (want ? (r != 0 || strcmp(out, want) != 0) : r != -ENOENT) {
+        fprintf(stderr, "line %d: current of %s = %d \"%s\", expected %s\n", line, vm, r, out,
+                want ? want : "-ENOENT");
+        check_failures++;
+    }
+}
+#define EXPECT_CURRENT(s, vm, want) expect_current(__LINE__, s, vm, want)
+
+/* Returns false when qemu-img is missing (nothing checked). */
+static bool test_current(void)
+{
+    struct store s;
+    char msg[MSG_MAX] = "";
+    mkdir_p(at(0, "cur"));
+    CHECK_INT(store_check(&s, at(0, "cur"), msg, sizeof(msg)), 0);
+    if (qimg_find(NULL, s.qemu_img, sizeof(s.qemu_img), msg, sizeof(msg)) < 0) {
+        fprintf(stderr, "note: %s; skipping store_current_snapshot checks\n", msg);
+        return false;
+    }
+    static const char *const vda[] = { "vda", NULL }, *const both[] = { "vda", "vdb", NULL };
+
+    /* no snapshot at all, and no disks at all */
+    make_active(&s, "plain", "vda", NULL);
+    EXPECT_CURRENT(&s, "plain", NULL);
+    mkdir_p(at(0, "cur/empty"));
+    EXPECT_CURRENT(&s, "empty", NULL);
+
+    /* one disk growing from s1 */
+    make_snapshot(&s, "one", "s1", 1000, vda);
+    make_active(&s, "one", "vda", "../snapshots/s1/vda.qcow2");
+    EXPECT_CURRENT(&s, "one", "s1");
+
+    /* backing names of other shapes do not count */
+    make_snapshot(&s, "odd", "s1", 1000, both);
+    make_active(&s, "odd", "vda", at(1, "cur/odd/snapshots/s1/vda.qcow2")); /* absolute */
+    make_active(&s, "odd", "vdb", "../snapshots/s1/vda.qcow2");            /* wrong dev */
+    EXPECT_CURRENT(&s, "odd", NULL);
+
+    /* a partial snapshot: the newest one wins, whichever disk names it */
+    make_snapshot(&s, "two", "s1", 1000, both);
+    make_snapshot(&s, "two", "s2", 2000, both);
+    make_active(&s, "two", "vda", "../snapshots/s1/vda.qcow2");
+    make_active(&s, "two", "vdb", "../snapshots/s2/vdb.qcow2");
+    EXPECT_CURRENT(&s, "two", "s2");
+    make_snapshot(&s, "rev", "s1", 2000, both);
+    make_snapshot(&s, "rev", "s2", 1000, both);
+    make_active(&s, "rev", "vda", "../snapshots/s1/vda.qcow2");
+    make_active(&s, "rev", "vdb", "../snapshots/s2/vdb.qcow2");
+    EXPECT_CURRENT(&s, "rev", "s1");
+
+    /* the image changes under the cache: the answer follows */
+    qemu_img(&s, "rebase", "-q", "-u", "-f", "qcow2", "-b", "../snapshots/s1/vdb.qcow2", "-F",
+             "qcow2", at(1, "cur/two/disks/vdb.qcow2"), NULL);
+    EXPECT_CURRENT(&s, "two", "s1");
+    qemu_img(&s, "rebase", "-q", "-u", "-f", "qcow2", "-b", "../snapshots/s2/vda.qcow2", "-F",
+             "qcow2", at(1, "cur/two/disks/vda.qcow2"), NULL);
+    EXPECT_CURRENT(&s, "two", "s2");
+
+    /* a backing snapshot that no longer exists does not count */
+    char path[PATH_MAX];
+    CHECK_INT(store_snap_path(&s, "one", "s1", NULL, path, sizeof(path)), 0);
+    CHECK_INT(rename(path, at(1, "cur/one/snapshots/.gone")), 0);
+    EXPECT_CURRENT(&s, "one", NULL);
+    return true;
+}
+
+int main(void)
+{
+    snprintf(tmp, sizeof(tmp), "/tmp/vmstorefs-store.XXXXXX");
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_check_missing();
+    test_check_file();
+    test_check_dir();
+    test_prepare_meta();
+    test_prepare_twice();
+    test_newer_format();
+    test_garbage_format();
+    test_paths();
+    test_enumeration();
+    test_parse_active_backing();
+    test_snap_ctime();
+    bool have_qemu_img = test_current();
+
+    nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    imgcache_clear();
+    log_once_reset();
+    if (!have_qemu_img && !check_failures)
+        return 77;
+    CHECK_DONE();
+}

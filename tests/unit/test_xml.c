@@ -1,0 +1,431 @@
+/* Unit tests for domxml and snapxml (and through them xmlsafe) on the
+ * fixtures in tests/data/xml/. The valid fixtures pass
+ * `virt-xml-validate FILE domain|domainsnapshot`. */
+#include "check.h"
+#include "domxml.h"
+#include "snapxml.h"
+#include "xmlsafe.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char data_dir[1024];
+
+static const char *xml_path(const char *name)
+{
+    static char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/xml/%s", data_dir, name);
+    return path;
+}
+
+static char *read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", path);
+        check_failures++;
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t cap = 0;
+    *len = 0;
+    for (;;) {
+        if (*len + 4096 + 1 > cap) {
+            cap = (cap + 4096) * 2;
+            char *nb = realloc(buf, cap);
+            if (!nb)
+                break;
+            buf = nb;
+        }
+        size_t n = fread(buf + *len, 1, 4096, f);
+        if (n == 0)
+            break;
+        *len += n;
+    }
+    fclose(f);
+    if (buf)
+        buf[*len] = '\0';
+    return buf;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the domain ---- */
+
+static void check_domain(const struct dom_info *d)
+{
+    CHECK_STR(d->name, "web1");
+    CHECK_STR(d->uuid, "6d3b5a0e-8a4f-4c1e-9a57-2f3c1b8e9d42");
+    CHECK_INT(d->ndisks, 4);
+    if (d->ndisks != 4)
+        return;
+    const struct dom_disk *vda = &d->disks[0], *cd = &d->disks[1], *vdb = &d->disks[2],
+                          *vdc = &d->disks[3];
+
+    /* the active qcow2 disk; its <backingStore> chain is not a disk */
+    CHECK_STR(vda->dev, "vda");
+    CHECK_STR(vda->device, "disk");
+    CHECK_STR(vda->type, "file");
+    CHECK_STR(vda->driver_type, "qcow2");
+    CHECK_STR(vda->source, "/srv/vmstore/web1/disks/vda.qcow2");
+    CHECK(!vda->readonly && !vda->shareable);
+    CHECK(dom_disk_is_snapshotable(vda));
+
+    CHECK_STR(cd->dev, "sda");
+    CHECK_STR(cd->device, "cdrom");
+    CHECK_STR(cd->type, "file");
+    CHECK_STR(cd->driver_type, "raw");
+    CHECK_STR(cd->source, "/var/lib/libvirt/images/debian-12.iso");
+    CHECK(cd->readonly && !cd->shareable);
+    CHECK(!dom_disk_is_snapshotable(cd));
+
+    CHECK_STR(vdb->dev, "vdb");
+    CHECK_STR(vdb->device, "disk");
+    CHECK_STR(vdb->type, "file");
+    CHECK_STR(vdb->driver_type, "raw");
+    CHECK_STR(vdb->source, "/srv/shared/data.raw");
+    CHECK(!vdb->readonly && vdb->shareable);
+    CHECK(!dom_disk_is_snapshotable(vdb));
+
+    CHECK_STR(vdc->dev, "vdc");
+    CHECK_STR(vdc->device, "disk");
+    CHECK_STR(vdc->type, "block");
+    CHECK_STR(vdc->source, "/dev/vg0/web1-scratch");
+    CHECK(!vdc->readonly && !vdc->shareable);
+    CHECK(!dom_disk_is_snapshotable(vdc));
+}
+
+static void test_domain_file(void)
+{
+    struct dom_info d;
+    char msg[512] = "";
+    CHECK_INT(domxml_parse_file(xml_path("domain.xml"), &d, msg, sizeof(msg)), 0);
+    check_domain(&d);
+    domxml_free(&d);
+    CHECK(d.name == NULL && d.disks == NULL && d.ndisks == 0);
+}
+
+static void test_domain_mem(void)
+{
+    size_t len;
+    char *buf = read_text(xml_path("domain.xml"), &len);
+    if (!buf)
+        return;
+    struct dom_info d;
+    char msg[512] = "";
+    CHECK_INT(domxml_parse_mem(buf, len, &d, msg, sizeof(msg)), 0);
+    check_domain(&d);
+    domxml_free(&d);
+    free(buf);
+}
+
+static void test_domain_minimal(void)
+{
+    static const char x[] = "<domain type='kvm'><name>tiny</name></domain>";
+    struct dom_info d;
+    char msg[512] = "";
+    CHECK_INT(domxml_parse_mem(x, strlen(x), &d, msg, sizeof(msg)), 0);
+    CHECK_STR(d.name, "tiny");
+    CHECK(d.uuid == NULL);
+    CHECK_INT(d.ndisks, 0);
+    domxml_free(&d);
+}
+
+static void test_snapshotable_rules(void)
+{
+    struct dom_disk d = { .device = "disk", .type = "file", .dev = "vda" };
+    CHECK(dom_disk_is_snapshotable(&d));
+    d.readonly = true;
+    CHECK(!dom_disk_is_snapshotable(&d));
+    d.readonly = false;
+    d.shareable = true;
+    CHECK(!dom_disk_is_snapshotable(&d));
+    d.shareable = false;
+    strcpy(d.type, "network");
+    CHECK(!dom_disk_is_snapshotable(&d));
+    strcpy(d.type, "file");
+    strcpy(d.device, "floppy");
+    CHECK(!dom_disk_is_snapshotable(&d));
+    strcpy(d.device, "lun");
+    CHECK(!dom_disk_is_snapshotable(&d));
+}
+
+/* ---- refusals of <domain> ---- */
+
+/* Refused with want, out left empty, a reason in msg. */
+static void expect_dom_refused(int line, const char *file, int want, const char *needle)
+{
+    struct dom_info d;
+    char msg[512] = "";
+    int r = domxml_parse_file(xml_path(file), &d, msg, sizeof(msg));
+    if (r != want || d.name || d.disks || d.ndisks || !msg[0] ||
+        (needle && !strstr(msg, needle))) {
+        fprintf(stderr, "line %d: %s: domxml_parse_file = %d (want %d), msg \"%s\"\n", line,
+                file, r, want, msg);
+        check_failures++;
+    }
+    if (r == 0)
+        domxml_free(&d);
+}
+
+static void test_domain_refused(void)
+{
+    expect_dom_refused(__LINE__, "bad-malformed.xml", -EINVAL, "well-formed");
+    expect_dom_refused(__LINE__, "bad-root.xml", -EINVAL, "<domain>");
+    expect_dom_refused(__LINE__, "snapshot.xml", -EINVAL, "<domain>");
+    expect_dom_refused(__LINE__, "bad-noname.xml", -EINVAL, "<name>");
+    expect_dom_refused(__LINE__, "bad-notarget.xml", -EINVAL, "target");
+    expect_dom_refused(__LINE__, "no-such-file.xml", -ENOENT, NULL);
+
+    static const char empty_name[] = "<domain><name></name></domain>";
+    struct dom_info d;
+    char msg[512] = "";
+    CHECK_INT(domxml_parse_mem(empty_name, strlen(empty_name), &d, msg, sizeof(msg)), -EINVAL);
+    CHECK_INT(domxml_parse_mem("", 0, &d, msg, sizeof(msg)), -EINVAL);
+}
+
+/* Billion laughs: refused, quickly, and nothing is expanded. */
+static void test_entity_bomb(void)
+{
+    struct dom_info d;
+    char msg[512] = "";
+    double t0 = now();
+    int r = domxml_parse_file(xml_path("bad-entities.xml"), &d, msg, sizeof(msg));
+    double took = now() - t0;
+    CHECK_INT(r, -EINVAL);
+    CHECK(d.name == NULL);
+    CHECK(strstr(msg, "lollol") == NULL);
+    CHECK(took < 2.0);
+    if (r == 0)
+        domxml_free(&d);
+}
+
+static void test_external_entity(void)
+{
+    struct dom_info d;
+    char msg[4096] = "";
+    int r = domxml_parse_file(xml_path("bad-xxe.xml"), &d, msg, sizeof(msg));
+    CHECK_INT(r, -EINVAL);
+    CHECK(d.name == NULL);
+    CHECK(msg[0] != '\0');
+    CHECK(strstr(msg, "root:") == NULL);
+    if (r == 0) {
+        CHECK(!d.name || !strstr(d.name, "root:"));
+        domxml_free(&d);
+    }
+
+    /* at the xmlsafe level: no document at all comes back */
+    int err = 0;
+    xmlDocPtr doc = xmlsafe_parse_file(xml_path("bad-xxe.xml"), "domain", &err, msg, sizeof(msg));
+    CHECK(doc == NULL);
+    CHECK_INT(err, -EINVAL);
+    if (doc)
+        xmlFreeDoc(doc);
+}
+
+/* Any DOCTYPE at all is refused: libvirt never writes one. */
+static void test_plain_doctype(void)
+{
+    static const char x[] = "<?xml version='1.0'?>\n<!DOCTYPE domain>\n"
+                            "<domain><name>d</name></domain>";
+    static const char sys[] = "<!DOCTYPE domain SYSTEM \"http://127.0.0.1:9/x.dtd\">"
+                              "<domain><name>d</name></domain>";
+    struct dom_info d;
+    char msg[512] = "";
+    CHECK_INT(domxml_parse_mem(x, strlen(x), &d, msg, sizeof(msg)), -EINVAL);
+    CHECK(strstr(msg, "DOCTYPE") != NULL);
+    CHECK_INT(domxml_parse_mem(sys, strlen(sys), &d, msg, sizeof(msg)), -EINVAL);
+}
+
+/* A file one byte over the limit is refused; exactly at the limit it is
+ * parsed (padding is an XML comment). */
+static void test_size_limit(void)
+{
+    char dir[] = "/tmp/vmstorefs-xml.XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        check_failures++;
+        return;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/big.xml", dir);
+    static const char head[] = "<domain><name>big</name><!--", tail[] = "--></domain>";
+    for (size_t extra = 0; extra <= 1; extra++) {
+        size_t total = XMLSAFE_MAX_BYTES + extra;
+        FILE *f = fopen(path, "we");
+        CHECK(f != NULL);
+        if (!f)
+            break;
+        fputs(head, f);
+        for (size_t i = strlen(head) + strlen(tail); i < total; i++)
+            fputc('x', f);
+        fputs(tail, f);
+        fclose(f);
+
+        struct dom_info d;
+        char msg[512] = "";
+        int r = domxml_parse_file(path, &d, msg, sizeof(msg));
+        if (extra) {
+            CHECK_INT(r, -EINVAL);
+            CHECK(strstr(msg, "larger") != NULL);
+        } else {
+            CHECK_INT(r, 0);
+            CHECK_STR(d.name, "big");
+        }
+        if (r == 0)
+            domxml_free(&d);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
+/* ---- snapshots ---- */
+
+static void check_snapshot(const struct snap_info *s)
+{
+    CHECK_STR(s->name, "s2");
+    CHECK_STR(s->description, "Before the PHP upgrade");
+    CHECK_STR(s->parent, "s1");
+    CHECK_INT(s->creation_time, 1700000123);
+    CHECK_INT(s->ndisks, 2);
+    if (s->ndisks == 2) {
+        CHECK_STR(s->disks[0], "vda");
+        CHECK_STR(s->disks[1], "vdc");
+    }
+}
+
+static void test_snapshot_file(void)
+{
+    struct snap_info s;
+    char msg[512] = "";
+    CHECK_INT(snapxml_parse_file(xml_path("snapshot.xml"), &s, msg, sizeof(msg)), 0);
+    check_snapshot(&s);
+    snapxml_free(&s);
+    CHECK(s.name == NULL && s.disks == NULL && s.ndisks == 0);
+}
+
+static void test_snapshot_mem(void)
+{
+    size_t len;
+    char *buf = read_text(xml_path("snapshot.xml"), &len);
+    if (!buf)
+        return;
+    struct snap_info s;
+    char msg[512] = "";
+    CHECK_INT(snapxml_parse_mem(buf, len, &s, msg, sizeof(msg)), 0);
+    check_snapshot(&s);
+    snapxml_free(&s);
+    free(buf);
+}
+
+static void test_snapshot_root(void)
+{
+    struct snap_info s;
+    char msg[512] = "";
+    CHECK_INT(snapxml_parse_file(xml_path("snapshot-root.xml"), &s, msg, sizeof(msg)), 0);
+    CHECK_STR(s.name, "s1");
+    CHECK(s.parent == NULL);
+    CHECK(s.description == NULL);
+    CHECK_INT(s.creation_time, 1690000000);
+    CHECK_INT(s.ndisks, 1);
+    if (s.ndisks == 1)
+        CHECK_STR(s.disks[0], "vda");
+    snapxml_free(&s);
+}
+
+static void expect_snap_refused(int line, const char *file, int want, const char *needle)
+{
+    struct snap_info s;
+    char msg[512] = "";
+    int r = snapxml_parse_file(xml_path(file), &s, msg, sizeof(msg));
+    if (r != want || s.name || s.disks || s.ndisks || !msg[0] ||
+        (needle && !strstr(msg, needle))) {
+        fprintf(stderr, "line %d: %s: snapxml_parse_file = %d (want %d), msg \"%s\"\n", line,
+                file, r, want, msg);
+        check_failures++;
+    }
+    if (r == 0)
+        snapxml_free(&s);
+}
+
+static void expect_snap_mem_refused(int line, const char *x)
+{
+    struct snap_info s;
+    char msg[512] = "";
+    int r = snapxml_parse_mem(x, strlen(x), &s, msg, sizeof(msg));
+    if (r != -EINVAL || s.name || !msg[0]) {
+        fprintf(stderr, "line %d: snapxml_parse_mem(\"%s\") = %d, msg \"%s\"\n", line, x, r,
+                msg);
+        check_failures++;
+    }
+    if (r == 0)
+        snapxml_free(&s);
+}
+
+static void test_snapshot_refused(void)
+{
+    expect_snap_refused(__LINE__, "bad-snap-notime.xml", -EINVAL, "creationTime");
+    expect_snap_refused(__LINE__, "bad-snap-badtime.xml", -EINVAL, "creationTime");
+    expect_snap_refused(__LINE__, "domain.xml", -EINVAL, "<domainsnapshot>");
+    expect_snap_refused(__LINE__, "bad-malformed.xml", -EINVAL, NULL);
+    expect_snap_refused(__LINE__, "no-such-snapshot.xml", -ENOENT, NULL);
+    expect_snap_mem_refused(__LINE__,
+                            "<domainsnapshot><creationTime>5</creationTime></domainsnapshot>");
+    expect_snap_mem_refused(
+        __LINE__, "<domainsnapshot><name>s</name><creationTime>-5</creationTime></domainsnapshot>");
+    expect_snap_mem_refused(
+        __LINE__, "<domainsnapshot><name>s</name><creationTime>12x</creationTime></domainsnapshot>");
+    expect_snap_mem_refused(
+        __LINE__, "<domainsnapshot><name>s</name><creationTime></creationTime></domainsnapshot>");
+    expect_snap_mem_refused(__LINE__,
+                            "<domainsnapshot><name>s</name><creationTime>"
+                            "99999999999999999999999</creationTime></domainsnapshot>");
+    expect_snap_mem_refused(__LINE__, "<!DOCTYPE domainsnapshot [<!ENTITY t \"5\">]>"
+                                      "<domainsnapshot><name>s</name>"
+                                      "<creationTime>&t;</creationTime></domainsnapshot>");
+}
+
+static void test_snapshot_time_whitespace(void)
+{
+    static const char x[] = "<domainsnapshot><name>s</name>"
+                            "<creationTime>\n  1700000000\n</creationTime></domainsnapshot>";
+    struct snap_info s;
+    char msg[512] = "";
+    CHECK_INT(snapxml_parse_mem(x, strlen(x), &s, msg, sizeof(msg)), 0);
+    CHECK_INT(s.creation_time, 1700000000);
+    CHECK_INT(s.ndisks, 0);
+    snapxml_free(&s);
+}
+
+int main(void)
+{
+    const char *d = getenv("TEST_DATA");
+    snprintf(data_dir, sizeof(data_dir), "%s", d ? d : "tests/data");
+
+    test_domain_file();
+    test_domain_mem();
+    test_domain_minimal();
+    test_snapshotable_rules();
+    test_domain_refused();
+    test_entity_bomb();
+    test_external_entity();
+    test_plain_doctype();
+    test_size_limit();
+    test_snapshot_file();
+    test_snapshot_mem();
+    test_snapshot_root();
+    test_snapshot_refused();
+    test_snapshot_time_whitespace();
+    xmlCleanupParser();
+    CHECK_DONE();
+}
