@@ -66,10 +66,11 @@ static int parse_doc(xmlDocPtr doc, struct dom_info *out, char *msg, size_t msgs
     return 0;
 }
 
-static int finish(xmlDocPtr doc, struct dom_info *out, char *msg, size_t msgsz)
+/* The tree reader: on failure the half-filled result is released. */
+static int read_tree(xmlDocPtr doc, void *p, char *msg, size_t msgsz)
 {
+    struct dom_info *out = p;
     int r = parse_doc(doc, out, msg, msgsz);
-    xmlFreeDoc(doc);
     if (r < 0)
         domxml_free(out);
     return r;
@@ -78,17 +79,13 @@ static int finish(xmlDocPtr doc, struct dom_info *out, char *msg, size_t msgsz)
 int domxml_parse_file(const char *path, struct dom_info *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));
-    int err;
-    xmlDocPtr doc = xmlsafe_parse_file(path, "domain", &err, msg, msgsz);
-    return doc ? finish(doc, out, msg, msgsz) : err;
+    return xmlsafe_read_file(path, "domain", read_tree, out, msg, msgsz);
 }
 
-int domxml_parse_mem(const char *buf, size_t len, struct dom_info *out, char *msg,
-                     size_t msgsz)
+int domxml_parse_mem(const char *buf, size_t len, struct dom_info *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));
-    xmlDocPtr doc = xmlsafe_parse_mem(buf, len, "domain", msg, msgsz);
-    return doc ? finish(doc, out, msg, msgsz) : -EINVAL;
+    return xmlsafe_read_mem(buf, len, "domain", read_tree, out, msg, msgsz);
 }
 
 void domxml_free(struct dom_info *info)

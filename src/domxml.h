@@ -10,11 +10,11 @@
 #include <stddef.h>
 
 struct dom_disk {
-    char device[16];      /* disk, cdrom, floppy, lun */
-    char type[16];        /* file, block, network, volume */
-    char dev[33];         /* <target dev>, "" when absent */
+    char device[16]; /* disk, cdrom, floppy, lun */
+    char type[16]; /* file, block, network, volume */
+    char dev[33]; /* <target dev>, "" when absent */
     char driver_type[16]; /* <driver type>: qcow2, raw ... "" when absent */
-    char *source;         /* <source file> (or dev), NULL when absent */
+    char *source; /* <source file> (or dev), NULL when absent */
     bool readonly;
     bool shareable;
 };
@@ -29,8 +29,7 @@ struct dom_info {
 /* -ENOENT when the file is missing, -EINVAL (reason in msg) when it is not
  * a usable <domain>: malformed, no <name>, a disk without <target dev>. */
 int domxml_parse_file(const char *path, struct dom_info *out, char *msg, size_t msgsz);
-int domxml_parse_mem(const char *buf, size_t len, struct dom_info *out, char *msg,
-                     size_t msgsz);
+int domxml_parse_mem(const char *buf, size_t len, struct dom_info *out, char *msg, size_t msgsz);
 void domxml_free(struct dom_info *info);
 
 /* Disks that take part in snapshots: writable, unshared, file-backed

@@ -37,8 +37,8 @@ static bool matches(const struct entry *e, const struct stat *st)
            same_ts(e->mtime, st->st_mtim) && same_ts(e->ctime, st->st_ctim);
 }
 
-static int copy_out(const char *format, const char *backing, char *fmt, size_t fmtsz,
-                    char *out, size_t outsz)
+static int copy_out(const char *format, const char *backing, char *fmt, size_t fmtsz, char *out,
+                    size_t outsz)
 {
     if (strlen(backing) >= outsz || strlen(format) >= fmtsz)
         return -ENAMETOOLONG;
@@ -82,8 +82,7 @@ static void drop_all_locked(void)
     count = 0;
 }
 
-static void insert(const char *path, const struct stat *st, const char *format,
-                   const char *backing)
+static void insert(const char *path, const struct stat *st, const char *format, const char *backing)
 {
     size_t len = strlen(path) + 1;
     struct entry *e = calloc(1, sizeof(*e) + len);

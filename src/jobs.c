@@ -71,8 +71,7 @@ char *jobs_render(size_t *len)
         for (struct job *j = head; j; j = j->next) {
             unsigned pct = j->total ? (unsigned)(j->done * 100 / j->total) : 0;
             n += (size_t)snprintf(buf + n, cap - n, "%s %s %llu/%llu %u%%\n", j->kind, j->vm,
-                                  (unsigned long long)j->done, (unsigned long long)j->total,
-                                  pct);
+                                  (unsigned long long)j->done, (unsigned long long)j->total, pct);
         }
     }
     pthread_mutex_unlock(&lock);

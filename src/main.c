@@ -153,8 +153,7 @@ int main(int argc, char **argv)
     char mountpoint[PATH_MAX];
     if (check_mountpoint(o.mountpoint, mountpoint, msg, sizeof(msg)) < 0 ||
         store_check(&vfs.store, o.store, msg, sizeof(msg)) < 0 ||
-        qimg_find(o.qemu_img, vfs.store.qemu_img, sizeof(vfs.store.qemu_img), msg,
-                  sizeof(msg)) < 0)
+        qimg_find(o.qemu_img, vfs.store.qemu_img, sizeof(vfs.store.qemu_img), msg, sizeof(msg)) < 0)
         return fail(msg);
     return run(&o, &vfs, mountpoint);
 }

@@ -7,16 +7,19 @@
 
 /* Owned by mount(8) or mount.fuse3; meaningless to the daemon. */
 static const char *const fstab_only[] = {
-    "defaults", "_netdev", "nofail", "auto", "noauto", "user", "users", "nouser", "owner",
-    "comment", "x-systemd", NULL,
+    "defaults", "_netdev", "nofail", "auto",    "noauto",    "user",
+    "users",    "nouser",  "owner",  "comment", "x-systemd", NULL,
 };
 
 /* Passed to the kernel/libfuse mount unchanged. */
 static const char *const mount_words[] = {
-    "rw", "ro", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "async", "sync",
-    "dirsync", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
-    "strictatime", "nostrictatime", "lazytime", "nolazytime", "allow_other", "allow_root",
-    "default_permissions", "auto_unmount", NULL,
+    "rw",           "ro",          "suid",          "nosuid",
+    "dev",          "nodev",       "exec",          "noexec",
+    "async",        "sync",        "dirsync",       "atime",
+    "noatime",      "diratime",    "nodiratime",    "relatime",
+    "norelatime",   "strictatime", "nostrictatime", "lazytime",
+    "nolazytime",   "allow_other", "allow_root",    "default_permissions",
+    "auto_unmount", NULL,
 };
 static const char *const mount_keys[] = { "max_read=", "blksize=", NULL };
 /* We set fsname and subtype ourselves; mount helpers may pass them too. */
@@ -146,7 +149,8 @@ int opts_parse(int argc, char **argv, struct opts *o, char *msg, size_t msgsz)
     if (o->help || o->version)
         return 0;
     if (!o->store || !o->mountpoint) {
-        snprintf(msg, msgsz, "%s", !o->store ? "missing STORE and MOUNTPOINT" : "missing MOUNTPOINT");
+        snprintf(msg, msgsz, "%s",
+                 !o->store ? "missing STORE and MOUNTPOINT" : "missing MOUNTPOINT");
         return -EINVAL;
     }
     return 0;
@@ -159,23 +163,22 @@ void opts_usage(const char *prog, bool full)
         printf("Try '%s --help' for more information.\n", prog);
         return;
     }
-    printf(
-        "Mount a store of libvirt VMs; snapshots and clones become file operations.\n"
-        "\n"
-        "Options (each also as -o NAME, so /etc/fstab can carry it):\n"
-        "  -f, -o foreground      stay in the foreground, log to stderr\n"
-        "  -d, -o debug           FUSE debug output (implies -f)\n"
-        "  -s, -o single_thread   serve requests on one thread\n"
-        "  -o qemu_img=PATH       qemu-img to run (default: qemu-img in PATH)\n"
-        "  -h, --help             show this help\n"
-        "  -V, --version          show the version\n"
-        "\n"
-        "Mount options passed to the kernel: allow_other, allow_root, default_permissions,\n"
-        "auto_unmount, ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, relatime, sync,\n"
-        "async, dirsync, max_read=N, blksize=N.\n"
-        "Accepted and ignored (fstab): defaults, _netdev, nofail, auto, noauto, user,\n"
-        "users, nouser, x-*, comment=*. Any other option is an error.\n"
-        "\n"
-        "fstab:  STORE  MOUNTPOINT  fuse.vmstorefs  defaults,allow_other,_netdev  0 0\n"
-        "See vmstorefs(8).\n");
+    printf("Mount a store of libvirt VMs; snapshots and clones become file operations.\n"
+           "\n"
+           "Options (each also as -o NAME, so /etc/fstab can carry it):\n"
+           "  -f, -o foreground      stay in the foreground, log to stderr\n"
+           "  -d, -o debug           FUSE debug output (implies -f)\n"
+           "  -s, -o single_thread   serve requests on one thread\n"
+           "  -o qemu_img=PATH       qemu-img to run (default: qemu-img in PATH)\n"
+           "  -h, --help             show this help\n"
+           "  -V, --version          show the version\n"
+           "\n"
+           "Mount options passed to the kernel: allow_other, allow_root, default_permissions,\n"
+           "auto_unmount, ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, relatime, sync,\n"
+           "async, dirsync, max_read=N, blksize=N.\n"
+           "Accepted and ignored (fstab): defaults, _netdev, nofail, auto, noauto, user,\n"
+           "users, nouser, x-*, comment=*. Any other option is an error.\n"
+           "\n"
+           "fstab:  STORE  MOUNTPOINT  fuse.vmstorefs  defaults,allow_other,_netdev  0 0\n"
+           "See vmstorefs(8).\n");
 }

@@ -119,8 +119,7 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static int info_from_object(struct json_object *o, struct qimg_info *out, char *msg,
-                            size_t msgsz)
+static int info_from_object(struct json_object *o, struct qimg_info *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));
     if (!json_object_is_type(o, json_type_object)) {

@@ -17,9 +17,9 @@ struct qimg_info {
     uint64_t actual_size;
     bool dirty;
     char *filename;
-    char *backing_filename;      /* as stored in the image; NULL when none */
+    char *backing_filename; /* as stored in the image; NULL when none */
     char *full_backing_filename; /* as qemu-img resolved it; NULL when none */
-    char backing_format[32];     /* "" when the image does not record one */
+    char backing_format[32]; /* "" when the image does not record one */
 };
 
 /* Parses the object printed by `qemu-img info --output=json`. Returns 0,

@@ -69,10 +69,11 @@ static int parse_doc(xmlDocPtr doc, struct snap_info *out, char *msg, size_t msg
     return parse_disks(root, out);
 }
 
-static int finish(xmlDocPtr doc, struct snap_info *out, char *msg, size_t msgsz)
+/* The tree reader: on failure the half-filled result is released. */
+static int read_tree(xmlDocPtr doc, void *p, char *msg, size_t msgsz)
 {
+    struct snap_info *out = p;
     int r = parse_doc(doc, out, msg, msgsz);
-    xmlFreeDoc(doc);
     if (r < 0)
         snapxml_free(out);
     return r;
@@ -81,17 +82,13 @@ static int finish(xmlDocPtr doc, struct snap_info *out, char *msg, size_t msgsz)
 int snapxml_parse_file(const char *path, struct snap_info *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));
-    int err;
-    xmlDocPtr doc = xmlsafe_parse_file(path, "domainsnapshot", &err, msg, msgsz);
-    return doc ? finish(doc, out, msg, msgsz) : err;
+    return xmlsafe_read_file(path, "domainsnapshot", read_tree, out, msg, msgsz);
 }
 
-int snapxml_parse_mem(const char *buf, size_t len, struct snap_info *out, char *msg,
-                      size_t msgsz)
+int snapxml_parse_mem(const char *buf, size_t len, struct snap_info *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));
-    xmlDocPtr doc = xmlsafe_parse_mem(buf, len, "domainsnapshot", msg, msgsz);
-    return doc ? finish(doc, out, msg, msgsz) : -EINVAL;
+    return xmlsafe_read_mem(buf, len, "domainsnapshot", read_tree, out, msg, msgsz);
 }
 
 void snapxml_free(struct snap_info *info)

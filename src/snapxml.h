@@ -9,18 +9,17 @@
 
 struct snap_info {
     char *name;
-    char *parent;          /* NULL for a root snapshot */
-    char *description;     /* NULL when absent */
+    char *parent; /* NULL for a root snapshot */
+    char *description; /* NULL when absent */
     int64_t creation_time; /* unix seconds */
-    char **disks;          /* disk names (<disk name=...>) with snapshot != 'no' */
+    char **disks; /* disk names (<disk name=...>) with snapshot != 'no' */
     size_t ndisks;
 };
 
 /* -ENOENT when missing; -EINVAL (reason in msg) for a malformed file or
  * one without <name> or a numeric <creationTime>. */
 int snapxml_parse_file(const char *path, struct snap_info *out, char *msg, size_t msgsz);
-int snapxml_parse_mem(const char *buf, size_t len, struct snap_info *out, char *msg,
-                      size_t msgsz);
+int snapxml_parse_mem(const char *buf, size_t len, struct snap_info *out, char *msg, size_t msgsz);
 void snapxml_free(struct snap_info *info);
 
 #endif

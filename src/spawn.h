@@ -13,12 +13,12 @@
 #include <stddef.h>
 
 struct spawn_result {
-    int exit_code;    /* exit status, or -1 if the child did not exit normally */
-    int term_signal;  /* signal that ended it, or 0 */
+    int exit_code; /* exit status, or -1 if the child did not exit normally */
+    int term_signal; /* signal that ended it, or 0 */
     bool timed_out;
-    char *out;        /* captured stdout, NUL-terminated (never NULL after run) */
+    char *out; /* captured stdout, NUL-terminated (never NULL after run) */
     size_t out_len;
-    char *err;        /* captured stderr, NUL-terminated (never NULL after run) */
+    char *err; /* captured stderr, NUL-terminated (never NULL after run) */
     size_t err_len;
 };
 

@@ -136,16 +136,14 @@ int store_prepare_meta(const struct store *s, char *msg, size_t msgsz)
     return r;
 }
 
-int store_vm_path(const struct store *s, const char *vm, const char *rel, char *out,
-                  size_t outsz)
+int store_vm_path(const struct store *s, const char *vm, const char *rel, char *out, size_t outsz)
 {
     if (rel && *rel)
         return fmt_path(out, outsz, "%s/%s/%s", s->root, vm, rel);
     return fmt_path(out, outsz, "%s/%s", s->root, vm);
 }
 
-int store_disk_path(const struct store *s, const char *vm, const char *dev, char *out,
-                    size_t outsz)
+int store_disk_path(const struct store *s, const char *vm, const char *dev, char *out, size_t outsz)
 {
     return fmt_path(out, outsz, "%s/%s/disks/%s" IMAGE_SUFFIX, s->root, vm, dev);
 }
@@ -158,8 +156,8 @@ int store_snap_path(const struct store *s, const char *vm, const char *snap, con
     return fmt_path(out, outsz, "%s/%s/snapshots/%s", s->root, vm, snap);
 }
 
-int store_snap_image_path(const struct store *s, const char *vm, const char *snap,
-                          const char *dev, char *out, size_t outsz)
+int store_snap_image_path(const struct store *s, const char *vm, const char *snap, const char *dev,
+                          char *out, size_t outsz)
 {
     return fmt_path(out, outsz, "%s/%s/snapshots/%s/%s" IMAGE_SUFFIX, s->root, vm, snap, dev);
 }
@@ -199,8 +197,8 @@ static int list_dir(const char *dir, enum entry_kind kind, store_name_fn fn, voi
             char dev[DEV_MAX_LEN + 1];
             if (!S_ISREG(st.st_mode) || !dev_from_image_name(n, dev, sizeof(dev))) {
                 if (strcmp(n, "snapshot.xml") != 0)
-                    log_once(LOG_WARNING, key,
-                             "skipping %s/%s: not a regular <dev>.qcow2 image", dir, n);
+                    log_once(LOG_WARNING, key, "skipping %s/%s: not a regular <dev>.qcow2 image",
+                             dir, n);
                 continue;
             }
             r = fn(dev, ctx);
@@ -246,8 +244,7 @@ static bool is_dir(const char *path)
 bool store_vm_exists(const struct store *s, const char *vm)
 {
     char path[PATH_MAX];
-    return name_is_valid(vm) && store_vm_path(s, vm, NULL, path, sizeof(path)) == 0 &&
-           is_dir(path);
+    return name_is_valid(vm) && store_vm_path(s, vm, NULL, path, sizeof(path)) == 0 && is_dir(path);
 }
 
 bool store_snap_exists(const struct store *s, const char *vm, const char *snap)
@@ -276,8 +273,7 @@ int store_snap_ctime(const struct store *s, const char *vm, const char *snap, in
     return 0;
 }
 
-bool store_parse_active_backing(const char *backing, const char *dev, char *snap,
-                                size_t snapsz)
+bool store_parse_active_backing(const char *backing, const char *dev, char *snap, size_t snapsz)
 {
     static const char prefix[] = "../snapshots/";
     if (strncmp(backing, prefix, sizeof(prefix) - 1) != 0)
@@ -308,8 +304,8 @@ static int current_visit(const char *dev, void *p)
     char path[PATH_MAX], fmt[32], backing[PATH_MAX], msg[MSG_MAX], snap[NAME_MAX_LEN + 1];
     if (store_disk_path(c->s, c->vm, dev, path, sizeof(path)) < 0)
         return 0;
-    int r = imgcache_lookup(c->s->qemu_img, path, fmt, sizeof(fmt), backing, sizeof(backing),
-                            msg, sizeof(msg));
+    int r = imgcache_lookup(c->s->qemu_img, path, fmt, sizeof(fmt), backing, sizeof(backing), msg,
+                            sizeof(msg));
     char key[3 * MSG_MAX];
     if (r < 0) {
         snprintf(key, sizeof(key), "img:%s:%s", path, msg);

@@ -21,7 +21,7 @@
 #define STORE_META_DIR ".vmstorefs"
 
 struct store {
-    char root[PATH_MAX];     /* absolute, canonical */
+    char root[PATH_MAX]; /* absolute, canonical */
     char qemu_img[PATH_MAX]; /* absolute path of qemu-img */
 };
 
@@ -35,14 +35,13 @@ int store_check(struct store *s, const char *path, char *msg, size_t msgsz);
 int store_prepare_meta(const struct store *s, char *msg, size_t msgsz);
 
 /* Path builders: return 0 or -ENAMETOOLONG. */
-int store_vm_path(const struct store *s, const char *vm, const char *rel, char *out,
-                  size_t outsz);
+int store_vm_path(const struct store *s, const char *vm, const char *rel, char *out, size_t outsz);
 int store_disk_path(const struct store *s, const char *vm, const char *dev, char *out,
                     size_t outsz);
 int store_snap_path(const struct store *s, const char *vm, const char *snap, const char *rel,
                     char *out, size_t outsz);
-int store_snap_image_path(const struct store *s, const char *vm, const char *snap,
-                          const char *dev, char *out, size_t outsz);
+int store_snap_image_path(const struct store *s, const char *vm, const char *snap, const char *dev,
+                          char *out, size_t outsz);
 
 /* Enumeration: calls fn for each valid entry, in directory order. A
  * missing directory enumerates as empty. fn returning non-zero stops. */
@@ -69,7 +68,6 @@ int store_current_snapshot(const struct store *s, const char *vm, char *out, siz
 
 /* Parses "../snapshots/<S>/<dev>.qcow2" (the backing name an active image
  * carries); writes S to snap. False for any other shape. */
-bool store_parse_active_backing(const char *backing, const char *dev, char *snap,
-                                size_t snapsz);
+bool store_parse_active_backing(const char *backing, const char *dev, char *snap, size_t snapsz);
 
 #endif

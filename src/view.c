@@ -204,8 +204,7 @@ static int fill_vm(const char *vm, void *p)
     return f->fill(f->ctx, vm, S_IFDIR);
 }
 
-static int readdir_vm(const struct store *s, const struct vpath *vp, view_fill_fn fill,
-                      void *ctx)
+static int readdir_vm(const struct store *s, const struct vpath *vp, view_fill_fn fill, void *ctx)
 {
     struct stat st;
     char link[PATH_MAX];

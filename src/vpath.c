@@ -107,13 +107,20 @@ int vpath_parse(const char *path, struct vpath *out)
 const char *vpath_kind_name(enum vkind kind)
 {
     static const char *const names[] = {
-        [V_ROOT] = "root",           [V_JOBS] = "jobs",
-        [V_VM] = "vm",               [V_DOMXML] = "domain.xml",
-        [V_DISKS] = "disks",         [V_DISK] = "disk",
-        [V_SNAPS] = "snapshots",     [V_SNAP] = "snapshot",
-        [V_SNAP_IMAGE] = "frozen image", [V_SNAP_CLONES] = "snapshot clones",
-        [V_SNAP_CLONE] = "snapshot clone", [V_CLONES] = "clones",
-        [V_CLONE] = "clone",         [V_CURRENT] = "current",
+        [V_ROOT] = "root",
+        [V_JOBS] = "jobs",
+        [V_VM] = "vm",
+        [V_DOMXML] = "domain.xml",
+        [V_DISKS] = "disks",
+        [V_DISK] = "disk",
+        [V_SNAPS] = "snapshots",
+        [V_SNAP] = "snapshot",
+        [V_SNAP_IMAGE] = "frozen image",
+        [V_SNAP_CLONES] = "snapshot clones",
+        [V_SNAP_CLONE] = "snapshot clone",
+        [V_CLONES] = "clones",
+        [V_CLONE] = "clone",
+        [V_CURRENT] = "current",
     };
     return names[kind];
 }

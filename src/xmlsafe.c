@@ -16,8 +16,7 @@ static void quiet(void *ctx, const char *fmt, ...)
     (void)fmt;
 }
 
-xmlDocPtr xmlsafe_parse_mem(const char *buf, size_t len, const char *root, char *msg,
-                            size_t msgsz)
+xmlDocPtr xmlsafe_parse_mem(const char *buf, size_t len, const char *root, char *msg, size_t msgsz)
 {
     if (len > XMLSAFE_MAX_BYTES) {
         snprintf(msg, msgsz, "XML larger than %u bytes", XMLSAFE_MAX_BYTES);
@@ -52,8 +51,7 @@ xmlDocPtr xmlsafe_parse_mem(const char *buf, size_t len, const char *root, char 
     return doc;
 }
 
-xmlDocPtr xmlsafe_parse_file(const char *path, const char *root, int *err, char *msg,
-                             size_t msgsz)
+xmlDocPtr xmlsafe_parse_file(const char *path, const char *root, int *err, char *msg, size_t msgsz)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
@@ -86,6 +84,28 @@ xmlDocPtr xmlsafe_parse_file(const char *path, const char *root, int *err, char 
     free(buf);
     *err = doc ? 0 : -EINVAL;
     return doc;
+}
+
+static int read_doc(xmlDocPtr doc, xmlsafe_reader read, void *out, char *msg, size_t msgsz)
+{
+    int r = read(doc, out, msg, msgsz);
+    xmlFreeDoc(doc);
+    return r;
+}
+
+int xmlsafe_read_file(const char *path, const char *root, xmlsafe_reader read, void *out, char *msg,
+                      size_t msgsz)
+{
+    int err;
+    xmlDocPtr doc = xmlsafe_parse_file(path, root, &err, msg, msgsz);
+    return doc ? read_doc(doc, read, out, msg, msgsz) : err;
+}
+
+int xmlsafe_read_mem(const char *buf, size_t len, const char *root, xmlsafe_reader read, void *out,
+                     char *msg, size_t msgsz)
+{
+    xmlDocPtr doc = xmlsafe_parse_mem(buf, len, root, msg, msgsz);
+    return doc ? read_doc(doc, read, out, msg, msgsz) : -EINVAL;
 }
 
 xmlNodePtr xml_child(xmlNodePtr parent, const char *name)

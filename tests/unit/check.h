@@ -9,22 +9,22 @@
 
 static int check_failures;
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);         \
-            check_failures++;                                                                \
-        }                                                                                    \
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            check_failures++;                                                        \
+        }                                                                            \
     } while (0)
 
-#define CHECK_STR(a, b)                                                                      \
-    do {                                                                                     \
-        const char *a_ = (a), *b_ = (b);                                                     \
-        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                             \
-            fprintf(stderr, "%s:%d: CHECK_STR failed: %s = \"%s\", expected \"%s\"\n",       \
-                    __FILE__, __LINE__, #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");         \
-            check_failures++;                                                                \
-        }                                                                                    \
+#define CHECK_STR(a, b)                                                                          \
+    do {                                                                                         \
+        const char *a_ = (a), *b_ = (b);                                                         \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                                 \
+            fprintf(stderr, "%s:%d: CHECK_STR failed: %s = \"%s\", expected \"%s\"\n", __FILE__, \
+                    __LINE__, #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");                       \
+            check_failures++;                                                                    \
+        }                                                                                        \
     } while (0)
 
 #define CHECK_INT(a, b)                                                                      \
@@ -37,11 +37,11 @@ static int check_failures;
         }                                                                                    \
     } while (0)
 
-#define CHECK_DONE()                                                                         \
-    do {                                                                                     \
-        if (check_failures)                                                                  \
-            fprintf(stderr, "%d check(s) failed\n", check_failures);                         \
-        return check_failures ? 1 : 0;                                                       \
+#define CHECK_DONE()                                                 \
+    do {                                                             \
+        if (check_failures)                                          \
+            fprintf(stderr, "%d check(s) failed\n", check_failures); \
+        return check_failures ? 1 : 0;                               \
     } while (0)
 
 #endif

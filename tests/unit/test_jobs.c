@@ -16,8 +16,8 @@ static void expect_render(int line, const char *want)
         return;
     }
     if (strcmp(got, want) != 0 || len != strlen(want)) {
-        fprintf(stderr, "line %d: jobs_render gave \"%s\" (len %zu), expected \"%s\"\n", line,
-                got, len, want);
+        fprintf(stderr, "line %d: jobs_render gave \"%s\" (len %zu), expected \"%s\"\n", line, got,
+                len, want);
         check_failures++;
     }
     free(got);

@@ -67,9 +67,8 @@ static void test_other_types(void)
 /* Optional fields vary in number (none, one, several). */
 static void test_optional_fields(void)
 {
-    static const char t[] =
-        "70 22 0:50 / /m0 rw - fuse.vmstorefs s rw\n"
-        "71 22 0:51 / /m2 rw shared:5 master:3 - fuse.vmstorefs s rw\n";
+    static const char t[] = "70 22 0:50 / /m0 rw - fuse.vmstorefs s rw\n"
+                            "71 22 0:51 / /m2 rw shared:5 master:3 - fuse.vmstorefs s rw\n";
     CHECK(is_mounted(t, "/m0", VMS));
     CHECK(is_mounted(t, "/m2", VMS));
     CHECK(!is_mounted(t, "/m1", VMS));

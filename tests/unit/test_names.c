@@ -53,8 +53,9 @@ static void test_name_refused(void)
     CHECK(!name_is_valid("a:b"));
     CHECK(!name_is_valid("a*"));
     CHECK(!name_is_valid("a\\b"));
-    CHECK(!name_is_valid("caf\xc3\xa9"));   /* "café" in UTF-8 */
-    CHECK(!name_is_valid("\xe2\x80\x8b" "a")); /* zero-width space */
+    CHECK(!name_is_valid("caf\xc3\xa9")); /* "café" in UTF-8 */
+    CHECK(!name_is_valid("\xe2\x80\x8b"
+                         "a")); /* zero-width space */
     CHECK(!name_is_valid("a\x7f"));
 }
 

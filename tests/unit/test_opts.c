@@ -99,8 +99,8 @@ static void test_own_o_options(void)
     CHECK(o.debug && o.foreground);
     args_free(&a);
 
-    args_make(&a, "/srv/store", "/mnt/vms", "-o",
-              "single_thread,qemu_img=/opt/qemu/bin/qemu-img", NULL);
+    args_make(&a, "/srv/store", "/mnt/vms", "-o", "single_thread,qemu_img=/opt/qemu/bin/qemu-img",
+              NULL);
     CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
     CHECK(o.single_thread);
     CHECK_STR(o.qemu_img, "/opt/qemu/bin/qemu-img");

@@ -82,10 +82,10 @@ static void expect_argv(int line, const struct qimg_argv *a, const char *const *
         check_failures++;
     }
 }
-#define EXPECT_ARGV(a, ...)                                                                   \
-    do {                                                                                      \
-        const char *const want_[] = { __VA_ARGS__, NULL };                                    \
-        expect_argv(__LINE__, a, want_);                                                      \
+#define EXPECT_ARGV(a, ...)                                \
+    do {                                                   \
+        const char *const want_[] = { __VA_ARGS__, NULL }; \
+        expect_argv(__LINE__, a, want_);                   \
     } while (0)
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -129,8 +129,8 @@ static void test_argv_create_overlay(void)
 {
     struct qimg_argv a;
     memset(&a, 0x55, sizeof(a));
-    qimg_argv_create_overlay(&a, QEMU_IMG, "/s/vm/disks/vda.qcow2",
-                             "../snapshots/s1/vda.qcow2", "qcow2");
+    qimg_argv_create_overlay(&a, QEMU_IMG, "/s/vm/disks/vda.qcow2", "../snapshots/s1/vda.qcow2",
+                             "qcow2");
     EXPECT_ARGV(&a, QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", "../snapshots/s1/vda.qcow2",
                 "-F", "qcow2", "/s/vm/disks/vda.qcow2");
     qimg_argv_create_overlay(&a, QEMU_IMG, "/o.qcow2", "/b.raw", "raw");

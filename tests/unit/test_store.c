@@ -207,8 +207,7 @@ static void test_prepare_meta(void)
     CHECK(is_dir(at(0, "st2/.vmstorefs/journal")));
     CHECK(is_dir(at(0, "st2/.vmstorefs/tmp")));
     CHECK(is_dir(at(0, "st2/.vmstorefs/locks")));
-    CHECK_STR(read_small(at(0, "st2/.vmstorefs/format"), buf, sizeof(buf)),
-              "vmstorefs-store 1\n");
+    CHECK_STR(read_small(at(0, "st2/.vmstorefs/format"), buf, sizeof(buf)), "vmstorefs-store 1\n");
     CHECK(access(at(0, "st2/.vmstorefs/format.tmp"), F_OK) < 0);
     /* and the prepared store passes the check */
     CHECK_INT(store_check(&s, at(0, "st2"), msg, sizeof(msg)), 0);
@@ -246,8 +245,11 @@ static void test_newer_format(void)
 
 static void test_garbage_format(void)
 {
-    static const char *const bad[] = { "garbage\n", "", "vmstorefs-store\n",
-                                       "vmstorefs-store 0\n", "vmstorefs-store -1\n",
+    static const char *const bad[] = { "garbage\n",
+                                       "",
+                                       "vmstorefs-store\n",
+                                       "vmstorefs-store 0\n",
+                                       "vmstorefs-store -1\n",
                                        "VMSTOREFS-STORE 1\n" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct store s;
@@ -285,8 +287,7 @@ static void test_paths(void)
     CHECK_STR(out, "/srv/store/web1/snapshots/s1/vdb.qcow2");
 
     CHECK_INT(store_disk_path(&s, "web1", "vda", small, sizeof(small)), -ENAMETOOLONG);
-    CHECK_INT(store_snap_image_path(&s, "web1", "s1", "vda", small, sizeof(small)),
-              -ENAMETOOLONG);
+    CHECK_INT(store_snap_image_path(&s, "web1", "s1", "vda", small, sizeof(small)), -ENAMETOOLONG);
     CHECK_INT(store_vm_path(&s, "web1", NULL, small, 16), 0);
     CHECK_INT(store_vm_path(&s, "web1", NULL, small, 15), -ENAMETOOLONG);
 }
@@ -300,17 +301,32 @@ static void make_enum_store(struct store *s)
     CHECK_INT(store_check(s, at(0, "en"), msg, sizeof(msg)), 0);
     CHECK_INT(store_prepare_meta(s, msg, sizeof(msg)), 0);
     static const char *const dirs[] = {
-        "web1/disks/vdd.qcow2", "web1/snapshots/s1", "web1/snapshots/s2",
-        "web1/snapshots/.h", "web1/snapshots/bad name", "db-2", "bad name", "-x", ".hidden",
+        "web1/disks/vdd.qcow2",
+        "web1/snapshots/s1",
+        "web1/snapshots/s2",
+        "web1/snapshots/.h",
+        "web1/snapshots/bad name",
+        "db-2",
+        "bad name",
+        "-x",
+        ".hidden",
         "web1/snapshots/s1/vdc.qcow2",
     };
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
         mkdir_p(at(0, "en/%s", dirs[i]));
     static const char *const files[] = {
-        "afile", "web1/disks/vda.qcow2", "web1/disks/vdb.qcow2", "web1/disks/notes.txt",
-        "web1/disks/VDA.qcow2", "web1/disks/.vde.qcow2", "web1/disks/vdf.qcow2.bak",
-        "web1/snapshots/x", "web1/snapshots/s1/vda.qcow2", "web1/snapshots/s1/snapshot.xml",
-        "web1/snapshots/s1/vdb.raw", "web1/snapshots/s2/vdb.qcow2",
+        "afile",
+        "web1/disks/vda.qcow2",
+        "web1/disks/vdb.qcow2",
+        "web1/disks/notes.txt",
+        "web1/disks/VDA.qcow2",
+        "web1/disks/.vde.qcow2",
+        "web1/disks/vdf.qcow2.bak",
+        "web1/snapshots/x",
+        "web1/snapshots/s1/vda.qcow2",
+        "web1/snapshots/s1/snapshot.xml",
+        "web1/snapshots/s1/vdb.raw",
+        "web1/snapshots/s2/vdb.qcow2",
     };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         write_file(at(0, "en/%s", files[i]), "");
@@ -413,7 +429,7 @@ static void test_parse_active_backing(void)
     CHECK_STR(snap, "before-upgrade_2.0");
 
     static const char *const bad[] = {
-        "../snapshots/s1/vdb.qcow2",        /* another disk's image */
+        "../snapshots/s1/vdb.qcow2", /* another disk's image */
         "/srv/store/vm/snapshots/s1/vda.qcow2",
         "../snapshots/../x/vda.qcow2",
         "../snapshots/.h/vda.qcow2",
@@ -465,8 +481,8 @@ static void test_snap_ctime(void)
 
 /* ---- the current snapshot, with real images ---- */
 
-static void make_snapshot(const struct store *s, const char *vm, const char *snap,
-                          long ctime, const char *const *devs)
+static void make_snapshot(const struct store *s, const char *vm, const char *snap, long ctime,
+                          const char *const *devs)
 {
     char path[PATH_MAX], xml[256];
     CHECK_INT(store_snap_path(s, vm, snap, NULL, path, sizeof(path)), 0);
@@ -484,8 +500,7 @@ static void make_snapshot(const struct store *s, const char *vm, const char *sna
 }
 
 /* An active image: standalone when backing is NULL. */
-static void make_active(const struct store *s, const char *vm, const char *dev,
-                        const char *backing)
+static void make_active(const struct store *s, const char *vm, const char *dev, const char *backing)
 {
     char path[PATH_MAX];
     CHECK_INT(store_vm_path(s, vm, "disks", path, sizeof(path)), 0);
@@ -536,7 +551,7 @@ static bool test_current(void)
     /* backing names of other shapes do not count */
     make_snapshot(&s, "odd", "s1", 1000, both);
     make_active(&s, "odd", "vda", at(1, "cur/odd/snapshots/s1/vda.qcow2")); /* absolute */
-    make_active(&s, "odd", "vdb", "../snapshots/s1/vda.qcow2");            /* wrong dev */
+    make_active(&s, "odd", "vdb", "../snapshots/s1/vda.qcow2"); /* wrong dev */
     EXPECT_CURRENT(&s, "odd", NULL);
 
     /* a partial snapshot: the newest one wins, whichever disk names it */

@@ -7,8 +7,8 @@
 
 /* Parses path and checks kind and the fields the kind carries. Fields
  * given as NULL must come back empty. */
-static void expect(int line, const char *path, enum vkind kind, const char *vm,
-                   const char *snap, const char *dev, const char *name)
+static void expect(int line, const char *path, enum vkind kind, const char *vm, const char *snap,
+                   const char *dev, const char *name)
 {
     struct vpath vp;
     int r = vpath_parse(path, &vp);
@@ -33,8 +33,8 @@ static void expect_enoent(int line, const char *path)
     struct vpath vp;
     int r = vpath_parse(path, &vp);
     if (r != -ENOENT) {
-        fprintf(stderr, "line %d: vpath_parse(\"%s\") = %d (kind %s), expected -ENOENT\n",
-                line, path, r, r == 0 ? vpath_kind_name(vp.kind) : "-");
+        fprintf(stderr, "line %d: vpath_parse(\"%s\") = %d (kind %s), expected -ENOENT\n", line,
+                path, r, r == 0 ? vpath_kind_name(vp.kind) : "-");
         check_failures++;
     }
 }

@@ -168,10 +168,9 @@ static void expect_dom_refused(int line, const char *file, int want, const char 
     struct dom_info d;
     char msg[512] = "";
     int r = domxml_parse_file(xml_path(file), &d, msg, sizeof(msg));
-    if (r != want || d.name || d.disks || d.ndisks || !msg[0] ||
-        (needle && !strstr(msg, needle))) {
-        fprintf(stderr, "line %d: %s: domxml_parse_file = %d (want %d), msg \"%s\"\n", line,
-                file, r, want, msg);
+    if (r != want || d.name || d.disks || d.ndisks || !msg[0] || (needle && !strstr(msg, needle))) {
+        fprintf(stderr, "line %d: %s: domxml_parse_file = %d (want %d), msg \"%s\"\n", line, file,
+                r, want, msg);
         check_failures++;
     }
     if (r == 0)
@@ -348,10 +347,9 @@ static void expect_snap_refused(int line, const char *file, int want, const char
     struct snap_info s;
     char msg[512] = "";
     int r = snapxml_parse_file(xml_path(file), &s, msg, sizeof(msg));
-    if (r != want || s.name || s.disks || s.ndisks || !msg[0] ||
-        (needle && !strstr(msg, needle))) {
-        fprintf(stderr, "line %d: %s: snapxml_parse_file = %d (want %d), msg \"%s\"\n", line,
-                file, r, want, msg);
+    if (r != want || s.name || s.disks || s.ndisks || !msg[0] || (needle && !strstr(msg, needle))) {
+        fprintf(stderr, "line %d: %s: snapxml_parse_file = %d (want %d), msg \"%s\"\n", line, file,
+                r, want, msg);
         check_failures++;
     }
     if (r == 0)
@@ -364,8 +362,7 @@ static void expect_snap_mem_refused(int line, const char *x)
     char msg[512] = "";
     int r = snapxml_parse_mem(x, strlen(x), &s, msg, sizeof(msg));
     if (r != -EINVAL || s.name || !msg[0]) {
-        fprintf(stderr, "line %d: snapxml_parse_mem(\"%s\") = %d, msg \"%s\"\n", line, x, r,
-                msg);
+        fprintf(stderr, "line %d: snapxml_parse_mem(\"%s\") = %d, msg \"%s\"\n", line, x, r, msg);
         check_failures++;
     }
     if (r == 0)
@@ -384,12 +381,12 @@ static void test_snapshot_refused(void)
     expect_snap_mem_refused(
         __LINE__, "<domainsnapshot><name>s</name><creationTime>-5</creationTime></domainsnapshot>");
     expect_snap_mem_refused(
-        __LINE__, "<domainsnapshot><name>s</name><creationTime>12x</creationTime></domainsnapshot>");
+        __LINE__,
+        "<domainsnapshot><name>s</name><creationTime>12x</creationTime></domainsnapshot>");
     expect_snap_mem_refused(
         __LINE__, "<domainsnapshot><name>s</name><creationTime></creationTime></domainsnapshot>");
-    expect_snap_mem_refused(__LINE__,
-                            "<domainsnapshot><name>s</name><creationTime>"
-                            "99999999999999999999999</creationTime></domainsnapshot>");
+    expect_snap_mem_refused(__LINE__, "<domainsnapshot><name>s</name><creationTime>"
+                                      "99999999999999999999999</creationTime></domainsnapshot>");
     expect_snap_mem_refused(__LINE__, "<!DOCTYPE domainsnapshot [<!ENTITY t \"5\">]>"
                                       "<domainsnapshot><name>s</name>"
                                       "<creationTime>&t;</creationTime></domainsnapshot>");
