@@ -36,7 +36,7 @@ perl -MIO::Socket::UNIX -MSocket -e '
     while (defined $s->recv(my $buf, 65536)) { print $o "$buf\n" }
 ' "$dev/log" "$TMP/syslog.txt" &
 listener=$!
-trap 'umount -l "$M" 2>/dev/null; kill "$listener" 2>/dev/null' EXIT
+trap 'umount -l "$M" 2>/dev/null || true; kill "$listener" 2>/dev/null || true' EXIT
 for i in $(seq 50); do [ -S "$dev/log" ] && break; sleep 0.1; done
 mount --rbind "$dev" /dev  # rbind: the device binds inside come along
 mkdir -p "$M"
