@@ -82,6 +82,12 @@ int domxml_parse_file(const char *path, struct dom_info *out, char *msg, size_t 
     return xmlsafe_read_file(path, "domain", read_tree, out, msg, msgsz);
 }
 
+int domxml_parse_fd(int fd, struct dom_info *out, char *msg, size_t msgsz)
+{
+    memset(out, 0, sizeof(*out));
+    return xmlsafe_read_fd(fd, "domain", read_tree, out, msg, msgsz);
+}
+
 int domxml_parse_mem(const char *buf, size_t len, struct dom_info *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));

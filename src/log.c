@@ -49,6 +49,8 @@ static unsigned seen_count;
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 enum { SEEN_MAX = 4096 };
 
+/* Past SEEN_MAX distinct keys, say so once and log no more: a store with
+ * endless broken entries (or a user probing refusals) cannot flood syslog. */
 static bool first_time(const char *key)
 {
     bool first = true;
@@ -59,7 +61,12 @@ static bool first_time(const char *key)
             break;
         }
     }
-    if (first && seen_count < SEEN_MAX) {
+    if (first && seen_count >= SEEN_MAX) {
+        first = false;
+        if (seen_count == SEEN_MAX && ++seen_count)
+            log_msg(LOG_WARNING, "more than %d distinct problems: further ones are not logged",
+                    SEEN_MAX);
+    } else if (first) {
         size_t len = strlen(key) + 1;
         struct seen *s = malloc(sizeof(*s) + len);
         if (s) {

@@ -15,6 +15,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <libxml/parser.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,26 @@ static int check_mountpoint(const char *path, char *out, char *msg, size_t msgsz
         fclose(mi);
     if (busy) {
         snprintf(msg, msgsz, "mount point %s: a vmstorefs is already mounted there", out);
+        return -1;
+    }
+    return 0;
+}
+
+/* A mount point at or below the store would make the daemon walk into
+ * its own mount (a deadlock on the first lookup); a store below the mount
+ * point would be hidden by it. */
+static bool path_within(const char *inner, const char *outer)
+{
+    size_t n = strlen(outer);
+    if (strcmp(outer, "/") == 0)
+        return true;
+    return strncmp(inner, outer, n) == 0 && (inner[n] == '\0' || inner[n] == '/');
+}
+
+static int check_overlap(const char *store, const char *mountpoint, char *msg, size_t msgsz)
+{
+    if (path_within(mountpoint, store) || path_within(store, mountpoint)) {
+        snprintf(msg, msgsz, "mount point %s overlaps the store: mount elsewhere", mountpoint);
         return -1;
     }
     return 0;
@@ -105,7 +126,7 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         return fail(msg);
     }
     int status = 1;
-    if (store_prepare_meta(&vfs->store, msg, sizeof(msg)) < 0) {
+    if (!o->read_only && store_prepare_meta(&vfs->store, msg, sizeof(msg)) < 0) {
         fail(msg);
         goto out;
     }
@@ -153,7 +174,14 @@ int main(int argc, char **argv)
     char mountpoint[PATH_MAX];
     if (check_mountpoint(o.mountpoint, mountpoint, msg, sizeof(msg)) < 0 ||
         store_check(&vfs.store, o.store, msg, sizeof(msg)) < 0 ||
+        check_overlap(vfs.store.root, mountpoint, msg, sizeof(msg)) < 0 ||
         qimg_find(o.qemu_img, vfs.store.qemu_img, sizeof(vfs.store.qemu_img), msg, sizeof(msg)) < 0)
         return fail(msg);
-    return run(&o, &vfs, mountpoint);
+    /* libxml2 2.9 initialises itself lazily, which is not thread-safe:
+     * do it before the first FUSE thread parses anything. */
+    xmlInitParser();
+    int status = run(&o, &vfs, mountpoint);
+    store_close(&vfs.store);
+    xmlCleanupParser();
+    return status;
 }

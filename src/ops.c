@@ -24,6 +24,7 @@
 struct handle {
     int fd;
     bool frozen;
+    bool active;
     off_t last_end; /* where the previous read ended (prefetch) */
     char *text;
     size_t len;
@@ -48,11 +49,16 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 {
     struct handle *h = h_of(fi);
     if (!path && h && h->fd >= 0) {
+        /* nullpath_ok: an open file may be asked about by handle only. */
         if (fstat(h->fd, st) < 0)
             return -errno;
-        if (h->frozen)
+        if (!h->active)
             st->st_mode &= ~(mode_t)0222;
         return 0;
+    }
+    if (!path && h && h->text) {
+        struct vpath jobs = { .kind = V_JOBS };
+        return view_getattr(st_of(), &jobs, st);
     }
     struct vpath vp;
     int r = parse(path, &vp);
@@ -127,7 +133,7 @@ static int op_open(const char *path, struct fuse_file_info *fi)
         return -ENOMEM;
     h->fd = -1;
     if (vp.kind == V_JOBS) {
-        if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+        if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
             free(h);
             return -EROFS;
         }
@@ -141,6 +147,7 @@ static int op_open(const char *path, struct fuse_file_info *fi)
         }
         h->fd = vf.fd;
         h->frozen = vf.frozen;
+        h->active = vf.active;
         fi->keep_cache = vf.frozen;
         fi->direct_io = vf.active;
     }
@@ -254,7 +261,7 @@ static int op_fallocate(const char *path, int mode, off_t off, off_t len, struct
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
     struct handle *h = h_of(fi);
-    if (h && h->fd >= 0 && !h->frozen)
+    if (h && h->fd >= 0 && h->active)
         return ftruncate(h->fd, size) < 0 ? -errno : 0;
     struct vpath vp;
     int r = parse(path, &vp);
@@ -298,8 +305,11 @@ static int refuse(const char *op, const char *path)
     struct vpath vp;
     int r = parse(path, &vp);
     bool frozen = r == 0 && vp.kind == V_SNAP_IMAGE;
-    log_msg(LOG_NOTICE, "refused %s %s: %s", op, path ? path : "?",
-            frozen ? "snapshots are read-only" : "not supported by this version");
+    /* Once per operation and path: with allow_other anyone can ask. */
+    char key[PATH_MAX + 32];
+    snprintf(key, sizeof(key), "refuse:%s:%s", op, path ? path : "?");
+    log_once(LOG_NOTICE, key, "refused %s %s: %s", op, path ? path : "?",
+             frozen ? "snapshots are read-only" : "not supported by this version");
     return frozen ? -EROFS : -EPERM;
 }
 
@@ -332,7 +342,9 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     if (slash && slash != parent)
         *slash = '\0';
     if (parse(parent, &vp) == 0 && vp.kind == V_SNAP) {
-        log_msg(LOG_NOTICE, "refused create %s: snapshots are read-only", path);
+        char key[PATH_MAX + 32];
+        snprintf(key, sizeof(key), "refuse:create:%s", path);
+        log_once(LOG_NOTICE, key, "refused create %s: snapshots are read-only", path);
         return -EROFS;
     }
     return refuse("create", path);

@@ -11,17 +11,13 @@ static const char *const fstab_only[] = {
     "users",    "nouser",  "owner",  "comment", "x-systemd", NULL,
 };
 
-/* Passed to the kernel/libfuse mount unchanged. */
+/* Passed to libfuse's mount unchanged: the words libfuse 3 itself
+ * accepts (lib/mount.c). relatime & co. are not among them. */
 static const char *const mount_words[] = {
-    "rw",           "ro",          "suid",          "nosuid",
-    "dev",          "nodev",       "exec",          "noexec",
-    "async",        "sync",        "dirsync",       "atime",
-    "noatime",      "diratime",    "nodiratime",    "relatime",
-    "norelatime",   "strictatime", "nostrictatime", "lazytime",
-    "nolazytime",   "allow_other", "allow_root",    "default_permissions",
-    "auto_unmount", NULL,
+    "rw",    "ro",   "suid",    "nosuid",      "dev",        "nodev",
+    "exec",  "noexec", "async", "sync",        "dirsync",    "atime",
+    "noatime", "allow_other", "allow_root", "default_permissions", "auto_unmount", NULL,
 };
-static const char *const mount_keys[] = { "max_read=", "blksize=", NULL };
 /* We set fsname and subtype ourselves; mount helpers may pass them too. */
 static const char *const ignored_keys[] = { "fsname=", "subtype=", NULL };
 
@@ -75,8 +71,13 @@ static int one_option(struct opts *o, char *word, char *msg, size_t msgsz)
     } else if (in_list(word, fstab_only) || strncmp(word, "x-", 2) == 0 ||
                strncmp(word, "comment=", 8) == 0 || has_prefix(word, ignored_keys))
         return 0;
-    else if (in_list(word, mount_words) || has_prefix(word, mount_keys))
+    else if (in_list(word, mount_words)) {
+        if (strcmp(word, "ro") == 0)
+            o->read_only = true;
+        else if (strcmp(word, "rw") == 0)
+            o->read_only = false;
         return append_mount_opt(o, word, msg, msgsz);
+    }
     else {
         snprintf(msg, msgsz, "unknown option '%s' (see vmstorefs --help)", word);
         return -EINVAL;
@@ -148,6 +149,11 @@ int opts_parse(int argc, char **argv, struct opts *o, char *msg, size_t msgsz)
     }
     if (o->help || o->version)
         return 0;
+    /* The daemon runs as root and checks nothing itself: without this,
+     * allow_other would let any local user read and write every disk. */
+    if (!strstr(o->mount_opts, "default_permissions") &&
+        append_mount_opt(o, "default_permissions", msg, msgsz) < 0)
+        return -EINVAL;
     if (!o->store || !o->mountpoint) {
         snprintf(msg, msgsz, "%s",
                  !o->store ? "missing STORE and MOUNTPOINT" : "missing MOUNTPOINT");
@@ -173,12 +179,13 @@ void opts_usage(const char *prog, bool full)
            "  -h, --help             show this help\n"
            "  -V, --version          show the version\n"
            "\n"
-           "Mount options passed to the kernel: allow_other, allow_root, default_permissions,\n"
-           "auto_unmount, ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, relatime, sync,\n"
-           "async, dirsync, max_read=N, blksize=N.\n"
-           "Accepted and ignored (fstab): defaults, _netdev, nofail, auto, noauto, user,\n"
-           "users, nouser, x-*, comment=*. Any other option is an error.\n"
-           "\n"
-           "fstab:  STORE  MOUNTPOINT  fuse.vmstorefs  defaults,allow_other,_netdev  0 0\n"
+           "Mount options passed to the kernel: allow_other, allow_root, auto_unmount,\n"
+        "ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, sync, async, dirsync.\n"
+        "Accepted and ignored (fstab): defaults, _netdev, nofail, auto, noauto, user,\n"
+        "users, nouser, x-*, comment=*. Any other option is an error.\n"
+        "default_permissions is always on: the kernel checks access against the\n"
+        "owners and modes the mount shows. With ro the store is not written at all.\n"
+        "\n"
+        "fstab:  STORE  MOUNTPOINT  fuse.vmstorefs  defaults,allow_other,_netdev  0 0\n"
            "See vmstorefs(8).\n");
 }

@@ -85,6 +85,12 @@ int snapxml_parse_file(const char *path, struct snap_info *out, char *msg, size_
     return xmlsafe_read_file(path, "domainsnapshot", read_tree, out, msg, msgsz);
 }
 
+int snapxml_parse_fd(int fd, struct snap_info *out, char *msg, size_t msgsz)
+{
+    memset(out, 0, sizeof(*out));
+    return xmlsafe_read_fd(fd, "domainsnapshot", read_tree, out, msg, msgsz);
+}
+
 int snapxml_parse_mem(const char *buf, size_t len, struct snap_info *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));

@@ -1,11 +1,13 @@
 #include "store.h"
 
-#include "imgcache.h"
 #include "log.h"
 #include "names.h"
+#include "qcow2hdr.h"
 #include "snapxml.h"
 
 #include <dirent.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -52,6 +54,7 @@ static int read_format(const char *root, int *version, char *msg, size_t msgsz)
 
 int store_check(struct store *s, const char *path, char *msg, size_t msgsz)
 {
+    s->rootfd = -1;
     struct stat st;
     if (stat(path, &st) < 0) {
         int e = errno;
@@ -62,16 +65,20 @@ int store_check(struct store *s, const char *path, char *msg, size_t msgsz)
         snprintf(msg, msgsz, "store %s: not a directory", path);
         return -ENOTDIR;
     }
-    if (!realpath(path, s->root)) {
+    if (!realpath(path, s->root) ||
+        (s->rootfd = open(s->root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
         int e = errno;
         snprintf(msg, msgsz, "store %s: %s", path, strerror(e));
         return -e;
     }
     int version;
     int r = read_format(s->root, &version, msg, msgsz);
-    if (r < 0)
+    if (r < 0) {
+        store_close(s);
         return r;
+    }
     if (version > STORE_FORMAT_VERSION) {
+        store_close(s);
         snprintf(msg, msgsz,
                  "store %s has format %d, newer than this vmstorefs understands (%d): "
                  "upgrade vmstorefs",
@@ -79,6 +86,41 @@ int store_check(struct store *s, const char *path, char *msg, size_t msgsz)
         return -EPROTONOSUPPORT;
     }
     return 0;
+}
+
+void store_close(struct store *s)
+{
+    if (s->rootfd >= 0)
+        close(s->rootfd);
+    s->rootfd = -1;
+}
+
+int store_open(const struct store *s, const char *path, int flags)
+{
+    size_t rl = strlen(s->root);
+    const char *rel;
+    if (strcmp(path, s->root) == 0)
+        rel = ".";
+    else if (strncmp(path, s->root, rl) == 0 && path[rl] == '/' && path[rl + 1])
+        rel = path + rl + 1;
+    else
+        return -EXDEV;
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, s->rootfd, rel, &how, sizeof(how));
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int store_lstat(const struct store *s, const char *path, struct stat *st)
+{
+    int fd = store_open(s, path, O_PATH);
+    if (fd < 0)
+        return fd;
+    int r = fstat(fd, st) < 0 ? -errno : 0;
+    close(fd);
+    return r;
 }
 
 static int ensure_dir(const char *path, char *msg, size_t msgsz)
@@ -169,11 +211,16 @@ enum entry_kind { ENTRY_DIR, ENTRY_IMAGE };
 /* Walks dir, keeping entries of the wanted kind whose names pass the
  * rules; others are logged once (dot-files are ours or the user's and
  * are skipped silently). For ENTRY_IMAGE, fn gets the dev name. */
-static int list_dir(const char *dir, enum entry_kind kind, store_name_fn fn, void *ctx)
+static int list_dir(const struct store *s, const char *dir, enum entry_kind kind,
+                    store_name_fn fn, void *ctx)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+    int fd = store_open(s, dir, O_RDONLY | O_DIRECTORY);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP ? 0 : fd < 0 ? fd : -errno;
+    }
     int r = 0;
     struct dirent *de;
     while (r == 0 && (de = readdir(d)) != NULL) {
@@ -210,21 +257,21 @@ static int list_dir(const char *dir, enum entry_kind kind, store_name_fn fn, voi
 
 int store_list_vms(const struct store *s, store_name_fn fn, void *ctx)
 {
-    return list_dir(s->root, ENTRY_DIR, fn, ctx);
+    return list_dir(s, s->root, ENTRY_DIR, fn, ctx);
 }
 
 int store_list_disks(const struct store *s, const char *vm, store_name_fn fn, void *ctx)
 {
     char dir[PATH_MAX];
     int r = store_vm_path(s, vm, "disks", dir, sizeof(dir));
-    return r < 0 ? r : list_dir(dir, ENTRY_IMAGE, fn, ctx);
+    return r < 0 ? r : list_dir(s, dir, ENTRY_IMAGE, fn, ctx);
 }
 
 int store_list_snapshots(const struct store *s, const char *vm, store_name_fn fn, void *ctx)
 {
     char dir[PATH_MAX];
     int r = store_vm_path(s, vm, "snapshots", dir, sizeof(dir));
-    return r < 0 ? r : list_dir(dir, ENTRY_DIR, fn, ctx);
+    return r < 0 ? r : list_dir(s, dir, ENTRY_DIR, fn, ctx);
 }
 
 int store_list_snap_images(const struct store *s, const char *vm, const char *snap,
@@ -232,26 +279,26 @@ int store_list_snap_images(const struct store *s, const char *vm, const char *sn
 {
     char dir[PATH_MAX];
     int r = store_snap_path(s, vm, snap, NULL, dir, sizeof(dir));
-    return r < 0 ? r : list_dir(dir, ENTRY_IMAGE, fn, ctx);
+    return r < 0 ? r : list_dir(s, dir, ENTRY_IMAGE, fn, ctx);
 }
 
-static bool is_dir(const char *path)
+static bool is_dir(const struct store *s, const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    return store_lstat(s, path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 bool store_vm_exists(const struct store *s, const char *vm)
 {
     char path[PATH_MAX];
-    return name_is_valid(vm) && store_vm_path(s, vm, NULL, path, sizeof(path)) == 0 && is_dir(path);
+    return name_is_valid(vm) && store_vm_path(s, vm, NULL, path, sizeof(path)) == 0 && is_dir(s, path);
 }
 
 bool store_snap_exists(const struct store *s, const char *vm, const char *snap)
 {
     char path[PATH_MAX];
     return name_is_valid(vm) && name_is_valid(snap) &&
-           store_snap_path(s, vm, snap, NULL, path, sizeof(path)) == 0 && is_dir(path);
+           store_snap_path(s, vm, snap, NULL, path, sizeof(path)) == 0 && is_dir(s, path);
 }
 
 int store_snap_ctime(const struct store *s, const char *vm, const char *snap, int64_t *out)
@@ -261,7 +308,14 @@ int store_snap_ctime(const struct store *s, const char *vm, const char *snap, in
     if (r < 0)
         return r;
     struct snap_info info;
-    r = snapxml_parse_file(path, &info, msg, sizeof(msg));
+    int fd = store_open(s, path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(msg, sizeof(msg), "%s", strerror(-fd));
+        r = fd;
+    } else {
+        r = snapxml_parse_fd(fd, &info, msg, sizeof(msg));
+        close(fd);
+    }
     if (r < 0) {
         char key[3 * MSG_MAX];
         snprintf(key, sizeof(key), "snapxml:%s:%s", path, msg);
@@ -298,27 +352,39 @@ struct current_ctx {
     int64_t best_time;
 };
 
+/* The snapshot one active image grows from, or "" (logged once when the
+ * image is not a qcow2 we can read). */
+static void backing_snapshot(const struct store *s, const char *vm, const char *dev, char *snap,
+                             size_t snapsz)
+{
+    char path[PATH_MAX], backing[QCOW2_BACKING_MAX + 1], msg[MSG_MAX], key[3 * MSG_MAX];
+    snap[0] = '\0';
+    if (store_disk_path(s, vm, dev, path, sizeof(path)) < 0)
+        return;
+    int fd = store_open(s, path, O_RDONLY);
+    int r = fd;
+    if (fd >= 0) {
+        r = qcow2_backing_name(fd, backing, sizeof(backing), msg, sizeof(msg));
+        close(fd);
+    } else {
+        snprintf(msg, sizeof(msg), "%s", strerror(-fd));
+    }
+    if (r < 0) {
+        snprintf(key, sizeof(key), "img:%s:%s", path, msg);
+        log_once(LOG_WARNING, key, "active image %s is unreadable: %s", path, msg);
+        return;
+    }
+    if (!store_parse_active_backing(backing, dev, snap, snapsz) ||
+        !store_snap_exists(s, vm, snap))
+        snap[0] = '\0';
+}
+
 static int current_visit(const char *dev, void *p)
 {
     struct current_ctx *c = p;
-    char path[PATH_MAX], fmt[32], backing[PATH_MAX], msg[MSG_MAX], snap[NAME_MAX_LEN + 1];
-    if (store_disk_path(c->s, c->vm, dev, path, sizeof(path)) < 0)
-        return 0;
-    int r = imgcache_lookup(c->s->qemu_img, path, fmt, sizeof(fmt), backing, sizeof(backing), msg,
-                            sizeof(msg));
-    char key[3 * MSG_MAX];
-    if (r < 0) {
-        snprintf(key, sizeof(key), "img:%s:%s", path, msg);
-        log_once(LOG_WARNING, key, "image %s cannot be read by qemu-img: %s", path, msg);
-        return 0;
-    }
-    if (strcmp(fmt, "qcow2") != 0) {
-        snprintf(key, sizeof(key), "fmt:%s:%s", path, fmt);
-        log_once(LOG_WARNING, key, "active image %s is %s, not qcow2", path, fmt);
-        return 0;
-    }
-    if (!backing[0] || !store_parse_active_backing(backing, dev, snap, sizeof(snap)) ||
-        !store_snap_exists(c->s, c->vm, snap))
+    char snap[NAME_MAX_LEN + 1];
+    backing_snapshot(c->s, c->vm, dev, snap, sizeof(snap));
+    if (!snap[0])
         return 0;
     int64_t t = 0;
     store_snap_ctime(c->s, c->vm, snap, &t);

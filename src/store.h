@@ -8,7 +8,12 @@
  * This module knows the layout (paths), validates and prepares a store,
  * and enumerates what it holds. Entries with names the rules refuse are
  * skipped with one log line each; nothing here is ever fatal for the
- * daemon. It never changes images or XML. */
+ * daemon. It never changes images or XML.
+ *
+ * Every access below the store root goes through store_open(): openat2
+ * beneath the root with no symlinks resolved, so a link planted in the
+ * store (a VM, disks/, an image pointing at /etc) never takes the mount
+ * outside it. Paths stay absolute strings for messages and for qemu-img. */
 #ifndef VMSTOREFS_STORE_H
 #define VMSTOREFS_STORE_H
 
@@ -16,12 +21,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define STORE_FORMAT_VERSION 1
 #define STORE_META_DIR ".vmstorefs"
 
 struct store {
-    char root[PATH_MAX]; /* absolute, canonical */
+    char root[PATH_MAX];     /* absolute, canonical */
+    int rootfd;              /* O_PATH descriptor of root: the anchor of every access */
     char qemu_img[PATH_MAX]; /* absolute path of qemu-img */
 };
 
@@ -29,6 +36,15 @@ struct store {
  * metadata, that its format is one this build understands. Writes
  * nothing. Fills s->root with the canonical path. */
 int store_check(struct store *s, const char *path, char *msg, size_t msgsz);
+void store_close(struct store *s);
+
+/* open(2) of path (absolute, below s->root) with every component checked:
+ * a symlink anywhere is -ELOOP, a path outside the root -EXDEV. Returns
+ * the fd or -errno. O_CLOEXEC is added. */
+int store_open(const struct store *s, const char *path, int flags);
+/* lstat(2) through store_open. */
+int store_lstat(const struct store *s, const char *path, struct stat *st);
+
 /* Creates STORE/.vmstorefs (format file, journal/, tmp/, locks/) when
  * missing. The format file is written to a temp name and renamed, so a
  * crash never leaves a half-written version. */

@@ -6,28 +6,27 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static int stat_path(const char *path, struct stat *st)
+/* A symlink anywhere in the store reads as "not there". */
+static int stat_typed(const struct store *s, const char *path, mode_t type, struct stat *st)
 {
-    return lstat(path, st) < 0 ? -errno : 0;
-}
-
-static int stat_dir(const char *path, struct stat *st)
-{
-    int r = stat_path(path, st);
-    if (r == 0 && !S_ISDIR(st->st_mode))
+    int r = store_lstat(s, path, st);
+    if (r == -ELOOP || (r == 0 && (st->st_mode & S_IFMT) != type))
         r = -ENOENT;
     return r;
 }
 
-static int stat_file(const char *path, struct stat *st)
+static int stat_dir(const struct store *s, const char *path, struct stat *st)
 {
-    int r = stat_path(path, st);
-    if (r == 0 && !S_ISREG(st->st_mode))
-        r = -ENOENT;
-    return r;
+    return stat_typed(s, path, S_IFDIR, st);
+}
+
+static int stat_file(const struct store *s, const char *path, struct stat *st)
+{
+    return stat_typed(s, path, S_IFREG, st);
 }
 
 /* A directory the mount makes up (clones/, or disks/ when the store has
@@ -64,11 +63,11 @@ static int vm_subdir_attr(const struct store *s, const struct vpath *vp, const c
 {
     char path[PATH_MAX];
     int r = store_vm_path(s, vp->vm, NULL, path, sizeof(path));
-    if (r < 0 || (r = stat_dir(path, st)) < 0 || !sub)
+    if (r < 0 || (r = stat_dir(s, path, st)) < 0 || !sub)
         return r;
     struct stat sub_st;
     if (sub && store_vm_path(s, vp->vm, sub, path, sizeof(path)) == 0 &&
-        stat_dir(path, &sub_st) == 0) {
+        stat_dir(s, path, &sub_st) == 0) {
         *st = sub_st;
         return 0;
     }
@@ -80,16 +79,18 @@ static int snap_attr(const struct store *s, const struct vpath *vp, struct stat 
 {
     char path[PATH_MAX];
     int r = store_snap_path(s, vp->vm, vp->snap, NULL, path, sizeof(path));
-    if (r < 0 || (r = stat_dir(path, st)) < 0)
+    if (r < 0 || (r = stat_dir(s, path, st)) < 0)
         return r;
     int64_t created;
     if (store_snap_ctime(s, vp->vm, vp->snap, &created) == 0) {
         st->st_mtim.tv_sec = (time_t)created;
         st->st_mtim.tv_nsec = 0;
     }
+    /* The directory keeps its write bits: with default_permissions the
+     * kernel would otherwise refuse, as EACCES, operations on snapshots
+     * that are vmstorefs's to accept or refuse. Only images are frozen. */
     if (vp->kind == V_SNAP_CLONES)
         as_synthetic_dir(st);
-    make_readonly(st);
     return 0;
 }
 
@@ -110,9 +111,9 @@ int view_getattr(const struct store *s, const struct vpath *vp, struct stat *st)
     int r;
     switch (vp->kind) {
     case V_ROOT:
-        return stat_dir(s->root, st);
+        return stat_dir(s, s->root, st);
     case V_JOBS:
-        if ((r = stat_dir(s->root, st)) < 0)
+        if ((r = stat_dir(s, s->root, st)) < 0)
             return r;
         /* Size 0 with direct I/O: readers get whatever is live at read time. */
         st->st_mode = S_IFREG | 0444;
@@ -135,7 +136,7 @@ int view_getattr(const struct store *s, const struct vpath *vp, struct stat *st)
     case V_DISK:
     case V_SNAP_IMAGE:
     case V_DOMXML:
-        if ((r = backing_path(s, vp, path, sizeof(path))) < 0 || (r = stat_file(path, st)) < 0)
+        if ((r = backing_path(s, vp, path, sizeof(path))) < 0 || (r = stat_file(s, path, st)) < 0)
             return r;
         if (vp->kind != V_DISK)
             make_readonly(st);
@@ -185,7 +186,14 @@ static void check_definition(const struct store *s, const char *vm)
     if (store_vm_path(s, vm, "domain.xml", path, sizeof(path)) < 0)
         return;
     struct dom_info info;
-    int r = domxml_parse_file(path, &info, msg, sizeof(msg));
+    int fd = store_open(s, path, O_RDONLY);
+    int r = fd;
+    if (fd >= 0) {
+        r = domxml_parse_fd(fd, &info, msg, sizeof(msg));
+        close(fd);
+    } else {
+        snprintf(msg, sizeof(msg), "%s", strerror(-fd));
+    }
     if (r == 0) {
         domxml_free(&info);
         return;
@@ -274,27 +282,40 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
     bool writing = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
     if (writing && vp->kind != V_DISK)
         return -EROFS;
-    /* Keep the caller's access mode and sync semantics; never follow a
-     * symlink planted in the store, never hand the fd to a child. */
-    int pass = flags & (O_ACCMODE | O_APPEND | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME);
-    int fd = open(path, pass | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == EINVAL && (pass & O_DIRECT))
-        fd = open(path, (pass & ~O_DIRECT) | O_CLOEXEC | O_NOFOLLOW);
+    /* Keep the caller's access mode, truncation (the kernel folds
+     * O_TRUNC into the open: cp over an image must not leave its old
+     * tail) and sync semantics; never hand the fd to a child. */
+    int pass = flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME);
+    int fd = store_open(s, path, pass);
+    if (fd == -EINVAL && (pass & O_DIRECT))
+        fd = store_open(s, path, pass & ~O_DIRECT);
+    if (fd == -ELOOP)
+        return -ENOENT;
     if (fd < 0)
-        return errno == ELOOP ? -ENOENT : -errno;
+        return fd;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -ENOENT;
+    }
     out->fd = fd;
     out->frozen = vp->kind == V_SNAP_IMAGE;
     out->active = vp->kind == V_DISK;
     return 0;
 }
 
-/* Attribute changes reach only active images. */
-static int writable_path(const struct store *s, const struct vpath *vp, int refusal, char *out,
-                         size_t outsz)
+/* Attribute changes reach only active images, through a descriptor so a
+ * file swapped for a symlink is never followed. */
+static int open_writable(const struct store *s, const struct vpath *vp, int refusal, int flags)
 {
+    char path[PATH_MAX];
+    int r;
     switch (vp->kind) {
     case V_DISK:
-        return backing_path(s, vp, out, outsz);
+        if ((r = backing_path(s, vp, path, sizeof(path))) < 0)
+            return r;
+        r = store_open(s, path, flags);
+        return r == -ELOOP ? -ENOENT : r;
     case V_SNAP_IMAGE:
     case V_DOMXML:
     case V_SNAP:
@@ -306,38 +327,33 @@ static int writable_path(const struct store *s, const struct vpath *vp, int refu
     }
 }
 
+static int fd_result(int fd, int rc)
+{
+    int e = rc < 0 ? -errno : 0;
+    close(fd);
+    return e;
+}
+
 int view_truncate(const struct store *s, const struct vpath *vp, off_t size)
 {
-    char path[PATH_MAX];
-    int r = writable_path(s, vp, -EROFS, path, sizeof(path));
-    if (r < 0)
-        return r;
-    return truncate(path, size) < 0 ? -errno : 0;
+    int fd = open_writable(s, vp, -EROFS, O_WRONLY);
+    return fd < 0 ? fd : fd_result(fd, ftruncate(fd, size));
 }
 
 int view_chmod(const struct store *s, const struct vpath *vp, mode_t mode)
 {
-    char path[PATH_MAX];
-    int r = writable_path(s, vp, -EPERM, path, sizeof(path));
-    if (r < 0)
-        return r;
-    return chmod(path, mode & 07777) < 0 ? -errno : 0;
+    int fd = open_writable(s, vp, -EPERM, O_RDONLY);
+    return fd < 0 ? fd : fd_result(fd, fchmod(fd, mode & 07777));
 }
 
 int view_chown(const struct store *s, const struct vpath *vp, uid_t uid, gid_t gid)
 {
-    char path[PATH_MAX];
-    int r = writable_path(s, vp, -EPERM, path, sizeof(path));
-    if (r < 0)
-        return r;
-    return lchown(path, uid, gid) < 0 ? -errno : 0;
+    int fd = open_writable(s, vp, -EPERM, O_RDONLY);
+    return fd < 0 ? fd : fd_result(fd, fchown(fd, uid, gid));
 }
 
 int view_utimens(const struct store *s, const struct vpath *vp, const struct timespec tv[2])
 {
-    char path[PATH_MAX];
-    int r = writable_path(s, vp, -EROFS, path, sizeof(path));
-    if (r < 0)
-        return r;
-    return utimensat(AT_FDCWD, path, tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+    int fd = open_writable(s, vp, -EROFS, O_RDONLY);
+    return fd < 0 ? fd : fd_result(fd, futimens(fd, tv));
 }

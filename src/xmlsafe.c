@@ -51,18 +51,11 @@ xmlDocPtr xmlsafe_parse_mem(const char *buf, size_t len, const char *root, char 
     return doc;
 }
 
-xmlDocPtr xmlsafe_parse_file(const char *path, const char *root, int *err, char *msg, size_t msgsz)
+xmlDocPtr xmlsafe_parse_fd(int fd, const char *root, int *err, char *msg, size_t msgsz)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        *err = -errno;
-        snprintf(msg, msgsz, "%s", strerror(errno));
-        return NULL;
-    }
     size_t cap = XMLSAFE_MAX_BYTES + 1, len = 0;
     char *buf = malloc(cap);
     if (!buf) {
-        close(fd);
         *err = -ENOMEM;
         return NULL;
     }
@@ -74,15 +67,27 @@ xmlDocPtr xmlsafe_parse_file(const char *path, const char *root, int *err, char 
             *err = -errno;
             snprintf(msg, msgsz, "read: %s", strerror(errno));
             free(buf);
-            close(fd);
             return NULL;
         }
         len += (size_t)n;
     }
-    close(fd);
     xmlDocPtr doc = xmlsafe_parse_mem(buf, len, root, msg, msgsz);
     free(buf);
     *err = doc ? 0 : -EINVAL;
+    return doc;
+}
+
+xmlDocPtr xmlsafe_parse_file(const char *path, const char *root, int *err, char *msg,
+                             size_t msgsz)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        *err = -errno;
+        snprintf(msg, msgsz, "%s", strerror(errno));
+        return NULL;
+    }
+    xmlDocPtr doc = xmlsafe_parse_fd(fd, root, err, msg, msgsz);
+    close(fd);
     return doc;
 }
 
@@ -98,6 +103,14 @@ int xmlsafe_read_file(const char *path, const char *root, xmlsafe_reader read, v
 {
     int err;
     xmlDocPtr doc = xmlsafe_parse_file(path, root, &err, msg, msgsz);
+    return doc ? read_doc(doc, read, out, msg, msgsz) : err;
+}
+
+int xmlsafe_read_fd(int fd, const char *root, xmlsafe_reader read, void *out, char *msg,
+                    size_t msgsz)
+{
+    int err;
+    xmlDocPtr doc = xmlsafe_parse_fd(fd, root, &err, msg, msgsz);
     return doc ? read_doc(doc, read, out, msg, msgsz) : err;
 }
 

@@ -55,7 +55,7 @@ static void test_positionals(void)
     CHECK_STR(o.mountpoint, "/mnt/vms");
     CHECK(!o.foreground && !o.debug && !o.single_thread && !o.help && !o.version);
     CHECK(o.qemu_img == NULL);
-    CHECK_STR(o.mount_opts, "");
+    CHECK_STR(o.mount_opts, "default_permissions");
     args_free(&a);
 }
 
@@ -104,7 +104,7 @@ static void test_own_o_options(void)
     CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
     CHECK(o.single_thread);
     CHECK_STR(o.qemu_img, "/opt/qemu/bin/qemu-img");
-    CHECK_STR(o.mount_opts, "");
+    CHECK_STR(o.mount_opts, "default_permissions");
     args_free(&a);
 
     args_make(&a, "/srv/store", "/mnt/vms", "-o", "qemu_img=", NULL);
@@ -120,13 +120,13 @@ static void test_attached_o(void)
     char msg[256];
     args_make(&a, "/srv/store", "/mnt/vms", "-oallow_other", NULL);
     CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
-    CHECK_STR(o.mount_opts, "allow_other");
+    CHECK_STR(o.mount_opts, "allow_other,default_permissions");
     args_free(&a);
 
     args_make(&a, "-oforeground,ro", "/srv/store", "/mnt/vms", NULL);
     CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
     CHECK(o.foreground);
-    CHECK_STR(o.mount_opts, "ro");
+    CHECK_STR(o.mount_opts, "ro,default_permissions");
     args_free(&a);
 }
 
@@ -140,14 +140,14 @@ static void test_fstab_words(void)
               "x-systemd.requires=/srv,comment=hello,owner",
               NULL);
     CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
-    CHECK_STR(o.mount_opts, "");
+    CHECK_STR(o.mount_opts, "default_permissions");
     CHECK(!o.foreground && !o.debug && !o.single_thread);
     args_free(&a);
 
     /* mixed with mount words, the fstab words simply vanish */
     args_make(&a, "/srv/store", "/mnt/vms", "-o", "defaults,allow_other,_netdev", NULL);
     CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
-    CHECK_STR(o.mount_opts, "allow_other");
+    CHECK_STR(o.mount_opts, "allow_other,default_permissions");
     args_free(&a);
 }
 
@@ -162,16 +162,16 @@ static void test_mount_words(void)
     args_free(&a);
 
     /* several -o accumulate in order; empty words are harmless */
-    args_make(&a, "-o", "nosuid,,nodev", "/srv/store", "-o", "max_read=131072", "/mnt/vms",
+    args_make(&a, "-o", "nosuid,,nodev", "/srv/store", "-o", "dirsync", "/mnt/vms",
               "-onoatime", NULL);
     CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
-    CHECK_STR(o.mount_opts, "nosuid,nodev,max_read=131072,noatime");
+    CHECK_STR(o.mount_opts, "nosuid,nodev,dirsync,noatime,default_permissions");
     args_free(&a);
 
     /* fsname= and subtype= are ours to set: dropped */
     args_make(&a, "/srv/store", "/mnt/vms", "-o", "fsname=x,subtype=y,rw", NULL);
     CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
-    CHECK_STR(o.mount_opts, "rw");
+    CHECK_STR(o.mount_opts, "rw,default_permissions");
     args_free(&a);
 }
 

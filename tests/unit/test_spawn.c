@@ -7,8 +7,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -319,6 +321,52 @@ static void test_signals_default(void)
     sigaction(SIGPIPE, &old, NULL);
 }
 
+/* A child must not outlive the process that spawned it: here a forked
+ * "daemon" runs a long child through spawn_run and is killed with
+ * SIGKILL; the child (PR_SET_PDEATHSIG) must go with it. */
+static void test_dies_with_parent(void)
+{
+    char pidfile[] = "/tmp/vmstorefs-spawn-XXXXXX";
+    int pfd = mkstemp(pidfile);
+    CHECK(pfd >= 0);
+    if (pfd < 0)
+        return;
+    close(pfd);
+    pid_t daemon = fork();
+    if (daemon == 0) {
+        char script[256];
+        snprintf(script, sizeof(script), "echo $$ > %s; exec /bin/sleep 300", pidfile);
+        const char *argv[] = { "/bin/sh", "-c", script, NULL };
+        struct spawn_result res;
+        spawn_run(argv, 0, &res);
+        _exit(0);
+    }
+    long child = 0;
+    for (int i = 0; i < 200 && child <= 0; i++) {
+        usleep(10000);
+        FILE *f = fopen(pidfile, "re");
+        if (f) {
+            if (fscanf(f, "%ld", &child) != 1)
+                child = 0;
+            fclose(f);
+        }
+    }
+    CHECK(child > 0);
+    kill(daemon, SIGKILL);
+    waitpid(daemon, NULL, 0);
+    char state = 'R';
+    for (int i = 0; i < 200 && child > 0; i++) {
+        state = proc_state(child);
+        if (state == 0 || state == 'Z')
+            break;
+        usleep(10000);
+    }
+    CHECK(state == 0 || state == 'Z');
+    if (child > 0 && state != 0 && state != 'Z')
+        kill((pid_t)child, SIGKILL);
+    unlink(pidfile);
+}
+
 int main(void)
 {
     test_stdout();
@@ -337,5 +385,6 @@ int main(void)
     test_stdin_devnull();
     test_capture_limit();
     test_signals_default();
+    test_dies_with_parent();
     CHECK_DONE();
 }

@@ -3,7 +3,6 @@
  * current snapshot from real qemu-img images (skipped, exit 77, when
  * qemu-img is missing and nothing else failed). */
 #include "check.h"
-#include "imgcache.h"
 #include "log.h"
 #include "names.h"
 #include "qimg.h"
@@ -603,7 +602,6 @@ int main(void)
     bool have_qemu_img = test_current();
 
     nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    imgcache_clear();
     log_once_reset();
     if (!have_qemu_img && !check_failures)
         return 77;
