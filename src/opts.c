@@ -14,9 +14,11 @@ static const char *const fstab_only[] = {
 /* Passed to libfuse's mount unchanged: the words libfuse 3 itself
  * accepts (lib/mount.c). relatime & co. are not among them. */
 static const char *const mount_words[] = {
-    "rw",    "ro",   "suid",    "nosuid",      "dev",        "nodev",
-    "exec",  "noexec", "async", "sync",        "dirsync",    "atime",
-    "noatime", "allow_other", "allow_root", "default_permissions", "auto_unmount", NULL,
+    "rw",           "ro",          "suid",       "nosuid",
+    "dev",          "nodev",       "exec",       "noexec",
+    "async",        "sync",        "dirsync",    "atime",
+    "noatime",      "allow_other", "allow_root", "default_permissions",
+    "auto_unmount", NULL,
 };
 /* We set fsname and subtype ourselves; mount helpers may pass them too. */
 static const char *const ignored_keys[] = { "fsname=", "subtype=", NULL };
@@ -77,8 +79,7 @@ static int one_option(struct opts *o, char *word, char *msg, size_t msgsz)
         else if (strcmp(word, "rw") == 0)
             o->read_only = false;
         return append_mount_opt(o, word, msg, msgsz);
-    }
-    else {
+    } else {
         snprintf(msg, msgsz, "unknown option '%s' (see vmstorefs --help)", word);
         return -EINVAL;
     }
@@ -180,12 +181,12 @@ void opts_usage(const char *prog, bool full)
            "  -V, --version          show the version\n"
            "\n"
            "Mount options passed to the kernel: allow_other, allow_root, auto_unmount,\n"
-        "ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, sync, async, dirsync.\n"
-        "Accepted and ignored (fstab): defaults, _netdev, nofail, auto, noauto, user,\n"
-        "users, nouser, x-*, comment=*. Any other option is an error.\n"
-        "default_permissions is always on: the kernel checks access against the\n"
-        "owners and modes the mount shows. With ro the store is not written at all.\n"
-        "\n"
-        "fstab:  STORE  MOUNTPOINT  fuse.vmstorefs  defaults,allow_other,_netdev  0 0\n"
+           "ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, sync, async, dirsync.\n"
+           "Accepted and ignored (fstab): defaults, _netdev, nofail, auto, noauto, user,\n"
+           "users, nouser, x-*, comment=*. Any other option is an error.\n"
+           "default_permissions is always on: the kernel checks access against the\n"
+           "owners and modes the mount shows. With ro the store is not written at all.\n"
+           "\n"
+           "fstab:  STORE  MOUNTPOINT  fuse.vmstorefs  defaults,allow_other,_netdev  0 0\n"
            "See vmstorefs(8).\n");
 }

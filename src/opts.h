@@ -19,7 +19,7 @@ struct opts {
     bool foreground;
     bool debug;
     bool single_thread;
-    bool read_only;       /* -o ro: nothing may be written to the store */
+    bool read_only; /* -o ro: nothing may be written to the store */
     bool help;
     bool version;
     const char *qemu_img; /* NULL: search PATH */

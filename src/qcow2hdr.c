@@ -8,11 +8,11 @@
 #include <unistd.h>
 
 enum {
-    HDR_MAGIC = 0,          /* "QFI\xfb" */
-    HDR_VERSION = 4,        /* be32: 2 or 3 */
+    HDR_MAGIC = 0, /* "QFI\xfb" */
+    HDR_VERSION = 4, /* be32: 2 or 3 */
     HDR_BACKING_OFFSET = 8, /* be64: 0 when there is no backing file */
-    HDR_BACKING_SIZE = 16,  /* be32: bytes, not NUL-terminated */
-    HDR_MIN_SIZE = 72,      /* the version 2 header */
+    HDR_BACKING_SIZE = 16, /* be32: bytes, not NUL-terminated */
+    HDR_MIN_SIZE = 72, /* the version 2 header */
 };
 
 static uint32_t be32(const unsigned char *p)
@@ -54,8 +54,8 @@ int qcow2_backing_name(int fd, char *out, size_t outsz, char *msg, size_t msgsz)
         return 0;
     }
     struct stat st;
-    if (len == 0 || len > QCOW2_BACKING_MAX || fstat(fd, &st) < 0 ||
-        off > (uint64_t)st.st_size || len > (uint64_t)st.st_size - off)
+    if (len == 0 || len > QCOW2_BACKING_MAX || fstat(fd, &st) < 0 || off > (uint64_t)st.st_size ||
+        len > (uint64_t)st.st_size - off)
         return invalid(msg, msgsz, "backing file name out of range");
     if (len >= outsz)
         return invalid(msg, msgsz, "backing file name too long");

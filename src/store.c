@@ -211,8 +211,8 @@ enum entry_kind { ENTRY_DIR, ENTRY_IMAGE };
 /* Walks dir, keeping entries of the wanted kind whose names pass the
  * rules; others are logged once (dot-files are ours or the user's and
  * are skipped silently). For ENTRY_IMAGE, fn gets the dev name. */
-static int list_dir(const struct store *s, const char *dir, enum entry_kind kind,
-                    store_name_fn fn, void *ctx)
+static int list_dir(const struct store *s, const char *dir, enum entry_kind kind, store_name_fn fn,
+                    void *ctx)
 {
     int fd = store_open(s, dir, O_RDONLY | O_DIRECTORY);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -232,6 +232,10 @@ static int list_dir(const struct store *s, const char *dir, enum entry_kind kind
             continue;
         char key[3 * MSG_MAX];
         snprintf(key, sizeof(key), "badname:%s/%s", dir, n);
+        if (S_ISLNK(st.st_mode)) {
+            log_once(LOG_WARNING, key, "skipping %s/%s: symbolic links are not followed", dir, n);
+            continue;
+        }
         if (kind == ENTRY_DIR) {
             if (!S_ISDIR(st.st_mode))
                 continue;
@@ -291,7 +295,8 @@ static bool is_dir(const struct store *s, const char *path)
 bool store_vm_exists(const struct store *s, const char *vm)
 {
     char path[PATH_MAX];
-    return name_is_valid(vm) && store_vm_path(s, vm, NULL, path, sizeof(path)) == 0 && is_dir(s, path);
+    return name_is_valid(vm) && store_vm_path(s, vm, NULL, path, sizeof(path)) == 0 &&
+           is_dir(s, path);
 }
 
 bool store_snap_exists(const struct store *s, const char *vm, const char *snap)
@@ -374,8 +379,7 @@ static void backing_snapshot(const struct store *s, const char *vm, const char *
         log_once(LOG_WARNING, key, "active image %s is unreadable: %s", path, msg);
         return;
     }
-    if (!store_parse_active_backing(backing, dev, snap, snapsz) ||
-        !store_snap_exists(s, vm, snap))
+    if (!store_parse_active_backing(backing, dev, snap, snapsz) || !store_snap_exists(s, vm, snap))
         snap[0] = '\0';
 }
 

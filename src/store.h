@@ -27,8 +27,8 @@
 #define STORE_META_DIR ".vmstorefs"
 
 struct store {
-    char root[PATH_MAX];     /* absolute, canonical */
-    int rootfd;              /* O_PATH descriptor of root: the anchor of every access */
+    char root[PATH_MAX]; /* absolute, canonical */
+    int rootfd; /* O_PATH descriptor of root: the anchor of every access */
     char qemu_img[PATH_MAX]; /* absolute path of qemu-img */
 };
 

@@ -192,7 +192,8 @@ static void check_definition(const struct store *s, const char *vm)
         r = domxml_parse_fd(fd, &info, msg, sizeof(msg));
         close(fd);
     } else {
-        snprintf(msg, sizeof(msg), "%s", strerror(-fd));
+        snprintf(msg, sizeof(msg), "%s",
+                 fd == -ELOOP ? "a symbolic link, not followed" : strerror(-fd));
     }
     if (r == 0) {
         domxml_free(&info);

@@ -77,8 +77,7 @@ xmlDocPtr xmlsafe_parse_fd(int fd, const char *root, int *err, char *msg, size_t
     return doc;
 }
 
-xmlDocPtr xmlsafe_parse_file(const char *path, const char *root, int *err, char *msg,
-                             size_t msgsz)
+xmlDocPtr xmlsafe_parse_file(const char *path, const char *root, int *err, char *msg, size_t msgsz)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {

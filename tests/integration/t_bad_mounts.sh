@@ -38,6 +38,15 @@ bad_mount "qemu_img that does not exist" "qemu_img=/nonexistent/qemu-img: not an
 bad_mount "no qemu-img in PATH" "install the Debian package qemu-utils" \
     env PATH=/nonexistent "$VMSTOREFS" "$S" "$M" -f
 
+# Mount points that overlap the store would deadlock or hide it.
+mkdir -p "$S/inner"
+before=$(tree_state "$S")
+bad_mount "mount point is the store" "overlaps the store" "$VMSTOREFS" "$S" "$S" -f
+bad_mount "mount point inside the store" "overlaps the store" "$VMSTOREFS" "$S" "$S/inner" -f
+bad_mount "store inside the mount point" "overlaps the store" "$VMSTOREFS" "$S/vm1" "$S" -f
+rmdir "$S/inner"
+before=$(tree_state "$S")
+
 # A store written by a newer vmstorefs is refused, and left as it was.
 mkdir -p "$S/.vmstorefs"
 echo "vmstorefs-store 99" >"$S/.vmstorefs/format"

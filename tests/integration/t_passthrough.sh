@@ -54,4 +54,11 @@ cp --sparse=always "$A" "$TMP/sparse.qcow2" || fail "cp of an active image"
 cmp "$TMP/sparse.qcow2" "$S/web1/disks/vda.qcow2" || fail "copied active image differs"
 pass "cp of an active image is byte-exact"
 
+# Overwriting an image with a shorter file (cp, shell redirection) must
+# truncate it: the kernel folds O_TRUNC into the open.
+head -c 100000 /dev/urandom >"$TMP/short"
+cp "$TMP/short" "$M/db1/disks/vdb.qcow2" || fail "cp over an active image"
+cmp "$TMP/short" "$S/db1/disks/vdb.qcow2" || fail "cp over an active image left the old tail behind"
+pass "writing over an active image with O_TRUNC truncates it"
+
 unmount_fs "$M"

@@ -162,8 +162,8 @@ static void test_mount_words(void)
     args_free(&a);
 
     /* several -o accumulate in order; empty words are harmless */
-    args_make(&a, "-o", "nosuid,,nodev", "/srv/store", "-o", "dirsync", "/mnt/vms",
-              "-onoatime", NULL);
+    args_make(&a, "-o", "nosuid,,nodev", "/srv/store", "-o", "dirsync", "/mnt/vms", "-onoatime",
+              NULL);
     CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
     CHECK_STR(o.mount_opts, "nosuid,nodev,dirsync,noatime,default_permissions");
     args_free(&a);

@@ -1,0 +1,54 @@
+#!/bin/bash
+# Every option the help documents mounts and serves: each kernel mount
+# word on its own, our own words as -o, fstab-only words. -o ro writes
+# nothing to the store. default_permissions is always on, so with
+# allow_other a local user gets exactly what the store's modes allow.
+. "$(dirname "$0")/lib.sh"
+need_fuse
+need setpriv
+
+S=$TMP/store M=$TMP/mnt
+sample_store "$S"
+
+# serves_with ARGS...: mount with ARGS, check a read, unmount cleanly.
+serves_with() {
+    mount_fs "$S" "$M" "$@"
+    cmp -s "$M/web1/domain.xml" "$S/web1/domain.xml" || fail "mount with $* does not serve"
+    unmount_fs "$M"
+}
+
+words=$("$VMSTOREFS" --help | sed -n '/^Mount options passed to the kernel:/,/\.$/p' |
+    sed -e 's/^[^:]*: *//' | tr ', ' '\n\n' | sed -e 's/\.$//' -e 's/^\[no\]\(.*\)/\1\nno\1/' | grep .)
+[ "$(wc -l <<<"$words")" -ge 15 ] || fail "could not read the mount words from --help: $words"
+for w in $words; do
+    serves_with -o "$w"
+done
+pass "each documented kernel mount word mounts: $(echo $words)"
+
+serves_with -o foreground,debug
+serves_with -o single_thread
+serves_with -s -o defaults,_netdev,nofail,auto,noauto,user,users,nouser,x-systemd.automount,comment=x
+serves_with -o qemu_img="$(command -v qemu-img)"
+pass "-o foreground, debug, single_thread, qemu_img= and the fstab-only words mount"
+
+rm -r "$S/.vmstorefs"    # made by the mounts above
+mount_fs "$S" "$M" -o ro
+[ ! -e "$S/.vmstorefs" ] || fail "-o ro wrote store metadata"
+expect_fail "write under -o ro" "Read-only file system" \
+    qemu-io -f qcow2 -c 'write -P 0x99 0 64k' "$M/web1/disks/vda.qcow2"
+read_pattern "$M/web1/disks/vda.qcow2" 0x33 8M 1M
+unmount_fs "$M"
+pass "-o ro mounts read-only and writes nothing to the store"
+
+chmod 600 "$S/db1/disks/vda.qcow2"
+chmod 644 "$S/db1/disks/vdb.qcow2"
+chmod 755 "$TMP"
+mount_fs "$S" "$M" -o allow_other
+grep -q "default_permissions" <<<"$(grep " $M " /proc/self/mounts)" || fail "default_permissions not set"
+nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+nobody cat "$M/db1/disks/vdb.qcow2" >/dev/null || fail "another user cannot read a 0644 image"
+expect_fail "another user reads a 0600 image" "Permission denied" nobody cat "$M/db1/disks/vda.qcow2"
+expect_fail "another user writes a 0644 image" "Permission denied" \
+    nobody sh -c "echo x >> '$M/db1/disks/vdb.qcow2'"
+unmount_fs "$M"
+pass "with allow_other, other users get what the store's modes allow, no more"
