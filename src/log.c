@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,66 +39,101 @@ void log_msg(int prio, const char *fmt, ...)
     va_end(ap);
 }
 
-/* A small set of seen keys. Broken entries are few; a linked list with a
- * cap keeps memory bounded even if a store holds thousands of bad names. */
+/* Sets of keys already logged. Two of them, each with its own cap: what
+ * users ask for (refusals; with allow_other anyone can ask) must never use
+ * up the budget of what is wrong in the store. Keys are compared by hash
+ * first; the lists stay bounded even for a store of thousands of bad names. */
 struct seen {
     struct seen *next;
+    uint64_t hash;
     char key[];
 };
-static struct seen *seen_head;
-static unsigned seen_count;
-static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+struct seen_set {
+    struct seen *head;
+    unsigned count;
+    pthread_mutex_t lock;
+    const char *what;
+};
+static struct seen_set problems = { NULL, 0, PTHREAD_MUTEX_INITIALIZER, "problems" };
+static struct seen_set refusals = { NULL, 0, PTHREAD_MUTEX_INITIALIZER, "refusals" };
 enum { SEEN_MAX = 4096 };
 
-/* Past SEEN_MAX distinct keys, say so once and log no more: a store with
- * endless broken entries (or a user probing refusals) cannot flood syslog. */
-static bool first_time(const char *key)
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Past SEEN_MAX distinct keys, say so once and log no more of that kind. */
+static bool first_time(struct seen_set *set, const char *key)
 {
     bool first = true;
-    pthread_mutex_lock(&seen_lock);
-    for (struct seen *s = seen_head; s; s = s->next) {
-        if (strcmp(s->key, key) == 0) {
+    uint64_t h = fnv1a(key);
+    pthread_mutex_lock(&set->lock);
+    for (struct seen *s = set->head; s; s = s->next) {
+        if (s->hash == h && strcmp(s->key, key) == 0) {
             first = false;
             break;
         }
     }
-    if (first && seen_count >= SEEN_MAX) {
+    if (first && set->count >= SEEN_MAX) {
         first = false;
-        if (seen_count == SEEN_MAX && ++seen_count)
-            log_msg(LOG_WARNING, "more than %d distinct problems: further ones are not logged",
-                    SEEN_MAX);
+        if (set->count == SEEN_MAX && ++set->count)
+            log_msg(LOG_WARNING, "more than %d distinct %s: further ones are not logged", SEEN_MAX,
+                    set->what);
     } else if (first) {
         size_t len = strlen(key) + 1;
         struct seen *s = malloc(sizeof(*s) + len);
         if (s) {
             memcpy(s->key, key, len);
-            s->next = seen_head;
-            seen_head = s;
-            seen_count++;
+            s->hash = h;
+            s->next = set->head;
+            set->head = s;
+            set->count++;
         }
     }
-    pthread_mutex_unlock(&seen_lock);
+    pthread_mutex_unlock(&set->lock);
     return first;
+}
+
+static void vlog_once(struct seen_set *set, int prio, const char *key, const char *fmt, va_list ap)
+{
+    if (first_time(set, key))
+        vlog(prio, fmt, ap);
 }
 
 void log_once(int prio, const char *key, const char *fmt, ...)
 {
-    if (!first_time(key))
-        return;
     va_list ap;
     va_start(ap, fmt);
-    vlog(prio, fmt, ap);
+    vlog_once(&problems, prio, key, fmt, ap);
     va_end(ap);
+}
+
+void log_refusal_once(const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_once(&refusals, LOG_NOTICE, key, fmt, ap);
+    va_end(ap);
+}
+
+static void clear_set(struct seen_set *set)
+{
+    pthread_mutex_lock(&set->lock);
+    while (set->head) {
+        struct seen *next = set->head->next;
+        free(set->head);
+        set->head = next;
+    }
+    set->count = 0;
+    pthread_mutex_unlock(&set->lock);
 }
 
 void log_once_reset(void)
 {
-    pthread_mutex_lock(&seen_lock);
-    while (seen_head) {
-        struct seen *next = seen_head->next;
-        free(seen_head);
-        seen_head = next;
-    }
-    seen_count = 0;
-    pthread_mutex_unlock(&seen_lock);
+    clear_set(&problems);
+    clear_set(&refusals);
 }

@@ -20,6 +20,9 @@ void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * broken thing (a path plus the reason) so a changed reason logs again. */
 void log_once(int prio, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* As log_once, for operations a user asked for and was refused: kept
+ * apart so users cannot crowd out reports of what is wrong in the store. */
+void log_refusal_once(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Forget every key (for tests, and after a store rescan). */
 void log_once_reset(void);
 

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -138,6 +139,10 @@ static int op_open(const char *path, struct fuse_file_info *fi)
             return -EROFS;
         }
         h->text = jobs_render(&h->len);
+        if (!h->text) {
+            free(h);
+            return -ENOMEM;
+        }
         fi->direct_io = 1; /* size 0 in stat; reads return the live text */
     } else {
         struct view_file vf;
@@ -159,7 +164,9 @@ static int op_open(const char *path, struct fuse_file_info *fi)
  * slightly out of order across threads, which defeats the store file's
  * own readahead; a cold sequential read then waits on the disk for every
  * request. When a reader is sequential, ask for the window two steps
- * ahead, once per step, so the disk works while FUSE copies. */
+ * ahead, once per step, so the disk works while FUSE copies. (The store
+ * file's own readahead covers the first steps; random readers, such as
+ * a qemu, never look sequential and never prefetch.) */
 enum { PREFETCH_STEP = 8 << 20, SEQ_SLACK = 2 << 20 };
 
 static void prefetch(struct handle *h, off_t off, size_t size)
@@ -168,6 +175,8 @@ static void prefetch(struct handle *h, off_t off, size_t size)
     off_t last = __atomic_exchange_n(&h->last_end, end, __ATOMIC_RELAXED);
     bool sequential = off >= last - SEQ_SLACK && off <= last + SEQ_SLACK;
     if (!sequential || off / PREFETCH_STEP == end / PREFETCH_STEP)
+        return;
+    if (end > INT64_MAX - 3 * (off_t)PREFETCH_STEP)
         return;
     off_t next = (end / PREFETCH_STEP + 2) * PREFETCH_STEP;
     posix_fadvise(h->fd, next, PREFETCH_STEP, POSIX_FADV_WILLNEED);
@@ -216,6 +225,42 @@ static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
     dst.buf[0].fd = h->fd;
     dst.buf[0].pos = off;
     return (int)fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);
+}
+
+/* qemu guards an image it has open with OFD locks on its own descriptor.
+ * Every open through the mount has its own store descriptor, so a lock
+ * request forwarded as an OFD lock on it conflicts exactly where qemu's
+ * own would: with a qemu running on the store path, and with other opens
+ * of the image through the mount. Without this the kernel would keep the
+ * mount's locks to itself and a running VM's disk could be written. */
+static int op_lock(const char *path, struct fuse_file_info *fi, int cmd, struct flock *lk)
+{
+    (void)path;
+    struct handle *h = h_of(fi);
+    if (!h || h->fd < 0)
+        return -ENOLCK;
+    int ofd_cmd = cmd == F_GETLK ? F_OFD_GETLK : cmd == F_SETLKW ? F_OFD_SETLKW : F_OFD_SETLK;
+    struct flock l = *lk;
+    l.l_pid = 0; /* OFD locks require it */
+    if (fcntl(h->fd, ofd_cmd, &l) < 0)
+        return -errno;
+    if (cmd == F_GETLK) {
+        *lk = l;
+        /* An OFD holder has no pid (-1); the kernel wants a real one or 0. */
+        if (lk->l_pid < 0)
+            lk->l_pid = 0;
+    } else {
+        /* libfuse's path API also records granted locks in a table of its
+         * own, keyed by lock owner, and answers GETLK from it first. A
+         * qemu's locks are OFD locks, whose owner the kernel never names
+         * again when the file closes, so a crashed or killed holder would
+         * stay in that table for good and refuse every later opener. The
+         * store fd is the authority (its locks die with the handle), so
+         * the table is told "unlocked": libfuse records what this struct
+         * says after we return. */
+        lk->l_type = F_UNLCK;
+    }
+    return 0;
 }
 
 static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -308,8 +353,8 @@ static int refuse(const char *op, const char *path)
     /* Once per operation and path: with allow_other anyone can ask. */
     char key[PATH_MAX + 32];
     snprintf(key, sizeof(key), "refuse:%s:%s", op, path ? path : "?");
-    log_once(LOG_NOTICE, key, "refused %s %s: %s", op, path ? path : "?",
-             frozen ? "snapshots are read-only" : "not supported by this version");
+    log_refusal_once(key, "refused %s %s: %s", op, path ? path : "?",
+                     frozen ? "snapshots are read-only" : "not supported by this version");
     return frozen ? -EROFS : -EPERM;
 }
 
@@ -344,7 +389,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     if (parse(parent, &vp) == 0 && vp.kind == V_SNAP) {
         char key[PATH_MAX + 32];
         snprintf(key, sizeof(key), "refuse:create:%s", path);
-        log_once(LOG_NOTICE, key, "refused create %s: snapshots are read-only", path);
+        log_refusal_once(key, "refused create %s: snapshots are read-only", path);
         return -EROFS;
     }
     return refuse("create", path);
@@ -401,6 +446,7 @@ const struct fuse_operations vmstorefs_ops = {
     .read_buf = op_read_buf,
     .write_buf = op_write_buf,
     .fsync = op_fsync,
+    .lock = op_lock,
     .release = op_release,
     .lseek = op_lseek,
     .fallocate = op_fallocate,

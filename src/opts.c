@@ -185,7 +185,8 @@ void opts_usage(const char *prog, bool full)
            "Accepted and ignored (fstab): defaults, _netdev, nofail, auto, noauto, user,\n"
            "users, nouser, x-*, comment=*. Any other option is an error.\n"
            "default_permissions is always on: the kernel checks access against the\n"
-           "owners and modes the mount shows. With ro the store is not written at all.\n"
+           "owners and modes the mount shows. With ro nothing is created or changed in\n"
+           "the store.\n"
            "\n"
            "fstab:  STORE  MOUNTPOINT  fuse.vmstorefs  defaults,allow_other,_netdev  0 0\n"
            "See vmstorefs(8).\n");

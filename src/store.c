@@ -31,20 +31,25 @@ static int fmt_path(char *out, size_t outsz, const char *fmt, ...)
 }
 
 /* Reads "vmstorefs-store N" from the format file; 0 when absent. */
-static int read_format(const char *root, int *version, char *msg, size_t msgsz)
+static int read_format(const struct store *s, int *version, char *msg, size_t msgsz)
 {
-    char path[PATH_MAX];
-    if (fmt_path(path, sizeof(path), "%s/%s", root, FORMAT_FILE) < 0)
+    char path[PATH_MAX], buf[64];
+    *version = 0;
+    if (fmt_path(path, sizeof(path), "%s/%s", s->root, FORMAT_FILE) < 0)
         return -ENAMETOOLONG;
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        *version = 0;
-        return errno == ENOENT ? 0 : -errno;
+    int fd = store_open_file(s, path, O_RDONLY);
+    if (fd == -ENOENT)
+        return 0;
+    if (fd < 0) {
+        snprintf(msg, msgsz, "%s: %s", path,
+                 fd == -ELOOP ? "store metadata must not be a symbolic link" : strerror(-fd));
+        return fd;
     }
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
     int v = 0;
-    int n = fscanf(f, "vmstorefs-store %d", &v);
-    fclose(f);
-    if (n != 1 || v < 1) {
+    if (sscanf(buf, "vmstorefs-store %d", &v) != 1 || v < 1) {
         snprintf(msg, msgsz, "%s: unreadable store format file", path);
         return -EINVAL;
     }
@@ -71,8 +76,18 @@ int store_check(struct store *s, const char *path, char *msg, size_t msgsz)
         snprintf(msg, msgsz, "store %s: %s", path, strerror(e));
         return -e;
     }
+    /* openat2 (Linux 5.6) anchors every access; a kernel or a seccomp
+     * profile without it must fail here, not on every lookup. */
+    int probe = store_open(s, s->root, O_PATH);
+    if (probe < 0) {
+        snprintf(msg, msgsz, "store %s: cannot open beneath it (%s): Linux 5.6 or later needed",
+                 s->root, strerror(-probe));
+        store_close(s);
+        return probe;
+    }
+    close(probe);
     int version;
-    int r = read_format(s->root, &version, msg, msgsz);
+    int r = read_format(s, &version, msg, msgsz);
     if (r < 0) {
         store_close(s);
         return r;
@@ -123,58 +138,89 @@ int store_lstat(const struct store *s, const char *path, struct stat *st)
     return r;
 }
 
-static int ensure_dir(const char *path, char *msg, size_t msgsz)
+static bool is_regular_fd(int fd)
 {
-    if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-        int e = errno;
-        snprintf(msg, msgsz, "cannot create %s: %s", path, strerror(e));
-        return -e;
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int store_open_file(const struct store *s, const char *path, int flags)
+{
+    /* Look before opening, so a device node planted in the store is never
+     * opened (opening some has effects); open with O_NONBLOCK and look
+     * again, so a FIFO swapped in meanwhile cannot hang the open. */
+    int fd = store_open(s, path, O_PATH);
+    if (fd < 0)
+        return fd;
+    bool regular = is_regular_fd(fd);
+    close(fd);
+    if (!regular)
+        return -ENOENT;
+    fd = store_open(s, path, flags | O_NONBLOCK);
+    if (fd < 0)
+        return fd;
+    if (!is_regular_fd(fd) ||
+        (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)) {
+        close(fd);
+        return -ENOENT;
+    }
+    return fd;
+}
+
+static int meta_fail(char *msg, size_t msgsz, const struct store *s, const char *what, int err)
+{
+    snprintf(msg, msgsz, "cannot create %s/%s/%s: %s", s->root, STORE_META_DIR, what,
+             strerror(err));
+    return -err;
+}
+
+/* The format file is written beside its final name and renamed, so a
+ * crash never leaves a half-written version; O_EXCL|O_NOFOLLOW so a
+ * planted link is never written through. */
+static int write_format(const struct store *s, int metafd, char *msg, size_t msgsz)
+{
+    unlinkat(metafd, "format.tmp", 0);
+    int fd =
+        openat(metafd, "format.tmp", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return meta_fail(msg, msgsz, s, "format.tmp", errno);
+    char line[64];
+    int n = snprintf(line, sizeof(line), "vmstorefs-store %d\n", STORE_FORMAT_VERSION);
+    int e = 0;
+    if (write(fd, line, (size_t)n) != n || fsync(fd) < 0)
+        e = errno ? errno : EIO;
+    close(fd);
+    if (e == 0 && renameat(metafd, "format.tmp", metafd, "format") < 0)
+        e = errno;
+    if (e) {
+        unlinkat(metafd, "format.tmp", 0);
+        return meta_fail(msg, msgsz, s, "format", e);
     }
     return 0;
 }
 
-static int write_format(const char *root, char *msg, size_t msgsz)
-{
-    char tmp[PATH_MAX], final[PATH_MAX];
-    if (fmt_path(tmp, sizeof(tmp), "%s/%s.tmp", root, FORMAT_FILE) < 0 ||
-        fmt_path(final, sizeof(final), "%s/%s", root, FORMAT_FILE) < 0)
-        return -ENAMETOOLONG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(msg, msgsz, "cannot create %s: %s", tmp, strerror(e));
-        return -e;
-    }
-    char line[64];
-    int n = snprintf(line, sizeof(line), "vmstorefs-store %d\n", STORE_FORMAT_VERSION);
-    int r = 0;
-    if (write(fd, line, (size_t)n) != n || fsync(fd) < 0)
-        r = errno ? -errno : -EIO;
-    close(fd);
-    if (r == 0 && rename(tmp, final) < 0)
-        r = -errno;
-    if (r < 0) {
-        unlink(tmp);
-        snprintf(msg, msgsz, "cannot write %s: %s", final, strerror(-r));
-    }
-    return r;
-}
-
 int store_prepare_meta(const struct store *s, char *msg, size_t msgsz)
 {
-    static const char *const subdirs[] = { "", "/journal", "/tmp", "/locks" };
+    static const char *const subdirs[] = { "journal", "tmp", "locks" };
     char path[PATH_MAX];
-    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
-        if (fmt_path(path, sizeof(path), "%s/%s%s", s->root, STORE_META_DIR, subdirs[i]) < 0)
-            return -ENAMETOOLONG;
-        int r = ensure_dir(path, msg, msgsz);
-        if (r < 0)
-            return r;
-    }
+    if (mkdirat(s->rootfd, STORE_META_DIR, 0755) < 0 && errno != EEXIST)
+        return meta_fail(msg, msgsz, s, "", errno);
+    if (fmt_path(path, sizeof(path), "%s/%s", s->root, STORE_META_DIR) < 0)
+        return -ENAMETOOLONG;
+    /* Beneath the root, no links: a .vmstorefs that is a symlink is refused. */
+    int metafd = store_open(s, path, O_RDONLY | O_DIRECTORY);
+    if (metafd < 0)
+        return meta_fail(msg, msgsz, s, "", -metafd);
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < sizeof(subdirs) / sizeof(subdirs[0]); i++)
+        if (mkdirat(metafd, subdirs[i], 0755) < 0 && errno != EEXIST)
+            r = meta_fail(msg, msgsz, s, subdirs[i], errno);
     int version;
-    int r = read_format(s->root, &version, msg, msgsz);
+    if (r == 0)
+        r = read_format(s, &version, msg, msgsz);
     if (r == 0 && version == 0)
-        r = write_format(s->root, msg, msgsz);
+        r = write_format(s, metafd, msg, msgsz);
+    close(metafd);
     return r;
 }
 
@@ -219,6 +265,11 @@ static int list_dir(const struct store *s, const char *dir, enum entry_kind kind
     if (!d) {
         if (fd >= 0)
             close(fd);
+        if (fd == -ELOOP) {
+            char key[PATH_MAX + 16];
+            snprintf(key, sizeof(key), "link:%s", dir);
+            log_once(LOG_WARNING, key, "skipping %s: symbolic links are not followed", dir);
+        }
         return fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP ? 0 : fd < 0 ? fd : -errno;
     }
     int r = 0;
@@ -313,7 +364,7 @@ int store_snap_ctime(const struct store *s, const char *vm, const char *snap, in
     if (r < 0)
         return r;
     struct snap_info info;
-    int fd = store_open(s, path, O_RDONLY);
+    int fd = store_open_file(s, path, O_RDONLY);
     if (fd < 0) {
         snprintf(msg, sizeof(msg), "%s", strerror(-fd));
         r = fd;
@@ -366,7 +417,7 @@ static void backing_snapshot(const struct store *s, const char *vm, const char *
     snap[0] = '\0';
     if (store_disk_path(s, vm, dev, path, sizeof(path)) < 0)
         return;
-    int fd = store_open(s, path, O_RDONLY);
+    int fd = store_open_file(s, path, O_RDONLY);
     int r = fd;
     if (fd >= 0) {
         r = qcow2_backing_name(fd, backing, sizeof(backing), msg, sizeof(msg));

@@ -42,6 +42,9 @@ void store_close(struct store *s);
  * a symlink anywhere is -ELOOP, a path outside the root -EXDEV. Returns
  * the fd or -errno. O_CLOEXEC is added. */
 int store_open(const struct store *s, const char *path, int flags);
+/* store_open for a regular file: a FIFO, device or directory at path is
+ * -ENOENT, and opening never blocks on one. */
+int store_open_file(const struct store *s, const char *path, int flags);
 /* lstat(2) through store_open. */
 int store_lstat(const struct store *s, const char *path, struct stat *st);
 

@@ -10,11 +10,17 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A symlink anywhere in the store reads as "not there". */
+/* A symlink anywhere in the store, or a file where a directory should
+ * be, reads as "not there": the view never reports ELOOP or ENOTDIR. */
+static int not_there(int r)
+{
+    return r == -ELOOP || r == -ENOTDIR ? -ENOENT : r;
+}
+
 static int stat_typed(const struct store *s, const char *path, mode_t type, struct stat *st)
 {
-    int r = store_lstat(s, path, st);
-    if (r == -ELOOP || (r == 0 && (st->st_mode & S_IFMT) != type))
+    int r = not_there(store_lstat(s, path, st));
+    if (r == 0 && (st->st_mode & S_IFMT) != type)
         r = -ENOENT;
     return r;
 }
@@ -186,7 +192,7 @@ static void check_definition(const struct store *s, const char *vm)
     if (store_vm_path(s, vm, "domain.xml", path, sizeof(path)) < 0)
         return;
     struct dom_info info;
-    int fd = store_open(s, path, O_RDONLY);
+    int fd = store_open_file(s, path, O_RDONLY);
     int r = fd;
     if (fd >= 0) {
         r = domxml_parse_fd(fd, &info, msg, sizeof(msg));
@@ -287,18 +293,11 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
      * O_TRUNC into the open: cp over an image must not leave its old
      * tail) and sync semantics; never hand the fd to a child. */
     int pass = flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME);
-    int fd = store_open(s, path, pass);
+    int fd = store_open_file(s, path, pass);
     if (fd == -EINVAL && (pass & O_DIRECT))
-        fd = store_open(s, path, pass & ~O_DIRECT);
-    if (fd == -ELOOP)
-        return -ENOENT;
+        fd = store_open_file(s, path, pass & ~O_DIRECT);
     if (fd < 0)
-        return fd;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return -ENOENT;
-    }
+        return not_there(fd);
     out->fd = fd;
     out->frozen = vp->kind == V_SNAP_IMAGE;
     out->active = vp->kind == V_DISK;
@@ -315,8 +314,7 @@ static int open_writable(const struct store *s, const struct vpath *vp, int refu
     case V_DISK:
         if ((r = backing_path(s, vp, path, sizeof(path))) < 0)
             return r;
-        r = store_open(s, path, flags);
-        return r == -ELOOP ? -ENOENT : r;
+        return not_there(store_open_file(s, path, flags));
     case V_SNAP_IMAGE:
     case V_DOMXML:
     case V_SNAP:

@@ -26,10 +26,18 @@ cat >"$S/noxml/domain.xml" <<'XML'
 XML
 mv "$S/noxml/domain.xml" "$S/noxml/domain.xml.bak"
 
+# FIFOs where files belong must not hang a lookup (a blocking open would).
+mkdir -p "$S/fifovm/disks"
+mkfifo "$S/fifovm/domain.xml" "$S/fifovm/disks/vda.qcow2" "$S/web1/snapshots/configured/vdb.qcow2"
+
 mount_fs "$S" "$M"
+timeout 20 ls -l "$M" "$M/fifovm" "$M/fifovm/disks" "$M/web1/snapshots/configured" >/dev/null 2>&1
+[ $? -ne 124 ] || fail "a FIFO in the store hangs lookups"
+expect_fail "open a FIFO domain.xml" "No such file or directory" timeout 20 cat "$M/fifovm/domain.xml"
+pass "FIFOs in the store neither hang the mount nor show as files"
 for i in 1 2 3; do ls -l "$M" "$M"/* >/dev/null 2>&1; done
 
-[ "$(ls "$M" | tr '\n' ' ')" = "badxml brokenimg db1 noxml web1 " ] || fail "root lists: $(ls "$M")"
+[ "$(ls "$M" | tr '\n' ' ')" = "badxml brokenimg db1 fifovm noxml web1 " ] || fail "root lists: $(ls "$M")"
 pass "VMs with broken definitions are listed, bad names and stray files are not"
 
 [ "$(grep -c 'VM badxml: .*not well-formed' "$DAEMON_LOG")" -eq 1 ] || fail "malformed domain.xml not logged exactly once"

@@ -56,3 +56,25 @@ done
 pass "nothing outside the store can be read, written, truncated or chmod'ed"
 
 unmount_fs "$M"
+
+# The store's own metadata: a .vmstorefs that is a link is refused before
+# anything is written through it; a planted format.tmp link is not
+# written through.
+S2=$TMP/store2
+mkdir -p "$S2/vm" "$O/meta"
+ln -s "$O/meta" "$S2/.vmstorefs"
+before=$(tree_state "$O")
+out=$("$VMSTOREFS" "$S2" "$M" -f 2>&1) && fail "mounted a store whose .vmstorefs is a link"
+grep -q "$S2/.vmstorefs.*symbolic link" <<<"$out" || fail "no clear refusal: $out"
+[ "$(wc -l <<<"$out")" -eq 1 ] || fail "refusal is not one line: $out"
+mountpoint -q "$M" && fail "mounted anyway"
+[ "$(tree_state "$O")" = "$before" ] || fail "wrote through a .vmstorefs link"
+rm "$S2/.vmstorefs"
+mkdir "$S2/.vmstorefs"
+echo "victim" >"$O/victim"
+ln -s "$O/victim" "$S2/.vmstorefs/format.tmp"
+mount_fs "$S2" "$M"
+[ "$(cat "$O/victim")" = "victim" ] || fail "wrote through a planted format.tmp link"
+[ "$(cat "$S2/.vmstorefs/format")" = "vmstorefs-store 1" ] || fail "format not written"
+unmount_fs "$M"
+pass "store metadata is never written through a planted link"

@@ -4,7 +4,7 @@
 # qemu-img check, backing names are relative and carry their format, and
 # the script refuses to write into a non-empty directory.
 . "$(dirname "$0")/lib.sh"
-need qemu-img virt-xml-validate
+need qemu-img virt-xml-validate xmllint
 
 S=$TMP/store
 sample_store "$S"

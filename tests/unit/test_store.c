@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char tmp[64];
@@ -581,6 +582,50 @@ static bool test_current(void)
     return true;
 }
 
+/* store_open: beneath the root, no symlink anywhere; store_open_file:
+ * regular files only, without blocking on a FIFO. */
+static void test_store_open(void)
+{
+    char msg[MSG_MAX];
+    mkdir_p(at(0, "so/a/b"));
+    FILE *f = fopen(at(0, "so/a/b/f"), "we");
+    fputs("x", f);
+    fclose(f);
+    CHECK_INT(symlink("b", at(0, "so/a/link")), 0);
+    CHECK_INT(symlink("/etc/hostname", at(0, "so/a/b/host")), 0);
+    CHECK_INT(mkfifo(at(0, "so/a/b/fifo"), 0644), 0);
+    struct store s;
+    CHECK_INT(store_check(&s, at(0, "so"), msg, sizeof(msg)), 0);
+
+    int fd = store_open(&s, s.root, O_PATH);
+    CHECK(fd >= 0);
+    close(fd);
+    fd = store_open(&s, at(0, "so/a/b/f"), O_RDONLY);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK_INT(store_open(&s, at(0, "so/a/link/f"), O_RDONLY), -ELOOP);
+    CHECK_INT(store_open(&s, at(0, "so/a/b/host"), O_RDONLY), -ELOOP);
+    CHECK_INT(store_open(&s, "/etc/hostname", O_RDONLY), -EXDEV);
+    CHECK_INT(store_open(&s, at(0, "so/a/../../so/a/b/f"), O_RDONLY), -EXDEV);
+    struct stat st;
+    CHECK_INT(store_lstat(&s, at(0, "so/a/link"), &st), -ELOOP);
+    CHECK_INT(store_lstat(&s, at(0, "so/a/b"), &st), 0);
+    CHECK(S_ISDIR(st.st_mode));
+
+    fd = store_open_file(&s, at(0, "so/a/b/f"), O_RDONLY);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
+        close(fd);
+    }
+    double t0 = (double)time(NULL);
+    CHECK_INT(store_open_file(&s, at(0, "so/a/b/fifo"), O_RDONLY), -ENOENT);
+    CHECK((double)time(NULL) - t0 < 3);
+    CHECK_INT(store_open_file(&s, at(0, "so/a/b"), O_RDONLY), -ENOENT);
+    CHECK_INT(store_open_file(&s, at(0, "so/a/b/host"), O_RDONLY), -ELOOP);
+    store_close(&s);
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "/tmp/vmstorefs-store.XXXXXX");
@@ -588,6 +633,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
+    test_store_open();
     test_check_missing();
     test_check_file();
     test_check_dir();
