@@ -76,12 +76,6 @@ static int read_tree(xmlDocPtr doc, void *p, char *msg, size_t msgsz)
     return r;
 }
 
-int domxml_parse_file(const char *path, struct dom_info *out, char *msg, size_t msgsz)
-{
-    memset(out, 0, sizeof(*out));
-    return xmlsafe_read_file(path, "domain", read_tree, out, msg, msgsz);
-}
-
 int domxml_parse_fd(int fd, struct dom_info *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));

@@ -28,7 +28,6 @@ struct dom_info {
 
 /* -ENOENT when the file is missing, -EINVAL (reason in msg) when it is not
  * a usable <domain>: malformed, no <name>, a disk without <target dev>. */
-int domxml_parse_file(const char *path, struct dom_info *out, char *msg, size_t msgsz);
 int domxml_parse_fd(int fd, struct dom_info *out, char *msg, size_t msgsz);
 int domxml_parse_mem(const char *buf, size_t len, struct dom_info *out, char *msg, size_t msgsz);
 void domxml_free(struct dom_info *info);

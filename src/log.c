@@ -98,26 +98,29 @@ static bool first_time(struct seen_set *set, const char *key)
     return first;
 }
 
-static void vlog_once(struct seen_set *set, int prio, const char *key, const char *fmt, va_list ap)
+/* The key of a report: subject and reason, which no path or message
+ * separates by a newline on its own. */
+static bool first_report(struct seen_set *set, const char *subject, const char *reason)
 {
-    if (first_time(set, key))
-        vlog(prio, fmt, ap);
+    char key[2 * MSG_MAX + 2];
+    snprintf(key, sizeof(key), "%s\n%s", subject, reason);
+    return first_time(set, key);
 }
 
-void log_once(int prio, const char *key, const char *fmt, ...)
+void log_once(int prio, const char *subject, const char *reason, const char *fmt, ...)
 {
+    if (!first_report(&problems, subject, reason))
+        return;
     va_list ap;
     va_start(ap, fmt);
-    vlog_once(&problems, prio, key, fmt, ap);
+    vlog(prio, fmt, ap);
     va_end(ap);
 }
 
-void log_refusal_once(const char *key, const char *fmt, ...)
+void log_refusal(const char *op, const char *path, const char *why)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vlog_once(&refusals, LOG_NOTICE, key, fmt, ap);
-    va_end(ap);
+    if (first_report(&refusals, path, op))
+        log_msg(LOG_NOTICE, "refused %s %s: %s", op, path, why);
 }
 
 static void clear_set(struct seen_set *set)

@@ -16,13 +16,14 @@
 
 void log_init(const char *ident, bool to_stderr);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Logs only the first time this exact key is seen; the key names the
- * broken thing (a path plus the reason) so a changed reason logs again. */
-void log_once(int prio, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* As log_once, for operations a user asked for and was refused: kept
- * apart so users cannot crowd out reports of what is wrong in the store. */
-void log_refusal_once(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Logs only the first time this subject (the broken thing, a path) is
+ * reported for this reason: a changed reason logs again. */
+void log_once(int prio, const char *subject, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* "refused OP PATH: WHY", once per operation and path. Kept apart from
+ * log_once's budget, so users (with allow_other, anyone) cannot crowd out
+ * reports of what is wrong in the store. */
+void log_refusal(const char *op, const char *path, const char *why);
 /* Forget every key (for tests, and after a store rescan). */
 void log_once_reset(void);
 

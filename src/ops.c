@@ -21,11 +21,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-/* An open file: a store fd, or a rendered text (the .jobs file). */
+/* An open file: a store file (f.fd >= 0), or a rendered text (.jobs). */
 struct handle {
-    int fd;
-    bool frozen;
-    bool active;
+    struct view_file f;
     off_t last_end; /* where the previous read ended (prefetch) */
     char *text;
     size_t len;
@@ -49,14 +47,9 @@ static int parse(const char *path, struct vpath *vp)
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     struct handle *h = h_of(fi);
-    if (!path && h && h->fd >= 0) {
-        /* nullpath_ok: an open file may be asked about by handle only. */
-        if (fstat(h->fd, st) < 0)
-            return -errno;
-        if (!h->active)
-            st->st_mode &= ~(mode_t)0222;
-        return 0;
-    }
+    /* nullpath_ok: an open file may be asked about by handle only. */
+    if (!path && h && h->f.fd >= 0)
+        return view_fstat(&h->f, st);
     if (!path && h && h->text) {
         struct vpath jobs = { .kind = V_JOBS };
         return view_getattr(st_of(), &jobs, st);
@@ -132,7 +125,7 @@ static int op_open(const char *path, struct fuse_file_info *fi)
     struct handle *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
-    h->fd = -1;
+    h->f.fd = -1;
     if (vp.kind == V_JOBS) {
         if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
             free(h);
@@ -145,16 +138,12 @@ static int op_open(const char *path, struct fuse_file_info *fi)
         }
         fi->direct_io = 1; /* size 0 in stat; reads return the live text */
     } else {
-        struct view_file vf;
-        if ((r = view_open(st_of(), &vp, fi->flags, &vf)) < 0) {
+        if ((r = view_open(st_of(), &vp, fi->flags, &h->f)) < 0) {
             free(h);
             return r;
         }
-        h->fd = vf.fd;
-        h->frozen = vf.frozen;
-        h->active = vf.active;
-        fi->keep_cache = vf.frozen;
-        fi->direct_io = vf.active;
+        fi->keep_cache = h->f.frozen;
+        fi->direct_io = h->f.active;
     }
     fi->fh = (uintptr_t)h;
     return 0;
@@ -179,7 +168,7 @@ static void prefetch(struct handle *h, off_t off, size_t size)
     if (end > INT64_MAX - 3 * (off_t)PREFETCH_STEP)
         return;
     off_t next = (end / PREFETCH_STEP + 2) * PREFETCH_STEP;
-    posix_fadvise(h->fd, next, PREFETCH_STEP, POSIX_FADV_WILLNEED);
+    posix_fadvise(h->f.fd, next, PREFETCH_STEP, POSIX_FADV_WILLNEED);
 }
 
 static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
@@ -206,7 +195,7 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
         prefetch(h, off, size);
         /* An fd buffer: libfuse splices straight from the store file. */
         src->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-        src->buf[0].fd = h->fd;
+        src->buf[0].fd = h->f.fd;
         src->buf[0].pos = off;
     }
     *bufp = src;
@@ -218,11 +207,11 @@ static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
 {
     (void)path;
     struct handle *h = h_of(fi);
-    if (h->fd < 0)
+    if (h->f.fd < 0)
         return -EBADF;
     struct fuse_bufvec dst = FUSE_BUFVEC_INIT(fuse_buf_size(buf));
     dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-    dst.buf[0].fd = h->fd;
+    dst.buf[0].fd = h->f.fd;
     dst.buf[0].pos = off;
     return (int)fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);
 }
@@ -237,12 +226,12 @@ static int op_lock(const char *path, struct fuse_file_info *fi, int cmd, struct 
 {
     (void)path;
     struct handle *h = h_of(fi);
-    if (!h || h->fd < 0)
+    if (!h || h->f.fd < 0)
         return -ENOLCK;
     int ofd_cmd = cmd == F_GETLK ? F_OFD_GETLK : cmd == F_SETLKW ? F_OFD_SETLKW : F_OFD_SETLK;
     struct flock l = *lk;
     l.l_pid = 0; /* OFD locks require it */
-    if (fcntl(h->fd, ofd_cmd, &l) < 0)
+    if (fcntl(h->f.fd, ofd_cmd, &l) < 0)
         return -errno;
     if (cmd == F_GETLK) {
         *lk = l;
@@ -267,17 +256,17 @@ static int op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
     (void)path;
     struct handle *h = h_of(fi);
-    if (h->fd < 0)
+    if (h->f.fd < 0)
         return 0;
-    return (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0 ? -errno : 0;
+    return (datasync ? fdatasync(h->f.fd) : fsync(h->f.fd)) < 0 ? -errno : 0;
 }
 
 static int op_release(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
     struct handle *h = h_of(fi);
-    if (h->fd >= 0)
-        close(h->fd);
+    if (h->f.fd >= 0)
+        close(h->f.fd);
     free(h->text);
     free(h);
     return 0;
@@ -287,10 +276,10 @@ static off_t op_lseek(const char *path, off_t off, int whence, struct fuse_file_
 {
     (void)path;
     struct handle *h = h_of(fi);
-    if (!h || h->fd < 0)
+    if (!h || h->f.fd < 0)
         return -ESPIPE;
     /* SEEK_DATA/SEEK_HOLE let qemu-img and cp skip the holes of images. */
-    off_t r = lseek(h->fd, off, whence);
+    off_t r = lseek(h->f.fd, off, whence);
     return r < 0 ? -errno : r;
 }
 
@@ -298,16 +287,16 @@ static int op_fallocate(const char *path, int mode, off_t off, off_t len, struct
 {
     (void)path;
     struct handle *h = h_of(fi);
-    if (!h || h->fd < 0)
+    if (!h || h->f.fd < 0)
         return -EBADF;
-    return fallocate(h->fd, mode, off, len) < 0 ? -errno : 0;
+    return fallocate(h->f.fd, mode, off, len) < 0 ? -errno : 0;
 }
 
 static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
     struct handle *h = h_of(fi);
-    if (h && h->fd >= 0 && h->active)
-        return ftruncate(h->fd, size) < 0 ? -errno : 0;
+    if (h && h->f.fd >= 0 && h->f.active)
+        return ftruncate(h->f.fd, size) < 0 ? -errno : 0;
     struct vpath vp;
     int r = parse(path, &vp);
     return r < 0 ? r : view_truncate(st_of(), &vp, size);
@@ -344,18 +333,19 @@ static int op_statfs(const char *path, struct statvfs *sv)
 }
 
 /* Namespace changes (snapshot, clone, delete, rename, revert, import) are
- * not part of this version: they are refused, frozen areas read-only. */
+ * not part of this version: they are refused; what would change a frozen
+ * image (removing it, creating a file beside it) is EROFS, the rest EPERM. */
+static int refused(const char *op, const char *path, bool frozen)
+{
+    log_refusal(op, path ? path : "?",
+                frozen ? "snapshots are read-only" : "not supported by this version");
+    return frozen ? -EROFS : -EPERM;
+}
+
 static int refuse(const char *op, const char *path)
 {
     struct vpath vp;
-    int r = parse(path, &vp);
-    bool frozen = r == 0 && vp.kind == V_SNAP_IMAGE;
-    /* Once per operation and path: with allow_other anyone can ask. */
-    char key[PATH_MAX + 32];
-    snprintf(key, sizeof(key), "refuse:%s:%s", op, path ? path : "?");
-    log_refusal_once(key, "refused %s %s: %s", op, path ? path : "?",
-                     frozen ? "snapshots are read-only" : "not supported by this version");
-    return frozen ? -EROFS : -EPERM;
+    return refused(op, path, parse(path, &vp) == 0 && vp.kind == V_SNAP_IMAGE);
 }
 
 static int op_mkdir(const char *path, mode_t mode)
@@ -378,20 +368,15 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     (void)mode;
     (void)fi;
-    struct vpath vp;
-    if (parse(path, &vp) == 0 && vp.kind == V_SNAP_IMAGE)
-        return refuse("create", path);
+    /* A new file in a snapshot directory, even one no image name fits. */
     char parent[PATH_MAX];
     snprintf(parent, sizeof(parent), "%s", path);
     char *slash = strrchr(parent, '/');
     if (slash && slash != parent)
         *slash = '\0';
-    if (parse(parent, &vp) == 0 && vp.kind == V_SNAP) {
-        char key[PATH_MAX + 32];
-        snprintf(key, sizeof(key), "refuse:create:%s", path);
-        log_refusal_once(key, "refused create %s: snapshots are read-only", path);
-        return -EROFS;
-    }
+    struct vpath vp;
+    if (parse(parent, &vp) == 0 && vp.kind == V_SNAP)
+        return refused("create", path, true);
     return refuse("create", path);
 }
 

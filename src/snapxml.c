@@ -79,12 +79,6 @@ static int read_tree(xmlDocPtr doc, void *p, char *msg, size_t msgsz)
     return r;
 }
 
-int snapxml_parse_file(const char *path, struct snap_info *out, char *msg, size_t msgsz)
-{
-    memset(out, 0, sizeof(*out));
-    return xmlsafe_read_file(path, "domainsnapshot", read_tree, out, msg, msgsz);
-}
-
 int snapxml_parse_fd(int fd, struct snap_info *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));

@@ -18,7 +18,6 @@ struct snap_info {
 
 /* -ENOENT when missing; -EINVAL (reason in msg) for a malformed file or
  * one without <name> or a numeric <creationTime>. */
-int snapxml_parse_file(const char *path, struct snap_info *out, char *msg, size_t msgsz);
 int snapxml_parse_fd(int fd, struct snap_info *out, char *msg, size_t msgsz);
 int snapxml_parse_mem(const char *buf, size_t len, struct snap_info *out, char *msg, size_t msgsz);
 void snapxml_free(struct snap_info *info);

@@ -37,12 +37,12 @@ static int read_format(const struct store *s, int *version, char *msg, size_t ms
     *version = 0;
     if (fmt_path(path, sizeof(path), "%s/%s", s->root, FORMAT_FILE) < 0)
         return -ENAMETOOLONG;
-    int fd = store_open_file(s, path, O_RDONLY);
+    char why[MSG_MAX];
+    int fd = store_open_read(s, path, why, sizeof(why));
     if (fd == -ENOENT)
         return 0;
     if (fd < 0) {
-        snprintf(msg, msgsz, "%s: %s", path,
-                 fd == -ELOOP ? "store metadata must not be a symbolic link" : strerror(-fd));
+        snprintf(msg, msgsz, "%s: %s", path, why);
         return fd;
     }
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -167,6 +167,14 @@ int store_open_file(const struct store *s, const char *path, int flags)
     return fd;
 }
 
+int store_open_read(const struct store *s, const char *path, char *msg, size_t msgsz)
+{
+    int fd = store_open_file(s, path, O_RDONLY);
+    if (fd < 0)
+        snprintf(msg, msgsz, "%s", fd == -ELOOP ? "a symbolic link, not followed" : strerror(-fd));
+    return fd;
+}
+
 static int meta_fail(char *msg, size_t msgsz, const struct store *s, const char *what, int err)
 {
     snprintf(msg, msgsz, "cannot create %s/%s/%s: %s", s->root, STORE_META_DIR, what,
@@ -265,11 +273,8 @@ static int list_dir(const struct store *s, const char *dir, enum entry_kind kind
     if (!d) {
         if (fd >= 0)
             close(fd);
-        if (fd == -ELOOP) {
-            char key[PATH_MAX + 16];
-            snprintf(key, sizeof(key), "link:%s", dir);
-            log_once(LOG_WARNING, key, "skipping %s: symbolic links are not followed", dir);
-        }
+        if (fd == -ELOOP)
+            log_once(LOG_WARNING, dir, "link", "skipping %s: symbolic links are not followed", dir);
         return fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP ? 0 : fd < 0 ? fd : -errno;
     }
     int r = 0;
@@ -281,17 +286,18 @@ static int list_dir(const struct store *s, const char *dir, enum entry_kind kind
         struct stat st;
         if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
-        char key[3 * MSG_MAX];
-        snprintf(key, sizeof(key), "badname:%s/%s", dir, n);
+        char path[PATH_MAX + NAME_MAX + 2];
+        snprintf(path, sizeof(path), "%s/%s", dir, n);
         if (S_ISLNK(st.st_mode)) {
-            log_once(LOG_WARNING, key, "skipping %s/%s: symbolic links are not followed", dir, n);
+            log_once(LOG_WARNING, path, "link", "skipping %s: symbolic links are not followed",
+                     path);
             continue;
         }
         if (kind == ENTRY_DIR) {
             if (!S_ISDIR(st.st_mode))
                 continue;
             if (!name_is_valid(n)) {
-                log_once(LOG_WARNING, key, "skipping %s/%s: not a valid name", dir, n);
+                log_once(LOG_WARNING, path, "name", "skipping %s: not a valid name", path);
                 continue;
             }
             r = fn(n, ctx);
@@ -299,8 +305,8 @@ static int list_dir(const struct store *s, const char *dir, enum entry_kind kind
             char dev[DEV_MAX_LEN + 1];
             if (!S_ISREG(st.st_mode) || !dev_from_image_name(n, dev, sizeof(dev))) {
                 if (strcmp(n, "snapshot.xml") != 0)
-                    log_once(LOG_WARNING, key, "skipping %s/%s: not a regular <dev>.qcow2 image",
-                             dir, n);
+                    log_once(LOG_WARNING, path, "name",
+                             "skipping %s: not a regular <dev>.qcow2 image", path);
                 continue;
             }
             r = fn(dev, ctx);
@@ -343,13 +349,6 @@ static bool is_dir(const struct store *s, const char *path)
     return store_lstat(s, path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-bool store_vm_exists(const struct store *s, const char *vm)
-{
-    char path[PATH_MAX];
-    return name_is_valid(vm) && store_vm_path(s, vm, NULL, path, sizeof(path)) == 0 &&
-           is_dir(s, path);
-}
-
 bool store_snap_exists(const struct store *s, const char *vm, const char *snap)
 {
     char path[PATH_MAX];
@@ -364,18 +363,14 @@ int store_snap_ctime(const struct store *s, const char *vm, const char *snap, in
     if (r < 0)
         return r;
     struct snap_info info;
-    int fd = store_open_file(s, path, O_RDONLY);
-    if (fd < 0) {
-        snprintf(msg, sizeof(msg), "%s", strerror(-fd));
-        r = fd;
-    } else {
+    int fd = store_open_read(s, path, msg, sizeof(msg));
+    r = fd;
+    if (fd >= 0) {
         r = snapxml_parse_fd(fd, &info, msg, sizeof(msg));
         close(fd);
     }
     if (r < 0) {
-        char key[3 * MSG_MAX];
-        snprintf(key, sizeof(key), "snapxml:%s:%s", path, msg);
-        log_once(LOG_WARNING, key, "snapshot %s/%s: %s: %s", vm, snap, path, msg);
+        log_once(LOG_WARNING, path, msg, "snapshot %s/%s: %s: %s", vm, snap, path, msg);
         return r;
     }
     *out = info.creation_time;
@@ -413,21 +408,18 @@ struct current_ctx {
 static void backing_snapshot(const struct store *s, const char *vm, const char *dev, char *snap,
                              size_t snapsz)
 {
-    char path[PATH_MAX], backing[QCOW2_BACKING_MAX + 1], msg[MSG_MAX], key[3 * MSG_MAX];
+    char path[PATH_MAX], backing[QCOW2_BACKING_MAX + 1], msg[MSG_MAX];
     snap[0] = '\0';
     if (store_disk_path(s, vm, dev, path, sizeof(path)) < 0)
         return;
-    int fd = store_open_file(s, path, O_RDONLY);
+    int fd = store_open_read(s, path, msg, sizeof(msg));
     int r = fd;
     if (fd >= 0) {
         r = qcow2_backing_name(fd, backing, sizeof(backing), msg, sizeof(msg));
         close(fd);
-    } else {
-        snprintf(msg, sizeof(msg), "%s", strerror(-fd));
     }
     if (r < 0) {
-        snprintf(key, sizeof(key), "img:%s:%s", path, msg);
-        log_once(LOG_WARNING, key, "active image %s is unreadable: %s", path, msg);
+        log_once(LOG_WARNING, path, msg, "active image %s is unreadable: %s", path, msg);
         return;
     }
     if (!store_parse_active_backing(backing, dev, snap, snapsz) || !store_snap_exists(s, vm, snap))
@@ -439,7 +431,9 @@ static int current_visit(const char *dev, void *p)
     struct current_ctx *c = p;
     char snap[NAME_MAX_LEN + 1];
     backing_snapshot(c->s, c->vm, dev, snap, sizeof(snap));
-    if (!snap[0])
+    /* Disks of one VM mostly grow from the same snapshot: read its
+     * snapshot.xml once, not once per disk. */
+    if (!snap[0] || strcmp(snap, c->best) == 0)
         return 0;
     int64_t t = 0;
     store_snap_ctime(c->s, c->vm, snap, &t);

@@ -45,6 +45,9 @@ int store_open(const struct store *s, const char *path, int flags);
 /* store_open for a regular file: a FIFO, device or directory at path is
  * -ENOENT, and opening never blocks on one. */
 int store_open_file(const struct store *s, const char *path, int flags);
+/* store_open_file for reading; on failure msg says why in words fit for
+ * a log line ("a symbolic link, not followed", "No such file ..."). */
+int store_open_read(const struct store *s, const char *path, char *msg, size_t msgsz);
 /* lstat(2) through store_open. */
 int store_lstat(const struct store *s, const char *path, struct stat *st);
 
@@ -71,8 +74,7 @@ int store_list_snapshots(const struct store *s, const char *vm, store_name_fn fn
 int store_list_snap_images(const struct store *s, const char *vm, const char *snap,
                            store_name_fn fn, void *ctx);
 
-/* Is vm a VM directory of the store (valid name, a directory)? */
-bool store_vm_exists(const struct store *s, const char *vm);
+/* Is snap a snapshot directory of vm (valid names, a real directory)? */
 bool store_snap_exists(const struct store *s, const char *vm, const char *snap);
 
 /* Creation time of a snapshot from its snapshot.xml; -errno when the file

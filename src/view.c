@@ -72,8 +72,7 @@ static int vm_subdir_attr(const struct store *s, const struct vpath *vp, const c
     if (r < 0 || (r = stat_dir(s, path, st)) < 0 || !sub)
         return r;
     struct stat sub_st;
-    if (sub && store_vm_path(s, vp->vm, sub, path, sizeof(path)) == 0 &&
-        stat_dir(s, path, &sub_st) == 0) {
+    if (store_vm_path(s, vp->vm, sub, path, sizeof(path)) == 0 && stat_dir(s, path, &sub_st) == 0) {
         *st = sub_st;
         return 0;
     }
@@ -167,7 +166,6 @@ int view_getattr(const struct store *s, const struct vpath *vp, struct stat *st)
 struct fill_ctx {
     view_fill_fn fill;
     void *ctx;
-    const struct store *s;
     mode_t type;
 };
 
@@ -188,35 +186,22 @@ static int fill_image(const char *dev, void *p)
  * the VM stays listed so its images can still be reached. */
 static void check_definition(const struct store *s, const char *vm)
 {
-    char path[PATH_MAX], msg[MSG_MAX], key[3 * MSG_MAX];
+    char path[PATH_MAX], msg[MSG_MAX];
     if (store_vm_path(s, vm, "domain.xml", path, sizeof(path)) < 0)
         return;
     struct dom_info info;
-    int fd = store_open_file(s, path, O_RDONLY);
+    int fd = store_open_read(s, path, msg, sizeof(msg));
     int r = fd;
     if (fd >= 0) {
         r = domxml_parse_fd(fd, &info, msg, sizeof(msg));
         close(fd);
-    } else {
-        snprintf(msg, sizeof(msg), "%s",
-                 fd == -ELOOP ? "a symbolic link, not followed" : strerror(-fd));
     }
-    if (r == 0) {
+    if (r == 0)
         domxml_free(&info);
-        return;
-    }
-    snprintf(key, sizeof(key), "domxml:%s:%s", path, msg);
-    if (r == -ENOENT)
-        log_once(LOG_WARNING, key, "VM %s has no domain.xml: listed as an incomplete VM", vm);
+    else if (r == -ENOENT)
+        log_once(LOG_WARNING, path, msg, "VM %s has no domain.xml: listed as an incomplete VM", vm);
     else
-        log_once(LOG_WARNING, key, "VM %s: %s: %s", vm, path, msg);
-}
-
-static int fill_vm(const char *vm, void *p)
-{
-    struct fill_ctx *f = p;
-    check_definition(f->s, vm);
-    return f->fill(f->ctx, vm, S_IFDIR);
+        log_once(LOG_WARNING, path, msg, "VM %s: %s: %s", vm, path, msg);
 }
 
 static int readdir_vm(const struct store *s, const struct vpath *vp, view_fill_fn fill, void *ctx)
@@ -226,6 +211,10 @@ static int readdir_vm(const struct store *s, const struct vpath *vp, view_fill_f
     struct vpath x = *vp;
     x.kind = V_DOMXML;
     int r = 0;
+    /* Listing the VM is where its definition is shown: check it here,
+     * once per listing of this VM, not for every VM on each `ls` of the
+     * root. */
+    check_definition(s, vp->vm);
     if (view_getattr(s, &x, &st) == 0)
         r = fill(ctx, "domain.xml", S_IFREG);
     if (r == 0)
@@ -249,12 +238,12 @@ int view_readdir(const struct store *s, const struct vpath *vp, view_fill_fn fil
         return -ENOTDIR;
     if ((r = fill(ctx, ".", S_IFDIR)) != 0 || (r = fill(ctx, "..", S_IFDIR)) != 0)
         return 0;
-    struct fill_ctx f = { fill, ctx, s, S_IFDIR };
+    struct fill_ctx f = { fill, ctx, S_IFDIR };
     switch (vp->kind) {
     case V_ROOT:
         if (fill(ctx, JOBS_FILE, S_IFREG) != 0)
             return 0;
-        return store_list_vms(s, fill_vm, &f);
+        return store_list_vms(s, fill_name, &f);
     case V_VM:
         readdir_vm(s, vp, fill, ctx);
         return 0;
@@ -301,6 +290,15 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
     out->fd = fd;
     out->frozen = vp->kind == V_SNAP_IMAGE;
     out->active = vp->kind == V_DISK;
+    return 0;
+}
+
+int view_fstat(const struct view_file *vf, struct stat *st)
+{
+    if (fstat(vf->fd, st) < 0)
+        return -errno;
+    if (!vf->active)
+        make_readonly(st);
     return 0;
 }
 

@@ -30,6 +30,10 @@ struct view_file {
  * an active disk image is -EROFS. */
 int view_open(const struct store *s, const struct vpath *vp, int flags, struct view_file *out);
 
+/* Attributes of an open file from its descriptor, with the view's modes
+ * (only active images are writable). */
+int view_fstat(const struct view_file *vf, struct stat *st);
+
 /* Attribute changes: passed through for active disk images; refused on
  * frozen images and metadata (-EROFS for size/times, -EPERM for mode and
  * owner, as a read-only snapshot would). */

@@ -77,32 +77,11 @@ xmlDocPtr xmlsafe_parse_fd(int fd, const char *root, int *err, char *msg, size_t
     return doc;
 }
 
-xmlDocPtr xmlsafe_parse_file(const char *path, const char *root, int *err, char *msg, size_t msgsz)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        *err = -errno;
-        snprintf(msg, msgsz, "%s", strerror(errno));
-        return NULL;
-    }
-    xmlDocPtr doc = xmlsafe_parse_fd(fd, root, err, msg, msgsz);
-    close(fd);
-    return doc;
-}
-
 static int read_doc(xmlDocPtr doc, xmlsafe_reader read, void *out, char *msg, size_t msgsz)
 {
     int r = read(doc, out, msg, msgsz);
     xmlFreeDoc(doc);
     return r;
-}
-
-int xmlsafe_read_file(const char *path, const char *root, xmlsafe_reader read, void *out, char *msg,
-                      size_t msgsz)
-{
-    int err;
-    xmlDocPtr doc = xmlsafe_parse_file(path, root, &err, msg, msgsz);
-    return doc ? read_doc(doc, read, out, msg, msgsz) : err;
 }
 
 int xmlsafe_read_fd(int fd, const char *root, xmlsafe_reader read, void *out, char *msg,

@@ -15,19 +15,15 @@
 /* Returns the document whose root element is named `root`, or NULL with a
  * reason in msg. */
 xmlDocPtr xmlsafe_parse_mem(const char *buf, size_t len, const char *root, char *msg, size_t msgsz);
-/* Reads path (at most XMLSAFE_MAX_BYTES) then parses as above; *err gets
- * -errno (-ENOENT for a missing file, -EINVAL for bad XML). */
-xmlDocPtr xmlsafe_parse_file(const char *path, const char *root, int *err, char *msg, size_t msgsz);
-
-/* As xmlsafe_parse_file, from an open descriptor (not closed here). */
+/* Reads fd (at most XMLSAFE_MAX_BYTES; not closed here) then parses as
+ * above; *err gets -errno for a read error, -EINVAL for bad XML. Files
+ * are opened by the caller: in the store, through store_open_file. */
 xmlDocPtr xmlsafe_parse_fd(int fd, const char *root, int *err, char *msg, size_t msgsz);
 
 /* Parse, hand the tree to `read` (which fills `out`), free the tree.
- * Returns read's result, or the parse error (-ENOENT for a missing file,
- * -EINVAL for a refused document) with the reason in msg. */
+ * Returns read's result, or the parse error (-EINVAL for a refused
+ * document) with the reason in msg. */
 typedef int (*xmlsafe_reader)(xmlDocPtr doc, void *out, char *msg, size_t msgsz);
-int xmlsafe_read_file(const char *path, const char *root, xmlsafe_reader read, void *out, char *msg,
-                      size_t msgsz);
 int xmlsafe_read_fd(int fd, const char *root, xmlsafe_reader read, void *out, char *msg,
                     size_t msgsz);
 int xmlsafe_read_mem(const char *buf, size_t len, const char *root, xmlsafe_reader read, void *out,

@@ -39,6 +39,7 @@ mount_fs "$S" "$M"
 [ "$(ls "$M/web1/snapshots/configured")" = "vda.qcow2" ] || fail "snapshot lists a linked image"
 [ ! -e "$M/db1/domain.xml" ] || fail "a linked domain.xml is served"
 grep -q "skipping $S/linkvm: symbolic links are not followed" "$DAEMON_LOG" || fail "linked VM not logged"
+ls "$M/db1" >/dev/null    # a VM's definition is checked when the VM is listed
 grep -q "VM db1: $S/db1/domain.xml: a symbolic link, not followed" "$DAEMON_LOG" || fail "linked domain.xml not logged"
 pass "no planted symlink is listed, and each is logged"
 
