@@ -27,6 +27,26 @@ expect_fail "write domain.xml" "Read-only file system" sh -c "echo '<domain/>' >
 expect_fail "write .jobs" "Read-only file system\|Permission denied" sh -c "echo x > '$M/.jobs'"
 pass "snapshot directories and metadata refuse new files and writes"
 
+# Once the kernel's attributes expire (1 s), an open file is asked about
+# by handle alone: it must keep the view's modes (.jobs, domain.xml and
+# frozen images read-only), and .jobs must still answer at all.
+perl -e '
+    use Fcntl qw(SEEK_END);
+    my @fh;
+    for my $f (@ARGV) { open(my $h, "<", $f) or die "open $f: $!"; push @fh, [$f, $h]; }
+    select(undef, undef, undef, 1.5);
+    for (@fh) {
+        my ($f, $h) = @$_;
+        # SEEK_END refreshes the expired attributes through the handle;
+        # stat then sees what that answer said.
+        defined(sysseek($h, 0, SEEK_END)) or die "seek $f: $!\n";
+        my @st = stat($h) or die "fstat $f: $!\n";
+        die sprintf("fstat %s: mode %o, not read-only\n", $f, $st[2] & 0777) if $st[2] & 0222;
+    }
+' "$M/.jobs" "$M/web1/domain.xml" "$F" 2>"$TMP/fstat.err" ||
+    fail "open files asked about by handle: $(cat "$TMP/fstat.err")"
+pass "open .jobs, domain.xml and frozen images keep their read-only modes when asked by handle"
+
 read_pattern "$F" 0x22 4M 4M
 [ "$(tree_state "$S")" = "$before" ] || fail "the store changed"
 grep -q "refused create /web1/snapshots/configured/new.qcow2: snapshots are read-only" "$DAEMON_LOG" ||

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,22 @@ static char proc_state(long pid)
     return paren && paren[1] == ' ' ? paren[2] : 0;
 }
 
+/* SIGKILL is asynchronous: true once pid is gone (or a zombie waiting for
+ * its new parent) within about 2 s; otherwise kills it and says false. */
+static bool gone_soon(long pid)
+{
+    char st = 'S';
+    for (int i = 0; pid > 1 && i < 200; i++) {
+        st = proc_state(pid);
+        if (st == 0 || st == 'Z')
+            return true;
+        usleep(10000);
+    }
+    if (pid > 1)
+        kill((pid_t)pid, SIGKILL);
+    return false;
+}
+
 /* The timeout also kills what the child started (its process group). */
 static void test_timeout_grandchild(void)
 {
@@ -172,18 +189,7 @@ static void test_timeout_grandchild(void)
     long pid = strtol(res.out, NULL, 10);
     CHECK(pid > 1);
     CHECK(strstr(res.out, "done") == NULL);
-    /* SIGKILL is asynchronous: allow a moment, then it must be gone (or
-     * a zombie waiting for its new parent) */
-    char st = 'S';
-    for (int i = 0; pid > 1 && i < 100; i++) {
-        st = proc_state(pid);
-        if (st == 0 || st == 'Z')
-            break;
-        usleep(10000);
-    }
-    CHECK(st == 0 || st == 'Z');
-    if (st != 0 && st != 'Z')
-        kill((pid_t)pid, SIGKILL);
+    CHECK(gone_soon(pid));
     spawn_result_free(&res);
 }
 
@@ -354,16 +360,7 @@ static void test_dies_with_parent(void)
     CHECK(child > 0);
     kill(daemon, SIGKILL);
     waitpid(daemon, NULL, 0);
-    char state = 'R';
-    for (int i = 0; i < 200 && child > 0; i++) {
-        state = proc_state(child);
-        if (state == 0 || state == 'Z')
-            break;
-        usleep(10000);
-    }
-    CHECK(state == 0 || state == 'Z');
-    if (child > 0 && state != 0 && state != 'Z')
-        kill((pid_t)child, SIGKILL);
+    CHECK(gone_soon(child));
     unlink(pidfile);
 }
 
