@@ -12,6 +12,7 @@
 #include "opts.h"
 #include "ops.h"
 #include "qimg.h"
+#include "readsize.h"
 #include "store.h"
 
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int fail(const char *msg)
 {
@@ -82,12 +84,12 @@ static void escape_commas(const char *in, char *out, size_t outsz)
     out[o] = '\0';
 }
 
-static int build_args(struct fuse_args *args, const struct opts *o, const char *root)
+static int build_args(struct fuse_args *args, const struct opts *o, const struct vfs *vfs)
 {
-    char fsname[PATH_MAX * 2], opt[PATH_MAX * 2 + 1100];
-    escape_commas(root, fsname, sizeof(fsname));
-    snprintf(opt, sizeof(opt), "fsname=%s,subtype=vmstorefs%s%s", fsname,
-             o->mount_opts[0] ? "," : "", o->mount_opts);
+    char fsname[PATH_MAX * 2], opt[PATH_MAX * 2 + 1200];
+    escape_commas(vfs->store.root, fsname, sizeof(fsname));
+    snprintf(opt, sizeof(opt), "fsname=%s,subtype=vmstorefs,max_read=%zu%s%s", fsname,
+             vfs->max_read, o->mount_opts[0] ? "," : "", o->mount_opts);
     if (fuse_opt_add_arg(args, "vmstorefs") < 0 || fuse_opt_add_arg(args, "-o") < 0 ||
         fuse_opt_add_arg(args, opt) < 0)
         return -1;
@@ -114,7 +116,7 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
 {
     char msg[MSG_MAX];
     struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-    if (build_args(&args, o, vfs->store.root) < 0)
+    if (build_args(&args, o, vfs) < 0)
         return fail("out of memory");
     struct fuse *fuse = fuse_new(&args, &vmstorefs_ops, sizeof(vmstorefs_ops), vfs);
     fuse_opt_free_args(&args);
@@ -180,6 +182,7 @@ int main(int argc, char **argv)
     /* libxml2 2.9 initialises itself lazily, which is not thread-safe:
      * do it before the first FUSE thread parses anything. */
     xmlInitParser();
+    vfs.max_read = readsize_for_system("/proc/sys/fs/pipe-max-size", (size_t)sysconf(_SC_PAGESIZE));
     int status = run(&o, &vfs, mountpoint);
     store_close(&vfs.store);
     xmlCleanupParser();

@@ -408,6 +408,10 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
         conn->want |= FUSE_CAP_SPLICE_MOVE;
     if (conn->capable & FUSE_CAP_SPLICE_READ)
         conn->want |= FUSE_CAP_SPLICE_READ;
+    /* Reads no larger than a reply that still splices (readsize.h);
+     * libfuse insists this equals the max_read mount option. */
+    struct vfs *vfs = fuse_get_context()->private_data;
+    conn->max_read = (unsigned)vfs->max_read;
     cfg->nullpath_ok = 1;
     cfg->use_ino = 0;
     /* One second: long enough that `ls -l` and sequential reads do not
@@ -417,7 +421,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->entry_timeout = 1.0;
     cfg->attr_timeout = 1.0;
     cfg->negative_timeout = 0.0;
-    return fuse_get_context()->private_data;
+    return vfs;
 }
 
 const struct fuse_operations vmstorefs_ops = {

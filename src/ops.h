@@ -10,6 +10,7 @@
 
 struct vfs {
     struct store store;
+    size_t max_read; /* readsize.h: the same in the mount options and init */
 };
 
 extern const struct fuse_operations vmstorefs_ops;

@@ -1,0 +1,47 @@
+/* Unit tests for readsize: the read cap that keeps every reply on the
+ * splice path, for the default and unusual pipe-max-size settings. */
+#include "check.h"
+#include "readsize.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+enum { PAGE = 4096 };
+
+/* What libfuse checks before it splices (see readsize.c). */
+static int fits(size_t data, size_t pipe_max)
+{
+    return 3 * PAGE + 16 + data <= pipe_max;
+}
+
+int main(void)
+{
+    /* Default 1 MiB pipes: a full 1 MiB reply does not fit, 1008 KiB does. */
+    size_t r = readsize_for_pipe(1 << 20, PAGE);
+    CHECK_INT(r, 1008 * 1024);
+    CHECK(fits(r, 1 << 20));
+    CHECK(!fits(r + PAGE, 1 << 20));
+    CHECK_INT(r % PAGE, 0);
+
+    /* Bigger pipes: the kernel's own 1 MiB limit is the cap. */
+    CHECK_INT(readsize_for_pipe(4 << 20, PAGE), READSIZE_KERNEL_MAX);
+    CHECK_INT(readsize_for_pipe((1 << 20) + 4 * PAGE, PAGE), READSIZE_KERNEL_MAX);
+
+    /* Small pipes: what fits, and never below one page. */
+    CHECK_INT(readsize_for_pipe(64 * 1024, PAGE), 12 * PAGE);
+    CHECK_INT(readsize_for_pipe(PAGE, PAGE), PAGE);
+    CHECK_INT(readsize_for_pipe(0, PAGE), PAGE);
+
+    /* From a file like /proc/sys/fs/pipe-max-size; unreadable means 1 MiB. */
+    char path[] = "/tmp/vmstorefs-readsize-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        CHECK(write(fd, "262144\n", 7) == 7);
+        close(fd);
+        CHECK_INT(readsize_for_system(path, PAGE), readsize_for_pipe(262144, PAGE));
+        unlink(path);
+    }
+    CHECK_INT(readsize_for_system("/nonexistent/pipe-max-size", PAGE), 1008 * 1024);
+    CHECK_DONE();
+}
