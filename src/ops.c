@@ -4,11 +4,14 @@
  * through read_buf returning an fd buffer (spliced when the kernel allows
  * splice_write). Frozen images set keep_cache so repeat reads come from
  * the page cache; active images use direct I/O so a qemu writing the store
- * path is always seen (no stale pages to invalidate). */
+ * path is always seen (no stale pages to invalidate). A sequential reader
+ * of either gets a streamer that keeps the disk reading ahead of it
+ * (readahead.h). */
 #include "ops.h"
 
 #include "jobs.h"
 #include "log.h"
+#include "readahead.h"
 #include "view.h"
 #include "vpath.h"
 
@@ -24,7 +27,7 @@
 /* An open file: a store file (f.fd >= 0), or a rendered text (.jobs). */
 struct handle {
     struct view_file f;
-    off_t last_end; /* where the previous read ended (prefetch) */
+    struct readahead ra; /* store files only */
     char *text;
     size_t len;
 };
@@ -144,31 +147,10 @@ static int op_open(const char *path, struct fuse_file_info *fi)
         }
         fi->keep_cache = h->f.frozen;
         fi->direct_io = h->f.active;
+        readahead_init(&h->ra);
     }
     fi->fh = (uintptr_t)h;
     return 0;
-}
-
-/* The daemon's splices hit the store file in request-sized pieces, often
- * slightly out of order across threads, which defeats the store file's
- * own readahead; a cold sequential read then waits on the disk for every
- * request. When a reader is sequential, ask for the window two steps
- * ahead, once per step, so the disk works while FUSE copies. (The store
- * file's own readahead covers the first steps; random readers, such as
- * a qemu, never look sequential and never prefetch.) */
-enum { PREFETCH_STEP = 8 << 20, SEQ_SLACK = 2 << 20 };
-
-static void prefetch(struct handle *h, off_t off, size_t size)
-{
-    off_t end = off + (off_t)size;
-    off_t last = __atomic_exchange_n(&h->last_end, end, __ATOMIC_RELAXED);
-    bool sequential = off >= last - SEQ_SLACK && off <= last + SEQ_SLACK;
-    if (!sequential || off / PREFETCH_STEP == end / PREFETCH_STEP)
-        return;
-    if (end > INT64_MAX - 3 * (off_t)PREFETCH_STEP)
-        return;
-    off_t next = (end / PREFETCH_STEP + 2) * PREFETCH_STEP;
-    posix_fadvise(h->f.fd, next, PREFETCH_STEP, POSIX_FADV_WILLNEED);
 }
 
 static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
@@ -192,7 +174,7 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
         memcpy(src->buf[0].mem, h->text + start, n);
         src->buf[0].size = n;
     } else {
-        prefetch(h, off, size);
+        readahead_note(&h->ra, h->f.fd, off, size);
         /* An fd buffer: libfuse splices straight from the store file. */
         src->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
         src->buf[0].fd = h->f.fd;
@@ -265,8 +247,10 @@ static int op_release(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
     struct handle *h = h_of(fi);
-    if (h->f.fd >= 0)
+    if (h->f.fd >= 0) {
+        readahead_stop(&h->ra); /* its thread uses h until joined */
         close(h->f.fd);
+    }
     free(h->text);
     free(h);
     return 0;
