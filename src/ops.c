@@ -147,7 +147,10 @@ static int op_open(const char *path, struct fuse_file_info *fi)
         }
         fi->keep_cache = h->f.frozen;
         fi->direct_io = h->f.active;
-        readahead_init(&h->ra);
+        /* Reads from an O_DIRECT store file would not use what a
+         * streamer puts in the page cache. */
+        int fl = fcntl(h->f.fd, F_GETFL);
+        readahead_init(&h->ra, fl >= 0 && !(fl & O_DIRECT));
     }
     fi->fh = (uintptr_t)h;
     return 0;

@@ -6,9 +6,15 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/sendfile.h>
+#include <time.h>
 #include <unistd.h>
 
-enum { IDLE, RUNNING, DONE };
+enum {
+    IDLE, /* no thread: one starts when the reader streams */
+    RUNNING, /* a thread is reading ahead */
+    EXITED, /* the thread has ended by itself (idle, end of file): join it */
+    OFF, /* never again: disabled, cannot stream this file, or stopped */
+};
 
 /* Streamer threads alive now, across all open files. */
 static int streams;
@@ -28,20 +34,45 @@ static void give_slot(void)
     __atomic_sub_fetch(&streams, 1, __ATOMIC_RELAXED);
 }
 
-void readahead_init(struct readahead *ra)
+void readahead_init(struct readahead *ra, bool enabled)
 {
-    *ra = (struct readahead){ .fd = -1, .devnull = -1, .state = IDLE };
+    /* The first request starts a run: no offset is within reach of a
+     * run that ends this far below 0. */
+    *ra = (struct readahead){ .fd = -1,
+                              .devnull = -1,
+                              .state = enabled ? IDLE : OFF,
+                              .run_start = -2 * (off_t)READAHEAD_SLACK,
+                              .run_end = -2 * (off_t)READAHEAD_SLACK };
     pthread_mutex_init(&ra->mu, NULL);
-    pthread_cond_init(&ra->cv, NULL);
+    /* The idle timeout must not jump with the wall clock. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&ra->cv, &attr);
+    pthread_condattr_destroy(&attr);
 }
 
 /* Where the streamer should read next, given where it is: never behind
  * the reader, and back to it when the reader has jumped backwards. */
 static off_t next_pos(const struct readahead *ra, off_t pos)
 {
-    if (pos < ra->reader || pos > ra->reader + READAHEAD_AHEAD + READAHEAD_CHUNK)
+    if (pos < ra->reader || pos > ra->reader + ra->window + READAHEAD_CHUNK)
         return ra->reader;
     return pos;
+}
+
+/* Called with ra->mu held: waits until the streamer may read at *POS.
+ * False when it should end: stopped, or no progress for a while. */
+static bool wait_for_room(struct readahead *ra, off_t *pos)
+{
+    while (!ra->stop && (*pos = next_pos(ra, *pos)) >= ra->reader + ra->window) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += READAHEAD_IDLE_S;
+        if (pthread_cond_timedwait(&ra->cv, &ra->mu, &deadline) == ETIMEDOUT)
+            return false;
+    }
+    return !ra->stop;
 }
 
 static void *stream(void *arg)
@@ -49,11 +80,7 @@ static void *stream(void *arg)
     struct readahead *ra = arg;
     pthread_mutex_lock(&ra->mu);
     off_t pos = ra->reader;
-    for (;;) {
-        while (!ra->stop && (pos = next_pos(ra, pos)) >= ra->reader + READAHEAD_AHEAD)
-            pthread_cond_wait(&ra->cv, &ra->mu);
-        if (ra->stop)
-            break;
+    while (wait_for_room(ra, &pos)) {
         pthread_mutex_unlock(&ra->mu);
         /* Reads into the page cache and drops the data: no copy. At end
          * of file, or on an error, the kernel's own readahead remains. */
@@ -62,12 +89,23 @@ static void *stream(void *arg)
         if (n <= 0)
             break;
     }
-    pthread_mutex_unlock(&ra->mu);
     give_slot();
+    if (ra->state == RUNNING)
+        ra->state = EXITED;
+    pthread_mutex_unlock(&ra->mu);
     return NULL;
 }
 
-/* Called with ra->mu held, when the reader has just become sequential. */
+static void close_fds(struct readahead *ra)
+{
+    if (ra->fd >= 0)
+        close(ra->fd);
+    if (ra->devnull >= 0)
+        close(ra->devnull);
+    ra->fd = ra->devnull = -1;
+}
+
+/* Called with ra->mu held, when the reader streams and no thread runs. */
 static void start(struct readahead *ra, int fd)
 {
     if (!take_slot())
@@ -92,34 +130,53 @@ static void start(struct readahead *ra, int fd)
         }
     }
     give_slot();
-    ra->state = DONE; /* cannot stream this file: do not try again */
+    close_fds(ra);
+    ra->state = OFF; /* cannot stream this file: do not try again */
+}
+
+/* Called with ra->mu held: folds one request into the current run, or
+ * starts a new run with it. True when the run is a stream. */
+static bool track_run(struct readahead *ra, off_t off, off_t end)
+{
+    bool in_run = off >= ra->run_start - READAHEAD_SLACK && off <= ra->run_end + READAHEAD_SLACK;
+    if (!in_run) {
+        ra->run_start = off;
+        ra->run_end = end;
+        ra->run_read = end - off;
+        return false;
+    }
+    if (off < ra->run_start)
+        ra->run_start = off;
+    if (end > ra->run_end)
+        ra->run_end = end;
+    /* Bytes read again count once: never more than the span. */
+    off_t span = ra->run_end - ra->run_start;
+    ra->run_read = ra->run_read + (end - off) < span ? ra->run_read + (end - off) : span;
+    return ra->run_read >= READAHEAD_TRIGGER && ra->run_read >= span / 4 * 3;
 }
 
 void readahead_note(struct readahead *ra, int fd, off_t off, size_t size)
 {
-    /* Offsets near the largest one would overflow the streamer's sums;
-     * no file is that large, so no streaming reader gets there. */
-    const off_t limit = INT64_MAX - READAHEAD_AHEAD - 2 * (off_t)READAHEAD_CHUNK;
-    if (off < 0 || (off_t)size > limit - off)
+    /* Offsets near the largest one would overflow the sums here; no
+     * file is that large, so no streaming reader gets there. */
+    const off_t limit = INT64_MAX / 2;
+    if (off < 0 || off > limit || (off_t)size > limit)
         return;
     off_t end = off + (off_t)size;
     pthread_mutex_lock(&ra->mu);
-    bool in_sequence =
-        off >= ra->last_end - READAHEAD_SLACK && off <= ra->last_end + READAHEAD_SLACK;
-    if (!in_sequence) {
-        ra->seq_bytes = (off_t)size;
-        ra->last_end = end;
-    } else if (end > ra->last_end) {
-        /* Only new ground counts: a reader going over the same blocks
-         * again (a qemu rereading its tables) is not streaming. */
-        ra->seq_bytes += end - ra->last_end;
-        ra->last_end = end;
+    if (ra->state == OFF) {
+        pthread_mutex_unlock(&ra->mu);
+        return;
     }
-    /* Only an established sequential run moves the streamer, so random
-     * readers (a qemu) never make it read anything; a run that starts
-     * over behind the last one (a reader going back) takes it back. */
-    if (ra->seq_bytes >= READAHEAD_TRIGGER && ra->reader != ra->last_end) {
-        ra->reader = ra->last_end;
+    if (ra->state == EXITED) {
+        pthread_join(ra->thread, NULL); /* it has returned or is about to */
+        close_fds(ra);
+        ra->state = IDLE;
+    }
+    if (track_run(ra, off, end)) {
+        off_t window = ra->run_read * READAHEAD_RAMP;
+        ra->window = window < READAHEAD_AHEAD ? window : READAHEAD_AHEAD;
+        ra->reader = ra->run_end;
         if (ra->state == IDLE)
             start(ra, fd);
         pthread_cond_signal(&ra->cv);
@@ -139,17 +196,13 @@ void readahead_stop(struct readahead *ra)
 {
     pthread_mutex_lock(&ra->mu);
     ra->stop = true;
-    bool running = ra->state == RUNNING;
-    ra->state = DONE;
+    bool joinable = ra->state == RUNNING || ra->state == EXITED;
+    ra->state = OFF;
     pthread_cond_signal(&ra->cv);
     pthread_mutex_unlock(&ra->mu);
-    if (running)
+    if (joinable)
         pthread_join(ra->thread, NULL);
-    if (ra->fd >= 0)
-        close(ra->fd);
-    if (ra->devnull >= 0)
-        close(ra->devnull);
-    ra->fd = ra->devnull = -1;
+    close_fds(ra);
     pthread_cond_destroy(&ra->cv);
     pthread_mutex_destroy(&ra->mu);
 }

@@ -13,12 +13,20 @@
  * streamer thread reads the file ahead of it, through its own open file
  * and into /dev/null with sendfile: the kernel's ordinary sequential
  * readahead, in large folios and multi-MiB requests, as for a native
- * reader, and no data copied. The streamer stays at most READAHEAD_AHEAD
- * bytes ahead of the reader's sequential progress, waits when it is that
- * far ahead, and follows the reader when it jumps. At most
- * READAHEAD_MAX_STREAMS run at once; other readers get only the kernel's
- * own readahead. Nothing here changes what a read returns: it only warms
- * the page cache. */
+ * reader, and no data copied.
+ *
+ * How far ahead grows with the run, as the kernel's own window does:
+ * READAHEAD_RAMP times what the run has read, up to READAHEAD_AHEAD
+ * (plus the chunk in flight and the kernel's window on the streamer's
+ * file). A run is requests within READAHEAD_SLACK of each other, either
+ * way, since concurrent requests are served out of order; it counts
+ * only while at least 3/4 of the span it covers was actually read, so a
+ * reader that skips about (a qemu reading clusters, cp skipping holes)
+ * or goes over the same blocks again is not a stream. The streamer
+ * follows the reader when it jumps, exits after READAHEAD_IDLE_S seconds
+ * without progress or at end of file (a later run starts another), and
+ * at most READAHEAD_MAX_STREAMS run at once. Nothing here changes what a
+ * read returns: it only fills the page cache. */
 #ifndef VMSTOREFS_READAHEAD_H
 #define VMSTOREFS_READAHEAD_H
 
@@ -28,10 +36,12 @@
 #include <sys/types.h>
 
 enum {
-    READAHEAD_TRIGGER = 4 << 20, /* sequential bytes before a streamer starts */
-    READAHEAD_AHEAD = 64 << 20, /* how far ahead of the reader it may be */
+    READAHEAD_TRIGGER = 4 << 20, /* bytes read in a run before a streamer starts */
+    READAHEAD_RAMP = 4, /* distance ahead, as a multiple of that */
+    READAHEAD_AHEAD = 64 << 20, /* the most it is ever ahead of the reader */
     READAHEAD_CHUNK = 4 << 20, /* what it reads per call */
-    READAHEAD_SLACK = 2 << 20, /* request reordering still counted as in sequence */
+    READAHEAD_SLACK = 16 << 20, /* request reordering still counted as in sequence */
+    READAHEAD_IDLE_S = 2,
     READAHEAD_MAX_STREAMS = 4,
 };
 
@@ -42,21 +52,25 @@ struct readahead {
     pthread_t thread;
     int fd; /* the streamer's own open of the file; -1 if none */
     int devnull; /* where it sends what it reads */
-    int state; /* idle, running, done (see readahead.c) */
+    int state; /* see readahead.c */
     bool stop; /* set by readahead_stop */
-    off_t last_end; /* the furthest end of the current sequential run */
-    off_t seq_bytes; /* new bytes read in that run */
-    off_t reader; /* end of the reader's sequential progress */
+    off_t run_start; /* the span of the current run of requests */
+    off_t run_end;
+    off_t run_read; /* bytes read in it (at most its span) */
+    off_t reader; /* where the streamer's distance is measured from */
+    off_t window; /* how far ahead of it the streamer may be */
 };
 
-void readahead_init(struct readahead *ra);
+/* ENABLED false: never stream (a reader using O_DIRECT on the store file
+ * would not use the page cache a streamer fills). */
+void readahead_init(struct readahead *ra, bool enabled);
 
 /* A read of SIZE bytes at OFF from FD (the reader's open file) is being
- * served. Cheap when the reader is not sequential; starts the streamer
- * when it has become so. */
+ * served. Cheap when the reader is not sequential; starts or moves the
+ * streamer when it is. */
 void readahead_note(struct readahead *ra, int fd, off_t off, size_t size);
 
-/* Whether a streamer thread has been started for RA (tests). */
+/* Whether a streamer thread is running for RA now (tests). */
 bool readahead_streaming(struct readahead *ra);
 
 /* Stops and joins the streamer, if any, and frees what it held. The

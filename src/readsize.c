@@ -1,6 +1,9 @@
 #include "readsize.h"
 
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <unistd.h>
 
 /* libfuse's own estimate of the pipe a reply needs (fuse_lowlevel.c,
  * fuse_send_data_iov): a page per header iovec, per data buffer and one
@@ -16,8 +19,22 @@ size_t readsize_for_pipe(size_t pipe_max, size_t page)
     return fit < READSIZE_KERNEL_MAX ? fit : READSIZE_KERNEL_MAX;
 }
 
+/* Whether this process can make a pipe as large as SIZE bytes. */
+static bool pipe_can_hold(size_t size)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return false;
+    int r = fcntl(p[0], F_SETPIPE_SZ, (int)size);
+    close(p[0]);
+    close(p[1]);
+    return r >= 0 && (size_t)r >= size;
+}
+
 size_t readsize_for_system(const char *path, size_t page)
 {
+    if (pipe_can_hold(READSIZE_KERNEL_MAX + REPLY_SLACK_PAGES * page + REPLY_HEADER))
+        return READSIZE_KERNEL_MAX;
     unsigned long long pipe_max = 1 << 20;
     FILE *f = fopen(path, "re");
     if (f) {

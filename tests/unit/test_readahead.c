@@ -1,8 +1,9 @@
 /* Unit tests for readahead: a sequential reader gets the file read ahead
- * of it, within bounds; a random reader, or one going over the same
- * blocks again, gets nothing; the number of streamers is capped; stopping
- * joins the thread and closes what it opened. Residency is read with
- * mincore on a file whose pages were dropped first. */
+ * of it, within bounds, also when its requests come out of order; readers
+ * that jump, skip or reread get nothing; an idle or finished streamer
+ * ends and a later run starts another; the number of streamers is
+ * capped; stopping joins the thread and closes what it opened. Residency
+ * is read with mincore on a file whose pages were dropped first. */
 #include "check.h"
 #include "readahead.h"
 
@@ -17,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { MIB = 1 << 20, FILE_MIB = 128, READ = 128 << 10 };
+enum { MIB = 1 << 20, FILE_MIB = 160, READ = 128 << 10 };
 
 static char path[] = "/var/tmp/vmstorefs-readahead-XXXXXX";
 static unsigned char *map;
@@ -74,47 +75,110 @@ static void read_seq(struct readahead *ra, int fd, off_t from, off_t to)
         readahead_note(ra, fd, off, READ);
 }
 
-static void test_random_reader(int fd)
+/* Waits up to 10 s for the page cache to stop growing (0.3 s steady). */
+static void wait_steady(void)
+{
+    int last = -1, same = 0;
+    for (int i = 0; i < 1000 && same < 30; i++) {
+        int now = resident(0, FILE_MIB);
+        same = now == last ? same + 1 : 0;
+        last = now;
+        nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+    }
+}
+
+/* Waits up to 10 s for the streamer to have ended by itself. */
+static bool wait_not_streaming(struct readahead *ra)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (!readahead_streaming(ra))
+            return true;
+        nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+    }
+    return false;
+}
+
+static void test_not_streams(int fd)
 {
     struct readahead ra;
-    readahead_init(&ra);
+    readahead_init(&ra, true);
+    /* Jumping about. */
     const int offs[] = { 0, 50, 10, 90, 30, 70, 5, 120 };
     for (int i = 0; i < 8; i++)
         readahead_note(&ra, fd, (off_t)offs[i] * MIB, READ);
-    /* The same blocks over and over: no new ground, no stream. */
+    /* The same blocks over and over: no new ground. */
     for (int i = 0; i < 200; i++)
         readahead_note(&ra, fd, 0, 64 << 10);
+    /* Skipping forward: 64 KiB of every 1.5 MiB, over the whole file. */
+    for (off_t off = 0; off + (64 << 10) < (off_t)FILE_MIB * MIB; off += 3 * MIB / 2)
+        readahead_note(&ra, fd, off, 64 << 10);
     CHECK(!readahead_streaming(&ra));
     readahead_stop(&ra);
-    CHECK(resident(16, FILE_MIB) == 0);
+
+    /* Disabled (an O_DIRECT store file): not even a sequential reader. */
+    readahead_init(&ra, false);
+    read_seq(&ra, fd, 0, 16);
+    CHECK(!readahead_streaming(&ra));
+    readahead_stop(&ra);
+    CHECK_INT(resident(0, FILE_MIB), 0);
 }
 
 static void test_sequential_reader(int fd)
 {
     int fds_before = count_fds();
     struct readahead ra;
-    readahead_init(&ra);
+    readahead_init(&ra, true);
     read_seq(&ra, fd, 0, 2);
     CHECK(!readahead_streaming(&ra)); /* 2 MiB: not yet a stream */
-    read_seq(&ra, fd, 2, 8);
+    read_seq(&ra, fd, 2, 16);
     CHECK(readahead_streaming(&ra));
-    /* Well past what the kernel's own readahead would fetch. */
-    CHECK(wait_resident(16, 64, 90));
-    /* Bounded: never more than READAHEAD_AHEAD (+ one chunk and the
-     * kernel's window) past the reader at 8 MiB. */
+    /* 4 x 16 MiB read: 64 MiB ahead, past what the kernel would fetch. */
+    CHECK(wait_resident(24, 72, 90));
+    /* ... and no further: the reader is at 16 MiB. */
+    wait_steady();
     CHECK_INT(resident(112, FILE_MIB), 0);
     /* It follows the reader. */
-    read_seq(&ra, fd, 8, 48);
+    read_seq(&ra, fd, 16, 48);
     CHECK(wait_resident(100, 112, 90));
+    /* Without progress it ends by itself, and comes back with it. */
+    CHECK(wait_not_streaming(&ra));
+    read_seq(&ra, fd, 48, 50);
+    CHECK(readahead_streaming(&ra));
     readahead_stop(&ra);
     CHECK_INT(count_fds(), fds_before);
+}
+
+static void test_out_of_order(int fd)
+{
+    struct readahead ra;
+    readahead_init(&ra, true);
+    /* Batches of four 1 MiB requests served last first, as concurrent
+     * FUSE threads may (libfuse splits 4 MiB direct reads). */
+    for (off_t batch = 0; batch < 16; batch += 4)
+        for (off_t i = 3; i >= 0; i--)
+            readahead_note(&ra, fd, (batch + i) * MIB, MIB);
+    CHECK(readahead_streaming(&ra));
+    readahead_stop(&ra);
+}
+
+static void test_end_of_file(int fd)
+{
+    struct readahead ra;
+    readahead_init(&ra, true);
+    read_seq(&ra, fd, FILE_MIB - 16, FILE_MIB);
+    CHECK(wait_not_streaming(&ra)); /* it reached the end */
+    /* Back to the start: a new run, a new streamer. */
+    read_seq(&ra, fd, 0, 8);
+    CHECK(readahead_streaming(&ra));
+    CHECK(wait_resident(16, 40, 90));
+    readahead_stop(&ra);
 }
 
 static void test_stream_cap(int fd)
 {
     struct readahead ra[READAHEAD_MAX_STREAMS + 1];
     for (int i = 0; i <= READAHEAD_MAX_STREAMS; i++) {
-        readahead_init(&ra[i]);
+        readahead_init(&ra[i], true);
         read_seq(&ra[i], fd, 0, 8);
     }
     for (int i = 0; i < READAHEAD_MAX_STREAMS; i++)
@@ -153,10 +217,12 @@ int main(void)
         printf("SKIP: the page cache of %s cannot be dropped (tmpfs?)\n", path);
         return 77;
     }
-    test_random_reader(fd);
+    test_not_streams(fd);
     CHECK(drop_cache(fd) == 0);
     test_sequential_reader(fd);
+    test_out_of_order(fd);
     CHECK(drop_cache(fd) == 0);
+    test_end_of_file(fd);
     test_stream_cap(fd);
     munmap(map, (size_t)FILE_MIB * MIB);
     close(fd);

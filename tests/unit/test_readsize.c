@@ -3,6 +3,9 @@
 #include "check.h"
 #include "readsize.h"
 
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -31,6 +34,19 @@ int main(void)
     CHECK_INT(readsize_for_pipe(64 * 1024, PAGE), 12 * PAGE);
     CHECK_INT(readsize_for_pipe(PAGE, PAGE), PAGE);
     CHECK_INT(readsize_for_pipe(0, PAGE), PAGE);
+
+    /* This process: a full 1 MiB reply when a pipe can hold one (root
+     * with CAP_SYS_RESOURCE), else the fit for pipe-max-size. */
+    int p[2];
+    CHECK(pipe(p) == 0);
+    bool big = fcntl(p[0], F_SETPIPE_SZ, (1 << 20) + 3 * PAGE + 16) >= (1 << 20) + 3 * PAGE + 16;
+    close(p[0]);
+    close(p[1]);
+    printf("a pipe can%s hold a 1 MiB reply here\n", big ? "" : "not");
+    if (big) {
+        CHECK_INT(readsize_for_system("/nonexistent/pipe-max-size", PAGE), READSIZE_KERNEL_MAX);
+        CHECK_DONE();
+    }
 
     /* From a file like /proc/sys/fs/pipe-max-size; unreadable means 1 MiB. */
     char path[] = "/tmp/vmstorefs-readsize-XXXXXX";
