@@ -16,8 +16,14 @@ enum {
     OFF, /* never again: disabled, cannot stream this file, or stopped */
 };
 
-/* Streamer threads alive now, across all open files. */
+/* Streamer threads alive now, across all open files; and ever started. */
 static int streams;
+static unsigned long started;
+
+unsigned long readahead_threads_started(void)
+{
+    return __atomic_load_n(&started, __ATOMIC_RELAXED);
+}
 
 static bool take_slot(void)
 {
@@ -36,13 +42,8 @@ static void give_slot(void)
 
 void readahead_init(struct readahead *ra, bool enabled)
 {
-    /* The first request starts a run: no offset is within reach of a
-     * run that ends this far below 0. */
-    *ra = (struct readahead){ .fd = -1,
-                              .devnull = -1,
-                              .state = enabled ? IDLE : OFF,
-                              .run_start = -2 * (off_t)READAHEAD_SLACK,
-                              .run_end = -2 * (off_t)READAHEAD_SLACK };
+    *ra = (struct readahead){ .fd = -1, .devnull = -1, .state = enabled ? IDLE : OFF };
+    seqrun_init(&ra->run);
     pthread_mutex_init(&ra->mu, NULL);
     /* The idle timeout must not jump with the wall clock. */
     pthread_condattr_t attr;
@@ -86,8 +87,10 @@ static void *stream(void *arg)
          * of file, or on an error, the kernel's own readahead remains. */
         ssize_t n = sendfile(ra->devnull, ra->fd, &pos, READAHEAD_CHUNK);
         pthread_mutex_lock(&ra->mu);
-        if (n <= 0)
+        if (n <= 0) {
+            ra->run_done = true; /* nothing more to read ahead in this run */
             break;
+        }
     }
     give_slot();
     if (ra->state == RUNNING)
@@ -126,6 +129,7 @@ static void start(struct readahead *ra, int fd)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r == 0) {
             ra->state = RUNNING;
+            __atomic_add_fetch(&started, 1, __ATOMIC_RELAXED);
             return;
         }
     }
@@ -134,50 +138,32 @@ static void start(struct readahead *ra, int fd)
     ra->state = OFF; /* cannot stream this file: do not try again */
 }
 
-/* Called with ra->mu held: folds one request into the current run, or
- * starts a new run with it. True when the run is a stream. */
-static bool track_run(struct readahead *ra, off_t off, off_t end)
-{
-    bool in_run = off >= ra->run_start - READAHEAD_SLACK && off <= ra->run_end + READAHEAD_SLACK;
-    if (!in_run) {
-        ra->run_start = off;
-        ra->run_end = end;
-        ra->run_read = end - off;
-        return false;
-    }
-    if (off < ra->run_start)
-        ra->run_start = off;
-    if (end > ra->run_end)
-        ra->run_end = end;
-    /* Bytes read again count once: never more than the span. */
-    off_t span = ra->run_end - ra->run_start;
-    ra->run_read = ra->run_read + (end - off) < span ? ra->run_read + (end - off) : span;
-    return ra->run_read >= READAHEAD_TRIGGER && ra->run_read >= span / 4 * 3;
-}
-
 void readahead_note(struct readahead *ra, int fd, off_t off, size_t size)
 {
-    /* Offsets near the largest one would overflow the sums here; no
-     * file is that large, so no streaming reader gets there. */
-    const off_t limit = INT64_MAX / 2;
+    /* seqrun's sums need offsets below INT64_MAX / 2; no file is that
+     * large, so no streaming reader gets there. */
+    const off_t limit = INT64_MAX / 4;
     if (off < 0 || off > limit || (off_t)size > limit)
         return;
-    off_t end = off + (off_t)size;
     pthread_mutex_lock(&ra->mu);
-    if (ra->state == OFF) {
-        pthread_mutex_unlock(&ra->mu);
-        return;
-    }
-    if (ra->state == EXITED) {
-        pthread_join(ra->thread, NULL); /* it has returned or is about to */
-        close_fds(ra);
-        ra->state = IDLE;
-    }
-    if (track_run(ra, off, end)) {
-        off_t window = ra->run_read * READAHEAD_RAMP;
-        ra->window = window < READAHEAD_AHEAD ? window : READAHEAD_AHEAD;
-        ra->reader = ra->run_end;
-        if (ra->state == IDLE)
+    bool new_run;
+    bool sequential = ra->state != OFF && seqrun_add(&ra->run, off, off + (off_t)size, &new_run);
+    if (ra->state != OFF && new_run)
+        ra->run_done = false;
+    off_t window = ra->run.read * READAHEAD_RAMP;
+    if (window > READAHEAD_AHEAD)
+        window = READAHEAD_AHEAD;
+    /* Only a reader that moved moves the streamer: one that stays put
+     * (rereading what it has) lets it go idle and end. */
+    if (sequential && (ra->reader != ra->run.end || ra->window != window)) {
+        ra->reader = ra->run.end;
+        ra->window = window;
+        if (ra->state == EXITED) {
+            pthread_join(ra->thread, NULL); /* it has returned or is about to */
+            close_fds(ra);
+            ra->state = IDLE;
+        }
+        if (ra->state == IDLE && !ra->run_done)
             start(ra, fd);
         pthread_cond_signal(&ra->cv);
     }

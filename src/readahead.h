@@ -9,24 +9,20 @@
  * busy, but in single pages, so its requests shrink to 1 MiB and the
  * disk moves less per second.
  *
- * So once a reader has read READAHEAD_TRIGGER bytes in sequence, a
- * streamer thread reads the file ahead of it, through its own open file
- * and into /dev/null with sendfile: the kernel's ordinary sequential
- * readahead, in large folios and multi-MiB requests, as for a native
- * reader, and no data copied.
+ * So a streamer thread reads the file ahead of a sequential reader,
+ * through its own open file and into /dev/null with sendfile: the
+ * kernel's ordinary sequential readahead, in large folios and multi-MiB
+ * requests, as for a native reader, and no data copied.
  *
+ * A reader streams once its requests form a sequential run (seqrun.h).
  * How far ahead grows with the run, as the kernel's own window does:
  * READAHEAD_RAMP times what the run has read, up to READAHEAD_AHEAD
  * (plus the chunk in flight and the kernel's window on the streamer's
- * file). A run is requests within READAHEAD_SLACK of each other, either
- * way, since concurrent requests are served out of order; it counts
- * only while at least 3/4 of the span it covers was actually read, so a
- * reader that skips about (a qemu reading clusters, cp skipping holes)
- * or goes over the same blocks again is not a stream. The streamer
- * follows the reader when it jumps, exits after READAHEAD_IDLE_S seconds
- * without progress or at end of file (a later run starts another), and
- * at most READAHEAD_MAX_STREAMS run at once. Nothing here changes what a
- * read returns: it only fills the page cache. */
+ * file). The streamer moves only when the reader does, follows it when
+ * it jumps, and ends after READAHEAD_IDLE_S seconds without progress
+ * (to start again when the reader moves on) or at end of file (for the
+ * rest of that run). At most READAHEAD_MAX_STREAMS run at once. Nothing
+ * here changes what a read returns: it only fills the page cache. */
 #ifndef VMSTOREFS_READAHEAD_H
 #define VMSTOREFS_READAHEAD_H
 
@@ -35,12 +31,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "seqrun.h"
+
 enum {
-    READAHEAD_TRIGGER = 4 << 20, /* bytes read in a run before a streamer starts */
-    READAHEAD_RAMP = 4, /* distance ahead, as a multiple of that */
+    READAHEAD_RAMP = 4, /* distance ahead, as a multiple of what the run read */
     READAHEAD_AHEAD = 64 << 20, /* the most it is ever ahead of the reader */
     READAHEAD_CHUNK = 4 << 20, /* what it reads per call */
-    READAHEAD_SLACK = 16 << 20, /* request reordering still counted as in sequence */
     READAHEAD_IDLE_S = 2,
     READAHEAD_MAX_STREAMS = 4,
 };
@@ -54,9 +50,8 @@ struct readahead {
     int devnull; /* where it sends what it reads */
     int state; /* see readahead.c */
     bool stop; /* set by readahead_stop */
-    off_t run_start; /* the span of the current run of requests */
-    off_t run_end;
-    off_t run_read; /* bytes read in it (at most its span) */
+    bool run_done; /* the streamer hit end of file (or an error) in this run */
+    struct seqrun run;
     off_t reader; /* where the streamer's distance is measured from */
     off_t window; /* how far ahead of it the streamer may be */
 };
@@ -72,6 +67,9 @@ void readahead_note(struct readahead *ra, int fd, off_t off, size_t size);
 
 /* Whether a streamer thread is running for RA now (tests). */
 bool readahead_streaming(struct readahead *ra);
+
+/* Streamer threads started since the daemon began (tests). */
+unsigned long readahead_threads_started(void);
 
 /* Stops and joins the streamer, if any, and frees what it held. The
  * streamer reads at most READAHEAD_CHUNK more, so this returns promptly. */
