@@ -18,7 +18,8 @@
  * How far ahead grows with the run, as the kernel's own window does:
  * READAHEAD_RAMP times what the run has read, up to READAHEAD_AHEAD
  * (plus the chunk in flight and the kernel's window on the streamer's
- * file). The streamer moves only when the reader does, follows it when
+ * file). Chunks already in the page cache (cachestat, Linux 6.5) are
+ * skipped. The streamer moves only when the reader does, follows it when
  * it jumps, and ends after READAHEAD_IDLE_S seconds without progress
  * (to start again when the reader moves on) or at end of file (for the
  * rest of that run). At most READAHEAD_MAX_STREAMS run at once. Nothing
@@ -68,8 +69,10 @@ void readahead_note(struct readahead *ra, int fd, off_t off, size_t size);
 /* Whether a streamer thread is running for RA now (tests). */
 bool readahead_streaming(struct readahead *ra);
 
-/* Streamer threads started since the daemon began (tests). */
+/* Streamer threads started since the daemon began, and the bytes they
+ * read (tests). Chunks already in the page cache are skipped, not read. */
 unsigned long readahead_threads_started(void);
+unsigned long long readahead_bytes_streamed(void);
 
 /* Stops and joins the streamer, if any, and frees what it held. The
  * streamer reads at most READAHEAD_CHUNK more, so this returns promptly. */

@@ -186,6 +186,30 @@ static void test_end_of_file(int fd)
     readahead_stop(&ra);
 }
 
+/* What is in the page cache already is skipped, not read again. */
+static void test_cached_skipped(int fd)
+{
+    /* Exactly [0, 96) MiB: a plain read would also read ahead past it. */
+    for (off_t off = 0; off < 96 * MIB; off += READ) /* the kernel caps each call */
+        CHECK(posix_fadvise(fd, off, READ, POSIX_FADV_WILLNEED) == 0);
+    CHECK(wait_resident(0, 96, 100));
+    CHECK_INT(resident(96, FILE_MIB), 0);
+    unsigned long long before = readahead_bytes_streamed();
+    struct readahead ra;
+    readahead_init(&ra, true);
+    read_seq(&ra, fd, 0, 16); /* streams to 80 MiB, all cached */
+    CHECK(readahead_streaming(&ra));
+    wait_steady();
+    usleep(200 * 1000);
+    printf("streamed %llu bytes over a cached range\n", readahead_bytes_streamed() - before);
+    CHECK(readahead_bytes_streamed() - before < READAHEAD_CHUNK);
+    /* Past what is cached it reads again. */
+    read_seq(&ra, fd, 16, 48);
+    CHECK(wait_resident(100, 112, 90));
+    CHECK(readahead_bytes_streamed() - before >= 8 * MIB);
+    readahead_stop(&ra);
+}
+
 static void test_stream_cap(int fd)
 {
     struct readahead ra[READAHEAD_MAX_STREAMS + 1];
@@ -235,6 +259,8 @@ int main(void)
     test_out_of_order(fd);
     CHECK(drop_cache(fd) == 0);
     test_end_of_file(fd);
+    CHECK(drop_cache(fd) == 0);
+    test_cached_skipped(fd);
     test_stream_cap(fd);
     munmap(map, (size_t)FILE_MIB * MIB);
     close(fd);
