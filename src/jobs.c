@@ -69,7 +69,12 @@ char *jobs_render(size_t *len)
     if (buf) {
         buf[0] = '\0';
         for (struct job *j = head; j; j = j->next) {
-            unsigned pct = j->total ? (unsigned)(j->done * 100 / j->total) : 0;
+            /* done * 100 would overflow past 184 PB; both sides are
+             * scaled down first then. */
+            uint64_t d = j->done, t = j->total;
+            if (t > UINT64_MAX / 100)
+                d /= 100, t /= 100;
+            unsigned pct = t ? (unsigned)(d * 100 / t) : 0;
             n += (size_t)snprintf(buf + n, cap - n, "%s %s %llu/%llu %u%%\n", j->kind, j->vm,
                                   (unsigned long long)j->done, (unsigned long long)j->total, pct);
         }

@@ -7,8 +7,8 @@
 
 /* Owned by mount(8) or mount.fuse3; meaningless to the daemon. */
 static const char *const fstab_only[] = {
-    "defaults", "_netdev", "nofail", "auto",    "noauto",    "user",
-    "users",    "nouser",  "owner",  "comment", "x-systemd", NULL,
+    "defaults", "_netdev", "nofail", "auto",    "noauto", "user",
+    "users",    "nouser",  "owner",  "comment", NULL,
 };
 
 /* Passed to libfuse's mount unchanged: the words libfuse 3 itself
@@ -183,7 +183,7 @@ void opts_usage(const char *prog, bool full)
            "Mount options passed to the kernel: allow_other, allow_root, auto_unmount,\n"
            "ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, sync, async, dirsync.\n"
            "Accepted and ignored (fstab): defaults, _netdev, nofail, auto, noauto, user,\n"
-           "users, nouser, x-*, comment=*. Any other option is an error.\n"
+           "users, nouser, owner, comment, comment=*, x-*. Any other option is an error.\n"
            "default_permissions is always on: the kernel checks access against the\n"
            "owners and modes the mount shows. With ro nothing is created or changed in\n"
            "the store.\n"

@@ -181,9 +181,13 @@ void readahead_note(struct readahead *ra, int fd, off_t off, size_t size)
     if (off < 0 || off > limit || (off_t)size > limit)
         return;
     pthread_mutex_lock(&ra->mu);
+    if (ra->state == OFF) {
+        pthread_mutex_unlock(&ra->mu);
+        return;
+    }
     bool new_run;
-    bool sequential = ra->state != OFF && seqrun_add(&ra->run, off, off + (off_t)size, &new_run);
-    if (ra->state != OFF && new_run)
+    bool sequential = seqrun_add(&ra->run, off, off + (off_t)size, &new_run);
+    if (new_run)
         ra->run_done = false;
     off_t window = ra->run.read * READAHEAD_RAMP;
     if (window > READAHEAD_AHEAD)

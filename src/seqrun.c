@@ -46,8 +46,9 @@ static bool see(struct seqrun *r, off_t b)
     return true;
 }
 
-/* Blocks read among the run's most recent remembered blocks, and how
- * many blocks that stretch of the span has. */
+/* Of the run's remembered stretch of blocks, how many were read and how
+ * many it has. Every request widens the span to cover itself, so no block
+ * outside the span is ever marked: the marks in the window are the count. */
 static void recent(const struct seqrun *r, int *read, int *blocks)
 {
     off_t first = r->start >> SEQRUN_BLOCK_SHIFT, last = (r->end - 1) >> SEQRUN_BLOCK_SHIFT;
@@ -55,10 +56,8 @@ static void recent(const struct seqrun *r, int *read, int *blocks)
         first = r->base;
     *blocks = (int)(last - first + 1);
     *read = 0;
-    for (off_t b = first; b <= last; b++) {
-        off_t i = b - r->base;
-        *read += (int)((r->seen[i / 64] >> (i % 64)) & 1);
-    }
+    for (int w = 0; w < WORDS; w++)
+        *read += __builtin_popcountll(r->seen[w]);
 }
 
 bool seqrun_add(struct seqrun *r, off_t off, off_t end, bool *new_run)
