@@ -133,6 +133,7 @@ static void test_argv_create_overlay(void)
                              "qcow2");
     EXPECT_ARGV(&a, QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", "../snapshots/s1/vda.qcow2",
                 "-F", "qcow2", "/s/vm/disks/vda.qcow2");
+    memset(&a, 0x55, sizeof(a)); /* nothing may be left from the first call */
     qimg_argv_create_overlay(&a, QEMU_IMG, "/o.qcow2", "/b.raw", "raw");
     EXPECT_ARGV(&a, QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", "/b.raw", "-F", "raw",
                 "/o.qcow2");

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -259,6 +260,35 @@ static void test_external_entity(void)
         xmlFreeDoc(doc);
 }
 
+/* The document is refused for its DOCTYPE only after parsing, so the
+ * parse itself must not open what an external entity names: the entity
+ * points at a file watched for opens. */
+static void test_external_entity_not_opened(void)
+{
+    char secret[] = "/tmp/vmstorefs-xxe-XXXXXX";
+    int sfd = mkstemp(secret);
+    CHECK(sfd >= 0);
+    if (sfd < 0)
+        return;
+    CHECK(write(sfd, "secret", 6) == 6);
+    close(sfd);
+    int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    CHECK(in >= 0 && inotify_add_watch(in, secret, IN_OPEN) >= 0);
+    char x[512], msg[512] = "";
+    snprintf(x, sizeof(x),
+             "<?xml version='1.0'?>\n<!DOCTYPE domain [\n"
+             "  <!ENTITY xxe SYSTEM 'file://%s'>\n"
+             "  <!ENTITY %% p SYSTEM 'file://%s'> %%p;\n]>\n"
+             "<domain><name>&xxe;</name></domain>\n",
+             secret, secret);
+    struct dom_info d;
+    CHECK_INT(domxml_parse_mem(x, strlen(x), &d, msg, sizeof(msg)), -EINVAL);
+    char ev[4096];
+    CHECK(read(in, ev, sizeof(ev)) < 0 && errno == EAGAIN); /* no open event */
+    close(in);
+    unlink(secret);
+}
+
 /* Any DOCTYPE at all is refused: libvirt never writes one. */
 static void test_plain_doctype(void)
 {
@@ -442,6 +472,7 @@ int main(void)
     test_domain_refused();
     test_entity_bomb();
     test_external_entity();
+    test_external_entity_not_opened();
     test_plain_doctype();
     test_size_limit();
     test_snapshot_file();
