@@ -94,8 +94,27 @@ expect_fail() {
 }
 
 # A tree listing with checksums: proves an operation changed nothing.
+# tree_state DIR: names, sizes, modes, owners, mtimes and contents, to
+# compare before and after something that must change nothing.
 tree_state() {
-    (cd "$1" && find . -printf '%p %s %m\n' | sort && find . -type f -exec sha256sum {} + | sort)
+    (cd "$1" && find . -printf '%p %s %m %U:%G %T@\n' | sort && find . -type f -exec sha256sum {} + | sort)
+}
+
+# bad_mount STORE MNT "what" PATTERN CMD...: CMD (vmstorefs with its
+# arguments) must exit non-zero within 20 s with exactly one line on
+# stderr matching PATTERN, mount nothing on MNT and leave STORE as it was.
+bad_mount() {
+    local store=$1 mnt=$2 what=$3 pattern=$4 status=0 before
+    shift 4
+    before=$(tree_state "$store")
+    timeout 20 "$@" >"$TMP/bad.out" 2>"$TMP/bad.err" || status=$?
+    [ "$status" -ne 0 ] || fail "$what: exit status 0"
+    [ "$status" -ne 124 ] || fail "$what: hung"
+    [ "$(wc -l <"$TMP/bad.err")" -eq 1 ] || fail "$what: expected one line, got: $(cat "$TMP/bad.err")"
+    grep -q -- "$pattern" "$TMP/bad.err" || fail "$what: expected '$pattern', got: $(cat "$TMP/bad.err")"
+    mountpoint -q "$mnt" && fail "$what: something got mounted"
+    [ "$(tree_state "$store")" = "$before" ] || fail "$what: the store changed"
+    pass "$what: $(cat "$TMP/bad.err")"
 }
 
 sample_store() {

@@ -8,52 +8,35 @@ S=$TMP/store M=$TMP/mnt
 mkdir -p "$S/vm1" "$M"
 echo '<domain type="kvm"><name>vm1</name></domain>' >"$S/vm1/domain.xml"
 echo "not a dir" >"$TMP/file"
-before=$(tree_state "$S")
+# bad S "what" PATTERN CMD...: lib.sh's bad_mount on this store and $M.
+bad() { bad_mount "$S" "$M" "$@"; }
 
-# bad_mount "what" PATTERN CMD...: CMD (vmstorefs with its arguments) must exit non-zero with
-# exactly one line on stderr matching PATTERN, and change nothing.
-bad_mount() {
-    local what=$1 pattern=$2 status=0
-    shift 2
-    timeout 20 "$@" >"$TMP/out" 2>"$TMP/err" || status=$?
-    [ "$status" -ne 0 ] || fail "$what: exit status 0"
-    [ "$status" -ne 124 ] || fail "$what: hung"
-    [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "$what: expected one line, got: $(cat "$TMP/err")"
-    grep -q -- "$pattern" "$TMP/err" || fail "$what: expected '$pattern', got: $(cat "$TMP/err")"
-    mountpoint -q "$M" && fail "$what: something got mounted"
-    [ "$(tree_state "$S")" = "$before" ] || fail "$what: the store changed"
-    pass "$what: $(cat "$TMP/err")"
-}
-
-bad_mount "missing store" "$TMP/nope: No such file or directory" "$VMSTOREFS" "$TMP/nope" "$M" -f
-bad_mount "store is a file" "not a directory" "$VMSTOREFS" "$TMP/file" "$M" -f
-bad_mount "unknown -o option" "unknown option 'bogus'" "$VMSTOREFS" "$S" "$M" -f -o allow_other,bogus
-bad_mount "unknown flag" "unknown option '-x'" "$VMSTOREFS" "$S" "$M" -x
-bad_mount "missing mount point" "missing MOUNTPOINT" "$VMSTOREFS" "$S"
-bad_mount "no arguments" "missing STORE and MOUNTPOINT" "$VMSTOREFS"
-bad_mount "mount point does not exist" "$TMP/nomnt: No such file or directory" "$VMSTOREFS" "$S" "$TMP/nomnt" -f
-bad_mount "mount point is a file" "not a directory" "$VMSTOREFS" "$S" "$TMP/file" -f
-bad_mount "qemu_img that does not exist" "qemu_img=/nonexistent/qemu-img: not an executable" "$VMSTOREFS" \
+bad "missing store" "$TMP/nope: No such file or directory" "$VMSTOREFS" "$TMP/nope" "$M" -f
+bad "store is a file" "not a directory" "$VMSTOREFS" "$TMP/file" "$M" -f
+bad "unknown -o option" "unknown option 'bogus'" "$VMSTOREFS" "$S" "$M" -f -o allow_other,bogus
+bad "unknown flag" "unknown option '-x'" "$VMSTOREFS" "$S" "$M" -x
+bad "missing mount point" "missing MOUNTPOINT" "$VMSTOREFS" "$S"
+bad "no arguments" "missing STORE and MOUNTPOINT" "$VMSTOREFS"
+bad "mount point does not exist" "$TMP/nomnt: No such file or directory" "$VMSTOREFS" "$S" "$TMP/nomnt" -f
+bad "mount point is a file" "not a directory" "$VMSTOREFS" "$S" "$TMP/file" -f
+bad "qemu_img that does not exist" "qemu_img=/nonexistent/qemu-img: not an executable" "$VMSTOREFS" \
     "$S" "$M" -f -o qemu_img=/nonexistent/qemu-img
-bad_mount "no qemu-img in PATH" "install the Debian package qemu-utils" \
+bad "no qemu-img in PATH" "install the Debian package qemu-utils" \
     env PATH=/nonexistent "$VMSTOREFS" "$S" "$M" -f
+bad "qemu_img that is not qemu-img" "false --version failed" "$VMSTOREFS" "$S" "$M" -f -o qemu_img=/bin/false
 
 # Mount points that overlap the store would deadlock or hide it.
 mkdir -p "$S/inner"
-before=$(tree_state "$S")
-bad_mount "mount point is the store" "overlaps the store" "$VMSTOREFS" "$S" "$S" -f
-bad_mount "mount point inside the store" "overlaps the store" "$VMSTOREFS" "$S" "$S/inner" -f
-bad_mount "store inside the mount point" "overlaps the store" "$VMSTOREFS" "$S/vm1" "$S" -f
+bad "mount point is the store" "overlaps the store" "$VMSTOREFS" "$S" "$S" -f
+bad "mount point inside the store" "overlaps the store" "$VMSTOREFS" "$S" "$S/inner" -f
+bad "store inside the mount point" "overlaps the store" "$VMSTOREFS" "$S/vm1" "$S" -f
 rmdir "$S/inner"
-before=$(tree_state "$S")
 
 # A store written by a newer vmstorefs is refused, and left as it was.
 mkdir -p "$S/.vmstorefs"
 echo "vmstorefs-store 99" >"$S/.vmstorefs/format"
-before=$(tree_state "$S")
-bad_mount "store of a newer format" "format 99, newer than this vmstorefs" "$VMSTOREFS" "$S" "$M" -f
+bad "store of a newer format" "format 99, newer than this vmstorefs" "$VMSTOREFS" "$S" "$M" -f
 rm -r "$S/.vmstorefs"
-before=$(tree_state "$S")
 
 # A second mount of the same store on the same mount point.
 mount_fs "$S" "$M"

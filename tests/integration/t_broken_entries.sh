@@ -65,7 +65,10 @@ pass "an image that is not a readable qcow2 is logged once and shows no current"
 grep -q "snapshot web1/installed: .*not well-formed" "$DAEMON_LOG" || fail "malformed snapshot.xml not logged"
 pass "a snapshot with a malformed snapshot.xml is still listed, and logged"
 
+[ -e "$M/noxml/domain.xml" ] && fail "noxml shows a domain.xml it does not have"
 mv "$S/noxml/domain.xml.bak" "$S/noxml/domain.xml"
+# Looked up as missing just now; no negative caching, so it is there now.
+[ -f "$M/noxml/domain.xml" ] || fail "a domain.xml added to the store does not show at once"
 ls "$M/noxml" >/dev/null; ls "$M" >/dev/null
 grep -q "VM noxml: .*DOCTYPE is refused" "$DAEMON_LOG" || fail "DOCTYPE domain.xml not refused"
 pass "XML with a DOCTYPE/entities is refused, never expanded"

@@ -54,7 +54,8 @@ pass "cp -a of snapshots/ gives a chain qemu-img opens"
 grep -q "^$S $M fuse.vmstorefs " /proc/self/mounts || fail "mount is not fsname=STORE type fuse.vmstorefs"
 [ "$(cat "$S/.vmstorefs/format")" = "vmstorefs-store 1" ] || fail "store format not recorded"
 for d in journal tmp locks; do [ -d "$S/.vmstorefs/$d" ] || fail ".vmstorefs/$d missing"; done
-df "$M" >/dev/null || fail "statfs on the mount"
+[ "$(stat -f -c '%b %S %c' "$M")" = "$(stat -f -c '%b %S %c' "$S")" ] ||
+    fail "statfs of the mount is not the store's: $(stat -f -c '%b %S %c' "$M")"
 pass "mount shows fsname=STORE, type fuse.vmstorefs; store metadata created"
 
 unmount_fs "$M"

@@ -23,7 +23,9 @@ ends_cleanly() {
     pass "$how ends the daemon with status 0 and unmounts"
 }
 send_sigterm() { kill -TERM "$DAEMON_PID"; }
+send_sighup() { kill -HUP "$DAEMON_PID"; }
 ends_cleanly "SIGTERM" send_sigterm
+ends_cleanly "SIGHUP" send_sighup
 ends_cleanly "umount" umount "$M"
 ends_cleanly "fusermount3 -u" fusermount3 -u "$M"
 
@@ -32,7 +34,6 @@ ends_cleanly "fusermount3 -u" fusermount3 -u "$M"
 bindir=$TMP/bin
 mkdir -p "$bindir" "$M"
 ln -s "$VMSTOREFS" "$bindir/vmstorefs"
-MOUNTED+=("$M")
 PATH="$bindir:$PATH" mount.fuse3 "$S" "$M" -t fuse.vmstorefs -o defaults,nofail,_netdev,noauto ||
     fail "mount.fuse3 failed"
 mountpoint -q "$M" || fail "mount.fuse3 did not mount"

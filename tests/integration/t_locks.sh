@@ -12,15 +12,16 @@ sample_store "$S"
 mount_fs "$S" "$M"
 
 # hold IMAGE: a qemu-io that keeps IMAGE open for writing until killed.
-# Waits until the lock is visible in /proc/locks.
+# Waits until /proc/locks shows an OFD lock on the store file's inode
+# (other tests' qemu runs, in parallel, take locks of their own).
 hold() {
-    local before
-    before=$(grep -c OFDLCK /proc/locks)
+    local ino
+    ino=$(stat -c %i "$S/db1/disks/vda.qcow2")
     qemu-io -f qcow2 -c 'sleep 60000' "$1" >/dev/null 2>&1 &
     HOLDER=$!
     DAEMONS+=("$HOLDER")
     for i in $(seq 100); do
-        [ "$(grep -c OFDLCK /proc/locks)" -gt "$before" ] && return 0
+        grep -q "OFDLCK .*:$ino " /proc/locks && return 0
         sleep 0.1
     done
     fail "holder never locked $1"

@@ -50,6 +50,27 @@ touch -d @1600000000 "$A" || fail "touch of an active image"
 [ "$(stat -c %Y "$S/web1/disks/vda.qcow2")" = 1600000000 ] || fail "utimens did not reach the store"
 pass "chmod and touch pass through to the active image"
 
+B=$M/db1/disks/vdb.qcow2 SB=$S/db1/disks/vdb.qcow2
+truncate -s 8M "$B" || fail "truncate of an active image"
+[ "$(stat -c %s "$SB")" = 8388608 ] || fail "truncate did not reach the store"
+# The tail truncate added is a hole: SEEK_DATA/SEEK_HOLE through the
+# mount must find what they find in the store (not the kernel's default
+# of "all data").
+seeks() {
+    perl -e 'open(my $f, "<", $ARGV[0]) or die;
+             print join(" ", map { my $r = sysseek($f, 0, $_); defined $r ? $r + 0 : "err" } 3, 4), "\n"' "$1"
+}
+[ "$(seeks "$B")" = "$(seeks "$SB")" ] || fail "SEEK_DATA/SEEK_HOLE: mount $(seeks "$B"), store $(seeks "$SB")"
+[ "$(seeks "$SB" | cut -d' ' -f2)" -lt 8388608 ] || fail "test setup: no hole in $SB"
+if [ "$(id -u)" -eq 0 ]; then
+    chown 1:2 "$B" || fail "chown of an active image"
+    [ "$(stat -c %u:%g "$SB")" = 1:2 ] || fail "chown did not reach the store"
+fi
+pass "truncate, SEEK_DATA/SEEK_HOLE and chown pass through to the active image"
+
+out=$(qemu-io -t none -r -f qcow2 -c 'read -P 0x33 8M 1M' "$A" 2>&1) || fail "O_DIRECT read: $out"
+pass "an O_DIRECT reader (qemu -t none) reads the active image"
+
 cp --sparse=always "$A" "$TMP/sparse.qcow2" || fail "cp of an active image"
 cmp "$TMP/sparse.qcow2" "$S/web1/disks/vda.qcow2" || fail "copied active image differs"
 pass "cp of an active image is byte-exact"
