@@ -170,13 +170,24 @@ static void test_argv_commit(void)
 
 /* ---- parsing real output ---- */
 
+/* Parses tests/data/qimg/NAME into INFO; false (a failed check) when the
+ * fixture is missing or does not parse. */
+static bool parse_fixture(const char *name, struct qimg_info *info)
+{
+    char *json = fixture(name), msg[256] = "";
+    if (!json)
+        return false;
+    int r = qimg_parse_info(json, info, msg, sizeof(msg));
+    free(json);
+    CHECK_INT(r, 0);
+    return r == 0;
+}
+
 static void test_parse_standalone(void)
 {
-    char *json = fixture("standalone.json"), msg[256] = "";
-    if (!json)
-        return;
     struct qimg_info info;
-    CHECK_INT(qimg_parse_info(json, &info, msg, sizeof(msg)), 0);
+    if (!parse_fixture("standalone.json", &info))
+        return;
     CHECK_STR(info.format, "qcow2");
     CHECK_INT(info.virtual_size, 67108864);
     CHECK_INT(info.actual_size, 200704);
@@ -188,16 +199,13 @@ static void test_parse_standalone(void)
     CHECK_STR(info.backing_format, "");
     qimg_info_clear(&info);
     CHECK(info.filename == NULL);
-    free(json);
 }
 
 static void test_parse_overlay(void)
 {
-    char *json = fixture("overlay.json"), msg[256] = "";
-    if (!json)
-        return;
     struct qimg_info info;
-    CHECK_INT(qimg_parse_info(json, &info, msg, sizeof(msg)), 0);
+    if (!parse_fixture("overlay.json", &info))
+        return;
     CHECK_STR(info.format, "qcow2");
     CHECK_INT(info.virtual_size, 67108864);
     CHECK(ends_with(info.filename, "/mid.qcow2"));
@@ -207,16 +215,13 @@ static void test_parse_overlay(void)
     CHECK(ends_with(info.full_backing_filename, "/base.qcow2"));
     CHECK_STR(info.backing_format, "qcow2");
     qimg_info_clear(&info);
-    free(json);
 }
 
 static void test_parse_raw(void)
 {
-    char *json = fixture("raw.json"), msg[256] = "";
-    if (!json)
-        return;
     struct qimg_info info;
-    CHECK_INT(qimg_parse_info(json, &info, msg, sizeof(msg)), 0);
+    if (!parse_fixture("raw.json", &info))
+        return;
     CHECK_STR(info.format, "raw");
     CHECK_INT(info.virtual_size, 16777216);
     CHECK_INT(info.actual_size, 4096);
@@ -224,7 +229,6 @@ static void test_parse_raw(void)
     CHECK(info.backing_filename == NULL);
     CHECK_STR(info.backing_format, "");
     qimg_info_clear(&info);
-    free(json);
 }
 
 static void test_parse_chain(void)

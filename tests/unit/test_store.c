@@ -158,6 +158,17 @@ static bool qemu_img(const struct store *s, ...)
 
 /* ---- store_check / store_prepare_meta ---- */
 
+/* STORE/REL made and checked (and prepared when PREPARE); the caller
+ * store_close()s it. */
+static void open_store(struct store *s, const char *rel, bool prepare)
+{
+    char msg[MSG_MAX] = "";
+    mkdir_p(at(0, "%s", rel));
+    CHECK_INT(store_check(s, at(0, "%s", rel), msg, sizeof(msg)), 0);
+    if (prepare)
+        CHECK_INT(store_prepare_meta(s, msg, sizeof(msg)), 0);
+}
+
 static void test_check_missing(void)
 {
     struct store s;
@@ -200,9 +211,7 @@ static void test_prepare_meta(void)
 {
     struct store s;
     char msg[MSG_MAX] = "", buf[256];
-    mkdir_p(at(0, "st2"));
-    CHECK_INT(store_check(&s, at(0, "st2"), msg, sizeof(msg)), 0);
-    CHECK_INT(store_prepare_meta(&s, msg, sizeof(msg)), 0);
+    open_store(&s, "st2", true);
     CHECK(is_dir(at(0, "st2/.vmstorefs")));
     CHECK(is_dir(at(0, "st2/.vmstorefs/journal")));
     CHECK(is_dir(at(0, "st2/.vmstorefs/tmp")));
@@ -210,16 +219,16 @@ static void test_prepare_meta(void)
     CHECK_STR(read_small(at(0, "st2/.vmstorefs/format"), buf, sizeof(buf)), "vmstorefs-store 1\n");
     CHECK(access(at(0, "st2/.vmstorefs/format.tmp"), F_OK) < 0);
     /* and the prepared store passes the check */
+    store_close(&s);
     CHECK_INT(store_check(&s, at(0, "st2"), msg, sizeof(msg)), 0);
+    store_close(&s);
 }
 
 static void test_prepare_twice(void)
 {
     struct store s;
     char msg[MSG_MAX] = "", buf[256];
-    mkdir_p(at(0, "st3"));
-    CHECK_INT(store_check(&s, at(0, "st3"), msg, sizeof(msg)), 0);
-    CHECK_INT(store_prepare_meta(&s, msg, sizeof(msg)), 0);
+    open_store(&s, "st3", true);
     /* mark the file: a rewrite would lose the mark and the inode */
     const char *fmt = at(1, "st3/.vmstorefs/format");
     write_file(fmt, "vmstorefs-store 1\n# marker\n");
@@ -230,6 +239,7 @@ static void test_prepare_twice(void)
     CHECK_INT(after.st_ino, before.st_ino);
     CHECK_STR(read_small(fmt, buf, sizeof(buf)), "vmstorefs-store 1\n# marker\n");
     CHECK(is_dir(at(0, "st3/.vmstorefs/locks")));
+    store_close(&s);
 }
 
 static void test_newer_format(void)
@@ -296,10 +306,7 @@ static void test_paths(void)
 
 static void make_enum_store(struct store *s)
 {
-    char msg[MSG_MAX] = "";
-    mkdir_p(at(0, "en"));
-    CHECK_INT(store_check(s, at(0, "en"), msg, sizeof(msg)), 0);
-    CHECK_INT(store_prepare_meta(s, msg, sizeof(msg)), 0);
+    open_store(s, "en", true);
     static const char *const dirs[] = {
         "web1/disks/vdd.qcow2",
         "web1/snapshots/s1",
@@ -407,6 +414,7 @@ static void test_enumeration(void)
     test_list_snap_images(&s);
     test_list_stops(&s);
     test_exists(&s);
+    store_close(&s);
 }
 
 /* ---- backing names and snapshot times ---- */
@@ -522,10 +530,10 @@ static bool test_current(void)
 {
     struct store s;
     char msg[MSG_MAX] = "";
-    mkdir_p(at(0, "cur"));
-    CHECK_INT(store_check(&s, at(0, "cur"), msg, sizeof(msg)), 0);
+    open_store(&s, "cur", false);
     if (qimg_find(NULL, s.qemu_img, sizeof(s.qemu_img), msg, sizeof(msg)) < 0) {
         fprintf(stderr, "note: %s; skipping store_current_snapshot checks\n", msg);
+        store_close(&s);
         return false;
     }
     static const char *const vda[] = { "vda", NULL }, *const both[] = { "vda", "vdb", NULL };
@@ -572,6 +580,7 @@ static bool test_current(void)
     CHECK_INT(store_snap_path(&s, "one", "s1", NULL, path, sizeof(path)), 0);
     CHECK_INT(rename(path, at(1, "cur/one/snapshots/.gone")), 0);
     EXPECT_CURRENT(&s, "one", NULL);
+    store_close(&s);
     return true;
 }
 
