@@ -7,6 +7,7 @@
  * exists; the daemon detaches last. */
 #include "config.h"
 
+#include "journal.h"
 #include "log.h"
 #include "mountcheck.h"
 #include "opts.h"
@@ -132,6 +133,15 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         fail(msg);
         goto out;
     }
+    /* Operations a crash left half done are finished (or undone) before
+     * the first request is served: nobody ever sees the middle of one. */
+    int recovered = o->read_only ? 0 : journal_recover(&vfs->store, NULL, msg, sizeof(msg));
+    if (recovered < 0) {
+        fail(msg);
+        goto out;
+    }
+    if (recovered > 0)
+        log_msg(LOG_NOTICE, "journal: recovered %d unfinished operation(s)", recovered);
     if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0) {
         fail("cannot install signal handlers");
         goto out;
@@ -179,6 +189,15 @@ int main(int argc, char **argv)
         check_overlap(vfs.store.root, mountpoint, msg, sizeof(msg)) < 0 ||
         qimg_find(o.qemu_img, vfs.store.qemu_img, sizeof(vfs.store.qemu_img), msg, sizeof(msg)) < 0)
         return fail(msg);
+    /* -o ro writes nothing, so it cannot finish what a crash left. */
+    int pending = journal_pending(&vfs.store);
+    if (o.read_only && pending > 0) {
+        snprintf(msg, sizeof(msg),
+                 "store %s has %d unfinished operation(s) in its journal: mount it read-write "
+                 "once to recover them",
+                 vfs.store.root, pending);
+        return fail(msg);
+    }
     /* libxml2 2.9 initialises itself lazily, which is not thread-safe:
      * do it before the first FUSE thread parses anything. */
     xmlInitParser();

@@ -9,13 +9,18 @@
  * (readahead.h). */
 #include "ops.h"
 
+#include <fuse_lowlevel.h>
+
 #include "jobs.h"
 #include "log.h"
+#include "nsop.h"
 #include "readahead.h"
 #include "view.h"
+#include "vmstate.h"
 #include "vpath.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -27,6 +32,7 @@
 /* An open file: a store file (f.fd >= 0), or a rendered text (.jobs). */
 struct handle {
     struct view_file f;
+    struct vpath writer; /* an active image open for writing (kind V_DISK), else V_ROOT */
     struct readahead ra; /* store files only */
     char *text;
     size_t len;
@@ -47,6 +53,25 @@ static int parse(const char *path, struct vpath *vp)
     return path ? vpath_parse(path, vp) : -ENOENT;
 }
 
+/* A link `ln -sfn` made beside `current` lives in the daemon only
+ * (vmstate.h); it shows as a symlink with the VM directory's owner. */
+static int pending_link_attr(const char *path, struct stat *st)
+{
+    char target[PATH_MAX], vmdir[PATH_MAX];
+    if (!path || nsop_pending_link(path, target, sizeof(target)) < 0)
+        return -ENOENT;
+    snprintf(vmdir, sizeof(vmdir), "%s", path);
+    *strrchr(vmdir, '/') = '\0';
+    struct vpath vp;
+    int r = parse(vmdir, &vp);
+    if (r < 0 || (r = view_getattr(st_of(), &vp, st)) < 0)
+        return r;
+    st->st_mode = S_IFLNK | 0777;
+    st->st_nlink = 1;
+    st->st_size = (off_t)strlen(target);
+    return 0;
+}
+
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     struct handle *h = h_of(fi);
@@ -59,14 +84,17 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
     }
     struct vpath vp;
     int r = parse(path, &vp);
-    return r < 0 ? r : view_getattr(st_of(), &vp, st);
+    if (r < 0)
+        return pending_link_attr(path, st);
+    return view_getattr(st_of(), &vp, st);
 }
 
 static int op_readlink(const char *path, char *buf, size_t size)
 {
     struct vpath vp;
-    int r = parse(path, &vp);
-    return r < 0 ? r : view_readlink(st_of(), &vp, buf, size);
+    if (parse(path, &vp) == 0)
+        return view_readlink(st_of(), &vp, buf, size);
+    return nsop_pending_link(path, buf, size);
 }
 
 struct dir_fill {
@@ -144,6 +172,11 @@ static int op_open(const char *path, struct fuse_file_info *fi)
         if ((r = view_open(st_of(), &vp, fi->flags, &h->f)) < 0) {
             free(h);
             return r;
+        }
+        /* Operations refuse to move an image open for writing (EBUSY). */
+        if (vp.kind == V_DISK && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
+            h->writer = vp;
+            vmstate_writer_add(vp.vm, vp.dev);
         }
         fi->keep_cache = h->f.frozen;
         fi->direct_io = h->f.active;
@@ -254,6 +287,8 @@ static int op_release(const char *path, struct fuse_file_info *fi)
         readahead_stop(&h->ra); /* its thread uses h until joined */
         close(h->f.fd);
     }
+    if (h->writer.kind == V_DISK)
+        vmstate_writer_remove(h->writer.vm, h->writer.dev);
     free(h->text);
     free(h);
     return 0;
@@ -335,10 +370,99 @@ static int refuse(const char *op, const char *path)
     return refused(op, path, parse(path, &vp) == 0 && vp.kind == V_SNAP_IMAGE);
 }
 
+/* ---- namespace operations: the core (nsop.h) decides, this maps ---- */
+
+static bool request_cancelled(void *arg)
+{
+    (void)arg;
+    /* Waiting for another operation's lock: Ctrl-C on the caller, or the
+     * daemon stopping, ends the wait. */
+    return fuse_interrupted() || fuse_session_exited(fuse_get_session(fuse_get_context()->fuse));
+}
+
+struct inval {
+    struct fuse *fuse;
+    const struct store *s;
+    char vm[NAME_MAX_LEN + 1];
+};
+
+static int inval_disk(void *arg, const char *name, mode_t type)
+{
+    struct inval *iv = arg;
+    char path[PATH_MAX];
+    (void)type;
+    if (name[0] != '.' && (size_t)snprintf(path, sizeof(path), "/%s/disks/%s", iv->vm, name) <
+                              sizeof(path))
+        fuse_invalidate_path(iv->fuse, path);
+    return 0;
+}
+
+/* The kernel may hold pages and attributes of what an operation replaced
+ * (domain.xml, the active images, current). Invalidating from the request
+ * that changed them could wait on the very directory lock the kernel
+ * holds for that request, so a short-lived thread does it. */
+static void *invalidate_vm(void *arg)
+{
+    struct inval *iv = arg;
+    static const char *const entries[] = { "", "/domain.xml", "/current", "/disks", "/snapshots" };
+    char path[PATH_MAX];
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+        snprintf(path, sizeof(path), "/%s%s", iv->vm, entries[i]);
+        fuse_invalidate_path(iv->fuse, path);
+    }
+    struct vpath disks = { .kind = V_DISKS };
+    snprintf(disks.vm, sizeof(disks.vm), "%s", iv->vm);
+    view_readdir(iv->s, &disks, inval_disk, iv);
+    free(iv);
+    return NULL;
+}
+
+static void after_change(const char *vm)
+{
+    struct inval *iv = calloc(1, sizeof(*iv));
+    pthread_t t;
+    pthread_attr_t attr;
+    if (!iv || !vm[0]) {
+        free(iv);
+        return;
+    }
+    iv->fuse = fuse_get_context()->fuse;
+    iv->s = st_of();
+    snprintf(iv->vm, sizeof(iv->vm), "%s", vm);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, invalidate_vm, iv) != 0)
+        free(iv);
+    pthread_attr_destroy(&attr);
+}
+
+/* The core's answer as a reply: success drops stale caches; a refusal is
+ * logged with its reason; NSOP_NOT_MINE falls to the refusal rules. */
+static int ns_reply(const char *op, const char *path, int r, const struct nsop_result *res)
+{
+    if (r == NSOP_NOT_MINE)
+        return refuse(op, path);
+    if (r == 0)
+        after_change(res->vm);
+    else if (r == -EIO || r == -ENOSPC)
+        log_msg(LOG_ERR, "%s %s failed: %s", op, path, res->msg[0] ? res->msg : strerror(-r));
+    else
+        log_refusal(op, path, res->msg[0] ? res->msg : strerror(-r));
+    return r;
+}
+
+static struct snap_ctx snap_ctx(void)
+{
+    struct snap_ctx c = { .s = st_of(), .cancelled = request_cancelled };
+    return c;
+}
+
 static int op_mkdir(const char *path, mode_t mode)
 {
     (void)mode;
-    return refuse("mkdir", path);
+    struct snap_ctx c = snap_ctx();
+    struct nsop_result res;
+    return ns_reply("mkdir", path, nsop_mkdir(&c, path, &res), &res);
 }
 
 static int op_rmdir(const char *path)
@@ -348,7 +472,9 @@ static int op_rmdir(const char *path)
 
 static int op_unlink(const char *path)
 {
-    return refuse("unlink", path);
+    struct snap_ctx c = snap_ctx();
+    struct nsop_result res;
+    return ns_reply("unlink", path, nsop_unlink(&c, path, &res), &res);
 }
 
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -369,15 +495,16 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 
 static int op_rename(const char *from, const char *to, unsigned int flags)
 {
-    (void)to;
-    (void)flags;
-    return refuse("rename", from);
+    struct snap_ctx c = snap_ctx();
+    struct nsop_result res;
+    return ns_reply("rename", from, nsop_rename(&c, from, to, flags, &res), &res);
 }
 
 static int op_symlink(const char *target, const char *path)
 {
-    (void)target;
-    return refuse("symlink", path);
+    struct snap_ctx c = snap_ctx();
+    struct nsop_result res;
+    return ns_reply("symlink", path, nsop_symlink(&c, target, path, &res), &res);
 }
 
 static int op_link(const char *from, const char *to)

@@ -82,6 +82,37 @@ void qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *ima
     argv_add(a, image);
 }
 
+void qimg_argv_rebase_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
+                             const char *backing, const char *backing_fmt)
+{
+    argv_start(a, qemu_img, "rebase");
+    argv_add(a, "-q");
+    argv_add(a, "-u");
+    argv_add(a, "-f");
+    argv_add(a, "qcow2");
+    argv_add(a, "-b");
+    argv_add(a, backing);
+    argv_add(a, "-F");
+    argv_add(a, backing_fmt);
+    argv_add(a, image);
+}
+
+void qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
+                             const char *backing, const char *backing_fmt, const char *size)
+{
+    argv_start(a, qemu_img, "create");
+    argv_add(a, "-q");
+    argv_add(a, "-f");
+    argv_add(a, "qcow2");
+    argv_add(a, "-u");
+    argv_add(a, "-b");
+    argv_add(a, backing);
+    argv_add(a, "-F");
+    argv_add(a, backing_fmt);
+    argv_add(a, image);
+    argv_add(a, size);
+}
+
 void qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image)
 {
     argv_start(a, qemu_img, "commit");

@@ -50,6 +50,15 @@ void qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *sr
  * copied so the image reads the same); BACKING "" makes it standalone. */
 void qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
                       const char *backing, const char *backing_fmt);
+/* qemu-img rebase -u -f qcow2 -b BACKING -F FMT IMAGE: only the name and
+ * format in IMAGE's header change (the data must already be the same). */
+void qimg_argv_rebase_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
+                             const char *backing, const char *backing_fmt);
+/* qemu-img create -q -f qcow2 -u -b BACKING -F FMT IMAGE SIZE: an empty
+ * overlay whose backing name is written as given without being opened
+ * (a relative name is relative to where IMAGE will finally stand). */
+void qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
+                             const char *backing, const char *backing_fmt, const char *size);
 /* qemu-img commit -f qcow2 -d IMAGE: write IMAGE's data into its backing
  * file, leaving IMAGE in place (the caller decides what replaces it). */
 void qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image);

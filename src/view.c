@@ -2,6 +2,7 @@
 
 #include "domxml.h"
 #include "log.h"
+#include "vmstate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -102,6 +103,9 @@ static int snap_attr(const struct store *s, const struct vpath *vp, struct stat 
 static int current_link(const struct store *s, const char *vm, char *buf, size_t size)
 {
     char snap[NAME_MAX_LEN + 1];
+    /* `rm current` hides it until a new link is made (vmstate.h). */
+    if (vmstate_current_hidden(vm))
+        return -ENOENT;
     int r = store_current_snapshot(s, vm, snap, sizeof(snap));
     if (r < 0)
         return r;

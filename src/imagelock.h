@@ -1,0 +1,24 @@
+/* imagelock: refuse to touch an image a qemu has open, and keep a qemu
+ * from opening it while we work.
+ *
+ * qemu guards every image it opens with fcntl OFD locks on bytes of the
+ * image file itself (block/file-posix.c: byte 100+n for each permission
+ * it holds, 200+n for each it refuses to share, n < 8). A write lock on
+ * [100, 300) therefore succeeds only when no qemu (and no qemu-img or
+ * qemu-io, through the mount or not: the mount forwards their locks to the
+ * store file) holds the image, and while it is held any qemu that tries
+ * to open the image fails to take its locks and gives up. */
+#ifndef VMSTOREFS_IMAGELOCK_H
+#define VMSTOREFS_IMAGELOCK_H
+
+#include "store.h"
+
+#define IMAGELOCK_START 100
+#define IMAGELOCK_LEN 200
+
+/* Returns a descriptor holding the lock, -EBUSY when a qemu holds the
+ * image, or another -errno (-ENOENT: no such image). */
+int imagelock_hold(const struct store *s, const char *path);
+void imagelock_drop(int fd);
+
+#endif

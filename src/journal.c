@@ -1,0 +1,610 @@
+#include "journal.h"
+
+#include "chain.h"
+#include "log.h"
+#include "names.h"
+#include "qcow2edit.h"
+#include "qimg.h"
+#include "spawn.h"
+#include "storeio.h"
+#include "vmlock.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#define RECORD_MAX (1u << 20)
+#define REBASE_TIMEOUT 60
+
+static const char *const kind_names[] = {
+    [JS_MOVE] = "move",   [JS_REPLACE] = "replace", [JS_REBASE] = "rebase",
+    [JS_MKDIR] = "mkdir", [JS_UNLINK] = "unlink",   [JS_RMTREE] = "rmtree",
+};
+
+static int meta_path(const struct store *s, const char *sub, const char *name, const char *ext,
+                     char *out, size_t outsz)
+{
+    int n = snprintf(out, outsz, "%s/" STORE_META_DIR "/%s/%s%s", s->root, sub, name, ext);
+    return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
+}
+
+void journal_point(struct journal *j)
+{
+    j->point++;
+    const char *at = getenv("VMSTOREFS_CRASH_AT");
+    if (!at)
+        return;
+    char want[64];
+    snprintf(want, sizeof(want), "%s:%d", j->op, j->point);
+    if (strcmp(at, want) == 0) {
+        log_msg(LOG_WARNING, "VMSTOREFS_CRASH_AT=%s: exiting now", at);
+        _exit(99);
+    }
+}
+
+/* ---- the record ---- */
+
+static struct json_object *record_json(const struct journal *j)
+{
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "version", json_object_new_int(1));
+    json_object_object_add(o, "id", json_object_new_string(j->id));
+    json_object_object_add(o, "op", json_object_new_string(j->op));
+    json_object_object_add(o, "vm", json_object_new_string(j->vm));
+    json_object_object_add(o, "committed", json_object_new_boolean(j->committed));
+    struct json_object *steps = json_object_new_array();
+    for (size_t i = 0; i < j->nsteps; i++) {
+        const struct jstep *st = &j->steps[i];
+        struct json_object *so = json_object_new_object();
+        json_object_object_add(so, "do", json_object_new_string(kind_names[st->kind]));
+        json_object_object_add(so, "a", json_object_new_string(storeio_rel(j->s, st->a)));
+        if (st->b)
+            json_object_object_add(so, "b",
+                                   json_object_new_string(st->kind == JS_REBASE
+                                                              ? st->b
+                                                              : storeio_rel(j->s, st->b)));
+        if (st->fmt)
+            json_object_object_add(so, "fmt", json_object_new_string(st->fmt));
+        json_object_array_add(steps, so);
+    }
+    json_object_object_add(o, "steps", steps);
+    return o;
+}
+
+/* Written beside its final name and renamed, then the directory fsynced:
+ * a record is either the old one or the new one, never half of either. */
+static int write_record(struct journal *j, char *msg, size_t msgsz)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    char tmpname[80];
+    snprintf(tmpname, sizeof(tmpname), ".%s", j->id);
+    if (meta_path(j->s, "journal", j->id, ".json", path, sizeof(path)) < 0 ||
+        meta_path(j->s, "journal", tmpname, ".tmp", tmp, sizeof(tmp)) < 0)
+        return -ENAMETOOLONG;
+    struct json_object *o = record_json(j);
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+    storeio_unlink(j->s, tmp);
+    int r = storeio_write_new(j->s, tmp, text, strlen(text));
+    json_object_put(o);
+    if (r == 0)
+        r = storeio_rename(j->s, tmp, path, 0);
+    if (r == 0)
+        r = storeio_fsync_parent(j->s, path);
+    if (r < 0) {
+        storeio_unlink(j->s, tmp);
+        snprintf(msg, msgsz, "cannot write the journal record %s: %s", path, strerror(-r));
+    }
+    return r;
+}
+
+static int remove_record(const struct store *s, const char *id)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    if (meta_path(s, "tmp", id, "", tmp, sizeof(tmp)) < 0 ||
+        meta_path(s, "journal", id, ".json", path, sizeof(path)) < 0)
+        return -ENAMETOOLONG;
+    int r = storeio_rmtree(s, tmp);
+    if (r == 0) {
+        r = storeio_unlink(s, path);
+        if (r == -ENOENT)
+            r = 0;
+    }
+    if (r == 0)
+        r = storeio_fsync_parent(s, path);
+    return r;
+}
+
+int journal_begin(struct journal *j, const struct store *s, const char *op, const char *vm,
+                  char *msg, size_t msgsz)
+{
+    memset(j, 0, sizeof(*j));
+    j->s = s;
+    uuid_t u;
+    uuid_generate(u);
+    uuid_unparse_lower(u, j->id);
+    snprintf(j->op, sizeof(j->op), "%s", op);
+    snprintf(j->vm, sizeof(j->vm), "%s", vm ? vm : "");
+    if (meta_path(s, "tmp", j->id, "", j->tmpdir, sizeof(j->tmpdir)) < 0)
+        return -ENAMETOOLONG;
+    int r = write_record(j, msg, msgsz);
+    if (r < 0)
+        return r;
+    journal_point(j);
+    if ((r = storeio_mkdir(s, j->tmpdir)) < 0) {
+        snprintf(msg, msgsz, "cannot create %s: %s", j->tmpdir, strerror(-r));
+        remove_record(s, j->id);
+        return r;
+    }
+    return 0;
+}
+
+static int add_step(struct journal *j, enum jstep_kind kind, const char *a, const char *b,
+                    const char *fmt)
+{
+    if (j->nsteps == JOURNAL_MAX_STEPS || j->committed)
+        return -E2BIG;
+    if (!storeio_rel(j->s, a) || (b && kind != JS_REBASE && !storeio_rel(j->s, b)))
+        return -EXDEV;
+    struct jstep *st = &j->steps[j->nsteps];
+    st->kind = kind;
+    st->a = strdup(a);
+    st->b = b ? strdup(b) : NULL;
+    st->fmt = fmt ? strdup(fmt) : NULL;
+    if (!st->a || (b && !st->b) || (fmt && !st->fmt)) {
+        free(st->a);
+        free(st->b);
+        free(st->fmt);
+        return -ENOMEM;
+    }
+    j->nsteps++;
+    return 0;
+}
+
+int journal_move(struct journal *j, const char *from, const char *to)
+{
+    return add_step(j, JS_MOVE, from, to, NULL);
+}
+int journal_replace(struct journal *j, const char *from, const char *to)
+{
+    return add_step(j, JS_REPLACE, from, to, NULL);
+}
+int journal_rebase(struct journal *j, const char *image, const char *backing, const char *fmt)
+{
+    return add_step(j, JS_REBASE, image, backing, fmt);
+}
+int journal_mkdir(struct journal *j, const char *path)
+{
+    return add_step(j, JS_MKDIR, path, NULL, NULL);
+}
+int journal_unlink(struct journal *j, const char *path)
+{
+    return add_step(j, JS_UNLINK, path, NULL, NULL);
+}
+int journal_rmtree(struct journal *j, const char *path)
+{
+    return add_step(j, JS_RMTREE, path, NULL, NULL);
+}
+
+int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgsz)
+{
+    int r = storeio_fsync(j->s, path);
+    if (r < 0) {
+        snprintf(msg, msgsz, "fsync %s: %s", path, strerror(-r));
+        return r;
+    }
+    journal_point(j);
+    return 0;
+}
+
+/* ---- applying steps (each idempotent) ---- */
+
+/* The header is edited in place when only the name changes (qcow2edit.h:
+ * the caller may hold qemu's locks on the image); qemu-img rebase -u
+ * does the rest. Running it again sets the same name: idempotent. */
+static int run_rebase(const struct store *s, const struct jstep *st, char *msg, size_t msgsz)
+{
+    struct backing_info now;
+    int r = chain_backing(s, st->a, &now, msg, msgsz);
+    if (r == 0 && strcmp(now.name, st->b) == 0 && strcmp(now.format, st->fmt) == 0)
+        return 0;
+    if (r == 0 && strcmp(now.format, st->fmt) == 0) {
+        int fd = store_open_file(s, st->a, O_RDWR);
+        if (fd < 0) {
+            snprintf(msg, msgsz, "%s: %s", st->a, strerror(-fd));
+            return fd;
+        }
+        r = qcow2_set_backing_name(fd, st->b, msg, msgsz);
+        close(fd);
+        if (r != -ENOSPC)
+            return r;
+    }
+    /* qemu-img opens the image by name: it must be a regular file
+     * beneath the root. */
+    int fd = store_open_file(s, st->a, O_RDONLY);
+    if (fd < 0) {
+        snprintf(msg, msgsz, "%s: %s", st->a, strerror(-fd));
+        return fd;
+    }
+    close(fd);
+    struct qimg_argv a;
+    qimg_argv_rebase_unsafe(&a, s->qemu_img, st->a, st->b, st->fmt);
+    struct spawn_result res;
+    r = spawn_run(a.v, REBASE_TIMEOUT, &res);
+    if (r < 0) {
+        char line[512];
+        spawn_last_err_line(&res, line, sizeof(line));
+        snprintf(msg, msgsz, "qemu-img rebase -u %s: %s", st->a, line);
+        r = strstr(line, "lock") ? -EBUSY : -EIO;
+    }
+    spawn_result_free(&res);
+    return r;
+}
+
+static int apply_step(const struct store *s, const struct jstep *st, char *msg, size_t msgsz)
+{
+    int r = 0;
+    switch (st->kind) {
+    case JS_MOVE:
+        r = storeio_rename(s, st->a, st->b, RENAME_NOREPLACE);
+        /* Done before: the target is there (and the source may have been
+         * re-created by a later step), or the source is gone. */
+        if (r == -EEXIST || (r == -ENOENT && storeio_exists(s, st->b)))
+            r = 0;
+        if (r == 0)
+            r = storeio_fsync_parent(s, st->b);
+        if (r == 0)
+            r = storeio_fsync_parent(s, st->a);
+        break;
+    case JS_REPLACE:
+        if (!storeio_exists(s, st->a))
+            return 0;
+        r = storeio_rename(s, st->a, st->b, 0);
+        if (r == 0)
+            r = storeio_fsync_parent(s, st->b);
+        if (r == 0)
+            r = storeio_fsync_parent(s, st->a);
+        break;
+    case JS_REBASE:
+        return run_rebase(s, st, msg, msgsz);
+    case JS_MKDIR:
+        r = storeio_mkdir(s, st->a);
+        if (r == -EEXIST)
+            r = 0;
+        if (r == 0)
+            r = storeio_fsync_parent(s, st->a);
+        break;
+    case JS_UNLINK:
+        r = storeio_unlink(s, st->a);
+        if (r == -ENOENT)
+            r = 0;
+        if (r == 0)
+            r = storeio_fsync_parent(s, st->a);
+        break;
+    case JS_RMTREE:
+        r = storeio_rmtree(s, st->a);
+        if (r == 0)
+            r = storeio_fsync_parent(s, st->a);
+        break;
+    }
+    if (r < 0)
+        snprintf(msg, msgsz, "%s %s: %s", kind_names[st->kind], st->a, strerror(-r));
+    return r;
+}
+
+static int apply_all(struct journal *j, bool count_points, char *msg, size_t msgsz)
+{
+    for (size_t i = 0; i < j->nsteps; i++) {
+        int r = apply_step(j->s, &j->steps[i], msg, msgsz);
+        if (r < 0)
+            return r;
+        if (count_points)
+            journal_point(j);
+    }
+    int r = remove_record(j->s, j->id);
+    if (r < 0)
+        snprintf(msg, msgsz, "cannot remove journal record %s: %s", j->id, strerror(-r));
+    return r;
+}
+
+int journal_commit(struct journal *j, char *msg, size_t msgsz)
+{
+    int r = storeio_fsync(j->s, j->tmpdir);
+    if (r < 0) {
+        snprintf(msg, msgsz, "fsync %s: %s", j->tmpdir, strerror(-r));
+        return r;
+    }
+    j->committed = true;
+    if ((r = write_record(j, msg, msgsz)) < 0) {
+        j->committed = false;
+        return r;
+    }
+    journal_point(j);
+    r = apply_all(j, true, msg, msgsz);
+    if (r == 0)
+        journal_point(j);
+    else
+        log_msg(LOG_ERR, "%s of %s stopped after its commit (%s): finished on the next "
+                         "operation on this VM or the next mount",
+                j->op, j->vm, msg);
+    return r;
+}
+
+void journal_abort(struct journal *j)
+{
+    if (!j->committed)
+        remove_record(j->s, j->id);
+}
+
+void journal_free(struct journal *j)
+{
+    for (size_t i = 0; i < j->nsteps; i++) {
+        free(j->steps[i].a);
+        free(j->steps[i].b);
+        free(j->steps[i].fmt);
+    }
+    j->nsteps = 0;
+}
+
+/* ---- recovery ---- */
+
+static const char *get_str(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* A relative path from a record: no absolute names, no "..", so it stays
+ * below the root even before store_open checks it. */
+static int abs_from_rel(const struct store *s, const char *rel, char *out, size_t outsz)
+{
+    if (!rel || !*rel || rel[0] == '/' || strstr(rel, "..") != NULL)
+        return -EINVAL;
+    int n = snprintf(out, outsz, "%s/%s", s->root, rel);
+    return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
+}
+
+static int load_step(struct journal *j, struct json_object *so)
+{
+    const char *k = get_str(so, "do");
+    const char *a = get_str(so, "a");
+    const char *b = get_str(so, "b");
+    const char *fmt = get_str(so, "fmt");
+    char pa[PATH_MAX], pb[PATH_MAX];
+    for (int kind = 0; k && kind <= JS_RMTREE; kind++) {
+        if (strcmp(k, kind_names[kind]) != 0)
+            continue;
+        if (abs_from_rel(j->s, a, pa, sizeof(pa)) < 0)
+            return -EINVAL;
+        if (kind == JS_REBASE) {
+            if (!b || !fmt || (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) ||
+                b[0] == '/' || strchr(b, ':'))
+                return -EINVAL;
+            return add_step(j, JS_REBASE, pa, b, fmt);
+        }
+        if (kind == JS_MOVE || kind == JS_REPLACE) {
+            if (abs_from_rel(j->s, b, pb, sizeof(pb)) < 0)
+                return -EINVAL;
+            return add_step(j, (enum jstep_kind)kind, pa, pb, NULL);
+        }
+        return add_step(j, (enum jstep_kind)kind, pa, NULL, NULL);
+    }
+    return -EINVAL;
+}
+
+static int load_record(const struct store *s, const char *path, struct journal *j, char *msg,
+                       size_t msgsz)
+{
+    memset(j, 0, sizeof(*j));
+    j->s = s;
+    char *text;
+    size_t len;
+    int r = storeio_read(s, path, RECORD_MAX, &text, &len);
+    if (r < 0) {
+        snprintf(msg, msgsz, "%s: %s", path, strerror(-r));
+        return r;
+    }
+    struct json_object *o = json_tokener_parse(text);
+    free(text);
+    const char *id = o ? get_str(o, "id") : NULL;
+    const char *op = o ? get_str(o, "op") : NULL;
+    const char *vm = o ? get_str(o, "vm") : NULL;
+    struct json_object *committed, *steps;
+    r = -EINVAL;
+    if (id && op && vm && strlen(id) < sizeof(j->id) && strlen(op) < sizeof(j->op) &&
+        (!*vm || name_is_valid(vm)) && !strchr(id, '/') && id[0] != '.' &&
+        json_object_object_get_ex(o, "committed", &committed) &&
+        json_object_object_get_ex(o, "steps", &steps) &&
+        json_object_is_type(steps, json_type_array)) {
+        strcpy(j->id, id);
+        strcpy(j->op, op);
+        snprintf(j->vm, sizeof(j->vm), "%s", vm);
+        j->committed = json_object_get_boolean(committed);
+        r = 0;
+        for (size_t i = 0; r == 0 && i < json_object_array_length(steps); i++)
+            r = load_step(j, json_object_array_get_idx(steps, i));
+    }
+    json_object_put(o);
+    if (r < 0)
+        snprintf(msg, msgsz, "%s: not a journal record this version understands", path);
+    return r;
+}
+
+static int recover_one(const struct store *s, const char *path, const char *vm, int *done,
+                       char *msg, size_t msgsz)
+{
+    struct journal j;
+    int r = load_record(s, path, &j, msg, msgsz);
+    if (r < 0) {
+        journal_free(&j);
+        return r;
+    }
+    if (vm && strcmp(vm, j.vm) != 0) {
+        journal_free(&j);
+        return 0;
+    }
+    /* Without vm the caller holds no lock: the operation may be running
+     * in another daemon right now, and is recovered only if its VM's lock
+     * is free. */
+    struct vmlock lk = { -1, -1 };
+    if (!vm) {
+        char why[MSG_MAX];
+        r = vmlock_acquire(s, j.vm[0] ? j.vm : NULL, true, NULL, NULL, &lk, why, sizeof(why));
+        if (r < 0) {
+            journal_free(&j);
+            return r == -EBUSY ? 0 : r;
+        }
+    }
+    if (j.committed) {
+        r = apply_all(&j, false, msg, msgsz);
+    } else {
+        r = remove_record(s, j.id);
+        if (r < 0)
+            snprintf(msg, msgsz, "cannot roll back %s: %s", j.id, strerror(-r));
+    }
+    if (r == 0) {
+        log_msg(LOG_NOTICE, "journal: %s of %s %s", j.op, j.vm[0] ? j.vm : "the store",
+                j.committed ? "finished (rolled forward)" : "undone (rolled back)");
+        (*done)++;
+    }
+    vmlock_release(&lk);
+    journal_free(&j);
+    return r;
+}
+
+typedef int (*dir_visit_fn)(const struct store *s, const char *dir, const char *name, void *arg);
+
+static int walk_meta_dir(const struct store *s, const char *sub, dir_visit_fn fn, void *arg)
+{
+    char dir[PATH_MAX];
+    if (meta_path(s, sub, "", "", dir, sizeof(dir)) < 0)
+        return -ENAMETOOLONG;
+    int fd = store_open(s, dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return fd == -ENOENT ? 0 : fd;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -errno;
+    }
+    /* Names first: the visitors change the directory. */
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof(*names));
+            if (!nn)
+                break;
+            names = nn;
+        }
+        if ((names[n] = strdup(de->d_name)) != NULL)
+            n++;
+    }
+    closedir(d);
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r == 0)
+            r = fn(s, dir, names[i], arg);
+        free(names[i]);
+    }
+    free(names);
+    return r;
+}
+
+struct recover_ctx {
+    const char *vm;
+    int done;
+    int failed;
+    char *msg;
+    size_t msgsz;
+};
+
+static int visit_record(const struct store *s, const char *dir, const char *name, void *arg)
+{
+    struct recover_ctx *c = arg;
+    size_t len = strlen(name);
+    if (name[0] == '.' || len < 6 || strcmp(name + len - 5, ".json") != 0)
+        return 0;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (recover_one(s, path, c->vm, &c->done, c->msg, c->msgsz) < 0) {
+        log_msg(LOG_ERR, "journal: cannot recover %s: %s", path, c->msg);
+        c->failed++;
+    }
+    return 0;
+}
+
+/* A temporary directory whose record is gone, or a record's temporary
+ * file left by a crash while it was written: nothing refers to it. */
+static int visit_tmp(const struct store *s, const char *dir, const char *name, void *arg)
+{
+    (void)arg;
+    char rec[PATH_MAX], path[PATH_MAX];
+    if (meta_path(s, "journal", name, ".json", rec, sizeof(rec)) < 0 || storeio_exists(s, rec))
+        return 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (storeio_rmtree(s, path) == 0)
+        log_msg(LOG_NOTICE, "journal: removed %s, left by an unfinished operation", path);
+    return 0;
+}
+
+static int visit_stale_record_tmp(const struct store *s, const char *dir, const char *name,
+                                  void *arg)
+{
+    (void)arg;
+    size_t len = strlen(name);
+    if (name[0] != '.' || len < 5 || strcmp(name + len - 4, ".tmp") != 0)
+        return 0;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    storeio_unlink(s, path);
+    return 0;
+}
+
+int journal_recover(const struct store *s, const char *vm, char *msg, size_t msgsz)
+{
+    struct recover_ctx c = { .vm = vm, .msg = msg, .msgsz = msgsz };
+    int r = walk_meta_dir(s, "journal", visit_record, &c);
+    if (r < 0) {
+        snprintf(msg, msgsz, "cannot read the journal: %s", strerror(-r));
+        return r;
+    }
+    if (!vm) {
+        walk_meta_dir(s, "journal", visit_stale_record_tmp, NULL);
+        walk_meta_dir(s, "tmp", visit_tmp, NULL);
+    }
+    if (c.failed) {
+        snprintf(msg, msgsz, "%d unfinished operation(s) could not be recovered (see the log)",
+                 c.failed);
+        return -EIO;
+    }
+    return c.done;
+}
+
+static int count_record(const struct store *s, const char *dir, const char *name, void *arg)
+{
+    (void)s;
+    (void)dir;
+    size_t len = strlen(name);
+    if (name[0] != '.' && len > 5 && strcmp(name + len - 5, ".json") == 0)
+        (*(int *)arg)++;
+    return 0;
+}
+
+int journal_pending(const struct store *s)
+{
+    int n = 0;
+    int r = walk_meta_dir(s, "journal", count_record, &n);
+    return r < 0 ? r : n;
+}

@@ -1,0 +1,194 @@
+#include "nsop.h"
+
+#include "vmstate.h"
+#include "vpath.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Splits "/a/b/c" into the parent "/a/b" and the last component "c". */
+static int split_last(const char *path, char *parent, size_t parentsz, char *last, size_t lastsz)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || !slash[1])
+        return -ENOENT;
+    size_t n = (size_t)(slash - path);
+    if (n >= parentsz || strlen(slash + 1) >= lastsz)
+        return -ENAMETOOLONG;
+    memcpy(parent, path, n);
+    parent[n] = '\0';
+    if (n == 0)
+        strcpy(parent, "/");
+    strcpy(last, slash + 1);
+    return 0;
+}
+
+/* <vm>/<name> where name is none of the VM directory's own entries. */
+static bool vm_entry(const char *path, char *vm, char *name)
+{
+    char parent[PATH_MAX], last[256];
+    struct vpath vp;
+    if (split_last(path, parent, sizeof(parent), last, sizeof(last)) < 0 ||
+        vpath_parse(parent, &vp) < 0 || vp.kind != V_VM || !name_is_valid(last))
+        return false;
+    struct vpath self;
+    if (vpath_parse(path, &self) == 0)
+        return false; /* domain.xml, disks, snapshots, clones, current */
+    strcpy(vm, vp.vm);
+    strcpy(name, last);
+    return true;
+}
+
+bool nsop_parse_link_target(const char *target, char *snap, size_t snapsz)
+{
+    while (strncmp(target, "./", 2) == 0)
+        target += 2;
+    static const char prefix[] = "snapshots/";
+    if (strncmp(target, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    const char *name = target + sizeof(prefix) - 1;
+    size_t n = strcspn(name, "/");
+    for (const char *p = name + n; *p; p++)
+        if (*p != '/')
+            return false;
+    if (n == 0 || n >= snapsz)
+        return false;
+    memcpy(snap, name, n);
+    snap[n] = '\0';
+    return name_is_valid(snap);
+}
+
+static int done(struct nsop_result *res, const char *vm, int r)
+{
+    if (r == 0)
+        snprintf(res->vm, sizeof(res->vm), "%s", vm);
+    return r;
+}
+
+int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *res)
+{
+    char parent[PATH_MAX], last[256];
+    struct vpath vp;
+    res->vm[0] = res->msg[0] = '\0';
+    if (split_last(path, parent, sizeof(parent), last, sizeof(last)) < 0 ||
+        vpath_parse(parent, &vp) < 0 || vp.kind != V_SNAPS)
+        return NSOP_NOT_MINE;
+    return done(res, vp.vm, snapshot_take(c, vp.vm, last, res->msg, sizeof(res->msg)));
+}
+
+static int revert(const struct snap_ctx *c, const char *vm, const char *target,
+                  struct nsop_result *res)
+{
+    char snap[NAME_MAX_LEN + 1];
+    if (!nsop_parse_link_target(target, snap, sizeof(snap))) {
+        snprintf(res->msg, sizeof(res->msg),
+                 "current can only point at snapshots/<name>, not %s", target);
+        return -EINVAL;
+    }
+    return done(res, vm, snapshot_revert(c, vm, snap, res->msg, sizeof(res->msg)));
+}
+
+static bool current_exists(const struct snap_ctx *c, const char *vm)
+{
+    char snap[NAME_MAX_LEN + 1];
+    return !vmstate_current_hidden(vm) &&
+           store_current_snapshot(c->s, vm, snap, sizeof(snap)) == 0;
+}
+
+int nsop_symlink(const struct snap_ctx *c, const char *target, const char *path,
+                 struct nsop_result *res)
+{
+    struct vpath vp;
+    char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1], snap[NAME_MAX_LEN + 1];
+    res->vm[0] = res->msg[0] = '\0';
+    if (vpath_parse(path, &vp) == 0 && vp.kind == V_CURRENT) {
+        /* ln -sfn tries this first and, on EEXIST, links aside and renames. */
+        if (current_exists(c, vp.vm)) {
+            snprintf(res->msg, sizeof(res->msg), "current exists");
+            return -EEXIST;
+        }
+        return revert(c, vp.vm, target, res);
+    }
+    if (!vm_entry(path, vm, name))
+        return NSOP_NOT_MINE;
+    if (!nsop_parse_link_target(target, snap, sizeof(snap))) {
+        snprintf(res->msg, sizeof(res->msg), "only links to snapshots/<name> can be made here");
+        return NSOP_NOT_MINE;
+    }
+    int r = vmstate_link_add(vm, name, target);
+    if (r == -ENOSPC)
+        snprintf(res->msg, sizeof(res->msg), "too many pending links in this VM");
+    return r;
+}
+
+int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *res)
+{
+    struct vpath vp;
+    char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
+    res->vm[0] = res->msg[0] = '\0';
+    if (vpath_parse(path, &vp) == 0 && vp.kind == V_CURRENT) {
+        if (!current_exists(c, vp.vm))
+            return -ENOENT;
+        /* No data changes: `current` is derived from the images. */
+        vmstate_set_current_hidden(vp.vm, true);
+        return done(res, vp.vm, 0);
+    }
+    if (vm_entry(path, vm, name))
+        return vmstate_link_remove(vm, name);
+    return NSOP_NOT_MINE;
+}
+
+int nsop_rename(const struct snap_ctx *c, const char *from, const char *to, unsigned flags,
+                struct nsop_result *res)
+{
+    struct vpath f, t;
+    char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1], target[PATH_MAX];
+    res->vm[0] = res->msg[0] = '\0';
+    bool f_ok = vpath_parse(from, &f) == 0;
+    bool t_ok = vpath_parse(to, &t) == 0;
+    /* The second half of ln -sfn: a pending link renamed over current. */
+    if (!f_ok && vm_entry(from, vm, name) && vmstate_link_get(vm, name, target, sizeof(target)) == 0) {
+        if (!t_ok || t.kind != V_CURRENT || strcmp(t.vm, vm) != 0) {
+            snprintf(res->msg, sizeof(res->msg), "a link here can only become current");
+            return -EXDEV;
+        }
+        int r = revert(c, vm, target, res);
+        if (r == 0)
+            vmstate_link_remove(vm, name);
+        return r;
+    }
+    if (!f_ok || f.kind != V_SNAP)
+        return NSOP_NOT_MINE;
+    if (flags & ~(unsigned)RENAME_NOREPLACE) {
+        snprintf(res->msg, sizeof(res->msg), "snapshots cannot be exchanged");
+        return -EINVAL;
+    }
+    char tparent[PATH_MAX], tlast[256];
+    struct vpath tp;
+    if (split_last(to, tparent, sizeof(tparent), tlast, sizeof(tlast)) < 0 ||
+        vpath_parse(tparent, &tp) < 0) {
+        snprintf(res->msg, sizeof(res->msg), "a snapshot can only be renamed within snapshots/");
+        return -EXDEV;
+    }
+    if (tp.kind == V_SNAP && store_snap_exists(c->s, tp.vm, tp.snap)) {
+        /* `mv S T` with T an existing snapshot means rename(S, T/S). */
+        snprintf(res->msg, sizeof(res->msg), "snapshot %s already exists", tp.snap);
+        return -EEXIST;
+    }
+    if (tp.kind != V_SNAPS || strcmp(tp.vm, f.vm) != 0) {
+        snprintf(res->msg, sizeof(res->msg),
+                 "a snapshot can only be renamed within its own VM's snapshots/");
+        return -EXDEV;
+    }
+    return done(res, f.vm,
+                snapshot_rename(c, f.vm, f.snap, tlast, res->msg, sizeof(res->msg)));
+}
+
+int nsop_pending_link(const char *path, char *target, size_t targetsz)
+{
+    char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
+    if (!vm_entry(path, vm, name))
+        return -ENOENT;
+    return vmstate_link_get(vm, name, target, targetsz);
+}

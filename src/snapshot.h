@@ -1,0 +1,35 @@
+/* snapshot: the operations on a VM's snapshots, FUSE-free.
+ *
+ *   snapshot_take    mkdir <vm>/snapshots/S
+ *   snapshot_rename  mv <vm>/snapshots/S <vm>/snapshots/T
+ *   snapshot_revert  ln -sfn snapshots/S <vm>/current
+ *
+ * Each one: checks the names, takes the VM's lock (vmlock.h), finishes
+ * any operation on the VM that a crash left in the journal, checks that
+ * no image it will move or rewrite is in use (a qemu's image locks, a
+ * handle open for writing through the mount: -EBUSY) and keeps qemu off
+ * those images until it is done, prepares every new file out of sight,
+ * then commits through the journal (journal.h). A refusal changes
+ * nothing. Returns 0 or -errno with one line in msg saying why. */
+#ifndef VMSTOREFS_SNAPSHOT_H
+#define VMSTOREFS_SNAPSHOT_H
+
+#include "store.h"
+#include "vmlock.h"
+
+#include <stddef.h>
+
+struct snap_ctx {
+    const struct store *s;
+    vmlock_cancelled_fn cancelled; /* a FUSE interrupt while waiting for the lock */
+    void *arg;
+};
+
+int snapshot_take(const struct snap_ctx *c, const char *vm, const char *snap, char *msg,
+                  size_t msgsz);
+int snapshot_rename(const struct snap_ctx *c, const char *vm, const char *from, const char *to,
+                    char *msg, size_t msgsz);
+int snapshot_revert(const struct snap_ctx *c, const char *vm, const char *snap, char *msg,
+                    size_t msgsz);
+
+#endif

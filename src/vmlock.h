@@ -1,0 +1,37 @@
+/* vmlock: the locks that serialize changes, across threads and daemons.
+ *
+ * Two daemons may mount one store (two hosts sharing it over NFS or
+ * CephFS), so the locks live in the store: fcntl OFD locks on
+ * STORE/.vmstorefs/locks/<vm> for one VM, and on locks/.store for the set
+ * of VMs. OFD locks belong to the open file description, so two threads
+ * of one daemon exclude each other as two daemons do, and a daemon that
+ * dies releases its locks with its descriptors. NFSv4 and CephFS carry
+ * fcntl locks between hosts.
+ *
+ * A change to one VM holds locks/.store shared and locks/<vm> exclusive;
+ * a change to the set of VMs (create, delete) holds locks/.store
+ * exclusive. Readers of the view take no lock at all: browsing never
+ * waits behind an operation. */
+#ifndef VMSTOREFS_VMLOCK_H
+#define VMSTOREFS_VMLOCK_H
+
+#include "store.h"
+
+#include <stdbool.h>
+
+struct vmlock {
+    int store_fd;
+    int vm_fd;
+};
+
+/* Asked between attempts while waiting; true gives up with -EINTR (a
+ * FUSE interrupt, the daemon stopping). NULL waits until granted. */
+typedef bool (*vmlock_cancelled_fn)(void *arg);
+
+/* Waits for the locks of one VM (vm) or of the whole store (vm NULL).
+ * With try set, -EBUSY instead of waiting. */
+int vmlock_acquire(const struct store *s, const char *vm, bool try, vmlock_cancelled_fn cancelled,
+                   void *arg, struct vmlock *out, char *msg, size_t msgsz);
+void vmlock_release(struct vmlock *l);
+
+#endif

@@ -1,0 +1,275 @@
+#include "vmmodel.h"
+
+#include "domxml.h"
+#include "imagelock.h"
+#include "log.h"
+#include "qcow2edit.h"
+#include "qimg.h"
+#include "spawn.h"
+#include "storeio.h"
+#include "vmstate.h"
+#include "xmlsafe.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CREATE_TIMEOUT 60
+
+int vm_begin(struct vm_model *m, const struct snap_ctx *c, const char *vm, char *msg,
+             size_t msgsz)
+{
+    memset(m, 0, sizeof(*m));
+    m->s = c->s;
+    m->lock.store_fd = m->lock.vm_fd = -1;
+    if (!name_is_valid(vm)) {
+        snprintf(msg, msgsz, "not a valid VM name");
+        return -EINVAL;
+    }
+    snprintf(m->vm, sizeof(m->vm), "%s", vm);
+    if (store_vm_path(c->s, vm, NULL, m->dir, sizeof(m->dir)) < 0)
+        return -ENAMETOOLONG;
+    struct stat st;
+    if (store_lstat(c->s, m->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(msg, msgsz, "no such VM");
+        return -ENOENT;
+    }
+    int r = vmlock_acquire(c->s, vm, false, c->cancelled, c->arg, &m->lock, msg, msgsz);
+    if (r < 0)
+        return r;
+    /* An operation a crash (of this daemon or another) left half done is
+     * finished first: every operation starts from a whole state. */
+    r = journal_recover(c->s, vm, msg, msgsz);
+    if (r < 0) {
+        vm_end(m);
+        return r;
+    }
+    return 0;
+}
+
+static int load_disk(struct vm_model *m, const struct dom_disk *d, char *msg, size_t msgsz)
+{
+    struct vm_disk *vd = &m->disks[m->ndisks];
+    memset(vd, 0, sizeof(*vd));
+    if (!dev_is_valid(d->dev)) {
+        snprintf(msg, msgsz, "disk '%s': not a device name this store allows", d->dev);
+        return -EINVAL;
+    }
+    snprintf(vd->dev, sizeof(vd->dev), "%s", d->dev);
+    if (store_disk_path(m->s, m->vm, d->dev, vd->active, sizeof(vd->active)) < 0)
+        return -ENAMETOOLONG;
+    if (!d->source || strcmp(d->source, vd->active) != 0) {
+        snprintf(msg, msgsz, "disk %s: its <source file> is %s, not the store's active image %s",
+                 d->dev, d->source ? d->source : "(none)", vd->active);
+        return -EINVAL;
+    }
+    if (d->driver_type[0] && strcmp(d->driver_type, "qcow2") != 0) {
+        snprintf(msg, msgsz, "disk %s: driver type %s, not qcow2", d->dev, d->driver_type);
+        return -EINVAL;
+    }
+    char why[MSG_MAX];
+    int r = chain_walk(m->s, vd->active, &vd->chain, why, sizeof(why));
+    if (r < 0) {
+        snprintf(msg, msgsz, "disk %s: %s", d->dev, why);
+        return r == -ENOENT ? -ENOENT : r;
+    }
+    m->ndisks++;
+    return 0;
+}
+
+int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgsz)
+{
+    char path[PATH_MAX], why[MSG_MAX];
+    if (store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path)) < 0)
+        return -ENAMETOOLONG;
+    int fd = store_open_read(m->s, path, why, sizeof(why));
+    if (fd < 0) {
+        if (fd == -ENOENT && !required)
+            return 0;
+        snprintf(msg, msgsz, "the VM has no usable domain.xml (%s)", why);
+        return -EINVAL;
+    }
+    int err = 0;
+    m->dom = xmlsafe_parse_fd(fd, "domain", &err, why, sizeof(why));
+    struct dom_info info = { 0 };
+    int r = m->dom ? 0 : (err ? err : -EINVAL);
+    if (r == 0 && lseek(fd, 0, SEEK_SET) == 0)
+        r = domxml_parse_fd(fd, &info, why, sizeof(why));
+    close(fd);
+    if (r < 0) {
+        snprintf(msg, msgsz, "domain.xml: %s", why);
+        return -EINVAL;
+    }
+    m->disks = calloc(info.ndisks ? info.ndisks : 1, sizeof(*m->disks));
+    if (!m->disks) {
+        domxml_free(&info);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; r == 0 && i < info.ndisks; i++)
+        if (dom_disk_is_snapshotable(&info.disks[i]))
+            r = load_disk(m, &info.disks[i], msg, msgsz);
+    domxml_free(&info);
+    return r;
+}
+
+int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *msg,
+                  size_t msgsz)
+{
+    if (dev && vmstate_writers(m->vm, dev) > 0) {
+        snprintf(msg, msgsz, "%s is open for writing through the mount", image);
+        return -EBUSY;
+    }
+    if (m->nlocks == JOURNAL_MAX_STEPS)
+        return -E2BIG;
+    int fd = imagelock_hold(m->s, image);
+    if (fd == -EBUSY)
+        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock)", image);
+    else if (fd < 0)
+        snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
+    if (fd < 0)
+        return fd;
+    m->locks[m->nlocks++] = fd;
+    return 0;
+}
+
+void vm_end(struct vm_model *m)
+{
+    for (size_t i = 0; i < m->nlocks; i++)
+        imagelock_drop(m->locks[i]);
+    m->nlocks = 0;
+    for (size_t i = 0; i < m->ndisks; i++)
+        chain_free(&m->disks[i].chain);
+    free(m->disks);
+    m->disks = NULL;
+    m->ndisks = 0;
+    if (m->dom)
+        xmlFreeDoc(m->dom);
+    m->dom = NULL;
+    vmlock_release(&m->lock);
+}
+
+int vm_load_snapshot(struct vm_model *m, const char *snap, xmlDocPtr *out, char *msg,
+                     size_t msgsz)
+{
+    char path[PATH_MAX], why[MSG_MAX];
+    if (store_snap_path(m->s, m->vm, snap, "snapshot.xml", path, sizeof(path)) < 0)
+        return -ENAMETOOLONG;
+    int fd = store_open_read(m->s, path, why, sizeof(why));
+    if (fd < 0) {
+        snprintf(msg, msgsz, "snapshot %s: snapshot.xml: %s", snap, why);
+        return fd == -ENOENT ? -EINVAL : fd;
+    }
+    int err = 0;
+    *out = xmlsafe_parse_fd(fd, "domainsnapshot", &err, why, sizeof(why));
+    close(fd);
+    if (!*out) {
+        snprintf(msg, msgsz, "snapshot %s: snapshot.xml: %s", snap, why);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name, char *out, size_t outsz,
+                  char *msg, size_t msgsz)
+{
+    if ((size_t)snprintf(out, outsz, "%s/%s", j->tmpdir, name) >= outsz)
+        return -ENAMETOOLONG;
+    char *text;
+    size_t len;
+    int r = xmledit_dump(doc, &text, &len);
+    if (r < 0)
+        return r;
+    r = storeio_write_new(j->s, out, text, len);
+    free(text);
+    if (r < 0) {
+        snprintf(msg, msgsz, "cannot write %s: %s", out, strerror(-r));
+        return r;
+    }
+    journal_point(j);
+    return 0;
+}
+
+int vm_qemu_errno(const char *line)
+{
+    if (strstr(line, "No space left") || strstr(line, "Disk quota"))
+        return -ENOSPC;
+    if (strstr(line, "lock"))
+        return -EBUSY;
+    return -EIO;
+}
+
+int vm_create_overlay(struct vm_model *m, struct journal *j, const char *name,
+                      const char *backing, const char *sized_like, char *out, size_t outsz,
+                      char *msg, size_t msgsz)
+{
+    if ((size_t)snprintf(out, outsz, "%s/%s", j->tmpdir, name) >= outsz)
+        return -ENAMETOOLONG;
+    char why[MSG_MAX];
+    int fd = store_open_read(m->s, sized_like, why, sizeof(why));
+    unsigned long long size = 0;
+    int r = fd < 0 ? fd : qcow2_virtual_size(fd, &size);
+    if (fd >= 0)
+        close(fd);
+    if (r < 0) {
+        snprintf(msg, msgsz, "%s: cannot read its size", sized_like);
+        return r;
+    }
+    char sz[32];
+    snprintf(sz, sizeof(sz), "%llu", size);
+    struct qimg_argv a;
+    qimg_argv_create_unsafe(&a, m->s->qemu_img, out, backing, "qcow2", sz);
+    struct spawn_result res;
+    r = spawn_run(a.v, CREATE_TIMEOUT, &res);
+    if (r < 0) {
+        char line[512];
+        spawn_last_err_line(&res, line, sizeof(line));
+        snprintf(msg, msgsz, "qemu-img create %s: %s", out, line);
+        r = r == -ETIMEDOUT ? r : vm_qemu_errno(line);
+    }
+    spawn_result_free(&res);
+    return r < 0 ? r : journal_prepared(j, out, msg, msgsz);
+}
+
+struct xml_chain_link *vm_xml_chain(const struct chain *c, size_t from, size_t *n)
+{
+    *n = c->n > from ? c->n - from : 0;
+    struct xml_chain_link *l = calloc(*n ? *n : 1, sizeof(*l));
+    for (size_t i = 0; l && i < *n; i++) {
+        l[i].path = c->links[from + i].path;
+        l[i].format = c->links[from + i].format;
+    }
+    return l;
+}
+
+int vm_relpath(const char *from_dir, const char *to, char *out, size_t outsz)
+{
+    /* Longest common prefix ending at a component boundary. */
+    size_t common = 0;
+    for (size_t i = 0;; i++) {
+        char a = from_dir[i], b = to[i];
+        if ((a == '\0' || a == '/') && (b == '/' || b == '\0'))
+            common = i;
+        if (a == '\0' || b == '\0' || a != b)
+            break;
+    }
+    size_t o = 0;
+    out[0] = '\0';
+    for (const char *p = from_dir + common; *p; p++) {
+        if (*p == '/' && p[1] && p[1] != '/') {
+            if (o + 3 >= outsz)
+                return -ENAMETOOLONG;
+            memcpy(out + o, "../", 3);
+            o += 3;
+        }
+    }
+    const char *rest = to + common;
+    while (*rest == '/')
+        rest++;
+    if (o + strlen(rest) + 1 > outsz)
+        return -ENAMETOOLONG;
+    strcpy(out + o, rest);
+    return 0;
+}

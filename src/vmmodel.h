@@ -1,0 +1,73 @@
+/* vmmodel: a VM as the snapshot operations see it, and what they share:
+ * the lock-and-recover prologue, the definition's snapshot-able disks
+ * with their chains and image locks, loading and writing XML through the
+ * journal, relative backing names. Internal to snaptake.c, snaprename.c
+ * and snaprevert.c. */
+#ifndef VMSTOREFS_VMMODEL_H
+#define VMSTOREFS_VMMODEL_H
+
+#include "chain.h"
+#include "journal.h"
+#include "names.h"
+#include "snapshot.h"
+#include "xmledit.h"
+
+#include <libxml/tree.h>
+#include <stdbool.h>
+
+struct vm_disk {
+    char dev[DEV_MAX_LEN + 1];
+    char active[PATH_MAX]; /* STORE/<vm>/disks/<dev>.qcow2 */
+    struct chain chain; /* of the active image, links[0] = active */
+};
+
+struct vm_model {
+    const struct store *s;
+    char vm[NAME_MAX_LEN + 1];
+    char dir[PATH_MAX]; /* STORE/<vm> */
+    xmlDocPtr dom; /* domain.xml; NULL when the VM has none */
+    struct vm_disk *disks; /* the snapshot-able disks */
+    size_t ndisks;
+    int locks[JOURNAL_MAX_STEPS]; /* image locks held (imagelock.h) */
+    size_t nlocks;
+    struct vmlock lock;
+};
+
+/* Validates the names, takes the VM's lock and recovers its journal. */
+int vm_begin(struct vm_model *m, const struct snap_ctx *c, const char *vm, char *msg,
+             size_t msgsz);
+/* Reads domain.xml and its snapshot-able disks (each must be the store's
+ * active image of a valid dev, with an intact chain). required: a VM with
+ * no domain.xml is -EINVAL; otherwise m->dom stays NULL. */
+int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgsz);
+/* -EBUSY unless image is free: not open for writing through the mount
+ * (dev given) and not held by any qemu. Holds qemu off it until vm_end. */
+int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *msg,
+                  size_t msgsz);
+void vm_end(struct vm_model *m);
+
+/* Reads a snapshot's snapshot.xml as a tree. */
+int vm_load_snapshot(struct vm_model *m, const char *snap, xmlDocPtr *out, char *msg,
+                     size_t msgsz);
+/* Writes doc as a new file `name` in the journal's temporary directory
+ * (path returned in out) and counts it prepared. */
+int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name, char *out, size_t outsz,
+                  char *msg, size_t msgsz);
+/* An empty qcow2 overlay at tmp/<name> backed by `backing` (a name
+ * relative to where it will stand), sized as the image at sized_like. */
+int vm_create_overlay(struct vm_model *m, struct journal *j, const char *name,
+                      const char *backing, const char *sized_like, char *out, size_t outsz,
+                      char *msg, size_t msgsz);
+
+/* The chain of an image as XML links, from links[from] on (paths and
+ * formats point into c). */
+struct xml_chain_link *vm_xml_chain(const struct chain *c, size_t from, size_t *n);
+
+/* Relative path from directory from_dir to path to (both absolute and
+ * normalised). */
+int vm_relpath(const char *from_dir, const char *to, char *out, size_t outsz);
+
+/* Maps a failed qemu-img's message to an errno (ENOSPC, EBUSY, EIO). */
+int vm_qemu_errno(const char *line);
+
+#endif
