@@ -30,7 +30,8 @@ static const char *const kind_names[] = {
 static int meta_path(const struct store *s, const char *sub, const char *name, const char *ext,
                      char *out, size_t outsz)
 {
-    int n = snprintf(out, outsz, "%s/" STORE_META_DIR "/%s/%s%s", s->root, sub, name, ext);
+    int n = snprintf(out, outsz, "%s/" STORE_META_DIR "/%s%s%s%s", s->root, sub, *name ? "/" : "",
+                     name, ext);
     return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
 }
 
@@ -426,10 +427,10 @@ static int load_record(const struct store *s, const char *path, struct journal *
         strcpy(j->id, id);
         strcpy(j->op, op);
         snprintf(j->vm, sizeof(j->vm), "%s", vm);
-        j->committed = json_object_get_boolean(committed);
         r = 0;
         for (size_t i = 0; r == 0 && i < json_object_array_length(steps); i++)
             r = load_step(j, json_object_array_get_idx(steps, i));
+        j->committed = json_object_get_boolean(committed);
     }
     json_object_put(o);
     if (r < 0)

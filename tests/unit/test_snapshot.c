@@ -1,0 +1,232 @@
+/* Unit tests for the snapshot core without a mount: take, rename and
+ * revert on a sample store (scripts/make-sample-store), their refusals
+ * (EINVAL, EEXIST, ENOENT, EBUSY from a qemu-style image lock and from a
+ * handle open for writing), the VM lock (try, cancel), and a real crash:
+ * a child dies at a VMSTOREFS_CRASH_AT point and recovery finishes or
+ * undoes what it left. Skipped (77) without qemu-img. */
+#include "check.h"
+#include "journal.h"
+#include "log.h"
+#include "names.h"
+#include "qimg.h"
+#include "snapshot.h"
+#include "storeio.h"
+#include "vmlock.h"
+#include "vmstate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[512];
+static struct store st;
+
+static int run(const char *cmd)
+{
+    int r = system(cmd);
+    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+static bool open_store(const char *name)
+{
+    char path[PATH_MAX + 64], cmd[3 * PATH_MAX], msg[MSG_MAX];
+    const char *top = getenv("TOP_SRCDIR");
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(cmd, sizeof(cmd), "'%s/scripts/make-sample-store' '%s' >/dev/null", top ? top : ".",
+             path);
+    if (run(cmd) != 0)
+        return false;
+    vmstate_reset();
+    return store_check(&st, path, msg, sizeof(msg)) == 0 &&
+           qimg_find(NULL, st.qemu_img, sizeof(st.qemu_img), msg, sizeof(msg)) == 0 &&
+           store_prepare_meta(&st, msg, sizeof(msg)) == 0;
+}
+
+static const char *current(void)
+{
+    static char snap[NAME_MAX_LEN + 1];
+    if (store_current_snapshot(&st, "web1", snap, sizeof(snap)) < 0)
+        strcpy(snap, "(none)");
+    return snap;
+}
+
+/* Guest data of web1's active image, through its whole chain. */
+static bool reads(const char *pattern_args)
+{
+    char cmd[2 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "qemu-io -r -f qcow2 %s '%s/web1/disks/vda.qcow2' >/dev/null 2>&1",
+             pattern_args, st.root);
+    return run(cmd) == 0;
+}
+
+static bool snap_exists(const char *vm, const char *snap)
+{
+    return store_snap_exists(&st, vm, snap);
+}
+
+static void test_operations(void)
+{
+    struct snap_ctx c = { .s = &st };
+    char msg[MSG_MAX];
+    CHECK(open_store("ops"));
+    CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), 0);
+    CHECK_STR(current(), "s1");
+    CHECK(reads("-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M' -c 'read -P 0x33 8M 1M'"));
+    CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), -EEXIST);
+    CHECK_INT(snapshot_take(&c, "web1", ".hidden", msg, sizeof(msg)), -EINVAL);
+    CHECK_INT(snapshot_take(&c, "web1", "a/b", msg, sizeof(msg)), -EINVAL);
+    CHECK_INT(snapshot_take(&c, "nosuchvm", "s", msg, sizeof(msg)), -ENOENT);
+
+    CHECK_INT(snapshot_rename(&c, "web1", "s1", "s2", msg, sizeof(msg)), 0);
+    CHECK_STR(current(), "s2");
+    CHECK(!snap_exists("web1", "s1") && snap_exists("web1", "s2"));
+    CHECK_INT(snapshot_rename(&c, "web1", "s2", "installed", msg, sizeof(msg)), -EEXIST);
+    CHECK_INT(snapshot_rename(&c, "web1", "s2", "-x", msg, sizeof(msg)), -EINVAL);
+    CHECK_INT(snapshot_rename(&c, "web1", "nope", "x", msg, sizeof(msg)), -ENOENT);
+    CHECK(reads("-c 'read -P 0x33 8M 1M'"));
+
+    CHECK_INT(snapshot_revert(&c, "web1", "installed", msg, sizeof(msg)), 0);
+    CHECK_STR(current(), "installed");
+    CHECK(reads("-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M' -c 'read -P 0 8M 1M'"));
+    CHECK_INT(snapshot_revert(&c, "web1", "nope", msg, sizeof(msg)), -ENOENT);
+
+    /* db1 has two disks and no snapshots: both are taken as one unit. */
+    CHECK_INT(snapshot_take(&c, "db1", "first", msg, sizeof(msg)), 0);
+    char path[2 * PATH_MAX];
+    snprintf(path, sizeof(path), "%s/db1/snapshots/first/vdb.qcow2", st.root);
+    CHECK(storeio_exists(&st, path));
+    CHECK_INT(journal_pending(&st), 0);
+    store_close(&st);
+}
+
+static void test_busy(void)
+{
+    struct snap_ctx c = { .s = &st };
+    char msg[MSG_MAX], path[2 * PATH_MAX];
+    CHECK(open_store("busy"));
+    /* A qemu holding the image: a read lock on one of its lock bytes. */
+    snprintf(path, sizeof(path), "%s/web1/disks/vda.qcow2", st.root);
+    int fd = open(path, O_RDONLY);
+    struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 100, .l_len = 1 };
+    CHECK(fd >= 0 && fcntl(fd, F_OFD_SETLK, &fl) == 0);
+    CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), -EBUSY);
+    CHECK(strstr(msg, "vda.qcow2") != NULL);
+    CHECK_INT(snapshot_revert(&c, "web1", "installed", msg, sizeof(msg)), -EBUSY);
+    CHECK_INT(snapshot_rename(&c, "web1", "configured", "c2", msg, sizeof(msg)), -EBUSY);
+    CHECK(!snap_exists("web1", "s1") && snap_exists("web1", "configured"));
+    close(fd);
+    /* A handle open for writing through the mount. */
+    vmstate_writer_add("web1", "vda");
+    CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), -EBUSY);
+    vmstate_writer_remove("web1", "vda");
+    CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), 0);
+    CHECK_INT(journal_pending(&st), 0);
+    store_close(&st);
+}
+
+static bool always(void *arg)
+{
+    (void)arg;
+    return true;
+}
+
+static void test_locks(void)
+{
+    char msg[MSG_MAX];
+    CHECK(open_store("locks"));
+    struct vmlock a, b, w;
+    CHECK_INT(vmlock_acquire(&st, "web1", false, NULL, NULL, &a, msg, sizeof(msg)), 0);
+    /* A second holder (another thread, another daemon) must wait... */
+    CHECK_INT(vmlock_acquire(&st, "web1", true, NULL, NULL, &b, msg, sizeof(msg)), -EBUSY);
+    CHECK_INT(vmlock_acquire(&st, "web1", false, always, NULL, &b, msg, sizeof(msg)), -EINTR);
+    /* ...but other VMs go on, and the whole store is taken only when free. */
+    CHECK_INT(vmlock_acquire(&st, "db1", true, NULL, NULL, &b, msg, sizeof(msg)), 0);
+    CHECK_INT(vmlock_acquire(&st, NULL, true, NULL, NULL, &w, msg, sizeof(msg)), -EBUSY);
+    vmlock_release(&a);
+    vmlock_release(&b);
+    CHECK_INT(vmlock_acquire(&st, NULL, true, NULL, NULL, &w, msg, sizeof(msg)), 0);
+    vmlock_release(&w);
+    CHECK_INT(vmlock_acquire(&st, "../x", true, NULL, NULL, &w, msg, sizeof(msg)), -EINVAL);
+    store_close(&st);
+}
+
+/* A child takes a snapshot and dies at point n; returns its exit status. */
+static int crash_take_at(int n)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char at[32];
+        snprintf(at, sizeof(at), "take:%d", n);
+        setenv("VMSTOREFS_CRASH_AT", at, 1);
+        struct snap_ctx c = { .s = &st };
+        char msg[MSG_MAX];
+        _exit(snapshot_take(&c, "db1", "s", msg, sizeof(msg)) == 0 ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_crash(void)
+{
+    char msg[MSG_MAX], tmp[4 * PATH_MAX];
+    int points = 0;
+    for (int n = 1; n < 40; n++) {
+        CHECK(open_store("crash"));
+        int status = crash_take_at(n);
+        if (status == 0) {
+            store_close(&st);
+            snprintf(tmp, sizeof(tmp), "rm -rf '%s/crash'", dir);
+            run(tmp);
+            break;
+        }
+        points++;
+        CHECK_INT(status, 99);
+        /* The last point comes after the record is gone. */
+        int pending = journal_pending(&st);
+        CHECK(pending == 1 || pending == 0);
+        CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), pending);
+        CHECK_INT(journal_pending(&st), 0);
+        /* Before the commit: as before; after it: as after. Never half. */
+        bool taken = store_snap_exists(&st, "db1", "s");
+        char cur[NAME_MAX_LEN + 1] = "";
+        store_current_snapshot(&st, "db1", cur, sizeof(cur));
+        CHECK_STR(cur, taken ? "s" : "");
+        snprintf(tmp, sizeof(tmp),
+                 "qemu-io -r -f qcow2 -c 'read -P 0x44 0 2M' '%s/db1/disks/vda.qcow2' >/dev/null "
+                 "&& qemu-io -r -f qcow2 -c 'read -P 0x55 0 1M' '%s/db1/disks/vdb.qcow2' "
+                 ">/dev/null && [ -z \"$(ls -A '%s/.vmstorefs/tmp')\" ]",
+                 st.root, st.root, st.root);
+        CHECK_INT(run(tmp), 0);
+        store_close(&st);
+        snprintf(tmp, sizeof(tmp), "rm -rf '%s/crash'", dir);
+        run(tmp);
+    }
+    /* record, snapshot.xml, two overlays, domain.xml, commit, steps, done */
+    CHECK(points >= 10);
+    fprintf(stderr, "take of a 2-disk VM has %d crash points\n", points);
+}
+
+int main(void)
+{
+    if (run("command -v qemu-img >/dev/null && command -v qemu-io >/dev/null") != 0)
+        return 77;
+    const char *t = getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/vmstorefs-snap.XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(dir))
+        return 1;
+    log_init("test_snapshot", true);
+    test_operations();
+    test_busy();
+    test_locks();
+    test_crash();
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    run(cmd);
+    CHECK_DONE();
+}
