@@ -24,9 +24,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Through the log, so a store path with a newline or ESC in it is
+ * escaped here too: still one line. */
 static int fail(const char *msg)
 {
-    fprintf(stderr, "vmstorefs: %s\n", msg);
+    log_msg(LOG_ERR, "%s", msg);
     return 1;
 }
 
