@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "opts.h"
 
 #include <errno.h>

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "store.h"
 
 #include "log.h"

@@ -2,6 +2,8 @@
  *
  * opts_parse cuts -o lists in place, so every argument is a writable
  * copy (struct args below), never a string literal. */
+#include "config.h"
+
 #include "check.h"
 #include "opts.h"
 
