@@ -1,4 +1,6 @@
 /* INTERIM (replaced by the header-reading chain.c): qemu-img info. */
+#include "config.h"
+
 #include "chain.h"
 
 #include "qimg.h"

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "domxml.h"
 
 #include "xmlsafe.h"

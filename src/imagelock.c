@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "imagelock.h"
 
 #include <errno.h>

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "jobs.h"
 
 #include "names.h"

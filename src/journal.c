@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "journal.h"
 
 #include "chain.h"
@@ -234,7 +236,8 @@ static int run_rebase(const struct store *s, const struct jstep *st, char *msg, 
     }
     close(fd);
     struct qimg_argv a;
-    qimg_argv_rebase_unsafe(&a, s->qemu_img, st->a, st->b, st->fmt);
+    if ((r = qimg_argv_rebase_unsafe(&a, s->qemu_img, st->a, st->b, st->fmt)) < 0)
+        return r;
     struct spawn_result res;
     r = spawn_run(a.v, REBASE_TIMEOUT, &res);
     if (r < 0) {

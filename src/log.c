@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "log.h"
 
 #include <pthread.h>
@@ -18,17 +20,49 @@ void log_init(const char *ident, bool to_stderr)
         openlog(ident, LOG_PID, LOG_DAEMON);
 }
 
+size_t log_escape(const char *in, char *out, size_t outsz)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (; *in; in++) {
+        unsigned char c = (unsigned char)*in;
+        char esc[5];
+        size_t n = 0;
+        if (c == '\\' || c == '\n' || c == '\t' || c == '\r') {
+            esc[n++] = '\\';
+            esc[n++] = c == '\n' ? 'n' : c == '\t' ? 't' : c == '\r' ? 'r' : '\\';
+        } else if (c < 0x20 || c == 0x7f) {
+            esc[n++] = '\\';
+            esc[n++] = 'x';
+            esc[n++] = hex[c >> 4];
+            esc[n++] = hex[c & 15];
+        } else {
+            esc[n++] = (char)c;
+        }
+        /* Whole escapes only: a cut one would read as something else. */
+        if (o + n >= outsz)
+            break;
+        memcpy(out + o, esc, n);
+        o += n;
+    }
+    if (outsz)
+        out[o] = '\0';
+    return o;
+}
+
+/* Every line is escaped here, after formatting, so no caller can forget:
+ * a store name with a newline cannot forge a second log line, and one
+ * with ESC cannot drive the terminal or a syslog viewer. */
+static void vlog(int prio, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void vlog(int prio, const char *fmt, va_list ap)
 {
-    if (use_stderr) {
-        flockfile(stderr);
-        fprintf(stderr, "%s: ", log_ident);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
-        funlockfile(stderr);
-    } else {
-        vsyslog(prio, fmt, ap);
-    }
+    char raw[2 * MSG_MAX], line[2 * MSG_MAX];
+    vsnprintf(raw, sizeof(raw), fmt, ap);
+    log_escape(raw, line, sizeof(line));
+    if (use_stderr)
+        fprintf(stderr, "%s: %s\n", log_ident, line);
+    else
+        syslog(prio, "%s", line);
 }
 
 void log_msg(int prio, const char *fmt, ...)

@@ -7,14 +7,19 @@
 #ifndef VMSTOREFS_LOG_H
 #define VMSTOREFS_LOG_H
 
-#include <stdbool.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <syslog.h>
 
 /* Room for a path and a sentence about it: every message buffer. */
 #define MSG_MAX (2 * PATH_MAX)
 
 void log_init(const char *ident, bool to_stderr);
+/* Copies IN to OUT with every control byte (below 0x20, and 0x7f) and
+ * backslash made visible: \n \t \r \\ and \xHH. Truncates at a whole
+ * escape; returns the length written. Every log line goes through it. */
+size_t log_escape(const char *in, char *out, size_t outsz);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Logs only the first time this subject (the broken thing, a path) is
  * reported for this reason: a changed reason logs again. */

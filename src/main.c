@@ -22,12 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Through the log, so a store path with a newline or ESC in it is
+ * escaped here too: still one line. */
 static int fail(const char *msg)
 {
-    fprintf(stderr, "vmstorefs: %s\n", msg);
+    log_msg(LOG_ERR, "%s", msg);
     return 1;
 }
 
@@ -99,6 +102,18 @@ static int build_args(struct fuse_args *args, const struct opts *o, const struct
     return 0;
 }
 
+/* The flags libfuse 3.14 cannot pass (relatime, nodiratime, lazytime...):
+ * a remount with every flag the options name, since a remount replaces
+ * them all. Root only, as mounting without fusermount3 is. */
+static int apply_remount(const struct opts *o, const char *mountpoint, char *msg, size_t msgsz)
+{
+    if (!o->remount || mount(NULL, mountpoint, NULL, MS_REMOUNT | o->mount_flags, NULL) == 0)
+        return 0;
+    snprintf(msg, msgsz, "cannot apply the mount options on %s: %s", mountpoint,
+             strerror(errno));
+    return -1;
+}
+
 static int serve(struct fuse *fuse, const struct opts *o)
 {
     if (o->single_thread)
@@ -129,6 +144,10 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         return fail(msg);
     }
     int status = 1;
+    if (apply_remount(o, mountpoint, msg, sizeof(msg)) < 0) {
+        fail(msg);
+        goto out;
+    }
     if (!o->read_only && store_prepare_meta(&vfs->store, msg, sizeof(msg)) < 0) {
         fail(msg);
         goto out;

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "mountcheck.h"
 
 #include <stdlib.h>

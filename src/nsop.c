@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "nsop.h"
 
 #include "vmstate.h"

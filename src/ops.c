@@ -7,6 +7,8 @@
  * path is always seen (no stale pages to invalidate). A sequential reader
  * of either gets a streamer that keeps the disk reading ahead of it
  * (readahead.h). */
+#include "config.h"
+
 #include "ops.h"
 
 #include <fuse_lowlevel.h>

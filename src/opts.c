@@ -1,9 +1,12 @@
+#include "config.h"
+
 #include "opts.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 
 /* Owned by mount(8) or mount.fuse3; meaningless to the daemon. */
 static const char *const fstab_only[] = {
@@ -11,15 +14,57 @@ static const char *const fstab_only[] = {
     "users",    "nouser",  "owner",  "comment", NULL,
 };
 
-/* Passed to libfuse's mount unchanged: the words libfuse 3 itself
- * accepts (lib/mount.c). relatime & co. are not among them. */
+/* Passed to libfuse's mount unchanged: FUSE options, not flags. */
 static const char *const mount_words[] = {
-    "rw",           "ro",          "suid",       "nosuid",
-    "dev",          "nodev",       "exec",       "noexec",
-    "async",        "sync",        "dirsync",    "atime",
-    "noatime",      "allow_other", "allow_root", "default_permissions",
-    "auto_unmount", NULL,
+    "allow_other", "allow_root", "default_permissions", "auto_unmount", NULL,
 };
+
+/* The generic flags mount(8) accepts, as mount(2) flags. libfuse 3.14
+ * (lib/mount.c) knows only the first group and refuses the rest, which
+ * fstab lines carry all the time (relatime, nodiratime...): those are not
+ * passed to libfuse but applied by a remount once the mount exists. The
+ * atime words exclude one another, last one wins, as in mount(8). */
+struct mount_flag {
+    const char *word;
+    unsigned long set, clear;
+    bool libfuse; /* libfuse 3.14 handles it itself */
+};
+#define ATIME_MODES (MS_NOATIME | MS_RELATIME | MS_STRICTATIME)
+static const struct mount_flag mount_flags[] = {
+    { "rw", 0, MS_RDONLY, true },
+    { "ro", MS_RDONLY, 0, true },
+    { "suid", 0, MS_NOSUID, true },
+    { "nosuid", MS_NOSUID, 0, true },
+    { "dev", 0, MS_NODEV, true },
+    { "nodev", MS_NODEV, 0, true },
+    { "exec", 0, MS_NOEXEC, true },
+    { "noexec", MS_NOEXEC, 0, true },
+    { "async", 0, MS_SYNCHRONOUS, true },
+    { "sync", MS_SYNCHRONOUS, 0, true },
+    { "dirsync", MS_DIRSYNC, 0, true },
+    /* "atime" only undoes noatime: the kernel's default (relatime) stays */
+    { "atime", 0, MS_NOATIME, true },
+    { "noatime", MS_NOATIME, ATIME_MODES, true },
+    { "relatime", MS_RELATIME, ATIME_MODES, false },
+    { "norelatime", 0, MS_RELATIME, false },
+    { "strictatime", MS_STRICTATIME, ATIME_MODES, false },
+    { "nostrictatime", 0, MS_STRICTATIME, false },
+    { "diratime", 0, MS_NODIRATIME, false },
+    { "nodiratime", MS_NODIRATIME, 0, false },
+    { "lazytime", MS_LAZYTIME, 0, false },
+    { "nolazytime", 0, MS_LAZYTIME, false },
+    { "symfollow", 0, MS_NOSYMFOLLOW, false },
+    { "nosymfollow", MS_NOSYMFOLLOW, 0, false },
+    { NULL, 0, 0, false },
+};
+
+static const struct mount_flag *find_flag(const char *word)
+{
+    for (const struct mount_flag *f = mount_flags; f->word; f++)
+        if (strcmp(word, f->word) == 0)
+            return f;
+    return NULL;
+}
 /* We set fsname and subtype ourselves; mount helpers may pass them too. */
 static const char *const ignored_keys[] = { "fsname=", "subtype=", NULL };
 
@@ -56,6 +101,7 @@ static int append_mount_opt(struct opts *o, const char *word, char *msg, size_t 
  * caller's (writable) copy, which lives as long as argv does. */
 static int one_option(struct opts *o, char *word, char *msg, size_t msgsz)
 {
+    const struct mount_flag *flag;
     if (!*word)
         return 0;
     if (strcmp(word, "foreground") == 0)
@@ -73,11 +119,15 @@ static int one_option(struct opts *o, char *word, char *msg, size_t msgsz)
     } else if (in_list(word, fstab_only) || strncmp(word, "x-", 2) == 0 ||
                strncmp(word, "comment=", 8) == 0 || has_prefix(word, ignored_keys))
         return 0;
-    else if (in_list(word, mount_words)) {
-        if (strcmp(word, "ro") == 0)
-            o->read_only = true;
-        else if (strcmp(word, "rw") == 0)
-            o->read_only = false;
+    else if (in_list(word, mount_words))
+        return append_mount_opt(o, word, msg, msgsz);
+    else if ((flag = find_flag(word)) != NULL) {
+        o->mount_flags = (o->mount_flags & ~flag->clear & ~flag->set) | flag->set;
+        o->read_only = (o->mount_flags & MS_RDONLY) != 0;
+        if (!flag->libfuse) {
+            o->remount = true;
+            return 0;
+        }
         return append_mount_opt(o, word, msg, msgsz);
     } else {
         snprintf(msg, msgsz, "unknown option '%s' (see vmstorefs --help)", word);
@@ -119,6 +169,7 @@ static int flag(struct opts *o, const char *arg, char *msg, size_t msgsz)
 int opts_parse(int argc, char **argv, struct opts *o, char *msg, size_t msgsz)
 {
     memset(o, 0, sizeof(*o));
+    o->mount_flags = MS_NOSUID | MS_NODEV; /* libfuse's own default */
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         char *a = argv[i];
@@ -181,9 +232,11 @@ void opts_usage(const char *prog, bool full)
            "  -V, --version          show the version\n"
            "\n"
            "Mount options passed to the kernel: allow_other, allow_root, auto_unmount,\n"
-           "ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, sync, async, dirsync.\n"
+           "ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, [no]diratime, [no]relatime,\n"
+           "[no]strictatime, [no]lazytime, [no]symfollow, sync, async, dirsync.\n"
            "Accepted and ignored (fstab): defaults, _netdev, nofail, auto, noauto, user,\n"
            "users, nouser, owner, comment, comment=*, x-*. Any other option is an error.\n"
+           "atime only undoes noatime: the kernel's default, relatime, stays.\n"
            "default_permissions is always on: the kernel checks access against the\n"
            "owners and modes the mount shows. With ro nothing is created or changed in\n"
            "the store.\n"

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "qcow2hdr.h"
 
 #include <errno.h>

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "qimg.h"
 
 #include "spawn.h"
@@ -14,113 +16,134 @@
 static void argv_start(struct qimg_argv *a, const char *qemu_img, const char *verb)
 {
     a->n = 0;
+    a->overflow = false;
     a->v[a->n++] = qemu_img;
     a->v[a->n++] = verb;
-}
-
-static void argv_add(struct qimg_argv *a, const char *arg)
-{
-    if (a->n < QIMG_ARGV_MAX - 1)
-        a->v[a->n++] = arg;
     a->v[a->n] = NULL;
 }
 
-void qimg_argv_info(struct qimg_argv *a, const char *qemu_img, const char *image, bool chain)
+/* A dropped argument changes what qemu-img does (a missing -F makes it
+ * probe the backing format): past the limit the whole vector is marked
+ * and refused, never run short. */
+int qimg_argv_add(struct qimg_argv *a, const char *arg)
+{
+    if (a->overflow || a->n >= QIMG_ARGV_MAX - 1) {
+        a->overflow = true;
+        return -E2BIG;
+    }
+    a->v[a->n++] = arg;
+    a->v[a->n] = NULL;
+    return 0;
+}
+
+static int argv_done(const struct qimg_argv *a)
+{
+    return a->overflow ? -E2BIG : 0;
+}
+
+int qimg_argv_info(struct qimg_argv *a, const char *qemu_img, const char *image, bool chain)
 {
     argv_start(a, qemu_img, "info");
     /* -U: inspecting must work while a running qemu holds the image lock,
      * and must never take a lock that would make that qemu fail. */
-    argv_add(a, "-U");
-    argv_add(a, "--output=json");
+    qimg_argv_add(a, "-U");
+    qimg_argv_add(a, "--output=json");
     if (chain)
-        argv_add(a, "--backing-chain");
-    argv_add(a, image);
+        qimg_argv_add(a, "--backing-chain");
+    qimg_argv_add(a, image);
+    return argv_done(a);
 }
 
-void qimg_argv_create_overlay(struct qimg_argv *a, const char *qemu_img, const char *image,
+int qimg_argv_create_overlay(struct qimg_argv *a, const char *qemu_img, const char *image,
                               const char *backing, const char *backing_fmt)
 {
     argv_start(a, qemu_img, "create");
-    argv_add(a, "-q");
-    argv_add(a, "-f");
-    argv_add(a, "qcow2");
-    argv_add(a, "-b");
-    argv_add(a, backing);
+    qimg_argv_add(a, "-q");
+    qimg_argv_add(a, "-f");
+    qimg_argv_add(a, "qcow2");
+    qimg_argv_add(a, "-b");
+    qimg_argv_add(a, backing);
     /* Always record the backing format: without it qemu would probe, and a
      * guest could turn a raw disk into something that reads host files. */
-    argv_add(a, "-F");
-    argv_add(a, backing_fmt);
-    argv_add(a, image);
+    qimg_argv_add(a, "-F");
+    qimg_argv_add(a, backing_fmt);
+    qimg_argv_add(a, image);
+    return argv_done(a);
 }
 
-void qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *src,
+int qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *src,
                        const char *src_fmt, const char *dst)
 {
     argv_start(a, qemu_img, "convert");
-    argv_add(a, "-q");
-    argv_add(a, "-f");
-    argv_add(a, src_fmt);
-    argv_add(a, "-O");
-    argv_add(a, "qcow2");
-    argv_add(a, src);
-    argv_add(a, dst);
+    qimg_argv_add(a, "-q");
+    qimg_argv_add(a, "-f");
+    qimg_argv_add(a, src_fmt);
+    qimg_argv_add(a, "-O");
+    qimg_argv_add(a, "qcow2");
+    qimg_argv_add(a, src);
+    qimg_argv_add(a, dst);
+    return argv_done(a);
 }
 
-void qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
+int qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
                       const char *backing, const char *backing_fmt)
 {
     argv_start(a, qemu_img, "rebase");
-    argv_add(a, "-q");
-    argv_add(a, "-f");
-    argv_add(a, "qcow2");
-    argv_add(a, "-b");
-    argv_add(a, backing);
+    qimg_argv_add(a, "-q");
+    qimg_argv_add(a, "-f");
+    qimg_argv_add(a, "qcow2");
+    qimg_argv_add(a, "-b");
+    qimg_argv_add(a, backing);
     if (backing[0] != '\0') {
-        argv_add(a, "-F");
-        argv_add(a, backing_fmt);
+        qimg_argv_add(a, "-F");
+        qimg_argv_add(a, backing_fmt);
     }
-    argv_add(a, image);
+    qimg_argv_add(a, image);
+    return argv_done(a);
 }
 
-void qimg_argv_rebase_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
+int qimg_argv_rebase_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
                              const char *backing, const char *backing_fmt)
 {
     argv_start(a, qemu_img, "rebase");
-    argv_add(a, "-q");
-    argv_add(a, "-u");
-    argv_add(a, "-f");
-    argv_add(a, "qcow2");
-    argv_add(a, "-b");
-    argv_add(a, backing);
-    argv_add(a, "-F");
-    argv_add(a, backing_fmt);
-    argv_add(a, image);
+    qimg_argv_add(a, "-q");
+    qimg_argv_add(a, "-u");
+    qimg_argv_add(a, "-f");
+    qimg_argv_add(a, "qcow2");
+    qimg_argv_add(a, "-b");
+    qimg_argv_add(a, backing);
+    qimg_argv_add(a, "-F");
+    qimg_argv_add(a, backing_fmt);
+    qimg_argv_add(a, image);
+    return argv_done(a);
 }
 
-void qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
+int qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
                              const char *backing, const char *backing_fmt, const char *size)
 {
     argv_start(a, qemu_img, "create");
-    argv_add(a, "-q");
-    argv_add(a, "-f");
-    argv_add(a, "qcow2");
-    argv_add(a, "-u");
-    argv_add(a, "-b");
-    argv_add(a, backing);
-    argv_add(a, "-F");
-    argv_add(a, backing_fmt);
-    argv_add(a, image);
-    argv_add(a, size);
+    qimg_argv_add(a, "-q");
+    qimg_argv_add(a, "-f");
+    qimg_argv_add(a, "qcow2");
+    qimg_argv_add(a, "-u");
+    qimg_argv_add(a, "-b");
+    qimg_argv_add(a, backing);
+    qimg_argv_add(a, "-F");
+    qimg_argv_add(a, backing_fmt);
+    qimg_argv_add(a, image);
+    qimg_argv_add(a, size);
+    return argv_done(a);
 }
 
-void qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image)
+int qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image)
 {
     argv_start(a, qemu_img, "commit");
-    argv_add(a, "-q");
-    argv_add(a, "-f");
-    argv_add(a, "qcow2");
-    argv_add(a, "-d");
-    argv_add(a, image);
+    qimg_argv_add(a, "-q");
+    qimg_argv_add(a, "-f");
+    qimg_argv_add(a, "qcow2");
+    qimg_argv_add(a, "-d");
+    qimg_argv_add(a, image);
+    return argv_done(a);
 }
 
 /* ---- JSON ---- */
@@ -326,9 +349,14 @@ int qimg_info(const char *qemu_img, const char *image, struct qimg_info *out, ch
               size_t msgsz)
 {
     struct qimg_argv a;
-    qimg_argv_info(&a, qemu_img, image, false);
+    int r = qimg_argv_info(&a, qemu_img, image, false);
+    if (r < 0) {
+        snprintf(msg, msgsz, "qemu-img info: too many arguments");
+        memset(out, 0, sizeof(*out));
+        return r;
+    }
     struct spawn_result res;
-    int r = spawn_run(a.v, QIMG_INFO_TIMEOUT, &res);
+    r = spawn_run(a.v, QIMG_INFO_TIMEOUT, &res);
     if (r == 0) {
         r = qimg_parse_info(res.out, out, msg, msgsz);
     } else {

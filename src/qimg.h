@@ -34,34 +34,42 @@ void qimg_chain_free(struct qimg_info *chain, size_t count);
 
 #define QIMG_ARGV_MAX 24
 struct qimg_argv {
-    const char *v[QIMG_ARGV_MAX];
+    const char *v[QIMG_ARGV_MAX]; /* NULL-terminated */
     int n;
+    bool overflow; /* an argument did not fit: the vector must not run */
 };
 
+/* The builders below return 0, or -E2BIG when an argument did not fit
+ * (then the vector is marked and must not be run). */
+
+/* Appends ARG: 0, or -E2BIG past QIMG_ARGV_MAX - 1 arguments (and every
+ * call after that), with a->overflow set. */
+int qimg_argv_add(struct qimg_argv *a, const char *arg);
+
 /* qemu-img info -U --output=json [--backing-chain] IMAGE */
-void qimg_argv_info(struct qimg_argv *a, const char *qemu_img, const char *image, bool chain);
+int qimg_argv_info(struct qimg_argv *a, const char *qemu_img, const char *image, bool chain);
 /* qemu-img create -f qcow2 -b BACKING -F FMT IMAGE: an empty overlay. */
-void qimg_argv_create_overlay(struct qimg_argv *a, const char *qemu_img, const char *image,
+int qimg_argv_create_overlay(struct qimg_argv *a, const char *qemu_img, const char *image,
                               const char *backing, const char *backing_fmt);
 /* qemu-img convert -f FMT -O qcow2 SRC DST: a collapsed, standalone copy. */
-void qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *src,
+int qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *src,
                        const char *src_fmt, const char *dst);
 /* qemu-img rebase -f qcow2 -b BACKING -F FMT IMAGE (safe mode: data is
  * copied so the image reads the same); BACKING "" makes it standalone. */
-void qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
+int qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
                       const char *backing, const char *backing_fmt);
 /* qemu-img rebase -u -f qcow2 -b BACKING -F FMT IMAGE: only the name and
  * format in IMAGE's header change (the data must already be the same). */
-void qimg_argv_rebase_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
+int qimg_argv_rebase_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
                              const char *backing, const char *backing_fmt);
 /* qemu-img create -q -f qcow2 -u -b BACKING -F FMT IMAGE SIZE: an empty
  * overlay whose backing name is written as given without being opened
  * (a relative name is relative to where IMAGE will finally stand). */
-void qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
+int qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
                              const char *backing, const char *backing_fmt, const char *size);
 /* qemu-img commit -f qcow2 -d IMAGE: write IMAGE's data into its backing
  * file, leaving IMAGE in place (the caller decides what replaces it). */
-void qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image);
+int qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image);
 
 /* Finds qemu-img: `configured` if given (must be executable), otherwise
  * the first qemu-img in $PATH; checks that `qemu-img --version` runs.

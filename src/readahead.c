@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "readahead.h"
 
 #include <errno.h>

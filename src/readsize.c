@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "readsize.h"
 
 #include <fcntl.h>

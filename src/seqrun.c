@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "seqrun.h"
 
 #include <string.h>

@@ -6,6 +6,8 @@
  * chains, the snapshots' <domain> chains and <disks> sources) and the
  * children's <parent> are rewritten. No data moves: the cost is a few
  * header and XML writes, whatever the disks' sizes. */
+#include "config.h"
+
 #include "snapshot.h"
 
 #include "log.h"

@@ -6,6 +6,8 @@
  * active sources and chains; disks S does not cover stay as they are and
  * stay attached. S's snapshot.xml records the new overlays as where its
  * changes now go. */
+#include "config.h"
+
 #include "snapshot.h"
 
 #include "log.h"

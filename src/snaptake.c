@@ -7,6 +7,8 @@
  * takes its place at disks/<dev>.qcow2, the path the definition names,
  * so a VM defined from domain.xml keeps working. The moved image's
  * relative backing name is rewritten for its new directory. */
+#include "config.h"
+
 #include "snapshot.h"
 
 #include "log.h"

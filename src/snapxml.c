@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "snapxml.h"
 
 #include "xmlsafe.h"

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "spawn.h"
 
 #include <errno.h>
@@ -128,16 +130,18 @@ static void collect(struct capture *out, struct capture *err, pid_t pid, int64_t
 }
 
 /* A child may close its output and keep running: the deadline holds
- * until it has exited, not just until its pipes are closed. */
-static int reap(pid_t pid, int64_t deadline, struct spawn_result *res)
+ * until it has exited, not just until its pipes are closed. A failed
+ * waitpid (ECHILD when the process ignores SIGCHLD and the kernel reaped
+ * the child) is an error: we never learnt how the child ended, and
+ * "exit 0" would pass a failed qemu-img for a successful one. */
+static int reap(pid_t pid, int64_t deadline, struct spawn_result *res, int *status)
 {
-    int status = 0;
     for (;;) {
-        pid_t w = waitpid(pid, &status, (deadline && !res->timed_out) ? WNOHANG : 0);
+        pid_t w = waitpid(pid, status, (deadline && !res->timed_out) ? WNOHANG : 0);
         if (w == pid)
-            return status;
+            return 0;
         if (w < 0 && errno != EINTR)
-            return status;
+            return -errno;
         if (w == 0) {
             if (now_ms() >= deadline)
                 kill_child(pid, res);
@@ -188,11 +192,14 @@ int spawn_run(const char *const argv[], unsigned timeout_sec, struct spawn_resul
     collect(&out, &err, pid, deadline, res);
     close(po[0]);
     close(pe[0]);
-    int status = reap(pid, deadline, res);
+    int status = 0;
+    int reaped = reap(pid, deadline, res, &status);
     res->out = out.buf;
     res->out_len = out.len;
     res->err = err.buf;
     res->err_len = err.len;
+    if (reaped < 0)
+        return reaped;
     if (WIFEXITED(status))
         res->exit_code = WEXITSTATUS(status);
     else if (WIFSIGNALED(status))

@@ -27,7 +27,8 @@ struct spawn_result {
 /* Runs argv and waits for it. Returns 0 when the child exited with status
  * 0; -EIO when it exited non-zero or was killed by a signal; -ETIMEDOUT
  * when it ran past timeout_sec (0 = no limit); another -errno when it could
- * not be started (-EINVAL for a relative argv[0]). res is always filled and
+ * not be started (-EINVAL for a relative argv[0]) or its end could not be
+ * learnt (-ECHILD when SIGCHLD is ignored: never taken for success). res is always filled and
  * must be released with spawn_result_free(). */
 int spawn_run(const char *const argv[], unsigned timeout_sec, struct spawn_result *res);
 void spawn_result_free(struct spawn_result *res);

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "store.h"
 
 #include "log.h"
@@ -207,22 +209,134 @@ static int write_format(const struct store *s, int metafd, char *msg, size_t msg
     return 0;
 }
 
+static const char *const meta_subdirs[] = { "journal", "tmp", "locks" };
+enum { META_SUBDIRS = sizeof(meta_subdirs) / sizeof(meta_subdirs[0]) };
+
+/* A metadata directory the daemon writes in must be its own: a real
+ * directory (opened beneath the root, no links followed), owned by the
+ * daemon's euid, not writable by group or others. Anything else would let
+ * someone else choose where the journal writes, or plant what it reads
+ * back. -ENOENT (no message) when it is missing: the caller creates it. */
+static int check_meta_dir(const struct store *s, const char *rel, char *msg, size_t msgsz)
+{
+    char path[PATH_MAX];
+    if (fmt_path(path, sizeof(path), "%s/%s", s->root, rel) < 0)
+        return -ENAMETOOLONG;
+    int fd = store_open(s, path, O_RDONLY | O_DIRECTORY);
+    if (fd == -ENOENT)
+        return fd;
+    struct stat st;
+    int r = fd < 0 ? fd : fstat(fd, &st) < 0 ? -errno : 0;
+    if (fd >= 0)
+        close(fd);
+    const char *why = NULL;
+    char buf[96];
+    if (r == -ELOOP)
+        why = "is a symbolic link, not a directory";
+    else if (r == -ENOTDIR)
+        why = "is not a directory";
+    else if (r < 0)
+        why = strerror(-r);
+    else if (st.st_uid != geteuid()) {
+        snprintf(buf, sizeof(buf), "is owned by uid %u, not by the daemon's uid %u",
+                 (unsigned)st.st_uid, (unsigned)geteuid());
+        why = buf;
+        r = -EPERM;
+    } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(buf, sizeof(buf), "is writable by group or others (mode %04o)",
+                 (unsigned)(st.st_mode & 07777));
+        why = buf;
+        r = -EPERM;
+    }
+    if (why)
+        snprintf(msg, msgsz, "store metadata %s %s: refusing to mount", path, why);
+    return r;
+}
+
+/* Removes what create_meta made in the directory NAME beside the final
+ * one: only the names it creates, nothing else. */
+static void remove_aside(const struct store *s, const char *name)
+{
+    int fd = openat(s->rootfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        unlinkat(fd, "format.tmp", 0);
+        unlinkat(fd, "format", 0);
+        for (size_t i = 0; i < META_SUBDIRS; i++)
+            unlinkat(fd, meta_subdirs[i], AT_REMOVEDIR);
+        close(fd);
+    }
+    unlinkat(s->rootfd, name, AT_REMOVEDIR);
+}
+
+/* A first mount builds .vmstorefs complete under another name and renames
+ * it into place, so a failure half way (ENOSPC, no inodes) leaves no
+ * half-made .vmstorefs behind: what was made is removed. */
+static int create_meta(const struct store *s, char *msg, size_t msgsz)
+{
+    char name[64];
+    int r = -EEXIST;
+    for (unsigned i = 0; r == -EEXIST && i < 100; i++) {
+        snprintf(name, sizeof(name), "%s.new-%ld-%u", STORE_META_DIR, (long)getpid(), i);
+        r = mkdirat(s->rootfd, name, 0755) < 0 ? -errno : 0;
+    }
+    if (r < 0)
+        return meta_fail(msg, msgsz, s, "", -r);
+    int fd = openat(s->rootfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        r = meta_fail(msg, msgsz, s, "", errno);
+    for (size_t i = 0; r == 0 && i < META_SUBDIRS; i++)
+        if (mkdirat(fd, meta_subdirs[i], 0755) < 0)
+            r = meta_fail(msg, msgsz, s, meta_subdirs[i], errno);
+    if (r == 0)
+        r = write_format(s, fd, msg, msgsz);
+    if (r == 0 && fsync(fd) < 0)
+        r = meta_fail(msg, msgsz, s, "", errno);
+    if (fd >= 0)
+        close(fd);
+    /* NOREPLACE: another mount may have made it meanwhile; then theirs
+     * stands (and is checked like any other). */
+    if (r == 0 && renameat2(s->rootfd, name, s->rootfd, STORE_META_DIR, RENAME_NOREPLACE) == 0)
+        return 0;
+    int e = errno;
+    remove_aside(s, name);
+    return r < 0 ? r : e == EEXIST ? 0 : meta_fail(msg, msgsz, s, "", e);
+}
+
 int store_prepare_meta(const struct store *s, char *msg, size_t msgsz)
 {
-    static const char *const subdirs[] = { "journal", "tmp", "locks" };
+    int r = check_meta_dir(s, STORE_META_DIR, msg, msgsz);
+    if (r == -ENOENT)
+        r = create_meta(s, msg, msgsz);
+    if (r < 0)
+        return r;
+    /* Every part is checked before any missing one is made, so a store
+     * that is refused is left as it was. */
+    bool missing[META_SUBDIRS];
+    char rel[64];
+    for (size_t i = 0; i < META_SUBDIRS; i++) {
+        snprintf(rel, sizeof(rel), "%s/%s", STORE_META_DIR, meta_subdirs[i]);
+        r = check_meta_dir(s, rel, msg, msgsz);
+        if (r < 0 && r != -ENOENT)
+            return r;
+        missing[i] = r == -ENOENT;
+    }
     char path[PATH_MAX];
-    if (mkdirat(s->rootfd, STORE_META_DIR, 0755) < 0 && errno != EEXIST)
-        return meta_fail(msg, msgsz, s, "", errno);
     if (fmt_path(path, sizeof(path), "%s/%s", s->root, STORE_META_DIR) < 0)
         return -ENAMETOOLONG;
-    /* Beneath the root, no links: a .vmstorefs that is a symlink is refused. */
     int metafd = store_open(s, path, O_RDONLY | O_DIRECTORY);
     if (metafd < 0)
         return meta_fail(msg, msgsz, s, "", -metafd);
-    int r = 0;
-    for (size_t i = 0; r == 0 && i < sizeof(subdirs) / sizeof(subdirs[0]); i++)
-        if (mkdirat(metafd, subdirs[i], 0755) < 0 && errno != EEXIST)
-            r = meta_fail(msg, msgsz, s, subdirs[i], errno);
+    r = 0;
+    for (size_t i = 0; r == 0 && i < META_SUBDIRS; i++) {
+        if (!missing[i])
+            continue;
+        if (mkdirat(metafd, meta_subdirs[i], 0755) < 0 && errno != EEXIST) {
+            r = meta_fail(msg, msgsz, s, meta_subdirs[i], errno);
+        } else {
+            snprintf(rel, sizeof(rel), "%s/%s", STORE_META_DIR, meta_subdirs[i]);
+            r = check_meta_dir(s, rel, msg, msgsz);
+        }
+    }
     int version;
     if (r == 0)
         r = read_format(s, &version, msg, msgsz);

@@ -52,8 +52,13 @@ int store_open_read(const struct store *s, const char *path, char *msg, size_t m
 int store_lstat(const struct store *s, const char *path, struct stat *st);
 
 /* Creates STORE/.vmstorefs (format file, journal/, tmp/, locks/) when
- * missing. The format file is written to a temp name and renamed, so a
- * crash never leaves a half-written version. */
+ * missing, and checks what is there: .vmstorefs and each part must be a
+ * real directory beneath the root (no links), owned by the daemon's euid
+ * and not writable by group or others, else -ELOOP/-ENOTDIR/-EPERM with
+ * "... refusing to mount" in msg and nothing created. A first .vmstorefs
+ * is built under another name and renamed into place, so a failure half
+ * way (ENOSPC) leaves none behind. The format file is written to a temp
+ * name and renamed, so a crash never leaves a half-written version. */
 int store_prepare_meta(const struct store *s, char *msg, size_t msgsz);
 
 /* Path builders: return 0 or -ENAMETOOLONG. */

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "storeio.h"
 
 #include <dirent.h>

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "view.h"
 
 #include "domxml.h"

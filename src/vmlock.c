@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "vmlock.h"
 
 #include "names.h"

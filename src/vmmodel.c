@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "vmmodel.h"
 
 #include "domxml.h"
@@ -220,7 +222,8 @@ int vm_create_overlay(struct vm_model *m, struct journal *j, const char *name,
     char sz[32];
     snprintf(sz, sizeof(sz), "%llu", size);
     struct qimg_argv a;
-    qimg_argv_create_unsafe(&a, m->s->qemu_img, out, backing, "qcow2", sz);
+    if ((r = qimg_argv_create_unsafe(&a, m->s->qemu_img, out, backing, "qcow2", sz)) < 0)
+        return r;
     struct spawn_result res;
     r = spawn_run(a.v, CREATE_TIMEOUT, &res);
     if (r < 0) {

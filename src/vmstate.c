@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "vmstate.h"
 
 #include "names.h"

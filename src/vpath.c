@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "vpath.h"
 
 #include <errno.h>

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "xmledit.h"
 
 #include "xmlsafe.h"

@@ -1,3 +1,5 @@
+#include "config.h"
+
 #include "xmlsafe.h"
 
 #include <errno.h>

@@ -38,6 +38,19 @@ echo "vmstorefs-store 99" >"$S/.vmstorefs/format"
 bad "store of a newer format" "format 99, newer than this vmstorefs" "$VMSTOREFS" "$S" "$M" -f
 rm -r "$S/.vmstorefs"
 
+# Store metadata that is not the daemon's own (a link, or writable by
+# others) is refused before anything is written to it.
+mkdir -p "$S/.vmstorefs/tmp" "$S/.vmstorefs/locks" "$TMP/elsewhere"
+ln -s "$TMP/elsewhere" "$S/.vmstorefs/journal"
+bad "journal is a symbolic link" "$S/.vmstorefs/journal is a symbolic link, not a directory: refusing to mount" \
+    "$VMSTOREFS" "$S" "$M" -f
+[ -z "$(ls -A "$TMP/elsewhere")" ] || fail "something was written through the journal link"
+rm "$S/.vmstorefs/journal"
+mkdir -m 0777 "$S/.vmstorefs/journal"
+bad "journal writable by others" "journal is writable by group or others (mode 0777): refusing to mount" \
+    "$VMSTOREFS" "$S" "$M" -f
+rm -r "$S/.vmstorefs"
+
 # A second mount of the same store on the same mount point.
 mount_fs "$S" "$M"
 before=$(tree_state "$S")

@@ -1,4 +1,6 @@
 /* Unit tests for jobs: the registry behind `.jobs`. */
+#include "config.h"
+
 #include "check.h"
 #include "jobs.h"
 

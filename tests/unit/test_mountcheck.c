@@ -1,4 +1,6 @@
 /* Unit tests for mountcheck: finding a vmstorefs mount in mountinfo. */
+#include "config.h"
+
 #include "check.h"
 #include "mountcheck.h"
 

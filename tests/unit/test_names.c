@@ -1,4 +1,6 @@
 /* Unit tests for names: VM/snapshot names, device names, image file names. */
+#include "config.h"
+
 #include "check.h"
 #include "names.h"
 

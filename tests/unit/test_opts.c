@@ -2,6 +2,8 @@
  *
  * opts_parse cuts -o lists in place, so every argument is a writable
  * copy (struct args below), never a string literal. */
+#include "config.h"
+
 #include "check.h"
 #include "opts.h"
 
@@ -9,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 
 #define MAXARGS 16
 
@@ -175,6 +178,51 @@ static void test_mount_words(void)
     args_free(&a);
 }
 
+/* fstab's atime words and nosymfollow are accepted: not passed to
+ * libfuse 3.14 (which refuses them) but kept as flags for a remount. */
+static void test_remount_flags(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+    static const struct {
+        const char *words;
+        unsigned long flags;
+    } cases[] = {
+        { "relatime", MS_NOSUID | MS_NODEV | MS_RELATIME },
+        { "nodiratime", MS_NOSUID | MS_NODEV | MS_NODIRATIME },
+        { "strictatime", MS_NOSUID | MS_NODEV | MS_STRICTATIME },
+        { "lazytime", MS_NOSUID | MS_NODEV | MS_LAZYTIME },
+        { "nosymfollow", MS_NOSUID | MS_NODEV | MS_NOSYMFOLLOW },
+        { "noatime,relatime", MS_NOSUID | MS_NODEV | MS_RELATIME },
+        { "relatime,noatime", MS_NOSUID | MS_NODEV | MS_NOATIME },
+        { "ro,suid,relatime,nodiratime,diratime", MS_RDONLY | MS_NODEV | MS_RELATIME },
+        { "lazytime,nolazytime,nosymfollow,symfollow,strictatime,nostrictatime",
+          MS_NOSUID | MS_NODEV },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        args_make(&a, "/srv/store", "/mnt/vms", "-o", cases[i].words, NULL);
+        int r = parse(&a, &o, msg, sizeof(msg));
+        if (r != 0 || !o.remount || o.mount_flags != cases[i].flags ||
+            strstr(o.mount_opts, "relatime") || strstr(o.mount_opts, "diratime") ||
+            strstr(o.mount_opts, "strict") || strstr(o.mount_opts, "lazy") ||
+            strstr(o.mount_opts, "symfollow")) {
+            fprintf(stderr, "-o %s: %d (%s), remount %d, flags %#lx (want %#lx), libfuse \"%s\"\n",
+                    cases[i].words, r, r ? msg : "", o.remount, o.mount_flags, cases[i].flags,
+                    o.mount_opts);
+            check_failures++;
+        }
+        args_free(&a);
+    }
+    /* the words libfuse passes itself need no remount */
+    args_make(&a, "/srv/store", "/mnt/vms", "-o", "ro,noatime,atime,sync", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK(!o.remount);
+    CHECK(o.read_only);
+    CHECK_STR(o.mount_opts, "ro,noatime,atime,sync,default_permissions");
+    args_free(&a);
+}
+
 static void test_unknown_option(void)
 {
     struct args a;
@@ -261,6 +309,7 @@ int main(void)
     test_attached_o();
     test_fstab_words();
     test_mount_words();
+    test_remount_flags();
     test_unknown_option();
     test_unknown_flag();
     test_positional_count();

@@ -1,6 +1,9 @@
 /* Unit tests for qcow2hdr: the backing file name read from real images
  * made by qemu-img, and crafted headers that must be refused. */
+#include "config.h"
+
 #include "check.h"
+#include "testutil.h"
 #include "qcow2hdr.h"
 
 #include <errno.h>
@@ -12,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[] = "/tmp/vmstorefs-qcow2hdr-XXXXXX";
+static char dir[TEST_TMP_MAX];
 
 static int run(const char *cmd)
 {
@@ -22,7 +25,7 @@ static int run(const char *cmd)
 
 static int backing_of(const char *file, char *out, size_t outsz, char *msg, size_t msgsz)
 {
-    char path[256];
+    char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -43,7 +46,7 @@ static void craft(const char *file, uint32_t version, uint64_t off, uint32_t len
         h[8 + i] = (unsigned char)(off >> (56 - 8 * i));
     for (int i = 0; i < 4; i++)
         h[16 + i] = (unsigned char)(len >> (24 - 8 * i));
-    char path[256];
+    char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
     FILE *f = fopen(path, "we");
     fwrite(h, 1, sizeof(h), f);
@@ -85,7 +88,7 @@ static void test_refusals(void)
     CHECK_STR(msg, "unsupported qcow2 version 99");
 
     craft("raw", 3, 0, 0, "", 0);
-    char path[256];
+    char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/raw", dir);
     FILE *f = fopen(path, "r+e");
     fputc('X', f); /* break the magic */
@@ -122,13 +125,13 @@ static void test_refusals(void)
 
 int main(void)
 {
-    if (!mkdtemp(dir)) {
+    if (!test_tmp_template(dir, sizeof(dir), "vmstorefs-qcow2hdr") || !mkdtemp(dir)) {
         perror("mkdtemp");
         return 99;
     }
     test_real_images();
     test_refusals();
-    char cmd[256];
+    char cmd[PATH_MAX];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     run(cmd);
     CHECK_DONE();

@@ -1,7 +1,10 @@
 /* Unit tests for qimg: argv builders, JSON parsing on output captured from
  * the real qemu-img 7.2 (tests/data/qimg/), finding and running qemu-img.
  * The parts that run qemu-img are skipped with a note when it is absent. */
+#include "config.h"
+
 #include "check.h"
+#include "testutil.h"
 #include "qimg.h"
 #include "spawn.h"
 
@@ -166,6 +169,26 @@ static void test_argv_commit(void)
     memset(&a, 0x55, sizeof(a));
     qimg_argv_commit(&a, QEMU_IMG, "/top.qcow2");
     EXPECT_ARGV(&a, QEMU_IMG, "commit", "-q", "-f", "qcow2", "-d", "/top.qcow2");
+}
+
+/* An argument past the limit is never dropped: the vector is marked,
+ * every later add fails too, and it stays NULL-terminated. */
+static void test_argv_overflow(void)
+{
+    struct qimg_argv a;
+    CHECK_INT(qimg_argv_commit(&a, QEMU_IMG, "/top.qcow2"), 0);
+    CHECK(!a.overflow);
+    int added = 0, r = 0;
+    while (added < 2 * QIMG_ARGV_MAX && (r = qimg_argv_add(&a, "-x")) == 0)
+        added++;
+    CHECK_INT(r, -E2BIG);
+    CHECK(a.overflow);
+    CHECK_INT(a.n, QIMG_ARGV_MAX - 1);
+    CHECK(a.v[a.n] == NULL);
+    CHECK_INT(qimg_argv_add(&a, "-y"), -E2BIG);
+    /* a builder reusing a vector starts clean */
+    CHECK_INT(qimg_argv_info(&a, QEMU_IMG, "/img", false), 0);
+    CHECK(!a.overflow);
 }
 
 /* ---- parsing real output ---- */
@@ -500,8 +523,8 @@ static void test_with_qemu_img(void)
         fprintf(stderr, "note: %s not found, skipping qimg_find/qimg_info checks\n", QEMU_IMG);
         return;
     }
-    char tmp[] = "/tmp/vmstorefs-qimg.XXXXXX";
-    if (!mkdtemp(tmp)) {
+    char tmp[TEST_TMP_MAX];
+    if (!test_tmp_template(tmp, sizeof(tmp), "vmstorefs-qimg") || !mkdtemp(tmp)) {
         perror("mkdtemp");
         check_failures++;
         return;
@@ -522,6 +545,7 @@ int main(void)
     test_argv_convert();
     test_argv_rebase();
     test_argv_commit();
+    test_argv_overflow();
     test_parse_standalone();
     test_parse_overlay();
     test_parse_raw();

@@ -4,7 +4,10 @@
  * ends and a later run starts another; the number of streamers is
  * capped; stopping joins the thread and closes what it opened. Residency
  * is read with mincore on a file whose pages were dropped first. */
+#include "config.h"
+
 #include "check.h"
+#include "testutil.h"
 #include "readahead.h"
 
 #include <dirent.h>
@@ -20,7 +23,7 @@
 
 enum { MIB = 1 << 20, FILE_MIB = 160, READ = 128 << 10 };
 
-static char path[] = "/var/tmp/vmstorefs-readahead-XXXXXX";
+static char path[TEST_TMP_MAX];
 static unsigned char *map;
 static long page;
 
@@ -231,6 +234,9 @@ static void test_stream_cap(int fd)
 int main(void)
 {
     page = sysconf(_SC_PAGESIZE);
+    /* /var/tmp by default, not /tmp: the page-cache checks need a file
+     * on a disk, and /tmp is often tmpfs. */
+    snprintf(path, sizeof(path), "%s/vmstorefs-readahead-XXXXXX", test_tmpdir_or("/var/tmp"));
     int fd = mkstemp(path);
     if (fd < 0) {
         perror(path);

@@ -1,6 +1,9 @@
 /* Unit tests for readsize: the read cap that keeps every reply on the
  * splice path, for the default and unusual pipe-max-size settings. */
+#include "config.h"
+
 #include "check.h"
+#include "testutil.h"
 #include "readsize.h"
 
 #include <fcntl.h>
@@ -49,8 +52,8 @@ int main(void)
     }
 
     /* From a file like /proc/sys/fs/pipe-max-size; unreadable means 1 MiB. */
-    char path[] = "/tmp/vmstorefs-readsize-XXXXXX";
-    int fd = mkstemp(path);
+    char path[TEST_TMP_MAX];
+    int fd = test_tmp_template(path, sizeof(path), "vmstorefs-readsize") ? mkstemp(path) : -1;
     CHECK(fd >= 0);
     if (fd >= 0) {
         CHECK(write(fd, "262144\n", 7) == 7);

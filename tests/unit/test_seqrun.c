@@ -2,6 +2,8 @@
  * Plain and out-of-order sequential readers do, after SEQRUN_TRIGGER
  * bytes; skipping, rereading and random readers do not; a sparse past
  * is forgotten after SEQRUN_WINDOW of dense reading; jumps start runs. */
+#include "config.h"
+
 #include "check.h"
 #include "seqrun.h"
 

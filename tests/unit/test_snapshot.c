@@ -4,7 +4,10 @@
  * handle open for writing), the VM lock (try, cancel), and a real crash:
  * a child dies at a VMSTOREFS_CRASH_AT point and recovery finishes or
  * undoes what it left. Skipped (77) without qemu-img. */
+#include "config.h"
+
 #include "check.h"
+#include "testutil.h"
 #include "journal.h"
 #include "log.h"
 #include "names.h"
@@ -216,8 +219,7 @@ int main(void)
 {
     if (run("command -v qemu-img >/dev/null && command -v qemu-io >/dev/null") != 0)
         return 77;
-    const char *t = getenv("TMPDIR");
-    snprintf(dir, sizeof(dir), "%s/vmstorefs-snap.XXXXXX", t && *t ? t : "/tmp");
+    snprintf(dir, sizeof(dir), "%s/vmstorefs-snap.XXXXXX", test_tmpdir_or("/tmp"));
     if (!mkdtemp(dir))
         return 1;
     log_init("test_snapshot", true);

@@ -2,13 +2,17 @@
  * enumeration, backing-name parsing, snapshot times, and deriving the
  * current snapshot from real qemu-img images (skipped, exit 77, when
  * qemu-img is missing and nothing else failed). */
+#include "config.h"
+
 #include "check.h"
+#include "testutil.h"
 #include "log.h"
 #include "names.h"
 #include "qimg.h"
 #include "spawn.h"
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -17,11 +21,12 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-static char tmp[64];
+static char tmp[TEST_TMP_MAX];
 
 /* ---- helpers ---- */
 
@@ -240,6 +245,113 @@ static void test_prepare_twice(void)
     CHECK_STR(read_small(fmt, buf, sizeof(buf)), "vmstorefs-store 1\n# marker\n");
     CHECK(is_dir(at(0, "st3/.vmstorefs/locks")));
     store_close(&s);
+}
+
+/* prepare_meta on STORE (already prepared once) must refuse with a
+ * message naming REL and saying WHY, and create nothing. */
+static void expect_meta_refused(int line, const char *store, const char *rel, int err,
+                                const char *why)
+{
+    struct store s;
+    char msg[MSG_MAX] = "";
+    CHECK_INT(store_check(&s, at(0, "%s", store), msg, sizeof(msg)), 0);
+    int r = store_prepare_meta(&s, msg, sizeof(msg));
+    if (r != err || !strstr(msg, rel) || !strstr(msg, why) || !strstr(msg, "refusing")) {
+        fprintf(stderr, "line %d: %s/%s: prepare = %d, msg \"%s\", expected %d and \"%s\"\n", line,
+                store, rel, r, msg, err, why);
+        check_failures++;
+    }
+    store_close(&s);
+}
+#define EXPECT_META_REFUSED(store, rel, err, why) \
+    expect_meta_refused(__LINE__, store, rel, err, why)
+
+/* journal/, tmp/ and locks/ that are links, files, someone else's or
+ * writable by others are refused, not written through; a refused store
+ * is left as it was (the missing locks/ is not made). */
+static void test_meta_untrusted(void)
+{
+    static const char *const subs[] = { "journal", "tmp", "locks" };
+    struct store s;
+    mkdir_p(at(0, "elsewhere"));
+    for (size_t i = 0; i < 3; i++) {
+        open_store(&s, "mu", true);
+        store_close(&s);
+        const char *p = at(1, "mu/.vmstorefs/%s", subs[i]);
+        CHECK_INT(rmdir(p), 0);
+        CHECK_INT(symlink(at(2, "elsewhere"), p), 0);
+        if (i != 2)
+            CHECK_INT(rmdir(at(2, "mu/.vmstorefs/locks")), 0);
+        EXPECT_META_REFUSED("mu", subs[i], -ELOOP, "is a symbolic link, not a directory");
+        if (i != 2)
+            CHECK(access(at(2, "mu/.vmstorefs/locks"), F_OK) < 0);
+        CHECK_INT(unlink(p), 0);
+        write_file(p, "");
+        EXPECT_META_REFUSED("mu", subs[i], -ENOTDIR, "is not a directory");
+        CHECK_INT(unlink(p), 0);
+        mkdir_p(p);
+        CHECK_INT(chmod(p, 0777), 0);
+        EXPECT_META_REFUSED("mu", subs[i], -EPERM, "writable by group or others (mode 0777)");
+        CHECK_INT(chmod(p, 0775), 0);
+        EXPECT_META_REFUSED("mu", subs[i], -EPERM, "writable by group or others (mode 0775)");
+        CHECK_INT(chmod(p, 0755), 0);
+        if (geteuid() == 0) {
+            CHECK_INT(chown(p, 65534, 65534), 0);
+            EXPECT_META_REFUSED("mu", subs[i], -EPERM, "owned by uid 65534, not by the daemon's uid 0");
+            CHECK_INT(chown(p, 0, 0), 0);
+        }
+        open_store(&s, "mu", true);
+        store_close(&s);
+    }
+    if (geteuid() != 0)
+        fprintf(stderr, "note: not root; the wrong-owner checks were skipped\n");
+    CHECK(access(at(0, "elsewhere/format"), F_OK) < 0);
+
+    /* .vmstorefs itself: a link, or writable by others */
+    mkdir_p(at(0, "ml"));
+    CHECK_INT(symlink(at(1, "elsewhere"), at(2, "ml/.vmstorefs")), 0);
+    char msg[MSG_MAX] = "";
+    CHECK_INT(store_check(&s, at(0, "ml"), msg, sizeof(msg)), -ELOOP); /* its format file */
+    CHECK(strstr(msg, "symbolic link") != NULL);
+    CHECK_INT(unlink(at(0, "ml/.vmstorefs")), 0);
+    mkdir_p(at(0, "ml/.vmstorefs"));
+    CHECK_INT(chmod(at(0, "ml/.vmstorefs"), 0757), 0);
+    EXPECT_META_REFUSED("ml", ".vmstorefs", -EPERM, "writable by group or others");
+    CHECK(access(at(0, "ml/.vmstorefs/journal"), F_OK) < 0);
+}
+
+/* A first prepare that runs out of inodes half way leaves no .vmstorefs,
+ * whole or half made, and nothing beside it. Needs a tiny tmpfs: root. */
+static void test_meta_half_made(void)
+{
+    const char *dir = at(3, "tiny");
+    mkdir_p(dir);
+    /* root, the aside directory, journal/, tmp/: locks/ is one too many */
+    if (geteuid() != 0 || mount("tiny", dir, "tmpfs", 0, "nr_inodes=4,mode=0755") < 0) {
+        fprintf(stderr, "note: cannot mount a tmpfs (%s); half-made check skipped\n",
+                geteuid() ? "not root" : strerror(errno));
+        return;
+    }
+    struct store s;
+    char msg[MSG_MAX] = "";
+    CHECK_INT(store_check(&s, dir, msg, sizeof(msg)), 0);
+    int r = store_prepare_meta(&s, msg, sizeof(msg));
+    CHECK_INT(r, -ENOSPC);
+    CHECK(strstr(msg, "No space left") != NULL);
+    store_close(&s);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int left = 0;
+    while (d && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            fprintf(stderr, "left behind after a failed prepare: %s\n", de->d_name);
+            left++;
+        }
+    }
+    if (d)
+        closedir(d);
+    CHECK_INT(left, 0);
+    CHECK_INT(umount(dir), 0);
 }
 
 static void test_newer_format(void)
@@ -622,7 +734,7 @@ static void test_store_open(void)
     }
     double t0 = (double)time(NULL);
     CHECK_INT(store_open_file(&s, at(0, "so/a/b/fifo"), O_RDONLY), -ENOENT);
-    CHECK((double)time(NULL) - t0 < 3);
+    CHECK_TIMING((double)time(NULL) - t0 < 3);
     CHECK_INT(store_open_file(&s, at(0, "so/a/b"), O_RDONLY), -ENOENT);
     CHECK_INT(store_open_file(&s, at(0, "so/a/b/host"), O_RDONLY), -ELOOP);
 
@@ -636,8 +748,7 @@ static void test_store_open(void)
 
 int main(void)
 {
-    snprintf(tmp, sizeof(tmp), "/tmp/vmstorefs-store.XXXXXX");
-    if (!mkdtemp(tmp)) {
+    if (!test_tmp_template(tmp, sizeof(tmp), "vmstorefs-store") || !mkdtemp(tmp)) {
         perror("mkdtemp");
         return 1;
     }
@@ -647,6 +758,8 @@ int main(void)
     test_check_dir();
     test_prepare_meta();
     test_prepare_twice();
+    test_meta_untrusted();
+    test_meta_half_made();
     test_newer_format();
     test_garbage_format();
     test_paths();

@@ -1,4 +1,6 @@
 /* Unit tests for vpath: what each path inside the mount means. */
+#include "config.h"
+
 #include "check.h"
 #include "vpath.h"
 
