@@ -1,5 +1,6 @@
 #include "view.h"
 
+#include "chain.h"
 #include "domxml.h"
 #include "log.h"
 
@@ -269,6 +270,28 @@ int view_readlink(const struct store *s, const struct vpath *vp, char *buf, size
     return current_link(s, vp->vm, buf, size);
 }
 
+/* An image is served only when its whole backing chain stays in the store
+ * (chain.h): a reader through the mount (qemu-img info, convert, a VM)
+ * follows the chain, and must never be led to a file outside the store,
+ * a json: or protocol target, or a probed format. Refused as EACCES, and
+ * logged once per image and reason; running out of memory or descriptors
+ * is reported as such. Checked on open only: listing and stat never walk
+ * chains, so a refused image is still listed. */
+static int check_chain(const struct store *s, const char *path)
+{
+    char msg[MSG_MAX];
+    struct chain c;
+    int r = chain_walk(s, path, &c, msg, sizeof(msg));
+    if (r == 0) {
+        chain_free(&c);
+        return 0;
+    }
+    if (r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EIO)
+        return r;
+    log_once(LOG_WARNING, path, msg, "image %s is not served: %s", path, msg);
+    return -EACCES;
+}
+
 int view_open(const struct store *s, const struct vpath *vp, int flags, struct view_file *out)
 {
     char path[PATH_MAX];
@@ -287,6 +310,10 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
         fd = store_open_file(s, path, pass & ~O_DIRECT);
     if (fd < 0)
         return not_there(fd);
+    if (vp->kind != V_DOMXML && (r = check_chain(s, path)) < 0) {
+        close(fd);
+        return r;
+    }
     out->fd = fd;
     out->frozen = vp->kind == V_SNAP_IMAGE;
     out->active = vp->kind == V_DISK;
