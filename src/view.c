@@ -310,7 +310,12 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
         fd = store_open_file(s, path, pass & ~O_DIRECT);
     if (fd < 0)
         return not_there(fd);
-    if (vp->kind != V_DOMXML && (r = check_chain(s, path)) < 0) {
+    /* A handle that cannot read cannot follow a chain (cp over an active
+     * image opens it write-only), and an empty file has no header to
+     * follow (the kernel may truncate before an O_TRUNC open). */
+    struct stat st;
+    bool can_follow = (flags & O_ACCMODE) != O_WRONLY && (fstat(fd, &st) < 0 || st.st_size > 0);
+    if (vp->kind != V_DOMXML && can_follow && (r = check_chain(s, path)) < 0) {
         close(fd);
         return r;
     }
