@@ -66,5 +66,8 @@ int chain_walk(const struct store *s, const char *path, struct chain *out, char 
                size_t msgsz);
 void chain_free(struct chain *c);
 
+/* Counters of the header cache (tests, measurements). */
+void chain_cache_stats(unsigned long *hits, unsigned long *misses);
+void chain_cache_clear(void);
 
 #endif

@@ -103,3 +103,42 @@ void snapxml_free(struct snap_info *info)
     free(info->description);
     memset(info, 0, sizeof(*info));
 }
+
+static bool dup_str(const char *src, char **dst)
+{
+    *dst = src ? strdup(src) : NULL;
+    return !src || *dst;
+}
+
+int snapxml_copy(const struct snap_info *src, struct snap_info *dst)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->creation_time = src->creation_time;
+    bool ok = dup_str(src->name, &dst->name) && dup_str(src->parent, &dst->parent) &&
+              dup_str(src->description, &dst->description);
+    if (ok && src->ndisks) {
+        dst->disks = calloc(src->ndisks, sizeof(char *));
+        ok = dst->disks != NULL;
+        for (size_t i = 0; ok && i < src->ndisks; i++, dst->ndisks++)
+            ok = dup_str(src->disks[i], &dst->disks[i]);
+    }
+    if (!ok) {
+        snapxml_free(dst);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static size_t str_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+size_t snapxml_size(const struct snap_info *info)
+{
+    size_t n = sizeof(*info) + str_size(info->name) + str_size(info->parent) +
+               str_size(info->description) + info->ndisks * sizeof(char *);
+    for (size_t i = 0; i < info->ndisks; i++)
+        n += str_size(info->disks[i]);
+    return n;
+}

@@ -21,5 +21,9 @@ struct snap_info {
 int snapxml_parse_fd(int fd, struct snap_info *out, char *msg, size_t msgsz);
 int snapxml_parse_mem(const char *buf, size_t len, struct snap_info *out, char *msg, size_t msgsz);
 void snapxml_free(struct snap_info *info);
+/* A deep copy of src into dst: 0, or -ENOMEM with dst empty. */
+int snapxml_copy(const struct snap_info *src, struct snap_info *dst);
+/* Its memory in bytes, for caches. */
+size_t snapxml_size(const struct snap_info *info);
 
 #endif

@@ -2,10 +2,12 @@
 
 #include "store.h"
 
+#include "chain.h"
 #include "log.h"
 #include "names.h"
 #include "qcow2hdr.h"
 #include "snapxml.h"
+#include "statcache.h"
 
 #include <dirent.h>
 #include <linux/openat2.h>
@@ -470,21 +472,111 @@ bool store_snap_exists(const struct store *s, const char *vm, const char *snap)
            store_snap_path(s, vm, snap, NULL, path, sizeof(path)) == 0 && is_dir(s, path);
 }
 
+/* ---- snapshot.xml, cached while the file is unchanged ---- */
+
+struct snap_value {
+    int err; /* the parse result: a malformed file is not re-parsed either */
+    char *why;
+    struct snap_info info;
+};
+
+static void free_snap_value(void *p)
+{
+    struct snap_value *v = p;
+    snapxml_free(&v->info);
+    free(v->why);
+    free(v);
+}
+
+/* 8192 snapshots of a few hundred bytes each fit in a few MiB; a long
+ * <description> counts its bytes, so the cap holds whatever they say. */
+static struct statcache snap_cache = STATCACHE_INIT(8192, 8u << 20, free_snap_value);
+
+struct snap_copy {
+    int err;
+    char why[256];
+    struct snap_info info;
+};
+
+static int copy_snap(const void *value, void *out)
+{
+    const struct snap_value *v = value;
+    struct snap_copy *o = out;
+    o->err = v->err;
+    snprintf(o->why, sizeof(o->why), "%s", v->why ? v->why : "");
+    return v->err < 0 ? 0 : snapxml_copy(&v->info, &o->info);
+}
+
+/* Parses the snapshot.xml open on fd and keeps a copy of the result. */
+static int parse_snap(int fd, const struct stat *st, struct snap_copy *out)
+{
+    int r = snapxml_parse_fd(fd, &out->info, out->why, sizeof(out->why));
+    out->err = r;
+    if (r == -ENOMEM || r == -EIO)
+        return r; /* not a property of the file: do not keep it */
+    struct snap_value *v = calloc(1, sizeof(*v));
+    if (!v)
+        return r;
+    v->err = r;
+    v->why = r < 0 ? strdup(out->why) : NULL;
+    if (r == 0 && snapxml_copy(&out->info, &v->info) < 0) {
+        free(v);
+        return r;
+    }
+    statcache_put(&snap_cache, st, v, sizeof(*v) + snapxml_size(&v->info) + sizeof(out->why));
+    return r;
+}
+
+int store_snap_info(const struct store *s, const char *vm, const char *snap, struct snap_info *out,
+                    char *msg, size_t msgsz)
+{
+    char path[PATH_MAX], why[MSG_MAX];
+    memset(out, 0, sizeof(*out));
+    int r = store_snap_path(s, vm, snap, "snapshot.xml", path, sizeof(path));
+    if (r < 0) {
+        snprintf(msg, msgsz, "snapshot %s/%s: name too long", vm, snap);
+        return r;
+    }
+    int fd = store_open_read(s, path, why, sizeof(why));
+    if (fd < 0) {
+        snprintf(msg, msgsz, "%s: %s", path, why);
+        return fd;
+    }
+    struct snap_copy got = { 0 };
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        r = got.err = -errno;
+    else if ((r = statcache_get(&snap_cache, &st, copy_snap, &got)) == -ENOENT)
+        r = parse_snap(fd, &st, &got);
+    close(fd);
+    if (r == 0)
+        r = got.err;
+    if (r < 0) {
+        snapxml_free(&got.info);
+        snprintf(msg, msgsz, "%s: %s", path, got.why[0] ? got.why : strerror(-r));
+        return r;
+    }
+    *out = got.info;
+    return 0;
+}
+
+void store_snap_cache_stats(unsigned long *hits, unsigned long *misses)
+{
+    statcache_stats(&snap_cache, hits, misses);
+}
+
+void store_snap_cache_clear(void)
+{
+    statcache_clear(&snap_cache);
+}
+
 int store_snap_ctime(const struct store *s, const char *vm, const char *snap, int64_t *out)
 {
-    char path[PATH_MAX], msg[MSG_MAX];
-    int r = store_snap_path(s, vm, snap, "snapshot.xml", path, sizeof(path));
-    if (r < 0)
-        return r;
+    char msg[MSG_MAX];
     struct snap_info info;
-    int fd = store_open_read(s, path, msg, sizeof(msg));
-    r = fd;
-    if (fd >= 0) {
-        r = snapxml_parse_fd(fd, &info, msg, sizeof(msg));
-        close(fd);
-    }
+    int r = store_snap_info(s, vm, snap, &info, msg, sizeof(msg));
     if (r < 0) {
-        log_once(LOG_WARNING, path, msg, "snapshot %s/%s: %s: %s", vm, snap, path, msg);
+        log_once(LOG_WARNING, msg, "snapxml", "snapshot %s/%s: %s", vm, snap, msg);
         return r;
     }
     *out = info.creation_time;
@@ -517,26 +609,26 @@ struct current_ctx {
     int64_t best_time;
 };
 
-/* The snapshot one active image grows from, or "" (logged once when the
- * image is not a qcow2 we can read). */
+/* The snapshot one active image grows from, or "": its whole chain must
+ * pass chain_walk (logged once when it does not) and its backing name
+ * must have the active shape. */
 static void backing_snapshot(const struct store *s, const char *vm, const char *dev, char *snap,
                              size_t snapsz)
 {
-    char path[PATH_MAX], backing[QCOW2_BACKING_MAX + 1], msg[MSG_MAX];
+    char path[PATH_MAX], msg[MSG_MAX];
     snap[0] = '\0';
     if (store_disk_path(s, vm, dev, path, sizeof(path)) < 0)
         return;
-    int fd = store_open_read(s, path, msg, sizeof(msg));
-    int r = fd;
-    if (fd >= 0) {
-        r = qcow2_backing_name(fd, backing, sizeof(backing), msg, sizeof(msg));
-        close(fd);
-    }
+    struct chain c;
+    int r = chain_walk(s, path, &c, msg, sizeof(msg));
     if (r < 0) {
-        log_once(LOG_WARNING, path, msg, "active image %s is unreadable: %s", path, msg);
+        log_once(LOG_WARNING, path, msg, "image %s is not served: %s", path, msg);
         return;
     }
-    if (!store_parse_active_backing(backing, dev, snap, snapsz) || !store_snap_exists(s, vm, snap))
+    chain_free(&c);
+    struct backing_info b; /* its header is cached now: an open and an fstat */
+    if (chain_backing(s, path, &b, msg, sizeof(msg)) < 0 ||
+        !store_parse_active_backing(b.name, dev, snap, snapsz) || !store_snap_exists(s, vm, snap))
         snap[0] = '\0';
 }
 

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "snapxml.h"
+
 #define STORE_FORMAT_VERSION 1
 #define STORE_META_DIR ".vmstorefs"
 
@@ -82,13 +84,26 @@ int store_list_snap_images(const struct store *s, const char *vm, const char *sn
 /* Is snap a snapshot directory of vm (valid names, a real directory)? */
 bool store_snap_exists(const struct store *s, const char *vm, const char *snap);
 
-/* Creation time of a snapshot from its snapshot.xml; -errno when the file
- * is missing or malformed (logged once). */
+/* A private copy of the parsed snapshot.xml of vm/snap (caller
+ * snapxml_free()s it), from the cache when the file is unchanged (same
+ * inode, mtime, ctime and size; see statcache.h). -ENOENT when missing,
+ * -EINVAL for a malformed or refused file (a malformed file is not parsed
+ * again either until it changes); msg says "PATH: why". */
+int store_snap_info(const struct store *s, const char *vm, const char *snap, struct snap_info *out,
+                    char *msg, size_t msgsz);
+/* Counters of the snapshot.xml cache, and emptying it (tests). */
+void store_snap_cache_stats(unsigned long *hits, unsigned long *misses);
+void store_snap_cache_clear(void);
+
+/* Creation time of a snapshot from its snapshot.xml (store_snap_info);
+ * -errno when the file is missing or malformed (logged once). */
 int store_snap_ctime(const struct store *s, const char *vm, const char *snap, int64_t *out);
 
 /* The snapshot the active disks grow from: each active image whose
  * backing file is ../snapshots/<S>/<dev>.qcow2 names S; when disks name
- * different snapshots (a partial snapshot), the newest one wins.
+ * different snapshots (a partial snapshot), the newest one wins. A disk
+ * whose backing chain leaves the store, loops or is otherwise refused by
+ * chain_walk (chain.h) names no snapshot (logged once).
  * -ENOENT when no disk grows from a snapshot. */
 int store_current_snapshot(const struct store *s, const char *vm, char *out, size_t outsz);
 

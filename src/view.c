@@ -2,6 +2,7 @@
 
 #include "view.h"
 
+#include "chain.h"
 #include "domxml.h"
 #include "log.h"
 #include "vmstate.h"
@@ -275,6 +276,28 @@ int view_readlink(const struct store *s, const struct vpath *vp, char *buf, size
     return current_link(s, vp->vm, buf, size);
 }
 
+/* An image is served only when its whole backing chain stays in the store
+ * (chain.h): a reader through the mount (qemu-img info, convert, a VM)
+ * follows the chain, and must never be led to a file outside the store,
+ * a json: or protocol target, or a probed format. Refused as EACCES, and
+ * logged once per image and reason; running out of memory or descriptors
+ * is reported as such. Checked on open only: listing and stat never walk
+ * chains, so a refused image is still listed. */
+static int check_chain(const struct store *s, const char *path)
+{
+    char msg[MSG_MAX];
+    struct chain c;
+    int r = chain_walk(s, path, &c, msg, sizeof(msg));
+    if (r == 0) {
+        chain_free(&c);
+        return 0;
+    }
+    if (r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EIO)
+        return r;
+    log_once(LOG_WARNING, path, msg, "image %s is not served: %s", path, msg);
+    return -EACCES;
+}
+
 int view_open(const struct store *s, const struct vpath *vp, int flags, struct view_file *out)
 {
     char path[PATH_MAX];
@@ -293,6 +316,15 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
         fd = store_open_file(s, path, pass & ~O_DIRECT);
     if (fd < 0)
         return not_there(fd);
+    /* A handle that cannot read cannot follow a chain (cp over an active
+     * image opens it write-only), and an empty file has no header to
+     * follow (the kernel may truncate before an O_TRUNC open). */
+    struct stat st;
+    bool can_follow = (flags & O_ACCMODE) != O_WRONLY && (fstat(fd, &st) < 0 || st.st_size > 0);
+    if (vp->kind != V_DOMXML && can_follow && (r = check_chain(s, path)) < 0) {
+        close(fd);
+        return r;
+    }
     out->fd = fd;
     out->frozen = vp->kind == V_SNAP_IMAGE;
     out->active = vp->kind == V_DISK;

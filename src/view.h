@@ -27,7 +27,11 @@ struct view_file {
     bool active; /* may change under us (a qemu writing the store path) */
 };
 /* Opens the store file behind a file entry. Write access to anything but
- * an active disk image is -EROFS. */
+ * an active disk image is -EROFS. Opening an image (active or frozen)
+ * whose backing chain chain_walk refuses for reading is -EACCES, logged
+ * once; it stays listed (listing never walks chains). Write-only opens
+ * and empty files, which no reader can follow a chain through, are not
+ * checked. */
 int view_open(const struct store *s, const struct vpath *vp, int flags, struct view_file *out);
 
 /* Attributes of an open file from its descriptor, with the view's modes

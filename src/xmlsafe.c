@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libxml/parser.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,99 @@ static void quiet(void *ctx, const char *fmt, ...)
     (void)fmt;
 }
 
+/* Where the text `end` (a terminator such as "-->") ends in buf[from..len),
+ * or len when it does not: the scan then stops, and libxml2 reports the
+ * unterminated construct. */
+static size_t skip_past(const char *buf, size_t len, size_t from, const char *end)
+{
+    size_t el = strlen(end);
+    const char *p = from <= len ? memmem(buf + from, len - from, end, el) : NULL;
+    return p ? (size_t)(p - buf) + el : len;
+}
+
+static bool starts(const char *buf, size_t len, size_t i, const char *what)
+{
+    size_t wl = strlen(what);
+    return len - i >= wl && memcmp(buf + i, what, wl) == 0;
+}
+
+/* One start tag from buf[i] ('<' of it): counts its attributes (an '='
+ * outside a quoted value) and finds its end, quoted values skipped as the
+ * parser skips them (a '>' may appear inside one). */
+static size_t scan_tag(const char *buf, size_t len, size_t i, unsigned *attrs, bool *empty)
+{
+    *attrs = 0;
+    for (i++; i < len; i++) {
+        char c = buf[i];
+        if (c == '"' || c == '\'') {
+            const char *q = memchr(buf + i + 1, c, len - i - 1);
+            if (!q)
+                return len;
+            i = (size_t)(q - buf);
+        } else if (c == '=') {
+            ++*attrs;
+        } else if (c == '>') {
+            *empty = buf[i - 1] == '/';
+            return i + 1;
+        }
+    }
+    return len;
+}
+
+int xmlsafe_prescan(const char *buf, size_t len, char *msg, size_t msgsz)
+{
+    unsigned elements = 0, depth = 0;
+    size_t i = 0;
+    while (i < len) {
+        const char *lt = memchr(buf + i, '<', len - i);
+        if (!lt)
+            break;
+        i = (size_t)(lt - buf);
+        if (starts(buf, len, i, "<!--")) {
+            i = skip_past(buf, len, i + 4, "-->");
+        } else if (starts(buf, len, i, "<![CDATA[")) {
+            i = skip_past(buf, len, i + 9, "]]>");
+        } else if (starts(buf, len, i, "<!DOCTYPE")) {
+            snprintf(msg, msgsz, "XML with a DOCTYPE is refused");
+            return -EINVAL;
+        } else if (starts(buf, len, i, "<?")) {
+            i = skip_past(buf, len, i + 2, "?>");
+        } else if (starts(buf, len, i, "</") || starts(buf, len, i, "<!")) {
+            if (buf[i + 1] == '/' && depth > 0)
+                depth--;
+            i = skip_past(buf, len, i + 2, ">");
+        } else {
+            unsigned attrs;
+            bool empty = false;
+            i = scan_tag(buf, len, i, &attrs, &empty);
+            if (attrs > XMLSAFE_MAX_ATTRS) {
+                snprintf(msg, msgsz, "an XML element with more than %d attributes is refused",
+                         XMLSAFE_MAX_ATTRS);
+                return -EINVAL;
+            }
+            if (++elements > XMLSAFE_MAX_ELEMENTS) {
+                snprintf(msg, msgsz, "XML with more than %d elements is refused",
+                         XMLSAFE_MAX_ELEMENTS);
+                return -EINVAL;
+            }
+            if (!empty && ++depth > XMLSAFE_MAX_DEPTH) {
+                snprintf(msg, msgsz, "XML nested deeper than %d elements is refused",
+                         XMLSAFE_MAX_DEPTH);
+                return -EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
 xmlDocPtr xmlsafe_parse_mem(const char *buf, size_t len, const char *root, char *msg, size_t msgsz)
 {
     if (len > XMLSAFE_MAX_BYTES) {
         snprintf(msg, msgsz, "XML larger than %u bytes", XMLSAFE_MAX_BYTES);
         return NULL;
     }
+    if (xmlsafe_prescan(buf, len, msg, msgsz) < 0)
+        return NULL;
     xmlSetGenericErrorFunc(NULL, quiet);
     /* No XML_PARSE_NOENT (that would expand entities), no DTDLOAD/DTDATTR,
      * NONET so nothing is fetched. */

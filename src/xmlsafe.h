@@ -12,6 +12,25 @@
 
 #define XMLSAFE_MAX_BYTES (1u << 20)
 
+/* Bounds checked by a linear pre-scan before libxml2 sees a document.
+ * libxml2 2.9 checks each attribute of an element against all earlier ones,
+ * so one element with 100,000 attributes (1 MiB) costs ~19 s of CPU; its
+ * tree costs ~120 bytes a node, so 1 MiB of `<a/>` would be 30 MiB.
+ * libvirt's own XML is far inside these: its widest elements (<cpu>,
+ * <interface>'s <driver>, <disk>'s <source>) carry about a dozen
+ * attributes; a domain with hundreds of disks and 4096 hot-pluggable
+ * <vcpu/> entries has well under 10,000 elements; nesting is about ten
+ * levels (deeper only through <backingStore>, which libvirt itself reads
+ * with libxml2's default depth limit of 256, the limit kept here). */
+#define XMLSAFE_MAX_ATTRS 256 /* on one element */
+#define XMLSAFE_MAX_ELEMENTS 32768 /* in the document */
+#define XMLSAFE_MAX_DEPTH 256 /* nesting of elements */
+
+/* The pre-scan alone: 0, or -EINVAL with the bound exceeded in msg (also
+ * for a DOCTYPE, refused before any of it is parsed). It counts what a
+ * well-formed document holds; a malformed one is left to libxml2. */
+int xmlsafe_prescan(const char *buf, size_t len, char *msg, size_t msgsz);
+
 /* Returns the document whose root element is named `root`, or NULL with a
  * reason in msg. */
 xmlDocPtr xmlsafe_parse_mem(const char *buf, size_t len, const char *root, char *msg, size_t msgsz);

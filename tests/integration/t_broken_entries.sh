@@ -56,9 +56,9 @@ pass "bad names are skipped with a log line"
 
 ls "$M/brokenimg" >/dev/null
 [ ! -L "$M/brokenimg/current" ] || fail "brokenimg shows current"
-grep -q "active image $S/brokenimg/disks/vda.qcow2 is unreadable: unsupported qcow2 version 99" \
+grep -q "image $S/brokenimg/disks/vda.qcow2 is not served: .*unsupported qcow2 version 99" \
     "$DAEMON_LOG" || fail "unreadable image not logged"
-[ "$(grep -c "brokenimg/disks/vda.qcow2 is unreadable" "$DAEMON_LOG")" -eq 1 ] || fail "logged more than once"
+[ "$(grep -c "brokenimg/disks/vda.qcow2 is not served" "$DAEMON_LOG")" -eq 1 ] || fail "logged more than once"
 pass "an image that is not a readable qcow2 is logged once and shows no current"
 
 [ -d "$M/web1/snapshots/installed" ] || fail "snapshot with malformed snapshot.xml not listed"

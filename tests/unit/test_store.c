@@ -592,6 +592,79 @@ static void test_snap_ctime(void)
     CHECK_INT(t, -1);
 }
 
+/* store_snap_info: a private copy, from the cache while the file is
+ * unchanged, parsed again once it is replaced or rewritten. */
+static void test_snap_info_cache(void)
+{
+    struct store s;
+    char msg[MSG_MAX] = "";
+    mkdir_p(at(0, "sc/vm/snapshots/s1"));
+    mkdir_p(at(0, "sc/vm/snapshots/bad"));
+    CHECK_INT(store_check(&s, at(0, "sc"), msg, sizeof(msg)), 0);
+    const char *xml = at(1, "sc/vm/snapshots/s1/snapshot.xml");
+    write_file(xml, "<domainsnapshot><name>s1</name><description>first</description>"
+                    "<creationTime>1700000001</creationTime><parent><name>s0</name></parent>"
+                    "<disks><disk name='vda'/><disk name='vdb' snapshot='no'/></disks>"
+                    "</domainsnapshot>\n");
+    store_snap_cache_clear();
+    unsigned long h0, m0, h, m;
+    store_snap_cache_stats(&h0, &m0);
+    struct snap_info a, b;
+    CHECK_INT(store_snap_info(&s, "vm", "s1", &a, msg, sizeof(msg)), 0);
+    store_snap_cache_stats(&h, &m);
+    CHECK_INT(m - m0, 1);
+    CHECK_STR(a.name, "s1");
+    CHECK_STR(a.parent, "s0");
+    CHECK_STR(a.description, "first");
+    CHECK_INT(a.creation_time, 1700000001);
+    CHECK_INT(a.ndisks, 1);
+    CHECK(a.ndisks == 1 && strcmp(a.disks[0], "vda") == 0);
+    a.name[0] = 'X'; /* the copy is the caller's */
+    snapxml_free(&a);
+    CHECK_INT(store_snap_info(&s, "vm", "s1", &b, msg, sizeof(msg)), 0);
+    int64_t t = 0;
+    CHECK_INT(store_snap_ctime(&s, "vm", "s1", &t), 0);
+    CHECK_INT(t, 1700000001);
+    store_snap_cache_stats(&h, &m);
+    CHECK_INT(m - m0, 1); /* parsed once */
+    CHECK_INT(h - h0, 2);
+    CHECK_STR(b.name, "s1");
+    CHECK_STR(b.description, "first");
+    snapxml_free(&b);
+
+    /* replaced by rename: another inode, parsed again */
+    const char *tmpxml = at(2, "sc/vm/snapshots/s1/.new");
+    write_file(tmpxml, "<domainsnapshot><name>s1</name><description>second</description>"
+                       "<creationTime>1700000002</creationTime></domainsnapshot>\n");
+    CHECK_INT(rename(tmpxml, xml), 0);
+    CHECK_INT(store_snap_info(&s, "vm", "s1", &a, msg, sizeof(msg)), 0);
+    CHECK_STR(a.description, "second");
+    CHECK(a.parent == NULL);
+    snapxml_free(&a);
+    /* rewritten in place, same size: the new mtime tells */
+    write_file(xml, "<domainsnapshot><name>s1</name><description>third!</description>"
+                    "<creationTime>1700000003</creationTime></domainsnapshot>\n");
+    struct timespec ts[2] = { { 0, UTIME_OMIT }, { 1800000000, 123 } };
+    CHECK_INT(utimensat(AT_FDCWD, xml, ts, 0), 0);
+    CHECK_INT(store_snap_ctime(&s, "vm", "s1", &t), 0);
+    CHECK_INT(t, 1700000003);
+    store_snap_cache_stats(&h, &m);
+    CHECK_INT(m - m0, 3);
+
+    /* a malformed file is not parsed again either, and says why each time */
+    write_file(at(1, "sc/vm/snapshots/bad/snapshot.xml"), "<domainsnapshot><name>b</name>");
+    for (int i = 0; i < 2; i++) {
+        msg[0] = '\0';
+        CHECK_INT(store_snap_info(&s, "vm", "bad", &a, msg, sizeof(msg)), -EINVAL);
+        CHECK(strstr(msg, "not well-formed") && strstr(msg, "bad/snapshot.xml"));
+        CHECK(a.name == NULL);
+    }
+    store_snap_cache_stats(&h, &m);
+    CHECK_INT(m - m0, 4);
+    CHECK_INT(store_snap_info(&s, "vm", "none", &a, msg, sizeof(msg)), -ENOENT);
+    store_close(&s);
+}
+
 /* ---- the current snapshot, with real images ---- */
 
 static void make_snapshot(const struct store *s, const char *vm, const char *snap, long ctime,
@@ -687,6 +760,26 @@ static bool test_current(void)
              "qcow2", at(1, "cur/two/disks/vda.qcow2"), NULL);
     EXPECT_CURRENT(&s, "two", "s2");
 
+    /* a snapshot reached through a chain that leaves the store does not
+     * count, whichever image of the chain leaves it */
+    static const char *const escapes[] = { "/nonexistent/base.raw", "../../../../../base.raw",
+                                           "json:{\"file.filename\":\"/nonexistent/base.raw\"}",
+                                           "nbd://127.0.0.1:10809/x" };
+    for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++) {
+        char vm[16];
+        snprintf(vm, sizeof(vm), "esc%zu", i);
+        make_snapshot(&s, vm, "s1", 1000, vda);
+        make_snapshot(&s, vm, "s2", 2000, vda);
+        make_active(&s, vm, "vda", "../snapshots/s2/vda.qcow2");
+        EXPECT_CURRENT(&s, vm, "s2");
+        qemu_img(&s, "rebase", "-q", "-u", "-f", "qcow2", "-b", escapes[i], "-F", "raw",
+                 at(1, "cur/%s/snapshots/s%zu/vda.qcow2", vm, 1 + i % 2), NULL);
+        if (i % 2 == 0)
+            qemu_img(&s, "rebase", "-q", "-u", "-f", "qcow2", "-b", "../s1/vda.qcow2", "-F",
+                     "qcow2", at(1, "cur/%s/snapshots/s2/vda.qcow2", vm), NULL);
+        EXPECT_CURRENT(&s, vm, NULL);
+    }
+
     /* a backing snapshot that no longer exists does not count */
     char path[PATH_MAX];
     CHECK_INT(store_snap_path(&s, "one", "s1", NULL, path, sizeof(path)), 0);
@@ -766,6 +859,7 @@ int main(void)
     test_enumeration();
     test_parse_active_backing();
     test_snap_ctime();
+    test_snap_info_cache();
     bool have_qemu_img = test_current();
 
     nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -348,6 +348,106 @@ static void test_size_limit(void)
     rmdir(dir);
 }
 
+/* ---- the pre-scan bounds ---- */
+
+/* buf gets "<domain>" with n attributes named a0..a(n-1) on the root, each
+ * value holding `value`, then `inner`, then "</domain>". */
+static char *wide(size_t n, const char *value, const char *inner, size_t *len)
+{
+    size_t cap = 64 + n * (16 + strlen(value)) + strlen(inner);
+    char *buf = malloc(cap);
+    size_t l = (size_t)sprintf(buf, "<domain");
+    for (size_t i = 0; i < n; i++)
+        l += (size_t)sprintf(buf + l, " a%zu='%s'", i, value);
+    l += (size_t)sprintf(buf + l, ">%s</domain>", inner);
+    *len = l;
+    return buf;
+}
+
+static int prescan(const char *buf, size_t len, char *msg, size_t msgsz)
+{
+    msg[0] = '\0';
+    return xmlsafe_prescan(buf, len, msg, msgsz);
+}
+
+/* One element with 104,000 attributes (under 1 MiB) costs libxml2 2.9
+ * ~19 s of CPU; it must be refused at once. */
+static void test_quadratic_attributes(void)
+{
+    size_t len;
+    char *x = wide(104000, "", "<name>w</name>", &len), msg[512] = "";
+    CHECK(len < XMLSAFE_MAX_BYTES);
+    struct dom_info d;
+    double t0 = now();
+    int r = domxml_parse_mem(x, len, &d, msg, sizeof(msg));
+    double took = now() - t0;
+    fprintf(stderr, "104,000 attributes (%zu bytes): refused in %.6f s\n", len, took);
+    CHECK_INT(r, -EINVAL);
+    CHECK(strstr(msg, "more than 256 attributes") != NULL);
+    CHECK(took < 1.0);
+    if (r == 0)
+        domxml_free(&d);
+    free(x);
+}
+
+static void test_prescan_bounds(void)
+{
+    char msg[512];
+    size_t len;
+    /* 256 attributes pass, 257 do not; '=' and '>' inside values and
+     * whole tags inside comments, CDATA and PIs are not counted */
+    char *x = wide(XMLSAFE_MAX_ATTRS, "a=b>c\"d", "<!-- <x a='' b=''> --><![CDATA[ <y c='' > ]]><?pi d='' ?>", &len);
+    CHECK_INT(prescan(x, len, msg, sizeof(msg)), 0);
+    struct dom_info d;
+    CHECK_INT(domxml_parse_mem(x, len, &d, msg, sizeof(msg)), -EINVAL); /* no <name>: parsed */
+    CHECK_STR(msg, "<domain> has no <name>");
+    free(x);
+    x = wide(XMLSAFE_MAX_ATTRS + 1, "", "", &len);
+    CHECK_INT(prescan(x, len, msg, sizeof(msg)), -EINVAL);
+    free(x);
+    /* a quoted '>' does not end the tag: the attributes after it count */
+    x = wide(XMLSAFE_MAX_ATTRS + 1, ">", "", &len);
+    CHECK_INT(prescan(x, len, msg, sizeof(msg)), -EINVAL);
+    free(x);
+
+    /* elements: the root and XMLSAFE_MAX_ELEMENTS - 1 more pass */
+    size_t cap = 32 + (XMLSAFE_MAX_ELEMENTS + 1) * 8;
+    char *e = malloc(cap);
+    for (int extra = 0; extra <= 1; extra++) {
+        len = (size_t)sprintf(e, "<domain>");
+        for (int i = 0; i < XMLSAFE_MAX_ELEMENTS - 1 + extra; i++)
+            len += (size_t)sprintf(e + len, "<a/>");
+        len += (size_t)sprintf(e + len, "</domain>");
+        CHECK_INT(prescan(e, len, msg, sizeof(msg)), extra ? -EINVAL : 0);
+        if (extra)
+            CHECK(strstr(msg, "elements") != NULL);
+    }
+    /* nesting: XMLSAFE_MAX_DEPTH levels pass (the innermost <b>), one
+     * more does not; closed elements do not add up */
+    for (int extra = 0; extra <= 1; extra++) {
+        len = 0;
+        for (int i = 0; i < XMLSAFE_MAX_DEPTH - 1 + extra; i++)
+            len += (size_t)sprintf(e + len, "<a><b></b>");
+        for (int i = 0; i < XMLSAFE_MAX_DEPTH - 1 + extra; i++)
+            len += (size_t)sprintf(e + len, "</a>");
+        CHECK_INT(prescan(e, len, msg, sizeof(msg)), extra ? -EINVAL : 0);
+        if (extra)
+            CHECK(strstr(msg, "nested deeper") != NULL);
+    }
+    free(e);
+    /* a DOCTYPE is refused before any of it is read */
+    static const char doc[] = "<!DOCTYPE domain [<!ENTITY a 'b'>]><domain/>";
+    CHECK_INT(prescan(doc, strlen(doc), msg, sizeof(msg)), -EINVAL);
+    CHECK_STR(msg, "XML with a DOCTYPE is refused");
+    /* the test fixtures (libvirt's own XML) all pass */
+    static const char *const fixtures[] = { "domain.xml", "snapshot.xml", "snapshot-root.xml" };
+    for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+        char *t = read_text(xml_path(fixtures[i]), &len);
+        CHECK(t && prescan(t, len, msg, sizeof(msg)) == 0);
+        free(t);
+    }
+}
+
 /* ---- snapshots ---- */
 
 static void check_snapshot(const struct snap_info *s)
@@ -478,6 +578,8 @@ int main(void)
     test_external_entity_not_opened();
     test_plain_doctype();
     test_size_limit();
+    test_quadratic_attributes();
+    test_prescan_bounds();
     test_snapshot_file();
     test_snapshot_mem();
     test_snapshot_root();

@@ -1,0 +1,289 @@
+/* Unit tests for chain: backing chains of images made by qemu-img in a
+ * store, each kind of chain that leaves the store refused with a reason
+ * naming the image, loops and depth bounded, raw bases accepted, and the
+ * header cache answering a second walk (exit 77 without qemu-img). */
+#include "config.h"
+
+#include "chain.h"
+#include "check.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmp[] = "/tmp/vmstorefs-chain-XXXXXX";
+static struct store st;
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    r = WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+    if (r != 0) {
+        fprintf(stderr, "command failed (%d): %s\n", r, cmd);
+        check_failures++;
+    }
+    return r;
+}
+
+/* STORE/rel, in one of four static buffers. */
+static const char *in_store(const char *rel)
+{
+    static char bufs[4][2 * PATH_MAX];
+    static int next;
+    char *b = bufs[next++ % 4];
+    snprintf(b, sizeof(bufs[0]), "%s/%s", st.root, rel);
+    return b;
+}
+
+/* qemu-img create in STORE/dir (so relative names resolve from there);
+ * backing "" = standalone; -u: the backing file need not exist. */
+static void image(const char *dir, const char *file, const char *backing, const char *fmt)
+{
+    sh("mkdir -p '%s' && cd '%s' && qemu-img create -q -f qcow2 %s%s%s %s%s -u '%s' 1M",
+       in_store(dir), in_store(dir), backing[0] ? "-b '" : "", backing, backing[0] ? "'" : "",
+       fmt[0] ? "-F " : "", fmt, file);
+}
+
+/* qemu-img cannot write a backing name without a format any more: the
+ * format extension of an image made with one is renamed to a type qemu
+ * does not know (and ignores), which is what an old qemu-img left. */
+static void drop_format(const char *rel)
+{
+    sh("python3 -c 'import sys; d=open(sys.argv[1],\"r+b\"); h=d.read(4096); "
+       "i=h.index(bytes.fromhex(\"e2792aca\")); d.seek(i); d.write(bytes.fromhex(\"0badf0f0\"))' '%s' "
+       "&& qemu-img info '%s' | grep -q 'backing file:' && ! qemu-img info '%s' | grep -q 'backing file format'",
+       in_store(rel), in_store(rel), in_store(rel));
+}
+
+static void expect_backing(int line, const char *rel, int want, const char *name, const char *fmt,
+                           const char *path, const char *why)
+{
+    struct backing_info b;
+    char msg[MSG_MAX] = "";
+    memset(&b, 'x', sizeof(b));
+    int r = chain_backing(&st, in_store(rel), &b, msg, sizeof(msg));
+    bool ok = r == want;
+    if (ok && want == 0)
+        ok = strcmp(b.name, name) == 0 && strcmp(b.format, fmt) == 0 &&
+             strcmp(b.path, path[0] ? in_store(path) : "") == 0;
+    if (ok && want < 0)
+        ok = strstr(msg, why) && strstr(msg, in_store(rel));
+    if (!ok) {
+        fprintf(stderr, "line %d: chain_backing(%s) = %d (want %d) name \"%.40s\" fmt \"%.16s\" "
+                        "path \"%.200s\" msg \"%s\"\n",
+                line, rel, r, want, b.name, b.format, b.path, msg);
+        check_failures++;
+    }
+}
+#define EXPECT_BACKING(rel, want, name, fmt, path, why) \
+    expect_backing(__LINE__, rel, want, name, fmt, path, why)
+
+/* chain_walk of rel: want, and for 0 the links "path:format,..." relative
+ * to the store; for an error, a reason containing why and naming the
+ * image `who`. */
+static void expect_walk(int line, const char *rel, int want, const char *links, const char *why,
+                        const char *who)
+{
+    struct chain c;
+    char msg[MSG_MAX] = "", got[8192] = "";
+    int r = chain_walk(&st, in_store(rel), &c, msg, sizeof(msg));
+    size_t rl = strlen(st.root) + 1;
+    for (size_t i = 0; r == 0 && i < c.n && strlen(got) < sizeof(got) - PATH_MAX; i++)
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s:%s", i ? "," : "",
+                 c.links[i].path + rl, c.links[i].format);
+    bool ok = r == want;
+    if (ok && want == 0)
+        ok = strcmp(got, links) == 0;
+    if (ok && want < 0)
+        ok = c.n == 0 && c.links == NULL && strstr(msg, why) && strstr(msg, in_store(who));
+    if (!ok) {
+        fprintf(stderr, "line %d: chain_walk(%s) = %d (want %d) links \"%s\" msg \"%s\"\n", line,
+                rel, r, want, got, msg);
+        check_failures++;
+    }
+    chain_free(&c);
+}
+#define EXPECT_WALK(rel, want, links, why, who) expect_walk(__LINE__, rel, want, links, why, who)
+
+static void test_good_chains(void)
+{
+    image("vm/snapshots/s1", "vda.qcow2", "", "");
+    image("vm/snapshots/s2", "vda.qcow2", "../s1/vda.qcow2", "qcow2");
+    image("vm/disks", "vda.qcow2", "../snapshots/s2/vda.qcow2", "qcow2");
+    EXPECT_BACKING("vm/snapshots/s1/vda.qcow2", 0, "", "", "", "");
+    EXPECT_BACKING("vm/disks/vda.qcow2", 0, "../snapshots/s2/vda.qcow2", "qcow2",
+                   "vm/snapshots/s2/vda.qcow2", "");
+    EXPECT_WALK("vm/disks/vda.qcow2", 0,
+                "vm/disks/vda.qcow2:qcow2,vm/snapshots/s2/vda.qcow2:qcow2,"
+                "vm/snapshots/s1/vda.qcow2:qcow2",
+                "", "");
+    EXPECT_WALK("vm/snapshots/s1/vda.qcow2", 0, "vm/snapshots/s1/vda.qcow2:qcow2", "", "");
+
+    /* a raw base under a qcow2 overlay ends the chain (whatever it holds) */
+    sh("mkdir -p '%s' && head -c 1048576 /dev/zero > '%s'", in_store("vm/snapshots/r"),
+       in_store("vm/snapshots/r/base.raw"));
+    image("vm/snapshots/r2", "vda.qcow2", "../r/base.raw", "raw");
+    EXPECT_BACKING("vm/snapshots/r2/vda.qcow2", 0, "../r/base.raw", "raw",
+                   "vm/snapshots/r/base.raw", "");
+    EXPECT_WALK("vm/snapshots/r2/vda.qcow2", 0,
+                "vm/snapshots/r2/vda.qcow2:qcow2,vm/snapshots/r/base.raw:raw", "", "");
+
+    /* "." and "//" change nothing; another VM's image is still the store */
+    image("vm/snapshots/s3", "vda.qcow2", ".//../s1/./vda.qcow2", "qcow2");
+    EXPECT_BACKING("vm/snapshots/s3/vda.qcow2", 0, ".//../s1/./vda.qcow2", "qcow2",
+                   "vm/snapshots/s1/vda.qcow2", "");
+    image("vm2/disks", "vda.qcow2", "../../vm/snapshots/s1/vda.qcow2", "qcow2");
+    EXPECT_WALK("vm2/disks/vda.qcow2", 0,
+                "vm2/disks/vda.qcow2:qcow2,vm/snapshots/s1/vda.qcow2:qcow2", "", "");
+}
+
+static void test_refused_names(void)
+{
+    char name[PATH_MAX];
+    image("bad/abs", "vda.qcow2", "/nonexistent/outside.raw", "raw");
+    EXPECT_BACKING("bad/abs/vda.qcow2", -EACCES, "", "", "", "an absolute name");
+    /* ../../ out of the store, even when it comes back in */
+    image("bad/esc", "vda.qcow2", "../../../outside.qcow2", "qcow2");
+    EXPECT_BACKING("bad/esc/vda.qcow2", -EACCES, "", "", "", "leaves the store");
+    snprintf(name, sizeof(name), "../../../%s/vm/snapshots/s1/vda.qcow2", strrchr(st.root, '/') + 1);
+    image("bad/back", "vda.qcow2", name, "qcow2");
+    EXPECT_BACKING("bad/back/vda.qcow2", -EACCES, "", "", "", "leaves the store");
+    /* through the mount, "x/.." may pass a symbolic link (current) */
+    image("bad/updown", "vda.qcow2", "../../vm/snapshots/../snapshots/s1/vda.qcow2", "qcow2");
+    EXPECT_BACKING("bad/updown/vda.qcow2", -EACCES, "", "", "", "climbs back out");
+    image("bad/json", "vda.qcow2",
+          "json:{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":\"/nonexistent/outside.raw\"}}",
+          "raw");
+    EXPECT_BACKING("bad/json/vda.qcow2", -EACCES, "", "", "", "a json: name");
+    image("bad/nbd", "vda.qcow2", "nbd://127.0.0.1:10809/export", "raw");
+    EXPECT_BACKING("bad/nbd/vda.qcow2", -EACCES, "", "", "", "a protocol name");
+    image("bad/nbdunix", "vda.qcow2", "nbd:unix:/tmp/sock", "raw");
+    EXPECT_BACKING("bad/nbdunix/vda.qcow2", -EACCES, "", "", "", "a protocol name");
+    image("bad/nofmt", "vda.qcow2", "../../vm/snapshots/s1/vda.qcow2", "qcow2");
+    drop_format("bad/nofmt/vda.qcow2");
+    EXPECT_BACKING("bad/nofmt/vda.qcow2", -EACCES, "", "", "", "no recorded backing format");
+    image("bad/vmdk", "vda.qcow2", "../../vm/snapshots/s1/vda.qcow2", "vmdk");
+    EXPECT_BACKING("bad/vmdk/vda.qcow2", -EACCES, "", "", "", "\"vmdk\", not qcow2 or raw");
+    /* an external data file is another file qemu opens by name */
+    sh("mkdir -p '%s' && cd '%s' && qemu-img create -q -f qcow2 -o data_file=d.raw vda.qcow2 1M",
+       in_store("bad/data"), in_store("bad/data"));
+    EXPECT_BACKING("bad/data/vda.qcow2", -EACCES, "", "", "", "external data file");
+    /* the refusals hold anywhere down a chain, named by the image */
+    image("bad/top", "vda.qcow2", "../json/vda.qcow2", "qcow2");
+    EXPECT_BACKING("bad/top/vda.qcow2", 0, "../json/vda.qcow2", "qcow2", "bad/json/vda.qcow2", "");
+    EXPECT_WALK("bad/top/vda.qcow2", -EACCES, "", "a json: name", "bad/json/vda.qcow2");
+    EXPECT_WALK("bad/nofmt/vda.qcow2", -EACCES, "", "no recorded backing format",
+                "bad/nofmt/vda.qcow2");
+}
+
+static void test_broken_files(void)
+{
+    /* not a qcow2 image, at the top or where a qcow2 was recorded */
+    sh("mkdir -p '%s' && echo text > '%s'", in_store("br/txt"), in_store("br/txt/vda.qcow2"));
+    EXPECT_BACKING("br/txt/vda.qcow2", -EINVAL, "", "", "", "not a qcow2 image");
+    EXPECT_WALK("br/txt/vda.qcow2", -EINVAL, "", "not a qcow2 image", "br/txt/vda.qcow2");
+    image("br/onraw", "vda.qcow2", "../../vm/snapshots/r/base.raw", "qcow2");
+    EXPECT_WALK("br/onraw/vda.qcow2", -EINVAL, "", "not a qcow2 image", "vm/snapshots/r/base.raw");
+    /* missing */
+    image("br/miss", "vda.qcow2", "nope.qcow2", "qcow2");
+    EXPECT_WALK("br/miss/vda.qcow2", -ENOENT, "", "br/miss/nope.qcow2 is missing",
+                "br/miss/vda.qcow2");
+    /* a symbolic link inside the store, to an image inside the store */
+    image("br/link", "vda.qcow2", "l.qcow2", "qcow2");
+    sh("ln -s ../../vm/snapshots/s1/vda.qcow2 '%s'", in_store("br/link/l.qcow2"));
+    EXPECT_WALK("br/link/vda.qcow2", -EACCES, "", "a symbolic link", "br/link/l.qcow2");
+    /* loops: a -> b -> a, and a -> a, and a hard link back */
+    image("br/loop", "a.qcow2", "b.qcow2", "qcow2");
+    image("br/loop", "b.qcow2", "a.qcow2", "qcow2");
+    EXPECT_BACKING("br/loop/a.qcow2", 0, "b.qcow2", "qcow2", "br/loop/b.qcow2", "");
+    EXPECT_WALK("br/loop/a.qcow2", -ELOOP, "", "loops back to", "br/loop/b.qcow2");
+    image("br/self", "a.qcow2", "", ""); /* create refuses a.qcow2 on itself; rebase does not */
+    sh("cd '%s' && qemu-img rebase -q -u -b a.qcow2 -F qcow2 a.qcow2", in_store("br/self"));
+    EXPECT_WALK("br/self/a.qcow2", -ELOOP, "", "loops back to", "br/self/a.qcow2");
+    image("br/hard", "a.qcow2", "b.qcow2", "qcow2");
+    sh("ln '%s' '%s'", in_store("br/hard/a.qcow2"), in_store("br/hard/b.qcow2"));
+    EXPECT_WALK("br/hard/a.qcow2", -ELOOP, "", "loops back to", "br/hard/a.qcow2");
+}
+
+/* CHAIN_MAX_DEPTH images may chain; one more is refused. The images are
+ * copies of one made by qemu-img with the backing name patched, cut to
+ * their first 4 KiB (all a header read needs). */
+static void test_depth(void)
+{
+    sh("mkdir -p '%s' && cd '%s' && qemu-img create -q -f qcow2 -u -b b0001.qcow2 -F qcow2 t 1M && "
+       "qemu-img create -q -f qcow2 b%04d.qcow2 1M && truncate -s 4096 b%04d.qcow2 && "
+       "python3 -c 'import sys; t=open(\"t\",\"rb\").read(4096); n=int(sys.argv[1]); "
+       "[open(\"b%%04d.qcow2\" %% i,\"wb\").write(t.replace(b\"b0001\", b\"b%%04d\" %% (i+1))) "
+       "for i in range(n)]' %d",
+       in_store("deep"), in_store("deep"), CHAIN_MAX_DEPTH, CHAIN_MAX_DEPTH, CHAIN_MAX_DEPTH);
+    struct chain c;
+    char msg[MSG_MAX] = "";
+    CHECK_INT(chain_walk(&st, in_store("deep/b0001.qcow2"), &c, msg, sizeof(msg)), 0);
+    CHECK_INT(c.n, CHAIN_MAX_DEPTH);
+    chain_free(&c);
+    CHECK_INT(chain_walk(&st, in_store("deep/b0000.qcow2"), &c, msg, sizeof(msg)), -ELOOP);
+    CHECK(strstr(msg, "deeper than") != NULL);
+    CHECK(c.n == 0 && c.links == NULL);
+}
+
+/* A second walk reads no header; a changed image is read again. */
+static void test_cache(void)
+{
+    unsigned long h0, m0, h1, m1, h2, m2;
+    struct chain c;
+    char msg[MSG_MAX];
+    chain_cache_clear();
+    chain_cache_stats(&h0, &m0);
+    CHECK_INT(chain_walk(&st, in_store("vm/disks/vda.qcow2"), &c, msg, sizeof(msg)), 0);
+    chain_free(&c);
+    chain_cache_stats(&h1, &m1);
+    CHECK_INT(m1 - m0, 3);
+    CHECK_INT(chain_walk(&st, in_store("vm/disks/vda.qcow2"), &c, msg, sizeof(msg)), 0);
+    chain_free(&c);
+    chain_cache_stats(&h2, &m2);
+    CHECK_INT(h2 - h1, 3);
+    CHECK_INT(m2 - m1, 0);
+    /* rebased in place: the new name is seen at once */
+    sh("cd '%s' && qemu-img rebase -q -u -f qcow2 -b ../snapshots/s1/vda.qcow2 -F qcow2 vda.qcow2",
+       in_store("vm/disks"));
+    EXPECT_WALK("vm/disks/vda.qcow2", 0, "vm/disks/vda.qcow2:qcow2,vm/snapshots/s1/vda.qcow2:qcow2",
+                "", "");
+    sh("cd '%s' && qemu-img rebase -q -u -f qcow2 -b /nonexistent/outside.raw -F raw vda.qcow2",
+       in_store("vm/disks"));
+    EXPECT_WALK("vm/disks/vda.qcow2", -EACCES, "", "an absolute name", "vm/disks/vda.qcow2");
+}
+
+int main(void)
+{
+    if (system("command -v qemu-img >/dev/null && command -v python3 >/dev/null") != 0) {
+        fprintf(stderr, "qemu-img or python3 not installed\n");
+        return 77;
+    }
+    char msg[MSG_MAX];
+    if (!mkdtemp(tmp) || store_check(&st, tmp, msg, sizeof(msg)) < 0) {
+        perror(tmp);
+        return 99;
+    }
+    test_good_chains();
+    test_refused_names();
+    test_broken_files();
+    test_depth();
+    test_cache();
+    store_close(&st);
+    sh("rm -rf '%s'", tmp);
+    log_once_reset();
+    CHECK_DONE();
+}
