@@ -125,7 +125,7 @@ static void test_refusals(void)
 
 static int read_backing(const char *file, struct qcow2_backing *b, char *msg, size_t msgsz)
 {
-    char path[256];
+    char path[2 * TEST_TMP_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -196,7 +196,7 @@ static void craft_v3(const char *file, const unsigned char *ext, size_t extlen, 
     for (int i = 0; i < 8; i++)
         h[72 + i] = (unsigned char)(incompat >> (56 - 8 * i));
     h[103] = 104;
-    char path[256];
+    char path[2 * TEST_TMP_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
     FILE *f = fopen(path, "we");
     fwrite(h, 1, sizeof(h), f);
@@ -273,7 +273,7 @@ int main(void)
     test_refusals();
     test_format_real();
     test_format_crafted();
-    char cmd[256];
+    char cmd[2 * TEST_TMP_MAX];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     run(cmd);
     CHECK_DONE();
