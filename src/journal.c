@@ -250,6 +250,35 @@ static int run_rebase(const struct store *s, const struct jstep *st, char *msg, 
     return r;
 }
 
+/* Each step makes its target durable (the directory it changed) before
+ * the next one runs: a later step may replace what an earlier one moved
+ * away, and must never become durable first. The source directories are
+ * synced once, before the record goes: until then a name that comes back
+ * after a crash is only the same file seen twice, which the replay
+ * resolves (a move finds its target, a replace renames again). */
+struct synced {
+    char dirs[8][PATH_MAX];
+    size_t n;
+};
+
+static void note_source(struct synced *sy, const char *tmpdir, const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    size_t tl = strlen(tmpdir);
+    if (strncmp(dir, tmpdir, tl) == 0 && (dir[tl] == '\0' || dir[tl] == '/'))
+        return; /* removed with the operation's temporary directory */
+    for (size_t i = 0; i < sy->n; i++)
+        if (strcmp(sy->dirs[i], dir) == 0)
+            return;
+    if (sy->n < sizeof(sy->dirs) / sizeof(sy->dirs[0]))
+        strcpy(sy->dirs[sy->n++], dir);
+}
+
 static int apply_step(const struct store *s, const struct jstep *st, char *msg, size_t msgsz)
 {
     int r = 0;
@@ -262,8 +291,6 @@ static int apply_step(const struct store *s, const struct jstep *st, char *msg, 
             r = 0;
         if (r == 0)
             r = storeio_fsync_parent(s, st->b);
-        if (r == 0)
-            r = storeio_fsync_parent(s, st->a);
         break;
     case JS_REPLACE:
         if (!storeio_exists(s, st->a))
@@ -271,8 +298,6 @@ static int apply_step(const struct store *s, const struct jstep *st, char *msg, 
         r = storeio_rename(s, st->a, st->b, 0);
         if (r == 0)
             r = storeio_fsync_parent(s, st->b);
-        if (r == 0)
-            r = storeio_fsync_parent(s, st->a);
         break;
     case JS_REBASE:
         return run_rebase(s, st, msg, msgsz);
@@ -303,12 +328,27 @@ static int apply_step(const struct store *s, const struct jstep *st, char *msg, 
 
 static int apply_all(struct journal *j, bool count_points, char *msg, size_t msgsz)
 {
+    struct synced sy = { .n = 0 };
+    char tmpdir[PATH_MAX];
+    if (meta_path(j->s, "tmp", j->id, "", tmpdir, sizeof(tmpdir)) < 0)
+        return -ENAMETOOLONG;
     for (size_t i = 0; i < j->nsteps; i++) {
         int r = apply_step(j->s, &j->steps[i], msg, msgsz);
         if (r < 0)
             return r;
+        if (j->steps[i].kind == JS_MOVE || j->steps[i].kind == JS_REPLACE)
+            note_source(&sy, tmpdir, j->steps[i].a);
         if (count_points)
             journal_point(j);
+    }
+    for (size_t i = 0; i < sy.n; i++) {
+        char probe[PATH_MAX + 4];
+        snprintf(probe, sizeof(probe), "%s/x", sy.dirs[i]);
+        int r = storeio_fsync_parent(j->s, probe);
+        if (r < 0 && r != -ENOENT) {
+            snprintf(msg, msgsz, "fsync %s: %s", sy.dirs[i], strerror(-r));
+            return r;
+        }
     }
     int r = remove_record(j->s, j->id);
     if (r < 0)
