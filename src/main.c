@@ -8,6 +8,8 @@
 #include "config.h"
 
 #include "journal.h"
+#include "lockwait.h"
+#include "fdquota.h"
 #include "log.h"
 #include "mountcheck.h"
 #include "opts.h"
@@ -24,6 +26,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* Through the log, so a store path with a newline or ESC in it is
@@ -37,6 +40,16 @@ static int fail(const char *msg)
 static int check_mountpoint(const char *path, char *out, char *msg, size_t msgsz)
 {
     struct stat st;
+    struct statvfs sv;
+    /* After a kill -9 the dead mount stays until someone unmounts it, and
+     * every access to it fails with ENOTCONN: say what to do. statfs, not
+     * stat: the kernel may answer stat from its cache, statfs always asks
+     * the file system. */
+    if ((statvfs(path, &sv) < 0 && errno == ENOTCONN) || (stat(path, &st) < 0 && errno == ENOTCONN)) {
+        snprintf(msg, msgsz, "mount point %s: a dead mount is still there: run `fusermount3 -u %s` first",
+                 path, path);
+        return -1;
+    }
     if (stat(path, &st) < 0 || !realpath(path, out)) {
         snprintf(msg, msgsz, "mount point %s: %s", path, strerror(errno));
         return -1;
@@ -122,7 +135,9 @@ static int serve(struct fuse *fuse, const struct opts *o)
     if (!cfg)
         return -1;
     fuse_loop_cfg_set_clone_fd(cfg, 0);
-    fuse_loop_cfg_set_max_threads(cfg, 16);
+    /* 16 threads serve; lock requests that wait (lockwait.h) may hold up
+     * to LOCKWAIT_MAX more, never those 16. Threads start on demand. */
+    fuse_loop_cfg_set_max_threads(cfg, 16 + LOCKWAIT_MAX);
     int r = fuse_loop_mt(fuse, cfg);
     fuse_loop_cfg_destroy(cfg);
     return r;
@@ -217,6 +232,9 @@ int main(int argc, char **argv)
                  vfs.store.root, pending);
         return fail(msg);
     }
+    long nofile = fdquota_setup(msg, sizeof(msg));
+    if (nofile < 0)
+        log_msg(LOG_WARNING, "%s", msg);
     /* libxml2 2.9 initialises itself lazily, which is not thread-safe:
      * do it before the first FUSE thread parses anything. */
     xmlInitParser();

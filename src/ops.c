@@ -11,12 +11,16 @@
 
 #include "ops.h"
 
-#include <fuse_lowlevel.h>
+#include <fuse_lowlevel.h> /* fuse_session_exited */
 
+#include "directio.h"
+#include "fdquota.h"
 #include "jobs.h"
+#include "lockwait.h"
 #include "log.h"
 #include "nsop.h"
 #include "readahead.h"
+#include "refusal.h"
 #include "view.h"
 #include "vmstate.h"
 #include "vpath.h"
@@ -36,6 +40,8 @@ struct handle {
     struct view_file f;
     struct vpath writer; /* an active image open for writing (kind V_DISK), else V_ROOT */
     struct readahead ra; /* store files only */
+    bool direct; /* the store fd has O_DIRECT (directio.h) */
+    uid_t uid; /* whose open it is (fdquota.h), store files only */
     char *text;
     size_t len;
 };
@@ -77,10 +83,12 @@ static int pending_link_attr(const char *path, struct stat *st)
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     struct handle *h = h_of(fi);
-    /* nullpath_ok: an open file may be asked about by handle only. */
-    if (!path && h && h->f.fd >= 0)
+    /* Asked about an open file (fstat; or by handle only, nullpath_ok):
+     * answer for the file it opened, which the store path may no longer
+     * name. */
+    if (h && h->f.fd >= 0)
         return view_fstat(&h->f, st);
-    if (!path && h && h->text) {
+    if (h && h->text) {
         struct vpath jobs = { .kind = V_JOBS };
         return view_getattr(st_of(), &jobs, st);
     }
@@ -171,7 +179,13 @@ static int op_open(const char *path, struct fuse_file_info *fi)
         }
         fi->direct_io = 1; /* size 0 in stat; reads return the live text */
     } else {
+        h->uid = fuse_get_context()->uid;
+        if ((r = fdquota_take(h->uid)) < 0) {
+            free(h);
+            return r;
+        }
         if ((r = view_open(st_of(), &vp, fi->flags, &h->f)) < 0) {
+            fdquota_put(h->uid);
             free(h);
             return r;
         }
@@ -182,10 +196,11 @@ static int op_open(const char *path, struct fuse_file_info *fi)
         }
         fi->keep_cache = h->f.frozen;
         fi->direct_io = h->f.active;
+        int fl = fcntl(h->f.fd, F_GETFL);
+        h->direct = fl >= 0 && (fl & O_DIRECT);
         /* Reads from an O_DIRECT store file would not use what a
          * streamer puts in the page cache. */
-        int fl = fcntl(h->f.fd, F_GETFL);
-        readahead_init(&h->ra, fl >= 0 && !(fl & O_DIRECT));
+        readahead_init(&h->ra, fl >= 0 && !h->direct);
     }
     fi->fh = (uintptr_t)h;
     return 0;
@@ -222,6 +237,26 @@ static int op_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size,
     return 0;
 }
 
+/* O_DIRECT wants aligned memory, which libfuse's buffers never are:
+ * directio.h copies to an aligned one. Data still in a pipe (spliced
+ * requests) is read into memory first, already aligned. */
+static int write_direct(int fd, struct fuse_bufvec *buf, off_t off)
+{
+    size_t size = fuse_buf_size(buf);
+    if (buf->count == 1 && !(buf->buf[0].flags & FUSE_BUF_IS_FD))
+        return (int)directio_pwrite(fd, buf->buf[0].mem, size, off);
+    void *mem;
+    if (posix_memalign(&mem, DIRECTIO_ALIGN, size ? size : 1) != 0)
+        return -ENOMEM;
+    struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+    dst.buf[0].mem = mem;
+    ssize_t n = fuse_buf_copy(&dst, buf, 0);
+    if (n >= 0)
+        n = directio_pwrite(fd, mem, (size_t)n, off);
+    free(mem);
+    return (int)n;
+}
+
 static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
                         struct fuse_file_info *fi)
 {
@@ -229,11 +264,22 @@ static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
     struct handle *h = h_of(fi);
     if (h->f.fd < 0)
         return -EBADF;
+    if (h->direct)
+        return write_direct(h->f.fd, buf, off);
     struct fuse_bufvec dst = FUSE_BUFVEC_INIT(fuse_buf_size(buf));
     dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
     dst.buf[0].fd = h->f.fd;
     dst.buf[0].pos = off;
     return (int)fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);
+}
+
+/* A waiting lock request ends when its caller is interrupted (Ctrl-C,
+ * kill: the kernel sends FUSE_INTERRUPT) or when the mount is going away,
+ * so neither a waiter nor the daemon's exit hangs on a lock holder. */
+static bool lock_give_up(void *ctx)
+{
+    (void)ctx;
+    return fuse_interrupted() || fuse_session_exited(fuse_get_session(fuse_get_context()->fuse));
 }
 
 /* qemu guards an image it has open with OFD locks on its own descriptor.
@@ -248,11 +294,16 @@ static int op_lock(const char *path, struct fuse_file_info *fi, int cmd, struct 
     struct handle *h = h_of(fi);
     if (!h || h->f.fd < 0)
         return -ENOLCK;
-    int ofd_cmd = cmd == F_GETLK ? F_OFD_GETLK : cmd == F_SETLKW ? F_OFD_SETLKW : F_OFD_SETLK;
     struct flock l = *lk;
     l.l_pid = 0; /* OFD locks require it */
-    if (fcntl(h->f.fd, ofd_cmd, &l) < 0)
+    if (cmd == F_SETLKW) {
+        /* Never a blocking fcntl in a worker (lockwait.h). */
+        int r = lockwait_ofd(h->f.fd, &l, lock_give_up, NULL);
+        if (r < 0)
+            return r;
+    } else if (fcntl(h->f.fd, cmd == F_GETLK ? F_OFD_GETLK : F_OFD_SETLK, &l) < 0) {
         return -errno;
+    }
     if (cmd == F_GETLK) {
         *lk = l;
         /* An OFD holder has no pid (-1); the kernel wants a real one or 0. */
@@ -288,6 +339,7 @@ static int op_release(const char *path, struct fuse_file_info *fi)
     if (h->f.fd >= 0) {
         readahead_stop(&h->ra); /* its thread uses h until joined */
         close(h->f.fd);
+        fdquota_put(h->uid);
     }
     if (h->writer.kind == V_DISK)
         vmstate_writer_remove(h->writer.vm, h->writer.dev);
@@ -316,11 +368,21 @@ static int op_fallocate(const char *path, int mode, off_t off, off_t len, struct
     return fallocate(h->f.fd, mode, off, len) < 0 ? -errno : 0;
 }
 
-static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+/* The file an attribute change comes with, if any: the kernel names the
+ * open file for ftruncate and O_TRUNC (not for fchmod, fchown or
+ * futimens, which arrive as changes of the path). The store path may name
+ * another file by now; the change is for the one that was opened. */
+static const struct view_file *file_of(struct fuse_file_info *fi)
 {
     struct handle *h = h_of(fi);
-    if (h && h->f.fd >= 0 && h->f.active)
-        return ftruncate(h->f.fd, size) < 0 ? -errno : 0;
+    return h && h->f.fd >= 0 ? &h->f : NULL;
+}
+
+static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+    const struct view_file *vf = file_of(fi);
+    if (vf)
+        return view_ftruncate(vf, size);
     struct vpath vp;
     int r = parse(path, &vp);
     return r < 0 ? r : view_truncate(st_of(), &vp, size);
@@ -328,7 +390,9 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 
 static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-    (void)fi;
+    const struct view_file *vf = file_of(fi);
+    if (vf)
+        return view_fchmod(vf, mode);
     struct vpath vp;
     int r = parse(path, &vp);
     return r < 0 ? r : view_chmod(st_of(), &vp, mode);
@@ -336,7 +400,9 @@ static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 
 static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 {
-    (void)fi;
+    const struct view_file *vf = file_of(fi);
+    if (vf)
+        return view_fchown(vf, uid, gid);
     struct vpath vp;
     int r = parse(path, &vp);
     return r < 0 ? r : view_chown(st_of(), &vp, uid, gid);
@@ -344,32 +410,37 @@ static int op_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
 
 static int op_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
 {
-    (void)fi;
+    const struct view_file *vf = file_of(fi);
+    if (vf)
+        return view_futimens(vf, tv);
     struct vpath vp;
     int r = parse(path, &vp);
     return r < 0 ? r : view_utimens(st_of(), &vp, tv);
 }
 
+/* From the root descriptor, not the root's path: `df` keeps answering
+ * for the store's file system even when the store directory was moved
+ * or removed under the mount (fstatfs works on O_PATH descriptors). */
 static int op_statfs(const char *path, struct statvfs *sv)
 {
     (void)path;
-    return statvfs(st_of()->root, sv) < 0 ? -errno : 0;
+    return fstatvfs(st_of()->rootfd, sv) < 0 ? -errno : 0;
 }
 
 /* Namespace changes (snapshot, clone, delete, rename, revert, import) are
- * not part of this version: they are refused; what would change a frozen
- * image (removing it, creating a file beside it) is EROFS, the rest EPERM. */
-static int refused(const char *op, const char *path, bool frozen)
+ * not part of this version: refused, and logged once per operation and
+ * path. refusal.h decides the errno; handlers that come to implement some
+ * of these call refuse() for whatever they leave out. */
+static int refuse2(enum refusal_op op, const char *path, const char *path2)
 {
-    log_refusal(op, path ? path : "?",
-                frozen ? "snapshots are read-only" : "not supported by this version");
-    return frozen ? -EROFS : -EPERM;
+    int r = refusal_errno(op, path, path2);
+    log_refusal(refusal_op_name(op), path ? path : "?", refusal_why(r));
+    return r;
 }
 
-static int refuse(const char *op, const char *path)
+static int refuse(enum refusal_op op, const char *path)
 {
-    struct vpath vp;
-    return refused(op, path, parse(path, &vp) == 0 && vp.kind == V_SNAP_IMAGE);
+    return refuse2(op, path, NULL);
 }
 
 /* ---- namespace operations: the core (nsop.h) decides, this maps ---- */
@@ -440,10 +511,12 @@ static void after_change(const char *vm)
 
 /* The core's answer as a reply: success drops stale caches; a refusal is
  * logged with its reason; NSOP_NOT_MINE falls to the refusal rules. */
-static int ns_reply(const char *op, const char *path, int r, const struct nsop_result *res)
+static int ns_reply(enum refusal_op rop, const char *path, const char *path2, int r,
+                    const struct nsop_result *res)
 {
+    const char *op = refusal_op_name(rop);
     if (r == NSOP_NOT_MINE)
-        return refuse(op, path);
+        return refuse2(rop, path, path2);
     if (r == 0)
         after_change(res->vm);
     else if (r == -EIO || r == -ENOSPC)
@@ -464,55 +537,74 @@ static int op_mkdir(const char *path, mode_t mode)
     (void)mode;
     struct snap_ctx c = snap_ctx();
     struct nsop_result res;
-    return ns_reply("mkdir", path, nsop_mkdir(&c, path, &res), &res);
+    return ns_reply(R_MKDIR, path, NULL, nsop_mkdir(&c, path, &res), &res);
 }
 
 static int op_rmdir(const char *path)
 {
-    return refuse("rmdir", path);
+    return refuse(R_RMDIR, path);
 }
 
 static int op_unlink(const char *path)
 {
     struct snap_ctx c = snap_ctx();
     struct nsop_result res;
-    return ns_reply("unlink", path, nsop_unlink(&c, path, &res), &res);
+    return ns_reply(R_UNLINK, path, NULL, nsop_unlink(&c, path, &res), &res);
 }
 
 static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     (void)mode;
     (void)fi;
-    /* A new file in a snapshot directory, even one no image name fits. */
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof(parent), "%s", path);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent)
-        *slash = '\0';
-    struct vpath vp;
-    if (parse(parent, &vp) == 0 && vp.kind == V_SNAP)
-        return refused("create", path, true);
-    return refuse("create", path);
+    return refuse(R_CREATE, path);
+}
+
+/* Without it libfuse answers ENOSYS, which mkfifo reports as "Function
+ * not implemented" and nothing logs. */
+static int op_mknod(const char *path, mode_t mode, dev_t rdev)
+{
+    (void)mode;
+    (void)rdev;
+    return refuse(R_MKNOD, path);
 }
 
 static int op_rename(const char *from, const char *to, unsigned int flags)
 {
     struct snap_ctx c = snap_ctx();
     struct nsop_result res;
-    return ns_reply("rename", from, nsop_rename(&c, from, to, flags, &res), &res);
+    return ns_reply(R_RENAME, from, to, nsop_rename(&c, from, to, flags, &res), &res);
 }
 
 static int op_symlink(const char *target, const char *path)
 {
     struct snap_ctx c = snap_ctx();
     struct nsop_result res;
-    return ns_reply("symlink", path, nsop_symlink(&c, target, path, &res), &res);
+    return ns_reply(R_SYMLINK, path, NULL, nsop_symlink(&c, target, path, &res), &res);
 }
 
 static int op_link(const char *from, const char *to)
 {
-    (void)from;
-    return refuse("link", to);
+    return refuse2(R_LINK, from, to);
+}
+
+/* Setting or removing an attribute is a refusal like the others (logged);
+ * getxattr and listxattr stay unimplemented on purpose: libfuse's ENOSYS
+ * lets the kernel answer "not supported" itself from then on, without a
+ * round trip for every `ls -l`. */
+static int op_setxattr(const char *path, const char *name, const char *value, size_t size,
+                       int flags)
+{
+    (void)name;
+    (void)value;
+    (void)size;
+    (void)flags;
+    return refuse(R_SETXATTR, path);
+}
+
+static int op_removexattr(const char *path, const char *name)
+{
+    (void)name;
+    return refuse(R_REMOVEXATTR, path);
 }
 
 static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -529,6 +621,10 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     struct vfs *vfs = fuse_get_context()->private_data;
     conn->max_read = (unsigned)vfs->max_read;
     cfg->nullpath_ok = 1;
+    /* Never rename an unlinked open file to .fuse_hidden*: the view's
+     * names are the store's, and a rename would be refused anyway (or,
+     * once renames exist, move a store file under a name no rule knows). */
+    cfg->hard_remove = 1;
     cfg->use_ino = 0;
     /* One second: long enough that `ls -l` and sequential reads do not
      * ask again for every block, short enough that changes made in the
@@ -567,4 +663,7 @@ const struct fuse_operations vmstorefs_ops = {
     .rename = op_rename,
     .symlink = op_symlink,
     .link = op_link,
+    .mknod = op_mknod,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
 };

@@ -319,6 +319,12 @@ static int search_path(char *out, size_t outsz)
     return -ENOENT;
 }
 
+bool qimg_is_version(const char *out)
+{
+    static const char prefix[] = "qemu-img version ";
+    return out && strncmp(out, prefix, sizeof(prefix) - 1) == 0;
+}
+
 int qimg_find(const char *configured, char *out, size_t outsz, char *msg, size_t msgsz)
 {
     if (configured) {
@@ -339,8 +345,13 @@ int qimg_find(const char *configured, char *out, size_t outsz, char *msg, size_t
     const char *argv[] = { out, "--version", NULL };
     struct spawn_result res;
     int r = spawn_run(argv, 30, &res);
-    if (r < 0)
+    if (r < 0) {
         snprintf(msg, msgsz, "%s --version failed (exit %d)", out, res.exit_code);
+    } else if (!qimg_is_version(res.out)) {
+        /* /bin/true would pass for qemu-img, and every later call fail. */
+        snprintf(msg, msgsz, "%s --version does not say \"qemu-img version\": not qemu-img", out);
+        r = -ENOEXEC;
+    }
     spawn_result_free(&res);
     return r < 0 ? -ENOEXEC : 0;
 }

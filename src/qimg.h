@@ -71,8 +71,12 @@ int qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const cha
  * file, leaving IMAGE in place (the caller decides what replaces it). */
 int qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image);
 
+/* Is out what `qemu-img --version` prints ("qemu-img version X ...")? */
+bool qimg_is_version(const char *out);
+
 /* Finds qemu-img: `configured` if given (must be executable), otherwise
- * the first qemu-img in $PATH; checks that `qemu-img --version` runs.
+ * the first qemu-img in $PATH; checks that `qemu-img --version` runs
+ * and says it is qemu-img.
  * Writes the absolute path to out. -ENOENT etc. with a reason in msg. */
 int qimg_find(const char *configured, char *out, size_t outsz, char *msg, size_t msgsz);
 

@@ -45,5 +45,11 @@ int view_truncate(const struct store *s, const struct vpath *vp, off_t size);
 int view_chmod(const struct store *s, const struct vpath *vp, mode_t mode);
 int view_chown(const struct store *s, const struct vpath *vp, uid_t uid, gid_t gid);
 int view_utimens(const struct store *s, const struct vpath *vp, const struct timespec tv[2]);
+/* The same through an open file's descriptor (the file it opened, even if
+ * the store path names another one by now), with the same refusals. */
+int view_ftruncate(const struct view_file *vf, off_t size);
+int view_fchmod(const struct view_file *vf, mode_t mode);
+int view_fchown(const struct view_file *vf, uid_t uid, gid_t gid);
+int view_futimens(const struct view_file *vf, const struct timespec tv[2]);
 
 #endif

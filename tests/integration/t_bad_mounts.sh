@@ -24,6 +24,8 @@ bad "qemu_img that does not exist" "qemu_img=/nonexistent/qemu-img: not an execu
 bad "no qemu-img in PATH" "install the Debian package qemu-utils" \
     env PATH=/nonexistent "$VMSTOREFS" "$S" "$M" -f
 bad "qemu_img that is not qemu-img" "false --version failed" "$VMSTOREFS" "$S" "$M" -f -o qemu_img=/bin/false
+bad "qemu_img that runs but is not qemu-img" "true --version does not say \"qemu-img version\"" \
+    "$VMSTOREFS" "$S" "$M" -f -o qemu_img=/bin/true
 
 # Mount points that overlap the store would deadlock or hide it.
 mkdir -p "$S/inner"

@@ -22,11 +22,34 @@ expect_fail "import a VM" "Operation not permitted" mkdir "$M/vm9"
 expect_fail "delete a VM" "Operation not permitted\|Read-only file system" rm -rf "$V"
 pass "namespace operations are refused with EPERM, or EROFS on frozen images"
 
+# One errno per refusal: whatever would change a snapshot directory or a
+# frozen image is EROFS, whichever call asks; other changes EPERM.
+Z=$V/snapshots/configured
+expect_fail "symlink in a snapshot" "Read-only file system" ln -s vda.qcow2 "$Z/link"
+expect_fail "mkdir in a snapshot" "Read-only file system" mkdir "$Z/dir"
+expect_fail "mkfifo in a snapshot" "Read-only file system" mkfifo "$Z/fifo"
+expect_fail "link of a frozen image" "Read-only file system" ln "$Z/vda.qcow2" "$V/disks/vdz.qcow2"
+expect_fail "rename into a snapshot" "Read-only file system" mv "$V/disks/vda.qcow2" "$Z/vdz.qcow2"
+expect_fail "mkfifo in disks/" "Operation not permitted" mkfifo "$V/disks/fifo"
+expect_fail "link of an active image" "Operation not permitted" ln "$V/disks/vda.qcow2" "$V/disks/vdz.qcow2"
+pass "snapshot directories and frozen images refuse with EROFS, mknod with EPERM, not ENOSYS"
+
+if command -v python3 >/dev/null 2>&1; then
+    expect_fail "setxattr" "Operation not supported" \
+        python3 -c 'import os, sys; os.setxattr(sys.argv[1], "user.x", b"1")' "$V/disks/vda.qcow2"
+    grep -q "refused setxattr /web1/disks/vda.qcow2: extended attributes are not supported" "$DAEMON_LOG" ||
+        fail "setxattr refusal not logged"
+    pass "setxattr is refused with ENOTSUP and logged"
+fi
+
 [ "$(tree_state "$S")" = "$before" ] || fail "a refused operation changed the store"
 read_pattern "$V/disks/vda.qcow2" 0x33 8M 1M
 [ "$(readlink "$V/current")" = "snapshots/configured" ] || fail "current moved"
 grep -q "refused mkdir /web1/snapshots/new: not supported by this version" "$DAEMON_LOG" ||
     fail "refusal not logged"
+grep -q "refused link /web1/snapshots/configured/vda.qcow2: snapshots are read-only" "$DAEMON_LOG" ||
+    fail "link refusal not logged"
+[ "$(grep -c "refused mkdir /web1/snapshots/new:" "$DAEMON_LOG")" -eq 1 ] || fail "a refusal logged more than once"
 pass "nothing in the store changed; the refusals are logged"
 
 unmount_fs "$M"

@@ -538,8 +538,23 @@ static void test_with_qemu_img(void)
     rm_tree(tmp);
 }
 
+/* /bin/true runs and exits 0: only what it prints tells it is no qemu-img. */
+static void test_is_version(void)
+{
+    CHECK(qimg_is_version("qemu-img version 7.2.22 (Debian 1:7.2+dfsg-7)\nCopyright ...\n"));
+    CHECK(!qimg_is_version(""));
+    CHECK(!qimg_is_version(NULL));
+    CHECK(!qimg_is_version("qemu-io version 7.2.22\n"));
+    CHECK(!qimg_is_version("usage: qemu-img version\n"));
+    char msg[256], out[4096];
+    int r = qimg_find("/bin/true", out, sizeof(out), msg, sizeof(msg));
+    CHECK_INT(r, -ENOEXEC);
+    CHECK(strstr(msg, "not qemu-img") != NULL);
+}
+
 int main(void)
 {
+    test_is_version();
     test_argv_info();
     test_argv_create_overlay();
     test_argv_convert();

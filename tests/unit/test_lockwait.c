@@ -1,0 +1,161 @@
+/* Unit tests for lockwait: a blocking lock request is a loop that gives
+ * up when asked, is granted once the holder lets go, and only
+ * LOCKWAIT_MAX of them wait at once. */
+#include "config.h"
+
+#include "check.h"
+#include "lockwait.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static char file[] = "/tmp/test_lockwait.XXXXXX";
+
+static int open_file(void)
+{
+    int fd = open(file, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        check_failures++;
+    return fd;
+}
+
+static struct flock wrlck(void)
+{
+    struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+    return l;
+}
+
+/* Takes the whole file on a descriptor of its own: the holder. */
+static int hold(void)
+{
+    int fd = open_file();
+    struct flock l = wrlck();
+    CHECK(fcntl(fd, F_OFD_SETLK, &l) == 0);
+    return fd;
+}
+
+static bool after_three(void *ctx)
+{
+    return ++*(int *)ctx >= 3;
+}
+
+static bool never(void *ctx)
+{
+    (void)ctx;
+    return false;
+}
+
+static bool at_once(void *ctx)
+{
+    (void)ctx;
+    return true;
+}
+
+static void test_interrupted(void)
+{
+    int holder = hold(), fd = open_file(), asked = 0;
+    struct flock l = wrlck();
+    CHECK_INT(lockwait_ofd(fd, &l, after_three, &asked), -EINTR);
+    CHECK_INT(asked, 3);
+    close(fd);
+    close(holder);
+}
+
+static void *release_later(void *p)
+{
+    struct timespec t = { 0, 100000000 };
+    nanosleep(&t, NULL);
+    close(*(int *)p);
+    return NULL;
+}
+
+static void test_granted_on_release(void)
+{
+    int holder = hold(), fd = open_file();
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, release_later, &holder) == 0);
+    struct flock l = wrlck();
+    CHECK_INT(lockwait_ofd(fd, &l, never, NULL), 0);
+    pthread_join(t, NULL);
+    /* fd holds it now: another descriptor sees the conflict. */
+    int other = open_file();
+    struct flock q = wrlck();
+    CHECK(fcntl(other, F_OFD_GETLK, &q) == 0);
+    CHECK_INT(q.l_type, F_WRLCK);
+    close(other);
+    close(fd);
+}
+
+/* Free lock: no wait, no slot taken even if the caller would stop. */
+static void test_free_lock(void)
+{
+    int fd = open_file();
+    struct flock l = wrlck();
+    CHECK_INT(lockwait_ofd(fd, &l, at_once, NULL), 0);
+    close(fd);
+}
+
+static atomic_bool stop_all;
+
+static bool when_told(void *ctx)
+{
+    (void)ctx;
+    return atomic_load(&stop_all);
+}
+
+static void *wait_one(void *p)
+{
+    int fd = open_file();
+    struct flock l = wrlck();
+    *(int *)p = lockwait_ofd(fd, &l, when_told, NULL);
+    close(fd);
+    return NULL;
+}
+
+static void test_cap(void)
+{
+    int holder = hold(), results[LOCKWAIT_MAX];
+    pthread_t t[LOCKWAIT_MAX];
+    for (int i = 0; i < LOCKWAIT_MAX; i++)
+        CHECK(pthread_create(&t[i], NULL, wait_one, &results[i]) == 0);
+    /* Once all wait, one more is refused at once. */
+    int fd = open_file(), r = 0;
+    for (int i = 0; i < 1000 && r != -ENOLCK; i++) {
+        struct flock l = wrlck();
+        r = lockwait_ofd(fd, &l, at_once, NULL);
+        struct timespec s = { 0, 10000000 };
+        nanosleep(&s, NULL);
+    }
+    CHECK_INT(r, -ENOLCK);
+    atomic_store(&stop_all, true);
+    for (int i = 0; i < LOCKWAIT_MAX; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_INT(results[i], -EINTR);
+    }
+    /* The slots are free again. */
+    struct flock l = wrlck();
+    CHECK_INT(lockwait_ofd(fd, &l, at_once, NULL), -EINTR);
+    close(fd);
+    close(holder);
+}
+
+int main(void)
+{
+    int fd = mkstemp(file);
+    if (fd < 0) {
+        perror("mkstemp");
+        return 1;
+    }
+    close(fd);
+    test_interrupted();
+    test_granted_on_release();
+    test_free_lock();
+    test_cap();
+    unlink(file);
+    CHECK_DONE();
+}
