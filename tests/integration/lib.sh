@@ -14,9 +14,13 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/vmstorefs-test.XXXXXX")
 DAEMON_LOG=$TMP/daemon.log
 MOUNTED=()
 DAEMONS=()
+CLEANUP_HOOKS=()    # functions cleanup() calls first (e.g. libvirt.sh's)
 
 cleanup() {
-    local m p
+    local m p h
+    for h in "${CLEANUP_HOOKS[@]}"; do
+        "$h"
+    done
     for m in "${MOUNTED[@]}"; do
         if mountpoint -q "$m" 2>/dev/null || grep -qs " $m " /proc/self/mounts; then
             fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
@@ -127,4 +131,46 @@ read_pattern() {
     local out
     out=$(qemu-io -r -f qcow2 -c "read -P $2 $3 $4" "$1" 2>&1) ||
         fail "$1: expected pattern $2 at $3+$4: $out"
+}
+
+# check_store STORE: every domain.xml validates as a libvirt domain and
+# every snapshot.xml as a domainsnapshot, every image passes qemu-img
+# check, and no image stores an absolute backing name or one without its
+# format.
+check_store() {
+    local f t out info
+    for f in "$1"/*/domain.xml "$1"/*/snapshots/*/snapshot.xml; do
+        [ -e "$f" ] || continue
+        case $f in */snapshot.xml) t=domainsnapshot ;; *) t=domain ;; esac
+        out=$(virt-xml-validate "$f" "$t" 2>&1) || fail "check_store: $f is not a valid $t: $out"
+    done
+    while IFS= read -r -d '' f; do
+        out=$(qemu-img check -U -q "$f" 2>&1) || fail "check_store: qemu-img check $f: $out"
+        info=$(qemu-img info -U --output=json "$f")
+        out=$(sed -n 's/^ *"backing-filename": "\(.*\)",\{0,1\}$/\1/p' <<<"$info")
+        case $out in /*) fail "check_store: $f: absolute backing name $out" ;; esac
+        [ -z "$out" ] || grep -q '"backing-filename-format":' <<<"$info" ||
+            fail "check_store: $f: backing name $out without a format"
+    done < <(find "$1" -name '*.qcow2' -print0)
+}
+
+# check_overlays STORE VM: each snapshot's <disks><disk><source> is, as in
+# libvirt, the overlay that took the changes after the snapshot: an image
+# whose backing image is the snapshot's own image (the embedded domain's
+# disk source). libvirt's snapshot-delete refuses a snapshot where not.
+check_overlays() {
+    local x dev n i overlay frozen backing
+    for x in "$1/$2"/snapshots/*/snapshot.xml; do
+        [ -e "$x" ] || continue
+        n=$(xmllint --xpath "count(/domainsnapshot/disks/disk[@snapshot='external'])" "$x")
+        for ((i = 1; i <= n; i++)); do
+            dev=$(xmllint --xpath "string(/domainsnapshot/disks/disk[@snapshot='external'][$i]/@name)" "$x")
+            overlay=$(xmllint --xpath "string(/domainsnapshot/disks/disk[@snapshot='external'][$i]/source/@file)" "$x")
+            frozen=$(xmllint --xpath "string(//domain/devices/disk[target/@dev='$dev']/source/@file)" "$x")
+            backing=$(qemu-img info -U --output=json "$overlay" 2>/dev/null |
+                sed -n 's/^ *"full-backing-filename": "\(.*\)",\{0,1\}$/\1/p')
+            [ -n "$backing" ] && [ "$(realpath -m "$backing")" = "$(realpath -m "$frozen")" ] ||
+                fail "check_overlays: $x: $dev's overlay $overlay is not backed by $frozen (backing: ${backing:-none})"
+        done
+    done
 }

@@ -1,0 +1,96 @@
+#!/bin/bash
+# libvirt itself reads the sample store as we mean it: the domains define,
+# the snapshot.xml files redefine (--validate) into the same tree with the
+# same current snapshot, and on a copy libvirt's own snapshot-delete of the
+# current leaf merges it without losing guest data.
+#
+# What libvirt 9.0 means by an external disk-only snapshot (established
+# with `virsh snapshot-create-as DOM S --disk-only` on a shut-off domain,
+# then a second one on top, and snapshot-dumpxml / dumpxml --inactive):
+#
+#   <domainsnapshot>
+#     <name>S</name> <description>..</description>
+#     <state>shutoff</state>                  (domain was shut off)
+#     <parent><name>P</name></parent>         (absent for a root)
+#     <creationTime>1700003600</creationTime> (seconds since the epoch)
+#     <memory snapshot='no'/>
+#     <disks>
+#       <disk name='vda' snapshot='external' type='file'>
+#         <driver type='qcow2'/>
+#         <source file='OVERLAY'/>
+#       </disk>
+#     </disks>
+#     <domain type='..'> ... the whole inactive domain as it was at S:
+#       <disk ..><source file='FROZEN'/> [<backingStore> chain below it] ..
+#   </domainsnapshot>
+#
+#   FROZEN  = the image that holds the disk's state at S (the active image
+#             before S, read-only from then on) = snapshots/S/vda.qcow2.
+#   OVERLAY = the new image created at S that receives the changes after
+#             it; its backing image is FROZEN. libvirt never rewrites it:
+#             when a child C is taken, OVERLAY becomes C's FROZEN image and
+#             S keeps naming it. In our layout: snapshots/C/vda.qcow2, or
+#             disks/vda.qcow2 while S is the current snapshot.
+#   The embedded <domain> has a <backingStore> chain only if the domain
+#   XML had one (libvirt's inactive XML has none unless given; ours is
+#   kept as given). --no-metadata makes the overlay and switches the
+#   domain to it but records no snapshot (current stays the old one).
+#   Overlays libvirt creates store ABSOLUTE backing names (we must not).
+#
+# `snapshot-create DOM FILE --redefine --validate [--current]` accepts
+# our snapshot.xml (parents must be redefined first; the embedded domain's
+# UUID must be the domain's) and does not look at the images.
+#
+# `snapshot-delete DOM S` of the current leaf (libvirt 9.0 can delete
+# external snapshots) starts QEMU paused (so: type='qemu' here, and no
+# interface on the inactive network 'default'), commits OVERLAY into
+# FROZEN, points the domain at FROZEN (snapshots/S/vda.qcow2, keeping its
+# relative backing name), deletes OVERLAY (disks/vda.qcow2) and makes P
+# current. It requires OVERLAY to be in the domain's chain with FROZEN as
+# its backing image, so a <disks> source naming FROZEN is refused. It
+# leaves the images below owned by libvirt-qemu.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/libvirt.sh"
+need_libvirt
+
+S=$TMP/store
+sample_store "$S"
+check_store "$S"
+check_overlays "$S" web1
+pass "sample store: XML validates, images check, relative backing names, overlays as libvirt's"
+
+before=$(tree_state "$S")
+lv_start
+lv_define_vm "$S" web1
+lv_define_vm "$S" db1
+lv_redefine_snapshots "$S" web1
+lv_redefine_snapshots "$S" db1
+[ "$(store_current "$S" web1)" = configured ] || fail "web1's current snapshot is not configured"
+pass "$(lv_check_tree "$S" web1)"
+pass "$(lv_check_tree "$S" db1)"
+[ "$(tree_state "$S")" = "$before" ] || fail "defining the store in libvirt changed it"
+pass "libvirt defines web1 and db1 and redefines web1's snapshots as the store has them"
+
+# On a copy, libvirt deletes the current leaf itself: QEMU must start,
+# as libvirt-qemu, which must get through the (0700) temp dir.
+C=$TMP/copy
+chmod go+x "$TMP"
+copy_store "$S" "$C"
+sed -i -e "s|<domain type='kvm'>|<domain type='qemu'>|" -e '/<interface/,/<\/interface>/d' \
+    "$C"/web1/domain.xml "$C"/web1/snapshots/*/snapshot.xml
+lv_define_vm "$C" web1 web1-copy
+lv_redefine_snapshots "$C" web1
+lv_check_tree "$C" web1 >/dev/null
+dom=$(lv_name "$C" web1)
+out=$("${VIRSH[@]}" snapshot-delete "$dom" configured 2>&1) || fail "virsh snapshot-delete: $out"
+active=$("${VIRSH[@]}" domblklist "$dom" --inactive | awk '$1 == "vda" { print $2 }')
+[ "$active" = "$C/web1/snapshots/configured/vda.qcow2" ] || fail "after delete the disk is $active"
+[ ! -e "$C/web1/disks/vda.qcow2" ] || fail "libvirt kept the merged overlay disks/vda.qcow2"
+read_pattern "$active" 0x11 0 4M
+read_pattern "$active" 0x22 4M 4M
+read_pattern "$active" 0x33 8M 1M
+check_store "$C"
+[ "$("${VIRSH[@]}" snapshot-list "$dom" --name | sed '/^$/d')" = installed ] || fail "snapshots left: not just installed"
+[ "$("${VIRSH[@]}" snapshot-current "$dom" --name)" = installed ] || fail "installed is not current after the delete"
+[ "$(tree_state "$S")" = "$before" ] || fail "deleting in the copy changed the store"
+pass "snapshot-delete of the leaf merges disks/vda into snapshots/configured/vda: data and chain intact"
