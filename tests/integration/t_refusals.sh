@@ -52,11 +52,13 @@ read_pattern "$V/disks/vda.qcow2" 0x33 8M 1M
 # this daemon: the store's active image still grows from configured.)
 qemu-img info -U --output=json "$S/web1/disks/vda.qcow2" |
     grep -q '"backing-filename": "../snapshots/configured/vda.qcow2"' || fail "current moved"
-grep -q "refused mkdir /web1/snapshots/new: not supported by this version" "$DAEMON_LOG" ||
+grep -q "refused mkdir /web1/clones/web9: not supported by this version" "$DAEMON_LOG" ||
     fail "refusal not logged"
+grep -q "refused mkdir /web1/snapshots/-new: '-new' is not a valid snapshot name" "$DAEMON_LOG" ||
+    fail "bad snapshot name not logged with its reason"
 grep -q "refused link /web1/snapshots/configured/vda.qcow2: snapshots are read-only" "$DAEMON_LOG" ||
     fail "link refusal not logged"
-[ "$(grep -c "refused mkdir /web1/snapshots/new:" "$DAEMON_LOG")" -eq 1 ] || fail "a refusal logged more than once"
+[ "$(grep -c "refused mkdir /web1/clones/web9:" "$DAEMON_LOG")" -eq 1 ] || fail "a refusal logged more than once"
 pass "nothing in the store changed; the refusals are logged"
 
 unmount_fs "$M"
