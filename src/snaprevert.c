@@ -126,18 +126,27 @@ static int plan(struct revert *rv, struct journal *j, xmlDocPtr snapdoc, char *m
     store_vm_path(m->s, m->vm, "disks", path, sizeof(path));
     if ((r = journal_mkdir(j, path)) < 0)
         return r;
+    struct overlay_req *reqs = calloc(rv->n, sizeof(*reqs));
+    if (!reqs)
+        return -ENOMEM;
     for (size_t i = 0; i < rv->n; i++) {
-        const struct covered *d = &rv->disks[i];
-        char name[DEV_MAX_LEN + 16], backing[PATH_MAX];
-        snprintf(name, sizeof(name), "disk-%s.qcow2", d->dev);
-        snprintf(backing, sizeof(backing), "../snapshots/%s/%s" IMAGE_SUFFIX, rv->snap, d->dev);
-        if ((r = vm_create_overlay(m, j, name, backing, d->frozen, tmp, sizeof(tmp), msg,
-                                   msgsz)) < 0 ||
-            (r = journal_replace(j, tmp, d->active)) < 0)
-            return r;
-        if ((r = xmledit_snapshot_set_disk_source(snapdoc, d->dev, d->active)) < 0 && r != -ENOENT)
-            return r;
+        snprintf(reqs[i].name, sizeof(reqs[i].name), "disk-%s.qcow2", rv->disks[i].dev);
+        snprintf(reqs[i].backing, sizeof(reqs[i].backing), "../snapshots/%s/%s" IMAGE_SUFFIX,
+                 rv->snap, rv->disks[i].dev);
+        reqs[i].sized_like = rv->disks[i].frozen;
     }
+    r = vm_create_overlays(m, j, reqs, rv->n, msg, msgsz);
+    for (size_t i = 0; r == 0 && i < rv->n; i++) {
+        const struct covered *d = &rv->disks[i];
+        if ((r = journal_replace(j, reqs[i].path, d->active)) < 0)
+            break;
+        r = xmledit_snapshot_set_disk_source(snapdoc, d->dev, d->active);
+        if (r == -ENOENT)
+            r = 0;
+    }
+    free(reqs);
+    if (r < 0)
+        return r;
     xmlDocPtr def = build_definition(rv, snapdoc, msg, msgsz);
     if (!def)
         return -EINVAL;

@@ -186,26 +186,33 @@ static int plan(struct vm_model *m, struct journal *j, const char *snap, const c
         return r;
     /* Per disk: a new overlay; the active image moves into S and its
      * backing name is rewritten for its new directory. */
+    struct overlay_req *reqs = calloc(m->ndisks, sizeof(*reqs));
+    if (!reqs)
+        return -ENOMEM;
     for (size_t i = 0; i < m->ndisks; i++) {
+        snprintf(reqs[i].name, sizeof(reqs[i].name), "disk-%s.qcow2", m->disks[i].dev);
+        snprintf(reqs[i].backing, sizeof(reqs[i].backing), "../snapshots/%s/%s" IMAGE_SUFFIX,
+                 snap, m->disks[i].dev);
+        reqs[i].sized_like = m->disks[i].active;
+    }
+    r = vm_create_overlays(m, j, reqs, m->ndisks, msg, msgsz);
+    for (size_t i = 0; r == 0 && i < m->ndisks; i++) {
         struct vm_disk *d = &m->disks[i];
-        char name[DEV_MAX_LEN + 16], backing[PATH_MAX], frozen[PATH_MAX];
-        snprintf(name, sizeof(name), "disk-%s.qcow2", d->dev);
-        snprintf(backing, sizeof(backing), "../snapshots/%s/%s" IMAGE_SUFFIX, snap, d->dev);
-        if ((r = vm_create_overlay(m, j, name, backing, d->active, tmp, sizeof(tmp), msg,
-                                   msgsz)) < 0)
-            return r;
+        char frozen[PATH_MAX];
         store_snap_image_path(m->s, m->vm, snap, d->dev, frozen, sizeof(frozen));
         if ((r = journal_move(j, d->active, frozen)) < 0)
-            return r;
+            break;
         if (d->chain.n > 1) {
             char rel[PATH_MAX];
             if ((r = vm_relpath(snapdir, d->chain.links[1].path, rel, sizeof(rel))) < 0 ||
                 (r = journal_rebase(j, frozen, rel, d->chain.links[1].format)) < 0)
-                return r;
+                break;
         }
-        if ((r = journal_replace(j, tmp, d->active)) < 0)
-            return r;
+        r = journal_replace(j, reqs[i].path, d->active);
     }
+    free(reqs);
+    if (r < 0)
+        return r;
     if ((r = update_definition(m, snap)) < 0 ||
         (r = vm_write_temp(j, m->dom, "domain.xml", tmp, sizeof(tmp), msg, msgsz)) < 0 ||
         (r = store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path))) < 0 ||

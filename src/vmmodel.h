@@ -8,6 +8,7 @@
 
 #include "chain.h"
 #include "journal.h"
+#include "log.h"
 #include "names.h"
 #include "snapshot.h"
 #include "xmledit.h"
@@ -53,11 +54,24 @@ int vm_load_snapshot(struct vm_model *m, const char *snap, xmlDocPtr *out, char 
  * (path returned in out) and counts it prepared. */
 int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name, char *out, size_t outsz,
                   char *msg, size_t msgsz);
-/* An empty qcow2 overlay at tmp/<name> backed by `backing` (a name
- * relative to where it will stand), sized as the image at sized_like. */
-int vm_create_overlay(struct vm_model *m, struct journal *j, const char *name,
-                      const char *backing, const char *sized_like, char *out, size_t outsz,
-                      char *msg, size_t msgsz);
+#define OVERLAY_PARALLEL 8
+
+/* An empty qcow2 overlay to make in the journal's temporary directory:
+ * tmp/<name>, backed by `backing` (a name relative to where it will
+ * stand), sized as the image at sized_like. */
+struct overlay_req {
+    char name[DEV_MAX_LEN + 16];
+    char backing[PATH_MAX];
+    const char *sized_like;
+    char path[PATH_MAX]; /* out: where it was made */
+    const struct store *s;
+    int err;
+    char msg[MSG_MAX];
+};
+/* Makes them all (qemu-img create -u, several at once), fsyncs each and
+ * counts it prepared. */
+int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
+                       char *msg, size_t msgsz);
 
 /* The chain of an image as XML links, from links[from] on (paths and
  * formats point into c). */
