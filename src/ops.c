@@ -26,7 +26,7 @@
 #include "vpath.h"
 
 #include <errno.h>
-#include <pthread.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -457,56 +457,77 @@ struct inval {
     struct fuse *fuse;
     const struct store *s;
     char vm[NAME_MAX_LEN + 1];
+    char snap[NAME_MAX_LEN + 1]; /* while walking a snapshot's images */
 };
+
+static void inval(struct inval *iv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void inval(struct inval *iv, const char *fmt, ...)
+{
+    char path[PATH_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(path, sizeof(path), fmt, ap);
+    va_end(ap);
+    /* -ENOENT: the kernel holds nothing under that path. */
+    if (n > 0 && (size_t)n < sizeof(path))
+        fuse_invalidate_path(iv->fuse, path);
+}
 
 static int inval_disk(void *arg, const char *name, mode_t type)
 {
-    struct inval *iv = arg;
-    char path[PATH_MAX];
     (void)type;
-    if (name[0] != '.' && (size_t)snprintf(path, sizeof(path), "/%s/disks/%s", iv->vm, name) <
-                              sizeof(path))
-        fuse_invalidate_path(iv->fuse, path);
+    struct inval *iv = arg;
+    if (name[0] != '.')
+        inval(iv, "/%s/disks/%s", iv->vm, name);
     return 0;
 }
 
-/* The kernel may hold pages and attributes of what an operation replaced
- * (domain.xml, the active images, current). Invalidating from the request
- * that changed them could wait on the very directory lock the kernel
- * holds for that request, so a short-lived thread does it. */
-static void *invalidate_vm(void *arg)
+static int inval_frozen(void *arg, const char *name, mode_t type)
 {
+    (void)type;
     struct inval *iv = arg;
-    static const char *const entries[] = { "", "/domain.xml", "/current", "/disks", "/snapshots" };
-    char path[PATH_MAX];
-    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
-        snprintf(path, sizeof(path), "/%s%s", iv->vm, entries[i]);
-        fuse_invalidate_path(iv->fuse, path);
-    }
-    struct vpath disks = { .kind = V_DISKS };
-    snprintf(disks.vm, sizeof(disks.vm), "%s", iv->vm);
-    view_readdir(iv->s, &disks, inval_disk, iv);
-    free(iv);
-    return NULL;
+    if (name[0] != '.')
+        inval(iv, "/%s/snapshots/%s/%s", iv->vm, iv->snap, name);
+    return 0;
 }
 
+static int inval_snapshot(void *arg, const char *name, mode_t type)
+{
+    (void)type;
+    struct inval *iv = arg;
+    if (name[0] == '.')
+        return 0;
+    inval(iv, "/%s/snapshots/%s", iv->vm, name);
+    struct vpath snap = { .kind = V_SNAP };
+    snprintf(snap.vm, sizeof(snap.vm), "%s", iv->vm);
+    snprintf(snap.snap, sizeof(snap.snap), "%s", name);
+    snprintf(iv->snap, sizeof(iv->snap), "%s", name);
+    view_readdir(iv->s, &snap, inval_frozen, iv);
+    return 0;
+}
+
+/* An operation replaced what stands at some paths (domain.xml, active
+ * images, current) and rewrote the headers of frozen images (a rename
+ * rebases the images that grow from the renamed one), which the kernel
+ * caches across opens (keep_cache). Their pages and attributes are
+ * dropped before the reply, so the caller's next read sees the store.
+ * Only inodes are invalidated: dropping a directory entry from inside
+ * the request could wait on the directory lock the kernel holds for it;
+ * entries age out within entry_timeout. */
 static void after_change(const char *vm)
 {
-    struct inval *iv = calloc(1, sizeof(*iv));
-    pthread_t t;
-    pthread_attr_t attr;
-    if (!iv || !vm[0]) {
-        free(iv);
+    if (!vm[0])
         return;
-    }
-    iv->fuse = fuse_get_context()->fuse;
-    iv->s = st_of();
-    snprintf(iv->vm, sizeof(iv->vm), "%s", vm);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, invalidate_vm, iv) != 0)
-        free(iv);
-    pthread_attr_destroy(&attr);
+    struct inval iv = { .fuse = fuse_get_context()->fuse, .s = st_of() };
+    snprintf(iv.vm, sizeof(iv.vm), "%s", vm);
+    static const char *const entries[] = { "", "/domain.xml", "/current", "/disks", "/snapshots" };
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
+        inval(&iv, "/%s%s", vm, entries[i]);
+    struct vpath dir = { .kind = V_DISKS };
+    snprintf(dir.vm, sizeof(dir.vm), "%s", vm);
+    view_readdir(iv.s, &dir, inval_disk, &iv);
+    dir.kind = V_SNAPS;
+    view_readdir(iv.s, &dir, inval_snapshot, &iv);
 }
 
 /* The core's answer as a reply: success drops stale caches; a refusal is
