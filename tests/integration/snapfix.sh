@@ -1,0 +1,163 @@
+# Fixtures and checks of the snapshot tests (sourced after lib.sh, not run).
+#
+#   make_vm STORE NAME NDISKS [--raw-base] [--ro-and-cdrom]
+#   check_store_snap STORE [VM]  XML valid, images sound, journal and tmp empty
+#   disk_state ROOT VM           one line per disk: what the guest reads
+#   disk_pattern I               the pattern make_vm writes on disk I
+
+# make-sample-store's image and XML helpers (make_image, fill, disk_xml,
+# domain_xml); its main runs only when it is executed. It sets -e and
+# pipefail for itself: the tests run with -u alone, as lib.sh has it.
+# shellcheck source=../../scripts/make-sample-store
+. "$TOP_SRCDIR/scripts/make-sample-store"
+set +e +o pipefail
+
+SNAP_DEVS=(vda vdb vdc vdd vde vdf vdg vdh vdi vdj vdk vdl)
+
+# Disk I (0 = vda) of a make_vm VM holds this pattern at 0+1M.
+disk_pattern() {
+    printf '0x%02x' $((0x10 + $1))
+}
+
+# make_vm STORE NAME NDISKS [--raw-base] [--ro-and-cdrom]: a shut-off VM
+# with NDISKS standalone 64M qcow2 disks vda.. (disk I holds
+# disk_pattern I at 0+1M), no snapshots.
+#   --raw-base      vda is an empty qcow2 overlay (-F raw, backing name
+#                   ../base/vda.raw) on a raw file holding vda's pattern
+#   --ro-and-cdrom  also a <readonly/> qcow2 disk (the next vdX, file
+#                   shared/ro.qcow2, pattern 0x7e at 0+1M) and a CD-ROM
+#                   (hdc on ide, raw file shared/cd.iso, 0x7c at 0+64k):
+#                   neither can be snapshotted
+make_vm() {
+    local store=$1 name=$2 ndisks=$3 raw=0 ro=0 opt i dev img vm disks="" uuid mac
+    shift 3
+    for opt in "$@"; do
+        case $opt in
+            --raw-base) raw=1 ;;
+            --ro-and-cdrom) ro=1 ;;
+            *) fail "make_vm: unknown option $opt" ;;
+        esac
+    done
+    vm=$store/$name
+    mkdir -p "$vm/disks" "$vm/snapshots" || fail "make_vm: cannot create $vm"
+    for ((i = 0; i < ndisks; i++)); do
+        dev=${SNAP_DEVS[i]} img=$vm/disks/${SNAP_DEVS[i]}.qcow2
+        if ((i == 0 && raw)); then
+            mkdir -p "$vm/base" &&
+                qemu-img create -q -f raw "$vm/base/vda.raw" 64M &&
+                qemu-io -f raw -c "write -q -P $(disk_pattern 0) 0 1M" "$vm/base/vda.raw" >/dev/null &&
+                (cd "$vm/disks" && qemu-img create -q -f qcow2 -b ../base/vda.raw -F raw vda.qcow2 64M) ||
+                fail "make_vm: cannot build the raw base of $name"
+            disks+="    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$img'/>
+      <backingStore type='file'>
+        <format type='raw'/>
+        <source file='$vm/base/vda.raw'/>
+        <backingStore/>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+"
+        else
+            make_image "$img" 64M && fill "$img" "$(disk_pattern "$i")" 0 1M ||
+                fail "make_vm: cannot build $img"
+            disks+="$(disk_xml "$dev" "$img")
+"
+        fi
+    done
+    if ((ro)); then
+        make_image "$vm/shared/ro.qcow2" 64M && fill "$vm/shared/ro.qcow2" 0x7e 0 1M &&
+            qemu-img create -q -f raw "$vm/shared/cd.iso" 1M &&
+            qemu-io -f raw -c 'write -q -P 0x7c 0 64k' "$vm/shared/cd.iso" >/dev/null ||
+            fail "make_vm: cannot build the shared images of $name"
+        disks+="    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$vm/shared/ro.qcow2'/>
+      <backingStore/>
+      <target dev='${SNAP_DEVS[ndisks]}' bus='virtio'/>
+      <readonly/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <source file='$vm/shared/cd.iso'/>
+      <target dev='hdc' bus='ide'/>
+      <readonly/>
+    </disk>
+"
+    fi
+    uuid=$(cat /proc/sys/kernel/random/uuid)
+    mac=$(printf '52:54:00:%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))
+    domain_xml "$name" "$uuid" "$mac" "${disks%$'\n'}" >"$vm/domain.xml" ||
+        fail "make_vm: cannot write $vm/domain.xml"
+    virt-xml-validate "$vm/domain.xml" domain >/dev/null 2>&1 ||
+        fail "make_vm: $vm/domain.xml does not validate"
+}
+
+# Files check_store_snap found sound, by kind and content: the same bytes
+# are not checked twice (crash tests see the same files over and over).
+declare -A SNAP_CHECKED=()
+
+# checked KIND FILE: true if FILE's bytes passed as KIND before; else
+# remembers them, to be forgotten if the check fails (it exits anyway).
+checked() {
+    local key
+    key=$1:$(sha256sum <"$2")
+    [ -n "${SNAP_CHECKED[$key]:-}" ] && return 0
+    SNAP_CHECKED[$key]=1
+    return 1
+}
+
+# check_store_snap STORE [VM]: what any finished operation must leave (in
+# VM's files only, when given). Fails naming the first file that is wrong.
+check_store_snap() {
+    local store=$1 vms=${2:-*} f out
+    for f in "$store"/$vms/domain.xml; do
+        [ -e "$f" ] && ! checked domain "$f" || continue
+        out=$(virt-xml-validate "$f" domain 2>&1) || fail "check_store_snap: $f is not a valid domain: $out"
+    done
+    for f in "$store"/$vms/snapshots/*/snapshot.xml; do
+        [ -e "$f" ] && ! checked domainsnapshot "$f" || continue
+        out=$(virt-xml-validate "$f" domainsnapshot 2>&1) ||
+            fail "check_store_snap: $f is not a valid domainsnapshot: $out"
+    done
+    while IFS= read -r -d '' f; do
+        checked qcow2 "$f" && continue
+        out=$(qemu-img check -U -q "$f" 2>&1) || fail "check_store_snap: qemu-img check $f: $out"
+        out=$(qemu-img info -U --output=json "$f" 2>&1) || fail "check_store_snap: qemu-img info $f: $out"
+        grep -q '"backing-filename": "/' <<<"$out" &&
+            fail "check_store_snap: $f has an absolute backing name: $(grep backing-filename <<<"$out")"
+    done < <(find "$store"/$vms -name '*.qcow2' -type f -print0)
+    for f in journal tmp; do
+        [ -z "$(ls -A "$store/.vmstorefs/$f" 2>/dev/null)" ] ||
+            fail "check_store_snap: $store/.vmstorefs/$f is not empty: $(ls -A "$store/.vmstorefs/$f")"
+    done
+}
+
+# disk_state ROOT VM: "dev sha256" per active disk of VM under ROOT (a
+# store or a mount). The chain is flattened into a compact qcow2 of what
+# the guest reads (zeros left out, whatever the layers), so two states
+# with the same guest data hash the same, and any byte of difference
+# shows.
+disk_state() {
+    local root=$1 vm=$2 img flat=$TMP/disk_state.qcow2 sum
+    for img in "$root/$vm"/disks/*.qcow2; do
+        [ -e "$img" ] || continue
+        rm -f "$flat"
+        qemu-img convert -U -f qcow2 -O qcow2 "$img" "$flat" || fail "disk_state: cannot read $img"
+        sum=$(sha256sum <"$flat")
+        img=${img##*/}
+        echo "${img%.qcow2} ${sum%% *}"
+    done
+    rm -f "$flat"
+}
+
+# forget_daemon PID: a daemon this test has reaped (wait) leaves the list
+# the EXIT trap kills, so a recycled pid is never signalled.
+forget_daemon() {
+    local p keep=()
+    for p in "${DAEMONS[@]}"; do
+        [ "$p" = "$1" ] || keep+=("$p")
+    done
+    DAEMONS=("${keep[@]}")
+}

@@ -1,0 +1,158 @@
+#!/bin/bash
+# Snapshot take, rename and revert are atomic across a crash: the daemon
+# is made to die (VMSTOREFS_CRASH_AT=<op>:<n>, _exit(99)) at each durable
+# point of the operation in turn, on web1 of the sample store and on a
+# 2-disk VM with two snapshots. After a remount (recovery runs first) the
+# VM must be exactly as before the operation or exactly as a run without
+# a crash leaves it: guest data, every file's bytes, the file listing,
+# the snapshots and `current` the mount shows; the store sound, journal
+# and tmp empty; and once a crash point leaves "after", every later one
+# does too (rolled back before the commit, forward from it).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/snapfix.sh"
+need_fuse
+need virt-xml-validate
+
+S=$TMP/store M=$TMP/mnt
+MAX_POINTS=40
+
+# Fixtures are built where they will run (domain.xml names absolute
+# paths) and kept aside as copies.
+sample_store "$S"
+rm -rf "$S/db1"
+mv "$S" "$TMP/fix-web1"
+
+make_vm "$S" two 2
+mount_fs "$S" "$M"
+mkdir "$M/two/snapshots/S1" || fail "fixture: mkdir S1"
+qemu-io -f qcow2 -c 'write -q -P 0x41 1M 512k' "$M/two/disks/vda.qcow2" >/dev/null &&
+    qemu-io -f qcow2 -c 'write -q -P 0x42 1M 512k' "$M/two/disks/vdb.qcow2" >/dev/null ||
+    fail "fixture: write"
+mkdir "$M/two/snapshots/S2" || fail "fixture: mkdir S2"
+qemu-io -f qcow2 -c 'write -q -P 0x51 2M 256k' "$M/two/disks/vda.qcow2" >/dev/null ||
+    fail "fixture: write"
+unmount_fs "$M"
+forget_daemon "$DAEMON_PID"
+mv "$S" "$TMP/fix-two"
+
+
+# try_mount: mount_fs with a quicker poll (this test mounts some 150
+# times), except that a daemon refusing to mount (its recovery failed)
+# returns 1 instead of failing the test.
+try_mount() {
+    local i
+    "$VMSTOREFS" "$S" "$M" -f >>"$DAEMON_LOG" 2>&1 &
+    DAEMON_PID=$!
+    DAEMONS+=("$DAEMON_PID")
+    MOUNTED+=("$M")
+    for ((i = 0; i < 500; i++)); do
+        mountpoint -q "$M" && return 0
+        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+            wait "$DAEMON_PID"
+            forget_daemon "$DAEMON_PID"
+            return 1
+        fi
+        sleep 0.02
+    done
+    fail "$M not mounted after 10 s"
+}
+
+restore() {
+    rm -rf "$S" && cp -a "$TMP/fix-$1" "$S" || fail "cannot restore fixture $1"
+}
+
+# run_op FIXTURE OP: the operation through the mount.
+run_op() {
+    case $1/$2 in
+        web1/take) mkdir "$M/web1/snapshots/new" ;;
+        web1/rename) mv -T "$M/web1/snapshots/configured" "$M/web1/snapshots/conf2" ;;
+        web1/revert) ln -sfn snapshots/installed "$M/web1/current" ;;
+        two/take) mkdir "$M/two/snapshots/new" ;;
+        two/rename) mv -T "$M/two/snapshots/S1" "$M/two/snapshots/base1" ;;
+        two/revert) ln -sfn snapshots/S1 "$M/two/current" ;;
+    esac
+}
+
+# state VM: everything that must be exactly "before" or "after": what the
+# guest reads (from the store and through the mount), the snapshots and
+# `current` the mount shows, the store's listing and every file's bytes
+# (the creation time of a new snapshot masked: it is the clock's).
+state() {
+    local vm=$1
+    echo "guest: $(disk_state "$S" "$vm" | paste -sd' ')"
+    echo "mount: $(disk_state "$M" "$vm" | paste -sd' ')"
+    echo "snapshots: $(ls "$M/$vm/snapshots" | paste -sd' ')"
+    echo "current: $(readlink "$M/$vm/current")"
+    (cd "$S" && find . -path ./.vmstorefs -prune -o -printf '%p %y\n' | sort &&
+        find . -path ./.vmstorefs -prune -o -type f ! -name snapshot.xml -print0 |
+        xargs -0 sha256sum | sort -k2 &&
+        for f in ./*/snapshots/*/snapshot.xml; do
+            [ -e "$f" ] && echo "$f $(sed 's|<creationTime>[0-9]*</creationTime>|<creationTime/>|' "$f" | sha256sum)"
+        done)
+}
+
+crash_op() {
+    local fix=$1 op=$2 vm=$1 before after now n pid status seen_after=0 points=""
+    # The reference: the operation without a crash.
+    restore "$fix"
+    try_mount || fail "$fix/$op: no mount"
+    before=$(state "$vm")
+    run_op "$fix" "$op" || fail "$fix/$op: the operation failed without a crash"
+    # Read back by a fresh daemon, as every crash point is.
+    unmount_fs "$M"
+    forget_daemon "$DAEMON_PID"
+    try_mount || fail "$fix/$op: no mount"
+    after=$(state "$vm")
+    [ "$before" != "$after" ] || fail "$fix/$op: the operation changed nothing"
+    check_store_snap "$S"
+    unmount_fs "$M"
+    forget_daemon "$DAEMON_PID"
+
+    for ((n = 1; n <= MAX_POINTS; n++)); do
+        restore "$fix"
+        export VMSTOREFS_CRASH_AT=$op:$n
+        try_mount || fail "$fix/$op:$n: no mount"
+        unset VMSTOREFS_CRASH_AT
+        pid=$DAEMON_PID
+        if run_op "$fix" "$op" 2>"$TMP/op.err"; then
+            # No point n: the operation finished, the daemon lives on.
+            kill -0 "$pid" 2>/dev/null || fail "$fix/$op:$n: succeeded but the daemon is gone"
+            [ "$(state "$vm")" = "$after" ] || fail "$fix/$op:$n: finished but the state is not the reference's"
+            unmount_fs "$M"
+            forget_daemon "$pid"
+            break
+        fi
+        status=0
+        wait "$pid" || status=$?
+        forget_daemon "$pid"
+        [ "$status" -eq 99 ] ||
+            fail "$fix/$op:$n: the operation failed ($(cat "$TMP/op.err")) and the daemon exited $status, not 99"
+        fusermount3 -u -z "$M" || fail "$fix/$op:$n: fusermount3 -u -z"
+        try_mount || fail "$fix/$op:$n: the daemon would not mount after the crash"
+        check_store_snap "$S"
+        now=$(state "$vm")
+        if [ "$now" = "$before" ]; then
+            ((seen_after)) && fail "$fix/$op:$n: rolled back after an earlier point was committed"
+            points+=B
+        elif [ "$now" = "$after" ]; then
+            seen_after=1
+            points+=A
+        else
+            diff <(echo "$before") <(echo "$now") >&2
+            diff <(echo "$after") <(echo "$now") >&2
+            fail "$fix/$op:$n: after recovery the VM is neither as before nor as after (diffs above)"
+        fi
+        unmount_fs "$M"
+        forget_daemon "$DAEMON_PID"
+    done
+    ((n <= MAX_POINTS)) || fail "$fix/$op: still crashing at point $MAX_POINTS"
+    ((seen_after)) || fail "$fix/$op: no crash point rolled forward"
+    pass "$fix/$op: $((n - 1)) crash points ($points: B rolled back, A rolled forward)"
+}
+
+for fix in web1 two; do
+    for op in take rename revert; do
+        crash_op "$fix" "$op"
+    done
+done
+

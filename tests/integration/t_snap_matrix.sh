@@ -1,0 +1,275 @@
+#!/bin/bash
+# Snapshot take, rename and revert through the mount, on VMs of 1, 2 and
+# 10 disks, one whose vda grows from a raw base and one with a read-only
+# disk and a CD-ROM: after every step the store is sound (check_store_snap),
+# the guest reads what it must through the mount and from the store, the
+# mount serves the store's bytes, `current`, the snapshots' <parent> and
+# <disks>, and domain.xml's chains name the right files; the disks that
+# cannot be snapshotted are recorded so and never touched. Then every
+# refusal (bad names, existing names, across VMs, missing snapshot) says
+# why and changes nothing.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/snapfix.sh"
+need_fuse
+need virt-xml-validate xmllint perl
+
+S=$TMP/store M=$TMP/mnt
+make_vm "$S" one 1
+make_vm "$S" two 2
+make_vm "$S" ten 10
+make_vm "$S" raw 2 --raw-base
+make_vm "$S" rocd 1 --ro-and-cdrom
+check_store_snap "$S"
+mount_fs "$S" "$M"
+
+# The new data each disk gets through the mount between S1 and S2.
+new_pattern() {
+    printf '0x%02x' $((0x40 + $1))
+}
+
+# img_args ROOT VM REL: qemu-io/qemu-img arguments opening ROOT/VM/REL.
+# The raw base of vda in VM raw is not in the mount's layout (see the
+# note below), so through the mount that image is opened with its
+# backing file taken from the store: the top layer still comes through
+# the mount.
+img_args() {
+    local root=$1 vm=$2 rel=$3 info bfile bfmt
+    if [ "$root" = "$M" ] && [ "$vm" = raw ] && [[ $rel == */vda.qcow2 ]]; then
+        info=$(qemu-img info -U --output=json "$S/$vm/$rel") || fail "qemu-img info $S/$vm/$rel"
+        bfile=$(sed -n 's/.*"full-backing-filename": "\(.*\)".*/\1/p' <<<"$info")
+        bfmt=$(sed -n 's/.*"backing-filename-format": "\(.*\)".*/\1/p' <<<"$info")
+        echo "--image-opts driver=qcow2,file.filename=$M/$vm/$rel,backing.driver=$bfmt,backing.file.filename=$bfile"
+    else
+        echo "-f qcow2 $root/$vm/$rel"
+    fi
+}
+
+# expect_read ROOT VM REL "PATTERN OFFSET LEN"...: ROOT/VM/REL reads so.
+expect_read() {
+    local root=$1 vm=$2 rel=$3 out r cmds=()
+    shift 3
+    for r in "$@"; do
+        cmds+=(-c "read -P $r")
+    done
+    # shellcheck disable=SC2046
+    out=$(qemu-io -r $(img_args "$root" "$vm" "$rel") "${cmds[@]}" 2>&1) ||
+        fail "$STEP: $root/$vm/$rel: expected $*: $out"
+}
+
+# What disk I holds past its own pattern: the new data or nothing.
+second() {
+    if (($2)); then
+        echo "$(new_pattern "$1") 1M 512k"
+    else
+        echo "0 1M 512k"
+    fi
+}
+
+# check_data VM NDISKS WRITTEN: what every disk must read now, through
+# the mount and from the store; with WRITTEN=1 the new data is there.
+check_data() {
+    local vm=$1 n=$2 written=$3 i root
+    for ((i = 0; i < n; i++)); do
+        for root in "$M" "$S"; do
+            expect_read "$root" "$vm" "disks/${SNAP_DEVS[i]}.qcow2" "$(disk_pattern "$i") 0 1M" \
+                "$(second "$i" "$written")"
+        done
+    done
+}
+
+# check_frozen VM NDISKS SNAP WRITTEN: SNAP's images read as the guest's
+# disks did when it was taken, and the mount serves the store's bytes.
+check_frozen() {
+    local vm=$1 n=$2 snap=$3 written=$4 i rel a b root
+    for ((i = 0; i < n; i++)); do
+        rel=snapshots/$snap/${SNAP_DEVS[i]}.qcow2
+        for root in "$M" "$S"; do
+            expect_read "$root" "$vm" "$rel" "$(disk_pattern "$i") 0 1M" "$(second "$i" "$written")"
+        done
+        cmp -s "$M/$vm/$rel" "$S/$vm/$rel" || fail "$vm: $rel differs between the mount and the store"
+        a=$(img_args "$M" "$vm" "$rel") b=$(img_args "$S" "$vm" "$rel")
+        if [[ $a == --image-opts* ]]; then
+            a=${a#--image-opts } b="driver=qcow2,file.filename=$S/$vm/$rel"
+            qemu-img compare -U --image-opts "$a" "$b" >/dev/null ||
+                fail "$vm: qemu-img compare of $rel through the mount and the store"
+        else
+            qemu-img compare -U -f qcow2 -F qcow2 "${a#-f qcow2 }" "${b#-f qcow2 }" >/dev/null ||
+                fail "$vm: qemu-img compare of $rel through the mount and the store"
+        fi
+    done
+}
+
+# check_chain VM NDISKS SNAP...: domain.xml's chain of every disk is the
+# active image, then SNAP... (newest first), then the raw base if any;
+# and the images themselves say the same.
+check_chain() {
+    local vm=$1 n=$2 i dev want got snap
+    shift 2
+    for ((i = 0; i < n; i++)); do
+        dev=${SNAP_DEVS[i]}
+        want="$S/$vm/disks/$dev.qcow2"
+        for snap in "$@"; do
+            want+=" $S/$vm/snapshots/$snap/$dev.qcow2"
+        done
+        [ "$vm/$dev" = raw/vda ] && want+=" $S/$vm/base/vda.raw"
+        got=$(xmllint --xpath "//devices/disk[target/@dev='$dev']//source/@file" "$S/$vm/domain.xml" |
+            sed 's/.*file="\(.*\)"/\1/' | paste -sd' ')
+        [ "$got" = "$want" ] || fail "$vm: domain.xml chain of $dev is '$got', expected '$want'"
+        got=$(qemu-img info -U --backing-chain "$S/$vm/disks/$dev.qcow2" |
+            sed -n 's/^image: //p' | xargs -n1 realpath -m | paste -sd' ')
+        [ "$got" = "$want" ] || fail "$vm: image chain of $dev is '$got', expected '$want'"
+    done
+}
+
+# check_snapxml VM SNAP PARENT SOURCE: SNAP's <name>, <parent> ("" for
+# none), and <disks> source of vda (where S's changes go).
+check_snapxml() {
+    local vm=$1 snap=$2 parent=$3 source=$4 f=$S/$1/snapshots/$2/snapshot.xml got
+    got=$(xmllint --xpath 'string(/domainsnapshot/name)' "$f")
+    [ "$got" = "$snap" ] || fail "$f: <name> is '$got', expected '$snap'"
+    got=$(xmllint --xpath 'string(/domainsnapshot/parent/name)' "$f")
+    [ "$got" = "$parent" ] || fail "$f: <parent> is '$got', expected '$parent'"
+    got=$(xmllint --xpath "string(/domainsnapshot/disks/disk[@name='vda']/source/@file)" "$f")
+    [ "$got" = "$S/$vm/$source" ] || fail "$f: vda's <source> is '$got', expected '$S/$vm/$source'"
+    if [ "$vm" = rocd ]; then
+        for dev in vdb hdc; do
+            got=$(xmllint --xpath "string(/domainsnapshot/disks/disk[@name='$dev']/@snapshot)" "$f")
+            [ "$got" = no ] || fail "$f: $dev is snapshot='$got', expected 'no'"
+        done
+    fi
+}
+
+check_current() {
+    local got
+    got=$(readlink "$M/$1/current")
+    [ "$got" = "snapshots/$2" ] || fail "$1: current -> '$got', expected snapshots/$2"
+}
+
+check_shared() {
+    [ "$1" != rocd ] && return
+    [ "$(sha256sum "$S/rocd/shared/"*)" = "$SHARED_SUM" ] || fail "rocd: the read-only disk or the CD-ROM changed"
+    cmp -s <(xmllint --xpath "//devices/disk[target/@dev='vdb' or target/@dev='hdc']" "$S/rocd/domain.xml") \
+        "$TMP/rocd-shared.xml" || fail "rocd: domain.xml's read-only disk or CD-ROM changed"
+}
+
+# no_disks: a <domain> on stdin, formatted, without its <disk> elements.
+no_disks() {
+    xmllint --format - | sed -e '/<?xml/d' -e '/<disk /,/<\/disk>/d' -e '/^\s*$/d'
+}
+
+matrix() {
+    local vm=$1 n=$2 i f
+    STEP="$vm: initial"
+    check_data "$vm" "$n" 0
+    [ "$vm" = rocd ] && {
+        SHARED_SUM=$(sha256sum "$S/rocd/shared/"*)
+        xmllint --xpath "//devices/disk[target/@dev='vdb' or target/@dev='hdc']" "$S/rocd/domain.xml" \
+            >"$TMP/rocd-shared.xml"
+    }
+
+    mkdir "$M/$vm/snapshots/S1" || fail "$vm: mkdir S1"
+    check_store_snap "$S" "$vm"
+    check_current "$vm" S1
+    check_snapxml "$vm" S1 "" disks/vda.qcow2
+    check_chain "$vm" "$n" S1
+    STEP="$vm: take S1"
+    check_data "$vm" "$n" 0
+    check_frozen "$vm" "$n" S1 0
+    check_shared "$vm"
+
+    for ((i = 0; i < n; i++)); do
+        # shellcheck disable=SC2046
+        qemu-io $(img_args "$M" "$vm" "disks/${SNAP_DEVS[i]}.qcow2") \
+            -c "write -q -P $(new_pattern "$i") 1M 512k" >/dev/null ||
+            fail "$vm: write through the mount to ${SNAP_DEVS[i]}"
+    done
+    check_store_snap "$S" "$vm"
+    STEP="$vm: write"
+    check_data "$vm" "$n" 1
+    check_frozen "$vm" "$n" S1 0
+
+    mkdir "$M/$vm/snapshots/S2" || fail "$vm: mkdir S2"
+    check_store_snap "$S" "$vm"
+    check_current "$vm" S2
+    check_snapxml "$vm" S2 S1 disks/vda.qcow2
+    check_snapxml "$vm" S1 "" snapshots/S2/vda.qcow2
+    check_chain "$vm" "$n" S2 S1
+    STEP="$vm: take S2"
+    check_data "$vm" "$n" 1
+    check_frozen "$vm" "$n" S1 0
+    check_frozen "$vm" "$n" S2 1
+    check_shared "$vm"
+
+    mv "$M/$vm/snapshots/S1" "$M/$vm/snapshots/base1" || fail "$vm: mv S1 base1"
+    [ -e "$M/$vm/snapshots/S1" ] && fail "$vm: S1 still there after mv"
+    [ -e "$S/$vm/snapshots/S1" ] && fail "$vm: S1 still in the store after mv"
+    # The rename rewrote the backing name in S2's frozen images, which the
+    # kernel caches across opens: the mount must serve the new header at
+    # once, not after the attribute timeout.
+    for ((i = 0; i < n; i++)); do
+        f=snapshots/S2/${SNAP_DEVS[i]}.qcow2
+        cmp -s "$M/$vm/$f" "$S/$vm/$f" ||
+            fail "$vm: right after mv S1 base1, $M/$vm/$f is stale: $(qemu-img info -U "$M/$vm/$f" | grep 'backing file:')"
+    done
+    check_store_snap "$S" "$vm"
+    check_current "$vm" S2
+    check_snapxml "$vm" base1 "" snapshots/S2/vda.qcow2
+    check_snapxml "$vm" S2 base1 disks/vda.qcow2
+    check_chain "$vm" "$n" S2 base1
+    STEP="$vm: rename"
+    check_data "$vm" "$n" 1
+    check_frozen "$vm" "$n" base1 0
+    check_frozen "$vm" "$n" S2 1
+    check_shared "$vm"
+
+    ln -sfn snapshots/base1 "$M/$vm/current" || fail "$vm: ln -sfn snapshots/base1 current"
+    check_store_snap "$S" "$vm"
+    check_current "$vm" base1
+    check_snapxml "$vm" base1 "" disks/vda.qcow2
+    check_snapxml "$vm" S2 base1 disks/vda.qcow2
+    check_chain "$vm" "$n" base1
+    STEP="$vm: revert"
+    check_data "$vm" "$n" 0
+    check_frozen "$vm" "$n" base1 0
+    check_frozen "$vm" "$n" S2 1
+    check_shared "$vm"
+    # The definition is base1's <domain> again (the chains are checked above).
+    cmp -s <(xmllint --xpath '/domainsnapshot/domain' "$S/$vm/snapshots/base1/snapshot.xml" | no_disks) \
+        <(no_disks <"$S/$vm/domain.xml") || fail "$vm: domain.xml is not base1's <domain>"
+    pass "$vm ($n disk$([ "$n" = 1 ] || echo s)): take S1, write, take S2, mv S1 base1, revert to base1"
+}
+
+# An image chain that ends in a backing file outside disks/ and snapshots/
+# (a raw base at STORE/raw/base/vda.raw) opens from the store, but not
+# through the mount, which shows no base/ (README: a known limitation):
+# through the mount that top image is opened with its backing file taken
+# from the store (img_args).
+
+matrix one 1
+matrix two 2
+matrix ten 10
+matrix raw 2
+matrix rocd 1
+
+# Refusals: each says why and changes nothing, in the store or in the view.
+before=$(tree_state "$S")
+for name in .x -x "a b" "$(printf 'a%.0s' {1..65})"; do
+    expect_fail "mkdir snapshots/'$name'" "Invalid argument" mkdir "$M/two/snapshots/$name"
+done
+expect_fail "mkdir of an existing snapshot" "File exists" mkdir "$M/two/snapshots/S2"
+expect_fail "mv -T onto an existing snapshot" "." mv -T "$M/two/snapshots/S2" "$M/two/snapshots/base1"
+rename() {
+    perl -e 'rename($ARGV[0], $ARGV[1]) or die "$!\n"' "$@"
+}
+expect_fail "rename onto an existing snapshot" "File exists" rename "$M/two/snapshots/S2" "$M/two/snapshots/base1"
+expect_fail "rename to a bad name" "Invalid argument" rename "$M/two/snapshots/S2" "$M/two/snapshots/.S2"
+expect_fail "rename into another VM" "Invalid cross-device link" rename "$M/two/snapshots/S2" "$M/one/snapshots/S2"
+expect_fail "ln -sfn to a missing snapshot" "No such file or directory" ln -sfn snapshots/nope "$M/two/current"
+check_current two base1
+[ "$(tree_state "$S")" = "$before" ] || fail "a refusal changed the store"
+[ -z "$(ls -A "$M/two" | grep -v -x -e clones -e current -e disks -e domain.xml -e snapshots)" ] ||
+    fail "a refusal left an entry in the view: $(ls -A "$M/two")"
+check_store_snap "$S"
+pass "refusals: EINVAL for bad names, EEXIST, EXDEV across VMs, ENOENT for a missing snapshot; nothing changed"
+
+unmount_fs "$M"
