@@ -241,10 +241,28 @@ xmlDocPtr xmledit_doc_from_node(xmlNodePtr node)
     return doc;
 }
 
+/* Whitespace-only text between elements: dropped so the output is
+ * indented afresh, the new <backingStore> chains included. */
+static void drop_blanks(xmlNodePtr node)
+{
+    xmlNodePtr c = node ? node->children : NULL;
+    while (c) {
+        xmlNodePtr next = c->next;
+        if (c->type == XML_TEXT_NODE && xmlIsBlankNode(c) && (c->prev || c->next)) {
+            xmlUnlinkNode(c);
+            xmlFreeNode(c);
+        } else if (c->type == XML_ELEMENT_NODE) {
+            drop_blanks(c);
+        }
+        c = next;
+    }
+}
+
 int xmledit_dump(xmlDocPtr doc, char **out, size_t *len)
 {
     /* The root element alone, no XML declaration: libvirt writes none. */
     xmlNodePtr root = xmlDocGetRootElement(doc);
+    drop_blanks(root);
     xmlBufferPtr b = root ? xmlBufferCreate() : NULL;
     if (!b)
         return -ENOMEM;
