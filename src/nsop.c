@@ -6,8 +6,10 @@
 #include "vpath.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* Splits "/a/b/c" into the parent "/a/b" and the last component "c". */
 static int split_last(const char *path, char *parent, size_t parentsz, char *last, size_t lastsz)
@@ -61,6 +63,40 @@ bool nsop_parse_link_target(const char *target, char *snap, size_t snapsz)
     return name_is_valid(snap);
 }
 
+/* GNU mv answers EXDEV by copying: its first step, mkdir of the target,
+ * would take an unwanted snapshot of the other VM. The target of the last
+ * refused cross-VM move is remembered for a few seconds, and a mkdir of
+ * it by the same process is refused too. */
+#define EXDEV_MEMORY 10 /* seconds */
+static pthread_mutex_t exdev_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    pid_t pid;
+    char path[PATH_MAX];
+    time_t when;
+} exdev;
+
+static void remember_exdev(pid_t pid, const char *to)
+{
+    if (pid <= 0)
+        return;
+    pthread_mutex_lock(&exdev_lock);
+    exdev.pid = pid;
+    snprintf(exdev.path, sizeof(exdev.path), "%s", to);
+    exdev.when = time(NULL);
+    pthread_mutex_unlock(&exdev_lock);
+}
+
+static bool followed_exdev(pid_t pid, const char *path)
+{
+    pthread_mutex_lock(&exdev_lock);
+    bool hit = pid > 0 && exdev.pid == pid && strcmp(exdev.path, path) == 0 &&
+               time(NULL) - exdev.when <= EXDEV_MEMORY;
+    if (hit)
+        exdev.pid = 0;
+    pthread_mutex_unlock(&exdev_lock);
+    return hit;
+}
+
 static int done(struct nsop_result *res, const char *vm, int r)
 {
     if (r == 0)
@@ -73,6 +109,12 @@ int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *r
     char parent[PATH_MAX], last[256];
     struct vpath vp;
     res->vm[0] = res->msg[0] = '\0';
+    if (followed_exdev(c->pid, path)) {
+        snprintf(res->msg, sizeof(res->msg),
+                 "mkdir right after a snapshot move refused with EXDEV: a copy, not a snapshot "
+                 "request");
+        return -EXDEV;
+    }
     if (split_last(path, parent, sizeof(parent), last, sizeof(last)) < 0 ||
         vpath_parse(parent, &vp) < 0 || vp.kind != V_SNAPS)
         return NSOP_NOT_MINE;
@@ -181,6 +223,7 @@ int nsop_rename(const struct snap_ctx *c, const char *from, const char *to, unsi
     if (tp.kind != V_SNAPS || strcmp(tp.vm, f.vm) != 0) {
         snprintf(res->msg, sizeof(res->msg),
                  "a snapshot can only be renamed within its own VM's snapshots/");
+        remember_exdev(c->pid, to);
         return -EXDEV;
     }
     return done(res, f.vm,

@@ -549,7 +549,8 @@ static int ns_reply(enum refusal_op rop, const char *path, const char *path2, in
 
 static struct snap_ctx snap_ctx(void)
 {
-    struct snap_ctx c = { .s = st_of(), .cancelled = request_cancelled };
+    struct snap_ctx c = { .s = st_of(), .cancelled = request_cancelled,
+                          .pid = fuse_get_context()->pid };
     return c;
 }
 

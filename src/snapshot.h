@@ -18,11 +18,13 @@
 #include "vmlock.h"
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct snap_ctx {
     const struct store *s;
     vmlock_cancelled_fn cancelled; /* a FUSE interrupt while waiting for the lock */
     void *arg;
+    pid_t pid; /* the process asking (0: unknown) */
 };
 
 int snapshot_take(const struct snap_ctx *c, const char *vm, const char *snap, char *msg,
