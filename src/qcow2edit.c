@@ -83,7 +83,10 @@ int qcow2_set_backing_name(int fd, const char *name, char *msg, size_t msgsz)
     memcpy(area, name, newlen);
     unsigned char len_be[4] = { (unsigned char)(newlen >> 24), (unsigned char)(newlen >> 16),
                                 (unsigned char)(newlen >> 8), (unsigned char)newlen };
-    if (pwrite(fd, area, span, (off_t)off) != (ssize_t)span || fdatasync(fd) < 0 ||
+    /* One sync for both writes: the step runs past the journal's commit,
+     * so a crash between them is repaired by its replay (a torn name is
+     * written again, by this or by qemu-img rebase -u). */
+    if (pwrite(fd, area, span, (off_t)off) != (ssize_t)span ||
         pwrite(fd, len_be, 4, H_BACKING_SIZE) != 4 || fdatasync(fd) < 0) {
         snprintf(msg, msgsz, "cannot write the qcow2 header: %s", strerror(errno ? errno : EIO));
         return -EIO;

@@ -16,9 +16,9 @@
 
 #include <stddef.h>
 
-/* fd: the image, open read-write. Data first, then the length field,
- * each made durable: a crash in between leaves a name that the journal's
- * replay writes again. */
+/* fd: the image, open read-write. The name, then the length field, then
+ * one fdatasync: a crash before it leaves a name the journal's replay
+ * writes again. */
 int qcow2_set_backing_name(int fd, const char *name, char *msg, size_t msgsz);
 
 /* The virtual size of the qcow2 image open on fd. */
