@@ -18,11 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
 #define RECORD_MAX (1u << 20)
 #define REBASE_TIMEOUT 60
+#define STALE_RECORD_SECONDS 60
 
 static const char *const kind_names[] = {
     [JS_MOVE] = "move",   [JS_REPLACE] = "replace", [JS_REBASE] = "rebase",
@@ -139,7 +142,7 @@ int journal_begin(struct journal *j, const struct store *s, const char *op, cons
     if (r < 0)
         return r;
     journal_point(j);
-    if ((r = storeio_mkdir(s, j->tmpdir)) < 0) {
+    if ((r = storeio_mkdir(s, j->tmpdir)) < 0 || (r = storeio_fsync_parent(s, j->tmpdir)) < 0) {
         snprintf(msg, msgsz, "cannot create %s: %s", j->tmpdir, strerror(-r));
         remove_record(s, j->id);
         return r;
@@ -152,6 +155,14 @@ static int add_step(struct journal *j, enum jstep_kind kind, const char *a, cons
 {
     if (j->nsteps == JOURNAL_MAX_STEPS || j->committed)
         return -E2BIG;
+    if (j->nsteps == j->capsteps) {
+        size_t cap = j->capsteps ? 2 * j->capsteps : 16;
+        struct jstep *ns = realloc(j->steps, cap * sizeof(*ns));
+        if (!ns)
+            return -ENOMEM;
+        j->steps = ns;
+        j->capsteps = cap;
+    }
     if (!storeio_rel(j->s, a) || (b && kind != JS_REBASE && !storeio_rel(j->s, b)))
         return -EXDEV;
     struct jstep *st = &j->steps[j->nsteps];
@@ -245,6 +256,8 @@ static int run_rebase(const struct store *s, const struct jstep *st, char *msg, 
         spawn_last_err_line(&res, line, sizeof(line));
         snprintf(msg, msgsz, "qemu-img rebase -u %s: %s", st->a, line);
         r = strstr(line, "lock") ? -EBUSY : -EIO;
+    } else {
+        msg[0] = '\0'; /* what the in-place edit said no longer applies */
     }
     spawn_result_free(&res);
     return r;
@@ -373,9 +386,7 @@ int journal_commit(struct journal *j, char *msg, size_t msgsz)
     if (r == 0)
         journal_point(j);
     else
-        log_msg(LOG_ERR, "%s of %s stopped after its commit (%s): finished on the next "
-                         "operation on this VM or the next mount",
-                j->op, j->vm, msg);
+        log_msg(LOG_WARNING, "%s of %s stopped after its commit: %s", j->op, j->vm, msg);
     return r;
 }
 
@@ -392,7 +403,9 @@ void journal_free(struct journal *j)
         free(j->steps[i].b);
         free(j->steps[i].fmt);
     }
-    j->nsteps = 0;
+    free(j->steps);
+    j->steps = NULL;
+    j->nsteps = j->capsteps = 0;
 }
 
 /* ---- recovery ---- */
@@ -407,9 +420,23 @@ static const char *get_str(struct json_object *o, const char *key)
 
 /* A relative path from a record: no absolute names, no "..", so it stays
  * below the root even before store_open checks it. */
+static bool has_dotdot(const char *rel)
+{
+    for (const char *p = rel; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return true;
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    return false;
+}
+
 static int abs_from_rel(const struct store *s, const char *rel, char *out, size_t outsz)
 {
-    if (!rel || !*rel || rel[0] == '/' || strstr(rel, "..") != NULL)
+    /* A component "..", not the two dots inside a name like v1..2. */
+    if (!rel || !*rel || rel[0] == '/' || has_dotdot(rel))
         return -EINVAL;
     int n = snprintf(out, outsz, "%s/%s", s->root, rel);
     return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
@@ -488,7 +515,9 @@ static int recover_one(const struct store *s, const char *path, const char *vm, 
     int r = load_record(s, path, &j, msg, msgsz);
     if (r < 0) {
         journal_free(&j);
-        return r;
+        /* Within one VM's operation, another VM's unreadable record is
+         * not this operation's to fail on: the next mount reports it. */
+        return vm ? 0 : r;
     }
     if (vm && strcmp(vm, j.vm) != 0) {
         journal_free(&j);
@@ -496,14 +525,24 @@ static int recover_one(const struct store *s, const char *path, const char *vm, 
     }
     /* Without vm the caller holds no lock: the operation may be running
      * in another daemon right now, and is recovered only if its VM's lock
-     * is free. */
+     * is free. The record is read again under the lock: what was read
+     * before may have been finished (and removed) by its owner since. */
     struct vmlock lk = { -1, -1 };
     if (!vm) {
-        char why[MSG_MAX];
-        r = vmlock_acquire(s, j.vm[0] ? j.vm : NULL, true, NULL, NULL, &lk, why, sizeof(why));
-        if (r < 0) {
-            journal_free(&j);
+        char why[MSG_MAX], vmname[sizeof(j.vm)];
+        snprintf(vmname, sizeof(vmname), "%s", j.vm);
+        journal_free(&j);
+        r = vmlock_acquire(s, vmname[0] ? vmname : NULL, true, NULL, NULL, &lk, why, sizeof(why));
+        if (r < 0)
             return r == -EBUSY ? 0 : r;
+        if (!storeio_exists(s, path)) {
+            vmlock_release(&lk);
+            return 0;
+        }
+        if ((r = load_record(s, path, &j, msg, msgsz)) < 0 || strcmp(j.vm, vmname) != 0) {
+            vmlock_release(&lk);
+            journal_free(&j);
+            return r < 0 ? r : 0;
         }
     }
     if (j.committed) {
@@ -612,7 +651,11 @@ static int visit_stale_record_tmp(const struct store *s, const char *dir, const 
         return 0;
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    storeio_unlink(s, path);
+    /* Another daemon may be writing its record right now: only a file
+     * nobody has touched for a while is left over from a crash. */
+    struct stat st;
+    if (store_lstat(s, path, &st) == 0 && time(NULL) - st.st_mtime > STALE_RECORD_SECONDS)
+        storeio_unlink(s, path);
     return 0;
 }
 

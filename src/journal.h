@@ -40,7 +40,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define JOURNAL_MAX_STEPS 512
+/* A rename rewrites the XML of every snapshot below the renamed one: a
+ * long history means many steps. */
+#define JOURNAL_MAX_STEPS 65536
 
 enum jstep_kind { JS_MOVE, JS_REPLACE, JS_REBASE, JS_MKDIR, JS_UNLINK, JS_RMTREE };
 
@@ -57,8 +59,8 @@ struct journal {
     char op[32];
     char vm[80];
     bool committed;
-    struct jstep steps[JOURNAL_MAX_STEPS];
-    size_t nsteps;
+    struct jstep *steps;
+    size_t nsteps, capsteps;
     int point; /* durable points passed, for VMSTOREFS_CRASH_AT */
     char tmpdir[PATH_MAX]; /* absolute: STORE/.vmstorefs/tmp/<id> */
 };

@@ -184,16 +184,27 @@ static int op_open(const char *path, struct fuse_file_info *fi)
             free(h);
             return r;
         }
+        /* A writer of an active image and a snapshot operation on its VM
+         * exclude each other: the writer is counted before the file is
+         * opened, and refused (EBUSY) while an operation runs, so it can
+         * never hold the image an operation is moving. */
+        bool writer = vp.kind == V_DISK &&
+                      ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC));
+        if (writer && (r = vmstate_writer_add(vp.vm, vp.dev)) < 0) {
+            fdquota_put(h->uid);
+            free(h);
+            log_refusal("open", path, "a snapshot operation on this VM is running");
+            return r;
+        }
         if ((r = view_open(st_of(), &vp, fi->flags, &h->f)) < 0) {
+            if (writer)
+                vmstate_writer_remove(vp.vm, vp.dev);
             fdquota_put(h->uid);
             free(h);
             return r;
         }
-        /* Operations refuse to move an image open for writing (EBUSY). */
-        if (vp.kind == V_DISK && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
+        if (writer)
             h->writer = vp;
-            vmstate_writer_add(vp.vm, vp.dev);
-        }
         fi->keep_cache = h->f.frozen;
         fi->direct_io = h->f.active;
         int fl = fcntl(h->f.fd, F_GETFL);
@@ -385,7 +396,15 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
         return view_ftruncate(vf, size);
     struct vpath vp;
     int r = parse(path, &vp);
-    return r < 0 ? r : view_truncate(st_of(), &vp, size);
+    if (r < 0)
+        return r;
+    /* Truncating by path writes too: it counts as a writer for its span. */
+    if (vp.kind == V_DISK && (r = vmstate_writer_add(vp.vm, vp.dev)) < 0)
+        return r;
+    r = view_truncate(st_of(), &vp, size);
+    if (vp.kind == V_DISK)
+        vmstate_writer_remove(vp.vm, vp.dev);
+    return r;
 }
 
 static int op_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)

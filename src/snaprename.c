@@ -164,7 +164,7 @@ int snapshot_rename(const struct snap_ctx *c, const char *vm, const char *from, 
         rn.j = &j;
         r = plan(&rn, msg, msgsz);
         if (r == 0)
-            r = journal_commit(&j, msg, msgsz);
+            r = vm_commit(&rn.m, &j, msg, msgsz);
         else
             journal_abort(&j);
         journal_free(&j);

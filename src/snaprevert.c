@@ -211,7 +211,7 @@ int snapshot_revert(const struct snap_ctx *c, const char *vm, const char *snap, 
     if (r == 0 && (r = journal_begin(&j, c->s, "revert", vm, msg, msgsz)) == 0) {
         r = plan(&rv, &j, snapdoc, msg, msgsz);
         if (r == 0)
-            r = journal_commit(&j, msg, msgsz);
+            r = vm_commit(&rv.m, &j, msg, msgsz);
         else
             journal_abort(&j);
         journal_free(&j);

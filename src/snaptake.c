@@ -253,7 +253,7 @@ int snapshot_take(const struct snap_ctx *c, const char *vm, const char *snap, ch
     if (r == 0 && (r = journal_begin(&j, c->s, "take", vm, msg, msgsz)) == 0) {
         r = plan(&m, &j, snap, has_parent ? parent : NULL, msg, msgsz);
         if (r == 0)
-            r = journal_commit(&j, msg, msgsz);
+            r = vm_commit(&m, &j, msg, msgsz);
         else
             journal_abort(&j);
         journal_free(&j);

@@ -43,6 +43,8 @@ int vm_begin(struct vm_model *m, const struct snap_ctx *c, const char *vm, char 
     int r = vmlock_acquire(c->s, vm, false, c->cancelled, c->arg, &m->lock, msg, msgsz);
     if (r < 0)
         return r;
+    vmstate_op_begin(vm);
+    m->op_running = true;
     /* An operation a crash (of this daemon or another) left half done is
      * finished first: every operation starts from a whole state. */
     r = journal_recover(c->s, vm, msg, msgsz);
@@ -125,8 +127,12 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
         snprintf(msg, msgsz, "%s is open for writing through the mount", image);
         return -EBUSY;
     }
-    if (m->nlocks == JOURNAL_MAX_STEPS)
-        return -E2BIG;
+    if (m->nlocks % 16 == 0) {
+        int *nl = realloc(m->locks, (m->nlocks + 16) * sizeof(*nl));
+        if (!nl)
+            return -ENOMEM;
+        m->locks = nl;
+    }
     int fd = imagelock_hold(m->s, image);
     if (fd == -EBUSY)
         snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock)", image);
@@ -138,11 +144,36 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
     return 0;
 }
 
-void vm_end(struct vm_model *m)
+static void drop_locks(struct vm_model *m)
 {
     for (size_t i = 0; i < m->nlocks; i++)
         imagelock_drop(m->locks[i]);
     m->nlocks = 0;
+}
+
+int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz)
+{
+    int r = journal_commit(j, msg, msgsz);
+    if (r == 0 || !j->committed)
+        return r;
+    char again[MSG_MAX];
+    drop_locks(m);
+    int rr = journal_recover(m->s, m->vm, again, sizeof(again));
+    if (rr < 0) {
+        log_msg(LOG_ERR, "%s of %s: cannot finish after its commit: %s", j->op, m->vm, again);
+        snprintf(msg, msgsz, "could not finish after its commit (%s): it will be finished on "
+                             "the next operation on this VM or the next mount", again);
+        return -EIO;
+    }
+    log_msg(LOG_NOTICE, "%s of %s finished on a second try", j->op, m->vm);
+    return 0;
+}
+
+void vm_end(struct vm_model *m)
+{
+    drop_locks(m);
+    free(m->locks);
+    m->locks = NULL;
     for (size_t i = 0; i < m->ndisks; i++)
         chain_free(&m->disks[i].chain);
     free(m->disks);
@@ -151,6 +182,9 @@ void vm_end(struct vm_model *m)
     if (m->dom)
         xmlFreeDoc(m->dom);
     m->dom = NULL;
+    if (m->op_running)
+        vmstate_op_end(m->vm);
+    m->op_running = false;
     vmlock_release(&m->lock);
 }
 
@@ -187,6 +221,10 @@ int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name, char *out,
         return r;
     r = storeio_write_new(j->s, out, text, len);
     free(text);
+    /* The commit syncs the temporary directory itself; an entry in a
+     * directory below it (snap/snapshot.xml) is synced here. */
+    if (r == 0 && strchr(name, '/'))
+        r = storeio_fsync_parent(j->s, out);
     if (r < 0) {
         snprintf(msg, msgsz, "cannot write %s: %s", out, strerror(-r));
         return r;

@@ -29,9 +29,10 @@ struct vm_model {
     xmlDocPtr dom; /* domain.xml; NULL when the VM has none */
     struct vm_disk *disks; /* the snapshot-able disks */
     size_t ndisks;
-    int locks[JOURNAL_MAX_STEPS]; /* image locks held (imagelock.h) */
+    int *locks; /* image locks held (imagelock.h) */
     size_t nlocks;
     struct vmlock lock;
+    bool op_running; /* vmstate_op_begin was called */
 };
 
 /* Validates the names, takes the VM's lock and recovers its journal. */
@@ -46,6 +47,11 @@ int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgs
 int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *msg,
                   size_t msgsz);
 void vm_end(struct vm_model *m);
+/* journal_commit, and when a step fails after the commit (qemu-img
+ * could not take the image locks this operation holds, say), the locks
+ * are let go and the journal finished at once, under the VM's lock:
+ * after the commit the operation happens, or the call fails loudly. */
+int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz);
 
 /* Reads a snapshot's snapshot.xml as a tree. */
 int vm_load_snapshot(struct vm_model *m, const char *snap, xmlDocPtr *out, char *msg,

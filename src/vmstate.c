@@ -30,6 +30,7 @@ struct vm {
     struct link links[VMSTATE_MAX_LINKS];
     size_t nlinks;
     bool current_hidden;
+    int ops; /* operations running (vmstate_op_begin) */
     uint64_t generation;
 };
 
@@ -65,11 +66,16 @@ static void expire_links(struct vm *v)
     }
 }
 
-void vmstate_writer_add(const char *vm, const char *dev)
+int vmstate_writer_add(const char *vm, const char *dev)
 {
+    int r = 0;
     pthread_mutex_lock(&lock);
     struct vm *v = find(vm, true);
-    if (v) {
+    if (v && v->ops > 0) {
+        r = -EBUSY;
+    } else if (!v) {
+        r = -ENOMEM;
+    } else {
         size_t i;
         for (i = 0; i < v->nwriters && strcmp(v->writers[i].dev, dev) != 0; i++)
             ;
@@ -84,7 +90,28 @@ void vmstate_writer_add(const char *vm, const char *dev)
         }
         if (i < v->nwriters)
             v->writers[i].count++;
+        else
+            r = -ENOMEM;
     }
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+void vmstate_op_begin(const char *vm)
+{
+    pthread_mutex_lock(&lock);
+    struct vm *v = find(vm, true);
+    if (v)
+        v->ops++;
+    pthread_mutex_unlock(&lock);
+}
+
+void vmstate_op_end(const char *vm)
+{
+    pthread_mutex_lock(&lock);
+    struct vm *v = find(vm, false);
+    if (v && v->ops > 0)
+        v->ops--;
     pthread_mutex_unlock(&lock);
 }
 

@@ -22,10 +22,19 @@
 #define VMSTATE_MAX_LINKS 16
 #define VMSTATE_LINK_TTL 60 /* seconds */
 
-void vmstate_writer_add(const char *vm, const char *dev);
+/* Counts a handle open for writing; -EBUSY while an operation runs on vm
+ * (vmstate_op_begin), so the two exclude each other. */
+int vmstate_writer_add(const char *vm, const char *dev);
 void vmstate_writer_remove(const char *vm, const char *dev);
 /* Open-for-writing handles of vm's active image dev (dev NULL: any). */
 int vmstate_writers(const char *vm, const char *dev);
+
+/* An operation that moves or rewrites vm's images runs from begin to end
+ * (under the VM's lock, so one at a time); meanwhile new writers are
+ * refused. Check vmstate_writers() after begin: a writer counted before
+ * is seen, one that comes after is refused. */
+void vmstate_op_begin(const char *vm);
+void vmstate_op_end(const char *vm);
 
 /* -ENOSPC past VMSTATE_MAX_LINKS live links for one VM, -EEXIST for a
  * name in use. */

@@ -123,12 +123,45 @@ static void test_busy(void)
     CHECK_INT(snapshot_rename(&c, "web1", "configured", "c2", msg, sizeof(msg)), -EBUSY);
     CHECK(!snap_exists("web1", "s1") && snap_exists("web1", "configured"));
     close(fd);
+    /* A writer and an operation exclude each other: while one runs, a
+     * new writer is refused. */
+    vmstate_op_begin("web1");
+    CHECK_INT(vmstate_writer_add("web1", "vda"), -EBUSY);
+    CHECK_INT(vmstate_writer_add("db1", "vda"), 0);
+    vmstate_writer_remove("db1", "vda");
+    vmstate_op_end("web1");
     /* A handle open for writing through the mount. */
-    vmstate_writer_add("web1", "vda");
+    CHECK_INT(vmstate_writer_add("web1", "vda"), 0);
     CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), -EBUSY);
     vmstate_writer_remove("web1", "vda");
     CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), 0);
     CHECK_INT(journal_pending(&st), 0);
+    store_close(&st);
+}
+
+/* A byte right after the active image's backing name: the name cannot be
+ * rewritten in place, qemu-img must do it, and it cannot while the
+ * operation holds the image's locks. The rename must still finish. */
+static void test_crowded_header(void)
+{
+    struct snap_ctx c = { .s = &st };
+    char msg[MSG_MAX], path[2 * PATH_MAX];
+    CHECK(open_store("crowded"));
+    snprintf(path, sizeof(path), "%s/web1/disks/vda.qcow2", st.root);
+    int fd = open(path, O_RDWR);
+    unsigned char h[20];
+    CHECK(fd >= 0 && pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h));
+    unsigned long long off = 0;
+    for (int i = 8; i < 16; i++)
+        off = off << 8 | h[i];
+    unsigned len = (unsigned)h[16] << 24 | (unsigned)h[17] << 16 | (unsigned)h[18] << 8 | h[19];
+    CHECK(pwrite(fd, "X", 1, (off_t)(off + len)) == 1);
+    close(fd);
+    CHECK_INT(snapshot_rename(&c, "web1", "configured", "configured-renamed", msg, sizeof(msg)),
+              0);
+    CHECK_INT(journal_pending(&st), 0);
+    CHECK_STR(current(), "configured-renamed");
+    CHECK(reads("-c 'read -P 0x22 4M 4M' -c 'read -P 0x33 8M 1M'"));
     store_close(&st);
 }
 
@@ -159,7 +192,7 @@ static void test_locks(void)
 }
 
 /* A child takes a snapshot and dies at point n; returns its exit status. */
-static int crash_take_at(int n)
+static int crash_take_at(int n, const char *snap)
 {
     pid_t pid = fork();
     if (pid == 0) {
@@ -168,7 +201,7 @@ static int crash_take_at(int n)
         setenv("VMSTOREFS_CRASH_AT", at, 1);
         struct snap_ctx c = { .s = &st };
         char msg[MSG_MAX];
-        _exit(snapshot_take(&c, "db1", "s", msg, sizeof(msg)) == 0 ? 0 : 1);
+        _exit(snapshot_take(&c, "db1", snap, msg, sizeof(msg)) == 0 ? 0 : 1);
     }
     int status;
     waitpid(pid, &status, 0);
@@ -181,7 +214,7 @@ static void test_crash(void)
     int points = 0;
     for (int n = 1; n < 40; n++) {
         CHECK(open_store("crash"));
-        int status = crash_take_at(n);
+        int status = crash_take_at(n, "s");
         if (status == 0) {
             store_close(&st);
             snprintf(tmp, sizeof(tmp), "rm -rf '%s/crash'", dir);
@@ -210,6 +243,14 @@ static void test_crash(void)
         snprintf(tmp, sizeof(tmp), "rm -rf '%s/crash'", dir);
         run(tmp);
     }
+    /* A name with two dots in it (valid: not a ".." component) must not
+     * make its record unreadable. */
+    CHECK(open_store("dots"));
+    CHECK_INT(crash_take_at(8, "v1..2"), 99);
+    CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), 1);
+    CHECK(store_snap_exists(&st, "db1", "v1..2"));
+    CHECK_INT(journal_pending(&st), 0);
+    store_close(&st);
     /* record, snapshot.xml, two overlays, domain.xml, commit, steps, done */
     CHECK(points >= 10);
     fprintf(stderr, "take of a 2-disk VM has %d crash points\n", points);
@@ -226,6 +267,7 @@ int main(void)
     test_operations();
     test_busy();
     test_locks();
+    test_crowded_header();
     test_crash();
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
