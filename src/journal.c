@@ -7,7 +7,6 @@
 #include "names.h"
 #include "qcow2edit.h"
 #include "qimg.h"
-#include "spawn.h"
 #include "storeio.h"
 #include "vmlock.h"
 
@@ -249,17 +248,9 @@ static int run_rebase(const struct store *s, const struct jstep *st, char *msg, 
     struct qimg_argv a;
     if ((r = qimg_argv_rebase_unsafe(&a, s->qemu_img, st->a, st->b, st->fmt)) < 0)
         return r;
-    struct spawn_result res;
-    r = spawn_run(a.v, REBASE_TIMEOUT, &res);
-    if (r < 0) {
-        char line[512];
-        spawn_last_err_line(&res, line, sizeof(line));
-        snprintf(msg, msgsz, "qemu-img rebase -u %s: %s", st->a, line);
-        r = strstr(line, "lock") ? -EBUSY : -EIO;
-    } else {
+    r = qimg_run(&a, REBASE_TIMEOUT, "rebase -u", msg, msgsz);
+    if (r == 0)
         msg[0] = '\0'; /* what the in-place edit said no longer applies */
-    }
-    spawn_result_free(&res);
     return r;
 }
 

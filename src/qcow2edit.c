@@ -2,6 +2,7 @@
 
 #include "qcow2edit.h"
 
+#include "bytes.h"
 #include "qcow2hdr.h"
 
 #include <errno.h>
@@ -18,16 +19,6 @@ enum {
     H_READ = 32,
 };
 
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
-
 static int read_header(int fd, unsigned char *h)
 {
     ssize_t n = pread(fd, h, H_READ, 0);
@@ -35,7 +26,7 @@ static int read_header(int fd, unsigned char *h)
         return -errno;
     if (n != H_READ || memcmp(h, "QFI\xfb", 4) != 0)
         return -EINVAL;
-    uint32_t version = get32(h + 4);
+    uint32_t version = be32(h + 4);
     return version == 2 || version == 3 ? 0 : -EINVAL;
 }
 
@@ -44,7 +35,7 @@ int qcow2_virtual_size(int fd, unsigned long long *out)
     unsigned char h[H_READ];
     int r = read_header(fd, h);
     if (r == 0)
-        *out = get64(h + H_SIZE);
+        *out = be64(h + H_SIZE);
     return r;
 }
 
@@ -60,9 +51,9 @@ int qcow2_set_backing_name(int fd, const char *name, char *msg, size_t msgsz)
     int r = read_header(fd, h);
     if (r < 0)
         return refuse(msg, msgsz, r, "not a qcow2 image");
-    uint64_t off = get64(h + H_BACKING_OFFSET);
-    uint32_t oldlen = get32(h + H_BACKING_SIZE);
-    uint32_t bits = get32(h + H_CLUSTER_BITS);
+    uint64_t off = be64(h + H_BACKING_OFFSET);
+    uint32_t oldlen = be32(h + H_BACKING_SIZE);
+    uint32_t bits = be32(h + H_CLUSTER_BITS);
     size_t newlen = strlen(name);
     if (off == 0 || bits < 9 || bits > 21)
         return refuse(msg, msgsz, -ENOSPC, "no backing name to replace");

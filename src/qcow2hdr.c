@@ -2,6 +2,8 @@
 
 #include "qcow2hdr.h"
 
+#include "bytes.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,16 +28,6 @@ enum {
     EXT_BACKING_FORMAT = 0xE2792ACA,
     EXT_DATA_FILE = 0x44415441,
 };
-
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t be64(const unsigned char *p)
-{
-    return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
 
 static int invalid(char *msg, size_t msgsz, const char *why)
 {

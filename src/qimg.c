@@ -85,11 +85,13 @@ int qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *src
     return argv_done(a);
 }
 
-int qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
-                      const char *backing, const char *backing_fmt)
+static int argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
+                       const char *backing, const char *backing_fmt, bool unsafe)
 {
     argv_start(a, qemu_img, "rebase");
     qimg_argv_add(a, "-q");
+    if (unsafe)
+        qimg_argv_add(a, "-u");
     qimg_argv_add(a, "-f");
     qimg_argv_add(a, "qcow2");
     qimg_argv_add(a, "-b");
@@ -102,20 +104,16 @@ int qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *imag
     return argv_done(a);
 }
 
-int qimg_argv_rebase_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
-                             const char *backing, const char *backing_fmt)
+int qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
+                     const char *backing, const char *backing_fmt)
 {
-    argv_start(a, qemu_img, "rebase");
-    qimg_argv_add(a, "-q");
-    qimg_argv_add(a, "-u");
-    qimg_argv_add(a, "-f");
-    qimg_argv_add(a, "qcow2");
-    qimg_argv_add(a, "-b");
-    qimg_argv_add(a, backing);
-    qimg_argv_add(a, "-F");
-    qimg_argv_add(a, backing_fmt);
-    qimg_argv_add(a, image);
-    return argv_done(a);
+    return argv_rebase(a, qemu_img, image, backing, backing_fmt, false);
+}
+
+int qimg_argv_rebase_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
+                            const char *backing, const char *backing_fmt)
+{
+    return argv_rebase(a, qemu_img, image, backing, backing_fmt, true);
 }
 
 int qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
@@ -354,6 +352,32 @@ int qimg_find(const char *configured, char *out, size_t outsz, char *msg, size_t
     }
     spawn_result_free(&res);
     return r < 0 ? -ENOEXEC : 0;
+}
+
+int qimg_errno(const char *line)
+{
+    if (strstr(line, "No space left") || strstr(line, "Disk quota"))
+        return -ENOSPC;
+    if (strstr(line, "lock"))
+        return -EBUSY;
+    return -EIO;
+}
+
+int qimg_run(const struct qimg_argv *a, unsigned timeout_sec, const char *what, char *msg,
+             size_t msgsz)
+{
+    struct spawn_result res;
+    int r = spawn_run(a->v, timeout_sec, &res);
+    if (r < 0) {
+        char line[512];
+        spawn_last_err_line(&res, line, sizeof(line));
+        if ((size_t)snprintf(msg, msgsz, "qemu-img %s: %s", what,
+                             r == -ETIMEDOUT ? "timed out" : line) >= msgsz && msgsz)
+            msg[msgsz - 1] = '\0';
+        r = r == -ETIMEDOUT || r == -ECHILD ? r : qimg_errno(line);
+    }
+    spawn_result_free(&res);
+    return r;
 }
 
 int qimg_info(const char *qemu_img, const char *image, struct qimg_info *out, char *msg,

@@ -80,6 +80,15 @@ bool qimg_is_version(const char *out);
  * Writes the absolute path to out. -ENOENT etc. with a reason in msg. */
 int qimg_find(const char *configured, char *out, size_t outsz, char *msg, size_t msgsz);
 
+/* Runs a built vector and waits (at most timeout_sec). On failure msg is
+ * "qemu-img WHAT: <its last line of complaint>" and the result an errno
+ * that says what happened: -ENOSPC, -EBUSY (an image lock), -ETIMEDOUT,
+ * else -EIO. */
+int qimg_run(const struct qimg_argv *a, unsigned timeout_sec, const char *what, char *msg,
+             size_t msgsz);
+/* The errno for qemu-img's complaint line. */
+int qimg_errno(const char *line);
+
 /* Runs `qemu-img info` on image and parses it. On failure msg holds
  * qemu-img's own last line of complaint. */
 int qimg_info(const char *qemu_img, const char *image, struct qimg_info *out, char *msg,

@@ -130,10 +130,7 @@ static int plan(struct revert *rv, struct journal *j, xmlDocPtr snapdoc, char *m
     if (!reqs)
         return -ENOMEM;
     for (size_t i = 0; i < rv->n; i++) {
-        snprintf(reqs[i].name, sizeof(reqs[i].name), "disk-%s.qcow2", rv->disks[i].dev);
-        snprintf(reqs[i].backing, sizeof(reqs[i].backing), "../snapshots/%s/%s" IMAGE_SUFFIX,
-                 rv->snap, rv->disks[i].dev);
-        reqs[i].sized_like = rv->disks[i].frozen;
+        vm_overlay_req(&reqs[i], rv->snap, rv->disks[i].dev, rv->disks[i].frozen);
     }
     r = vm_create_overlays(m, j, reqs, rv->n, msg, msgsz);
     for (size_t i = 0; r == 0 && i < rv->n; i++) {

@@ -190,10 +190,7 @@ static int plan(struct vm_model *m, struct journal *j, const char *snap, const c
     if (!reqs)
         return -ENOMEM;
     for (size_t i = 0; i < m->ndisks; i++) {
-        snprintf(reqs[i].name, sizeof(reqs[i].name), "disk-%s.qcow2", m->disks[i].dev);
-        snprintf(reqs[i].backing, sizeof(reqs[i].backing), "../snapshots/%s/%s" IMAGE_SUFFIX,
-                 snap, m->disks[i].dev);
-        reqs[i].sized_like = m->disks[i].active;
+        vm_overlay_req(&reqs[i], snap, m->disks[i].dev, m->disks[i].active);
     }
     r = vm_create_overlays(m, j, reqs, m->ndisks, msg, msgsz);
     for (size_t i = 0; r == 0 && i < m->ndisks; i++) {

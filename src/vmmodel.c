@@ -7,7 +7,6 @@
 #include "log.h"
 #include "qcow2edit.h"
 #include "qimg.h"
-#include "spawn.h"
 #include "storeio.h"
 #include "vmstate.h"
 #include "xmlsafe.h"
@@ -233,15 +232,6 @@ int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name, char *out,
     return 0;
 }
 
-int vm_qemu_errno(const char *line)
-{
-    if (strstr(line, "No space left") || strstr(line, "Disk quota"))
-        return -ENOSPC;
-    if (strstr(line, "lock"))
-        return -EBUSY;
-    return -EIO;
-}
-
 /* One overlay, made by qemu-img in the temporary directory. Runs on its
  * own thread: touches only req and the store (read-only). */
 static void *create_one(void *arg)
@@ -266,19 +256,16 @@ static void *create_one(void *arg)
         req->err = r;
         return NULL;
     }
-    struct spawn_result res;
-    r = spawn_run(a.v, CREATE_TIMEOUT, &res);
-    if (r < 0) {
-        char line[512];
-        spawn_last_err_line(&res, line, sizeof(line));
-        if ((size_t)snprintf(req->msg, sizeof(req->msg), "qemu-img create %s: %s", req->path,
-                             line) >= sizeof(req->msg))
-            req->msg[sizeof(req->msg) - 1] = '\0';
-        r = r == -ETIMEDOUT ? r : vm_qemu_errno(line);
-    }
-    spawn_result_free(&res);
-    req->err = r;
+    req->err = qimg_run(&a, CREATE_TIMEOUT, "create", req->msg, sizeof(req->msg));
     return NULL;
+}
+
+void vm_overlay_req(struct overlay_req *req, const char *snap, const char *dev,
+                    const char *sized_like)
+{
+    snprintf(req->name, sizeof(req->name), "disk-%s.qcow2", dev);
+    snprintf(req->backing, sizeof(req->backing), "../snapshots/%s/%s" IMAGE_SUFFIX, snap, dev);
+    req->sized_like = sized_like;
 }
 
 int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,

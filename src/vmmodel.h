@@ -74,6 +74,10 @@ struct overlay_req {
     int err;
     char msg[MSG_MAX];
 };
+/* An overlay for disk dev that will stand at disks/<dev>.qcow2 on
+ * snapshots/<snap>/<dev>.qcow2, sized as sized_like. */
+void vm_overlay_req(struct overlay_req *req, const char *snap, const char *dev,
+                    const char *sized_like);
 /* Makes them all (qemu-img create -u, several at once), fsyncs each and
  * counts it prepared. */
 int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
@@ -87,7 +91,5 @@ struct xml_chain_link *vm_xml_chain(const struct chain *c, size_t from, size_t *
  * normalised). */
 int vm_relpath(const char *from_dir, const char *to, char *out, size_t outsz);
 
-/* Maps a failed qemu-img's message to an errno (ENOSPC, EBUSY, EIO). */
-int vm_qemu_errno(const char *line);
 
 #endif

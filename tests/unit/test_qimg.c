@@ -163,6 +163,25 @@ static void test_argv_rebase(void)
     EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-q", "-f", "qcow2", "-b", "", "/top.qcow2");
 }
 
+/* The unsafe forms: only header fields change, the backing file is not
+ * opened (it may not stand where the name points yet). */
+static void test_argv_unsafe(void)
+{
+    struct qimg_argv a;
+    memset(&a, 0x55, sizeof(a));
+    qimg_argv_rebase_unsafe(&a, QEMU_IMG, "/s/vda.qcow2", "../P/vda.qcow2", "raw");
+    EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-q", "-u", "-f", "qcow2", "-b", "../P/vda.qcow2", "-F",
+                "raw", "/s/vda.qcow2");
+    memset(&a, 0x55, sizeof(a));
+    qimg_argv_create_unsafe(&a, QEMU_IMG, "/t/o.qcow2", "../snapshots/S/vda.qcow2", "qcow2",
+                            "67108864");
+    EXPECT_ARGV(&a, QEMU_IMG, "create", "-q", "-f", "qcow2", "-u", "-b",
+                "../snapshots/S/vda.qcow2", "-F", "qcow2", "/t/o.qcow2", "67108864");
+    CHECK_INT(qimg_errno("qemu-img: o.qcow2: No space left on device"), -ENOSPC);
+    CHECK_INT(qimg_errno("qemu-img: Could not open 'x': Failed to get \"write\" lock"), -EBUSY);
+    CHECK_INT(qimg_errno("qemu-img: something else"), -EIO);
+}
+
 static void test_argv_commit(void)
 {
     struct qimg_argv a;
@@ -559,6 +578,7 @@ int main(void)
     test_argv_create_overlay();
     test_argv_convert();
     test_argv_rebase();
+    test_argv_unsafe();
     test_argv_commit();
     test_argv_overflow();
     test_parse_standalone();
