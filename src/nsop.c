@@ -109,6 +109,7 @@ int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *r
     char parent[PATH_MAX], last[256];
     struct vpath vp;
     res->vm[0] = res->msg[0] = '\0';
+    res->frozen_changed = false;
     if (followed_exdev(c->pid, path)) {
         snprintf(res->msg, sizeof(res->msg),
                  "mkdir right after a snapshot move refused with EXDEV: a copy, not a snapshot "
@@ -146,6 +147,7 @@ int nsop_symlink(const struct snap_ctx *c, const char *target, const char *path,
     struct vpath vp;
     char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1], snap[NAME_MAX_LEN + 1];
     res->vm[0] = res->msg[0] = '\0';
+    res->frozen_changed = false;
     if (vpath_parse(path, &vp) == 0 && vp.kind == V_CURRENT) {
         /* ln -sfn tries this first and, on EEXIST, links aside and renames. */
         if (current_exists(c, vp.vm)) {
@@ -171,6 +173,7 @@ int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *
     struct vpath vp;
     char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
     res->vm[0] = res->msg[0] = '\0';
+    res->frozen_changed = false;
     if (vpath_parse(path, &vp) == 0 && vp.kind == V_CURRENT) {
         if (!current_exists(c, vp.vm))
             return -ENOENT;
@@ -189,6 +192,7 @@ int nsop_rename(const struct snap_ctx *c, const char *from, const char *to, unsi
     struct vpath f, t;
     char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1], target[PATH_MAX];
     res->vm[0] = res->msg[0] = '\0';
+    res->frozen_changed = false;
     bool f_ok = vpath_parse(from, &f) == 0;
     bool t_ok = vpath_parse(to, &t) == 0;
     /* The second half of ln -sfn: a pending link renamed over current. */
@@ -226,6 +230,7 @@ int nsop_rename(const struct snap_ctx *c, const char *from, const char *to, unsi
         remember_exdev(c->pid, to);
         return -EXDEV;
     }
+    res->frozen_changed = true;
     return done(res, f.vm,
                 snapshot_rename(c, f.vm, f.snap, tlast, res->msg, sizeof(res->msg)));
 }

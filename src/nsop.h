@@ -27,6 +27,7 @@
 
 struct nsop_result {
     char vm[NAME_MAX_LEN + 1]; /* the VM that changed, "" when none */
+    bool frozen_changed; /* headers of frozen images were rewritten (rename) */
     char msg[MSG_MAX];
 };
 

@@ -526,14 +526,14 @@ static int inval_snapshot(void *arg, const char *name, mode_t type)
 }
 
 /* An operation replaced what stands at some paths (domain.xml, active
- * images, current) and rewrote the headers of frozen images (a rename
- * rebases the images that grow from the renamed one), which the kernel
- * caches across opens (keep_cache). Their pages and attributes are
+ * images, current); a rename also rewrote the headers of frozen images
+ * (the ones that grow from the renamed one), which the kernel caches
+ * across opens (keep_cache). Their pages and attributes are
  * dropped before the reply, so the caller's next read sees the store.
  * Only inodes are invalidated: dropping a directory entry from inside
  * the request could wait on the directory lock the kernel holds for it;
  * entries age out within entry_timeout. */
-static void after_change(const char *vm)
+static void after_change(const char *vm, bool frozen_changed)
 {
     if (!vm[0])
         return;
@@ -545,8 +545,10 @@ static void after_change(const char *vm)
     struct vpath dir = { .kind = V_DISKS };
     snprintf(dir.vm, sizeof(dir.vm), "%s", vm);
     view_readdir(iv.s, &dir, inval_disk, &iv);
-    dir.kind = V_SNAPS;
-    view_readdir(iv.s, &dir, inval_snapshot, &iv);
+    if (frozen_changed) {
+        dir.kind = V_SNAPS;
+        view_readdir(iv.s, &dir, inval_snapshot, &iv);
+    }
 }
 
 /* The core's answer as a reply: success drops stale caches; a refusal is
@@ -558,7 +560,7 @@ static int ns_reply(enum refusal_op rop, const char *path, const char *path2, in
     if (r == NSOP_NOT_MINE)
         return refuse2(rop, path, path2);
     if (r == 0)
-        after_change(res->vm);
+        after_change(res->vm, res->frozen_changed);
     else if (r == -EIO || r == -ENOSPC)
         log_msg(LOG_ERR, "%s %s failed: %s", op, path, res->msg[0] ? res->msg : strerror(-r));
     else
