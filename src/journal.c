@@ -523,7 +523,7 @@ static int recover_one(const struct store *s, const char *path, const char *vm, 
         char why[MSG_MAX], vmname[sizeof(j.vm)];
         snprintf(vmname, sizeof(vmname), "%s", j.vm);
         journal_free(&j);
-        r = vmlock_acquire(s, vmname[0] ? vmname : NULL, true, NULL, NULL, &lk, why, sizeof(why));
+        r = vmlock_acquire(s, vmname[0] ? vmname : NULL, 0, NULL, NULL, &lk, why, sizeof(why));
         if (r < 0)
             return r == -EBUSY ? 0 : r;
         if (!storeio_exists(s, path)) {

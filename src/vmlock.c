@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,16 +36,25 @@ static int open_lock_file(const struct store *s, const char *name, char *msg, si
 
 /* F_OFD_SETLK in a loop rather than F_OFD_SETLKW: a worker thread blocked
  * in the kernel could not notice an interrupt or the daemon stopping. */
-static int lock_fd(int fd, short type, bool try, vmlock_cancelled_fn cancelled, void *arg)
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int lock_fd(int fd, short type, unsigned wait_ms, vmlock_cancelled_fn cancelled,
+                   void *arg)
 {
     struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
     long wait_ns = 1000000;
+    int64_t until = now_ms() + wait_ms;
     for (;;) {
         if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
             return 0;
         if (errno != EAGAIN && errno != EACCES && errno != EINTR)
             return -errno;
-        if (try)
+        if (now_ms() >= until)
             return -EBUSY;
         if (cancelled && cancelled(arg))
             return -EINTR;
@@ -55,8 +65,9 @@ static int lock_fd(int fd, short type, bool try, vmlock_cancelled_fn cancelled, 
     }
 }
 
-int vmlock_acquire(const struct store *s, const char *vm, bool try, vmlock_cancelled_fn cancelled,
-                   void *arg, struct vmlock *out, char *msg, size_t msgsz)
+int vmlock_acquire(const struct store *s, const char *vm, unsigned wait_ms,
+                   vmlock_cancelled_fn cancelled, void *arg, struct vmlock *out, char *msg,
+                   size_t msgsz)
 {
     out->store_fd = out->vm_fd = -1;
     if (vm && !name_is_valid(vm)) {
@@ -66,7 +77,7 @@ int vmlock_acquire(const struct store *s, const char *vm, bool try, vmlock_cance
     int fd = open_lock_file(s, STORE_LOCK_NAME, msg, msgsz);
     if (fd < 0)
         return fd;
-    int r = lock_fd(fd, vm ? F_RDLCK : F_WRLCK, try, cancelled, arg);
+    int r = lock_fd(fd, vm ? F_RDLCK : F_WRLCK, wait_ms, cancelled, arg);
     if (r < 0) {
         close(fd);
         snprintf(msg, msgsz, "%s", r == -EBUSY ? "the store is locked by another operation"
@@ -77,7 +88,7 @@ int vmlock_acquire(const struct store *s, const char *vm, bool try, vmlock_cance
     if (!vm)
         return 0;
     fd = open_lock_file(s, vm, msg, msgsz);
-    if (fd >= 0 && (r = lock_fd(fd, F_WRLCK, try, cancelled, arg)) < 0) {
+    if (fd >= 0 && (r = lock_fd(fd, F_WRLCK, wait_ms, cancelled, arg)) < 0) {
         close(fd);
         fd = r;
         snprintf(msg, msgsz, "%s", r == -EBUSY ? "another operation on this VM is running"

@@ -10,8 +10,7 @@
  *
  * A change to one VM holds locks/.store shared and locks/<vm> exclusive;
  * a change to the set of VMs (create, delete) holds locks/.store
- * exclusive. Readers of the view take no lock at all: browsing never
- * waits behind an operation. */
+ * exclusive. Readers of the view take no lock at all. */
 #ifndef VMSTOREFS_VMLOCK_H
 #define VMSTOREFS_VMLOCK_H
 
@@ -28,10 +27,18 @@ struct vmlock {
  * FUSE interrupt, the daemon stopping). NULL waits until granted. */
 typedef bool (*vmlock_cancelled_fn)(void *arg);
 
-/* Waits for the locks of one VM (vm) or of the whole store (vm NULL).
- * With try set, -EBUSY instead of waiting. */
-int vmlock_acquire(const struct store *s, const char *vm, bool try, vmlock_cancelled_fn cancelled,
-                   void *arg, struct vmlock *out, char *msg, size_t msgsz);
+/* The locks of one VM (vm) or of the whole store (vm NULL), waiting at
+ * most wait_ms for them (0: one try), then -EBUSY.
+ *
+ * Why the wait is bounded: the request that waits (mkdir, rename,
+ * symlink through the mount) holds the kernel's lock on the directory it
+ * changes until it is answered, and every lookup of a name not cached in
+ * that directory waits with it. Operations are short (tens of ms), so a
+ * short wait lets them queue; behind anything longer, EBUSY says so. */
+#define VMLOCK_OP_WAIT_MS 2000
+int vmlock_acquire(const struct store *s, const char *vm, unsigned wait_ms,
+                   vmlock_cancelled_fn cancelled, void *arg, struct vmlock *out, char *msg,
+                   size_t msgsz);
 void vmlock_release(struct vmlock *l);
 
 #endif

@@ -39,7 +39,8 @@ int vm_begin(struct vm_model *m, const struct snap_ctx *c, const char *vm, char 
         snprintf(msg, msgsz, "no such VM");
         return -ENOENT;
     }
-    int r = vmlock_acquire(c->s, vm, false, c->cancelled, c->arg, &m->lock, msg, msgsz);
+    int r = vmlock_acquire(c->s, vm, VMLOCK_OP_WAIT_MS, c->cancelled, c->arg, &m->lock, msg,
+                           msgsz);
     if (r < 0)
         return r;
     vmstate_op_begin(vm);

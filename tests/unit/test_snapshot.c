@@ -176,18 +176,36 @@ static void test_locks(void)
     char msg[MSG_MAX];
     CHECK(open_store("locks"));
     struct vmlock a, b, w;
-    CHECK_INT(vmlock_acquire(&st, "web1", false, NULL, NULL, &a, msg, sizeof(msg)), 0);
-    /* A second holder (another thread, another daemon) must wait... */
-    CHECK_INT(vmlock_acquire(&st, "web1", true, NULL, NULL, &b, msg, sizeof(msg)), -EBUSY);
-    CHECK_INT(vmlock_acquire(&st, "web1", false, always, NULL, &b, msg, sizeof(msg)), -EINTR);
+    CHECK_INT(vmlock_acquire(&st, "web1", 0, NULL, NULL, &a, msg, sizeof(msg)), 0);
+    /* A second holder (another thread, another daemon) waits, a bounded
+     * time, and gives up on an interrupt. */
+    CHECK_INT(vmlock_acquire(&st, "web1", 0, NULL, NULL, &b, msg, sizeof(msg)), -EBUSY);
+    CHECK_INT(vmlock_acquire(&st, "web1", 200, NULL, NULL, &b, msg, sizeof(msg)), -EBUSY);
+    CHECK_INT(vmlock_acquire(&st, "web1", 60000, always, NULL, &b, msg, sizeof(msg)), -EINTR);
     /* ...but other VMs go on, and the whole store is taken only when free. */
-    CHECK_INT(vmlock_acquire(&st, "db1", true, NULL, NULL, &b, msg, sizeof(msg)), 0);
-    CHECK_INT(vmlock_acquire(&st, NULL, true, NULL, NULL, &w, msg, sizeof(msg)), -EBUSY);
+    CHECK_INT(vmlock_acquire(&st, "db1", 0, NULL, NULL, &b, msg, sizeof(msg)), 0);
+    CHECK_INT(vmlock_acquire(&st, NULL, 0, NULL, NULL, &w, msg, sizeof(msg)), -EBUSY);
     vmlock_release(&a);
     vmlock_release(&b);
-    CHECK_INT(vmlock_acquire(&st, NULL, true, NULL, NULL, &w, msg, sizeof(msg)), 0);
+    CHECK_INT(vmlock_acquire(&st, NULL, 0, NULL, NULL, &w, msg, sizeof(msg)), 0);
     vmlock_release(&w);
-    CHECK_INT(vmlock_acquire(&st, "../x", true, NULL, NULL, &w, msg, sizeof(msg)), -EINVAL);
+    /* A holder that lets go within the bound: the waiter gets the lock. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct vmlock h;
+        char m2[MSG_MAX];
+        if (vmlock_acquire(&st, "web1", 0, NULL, NULL, &h, m2, sizeof(m2)) < 0)
+            _exit(1);
+        usleep(300000);
+        _exit(0);
+    }
+    usleep(100000);
+    CHECK_INT(vmlock_acquire(&st, "web1", VMLOCK_OP_WAIT_MS, NULL, NULL, &a, msg, sizeof(msg)), 0);
+    vmlock_release(&a);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_INT(vmlock_acquire(&st, "../x", 0, NULL, NULL, &w, msg, sizeof(msg)), -EINVAL);
     store_close(&st);
 }
 
