@@ -177,3 +177,65 @@ check_overlays() {
         done
     done
 }
+
+# nbd_hold IMAGE [QEMU-NBD ARGS...]: a qemu-nbd serving IMAGE on a unix
+# socket (as a running VM would hold it) until nbd_release. --fork returns
+# once the image is open and its locks are taken. Sets NBD_PID.
+nbd_hold() {
+    local image=$1
+    shift
+    rm -f "$TMP/nbd.pid" "$TMP/nbd.sock"
+    qemu-nbd --fork --persistent --pid-file="$TMP/nbd.pid" -f qcow2 -k "$TMP/nbd.sock" "$@" "$image" ||
+        fail "qemu-nbd could not serve $image"
+    NBD_PID=$(cat "$TMP/nbd.pid")
+    DAEMONS+=("$NBD_PID")
+}
+nbd_release() {
+    kill "$NBD_PID" 2>/dev/null
+    local i
+    for i in $(seq 50); do
+        kill -0 "$NBD_PID" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    fail "qemu-nbd $NBD_PID did not exit"
+}
+
+# lock_hold FILE: a process holding a POSIX write lock on all of FILE
+# (conflicting with the daemon's OFD locks) until lock_release. Returns
+# once the lock is held. Sets LOCK_PID.
+lock_hold() {
+    rm -f "$TMP/lock.held"
+    perl -e '
+        use Fcntl;
+        sysopen(my $fh, $ARGV[0], O_RDWR | O_CREAT, 0600) or die "$ARGV[0]: $!\n";
+        my $fl = pack("ssqqi", F_WRLCK, 0, 0, 0, 0);
+        fcntl($fh, F_SETLKW, $fl) or die "lock: $!\n";
+        open(my $ok, ">", $ARGV[1]) and close($ok);
+        sleep 120;' "$1" "$TMP/lock.held" &
+    LOCK_PID=$!
+    DAEMONS+=("$LOCK_PID")
+    local i
+    for i in $(seq 100); do
+        [ -e "$TMP/lock.held" ] && return 0
+        kill -0 "$LOCK_PID" 2>/dev/null || fail "lock holder on $1 died"
+        sleep 0.1
+    done
+    fail "lock holder never got $1"
+}
+lock_release() {
+    kill "$LOCK_PID"
+    wait "$LOCK_PID" 2>/dev/null
+}
+
+# snap_parent SNAPDIR: the <parent> named in SNAPDIR/snapshot.xml ("" if none).
+snap_parent() {
+    perl -0ne 'print $1 if m|<parent>\s*<name>([^<]*)</name>|' "$1/snapshot.xml"
+}
+
+# mount_sample: the sample store in $S mounted on $M; $V is web1 there.
+mount_sample() {
+    S=$TMP/store M=$TMP/mnt
+    sample_store "$S"
+    mount_fs "$S" "$M"
+    V=$M/web1
+}
