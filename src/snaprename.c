@@ -115,6 +115,16 @@ static int visit_snapshot(const char *snap, void *arg)
     return r;
 }
 
+/* S's own images move with their directory: a qemu holding one of them
+ * (a running VM reads its whole chain) refuses the rename too. */
+static int hold_own(const char *dev, void *arg)
+{
+    struct rename *rn = arg;
+    char path[PATH_MAX];
+    store_snap_image_path(rn->m.s, rn->m.vm, rn->from, dev, path, sizeof(path));
+    return vm_hold_image(&rn->m, path, NULL, rn->msg, rn->msgsz);
+}
+
 static int plan(struct rename *rn, char *msg, size_t msgsz)
 {
     struct vm_model *m = &rn->m;
@@ -123,6 +133,8 @@ static int plan(struct rename *rn, char *msg, size_t msgsz)
         r = store_list_disks(m->s, m->vm, visit_active, rn);
     if (r == 0)
         r = store_list_snapshots(m->s, m->vm, visit_snapshot, rn);
+    if (r == 0)
+        r = store_list_snap_images(m->s, m->vm, rn->from, hold_own, rn);
     if (r == 0 && m->dom) {
         int changed = xmledit_rewrite_prefix(xmlDocGetRootElement(m->dom), rn->from_dir,
                                              rn->to_dir);

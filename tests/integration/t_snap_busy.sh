@@ -36,6 +36,9 @@ pass "take, revert and rename refuse with EBUSY while a qemu holds the active im
 nbd_hold "$S/web1/snapshots/configured/vda.qcow2" -r
 busy "rename a snapshot whose child image a qemu holds" web1/snapshots/configured/vda.qcow2 \
     mv "$V/snapshots/installed" "$V/snapshots/inst2"
+# ...and renaming configured itself moves the very image the qemu reads.
+busy "rename a snapshot whose own image a qemu holds" web1/snapshots/configured/vda.qcow2 \
+    mv "$V/snapshots/configured" "$V/snapshots/conf2"
 nbd_release
 pass "rename refuses with EBUSY while a qemu reads the image whose header it rewrites"
 

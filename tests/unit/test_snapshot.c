@@ -123,6 +123,13 @@ static void test_busy(void)
     CHECK_INT(snapshot_rename(&c, "web1", "configured", "c2", msg, sizeof(msg)), -EBUSY);
     CHECK(!snap_exists("web1", "s1") && snap_exists("web1", "configured"));
     close(fd);
+    /* A qemu holding only the image a rename moves (with its directory). */
+    snprintf(path, sizeof(path), "%s/web1/snapshots/configured/vda.qcow2", st.root);
+    fd = open(path, O_RDONLY);
+    CHECK(fd >= 0 && fcntl(fd, F_OFD_SETLK, &fl) == 0);
+    CHECK_INT(snapshot_rename(&c, "web1", "configured", "c2", msg, sizeof(msg)), -EBUSY);
+    CHECK(snap_exists("web1", "configured") && !snap_exists("web1", "c2"));
+    close(fd);
     /* A writer and an operation exclude each other: while one runs, a
      * new writer is refused. */
     vmstate_op_begin("web1");
