@@ -305,6 +305,14 @@ static int op_lock(const char *path, struct fuse_file_info *fi, int cmd, struct 
     struct handle *h = h_of(fi);
     if (!h || h->f.fd < 0)
         return -ENOLCK;
+    /* libfuse's path API unlocks the whole file on every FLUSH, that is on
+     * every close(2) of any copy of the descriptor - also the one an
+     * exec'd child of the holder closes. On the one store fd the handle
+     * has, that would drop the holder's locks (a qemu's, when it runs a
+     * helper). Locks here are the handle's (OFD): they end when the
+     * handle is released, so the flush unlock is not passed on. */
+    if (fi->flush && cmd == F_SETLK && lk->l_type == F_UNLCK)
+        return 0;
     struct flock l = *lk;
     l.l_pid = 0; /* OFD locks require it */
     if (cmd == F_SETLKW) {
