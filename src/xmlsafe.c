@@ -114,9 +114,12 @@ xmlDocPtr xmlsafe_parse_mem(const char *buf, size_t len, const char *root, char 
         return NULL;
     xmlSetGenericErrorFunc(NULL, quiet);
     /* No XML_PARSE_NOENT (that would expand entities), no DTDLOAD/DTDATTR,
-     * NONET so nothing is fetched. */
-    int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
-    xmlDocPtr doc = xmlReadMemory(buf, (int)len, NULL, NULL, opts);
+     * NONET so nothing is fetched. The bytes are read as UTF-8 whatever
+     * the document declares (libvirt writes nothing else): the pre-scan
+     * counted ASCII '<' and '=', and an EBCDIC or UTF-16 document would
+     * hide its markup from it. */
+    int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_IGNORE_ENC;
+    xmlDocPtr doc = xmlReadMemory(buf, (int)len, NULL, "UTF-8", opts);
     if (!doc) {
         const xmlError *e = xmlGetLastError();
         snprintf(msg, msgsz, "not well-formed XML%s%s", e && e->message ? ": " : "",
