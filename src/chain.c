@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,6 +50,8 @@ static int copy_hdr(const void *value, void *out)
 
 /* The header of the image open on fd (st its fstat), from the cache when
  * unchanged; the reason of a refusal goes to msg. */
+#define HDR_CACHE_SETTLE_SECONDS 2
+
 static int read_header(int fd, const struct stat *st, struct qcow2_backing *out, char *msg,
                        size_t msgsz)
 {
@@ -63,6 +66,17 @@ static int read_header(int fd, const struct stat *st, struct qcow2_backing *out,
     snprintf(msg, msgsz, "%s", why);
     if (r == -ENOMEM || r == -EIO)
         return r; /* not a property of the file: do not keep it */
+    /* Kept only when the file did not change while it was read, and its
+     * last change is older than any timestamp tick: a header rewritten
+     * within the tick of the stat above would keep mtime, ctime and size,
+     * and the cache would go on vouching for the old, checked name. */
+    struct stat after;
+    if (fstat(fd, &after) < 0 || after.st_mtim.tv_sec != st->st_mtim.tv_sec ||
+        after.st_mtim.tv_nsec != st->st_mtim.tv_nsec ||
+        after.st_ctim.tv_sec != st->st_ctim.tv_sec ||
+        after.st_ctim.tv_nsec != st->st_ctim.tv_nsec || after.st_size != st->st_size ||
+        time(NULL) - st->st_ctim.tv_sec < HDR_CACHE_SETTLE_SECONDS)
+        return r;
     size_t wl = strlen(why) + 1;
     struct hdr_value *v = malloc(sizeof(*v) + wl);
     if (v) {
