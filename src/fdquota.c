@@ -21,11 +21,14 @@ struct user {
 static struct user *users;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static long cap = 256;
+static long total_cap = 768; /* all users but root together */
+static long total_open;
 
 void fdquota_init(long limit)
 {
     pthread_mutex_lock(&lock);
     cap = limit / 4 > 1 ? limit / 4 : 1;
+    total_cap = limit / 2 > 1 ? limit / 2 : 1;
     pthread_mutex_unlock(&lock);
 }
 
@@ -82,10 +85,12 @@ int fdquota_take(uid_t uid)
         (*u)->uid = uid;
     if (!*u)
         r = -ENOMEM;
-    else if ((*u)->open >= cap)
+    else if ((*u)->open >= cap || total_open >= total_cap)
         r = -EMFILE;
-    else
+    else {
         (*u)->open++;
+        total_open++;
+    }
     pthread_mutex_unlock(&lock);
     if (r == -EMFILE) {
         char subject[32];
@@ -104,6 +109,8 @@ void fdquota_put(uid_t uid)
         return;
     pthread_mutex_lock(&lock);
     struct user **u = find(uid);
+    if (*u && total_open > 0)
+        total_open--;
     if (*u && --(*u)->open <= 0) {
         struct user *gone = *u;
         *u = gone->next;

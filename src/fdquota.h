@@ -4,8 +4,10 @@
  * closed. With allow_other one user could open the same image thousands
  * of times and leave the daemon none for anyone (root's `ls` failing with
  * EMFILE). So the soft RLIMIT_NOFILE is raised to the hard limit at
- * start-up, and each user but root may hold at most a quarter of it; the
- * user past the cap gets EMFILE (logged once per user), nobody else.
+ * start-up, and each user but root may hold at most a quarter of it, and
+ * all of them together half of it: a user past a cap gets EMFILE (logged
+ * once per user), and root always keeps half the descriptors for itself
+ * and for the daemon's own work.
  * FUSE-free. */
 #ifndef VMSTOREFS_FDQUOTA_H
 #define VMSTOREFS_FDQUOTA_H

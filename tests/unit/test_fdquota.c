@@ -31,6 +31,24 @@ static void test_cap(void)
     fdquota_put(65534);
 }
 
+/* Users together stop at half the limit: root keeps the rest. */
+static void test_total_cap(void)
+{
+    fdquota_init(16); /* 4 each, 8 together */
+    for (uid_t u = 1001; u <= 1002; u++)
+        for (int i = 0; i < 4; i++)
+            CHECK_INT(fdquota_take(u), 0);
+    CHECK_INT(fdquota_take(1003), -EMFILE);
+    CHECK_INT(fdquota_take(0), 0);
+    fdquota_put(1001);
+    CHECK_INT(fdquota_take(1003), 0);
+    fdquota_put(1003);
+    for (int i = 0; i < 3; i++)
+        fdquota_put(1001);
+    for (int i = 0; i < 4; i++)
+        fdquota_put(1002);
+}
+
 static void test_setup_raises_soft_limit(void)
 {
     struct rlimit rl;
@@ -50,6 +68,7 @@ static void test_setup_raises_soft_limit(void)
 int main(void)
 {
     test_cap();
+    test_total_cap();
     test_setup_raises_soft_limit();
     CHECK_DONE();
 }
