@@ -122,8 +122,11 @@ static int apply_remount(const struct opts *o, const char *mountpoint, char *msg
 {
     if (!o->remount || mount(NULL, mountpoint, NULL, MS_REMOUNT | o->mount_flags, NULL) == 0)
         return 0;
-    snprintf(msg, msgsz, "cannot apply the mount options on %s: %s", mountpoint,
-             strerror(errno));
+    int e = errno;
+    snprintf(msg, msgsz, "cannot apply the mount options on %s: %s%s", mountpoint, strerror(e),
+             e == EPERM && geteuid() != 0
+                 ? " (relatime, nodiratime, strictatime, lazytime and nosymfollow need root)"
+                 : "");
     return -1;
 }
 
