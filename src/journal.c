@@ -411,23 +411,37 @@ static const char *get_str(struct json_object *o, const char *key)
 
 /* A relative path from a record: no absolute names, no "..", so it stays
  * below the root even before store_open checks it. */
-static bool has_dotdot(const char *rel)
+/* A component "." or "..", or an empty one ("a//b"). */
+static bool has_dot_component(const char *rel)
 {
-    for (const char *p = rel; *p;) {
+    for (const char *p = rel;;) {
         size_t n = strcspn(p, "/");
-        if (n == 2 && p[0] == '.' && p[1] == '.')
+        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
             return true;
         p += n;
-        while (*p == '/')
-            p++;
+        if (!*p)
+            return false;
+        p++;
     }
-    return false;
+}
+
+/* A record touches only its own VM's directory and its own temporary
+ * directory: a record planted or damaged cannot reach anything else. */
+static bool own_path(const struct journal *j, const char *rel)
+{
+    char tmp[128];
+    size_t vl = strlen(j->vm), tl;
+    snprintf(tmp, sizeof(tmp), STORE_META_DIR "/tmp/%s", j->id);
+    tl = strlen(tmp);
+    if (vl && strncmp(rel, j->vm, vl) == 0 && rel[vl] == '/' && rel[vl + 1])
+        return true;
+    return strncmp(rel, tmp, tl) == 0 && (rel[tl] == '\0' || rel[tl] == '/');
 }
 
 static int abs_from_rel(const struct store *s, const char *rel, char *out, size_t outsz)
 {
     /* A component "..", not the two dots inside a name like v1..2. */
-    if (!rel || !*rel || rel[0] == '/' || has_dotdot(rel))
+    if (!rel || !*rel || rel[0] == '/' || has_dot_component(rel))
         return -EINVAL;
     int n = snprintf(out, outsz, "%s/%s", s->root, rel);
     return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
@@ -443,16 +457,17 @@ static int load_step(struct journal *j, struct json_object *so)
     for (int kind = 0; k && kind <= JS_RMTREE; kind++) {
         if (strcmp(k, kind_names[kind]) != 0)
             continue;
-        if (abs_from_rel(j->s, a, pa, sizeof(pa)) < 0)
+        if (abs_from_rel(j->s, a, pa, sizeof(pa)) < 0 || !own_path(j, a))
             return -EINVAL;
         if (kind == JS_REBASE) {
-            if (!b || !fmt || (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) ||
+            /* The name is checked again (chain.h) when the image is read. */
+            if (!b || !*b || !fmt || (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) ||
                 b[0] == '/' || strchr(b, ':'))
                 return -EINVAL;
             return add_step(j, JS_REBASE, pa, b, fmt);
         }
         if (kind == JS_MOVE || kind == JS_REPLACE) {
-            if (abs_from_rel(j->s, b, pb, sizeof(pb)) < 0)
+            if (abs_from_rel(j->s, b, pb, sizeof(pb)) < 0 || !own_path(j, b))
                 return -EINVAL;
             return add_step(j, (enum jstep_kind)kind, pa, pb, NULL);
         }
@@ -481,7 +496,7 @@ static int load_record(const struct store *s, const char *path, struct journal *
     struct json_object *committed, *steps;
     r = -EINVAL;
     if (id && op && vm && strlen(id) < sizeof(j->id) && strlen(op) < sizeof(j->op) &&
-        (!*vm || name_is_valid(vm)) && !strchr(id, '/') && id[0] != '.' &&
+        name_is_valid(vm) && !strchr(id, '/') && id[0] != '.' &&
         json_object_object_get_ex(o, "committed", &committed) &&
         json_object_object_get_ex(o, "steps", &steps) &&
         json_object_is_type(steps, json_type_array)) {

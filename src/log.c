@@ -153,7 +153,11 @@ void log_once(int prio, const char *subject, const char *reason, const char *fmt
 
 void log_refusal(const char *op, const char *path, const char *why)
 {
-    if (first_report(&refusals, path, op))
+    /* Once per operation, path and reason: the same refusal repeated is
+     * not logged again, a new reason for it is. */
+    char what[MSG_MAX];
+    snprintf(what, sizeof(what), "%s\n%s", op, why);
+    if (first_report(&refusals, path, what))
         log_msg(LOG_NOTICE, "refused %s %s: %s", op, path, why);
 }
 

@@ -25,7 +25,7 @@ void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * reported for this reason: a changed reason logs again. */
 void log_once(int prio, const char *subject, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* "refused OP PATH: WHY", once per operation and path. Kept apart from
+/* "refused OP PATH: WHY", once per operation, path and reason. Kept apart from
  * log_once's budget, so users (with allow_other, anyone) cannot crowd out
  * reports of what is wrong in the store. */
 void log_refusal(const char *op, const char *path, const char *why);

@@ -173,10 +173,11 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
     /* Operations a crash left half done are finished (or undone) before
      * the first request is served: nobody ever sees the middle of one. */
     int recovered = o->read_only ? 0 : journal_recover(&vfs->store, NULL, msg, sizeof(msg));
-    if (recovered < 0) {
-        fail(msg);
-        goto out;
-    }
+    /* One operation that cannot be finished must not take every VM of
+     * the store offline: it stays in the journal (its VM refuses further
+     * operations with EIO until it is), and the rest is served. */
+    if (recovered < 0)
+        log_msg(LOG_ERR, "journal: %s; serving the store, operations on that VM are refused", msg);
     if (recovered > 0)
         log_msg(LOG_NOTICE, "journal: recovered %d unfinished operation(s)", recovered);
     if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0) {

@@ -211,6 +211,16 @@ int storeio_rmtree(const struct store *s, const char *path)
 
 bool storeio_exists(const struct store *s, const char *path)
 {
+    /* Whatever stands at the name counts, a symlink or a FIFO too; a
+     * parent that cannot be opened beneath the root (a symlink on the
+     * way) answers "something is there", so nothing is ever created or
+     * moved through it. */
+    const char *name;
+    int dfd = storeio_parent(s, path, &name);
+    if (dfd < 0)
+        return dfd != -ENOENT;
     struct stat st;
-    return store_lstat(s, path, &st) == 0;
+    bool there = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+    close(dfd);
+    return there;
 }

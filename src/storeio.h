@@ -29,6 +29,8 @@ int storeio_mkdir(const struct store *s, const char *path);
 int storeio_unlink(const struct store *s, const char *path);
 /* Removes a directory tree (or a file); missing is success. */
 int storeio_rmtree(const struct store *s, const char *path);
+/* Does anything (a symlink too) stand at path? True as well when a
+ * component on the way cannot be opened beneath the root. */
 bool storeio_exists(const struct store *s, const char *path);
 
 #endif

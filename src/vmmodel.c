@@ -39,6 +39,21 @@ int vm_begin(struct vm_model *m, const struct snap_ctx *c, const char *vm, char 
         snprintf(msg, msgsz, "no such VM");
         return -ENOENT;
     }
+    /* Nothing is created or moved through a link planted in the store. */
+    static const char *const subdirs[] = { "disks", "snapshots" };
+    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+        char sub[PATH_MAX];
+        if (store_vm_path(c->s, vm, subdirs[i], sub, sizeof(sub)) < 0)
+            return -ENAMETOOLONG;
+        int r = store_lstat(c->s, sub, &st);
+        if (r == -ENOENT)
+            continue;
+        if (r < 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(msg, msgsz, "%s is %s, not a directory", sub,
+                     r == -ELOOP ? "a symbolic link" : "something else");
+            return -EINVAL;
+        }
+    }
     int r = vmlock_acquire(c->s, vm, VMLOCK_OP_WAIT_MS, c->cancelled, c->arg, &m->lock, msg,
                            msgsz);
     if (r < 0)
