@@ -15,6 +15,7 @@
 
 #include "directio.h"
 #include "fdquota.h"
+#include "imagelock.h"
 #include "jobs.h"
 #include "lockwait.h"
 #include "log.h"
@@ -39,6 +40,7 @@
 struct handle {
     struct view_file f;
     struct vpath writer; /* an active image open for writing (kind V_DISK), else V_ROOT */
+    int writer_mark; /* imagelock_writer's descriptor, or -1 */
     struct readahead ra; /* store files only */
     bool direct; /* the store fd has O_DIRECT (directio.h) */
     uid_t uid; /* whose open it is (fdquota.h), store files only */
@@ -157,6 +159,38 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
     return view_readdir(st_of(), (struct vpath *)(uintptr_t)fi->fh, fill_one, &d);
 }
 
+/* A writer of an active image and a snapshot operation exclude each
+ * other. In this daemon: the writer is counted before the file is opened
+ * and refused (EBUSY) while an operation on its VM runs. Across daemons
+ * sharing the store: it holds imagelock_writer's mark, which an
+ * operation's image lock cannot be taken over, and which cannot be taken
+ * while an operation holds the image. */
+static int writer_begin(const char *path, const struct vpath *vp, int *mark)
+{
+    char image[PATH_MAX];
+    int r = vmstate_writer_add(vp->vm, vp->dev);
+    if (r < 0) {
+        log_refusal("open", path, "a snapshot operation on this VM is running");
+        return r;
+    }
+    *mark = -1;
+    if (store_disk_path(st_of(), vp->vm, vp->dev, image, sizeof(image)) == 0)
+        *mark = imagelock_writer(st_of(), image);
+    if (*mark == -EBUSY) {
+        vmstate_writer_remove(vp->vm, vp->dev);
+        log_refusal("open", path, "a snapshot operation holds this image");
+        return -EBUSY;
+    }
+    return 0; /* no mark for a missing image: the open fails anyway */
+}
+
+static void writer_end(const struct vpath *vp, int mark)
+{
+    if (mark >= 0)
+        close(mark);
+    vmstate_writer_remove(vp->vm, vp->dev);
+}
+
 static int op_open(const char *path, struct fuse_file_info *fi)
 {
     struct vpath vp;
@@ -184,21 +218,17 @@ static int op_open(const char *path, struct fuse_file_info *fi)
             free(h);
             return r;
         }
-        /* A writer of an active image and a snapshot operation on its VM
-         * exclude each other: the writer is counted before the file is
-         * opened, and refused (EBUSY) while an operation runs, so it can
-         * never hold the image an operation is moving. */
         bool writer = vp.kind == V_DISK &&
                       ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC));
-        if (writer && (r = vmstate_writer_add(vp.vm, vp.dev)) < 0) {
+        h->writer_mark = -1;
+        if (writer && (r = writer_begin(path, &vp, &h->writer_mark)) < 0) {
             fdquota_put(h->uid);
             free(h);
-            log_refusal("open", path, "a snapshot operation on this VM is running");
             return r;
         }
         if ((r = view_open(st_of(), &vp, fi->flags, &h->f)) < 0) {
             if (writer)
-                vmstate_writer_remove(vp.vm, vp.dev);
+                writer_end(&vp, h->writer_mark);
             fdquota_put(h->uid);
             free(h);
             return r;
@@ -361,7 +391,7 @@ static int op_release(const char *path, struct fuse_file_info *fi)
         fdquota_put(h->uid);
     }
     if (h->writer.kind == V_DISK)
-        vmstate_writer_remove(h->writer.vm, h->writer.dev);
+        writer_end(&h->writer, h->writer_mark);
     free(h->text);
     free(h);
     return 0;
@@ -407,11 +437,12 @@ static int op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     if (r < 0)
         return r;
     /* Truncating by path writes too: it counts as a writer for its span. */
-    if (vp.kind == V_DISK && (r = vmstate_writer_add(vp.vm, vp.dev)) < 0)
+    int mark = -1;
+    if (vp.kind == V_DISK && (r = writer_begin(path, &vp, &mark)) < 0)
         return r;
     r = view_truncate(st_of(), &vp, size);
     if (vp.kind == V_DISK)
-        vmstate_writer_remove(vp.vm, vp.dev);
+        writer_end(&vp, mark);
     return r;
 }
 

@@ -150,7 +150,10 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
     }
     int fd = imagelock_hold(m->s, image);
     if (fd == -EBUSY)
-        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock)", image);
+        snprintf(msg, msgsz,
+                 "%s is in use (a qemu holds its image lock, or another mount of the store has "
+                 "it open for writing)",
+                 image);
     else if (fd < 0)
         snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
     if (fd < 0)

@@ -142,5 +142,16 @@ waited_ok "$D1" "$D2" || fail "a waiting take failed after the lock was released
 chain c1 c2 c3 c4 c5 c6 c7 c8 d1 d2
 pass "both daemons wait for a lock held outside them"
 
+# A handle writing through one daemon stops a take through the other,
+# which cannot see that daemon's handles (its mark lock can).
+exec 3<>"$M1/db1/disks/vdb.qcow2"
+before=$(tree_state "$S/db1")
+expect_fail "take through the other daemon while a handle writes" "Device or resource busy" \
+    mkdir "$M2/db1/snapshots/w"
+[ "$(tree_state "$S/db1")" = "$before" ] || fail "the refused take changed db1"
+exec 3>&-
+mkdir "$M2/db1/snapshots/w" || fail "the take failed after the writer closed"
+pass "a writer through one daemon refuses a take through the other (EBUSY)"
+
 DAEMON_PID=$P2 unmount_fs "$M2"
 DAEMON_PID=$P1 unmount_fs "$M1"
