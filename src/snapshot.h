@@ -20,6 +20,13 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* The longest chain a take makes. domain.xml spells a disk's chain out as
+ * nested <backingStore> elements; libxml2 (libvirt, virt-xml-validate and
+ * our own parser) reads no more than 256 levels, so past this a take
+ * would write a definition nobody can read: -EMLINK, delete (merge)
+ * snapshots first. */
+#define SNAPSHOT_MAX_CHAIN 200
+
 struct snap_ctx {
     const struct store *s;
     vmlock_cancelled_fn cancelled; /* a FUSE interrupt while waiting for the lock */

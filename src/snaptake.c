@@ -243,6 +243,15 @@ int snapshot_take(const struct snap_ctx *c, const char *vm, const char *snap, ch
         snprintf(msg, msgsz, "the VM has no disk that can be snapshotted");
         r = -EINVAL;
     }
+    for (size_t i = 0; r == 0 && i < m.ndisks; i++) {
+        if (m.disks[i].chain.n >= SNAPSHOT_MAX_CHAIN) {
+            snprintf(msg, msgsz,
+                     "disk %s is already %zu images deep; libvirt reads no deeper definition: "
+                     "delete snapshots first",
+                     m.disks[i].dev, m.disks[i].chain.n);
+            r = -EMLINK;
+        }
+    }
     for (size_t i = 0; r == 0 && i < m.ndisks; i++)
         r = vm_hold_image(&m, m.disks[i].active, m.disks[i].dev, msg, msgsz);
     bool has_parent = r == 0 && store_current_snapshot(c->s, vm, parent, sizeof(parent)) == 0;
