@@ -162,10 +162,7 @@ int nsop_symlink(const struct snap_ctx *c, const char *target, const char *path,
         snprintf(res->msg, sizeof(res->msg), "only links to snapshots/<name> can be made here");
         return NSOP_NOT_MINE;
     }
-    int r = vmstate_link_add(vm, name, target);
-    if (r == -ENOSPC)
-        snprintf(res->msg, sizeof(res->msg), "too many pending links in this VM");
-    return r;
+    return vmstate_link_add(vm, name, target);
 }
 
 int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *res)

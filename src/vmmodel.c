@@ -128,9 +128,17 @@ int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgs
         domxml_free(&info);
         return -ENOMEM;
     }
-    for (size_t i = 0; r == 0 && i < info.ndisks; i++)
-        if (dom_disk_is_snapshotable(&info.disks[i]))
+    for (size_t i = 0; r == 0 && i < info.ndisks; i++) {
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(info.disks[k].dev, info.disks[i].dev) == 0) {
+                snprintf(msg, msgsz, "domain.xml has two disks with target dev %s",
+                         info.disks[i].dev);
+                r = -EINVAL;
+            }
+        }
+        if (r == 0 && dom_disk_is_snapshotable(&info.disks[i]))
             r = load_disk(m, &info.disks[i], msg, msgsz);
+    }
     domxml_free(&info);
     return r;
 }
@@ -172,7 +180,11 @@ static void drop_locks(struct vm_model *m)
 int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz)
 {
     int r = journal_commit(j, msg, msgsz);
-    if (r == 0 || !j->committed)
+    if (r < 0 && !j->committed) {
+        journal_abort(j); /* the commit record could not be written */
+        return r;
+    }
+    if (r == 0)
         return r;
     char again[MSG_MAX];
     drop_locks(m);

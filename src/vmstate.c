@@ -160,11 +160,17 @@ int vmstate_link_add(const char *vm, const char *name, const char *target)
         r = -ENOMEM;
     } else {
         expire_links(v);
-        if (find_link(v, name))
+        if (find_link(v, name)) {
             r = -EEXIST;
-        else if (v->nlinks == VMSTATE_MAX_LINKS)
-            r = -ENOSPC;
-        else {
+        } else {
+            /* Full: the oldest link goes (an ln that never renamed it). */
+            if (v->nlinks == VMSTATE_MAX_LINKS) {
+                size_t oldest = 0;
+                for (size_t i = 1; i < v->nlinks; i++)
+                    if (v->links[i].made < v->links[oldest].made)
+                        oldest = i;
+                v->links[oldest] = v->links[--v->nlinks];
+            }
             struct link *l = &v->links[v->nlinks++];
             strcpy(l->name, name);
             strcpy(l->target, target);

@@ -36,8 +36,8 @@ int vmstate_writers(const char *vm, const char *dev);
 void vmstate_op_begin(const char *vm);
 void vmstate_op_end(const char *vm);
 
-/* -ENOSPC past VMSTATE_MAX_LINKS live links for one VM, -EEXIST for a
- * name in use. */
+/* -EEXIST for a name in use. Past VMSTATE_MAX_LINKS live links for one
+ * VM the oldest is forgotten. */
 int vmstate_link_add(const char *vm, const char *name, const char *target);
 /* Copies the link's target into out; -ENOENT when there is none. */
 int vmstate_link_get(const char *vm, const char *name, char *out, size_t outsz);

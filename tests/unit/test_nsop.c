@@ -81,6 +81,15 @@ static void test_requests(void)
     CHECK_INT(nsop_unlink(&c, "/web1/CuTmp", &res), 0);
     CHECK_INT(nsop_unlink(&c, "/web1/CuTmp", &res), -ENOENT);
 
+    /* ln runs that never renamed their link: the oldest are forgotten,
+     * a new link is always taken. */
+    for (int i = 0; i < VMSTATE_MAX_LINKS + 4; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "/web1/Cu%06d", i);
+        CHECK_INT(nsop_symlink(&c, "snapshots/s1", name, &res), 0);
+    }
+    CHECK_INT(nsop_pending_link("/web1/Cu000019", target, sizeof(target)), 0);
+
     /* rm current; ln -s snapshots/s1 current. */
     CHECK_INT(nsop_unlink(&c, "/web1/current", &res), 0);
     CHECK_STR(current("web1"), "(none)");

@@ -104,6 +104,14 @@ static void test_operations(void)
     snprintf(path, sizeof(path), "%s/db1/snapshots/first/vdb.qcow2", st.root);
     CHECK(storeio_exists(&st, path));
     CHECK_INT(journal_pending(&st), 0);
+
+    /* Two disks with one target dev: a definition error, said as such. */
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "sed -i -E \"s/dev=(['\\\"])vdb/dev=\\1vda/\" '%s/db1/domain.xml'",
+             st.root);
+    CHECK_INT(run(cmd), 0);
+    CHECK_INT(snapshot_take(&c, "db1", "dup", msg, sizeof(msg)), -EINVAL);
+    CHECK(strstr(msg, "two disks with target dev vda") != NULL);
     store_close(&st);
 }
 
