@@ -32,21 +32,3 @@ void imagelock_drop(int fd)
         close(fd);
 }
 
-int imagelock_writer(const struct store *s, const char *path)
-{
-    int fd = store_open_file(s, path, O_RDONLY);
-    if (fd < 0)
-        return fd;
-    struct flock fl = {
-        .l_type = F_RDLCK,
-        .l_whence = SEEK_SET,
-        .l_start = IMAGELOCK_WRITER_BYTE,
-        .l_len = 1,
-    };
-    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
-        int e = errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
-        close(fd);
-        return e;
-    }
-    return fd;
-}

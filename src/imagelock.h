@@ -21,13 +21,5 @@
 int imagelock_hold(const struct store *s, const char *path);
 void imagelock_drop(int fd);
 
-/* A handle open for writing through one daemon must also stop an
- * operation of another daemon on the same store (which cannot see this
- * daemon's handles): the writer holds a read lock on a byte that
- * imagelock_hold covers and qemu never uses. Returns the descriptor that
- * holds it, -EBUSY while an operation holds the image, or another -errno
- * (the caller then goes on without a mark). */
-#define IMAGELOCK_WRITER_BYTE 299
-int imagelock_writer(const struct store *s, const char *path);
 
 #endif

@@ -15,7 +15,6 @@
 
 #include "directio.h"
 #include "fdquota.h"
-#include "imagelock.h"
 #include "jobs.h"
 #include "lockwait.h"
 #include "log.h"
@@ -23,6 +22,7 @@
 #include "readahead.h"
 #include "refusal.h"
 #include "view.h"
+#include "vmlock.h"
 #include "vmstate.h"
 #include "vpath.h"
 
@@ -162,26 +162,22 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 /* A writer of an active image and a snapshot operation exclude each
  * other. In this daemon: the writer is counted before the file is opened
  * and refused (EBUSY) while an operation on its VM runs. Across daemons
- * sharing the store: it holds imagelock_writer's mark, which an
- * operation's image lock cannot be taken over, and which cannot be taken
- * while an operation holds the image. */
+ * sharing the store: it holds a writer's mark (vmlock.h), which an
+ * operation of any daemon cannot get past. */
 static int writer_begin(const char *path, const struct vpath *vp, int *mark)
 {
-    char image[PATH_MAX];
     int r = vmstate_writer_add(vp->vm, vp->dev);
     if (r < 0) {
         log_refusal("open", path, "a snapshot operation on this VM is running");
         return r;
     }
-    *mark = -1;
-    if (store_disk_path(st_of(), vp->vm, vp->dev, image, sizeof(image)) == 0)
-        *mark = imagelock_writer(st_of(), image);
+    *mark = vmlock_writer_mark(st_of(), vp->vm, vp->dev);
     if (*mark == -EBUSY) {
         vmstate_writer_remove(vp->vm, vp->dev);
         log_refusal("open", path, "a snapshot operation holds this image");
         return -EBUSY;
     }
-    return 0; /* no mark for a missing image: the open fails anyway */
+    return 0; /* no mark (no locks/ in a read-only mount): only this daemon knows */
 }
 
 static void writer_end(const struct vpath *vp, int mark)

@@ -2,6 +2,7 @@
 
 #include "vmlock.h"
 
+#include "log.h"
 #include "names.h"
 
 #include <errno.h>
@@ -109,4 +110,31 @@ void vmlock_release(struct vmlock *l)
     if (l->store_fd >= 0)
         close(l->store_fd);
     l->vm_fd = l->store_fd = -1;
+}
+
+static int lock_marks(const struct store *s, const char *vm, const char *dev, short type)
+{
+    char name[NAME_MAX_LEN + DEV_MAX_LEN + 2], msg[MSG_MAX];
+    if (!name_is_valid(vm) || !dev_is_valid(dev))
+        return -EINVAL;
+    snprintf(name, sizeof(name), "%s@%s", vm, dev);
+    int fd = open_lock_file(s, name, msg, sizeof(msg));
+    if (fd < 0)
+        return fd;
+    int r = lock_fd(fd, type, 0, NULL, NULL);
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+int vmlock_writer_mark(const struct store *s, const char *vm, const char *dev)
+{
+    return lock_marks(s, vm, dev, F_RDLCK);
+}
+
+int vmlock_writers_exclude(const struct store *s, const char *vm, const char *dev)
+{
+    return lock_marks(s, vm, dev, F_WRLCK);
 }

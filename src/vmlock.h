@@ -41,4 +41,16 @@ int vmlock_acquire(const struct store *s, const char *vm, unsigned wait_ms,
                    size_t msgsz);
 void vmlock_release(struct vmlock *l);
 
+/* A handle open for writing through one daemon must also stop an
+ * operation of another daemon on the same store, which cannot see this
+ * daemon's handles. Both sides lock STORE/.vmstorefs/locks/<vm>@<dev>
+ * ('@' is in no VM name): the writer shared, for as long as its handle
+ * is open; the operation exclusive, for as long as it runs. A file of its
+ * own, not bytes of the image: locks through the mount on the image
+ * itself (a whole-file lockf) must not meet these. Each returns the
+ * descriptor that holds the lock, or -EBUSY while the other side holds
+ * it. */
+int vmlock_writer_mark(const struct store *s, const char *vm, const char *dev);
+int vmlock_writers_exclude(const struct store *s, const char *vm, const char *dev);
+
 #endif

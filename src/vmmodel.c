@@ -150,18 +150,28 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
         snprintf(msg, msgsz, "%s is open for writing through the mount", image);
         return -EBUSY;
     }
-    if (m->nlocks % 16 == 0) {
-        int *nl = realloc(m->locks, (m->nlocks + 16) * sizeof(*nl));
+    if (m->nlocks + 2 > m->caplocks) {
+        size_t cap = m->caplocks ? 2 * m->caplocks : 16;
+        int *nl = realloc(m->locks, cap * sizeof(*nl));
         if (!nl)
             return -ENOMEM;
         m->locks = nl;
+        m->caplocks = cap;
+    }
+    if (dev) {
+        /* Writers through the mounts of other daemons (vmlock.h). */
+        int w = vmlock_writers_exclude(m->s, m->vm, dev);
+        if (w == -EBUSY) {
+            snprintf(msg, msgsz, "%s is open for writing through another mount of the store",
+                     image);
+            return w;
+        }
+        if (w >= 0)
+            m->locks[m->nlocks++] = w;
     }
     int fd = imagelock_hold(m->s, image);
     if (fd == -EBUSY)
-        snprintf(msg, msgsz,
-                 "%s is in use (a qemu holds its image lock, or another mount of the store has "
-                 "it open for writing)",
-                 image);
+        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock)", image);
     else if (fd < 0)
         snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
     if (fd < 0)
@@ -204,6 +214,7 @@ void vm_end(struct vm_model *m)
     drop_locks(m);
     free(m->locks);
     m->locks = NULL;
+    m->caplocks = 0;
     for (size_t i = 0; i < m->ndisks; i++)
         chain_free(&m->disks[i].chain);
     free(m->disks);

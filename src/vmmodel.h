@@ -29,8 +29,8 @@ struct vm_model {
     xmlDocPtr dom; /* domain.xml; NULL when the VM has none */
     struct vm_disk *disks; /* the snapshot-able disks */
     size_t ndisks;
-    int *locks; /* image locks held (imagelock.h) */
-    size_t nlocks;
+    int *locks; /* image and writer-mark locks held (imagelock.h, vmlock.h) */
+    size_t nlocks, caplocks;
     struct vmlock lock;
     bool op_running; /* vmstate_op_begin was called */
 };
