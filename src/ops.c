@@ -343,7 +343,7 @@ static int op_lock(const char *path, struct fuse_file_info *fi, int cmd, struct 
     l.l_pid = 0; /* OFD locks require it */
     if (cmd == F_SETLKW) {
         /* Never a blocking fcntl in a worker (lockwait.h). */
-        int r = lockwait_ofd(h->f.fd, &l, lock_give_up, NULL);
+        int r = lockwait_ofd(h->f.fd, &l, fuse_get_context()->uid, lock_give_up, NULL);
         if (r < 0)
             return r;
     } else if (fcntl(h->f.fd, cmd == F_GETLK ? F_OFD_GETLK : F_OFD_SETLK, &l) < 0) {

@@ -60,7 +60,7 @@ static void test_interrupted(void)
 {
     int holder = hold(), fd = open_file(), asked = 0;
     struct flock l = wrlck();
-    CHECK_INT(lockwait_ofd(fd, &l, after_three, &asked), -EINTR);
+    CHECK_INT(lockwait_ofd(fd, &l, 0, after_three, &asked), -EINTR);
     CHECK_INT(asked, 3);
     close(fd);
     close(holder);
@@ -80,7 +80,7 @@ static void test_granted_on_release(void)
     pthread_t t;
     CHECK(pthread_create(&t, NULL, release_later, &holder) == 0);
     struct flock l = wrlck();
-    CHECK_INT(lockwait_ofd(fd, &l, never, NULL), 0);
+    CHECK_INT(lockwait_ofd(fd, &l, 0, never, NULL), 0);
     pthread_join(t, NULL);
     /* fd holds it now: another descriptor sees the conflict. */
     int other = open_file();
@@ -96,7 +96,7 @@ static void test_free_lock(void)
 {
     int fd = open_file();
     struct flock l = wrlck();
-    CHECK_INT(lockwait_ofd(fd, &l, at_once, NULL), 0);
+    CHECK_INT(lockwait_ofd(fd, &l, 0, at_once, NULL), 0);
     close(fd);
 }
 
@@ -112,7 +112,7 @@ static void *wait_one(void *p)
 {
     int fd = open_file();
     struct flock l = wrlck();
-    *(int *)p = lockwait_ofd(fd, &l, when_told, NULL);
+    *(int *)p = lockwait_ofd(fd, &l, 0, when_told, NULL);
     close(fd);
     return NULL;
 }
@@ -127,7 +127,7 @@ static void test_cap(void)
     int fd = open_file(), r = 0;
     for (int i = 0; i < 1000 && r != -ENOLCK; i++) {
         struct flock l = wrlck();
-        r = lockwait_ofd(fd, &l, at_once, NULL);
+        r = lockwait_ofd(fd, &l, 0, at_once, NULL);
         struct timespec s = { 0, 10000000 };
         nanosleep(&s, NULL);
     }
@@ -139,7 +139,47 @@ static void test_cap(void)
     }
     /* The slots are free again. */
     struct flock l = wrlck();
-    CHECK_INT(lockwait_ofd(fd, &l, at_once, NULL), -EINTR);
+    CHECK_INT(lockwait_ofd(fd, &l, 0, at_once, NULL), -EINTR);
+    close(fd);
+    close(holder);
+}
+
+static uid_t waiter_uid = 1000;
+
+static void *wait_as_user(void *p)
+{
+    int fd = open_file();
+    struct flock l = wrlck();
+    *(int *)p = lockwait_ofd(fd, &l, waiter_uid, when_told, NULL);
+    close(fd);
+    return NULL;
+}
+
+/* One user fills a quarter of the waiter slots at most; others go on. */
+static void test_per_user_cap(void)
+{
+    atomic_store(&stop_all, false);
+    int holder = hold(), results[LOCKWAIT_MAX_PER_USER];
+    pthread_t t[LOCKWAIT_MAX_PER_USER];
+    for (int i = 0; i < LOCKWAIT_MAX_PER_USER; i++)
+        CHECK(pthread_create(&t[i], NULL, wait_as_user, &results[i]) == 0);
+    int fd = open_file(), r = 0;
+    for (int i = 0; i < 1000 && r != -ENOLCK; i++) {
+        struct flock l = wrlck();
+        r = lockwait_ofd(fd, &l, 1000, at_once, NULL);
+        struct timespec s = { 0, 10000000 };
+        nanosleep(&s, NULL);
+    }
+    CHECK_INT(r, -ENOLCK);
+    struct flock l = wrlck();
+    CHECK_INT(lockwait_ofd(fd, &l, 1001, at_once, NULL), -EINTR); /* another user waits */
+    atomic_store(&stop_all, true);
+    for (int i = 0; i < LOCKWAIT_MAX_PER_USER; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_INT(results[i], -EINTR);
+    }
+    l = wrlck();
+    CHECK_INT(lockwait_ofd(fd, &l, 1000, at_once, NULL), -EINTR); /* its slots are free again */
     close(fd);
     close(holder);
 }
@@ -156,6 +196,7 @@ int main(void)
     test_granted_on_release();
     test_free_lock();
     test_cap();
+    test_per_user_cap();
     unlink(file);
     CHECK_DONE();
 }
