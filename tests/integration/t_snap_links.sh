@@ -6,6 +6,7 @@
 # anything but one of the VM's snapshots are refused and change nothing.
 . "$(dirname "$0")/lib.sh"
 need_fuse
+need strace
 
 mount_sample
 
@@ -26,21 +27,16 @@ pass "ln -s after rm reverts to installed"
 
 names() { (cd "$S" && find . | sort); }
 names_before=$(names)
-if command -v strace >/dev/null; then
-    strace -f -o "$TMP/strace" -e trace=symlink,symlinkat,rename,renameat,renameat2 \
-        ln -sfn snapshots/configured "$V/current" || fail "ln -sfn snapshots/configured current"
-    grep -q "symlink.*\"snapshots/configured\".*current\") = -1 EEXIST" "$TMP/strace" ||
-        fail "no symlink onto current failing with EEXIST: $(cat "$TMP/strace")"
-    tmpname=$(sed -n 's|.*symlink.*"snapshots/configured".*/web1/\([^/"]*\)") = 0$|\1|p' "$TMP/strace")
-    [ -n "$tmpname" ] && [ "$tmpname" != current ] || fail "no symlink to a temp name: $(cat "$TMP/strace")"
-    grep -q "rename.*/web1/$tmpname\".*/web1/current\".*= 0" "$TMP/strace" ||
-        fail "no rename of $tmpname over current: $(cat "$TMP/strace")"
-    [ -z "$(find "$S" -name "$tmpname")" ] || fail "the store holds the temp link $tmpname"
-    pass "ln -sfn: symlink EEXIST, symlink to $tmpname, rename over current"
-else
+strace -f -o "$TMP/strace" -e trace=symlink,symlinkat,rename,renameat,renameat2 \
     ln -sfn snapshots/configured "$V/current" || fail "ln -sfn snapshots/configured current"
-    echo "strace not installed: the syscalls of ln -sfn are not checked"
-fi
+grep -q "symlink.*\"snapshots/configured\".*current\") = -1 EEXIST" "$TMP/strace" ||
+    fail "no symlink onto current failing with EEXIST: $(cat "$TMP/strace")"
+tmpname=$(sed -n 's|.*symlink.*"snapshots/configured".*/web1/\([^/"]*\)") = 0$|\1|p' "$TMP/strace")
+[ -n "$tmpname" ] && [ "$tmpname" != current ] || fail "no symlink to a temp name: $(cat "$TMP/strace")"
+grep -q "rename.*/web1/$tmpname\".*/web1/current\".*= 0" "$TMP/strace" ||
+    fail "no rename of $tmpname over current: $(cat "$TMP/strace")"
+[ -z "$(find "$S" -name "$tmpname")" ] || fail "the store holds the temp link $tmpname"
+pass "ln -sfn: symlink EEXIST, symlink to $tmpname, rename over current"
 [ "$(names)" = "$names_before" ] || fail "ln -sfn left a new name in the store: $(diff <(echo "$names_before") <(names))"
 [ "$(readlink "$V/current")" = snapshots/configured ] || fail "current is not snapshots/configured"
 read_pattern "$V/disks/vda.qcow2" 0x11 0 4M
