@@ -78,6 +78,12 @@ static int read_tree(xmlDocPtr doc, void *p, char *msg, size_t msgsz)
     return r;
 }
 
+int domxml_read_doc(xmlDocPtr doc, struct dom_info *out, char *msg, size_t msgsz)
+{
+    memset(out, 0, sizeof(*out));
+    return read_tree(doc, out, msg, msgsz);
+}
+
 int domxml_parse_fd(int fd, struct dom_info *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));

@@ -6,6 +6,7 @@
 #ifndef VMSTOREFS_DOMXML_H
 #define VMSTOREFS_DOMXML_H
 
+#include <libxml/tree.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -30,6 +31,9 @@ struct dom_info {
  * a usable <domain>: malformed, no <name>, a disk without <target dev>. */
 int domxml_parse_fd(int fd, struct dom_info *out, char *msg, size_t msgsz);
 int domxml_parse_mem(const char *buf, size_t len, struct dom_info *out, char *msg, size_t msgsz);
+/* The same from a tree already parsed (by xmlsafe), for a caller that
+ * also edits it. */
+int domxml_read_doc(xmlDocPtr doc, struct dom_info *out, char *msg, size_t msgsz);
 void domxml_free(struct dom_info *info);
 
 /* Disks that take part in snapshots: writable, unshared, file-backed

@@ -27,8 +27,10 @@
 #define STALE_RECORD_SECONDS 60
 
 static const char *const kind_names[] = {
-    [JS_MOVE] = "move",   [JS_REPLACE] = "replace", [JS_REBASE] = "rebase",
-    [JS_MKDIR] = "mkdir", [JS_UNLINK] = "unlink",   [JS_RMTREE] = "rmtree",
+    [JS_MOVE] = "move",
+    [JS_REPLACE] = "replace",
+    [JS_REBASE] = "rebase",
+    [JS_MKDIR] = "mkdir",
 };
 
 static int meta_path(const struct store *s, const char *sub, const char *name, const char *ext,
@@ -195,14 +197,6 @@ int journal_mkdir(struct journal *j, const char *path)
 {
     return add_step(j, JS_MKDIR, path, NULL, NULL);
 }
-int journal_unlink(struct journal *j, const char *path)
-{
-    return add_step(j, JS_UNLINK, path, NULL, NULL);
-}
-int journal_rmtree(struct journal *j, const char *path)
-{
-    return add_step(j, JS_RMTREE, path, NULL, NULL);
-}
 
 int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgsz)
 {
@@ -309,18 +303,6 @@ static int apply_step(const struct store *s, const struct jstep *st, char *msg, 
         r = storeio_mkdir(s, st->a);
         if (r == -EEXIST)
             r = 0;
-        if (r == 0)
-            r = storeio_fsync_parent(s, st->a);
-        break;
-    case JS_UNLINK:
-        r = storeio_unlink(s, st->a);
-        if (r == -ENOENT)
-            r = 0;
-        if (r == 0)
-            r = storeio_fsync_parent(s, st->a);
-        break;
-    case JS_RMTREE:
-        r = storeio_rmtree(s, st->a);
         if (r == 0)
             r = storeio_fsync_parent(s, st->a);
         break;
@@ -454,7 +436,7 @@ static int load_step(struct journal *j, struct json_object *so)
     const char *b = get_str(so, "b");
     const char *fmt = get_str(so, "fmt");
     char pa[PATH_MAX], pb[PATH_MAX];
-    for (int kind = 0; k && kind <= JS_RMTREE; kind++) {
+    for (int kind = 0; k && kind <= JS_MKDIR; kind++) {
         if (strcmp(k, kind_names[kind]) != 0)
             continue;
         if (abs_from_rel(j->s, a, pa, sizeof(pa)) < 0 || !own_path(j, a))

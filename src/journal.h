@@ -14,8 +14,9 @@
  *
  * The record lists the steps before the commit, so recovery needs nothing
  * but the record: it re-applies every step (a step already done is a
- * no-op) and removes the record last. Step kinds are few and generic so
- * later operations (delete with merges, clones) only add plans:
+ * no-op) and removes the record last. Step kinds are few and generic;
+ * later operations (delete with merges, clones) add plans, and a kind
+ * only when a plan needs it:
  *
  *   move     rename FROM to TO unless TO exists (RENAME_NOREPLACE): once
  *            done, FROM may be re-created by a later step without the
@@ -23,8 +24,6 @@
  *   replace  rename FROM over TO if FROM exists
  *   rebase   qemu-img rebase -u: set IMAGE's backing name and format
  *   mkdir    make a directory if it is missing
- *   unlink   remove a file if it is there
- *   rmtree   remove a directory and everything in it, if it is there
  *
  * Paths in records are relative to the store root and resolved beneath
  * it with no symlinks, so a planted record cannot reach outside.
@@ -44,7 +43,7 @@
  * long history means many steps. */
 #define JOURNAL_MAX_STEPS 65536
 
-enum jstep_kind { JS_MOVE, JS_REPLACE, JS_REBASE, JS_MKDIR, JS_UNLINK, JS_RMTREE };
+enum jstep_kind { JS_MOVE, JS_REPLACE, JS_REBASE, JS_MKDIR };
 
 struct jstep {
     enum jstep_kind kind;
@@ -75,8 +74,6 @@ int journal_move(struct journal *j, const char *from, const char *to);
 int journal_replace(struct journal *j, const char *from, const char *to);
 int journal_rebase(struct journal *j, const char *image, const char *backing, const char *fmt);
 int journal_mkdir(struct journal *j, const char *path);
-int journal_unlink(struct journal *j, const char *path);
-int journal_rmtree(struct journal *j, const char *path);
 
 /* A file of the prepare phase is complete: fsyncs it and counts a point. */
 int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgsz);

@@ -30,27 +30,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The snapshot a disk's active image grows from, from its chain. */
-static bool parent_of_disk(const struct vm_model *m, const struct vm_disk *d, char *snap,
-                           size_t snapsz)
-{
-    if (d->chain.n < 2)
-        return false;
-    char prefix[PATH_MAX];
-    if ((size_t)snprintf(prefix, sizeof(prefix), "%s/snapshots/", m->dir) >= sizeof(prefix))
-        return false;
-    const char *b = d->chain.links[1].path;
-    size_t pl = strlen(prefix);
-    if (strncmp(b, prefix, pl) != 0)
-        return false;
-    const char *slash = strchr(b + pl, '/');
-    if (!slash || (size_t)(slash - (b + pl)) >= snapsz)
-        return false;
-    memcpy(snap, b + pl, (size_t)(slash - (b + pl)));
-    snap[slash - (b + pl)] = '\0';
-    return name_is_valid(snap);
-}
-
 /* S's snapshot.xml: the definition as it is now, each disk's source the
  * image that will hold its state at S, and the overlay that receives what
  * comes after. */
@@ -118,20 +97,16 @@ static int update_definition(struct vm_model *m, const char *snap)
     return 0;
 }
 
-/* Each snapshot a disk grew from now sees its changes go to S's image. */
+/* Each snapshot a disk grew from now sees its changes go to S's image:
+ * one rewrite of its snapshot.xml for all the disks it covers. */
 static int update_parents(struct vm_model *m, struct journal *j, const char *snap, char *msg,
                           size_t msgsz)
 {
     for (size_t i = 0; i < m->ndisks; i++) {
-        char parent[NAME_MAX_LEN + 1];
-        if (!parent_of_disk(m, &m->disks[i], parent, sizeof(parent)))
-            continue;
-        bool seen = false;
-        for (size_t k = 0; k < i; k++) {
-            char other[NAME_MAX_LEN + 1];
-            seen = seen || (parent_of_disk(m, &m->disks[k], other, sizeof(other)) &&
-                            strcmp(other, parent) == 0);
-        }
+        const char *parent = m->disks[i].parent;
+        bool seen = !parent[0];
+        for (size_t k = 0; !seen && k < i; k++)
+            seen = strcmp(m->disks[k].parent, parent) == 0;
         if (seen)
             continue;
         xmlDocPtr doc;
@@ -139,9 +114,7 @@ static int update_parents(struct vm_model *m, struct journal *j, const char *sna
         if (r < 0)
             return r;
         for (size_t k = i; r == 0 && k < m->ndisks; k++) {
-            char other[NAME_MAX_LEN + 1];
-            if (!parent_of_disk(m, &m->disks[k], other, sizeof(other)) ||
-                strcmp(other, parent) != 0)
+            if (strcmp(m->disks[k].parent, parent) != 0)
                 continue;
             char frozen[PATH_MAX];
             store_snap_image_path(m->s, m->vm, snap, m->disks[k].dev, frozen, sizeof(frozen));

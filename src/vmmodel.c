@@ -96,6 +96,19 @@ static int load_disk(struct vm_model *m, const struct dom_disk *d, char *msg, si
         snprintf(msg, msgsz, "disk %s: %s", d->dev, why);
         return r == -ENOENT ? -ENOENT : r;
     }
+    /* The snapshot it grows from: its backing file is snapshots/<P>/... */
+    char prefix[PATH_MAX];
+    if ((size_t)snprintf(prefix, sizeof(prefix), "%s/snapshots/", m->dir) >= sizeof(prefix))
+        prefix[0] = '\0';
+    size_t pl = strlen(prefix);
+    const char *b = vd->chain.n > 1 ? vd->chain.links[1].path : "";
+    const char *slash = pl && strncmp(b, prefix, pl) == 0 ? strchr(b + pl, '/') : NULL;
+    if (slash && (size_t)(slash - (b + pl)) < sizeof(vd->parent)) {
+        memcpy(vd->parent, b + pl, (size_t)(slash - (b + pl)));
+        vd->parent[slash - (b + pl)] = '\0';
+        if (!name_is_valid(vd->parent))
+            vd->parent[0] = '\0';
+    }
     m->ndisks++;
     return 0;
 }
@@ -115,10 +128,8 @@ int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgs
     int err = 0;
     m->dom = xmlsafe_parse_fd(fd, "domain", &err, why, sizeof(why));
     struct dom_info info = { 0 };
-    int r = m->dom ? 0 : (err ? err : -EINVAL);
-    if (r == 0 && lseek(fd, 0, SEEK_SET) == 0)
-        r = domxml_parse_fd(fd, &info, why, sizeof(why));
     close(fd);
+    int r = m->dom ? domxml_read_doc(m->dom, &info, why, sizeof(why)) : (err ? err : -EINVAL);
     if (r < 0) {
         snprintf(msg, msgsz, "domain.xml: %s", why);
         return -EINVAL;

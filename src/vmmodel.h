@@ -20,6 +20,7 @@ struct vm_disk {
     char dev[DEV_MAX_LEN + 1];
     char active[PATH_MAX]; /* STORE/<vm>/disks/<dev>.qcow2 */
     struct chain chain; /* of the active image, links[0] = active */
+    char parent[NAME_MAX_LEN + 1]; /* the snapshot it grows from, "" when none */
 };
 
 struct vm_model {

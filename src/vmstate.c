@@ -31,7 +31,6 @@ struct vm {
     size_t nlinks;
     bool current_hidden;
     int ops; /* operations running (vmstate_op_begin) */
-    uint64_t generation;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -227,23 +226,12 @@ bool vmstate_current_hidden(const char *vm)
     return h;
 }
 
-uint64_t vmstate_generation(const char *vm)
-{
-    pthread_mutex_lock(&lock);
-    struct vm *v = find(vm, false);
-    uint64_t g = v ? v->generation : 0;
-    pthread_mutex_unlock(&lock);
-    return g;
-}
-
 void vmstate_changed(const char *vm)
 {
     pthread_mutex_lock(&lock);
     struct vm *v = find(vm, true);
-    if (v) {
-        v->generation++;
+    if (v)
         v->current_hidden = false;
-    }
     pthread_mutex_unlock(&lock);
 }
 

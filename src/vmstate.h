@@ -7,8 +7,8 @@
  *    `current`. The link lives here, never in the store, until it is
  *    renamed (a revert), removed, or expires;
  *  - whether `current` was removed (`rm current; ln -s snapshots/S
- *    current`): it then reads as absent until a new link is made;
- *  - a generation number, bumped by every change to the VM.
+ *    current`): it then reads as absent until a new link is made or an
+ *    operation changes the VM.
  *
  * One process-wide table, thread-safe. Nothing here is persistent: all of
  * it describes this daemon's open handles and in-flight requests. */
@@ -46,7 +46,7 @@ int vmstate_link_remove(const char *vm, const char *name);
 void vmstate_set_current_hidden(const char *vm, bool hidden);
 bool vmstate_current_hidden(const char *vm);
 
-uint64_t vmstate_generation(const char *vm);
+/* An operation changed vm: `current` shows what the images say again. */
 void vmstate_changed(const char *vm);
 
 /* Forget everything (tests). */

@@ -47,6 +47,8 @@ before=$(vms)
 for steps in '{"do":"rmtree","a":"."}' '{"do":"rmtree","a":"db1"}' \
     '{"do":"rmtree","a":"web1/../db1"}' '{"do":"unlink","a":"/etc/hostname"}' \
     '{"do":"move","a":"db1/disks/vda.qcow2","b":"web1/x"}' \
+    '{"do":"replace","a":"web1/disks/vda.qcow2","b":"db1/disks/vda.qcow2"}' \
+    '{"do":"mkdir","a":"db1/new"}' '{"do":"mkdir","a":"web1/./x"}' \
     '{"do":"rebase","a":"web1/disks/vda.qcow2","b":"json:{}","fmt":"qcow2"}'; do
     printf '{"version":1,"id":"%s","op":"take","vm":"web1","committed":true,"steps":[%s]}\n' \
         "$ID" "$steps" >"$S/.vmstorefs/journal/$ID.json"
