@@ -117,6 +117,20 @@ static void *wait_one(void *p)
     return NULL;
 }
 
+/* Asks as uid until the waiters fill up (they start on their own
+ * threads): the answer then, -ENOLCK, or the last one after 10 s. */
+static int refused_once_full(int fd, uid_t uid)
+{
+    int r = 0;
+    for (int i = 0; i < 1000 && r != -ENOLCK; i++) {
+        struct flock l = wrlck();
+        r = lockwait_ofd(fd, &l, uid, at_once, NULL);
+        struct timespec s = { 0, 10000000 };
+        nanosleep(&s, NULL);
+    }
+    return r;
+}
+
 static void test_cap(void)
 {
     int holder = hold(), results[LOCKWAIT_MAX];
@@ -124,14 +138,8 @@ static void test_cap(void)
     for (int i = 0; i < LOCKWAIT_MAX; i++)
         CHECK(pthread_create(&t[i], NULL, wait_one, &results[i]) == 0);
     /* Once all wait, one more is refused at once. */
-    int fd = open_file(), r = 0;
-    for (int i = 0; i < 1000 && r != -ENOLCK; i++) {
-        struct flock l = wrlck();
-        r = lockwait_ofd(fd, &l, 0, at_once, NULL);
-        struct timespec s = { 0, 10000000 };
-        nanosleep(&s, NULL);
-    }
-    CHECK_INT(r, -ENOLCK);
+    int fd = open_file();
+    CHECK_INT(refused_once_full(fd, 0), -ENOLCK);
     atomic_store(&stop_all, true);
     for (int i = 0; i < LOCKWAIT_MAX; i++) {
         pthread_join(t[i], NULL);
@@ -163,14 +171,8 @@ static void test_per_user_cap(void)
     pthread_t t[LOCKWAIT_MAX_PER_USER];
     for (int i = 0; i < LOCKWAIT_MAX_PER_USER; i++)
         CHECK(pthread_create(&t[i], NULL, wait_as_user, &results[i]) == 0);
-    int fd = open_file(), r = 0;
-    for (int i = 0; i < 1000 && r != -ENOLCK; i++) {
-        struct flock l = wrlck();
-        r = lockwait_ofd(fd, &l, 1000, at_once, NULL);
-        struct timespec s = { 0, 10000000 };
-        nanosleep(&s, NULL);
-    }
-    CHECK_INT(r, -ENOLCK);
+    int fd = open_file();
+    CHECK_INT(refused_once_full(fd, 1000), -ENOLCK);
     struct flock l = wrlck();
     CHECK_INT(lockwait_ofd(fd, &l, 1001, at_once, NULL), -EINTR); /* another user waits */
     atomic_store(&stop_all, true);
