@@ -6,6 +6,7 @@
 #include "statcache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,12 +190,25 @@ static int check_name(const struct store *s, const char *image, const struct qco
 }
 
 /* chain_backing, also giving the image's attributes (for loop checks). */
-static int backing_at(const struct store *s, const char *path, struct backing_info *out,
-                      struct stat *st, char *msg, size_t msgsz)
+/* The header of the image at path, or, when open_fd >= 0, of the file
+ * open there (reopened through /proc/self/fd: the same inode, read
+ * without the caller's O_DIRECT or write-only mode). */
+static int backing_at(const struct store *s, const char *path, int open_fd,
+                      struct backing_info *out, struct stat *st, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));
     char why[MSG_MAX];
-    int fd = store_open_read(s, path, why, sizeof(why));
+    int fd;
+    if (open_fd >= 0) {
+        char proc[32];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", open_fd);
+        fd = open(proc, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            snprintf(why, sizeof(why), "%s", strerror(errno));
+        fd = fd < 0 ? -errno : fd;
+    } else {
+        fd = store_open_read(s, path, why, sizeof(why));
+    }
     if (fd < 0) {
         snprintf(msg, msgsz, "%s: %s", path, why);
         return fd;
@@ -223,7 +237,7 @@ int chain_backing(const struct store *s, const char *path, struct backing_info *
                   size_t msgsz)
 {
     struct stat st;
-    return backing_at(s, path, out, &st, msg, msgsz);
+    return backing_at(s, path, -1, out, &st, msg, msgsz);
 }
 
 /* ---- the whole chain ---- */
@@ -259,7 +273,7 @@ static int stat_raw(const struct store *s, const char *path, struct stat *st, ch
     return r;
 }
 
-static int walk(const struct store *s, const char *path, struct chain *out, char *msg,
+static int walk(const struct store *s, const char *path, int fd0, struct chain *out, char *msg,
                 size_t msgsz)
 {
     struct stat *seen = NULL;
@@ -284,7 +298,7 @@ static int walk(const struct store *s, const char *path, struct chain *out, char
         struct backing_info b;
         bool raw = strcmp(fmt, "raw") == 0;
         r = raw ? stat_raw(s, cur, &seen[out->n - 1], msg, msgsz)
-                : backing_at(s, cur, &b, &seen[out->n - 1], msg, msgsz);
+                : backing_at(s, cur, out->n == 1 ? fd0 : -1, &b, &seen[out->n - 1], msg, msgsz);
         if (r == -ELOOP) {
             snprintf(msg, msgsz, "%s: a symbolic link, not followed", cur);
             r = -EACCES;
@@ -311,15 +325,27 @@ static int walk(const struct store *s, const char *path, struct chain *out, char
     return r;
 }
 
-int chain_walk(const struct store *s, const char *path, struct chain *out, char *msg,
-               size_t msgsz)
+static int walk_from(const struct store *s, const char *path, int fd0, struct chain *out,
+                     char *msg, size_t msgsz)
 {
     out->links = NULL;
     out->n = 0;
-    int r = walk(s, path, out, msg, msgsz);
+    int r = walk(s, path, fd0, out, msg, msgsz);
     if (r < 0)
         chain_free(out);
     return r;
+}
+
+int chain_walk(const struct store *s, const char *path, struct chain *out, char *msg,
+               size_t msgsz)
+{
+    return walk_from(s, path, -1, out, msg, msgsz);
+}
+
+int chain_walk_fd(const struct store *s, int fd, const char *path, struct chain *out, char *msg,
+                  size_t msgsz)
+{
+    return walk_from(s, path, fd, out, msg, msgsz);
 }
 
 void chain_free(struct chain *c)

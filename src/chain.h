@@ -64,6 +64,11 @@ struct chain {
  * image. out is empty (n 0, links NULL) on failure. */
 int chain_walk(const struct store *s, const char *path, struct chain *out, char *msg,
                size_t msgsz);
+/* The same for the image open on fd (at path): its first link is the file
+ * the caller holds, so what it serves is what was checked even if
+ * another file is put at path meanwhile. */
+int chain_walk_fd(const struct store *s, int fd, const char *path, struct chain *out, char *msg,
+                  size_t msgsz);
 void chain_free(struct chain *c);
 
 /* Counters of the header cache (tests, measurements). */

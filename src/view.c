@@ -283,11 +283,11 @@ int view_readlink(const struct store *s, const struct vpath *vp, char *buf, size
  * logged once per image and reason; running out of memory or descriptors
  * is reported as such. Checked on open only: listing and stat never walk
  * chains, so a refused image is still listed. */
-static int check_chain(const struct store *s, const char *path)
+static int check_chain(const struct store *s, int fd, const char *path)
 {
     char msg[MSG_MAX];
     struct chain c;
-    int r = chain_walk(s, path, &c, msg, sizeof(msg));
+    int r = chain_walk_fd(s, fd, path, &c, msg, sizeof(msg));
     if (r == 0) {
         chain_free(&c);
         return 0;
@@ -311,40 +311,26 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
      * O_TRUNC into the open: cp over an image must not leave its old
      * tail) and sync semantics; never hand the fd to a child. */
     int pass = flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME);
-    /* The chain is checked by path; what is served must be the file that
-     * was checked. An operation (or a change in the store) may put
-     * another file at the path in between: then it is all done again. */
-    int fd = -1;
-    for (int attempt = 0; attempt < 3; attempt++) {
-        fd = store_open_file(s, path, pass);
-        if (fd == -EINVAL && (pass & O_DIRECT))
-            fd = store_open_file(s, path, pass & ~O_DIRECT);
-        if (fd < 0)
-            return not_there(fd);
-        /* A handle that cannot read cannot follow a chain (cp over an
-         * active image opens it write-only), and an empty file has no
-         * header to follow (the kernel may truncate before an O_TRUNC
-         * open). */
-        struct stat st, now;
-        if (fstat(fd, &st) < 0) {
-            r = -errno;
-            close(fd);
-            return r;
-        }
-        bool can_follow = (flags & O_ACCMODE) != O_WRONLY && st.st_size > 0;
-        if (vp->kind == V_DOMXML || !can_follow)
-            break;
-        if ((r = check_chain(s, path)) < 0) {
-            close(fd);
-            return r;
-        }
-        if (store_lstat(s, path, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino)
-            break;
-        close(fd);
-        fd = -EAGAIN;
-    }
+    int fd = store_open_file(s, path, pass);
+    if (fd == -EINVAL && (pass & O_DIRECT))
+        fd = store_open_file(s, path, pass & ~O_DIRECT);
     if (fd < 0)
-        return fd;
+        return not_there(fd);
+    /* A handle that cannot read cannot follow a chain (cp over an active
+     * image opens it write-only), and an empty file has no header to
+     * follow (the kernel may truncate before an O_TRUNC open). The chain
+     * is checked from the file just opened, the one that is served. */
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    bool can_follow = (flags & O_ACCMODE) != O_WRONLY && st.st_size > 0;
+    if (vp->kind != V_DOMXML && can_follow && (r = check_chain(s, fd, path)) < 0) {
+        close(fd);
+        return r;
+    }
     out->fd = fd;
     out->frozen = vp->kind == V_SNAP_IMAGE;
     out->active = vp->kind == V_DISK;

@@ -280,6 +280,25 @@ static void test_cache(void)
     CHECK_INT(m4 - m3, 2);
 }
 
+/* Walked from an open descriptor, the first link is the file open there,
+ * whatever stands at its path now. */
+static void test_walk_fd(void)
+{
+    char msg[MSG_MAX];
+    struct chain c;
+    sh("cd '%s' && qemu-img create -q -f qcow2 -b ../snapshots/s1/vda.qcow2 -F qcow2 fd.qcow2 && "
+       "qemu-img create -q -f qcow2 -u -b /etc/passwd -F raw evil.qcow2 64M",
+       in_store("vm/disks"));
+    int fd = open(in_store("vm/disks/fd.qcow2"), O_RDONLY);
+    CHECK(fd >= 0);
+    sh("cd '%s' && mv evil.qcow2 fd.qcow2", in_store("vm/disks"));
+    CHECK_INT(chain_walk(&st, in_store("vm/disks/fd.qcow2"), &c, msg, sizeof(msg)), -EACCES);
+    CHECK_INT(chain_walk_fd(&st, fd, in_store("vm/disks/fd.qcow2"), &c, msg, sizeof(msg)), 0);
+    CHECK(c.n >= 2);
+    chain_free(&c);
+    close(fd);
+}
+
 int main(void)
 {
     if (system("command -v qemu-img >/dev/null && command -v python3 >/dev/null") != 0) {
@@ -296,6 +315,7 @@ int main(void)
     test_broken_files();
     test_depth();
     test_cache();
+    test_walk_fd();
     store_close(&st);
     sh("rm -rf '%s'", tmp);
     log_once_reset();
