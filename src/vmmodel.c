@@ -96,19 +96,12 @@ static int load_disk(struct vm_model *m, const struct dom_disk *d, char *msg, si
         snprintf(msg, msgsz, "disk %s: %s", d->dev, why);
         return r == -ENOENT ? -ENOENT : r;
     }
-    /* The snapshot it grows from: its backing file is snapshots/<P>/... */
-    char prefix[PATH_MAX];
-    if ((size_t)snprintf(prefix, sizeof(prefix), "%s/snapshots/", m->dir) >= sizeof(prefix))
-        prefix[0] = '\0';
-    size_t pl = strlen(prefix);
-    const char *b = vd->chain.n > 1 ? vd->chain.links[1].path : "";
-    const char *slash = pl && strncmp(b, prefix, pl) == 0 ? strchr(b + pl, '/') : NULL;
-    if (slash && (size_t)(slash - (b + pl)) < sizeof(vd->parent)) {
-        memcpy(vd->parent, b + pl, (size_t)(slash - (b + pl)));
-        vd->parent[slash - (b + pl)] = '\0';
-        if (!name_is_valid(vd->parent))
-            vd->parent[0] = '\0';
-    }
+    /* The snapshot it grows from: the backing name, as stored, is
+     * ../snapshots/<P>/<dev>.qcow2 (the layout's own parse). */
+    struct backing_info b;
+    if (chain_backing(m->s, vd->active, &b, why, sizeof(why)) < 0 ||
+        !store_parse_active_backing(b.name, vd->dev, vd->parent, sizeof(vd->parent)))
+        vd->parent[0] = '\0';
     m->ndisks++;
     return 0;
 }
