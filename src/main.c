@@ -228,8 +228,8 @@ int main(int argc, char **argv)
         qimg_find(o.qemu_img, vfs.store.qemu_img, sizeof(vfs.store.qemu_img), msg, sizeof(msg)) < 0)
         return fail(msg);
     /* -o ro writes nothing, so it cannot finish what a crash left. */
-    int pending = journal_pending(&vfs.store);
-    if (o.read_only && pending > 0) {
+    int pending = o.read_only ? journal_pending(&vfs.store) : 0;
+    if (pending > 0) {
         snprintf(msg, sizeof(msg),
                  "store %s has %d unfinished operation(s) in its journal: mount it read-write "
                  "once to recover them",

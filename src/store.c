@@ -307,8 +307,9 @@ static int create_meta(const struct store *s, char *msg, size_t msgsz)
 int store_prepare_meta(const struct store *s, char *msg, size_t msgsz)
 {
     int r = check_meta_dir(s, STORE_META_DIR, msg, msgsz);
-    if (r == -ENOENT)
-        r = create_meta(s, msg, msgsz);
+    /* Made here, or by another mount that won the race: checked either way. */
+    if (r == -ENOENT && (r = create_meta(s, msg, msgsz)) == 0)
+        r = check_meta_dir(s, STORE_META_DIR, msg, msgsz);
     if (r < 0)
         return r;
     /* Every part is checked before any missing one is made, so a store
