@@ -401,27 +401,28 @@ int view_utimens(const struct store *s, const struct vpath *vp, const struct tim
 
 /* The same changes through an open file's descriptor, with the same
  * rules: only an active image changes. */
-static int active_only(const struct view_file *vf, int refusal, int rc)
+/* Only an active image's attributes change; rc is the call's result. */
+static int syscall_result(int rc)
 {
-    return !vf->active ? refusal : rc < 0 ? -errno : 0;
+    return rc < 0 ? -errno : 0;
 }
 
 int view_ftruncate(const struct view_file *vf, off_t size)
 {
-    return active_only(vf, -EROFS, vf->active ? ftruncate(vf->fd, size) : 0);
+    return vf->active ? syscall_result(ftruncate(vf->fd, size)) : -EROFS;
 }
 
 int view_fchmod(const struct view_file *vf, mode_t mode)
 {
-    return active_only(vf, -EPERM, vf->active ? fchmod(vf->fd, mode & 07777) : 0);
+    return vf->active ? syscall_result(fchmod(vf->fd, mode & 07777)) : -EPERM;
 }
 
 int view_fchown(const struct view_file *vf, uid_t uid, gid_t gid)
 {
-    return active_only(vf, -EPERM, vf->active ? fchown(vf->fd, uid, gid) : 0);
+    return vf->active ? syscall_result(fchown(vf->fd, uid, gid)) : -EPERM;
 }
 
 int view_futimens(const struct view_file *vf, const struct timespec tv[2])
 {
-    return active_only(vf, -EROFS, vf->active ? futimens(vf->fd, tv) : 0);
+    return vf->active ? syscall_result(futimens(vf->fd, tv)) : -EROFS;
 }
