@@ -86,6 +86,25 @@ unmount_fs() {
     [ "$status" -eq 0 ] || fail "daemon exited with status $status after unmount"
 }
 
+# rename_syscall FROM TO: rename(2) itself, with no fallback (GNU mv
+# copies on EXDEV and looks at the target first).
+rename_syscall() {
+    perl -e 'rename($ARGV[0], $ARGV[1]) or die "$!\n"' "$@"
+}
+
+# expect_refusal "what" PATTERN LOGLINE CMD...: CMD fails saying PATTERN,
+# and the daemon logs exactly one line for it, matching LOGLINE (SPEC: a
+# refused operation logs one clear line saying why).
+expect_refusal() {
+    local what=$1 pattern=$2 logline=$3 n0 added
+    shift 3
+    n0=$(wc -l <"$DAEMON_LOG")
+    expect_fail "$what" "$pattern" "$@"
+    added=$(tail -n +$((n0 + 1)) "$DAEMON_LOG")
+    [ "$(grep -c . <<<"$added")" -eq 1 ] && grep -q -- "$logline" <<<"$added" ||
+        fail "$what: expected one log line matching '$logline', got: $added"
+}
+
 # expect_fail "what" PATTERN CMD...: CMD must fail and say PATTERN on stderr.
 expect_fail() {
     local what=$1 pattern=$2
@@ -136,25 +155,55 @@ read_pattern() {
         fail "$1: expected pattern $2 at $3+$4: $out"
 }
 
-# check_store STORE: every domain.xml validates as a libvirt domain and
-# every snapshot.xml as a domainsnapshot, every image passes qemu-img
-# check, and no image stores an absolute backing name or one without its
-# format.
+# Files check_store found sound, by kind and content: the same bytes are
+# not checked twice (the crash tests see the same files over and over).
+declare -A STORE_CHECKED=()
+
+# checked KIND FILE: true if FILE's bytes passed as KIND before; else
+# remembers them (a failed check exits the test anyway).
+checked() {
+    local key
+    key=$1:$(sha256sum <"$2")
+    [ -n "${STORE_CHECKED[$key]:-}" ] && return 0
+    STORE_CHECKED[$key]=1
+    return 1
+}
+
+# journal_empty STORE: no operation is left in the journal or in tmp/.
+journal_empty() {
+    local d
+    for d in journal tmp; do
+        [ -z "$(ls -A "$1/.vmstorefs/$d" 2>/dev/null)" ] ||
+            fail "$1/.vmstorefs/$d is not empty: $(ls -A "$1/.vmstorefs/$d")"
+    done
+}
+
+# check_store STORE [VM]: what any finished operation leaves (SPEC: the
+# store stays valid libvirt material): every domain.xml validates as a
+# domain and every snapshot.xml as a domainsnapshot, every image passes
+# qemu-img check, no image stores an absolute backing name or one without
+# its format, and the journal and tmp/ are empty.
 check_store() {
-    local f t out info
-    for f in "$1"/*/domain.xml "$1"/*/snapshots/*/snapshot.xml; do
-        [ -e "$f" ] || continue
-        case $f in */snapshot.xml) t=domainsnapshot ;; *) t=domain ;; esac
-        out=$(virt-xml-validate "$f" "$t" 2>&1) || fail "check_store: $f is not a valid $t: $out"
+    local store=$1 vms=${2:-*} f out name
+    for f in "$store"/$vms/domain.xml; do
+        [ -e "$f" ] && ! checked domain "$f" || continue
+        out=$(virt-xml-validate "$f" domain 2>&1) || fail "check_store: $f is not a valid domain: $out"
+    done
+    for f in "$store"/$vms/snapshots/*/snapshot.xml; do
+        [ -e "$f" ] && ! checked domainsnapshot "$f" || continue
+        out=$(virt-xml-validate "$f" domainsnapshot 2>&1) ||
+            fail "check_store: $f is not a valid domainsnapshot: $out"
     done
     while IFS= read -r -d '' f; do
+        checked qcow2 "$f" && continue
         out=$(qemu-img check -U -q "$f" 2>&1) || fail "check_store: qemu-img check $f: $out"
-        info=$(qemu-img info -U --output=json "$f")
-        out=$(sed -n 's/^ *"backing-filename": "\(.*\)",\{0,1\}$/\1/p' <<<"$info")
-        case $out in /*) fail "check_store: $f: absolute backing name $out" ;; esac
-        [ -z "$out" ] || grep -q '"backing-filename-format":' <<<"$info" ||
-            fail "check_store: $f: backing name $out without a format"
-    done < <(find "$1" -name '*.qcow2' -print0)
+        out=$(qemu-img info -U --output=json "$f" 2>&1) || fail "check_store: qemu-img info $f: $out"
+        name=$(sed -n 's/^ *"backing-filename": "\(.*\)",\{0,1\}$/\1/p' <<<"$out")
+        case $name in /*) fail "check_store: $f: absolute backing name $name" ;; esac
+        [ -z "$name" ] || grep -q '"backing-filename-format":' <<<"$out" ||
+            fail "check_store: $f: backing name $name without a format"
+    done < <(find "$store"/$vms -name '*.qcow2' -type f -print0)
+    journal_empty "$store"
 }
 
 # check_overlays STORE VM: each snapshot's <disks><disk><source> is, as in

@@ -1,7 +1,6 @@
 # Fixtures and checks of the snapshot tests (sourced after lib.sh, not run).
 #
 #   make_vm STORE NAME NDISKS [--raw-base] [--ro-and-cdrom]
-#   check_store_snap STORE [VM]  XML valid, images sound, journal and tmp empty
 #   disk_state ROOT VM           one line per disk: what the guest reads
 #   disk_pattern I               the pattern make_vm writes on disk I
 
@@ -94,45 +93,6 @@ make_vm() {
         fail "make_vm: $vm/domain.xml does not validate"
 }
 
-# Files check_store_snap found sound, by kind and content: the same bytes
-# are not checked twice (crash tests see the same files over and over).
-declare -A SNAP_CHECKED=()
-
-# checked KIND FILE: true if FILE's bytes passed as KIND before; else
-# remembers them, to be forgotten if the check fails (it exits anyway).
-checked() {
-    local key
-    key=$1:$(sha256sum <"$2")
-    [ -n "${SNAP_CHECKED[$key]:-}" ] && return 0
-    SNAP_CHECKED[$key]=1
-    return 1
-}
-
-# check_store_snap STORE [VM]: what any finished operation must leave (in
-# VM's files only, when given). Fails naming the first file that is wrong.
-check_store_snap() {
-    local store=$1 vms=${2:-*} f out
-    for f in "$store"/$vms/domain.xml; do
-        [ -e "$f" ] && ! checked domain "$f" || continue
-        out=$(virt-xml-validate "$f" domain 2>&1) || fail "check_store_snap: $f is not a valid domain: $out"
-    done
-    for f in "$store"/$vms/snapshots/*/snapshot.xml; do
-        [ -e "$f" ] && ! checked domainsnapshot "$f" || continue
-        out=$(virt-xml-validate "$f" domainsnapshot 2>&1) ||
-            fail "check_store_snap: $f is not a valid domainsnapshot: $out"
-    done
-    while IFS= read -r -d '' f; do
-        checked qcow2 "$f" && continue
-        out=$(qemu-img check -U -q "$f" 2>&1) || fail "check_store_snap: qemu-img check $f: $out"
-        out=$(qemu-img info -U --output=json "$f" 2>&1) || fail "check_store_snap: qemu-img info $f: $out"
-        grep -q '"backing-filename": "/' <<<"$out" &&
-            fail "check_store_snap: $f has an absolute backing name: $(grep backing-filename <<<"$out")"
-    done < <(find "$store"/$vms -name '*.qcow2' -type f -print0)
-    for f in journal tmp; do
-        [ -z "$(ls -A "$store/.vmstorefs/$f" 2>/dev/null)" ] ||
-            fail "check_store_snap: $store/.vmstorefs/$f is not empty: $(ls -A "$store/.vmstorefs/$f")"
-    done
-}
 
 # disk_state ROOT VM: "dev sha256" per active disk of VM under ROOT (a
 # store or a mount). The chain is flattened into a compact qcow2 of what

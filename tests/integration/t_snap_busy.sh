@@ -18,7 +18,7 @@ busy() {
     expect_fail "$what" "Device or resource busy" "$@"
     [ "$(tree_state "$S/$vm")" = "$before" ] || fail "$what: refused, but the store changed"
     tail -n 1 "$DAEMON_LOG" | grep -q "$S/$image is \(in use\|open for writing\)" || fail "$what: no log line names $image"
-    [ -z "$(find "$S/.vmstorefs/journal" "$S/.vmstorefs/tmp" -mindepth 1)" ] || fail "$what: left journal or tmp entries"
+    journal_empty "$S"
 }
 
 # (a) a qemu serving the image (a running VM).
@@ -92,5 +92,16 @@ read_pattern "$D/disks/vdb.qcow2" 0x55 0 1M
 [ -f "$S/db1/snapshots/s/vda.qcow2" ] && [ -f "$S/db1/snapshots/s/vdb.qcow2" ] ||
     fail "db1's snapshot s does not hold both disks"
 pass "a write handle on one disk of two makes the take EBUSY, changing neither; closed, it works"
+
+# Revert and rename meet the same handle: both would move or rewrite vdb.
+exec 3<>"$D/disks/vdb.qcow2"
+before=$(tree_state "$S/db1")
+expect_fail "revert while vdb is open for writing" "Device or resource busy" \
+    ln -sfn snapshots/s "$D/current"
+expect_fail "rename while vdb is open for writing" "Device or resource busy" \
+    mv "$D/snapshots/s" "$D/snapshots/s2"
+[ "$(tree_state "$S/db1")" = "$before" ] || fail "a refused revert or rename changed db1"
+exec 3>&-
+pass "revert and rename are EBUSY too while a write handle is open"
 
 unmount_fs "$M"

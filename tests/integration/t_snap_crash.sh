@@ -104,7 +104,7 @@ crash_op() {
     try_mount || fail "$fix/$op: no mount"
     after=$(state "$vm")
     [ "$before" != "$after" ] || fail "$fix/$op: the operation changed nothing"
-    check_store_snap "$S"
+    check_store "$S"
     unmount_fs "$M"
     forget_daemon "$DAEMON_PID"
 
@@ -129,7 +129,7 @@ crash_op() {
             fail "$fix/$op:$n: the operation failed ($(cat "$TMP/op.err")) and the daemon exited $status, not 99"
         fusermount3 -u -z "$M" || fail "$fix/$op:$n: fusermount3 -u -z"
         try_mount || fail "$fix/$op:$n: the daemon would not mount after the crash"
-        check_store_snap "$S"
+        check_store "$S"
         now=$(state "$vm")
         if [ "$now" = "$before" ]; then
             ((seen_after)) && fail "$fix/$op:$n: rolled back after an earlier point was committed"

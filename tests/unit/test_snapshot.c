@@ -98,6 +98,23 @@ static void test_operations(void)
     CHECK(reads("-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M' -c 'read -P 0 8M 1M'"));
     CHECK_INT(snapshot_revert(&c, "web1", "nope", msg, sizeof(msg)), -ENOENT);
 
+    /* A disk added after a snapshot stays attached, as it is, when the VM
+     * reverts to that snapshot. */
+    char cmd[6 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s/web1' && qemu-img create -q -f qcow2 disks/vdz.qcow2 16M && "
+             "sed -i 's|</devices>|<disk type=\"file\" device=\"disk\"><driver name=\"qemu\" "
+             "type=\"qcow2\"/><source file=\"%s/web1/disks/vdz.qcow2\"/><target dev=\"vdz\" "
+             "bus=\"virtio\"/></disk></devices>|' domain.xml",
+             st.root, st.root);
+    CHECK_INT(run(cmd), 0);
+    CHECK_INT(snapshot_revert(&c, "web1", "installed", msg, sizeof(msg)), 0);
+    snprintf(cmd, sizeof(cmd),
+             "grep -q \"source file=\\\"%s/web1/disks/vdz.qcow2\\\"\" '%s/web1/domain.xml' && "
+             "grep -q 'dev=\"vdz\"' '%s/web1/domain.xml' && test -f '%s/web1/disks/vdz.qcow2'",
+             st.root, st.root, st.root, st.root);
+    CHECK_INT(run(cmd), 0);
+
     /* db1 has two disks and no snapshots: both are taken as one unit. */
     CHECK_INT(snapshot_take(&c, "db1", "first", msg, sizeof(msg)), 0);
     char path[2 * PATH_MAX];
@@ -106,7 +123,6 @@ static void test_operations(void)
     CHECK_INT(journal_pending(&st), 0);
 
     /* Two disks with one target dev: a definition error, said as such. */
-    char cmd[3 * PATH_MAX];
     snprintf(cmd, sizeof(cmd), "sed -i -E \"s/dev=(['\\\"])vdb/dev=\\1vda/\" '%s/db1/domain.xml'",
              st.root);
     CHECK_INT(run(cmd), 0);
