@@ -199,7 +199,9 @@ int xmledit_set_parent(xmlDocPtr snap, const char *parent)
     return xmledit_set_child_text(p, "name", parent);
 }
 
-static int rewrite(xmlNodePtr node, const char *old_prefix, size_t oldlen, const char *new_prefix)
+/* exact: the whole name is old_prefix; otherwise a name below it. */
+static int rewrite(xmlNodePtr node, const char *old_prefix, size_t oldlen, const char *new_prefix,
+                   bool exact)
 {
     int n = 0;
     for (xmlNodePtr c = node; c; c = c->next) {
@@ -207,7 +209,8 @@ static int rewrite(xmlNodePtr node, const char *old_prefix, size_t oldlen, const
             continue;
         if (is_elem(c, "source")) {
             char *f = xml_attr(c, "file");
-            if (f && strncmp(f, old_prefix, oldlen) == 0 && f[oldlen] == '/') {
+            if (f && strncmp(f, old_prefix, oldlen) == 0 &&
+                f[oldlen] == (exact ? '\0' : '/')) {
                 size_t need = strlen(new_prefix) + strlen(f + oldlen) + 1;
                 char *nf = malloc(need);
                 if (nf) {
@@ -219,14 +222,48 @@ static int rewrite(xmlNodePtr node, const char *old_prefix, size_t oldlen, const
             }
             free(f);
         }
-        n += rewrite(c->children, old_prefix, oldlen, new_prefix);
+        n += rewrite(c->children, old_prefix, oldlen, new_prefix, exact);
     }
     return n;
 }
 
 int xmledit_rewrite_prefix(xmlNodePtr node, const char *old_prefix, const char *new_prefix)
 {
-    return node ? rewrite(node->children, old_prefix, strlen(old_prefix), new_prefix) : 0;
+    return node ? rewrite(node->children, old_prefix, strlen(old_prefix), new_prefix, false) : 0;
+}
+
+int xmledit_rewrite_path(xmlNodePtr node, const char *old_path, const char *new_path)
+{
+    return node ? rewrite(node->children, old_path, strlen(old_path), new_path, true) : 0;
+}
+
+int xmledit_remove_disk(xmlNodePtr domain, const char *dev)
+{
+    xmlNodePtr d = xmledit_find_disk(domain, dev);
+    if (!d)
+        return -ENOENT;
+    xmlUnlinkNode(d);
+    xmlFreeNode(d);
+    return 0;
+}
+
+int xmledit_snapshot_disk_off(xmlDocPtr snap, const char *dev)
+{
+    xmlNodePtr disks = xml_child(xmlDocGetRootElement(snap), "disks");
+    for (xmlNodePtr c = disks ? disks->children : NULL; c; c = c->next) {
+        if (!is_elem(c, "disk") || !attr_is(c, "name", dev))
+            continue;
+        xmlNodePtr k = c->children;
+        while (k) {
+            xmlNodePtr next = k->next;
+            xmlUnlinkNode(k);
+            xmlFreeNode(k);
+            k = next;
+        }
+        xmlUnsetProp(c, BAD_CAST "type");
+        return xmlSetProp(c, BAD_CAST "snapshot", BAD_CAST "no") ? 0 : -ENOMEM;
+    }
+    return xmledit_snapshot_add_disk(snap, dev, NULL);
 }
 
 xmlDocPtr xmledit_doc_from_node(xmlNodePtr node)
