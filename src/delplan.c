@@ -306,8 +306,41 @@ static int fix_snapshot(const char *snap, void *arg)
     return r;
 }
 
+/* A hidden directory whose images have all gone goes too. */
+static int drop_empty_hidden(struct delplan *dp)
+{
+    for (size_t i = 0; i < dp->g.count; i++) {
+        const struct gnode *nd = &dp->g.n[i];
+        if (!nd->gone || nd->kind != G_HIDDEN)
+            continue;
+        bool live = false, first = true;
+        for (size_t k = 0; k < dp->g.count; k++) {
+            const struct gnode *o = &dp->g.n[k];
+            if (o->kind != G_HIDDEN || strcmp(o->dir, nd->dir) != 0)
+                continue;
+            live |= !o->gone;
+            if (o->gone && k < i)
+                first = false; /* the directory was handled with node k */
+        }
+        if (live || !first)
+            continue;
+        char path[PATH_MAX], to[PATH_MAX];
+        igraph_dir(nd, path, sizeof(path));
+        if ((size_t)snprintf(to, sizeof(to), "%s/hidden-%u", dp->j->tmpdir, dp->nrm++) >=
+            sizeof(to))
+            return -ENAMETOOLONG;
+        int r = journal_move(dp->j, path, to);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 int delplan_write_xml(struct delplan *dp, const struct delxml *want)
 {
+    int r0 = drop_empty_hidden(dp);
+    if (r0 < 0)
+        return r0;
     struct xml_ctx x = { .dp = dp };
     if (want)
         x.x = *want;
