@@ -243,7 +243,7 @@ int xmledit_snapshot_disk_off(xmlDocPtr snap, const char *dev)
 {
     xmlNodePtr disks = xml_child(xmlDocGetRootElement(snap), "disks");
     for (xmlNodePtr c = disks ? disks->children : NULL; c; c = c->next) {
-        if (!is_elem(c, "disk") || !attr_is(c, "name", dev))
+        if (!xml_is_elem(c, "disk") || !xml_attr_is(c, "name", dev))
             continue;
         xmlNodePtr k = c->children;
         while (k) {
