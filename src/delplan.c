@@ -395,3 +395,45 @@ int delplan_collect(struct vm_model *m, char *msg, size_t msgsz)
     journal_free(&j);
     return r;
 }
+
+struct collect_all {
+    const struct store *s;
+    int done;
+};
+
+/* One VM with a hidden directory: its garbage pass, under its lock (a
+ * VM another daemon is working on is left to that daemon). */
+static int collect_vm(const char *vm, void *arg)
+{
+    struct collect_all *ca = arg;
+    char msg[MSG_MAX];
+    struct igraph g;
+    if (igraph_build(ca->s, vm, &g, msg, sizeof(msg)) < 0)
+        return 0;
+    bool hidden = false;
+    for (size_t i = 0; i < g.count && !hidden; i++)
+        hidden = g.n[i].kind == G_HIDDEN;
+    igraph_free(&g);
+    if (!hidden)
+        return 0;
+    struct snap_ctx c = { .s = ca->s };
+    struct vm_model m;
+    if (vm_begin(&m, &c, vm, msg, sizeof(msg)) < 0)
+        return 0;
+    int r = vm_load_definition(&m, false, msg, sizeof(msg));
+    if (r == 0)
+        r = delplan_collect(&m, msg, sizeof(msg));
+    vm_end(&m);
+    if (r < 0)
+        log_msg(LOG_WARNING, "hidden images of %s not collected: %s", vm, msg);
+    else
+        ca->done++;
+    return 0;
+}
+
+int delplan_collect_store(const struct store *s)
+{
+    struct collect_all ca = { s, 0 };
+    store_list_vms(s, collect_vm, &ca);
+    return ca.done;
+}

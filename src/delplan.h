@@ -75,4 +75,9 @@ int delplan_write_xml(struct delplan *dp, const struct delxml *x);
  * dependents (a revert, a detach): runs the garbage pass as operation
  * "gc" under the lock the caller holds. */
 int delplan_collect(struct vm_model *m, char *msg, size_t msgsz);
+/* The garbage pass on every VM that has hidden images, as a mount starts
+ * (after the journal's recovery): a pass a crash undid, or one the
+ * operation before it could not finish, is done now. Returns how many
+ * VMs were looked at. */
+int delplan_collect_store(const struct store *s);
 #endif

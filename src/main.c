@@ -7,6 +7,7 @@
  * exists; the daemon detaches last. */
 #include "config.h"
 
+#include "delplan.h"
 #include "journal.h"
 #include "lockwait.h"
 #include "fdquota.h"
@@ -180,6 +181,10 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         log_msg(LOG_ERR, "journal: %s; serving the store, operations on that VM are refused", msg);
     if (recovered > 0)
         log_msg(LOG_NOTICE, "journal: recovered %d unfinished operation(s)", recovered);
+    /* A hidden image left with one dependent or none by a crash between
+     * an operation and its garbage pass is merged or removed now. */
+    if (!o->read_only)
+        delplan_collect_store(&vfs->store);
     if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0) {
         fail("cannot install signal handlers");
         goto out;

@@ -91,7 +91,8 @@ static int snap_attr(const struct store *s, const struct vpath *vp, struct stat 
     if (r < 0 || (r = stat_dir(s, path, st)) < 0)
         return r;
     int64_t created;
-    if (store_snap_ctime(s, vp->vm, vp->snap, &created) == 0) {
+    /* A hidden directory (vpath.h) has no snapshot.xml: its own mtime. */
+    if (vp->snap[0] != '.' && store_snap_ctime(s, vp->vm, vp->snap, &created) == 0) {
         st->st_mtim.tv_sec = (time_t)created;
         st->st_mtim.tv_nsec = 0;
     }

@@ -83,6 +83,7 @@ model_take() {
     for dev in $(model_devs "$vm" @); do
         MODEL[$vm/$s/$dev]=${MODEL[$vm/@/$dev]}
     done
+    MODEL[$vm/#par:$s]=${MODEL[$vm/#cur]}
     MODEL[$vm/#cur]=$s
 }
 
@@ -97,9 +98,20 @@ model_revert() {
 }
 
 # model_forget VM S [DEV]: the model after deleting snapshot S (or only
-# DEV's image of it): nothing else changes.
+# DEV's image of it). When S goes (whole, or its last image), its
+# children take its parent, and so does `current` if it named S: the VM
+# then grows from S's parent, as libvirt has it.
 model_forget() {
-    model_unset "$1/$2/${3:-}"
+    local vm=$1 s=$2 k par
+    model_unset "$vm/$s/${3:-}"
+    [ -z "$(model_devs "$vm" "$s")" ] || return 0
+    par=${MODEL[$vm/#par:$s]:-}
+    unset "MODEL[$vm/#par:$s]"
+    for k in "${!MODEL[@]}"; do
+        [[ $k == "$vm/#par:"* && ${MODEL[$k]} == "$s" ]] && MODEL[$k]=$par
+    done
+    [ "${MODEL[$vm/#cur]}" = "$s" ] && MODEL[$vm/#cur]=$par
+    return 0
 }
 
 # model_drop_vm VM: the VM is gone.

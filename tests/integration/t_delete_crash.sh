@@ -252,8 +252,9 @@ crash_case commit c delete
 crash_case pull c delete
 crash_case partial c delete
 crash_case hidden h delete
+# The merge a delete makes possible (the hidden image down to one
+# dependent) is part of the delete itself: one operation, one record.
 crash_case deferred d delete
-crash_case deferred d gc
 crash_case revertgc r gc
 crash_case vmdelete d vmdelete
 crash_case detach c detach
