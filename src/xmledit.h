@@ -44,6 +44,8 @@ xmlNodePtr xmledit_snapshot_domain(xmlDocPtr snap);
 
 /* Sets the text of root's first child element `name`, creating it. */
 int xmledit_set_child_text(xmlNodePtr root, const char *name, const char *text);
+/* Replaces node's content (children included) by text, escaped. */
+int xmledit_set_text(xmlNodePtr node, const char *text);
 /* <parent><name>parent</name></parent>, or no <parent> when NULL. */
 int xmledit_set_parent(xmlDocPtr snap, const char *parent);
 /* Every <source file> and <backingStore><source file> under node that
