@@ -145,5 +145,35 @@ else
     pass "two clones of one VM at once both succeed (too fast for .jobs to show)"
 fi
 [ -z "$(cat "$M/.jobs")" ] || fail ".jobs not empty after the clones: $(cat "$M/.jobs")"
+# ---- Ctrl-C on the mkdir stops the copy and leaves nothing ----
+qemu-io -f qcow2 -c 'write -q -P 0x55 0 64M' "$S/src/disks/vdb.qcow2" >/dev/null || fail "fill vdb"
+qemu-img resize -q "$S/src/disks/vda.qcow2" 3G && 
+    qemu-io -f qcow2 -c 'write -q -P 0x66 64M 1500M' "$S/src/disks/vda.qcow2" >/dev/null || fail "grow vda"
+# (The journal's own directories change: the clone had begun a record.)
+before=$(tree_state "$S/src")
+n0=$(wc -l <"$DAEMON_LOG")
+mkdir "$V/clones/big" & pb=$!
+for i in $(seq 500); do
+    grep -q "^clone src big " "$M/.jobs" && break
+    sleep 0.01
+done
+grep -q "^clone src big " "$M/.jobs" || fail "the long clone never showed in .jobs"
+# A background job of a script ignores SIGINT: SIGTERM is as fatal, and
+# the kernel sends the daemon the same FUSE interrupt for it.
+kill -TERM $pb
+wait $pb && fail "the interrupted mkdir succeeded"
+for i in $(seq 50); do
+    grep -q "refused mkdir /src/clones/big: interrupted" "$DAEMON_LOG" && break
+    sleep 0.1
+done
+tail -n +$((n0 + 1)) "$DAEMON_LOG" | grep -q "refused mkdir /src/clones/big: interrupted" ||
+    fail "no log line for the interrupted clone: $(tail -n +$((n0 + 1)) "$DAEMON_LOG")"
+[ ! -e "$S/big" ] && [ -z "$(ls -A "$S/.vmstorefs/tmp")" ] || fail "the interrupted clone left files"
+pgrep -f "qemu-img convert.*/big/disks/" >/dev/null && fail "qemu-img still runs after the interrupt"
+[ "$(tree_state "$S/src")" = "$before" ] || fail "the interrupted clone changed the source"
+journal_empty "$S"
+[ -z "$(cat "$M/.jobs")" ] || fail ".jobs not empty after the interrupt"
+pass "Ctrl-C on a running clone: EINTR, qemu-img stopped, nothing left, the source untouched"
+
 check_store "$S"
 pass "the store is sound after the clones"
