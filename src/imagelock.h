@@ -19,6 +19,13 @@
 /* Returns a descriptor holding the lock, -EBUSY when a qemu holds the
  * image, or another -errno (-ENOENT: no such image). */
 int imagelock_hold(const struct store *s, const char *path);
+/* For a reader that must see the image unchanged (a clone, copying it
+ * with qemu-img -U, which takes qemu's read lock on byte 100): -EBUSY when
+ * a qemu has the image open for writing; otherwise keeps any qemu from
+ * opening it for writing while the descriptor returned is open. Several
+ * such holders (two clones) share the image, and each lets readers in. */
+#define IMAGELOCK_PERM_WRITE 1 /* BLK_PERM_WRITE's bit */
+int imagelock_hold_for_reading(const struct store *s, const char *path);
 void imagelock_drop(int fd);
 
 

@@ -852,6 +852,34 @@ static int count_record(const struct store *s, const char *dir, const char *name
     return 0;
 }
 
+struct pending_for {
+    const char *vm;
+    int n;
+};
+
+static int count_vm_record(const struct store *s, const char *dir, const char *name, void *arg)
+{
+    struct pending_for *p = arg;
+    size_t len = strlen(name);
+    if (name[0] == '.' || len < 6 || strcmp(name + len - 5, ".json") != 0)
+        return 0;
+    char path[PATH_MAX], msg[MSG_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    struct journal j;
+    /* A record that cannot be read counts: recovery is what reports it. */
+    if (load_record(s, path, &j, msg, sizeof(msg)) < 0 || strcmp(j.vm, p->vm) == 0)
+        p->n++;
+    journal_free(&j);
+    return 0;
+}
+
+int journal_pending_for(const struct store *s, const char *vm)
+{
+    struct pending_for p = { vm, 0 };
+    int r = walk_meta_dir(s, "journal", count_vm_record, &p);
+    return r < 0 ? r : p.n;
+}
+
 int journal_pending(const struct store *s)
 {
     int n = 0;

@@ -118,6 +118,10 @@ void journal_free(struct journal *j);
  * operations recovered or -errno. */
 int journal_recover(const struct store *s, const char *vm, char *msg, size_t msgsz);
 
+/* How many records name vm (unreadable ones count too): a clone, which
+ * holds its source's lock shared, recovers only when this is not 0. */
+int journal_pending_for(const struct store *s, const char *vm);
+
 /* How many records the journal holds (for -o ro, which cannot recover). */
 int journal_pending(const struct store *s);
 

@@ -2,6 +2,7 @@
 
 #include "nsop.h"
 
+#include "clone.h"
 #include "ghost.h"
 #include "vmdelete.h"
 #include "vmstate.h"
@@ -126,7 +127,13 @@ int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *r
         return -EXDEV;
     }
     if (split_last(path, parent, sizeof(parent), last, sizeof(last)) < 0 ||
-        vpath_parse(parent, &vp) < 0 || vp.kind != V_SNAPS)
+        vpath_parse(parent, &vp) < 0)
+        return NSOP_NOT_MINE;
+    if (vp.kind == V_CLONES || vp.kind == V_SNAP_CLONES)
+        return done(res, vp.vm,
+                    clone_create(c, vp.vm, vp.kind == V_SNAP_CLONES ? vp.snap : NULL, last,
+                                 res->msg, sizeof(res->msg)));
+    if (vp.kind != V_SNAPS)
         return NSOP_NOT_MINE;
     return done(res, vp.vm, snapshot_take(c, vp.vm, last, res->msg, sizeof(res->msg)));
 }

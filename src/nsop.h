@@ -1,6 +1,8 @@
 /* nsop: what a namespace request on the mount means, FUSE-free.
  *
  *   mkdir  <vm>/snapshots/S             take a snapshot
+ *   mkdir  <vm>/clones/N                clone the current state as VM N
+ *   mkdir  <vm>/snapshots/S/clones/N    clone it as at S (clone.h)
  *   rename <vm>/snapshots/S -> .../T    rename it (EXDEV across VMs or
  *                                       onto another kind of entry)
  *   symlink snapshots/S <vm>/current    revert (when `current` is absent)

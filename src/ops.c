@@ -101,8 +101,29 @@ static int ghost_attr(const char *path, struct stat *st)
     return 0;
 }
 
+/* The kernel wants the entry a mkdir made to be a directory (any other
+ * type fails the mkdir with EIO), but <vm>/clones/N is a symlink. So the
+ * lookup libfuse makes right after a clone's mkdir, on the same thread,
+ * is answered with the attributes of the clone's own directory, N; the
+ * kernel shows clones/N so until the entry expires (entry_timeout, one
+ * second) and then, looked up afresh, as the link N -> ../../N. */
+static __thread char made_clone[PATH_MAX];
+
+static int made_clone_attr(const char *path, struct stat *st)
+{
+    if (!path || !made_clone[0] || strcmp(path, made_clone) != 0)
+        return 1;
+    made_clone[0] = '\0';
+    struct vpath vp = { .kind = V_VM };
+    snprintf(vp.vm, sizeof(vp.vm), "%s", strrchr(path, '/') + 1);
+    return view_getattr(st_of(), &vp, st);
+}
+
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
+    int made = made_clone_attr(path, st);
+    if (made <= 0)
+        return made;
     struct handle *h = h_of(fi);
     /* Asked about an open file (fstat; or by handle only, nullpath_ok):
      * answer for the file it opened, which the store path may no longer
@@ -663,7 +684,12 @@ static int op_mkdir(const char *path, mode_t mode)
     (void)mode;
     struct snap_ctx c = snap_ctx();
     struct nsop_result res;
-    return ns_reply(R_MKDIR, path, NULL, nsop_mkdir(&c, path, &res), &res);
+    int r = ns_reply(R_MKDIR, path, NULL, nsop_mkdir(&c, path, &res), &res);
+    struct vpath vp;
+    made_clone[0] = '\0';
+    if (r == 0 && parse(path, &vp) == 0 && (vp.kind == V_CLONE || vp.kind == V_SNAP_CLONE))
+        snprintf(made_clone, sizeof(made_clone), "%s", path);
+    return r;
 }
 
 static int op_rmdir(const char *path)

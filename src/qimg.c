@@ -85,6 +85,24 @@ int qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *src
     return argv_done(a);
 }
 
+int qimg_argv_convert_collapse(struct qimg_argv *a, const char *qemu_img, const char *src,
+                               const char *src_fmt, const char *dst, bool offload)
+{
+    argv_start(a, qemu_img, "convert");
+    qimg_argv_add(a, "-p");
+    qimg_argv_add(a, "-U");
+    qimg_argv_add(a, "-W");
+    if (offload)
+        qimg_argv_add(a, "-C");
+    qimg_argv_add(a, "-f");
+    qimg_argv_add(a, src_fmt);
+    qimg_argv_add(a, "-O");
+    qimg_argv_add(a, "qcow2");
+    qimg_argv_add(a, src);
+    qimg_argv_add(a, dst);
+    return argv_done(a);
+}
+
 static int argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
                        const char *backing, const char *backing_fmt, bool unsafe)
 {

@@ -54,6 +54,16 @@ int qimg_argv_create_overlay(struct qimg_argv *a, const char *qemu_img, const ch
 /* qemu-img convert -f FMT -O qcow2 SRC DST: a collapsed, standalone copy. */
 int qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *src,
                        const char *src_fmt, const char *dst);
+/* qemu-img convert -p -U -W [-C] -f FMT -O qcow2 SRC DST: a clone's disk,
+ * the whole chain below SRC collapsed into one standalone image, with
+ * progress on stdout (qimg_progress). -U: the caller holds the image
+ * locks that keep writers off the chain (the clone pins it), so
+ * qemu-img must not try to take them itself. -W: out-of-order writes,
+ * measured the fastest here (see clonecopy.c). -C (offload: copy_file_range,
+ * reflinks where the file system shares extents) only where reflinks
+ * are supported: on ext4 it is slower. */
+int qimg_argv_convert_collapse(struct qimg_argv *a, const char *qemu_img, const char *src,
+                               const char *src_fmt, const char *dst, bool offload);
 /* qemu-img rebase -p -f qcow2 -b BACKING -F FMT IMAGE (safe mode: data
  * is copied so the image reads the same; -p: progress on stdout, see
  * qimg_progress); BACKING "" makes it standalone. */

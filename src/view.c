@@ -3,6 +3,7 @@
 #include "view.h"
 
 #include "chain.h"
+#include "clonelist.h"
 #include "domxml.h"
 #include "log.h"
 #include "vmstate.h"
@@ -164,7 +165,15 @@ int view_getattr(const struct store *s, const struct vpath *vp, struct stat *st)
         st->st_size = (off_t)strlen(link);
         return 0;
     }
-    case V_CLONE:
+    case V_CLONE: {
+        /* N -> ../../N, while N's lineage names this VM (clonelist.h). */
+        if ((r = vm_subdir_attr(s, vp, NULL, st)) < 0 || !clonelist_is_clone(s, vp->vm, vp->name))
+            return -ENOENT;
+        st->st_mode = S_IFLNK | 0777;
+        st->st_nlink = 1;
+        st->st_size = (off_t)(strlen("../../") + strlen(vp->name));
+        return 0;
+    }
     case V_SNAP_CLONE:
         return -ENOENT;
     }
@@ -265,13 +274,23 @@ int view_readdir(const struct store *s, const struct vpath *vp, view_fill_fn fil
          * the store's metadata, so `cp -a` and `rm -r` see images alone. */
         f.type = S_IFREG;
         return store_list_snap_images(s, vp->vm, vp->snap, fill_image, &f);
+    case V_CLONES:
+        f.type = S_IFLNK;
+        return clonelist_each(s, vp->vm, fill_name, &f);
     default:
-        return 0; /* clones/: nothing to list yet */
+        return 0; /* a snapshot's clones/: enterable, never listed */
     }
 }
 
 int view_readlink(const struct store *s, const struct vpath *vp, char *buf, size_t size)
 {
+    if (vp->kind == V_CLONE) {
+        struct stat st;
+        int r = view_getattr(s, vp, &st);
+        if (r < 0)
+            return r;
+        return (size_t)snprintf(buf, size, "../../%s", vp->name) < size ? 0 : -ENAMETOOLONG;
+    }
     if (vp->kind != V_CURRENT)
         return -EINVAL;
     return current_link(s, vp->vm, buf, size);

@@ -66,9 +66,10 @@ static int lock_fd(int fd, short type, unsigned wait_ms, vmlock_cancelled_fn can
     }
 }
 
-int vmlock_acquire(const struct store *s, const char *vm, unsigned wait_ms,
-                   vmlock_cancelled_fn cancelled, void *arg, struct vmlock *out, char *msg,
-                   size_t msgsz)
+int vmlock_acquire_mode(const struct store *s, const char *vm, enum vmlock_mode mode,
+                        unsigned store_wait_ms, unsigned vm_wait_ms,
+                        vmlock_cancelled_fn cancelled, void *arg, struct vmlock *out, char *msg,
+                        size_t msgsz)
 {
     out->store_fd = out->vm_fd = -1;
     if (vm && !name_is_valid(vm)) {
@@ -78,7 +79,7 @@ int vmlock_acquire(const struct store *s, const char *vm, unsigned wait_ms,
     int fd = open_lock_file(s, STORE_LOCK_NAME, msg, msgsz);
     if (fd < 0)
         return fd;
-    int r = lock_fd(fd, vm ? F_RDLCK : F_WRLCK, wait_ms, cancelled, arg);
+    int r = lock_fd(fd, vm ? F_RDLCK : F_WRLCK, store_wait_ms, cancelled, arg);
     if (r < 0) {
         close(fd);
         snprintf(msg, msgsz, "%s", r == -EBUSY ? "the store is locked by another operation"
@@ -89,9 +90,10 @@ int vmlock_acquire(const struct store *s, const char *vm, unsigned wait_ms,
     if (!vm)
         return 0;
     fd = open_lock_file(s, vm, msg, msgsz);
-    if (fd >= 0 && (r = lock_fd(fd, F_WRLCK, wait_ms, cancelled, arg)) < 0) {
+    if (fd >= 0 && (r = lock_fd(fd, mode == VMLOCK_SHARED ? F_RDLCK : F_WRLCK, vm_wait_ms,
+                                cancelled, arg)) < 0) {
         close(fd);
-        fd = r;
+        fd = r == -EBUSY ? -EAGAIN : r;
         snprintf(msg, msgsz, "%s", r == -EBUSY ? "another operation on this VM is running"
                                                 : strerror(-r));
     }
@@ -101,6 +103,15 @@ int vmlock_acquire(const struct store *s, const char *vm, unsigned wait_ms,
     }
     out->vm_fd = fd;
     return 0;
+}
+
+int vmlock_acquire(const struct store *s, const char *vm, unsigned wait_ms,
+                   vmlock_cancelled_fn cancelled, void *arg, struct vmlock *out, char *msg,
+                   size_t msgsz)
+{
+    int r = vmlock_acquire_mode(s, vm, VMLOCK_EXCLUSIVE, wait_ms, wait_ms, cancelled, arg, out,
+                                msg, msgsz);
+    return r == -EAGAIN ? -EBUSY : r;
 }
 
 void vmlock_release(struct vmlock *l)

@@ -10,7 +10,8 @@
  *
  * A change to one VM holds locks/.store shared and locks/<vm> exclusive;
  * a change to the set of VMs (create, delete) holds locks/.store
- * exclusive. Readers of the view take no lock at all. */
+ * exclusive; a clone holds its source's lock shared (vmlock_acquire_mode).
+ * Readers of the view take no lock at all. */
 #ifndef VMSTOREFS_VMLOCK_H
 #define VMSTOREFS_VMLOCK_H
 
@@ -39,6 +40,16 @@ typedef bool (*vmlock_cancelled_fn)(void *arg);
 int vmlock_acquire(const struct store *s, const char *vm, unsigned wait_ms,
                    vmlock_cancelled_fn cancelled, void *arg, struct vmlock *out, char *msg,
                    size_t msgsz);
+/* The same with the VM's lock taken in a mode: chain-changing operations
+ * take it exclusive; a clone, which only reads the VM's images and must
+ * not keep a second clone of the same VM waiting, shared. The store lock
+ * and the VM's lock wait for their own times; a busy VM lock is -EAGAIN
+ * (a busy store lock -EBUSY), so a caller can tell them apart. */
+enum vmlock_mode { VMLOCK_EXCLUSIVE, VMLOCK_SHARED };
+int vmlock_acquire_mode(const struct store *s, const char *vm, enum vmlock_mode mode,
+                        unsigned store_wait_ms, unsigned vm_wait_ms,
+                        vmlock_cancelled_fn cancelled, void *arg, struct vmlock *out, char *msg,
+                        size_t msgsz);
 void vmlock_release(struct vmlock *l);
 
 /* A handle open for writing through one daemon must also stop an

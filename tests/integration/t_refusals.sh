@@ -17,7 +17,7 @@ expect_fail "mkdir outside snapshots/" "Operation not permitted" mkdir "$V/disks
 expect_fail "mkdir in a snapshot" "Operation not permitted\|Read-only file system" mkdir "$V/snapshots/configured/sub"
 expect_fail "create a file in a snapshot" "Operation not permitted\|Read-only file system" \
     touch "$V/snapshots/configured/new.qcow2"
-expect_fail "clone a VM" "Operation not permitted" mkdir "$V/clones/web9"
+expect_fail "clone onto an existing VM" "File exists" mkdir "$V/clones/db1"
 expect_fail "revert to a non-snapshot" "Operation not permitted" ln -sfn /etc/passwd "$V/current"
 expect_fail "take a snapshot that exists" "File exists" mkdir "$V/snapshots/installed"
 expect_fail "revert to a missing snapshot" "No such file" ln -sfn snapshots/nope "$V/current"

@@ -55,13 +55,18 @@ static void test_requests(void)
     struct nsop_result res;
     char target[PATH_MAX];
 
-    /* mkdir: only snapshots/<name> is a take; the name is checked. */
+    /* mkdir: snapshots/<name> is a take, clones/<name> and
+     * snapshots/<s>/clones/<name> a clone; the names are checked. */
     CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/s1", &res), 0);
     CHECK_STR(res.vm, "web1");
     CHECK_STR(current("web1"), "s1");
     CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/-bad", &res), -EINVAL);
     CHECK(strstr(res.msg, "not a valid snapshot name") != NULL);
-    CHECK_INT(nsop_mkdir(&c, "/web1/clones/x", &res), NSOP_NOT_MINE);
+    CHECK_INT(nsop_mkdir(&c, "/web1/clones/-x", &res), -EINVAL);
+    CHECK(strstr(res.msg, "not a valid VM name") != NULL);
+    CHECK_INT(nsop_mkdir(&c, "/web1/clones/db1", &res), -EEXIST);
+    CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/nope/clones/x", &res), -ENOENT);
+    CHECK_INT(nsop_mkdir(&c, "/web1/disks/x", &res), NSOP_NOT_MINE);
     CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/s1/x", &res), NSOP_NOT_MINE);
 
     /* ln -sfn snapshots/installed current, step by step. */
