@@ -195,7 +195,7 @@ expect_content() {
         fi
     done
     out=$(qemu-io -r -f qcow2 "${cmds[@]}" "$img" 2>&1) ||
-        fail "$what: $img should hold writes {$3}: $(grep -m1 -i 'fail\|error' <<<"$out")"
+        fail "$what: $img should hold writes {$3}: $(grep -v -e '^read ' -e 'ops/sec' <<<"$out" | head -n 3)"
     grep -qi 'verification failed' <<<"$out" && fail "$what: $img should hold writes {$3}: $out"
     return 0
 }
@@ -267,10 +267,15 @@ m_check() {
 }
 
 # image_chain IMAGE: IMAGE and every image below it, as real paths.
+# Fails (status 1, why on stderr) when the chain does not open: callers
+# check the status, as a fail in $(...) would exit only that subshell.
 image_chain() {
-    qemu-img info -U --backing-chain --output=json "$1" |
-        sed -n 's/^ *"filename": "\(.*\)",\{0,1\}$/\1/p' | xargs -r -n1 realpath -m ||
-        fail "qemu-img info --backing-chain $1"
+    local out
+    out=$(qemu-img info -U --backing-chain --output=json "$1" 2>&1) || {
+        echo "qemu-img info --backing-chain $1: $out" >&2
+        return 1
+    }
+    sed -n 's/^ *"filename": "\(.*\)",\{0,1\}$/\1/p' <<<"$out" | xargs -r -n1 realpath -m
 }
 
 # check_no_orphans STORE VM: every image file under STORE/VM (qcow2, raw,
@@ -278,7 +283,7 @@ image_chain() {
 # backing chain of one of those; and every dot-named directory under
 # snapshots/ (a hidden snapshot) still holds such an image.
 check_no_orphans() {
-    local store=$1 vm=$2 f d top
+    local store=$1 vm=$2 f d top chain
     declare -A need=()
     # The images domain.xml names (read-only disks, CD-ROMs) count as
     # active ones.
@@ -287,9 +292,10 @@ check_no_orphans() {
             sed -n 's/.*file="\(.*\)".*/\1/p'); do
         [ -e "$top" ] || continue
         case $top in *.qcow2) ;; *) need[$(realpath -m "$top")]=1 && continue ;; esac
+        chain=$(image_chain "$top" 2>&1) || fail "check_no_orphans: $chain"
         while IFS= read -r f; do
             need[$f]=1
-        done < <(image_chain "$top")
+        done <<<"$chain"
     done
     while IFS= read -r -d '' f; do
         [ -n "${need[$(realpath -m "$f")]:-}" ] ||

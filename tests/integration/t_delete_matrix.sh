@@ -187,7 +187,8 @@ direction() {
         fail "$vm: snapshots left: $(ls -A "$M/$vm/snapshots")"
     # The chain below the dependent is P's image, in the images and in
     # domain.xml; the active path is the same file name as ever.
-    got=$(image_chain "$S/$vm/$top" | paste -sd' ')
+    got=$(image_chain "$S/$vm/$top") || fail "$vm: $top's chain does not open"
+    got=$(paste -sd' ' <<<"$got")
     [ "$got" = "$S/$vm/$top $S/$vm/snapshots/P/vda.qcow2" ] || fail "$vm: $top's chain is now $got"
     got=$(xmllint --xpath "//devices/disk[target/@dev='vda']//source/@file" "$S/$vm/domain.xml" |
         sed 's/.*file="\(.*\)"/\1/' | paste -sd' ')
