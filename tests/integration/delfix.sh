@@ -142,6 +142,9 @@ m_delete() {
     esac
     m_forget "$vm" "$snap"
     [ -e "$M/$vm/snapshots/$snap" ] && fail "$vm: snapshots/$snap still there after $how"
+    # Its images are gone or moved: no chain in any XML names them there.
+    got=$(grep -l "$S/$vm/snapshots/$snap/" "$S/$vm"/domain.xml "$S/$vm"/snapshots/*/snapshot.xml 2>/dev/null)
+    [ -z "$got" ] || fail "$vm: after $how $snap, XML still names snapshots/$snap/: $got"
     got=$(merge_lines "$vm" "$n0")
     [ "$got" = "$M_MERGES $M_MERGES" ] ||
         fail "$vm: deleting $snap should merge $M_MERGES disk(s); logged (started done): $got"
