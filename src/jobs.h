@@ -2,7 +2,9 @@
  *
  * Long operations (clones, merges) register here and report progress;
  * reading `.jobs` renders one line per running job:
- *     <kind> <vm> <done>/<total> <percent>%
+ *     <kind> <vm> <what> <done>/<total> <percent>%
+ * (<what> says which part of the VM: "S/vda" for a merge, the clone's
+ * name for a clone; left out when empty).
  * Thread-safe; a job is owned by the thread that started it. */
 #ifndef VMSTOREFS_JOBS_H
 #define VMSTOREFS_JOBS_H
@@ -12,7 +14,8 @@
 
 struct job;
 
-struct job *jobs_start(const char *kind, const char *vm, uint64_t total_bytes);
+struct job *jobs_start(const char *kind, const char *vm, const char *what, uint64_t total_bytes);
+void jobs_set_total(struct job *job, uint64_t total_bytes);
 void jobs_progress(struct job *job, uint64_t done_bytes);
 void jobs_finish(struct job *job);
 /* A malloc'd, NUL-terminated snapshot of the running jobs ("" when none). */

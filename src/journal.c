@@ -3,6 +3,7 @@
 #include "journal.h"
 
 #include "chain.h"
+#include "jobs.h"
 #include "log.h"
 #include "names.h"
 #include "qcow2edit.h"
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <stdint.h>
 #include <uuid/uuid.h>
 
 #define RECORD_MAX (1u << 20)
@@ -31,7 +33,16 @@ static const char *const kind_names[] = {
     [JS_REPLACE] = "replace",
     [JS_REBASE] = "rebase",
     [JS_MKDIR] = "mkdir",
+    [JS_PULL] = "pull",
+    [JS_COMMIT] = "commit",
 };
+#define JS_LAST JS_COMMIT
+
+/* Names kept as given (backing names), not store paths. */
+static bool b_is_name(enum jstep_kind k)
+{
+    return k == JS_REBASE || k == JS_PULL;
+}
 
 static int meta_path(const struct store *s, const char *sub, const char *name, const char *ext,
                      char *out, size_t outsz)
@@ -65,6 +76,7 @@ static struct json_object *record_json(const struct journal *j)
     json_object_object_add(o, "op", json_object_new_string(j->op));
     json_object_object_add(o, "vm", json_object_new_string(j->vm));
     json_object_object_add(o, "committed", json_object_new_boolean(j->committed));
+    json_object_object_add(o, "done", json_object_new_int64((int64_t)j->done));
     struct json_object *steps = json_object_new_array();
     for (size_t i = 0; i < j->nsteps; i++) {
         const struct jstep *st = &j->steps[i];
@@ -73,11 +85,13 @@ static struct json_object *record_json(const struct journal *j)
         json_object_object_add(so, "a", json_object_new_string(storeio_rel(j->s, st->a)));
         if (st->b)
             json_object_object_add(so, "b",
-                                   json_object_new_string(st->kind == JS_REBASE
+                                   json_object_new_string(b_is_name(st->kind)
                                                               ? st->b
                                                               : storeio_rel(j->s, st->b)));
         if (st->fmt)
             json_object_object_add(so, "fmt", json_object_new_string(st->fmt));
+        if (st->note)
+            json_object_object_add(so, "note", json_object_new_string(st->note));
         json_object_array_add(steps, so);
     }
     json_object_object_add(o, "steps", steps);
@@ -151,8 +165,8 @@ int journal_begin(struct journal *j, const struct store *s, const char *op, cons
     return 0;
 }
 
-static int add_step(struct journal *j, enum jstep_kind kind, const char *a, const char *b,
-                    const char *fmt)
+static int add_step_note(struct journal *j, enum jstep_kind kind, const char *a, const char *b,
+                         const char *fmt, const char *note)
 {
     if (j->nsteps == JOURNAL_MAX_STEPS || j->committed)
         return -E2BIG;
@@ -164,21 +178,29 @@ static int add_step(struct journal *j, enum jstep_kind kind, const char *a, cons
         j->steps = ns;
         j->capsteps = cap;
     }
-    if (!storeio_rel(j->s, a) || (b && kind != JS_REBASE && !storeio_rel(j->s, b)))
+    if (!storeio_rel(j->s, a) || (b && !b_is_name(kind) && !storeio_rel(j->s, b)))
         return -EXDEV;
     struct jstep *st = &j->steps[j->nsteps];
     st->kind = kind;
     st->a = strdup(a);
     st->b = b ? strdup(b) : NULL;
     st->fmt = fmt ? strdup(fmt) : NULL;
-    if (!st->a || (b && !st->b) || (fmt && !st->fmt)) {
+    st->note = note ? strdup(note) : NULL;
+    if (!st->a || (b && !st->b) || (fmt && !st->fmt) || (note && !st->note)) {
         free(st->a);
         free(st->b);
         free(st->fmt);
+        free(st->note);
         return -ENOMEM;
     }
     j->nsteps++;
     return 0;
+}
+
+static int add_step(struct journal *j, enum jstep_kind kind, const char *a, const char *b,
+                    const char *fmt)
+{
+    return add_step_note(j, kind, a, b, fmt, NULL);
 }
 
 int journal_move(struct journal *j, const char *from, const char *to)
@@ -196,6 +218,25 @@ int journal_rebase(struct journal *j, const char *image, const char *backing, co
 int journal_mkdir(struct journal *j, const char *path)
 {
     return add_step(j, JS_MKDIR, path, NULL, NULL);
+}
+
+void journal_mark_steps(struct journal *j)
+{
+    j->mark_steps = true;
+}
+
+int journal_pull(struct journal *j, const char *image, const char *backing, const char *fmt,
+                 const char *note)
+{
+    j->mark_steps = true;
+    return add_step_note(j, JS_PULL, image, backing, fmt, note);
+}
+
+int journal_commit_down(struct journal *j, const char *image, const char *into,
+                        const char *note)
+{
+    j->mark_steps = true;
+    return add_step_note(j, JS_COMMIT, image, into, NULL, note);
 }
 
 int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgsz)
@@ -248,6 +289,93 @@ static int run_rebase(const struct store *s, const struct jstep *st, char *msg, 
     return r;
 }
 
+/* ---- the data steps ---- */
+
+/* Bytes a data step moves at most: the allocation of the image it reads. */
+static uint64_t allocated(const struct store *s, const char *path)
+{
+    struct stat st;
+    return store_lstat(s, path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+struct merge_progress {
+    struct job *job;
+    uint64_t bytes;
+};
+
+static void merge_pct(double pct, void *arg)
+{
+    struct merge_progress *mp = arg;
+    jobs_progress(mp->job, (uint64_t)((double)mp->bytes * pct / 100.0));
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Runs a merge's qemu-img with its log lines and its line in .jobs. No
+ * time limit fits every disk: an hour, plus a second per 10 MiB (a disk
+ * slower than that is broken, not busy). */
+static int run_merge(const struct journal *j, const struct jstep *st, const struct qimg_argv *a,
+                     uint64_t bytes, char *msg, size_t msgsz)
+{
+    const char *dir = st->kind == JS_PULL ? "pull" : "commit";
+    char dev[DEV_MAX_LEN + 1] = "?", snap[NAME_MAX_LEN + 1] = "?";
+    const char *slash = st->note ? strrchr(st->note, '/') : NULL;
+    if (slash) {
+        snprintf(snap, sizeof(snap), "%.*s", (int)(slash - st->note), st->note);
+        snprintf(dev, sizeof(dev), "%s", slash + 1);
+    }
+    log_msg(LOG_INFO, "merge of %s disk %s (snapshot %s): direction=%s bytes=%llu started", j->vm,
+            dev, snap, dir, (unsigned long long)bytes);
+    struct merge_progress mp = { jobs_start("merge", j->vm, st->note, bytes), bytes };
+    struct qimg_progress p = { .on_pct = merge_pct, .arg = &mp };
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned timeout = 3600 + (unsigned)(bytes / (10u << 20));
+    int r = qimg_run_watched(a, timeout, st->kind == JS_PULL ? "rebase" : "commit", &p, NULL,
+                             NULL, msg, msgsz);
+    jobs_finish(mp.job);
+    double secs = seconds_since(&t0);
+    if (r == 0)
+        log_msg(LOG_INFO,
+                "merge of %s disk %s (snapshot %s): direction=%s bytes=%llu done in %.2f s "
+                "(%.1f MiB/s)",
+                j->vm, dev, snap, dir, (unsigned long long)bytes, secs,
+                secs > 0 ? (double)bytes / 1048576.0 / secs : 0.0);
+    else
+        log_msg(LOG_ERR, "merge of %s disk %s (snapshot %s): direction=%s failed after %.2f s: %s",
+                j->vm, dev, snap, dir, secs, msg);
+    return r;
+}
+
+/* A data step runs qemu-img on files it checks first: regular files
+ * beneath the root, the image still backing onto what the plan said. */
+static int run_data_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+{
+    struct backing_info now;
+    int r = chain_backing(j->s, st->a, &now, msg, msgsz);
+    if (r < 0)
+        return r;
+    struct qimg_argv a;
+    uint64_t bytes;
+    if (st->kind == JS_PULL) {
+        if (strcmp(now.name, st->b) == 0 && (!st->b[0] || strcmp(now.format, st->fmt) == 0))
+            return 0;
+        bytes = now.path[0] ? allocated(j->s, now.path) : 0;
+        r = qimg_argv_rebase(&a, j->s->qemu_img, st->a, st->b, st->fmt ? st->fmt : "");
+    } else {
+        if (!storeio_exists(j->s, st->b) || strcmp(now.path, st->b) != 0)
+            return 0;
+        bytes = allocated(j->s, st->a);
+        r = qimg_argv_commit(&a, j->s->qemu_img, st->a);
+    }
+    return r < 0 ? r : run_merge(j, st, &a, bytes, msg, msgsz);
+}
+
 /* Each step makes its target durable (the directory it changed) before
  * the next one runs: a later step may replace what an earlier one moved
  * away, and must never become durable first. The source directories are
@@ -277,8 +405,9 @@ static void note_source(struct synced *sy, const char *tmpdir, const char *path)
         strcpy(sy->dirs[sy->n++], dir);
 }
 
-static int apply_step(const struct store *s, const struct jstep *st, char *msg, size_t msgsz)
+static int apply_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
 {
+    const struct store *s = j->s;
     int r = 0;
     switch (st->kind) {
     case JS_MOVE:
@@ -306,10 +435,28 @@ static int apply_step(const struct store *s, const struct jstep *st, char *msg, 
         if (r == 0)
             r = storeio_fsync_parent(s, st->a);
         break;
+    case JS_PULL:
+    case JS_COMMIT:
+        return run_data_step(j, st, msg, msgsz);
     }
     if (r < 0)
         snprintf(msg, msgsz, "%s %s: %s", kind_names[st->kind], st->a, strerror(-r));
     return r;
+}
+
+static int sync_sources(const struct journal *j, struct synced *sy, char *msg, size_t msgsz)
+{
+    for (size_t i = 0; i < sy->n; i++) {
+        char probe[PATH_MAX + 4];
+        snprintf(probe, sizeof(probe), "%s/x", sy->dirs[i]);
+        int r = storeio_fsync_parent(j->s, probe);
+        if (r < 0 && r != -ENOENT) {
+            snprintf(msg, msgsz, "fsync %s: %s", sy->dirs[i], strerror(-r));
+            return r;
+        }
+    }
+    sy->n = 0;
+    return 0;
 }
 
 static int apply_all(struct journal *j, bool count_points, char *msg, size_t msgsz)
@@ -318,25 +465,30 @@ static int apply_all(struct journal *j, bool count_points, char *msg, size_t msg
     char tmpdir[PATH_MAX];
     if (meta_path(j->s, "tmp", j->id, "", tmpdir, sizeof(tmpdir)) < 0)
         return -ENAMETOOLONG;
-    for (size_t i = 0; i < j->nsteps; i++) {
-        int r = apply_step(j->s, &j->steps[i], msg, msgsz);
+    /* Sources of moves made before a crash were synced then: only this
+     * run's are noted. */
+    for (size_t i = j->done; i < j->nsteps; i++) {
+        int r = apply_step(j, &j->steps[i], msg, msgsz);
         if (r < 0)
             return r;
         if (j->steps[i].kind == JS_MOVE || j->steps[i].kind == JS_REPLACE)
             note_source(&sy, tmpdir, j->steps[i].a);
+        if (j->mark_steps && i + 1 < j->nsteps) {
+            /* The step's own target is durable; the sources so far are
+             * synced before the mark says they need no replay. */
+            if ((r = sync_sources(j, &sy, msg, msgsz)) < 0)
+                return r;
+            j->done = i + 1;
+            if ((r = write_record(j, msg, msgsz)) < 0)
+                return r;
+        }
         if (count_points)
             journal_point(j);
     }
-    for (size_t i = 0; i < sy.n; i++) {
-        char probe[PATH_MAX + 4];
-        snprintf(probe, sizeof(probe), "%s/x", sy.dirs[i]);
-        int r = storeio_fsync_parent(j->s, probe);
-        if (r < 0 && r != -ENOENT) {
-            snprintf(msg, msgsz, "fsync %s: %s", sy.dirs[i], strerror(-r));
-            return r;
-        }
-    }
-    int r = remove_record(j->s, j->id);
+    int r = sync_sources(j, &sy, msg, msgsz);
+    if (r < 0)
+        return r;
+    r = remove_record(j->s, j->id);
     if (r < 0)
         snprintf(msg, msgsz, "cannot remove journal record %s: %s", j->id, strerror(-r));
     return r;
@@ -375,6 +527,7 @@ void journal_free(struct journal *j)
         free(j->steps[i].a);
         free(j->steps[i].b);
         free(j->steps[i].fmt);
+        free(j->steps[i].note);
     }
     free(j->steps);
     j->steps = NULL;
@@ -415,7 +568,9 @@ static bool own_path(const struct journal *j, const char *rel)
     size_t vl = strlen(j->vm), tl;
     snprintf(tmp, sizeof(tmp), STORE_META_DIR "/tmp/%s", j->id);
     tl = strlen(tmp);
-    if (vl && strncmp(rel, j->vm, vl) == 0 && rel[vl] == '/' && rel[vl + 1])
+    /* The VM's directory itself too: a VM delete moves it away, a clone
+     * moves it into place. */
+    if (vl && strncmp(rel, j->vm, vl) == 0 && (rel[vl] == '\0' || (rel[vl] == '/' && rel[vl + 1])))
         return true;
     return strncmp(rel, tmp, tl) == 0 && (rel[tl] == '\0' || rel[tl] == '/');
 }
@@ -435,8 +590,9 @@ static int load_step(struct journal *j, struct json_object *so)
     const char *a = get_str(so, "a");
     const char *b = get_str(so, "b");
     const char *fmt = get_str(so, "fmt");
+    const char *note = get_str(so, "note");
     char pa[PATH_MAX], pb[PATH_MAX];
-    for (int kind = 0; k && kind <= JS_MKDIR; kind++) {
+    for (int kind = 0; k && kind <= JS_LAST; kind++) {
         if (strcmp(k, kind_names[kind]) != 0)
             continue;
         if (abs_from_rel(j->s, a, pa, sizeof(pa)) < 0 || !own_path(j, a))
@@ -448,10 +604,22 @@ static int load_step(struct journal *j, struct json_object *so)
                 return -EINVAL;
             return add_step(j, JS_REBASE, pa, b, fmt);
         }
-        if (kind == JS_MOVE || kind == JS_REPLACE) {
+        if (note && (strlen(note) > 2 * NAME_MAX_LEN + 1 || !strchr(note, '/')))
+            return -EINVAL;
+        if (kind == JS_PULL) {
+            /* "" = standalone; otherwise as a rebase's name. */
+            if (!b || (*b && (!fmt || (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) ||
+                              b[0] == '/' || strchr(b, ':'))))
+                return -EINVAL;
+            j->mark_steps = true;
+            return add_step_note(j, JS_PULL, pa, b, *b ? fmt : NULL, note);
+        }
+        if (kind == JS_MOVE || kind == JS_REPLACE || kind == JS_COMMIT) {
             if (abs_from_rel(j->s, b, pb, sizeof(pb)) < 0 || !own_path(j, b))
                 return -EINVAL;
-            return add_step(j, (enum jstep_kind)kind, pa, pb, NULL);
+            if (kind == JS_COMMIT)
+                j->mark_steps = true;
+            return add_step_note(j, (enum jstep_kind)kind, pa, pb, NULL, note);
         }
         return add_step(j, (enum jstep_kind)kind, pa, NULL, NULL);
     }
@@ -475,7 +643,7 @@ static int load_record(const struct store *s, const char *path, struct journal *
     const char *id = o ? get_str(o, "id") : NULL;
     const char *op = o ? get_str(o, "op") : NULL;
     const char *vm = o ? get_str(o, "vm") : NULL;
-    struct json_object *committed, *steps;
+    struct json_object *committed, *steps, *done;
     r = -EINVAL;
     if (id && op && vm && strlen(id) < sizeof(j->id) && strlen(op) < sizeof(j->op) &&
         name_is_valid(vm) && !strchr(id, '/') && id[0] != '.' &&
@@ -489,6 +657,13 @@ static int load_record(const struct store *s, const char *path, struct journal *
         for (size_t i = 0; r == 0 && i < json_object_array_length(steps); i++)
             r = load_step(j, json_object_array_get_idx(steps, i));
         j->committed = json_object_get_boolean(committed);
+        if (json_object_object_get_ex(o, "done", &done)) {
+            int64_t d = json_object_get_int64(done);
+            if (d < 0 || (size_t)d > j->nsteps)
+                r = -EINVAL;
+            else
+                j->done = (size_t)d;
+        }
     }
     json_object_put(o);
     if (r < 0)

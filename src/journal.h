@@ -24,6 +24,19 @@
  *   replace  rename FROM over TO if FROM exists
  *   rebase   qemu-img rebase -u: set IMAGE's backing name and format
  *   mkdir    make a directory if it is missing
+ *   pull     qemu-img rebase (safe): IMAGE copies what it reads through
+ *            its backing file and then backs onto NAME instead (NAME ""
+ *            makes it standalone). Done when IMAGE already names NAME.
+ *   commit   qemu-img commit -d: IMAGE's data is written into its backing
+ *            file INTO. Done when INTO is gone or IMAGE no longer backs
+ *            onto it (a later step moved INTO into IMAGE's place).
+ *
+ * The two data steps take as long as the data they copy. They are logged
+ * with a start and an end line and shown in .jobs (jobs.h) while they
+ * run, and an operation that has them records its progress after every
+ * step (journal_mark_steps): a replay after a crash resumes at the step
+ * that was running, so a step needs to be idempotent only on its own,
+ * not once the steps after it have run.
  *
  * Paths in records are relative to the store root and resolved beneath
  * it with no symlinks, so a planted record cannot reach outside.
@@ -43,13 +56,14 @@
  * long history means many steps. */
 #define JOURNAL_MAX_STEPS 65536
 
-enum jstep_kind { JS_MOVE, JS_REPLACE, JS_REBASE, JS_MKDIR };
+enum jstep_kind { JS_MOVE, JS_REPLACE, JS_REBASE, JS_MKDIR, JS_PULL, JS_COMMIT };
 
 struct jstep {
     enum jstep_kind kind;
     char *a; /* from / image / path */
     char *b; /* to / backing name (NULL when unused) */
-    char *fmt; /* backing format for rebase */
+    char *fmt; /* backing format for rebase and pull */
+    char *note; /* data steps: "S/dev", for the log and .jobs */
 };
 
 struct journal {
@@ -58,6 +72,8 @@ struct journal {
     char op[32];
     char vm[80];
     bool committed;
+    bool mark_steps; /* record progress after every step */
+    size_t done; /* steps applied, as last recorded */
     struct jstep *steps;
     size_t nsteps, capsteps;
     int point; /* durable points passed, for VMSTOREFS_CRASH_AT */
@@ -74,6 +90,14 @@ int journal_move(struct journal *j, const char *from, const char *to);
 int journal_replace(struct journal *j, const char *from, const char *to);
 int journal_rebase(struct journal *j, const char *image, const char *backing, const char *fmt);
 int journal_mkdir(struct journal *j, const char *path);
+/* The data steps; note is "S/dev" (the snapshot and disk being merged).
+ * Either one turns on journal_mark_steps. */
+int journal_pull(struct journal *j, const char *image, const char *backing, const char *fmt,
+                 const char *note);
+int journal_commit_down(struct journal *j, const char *image, const char *into,
+                        const char *note);
+/* Records progress after every step from here on. */
+void journal_mark_steps(struct journal *j);
 
 /* A file of the prepare phase is complete: fsyncs it and counts a point. */
 int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgsz);

@@ -2,6 +2,8 @@
 
 #include "nsop.h"
 
+#include "ghost.h"
+#include "vmdelete.h"
 #include "vmstate.h"
 #include "vpath.h"
 
@@ -97,6 +99,13 @@ static bool followed_exdev(pid_t pid, const char *path)
     return hit;
 }
 
+static int count_one(const char *name, void *arg)
+{
+    (void)name;
+    (*(int *)arg)++;
+    return 0;
+}
+
 static int done(struct nsop_result *res, const char *vm, int r)
 {
     if (r == 0)
@@ -165,13 +174,69 @@ int nsop_symlink(const struct snap_ctx *c, const char *target, const char *path,
     return vmstate_link_add(vm, name, target);
 }
 
+/* A removal by a process walking a VM whose delete was refused. */
+static int walker_refused(const struct snap_ctx *c, const struct vpath *vp,
+                          struct nsop_result *res)
+{
+    int err = vp->kind != V_ROOT && vp->kind != V_JOBS ? ghost_walker_refused(c->pid, vp->vm) : 0;
+    if (err)
+        snprintf(res->msg, sizeof(res->msg), "the VM could not be deleted as a whole (%s)",
+                 strerror(-err));
+    return err;
+}
+
+/* rm <vm>/domain.xml: by a process walking the VM (rm -r, which meets it
+ * first: the view lists it first), the delete of the whole VM; otherwise
+ * the VM becomes undefined. */
+static int unlink_definition(const struct snap_ctx *c, const char *path, const char *vm,
+                             struct nsop_result *res)
+{
+    if (!ghost_is_walker(c->pid, vm))
+        return done(res, vm, vm_undefine(c, vm, res->msg, sizeof(res->msg)));
+    int r = ghost_add_vm(c->s, c->pid, vm);
+    if (r == 0)
+        r = vm_delete(c, vm, res->msg, sizeof(res->msg));
+    if (r < 0) {
+        ghost_walker_refuse(c->pid, vm, r);
+        return r;
+    }
+    ghost_remove(c->pid, path);
+    return done(res, vm, 0);
+}
+
+/* rm <vm>/snapshots/S/<dev>.qcow2: the disk leaves S; its last image
+ * takes S with it, which stays visible to the remover for its rmdir. */
+static int unlink_snap_image(const struct snap_ctx *c, const struct vpath *vp,
+                             struct nsop_result *res)
+{
+    int r = snapshot_delete(c, vp->vm, vp->snap, vp->dev, res->msg, sizeof(res->msg));
+    if (r == 0 && !store_snap_exists(c->s, vp->vm, vp->snap)) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "/%s/snapshots/%s", vp->vm, vp->snap);
+        ghost_add(c->pid, dir, S_IFDIR);
+    }
+    return done(res, vp->vm, r);
+}
+
 int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *res)
 {
     struct vpath vp;
     char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
     res->vm[0] = res->msg[0] = '\0';
     res->frozen_changed = false;
-    if (vpath_parse(path, &vp) == 0 && vp.kind == V_CURRENT) {
+    if (ghost_remove(c->pid, path) == 0)
+        return 0;
+    bool parsed = vpath_parse(path, &vp) == 0;
+    int err = parsed ? walker_refused(c, &vp, res) : 0;
+    if (err)
+        return err;
+    if (parsed && vp.kind == V_SNAP_IMAGE)
+        return unlink_snap_image(c, &vp, res);
+    if (parsed && vp.kind == V_DISK)
+        return done(res, vp.vm, disk_detach(c, vp.vm, vp.dev, res->msg, sizeof(res->msg)));
+    if (parsed && vp.kind == V_DOMXML)
+        return unlink_definition(c, path, vp.vm, res);
+    if (parsed && vp.kind == V_CURRENT) {
         if (!current_exists(c, vp.vm))
             return -ENOENT;
         /* No data changes: `current` is derived from the images. */
@@ -181,6 +246,52 @@ int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *
     if (vm_entry(path, vm, name))
         return vmstate_link_remove(vm, name);
     return NSOP_NOT_MINE;
+}
+
+/* A directory the VM layout always has: removing it changes nothing, and
+ * is accepted when it is empty (rm -r of a VM with no definition meets
+ * them). */
+static int rmdir_structural(const struct snap_ctx *c, const struct vpath *vp,
+                            struct nsop_result *res)
+{
+    int n = 0;
+    if (vp->kind == V_DISKS)
+        store_list_disks(c->s, vp->vm, count_one, &n);
+    else
+        store_list_snapshots(c->s, vp->vm, count_one, &n);
+    if (n > 0) {
+        snprintf(res->msg, sizeof(res->msg), "not empty");
+        return -ENOTEMPTY;
+    }
+    return 0;
+}
+
+int nsop_rmdir(const struct snap_ctx *c, const char *path, struct nsop_result *res)
+{
+    struct vpath vp;
+    res->vm[0] = res->msg[0] = '\0';
+    res->frozen_changed = false;
+    int r = ghost_remove(c->pid, path);
+    if (r == 0 || r == -ENOTEMPTY)
+        return r;
+    if (vpath_parse(path, &vp) < 0)
+        return NSOP_NOT_MINE;
+    if ((r = walker_refused(c, &vp, res)) != 0)
+        return r;
+    switch (vp.kind) {
+    case V_SNAP:
+        return done(res, vp.vm,
+                    snapshot_delete(c, vp.vm, vp.snap, NULL, res->msg, sizeof(res->msg)));
+    case V_VM:
+        return done(res, vp.vm, vm_delete(c, vp.vm, res->msg, sizeof(res->msg)));
+    case V_CLONES:
+        return 0; /* derived from the clones' lineage: nothing to remove */
+    case V_DISKS:
+    case V_SNAPS:
+        return rmdir_structural(c, &vp, res);
+    default:
+        return NSOP_NOT_MINE;
+    }
 }
 
 int nsop_rename(const struct snap_ctx *c, const char *from, const char *to, unsigned flags,

@@ -9,6 +9,17 @@
  *   unlink <vm>/current                 `current` reads as absent until a
  *                                       new link is made; no data changes
  *   unlink <vm>/<tmp>                   forget a pending link
+ *   rmdir  <vm>/snapshots/S             delete S (snapshot_delete)
+ *   unlink <vm>/snapshots/S/<dev>.qcow2 the disk leaves S; the last image
+ *                                       takes S with it
+ *   rmdir  <vm>                         delete the VM (vm_delete)
+ *   unlink <vm>/domain.xml              undefine the VM; by a process
+ *                                       walking the VM (rm -r), delete it
+ *                                       whole (ghost.h)
+ *   unlink <vm>/disks/<dev>.qcow2       detach the disk (disk_detach)
+ *   rmdir  <vm>/clones                  accepted, changes nothing
+ *   rmdir  <vm>/disks, <vm>/snapshots   accepted when empty, changes
+ *                                       nothing
  *
  * Anything else is NSOP_NOT_MINE: the FUSE layer refuses it with the
  * errno its refusal rules give. Results are 0 or -errno, with the reason
@@ -33,6 +44,7 @@ struct nsop_result {
 
 int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *res);
 int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *res);
+int nsop_rmdir(const struct snap_ctx *c, const char *path, struct nsop_result *res);
 int nsop_symlink(const struct snap_ctx *c, const char *target, const char *path,
                  struct nsop_result *res);
 int nsop_rename(const struct snap_ctx *c, const char *from, const char *to, unsigned flags,

@@ -15,6 +15,7 @@
 
 #include "directio.h"
 #include "fdquota.h"
+#include "ghost.h"
 #include "jobs.h"
 #include "lockwait.h"
 #include "log.h"
@@ -82,6 +83,24 @@ static int pending_link_attr(const char *path, struct stat *st)
     return 0;
 }
 
+/* An entry this process has just deleted, kept for its walk (ghost.h):
+ * empty, owned as the mount's root. */
+static int ghost_attr(const char *path, struct stat *st)
+{
+    mode_t type;
+    if (!path || ghost_stat(fuse_get_context()->pid, path, &type) < 0)
+        return -ENOENT;
+    struct vpath root = { .kind = V_ROOT };
+    int r = view_getattr(st_of(), &root, st);
+    if (r < 0)
+        return r;
+    st->st_mode = type | (S_ISDIR(type) ? 0755 : S_ISLNK(type) ? 0777 : 0644);
+    st->st_nlink = S_ISDIR(type) ? 2 : 1;
+    st->st_size = 0;
+    st->st_blocks = 0;
+    return 0;
+}
+
 static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
     struct handle *h = h_of(fi);
@@ -96,9 +115,11 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
     }
     struct vpath vp;
     int r = parse(path, &vp);
-    if (r < 0)
-        return pending_link_attr(path, st);
-    return view_getattr(st_of(), &vp, st);
+    if (r < 0 && (r = pending_link_attr(path, st)) == 0)
+        return 0;
+    if (r == 0 && (r = view_getattr(st_of(), &vp, st)) == 0)
+        return 0;
+    return r == -ENOENT && ghost_attr(path, st) == 0 ? 0 : r;
 }
 
 static int op_readlink(const char *path, char *buf, size_t size)
@@ -121,31 +142,53 @@ static int fill_one(void *p, const char *name, mode_t type)
     return d->filler(d->buf, name, &st, 0, 0);
 }
 
-/* nullpath_ok means readdir may get no path: the parsed path is kept in
- * the directory handle instead. */
+/* An open directory. nullpath_ok means readdir may get no path: the
+ * parsed path is kept here instead. A process with a VM's directory open
+ * is walking it (ghost.h); a ghost directory lists its ghosts. */
+struct dirh {
+    struct vpath vp;
+    pid_t pid;
+    bool walker;
+    bool ghost;
+    char path[PATH_MAX];
+};
+
 static int op_opendir(const char *path, struct fuse_file_info *fi)
 {
-    struct vpath *vp = malloc(sizeof(*vp));
-    if (!vp)
+    struct dirh *dh = calloc(1, sizeof(*dh));
+    if (!dh)
         return -ENOMEM;
-    int r = parse(path, vp);
+    dh->pid = fuse_get_context()->pid;
+    snprintf(dh->path, sizeof(dh->path), "%s", path ? path : "");
+    int r = parse(path, &dh->vp);
     struct stat st;
     if (r == 0)
-        r = view_getattr(st_of(), vp, &st);
+        r = view_getattr(st_of(), &dh->vp, &st);
+    if (r == -ENOENT && ghost_attr(path, &st) == 0) {
+        dh->ghost = true;
+        r = 0;
+    }
     if (r == 0 && !S_ISDIR(st.st_mode))
         r = -ENOTDIR;
     if (r < 0) {
-        free(vp);
+        free(dh);
         return r;
     }
-    fi->fh = (uintptr_t)vp;
+    if (!dh->ghost && dh->vp.kind == V_VM) {
+        ghost_walker_open(dh->pid, dh->vp.vm);
+        dh->walker = true;
+    }
+    fi->fh = (uintptr_t)dh;
     return 0;
 }
 
 static int op_releasedir(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
-    free((struct vpath *)(uintptr_t)fi->fh);
+    struct dirh *dh = (struct dirh *)(uintptr_t)fi->fh;
+    if (dh->walker)
+        ghost_walker_close(dh->pid, dh->vp.vm);
+    free(dh);
     return 0;
 }
 
@@ -156,7 +199,12 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
     (void)off;
     (void)flags;
     struct dir_fill d = { buf, filler };
-    return view_readdir(st_of(), (struct vpath *)(uintptr_t)fi->fh, fill_one, &d);
+    struct dirh *dh = (struct dirh *)(uintptr_t)fi->fh;
+    if (!dh->ghost)
+        return view_readdir(st_of(), &dh->vp, fill_one, &d);
+    if (fill_one(&d, ".", S_IFDIR) == 0 && fill_one(&d, "..", S_IFDIR) == 0)
+        ghost_list(dh->pid, dh->path, fill_one, &d);
+    return 0;
 }
 
 /* A writer of an active image and a snapshot operation exclude each
@@ -620,7 +668,9 @@ static int op_mkdir(const char *path, mode_t mode)
 
 static int op_rmdir(const char *path)
 {
-    return refuse(R_RMDIR, path);
+    struct snap_ctx c = snap_ctx();
+    struct nsop_result res;
+    return ns_reply(R_RMDIR, path, NULL, nsop_rmdir(&c, path, &res), &res);
 }
 
 static int op_unlink(const char *path)

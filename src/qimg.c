@@ -89,7 +89,8 @@ static int argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *im
                        const char *backing, const char *backing_fmt, bool unsafe)
 {
     argv_start(a, qemu_img, "rebase");
-    qimg_argv_add(a, "-q");
+    /* The safe form copies data: its progress is shown in .jobs. */
+    qimg_argv_add(a, unsafe ? "-q" : "-p");
     if (unsafe)
         qimg_argv_add(a, "-u");
     qimg_argv_add(a, "-f");
@@ -136,7 +137,7 @@ int qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const cha
 int qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image)
 {
     argv_start(a, qemu_img, "commit");
-    qimg_argv_add(a, "-q");
+    qimg_argv_add(a, "-p");
     qimg_argv_add(a, "-f");
     qimg_argv_add(a, "qcow2");
     qimg_argv_add(a, "-d");
@@ -363,11 +364,79 @@ int qimg_errno(const char *line)
     return -EIO;
 }
 
+void qimg_progress_feed(struct qimg_progress *p, const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (c == '(') {
+            p->in_figure = true;
+            p->curlen = 0;
+            continue;
+        }
+        if (!p->in_figure)
+            continue;
+        if (c != ')') {
+            if (p->curlen + 1 < sizeof(p->cur))
+                p->cur[p->curlen++] = c;
+            else
+                p->in_figure = false;
+            continue;
+        }
+        p->in_figure = false;
+        p->cur[p->curlen] = '\0';
+        char *end;
+        double v = strtod(p->cur, &end);
+        if (end != p->cur && strcmp(end, "/100%") == 0 && v >= 0 && v <= 100) {
+            p->pct = v;
+            if (p->on_pct)
+                p->on_pct(v, p->arg);
+        }
+    }
+}
+
+/* What a run watches: progress to parse, a caller's cancel test. */
+struct run_watch {
+    struct qimg_progress *p;
+    bool (*cancelled)(void *);
+    void *carg;
+};
+
+static void watch_output(const char *buf, size_t len, void *arg)
+{
+    struct run_watch *rw = arg;
+    if (rw->p)
+        qimg_progress_feed(rw->p, buf, len);
+}
+
+static bool watch_cancelled(void *arg)
+{
+    struct run_watch *rw = arg;
+    return rw->cancelled && rw->cancelled(rw->carg);
+}
+
 int qimg_run(const struct qimg_argv *a, unsigned timeout_sec, const char *what, char *msg,
              size_t msgsz)
 {
+    return qimg_run_watched(a, timeout_sec, what, NULL, NULL, NULL, msg, msgsz);
+}
+
+int qimg_run_watched(const struct qimg_argv *a, unsigned timeout_sec, const char *what,
+                     struct qimg_progress *p, bool (*cancelled)(void *), void *carg, char *msg,
+                     size_t msgsz)
+{
+    if (a->overflow) {
+        snprintf(msg, msgsz, "qemu-img %s: too many arguments", what);
+        return -E2BIG;
+    }
+    struct run_watch rw = { p, cancelled, carg };
+    struct spawn_watch w = { watch_output, cancelled ? watch_cancelled : NULL, &rw };
     struct spawn_result res;
-    int r = spawn_run(a->v, timeout_sec, &res);
+    int r = spawn_run_watched(a->v, timeout_sec, &w, &res);
+    if (r == -EINTR && res.cancelled) {
+        snprintf(msg, msgsz, "qemu-img %s: interrupted", what);
+        spawn_result_free(&res);
+        return r;
+    }
     if (r < 0) {
         char line[512];
         spawn_last_err_line(&res, line, sizeof(line));

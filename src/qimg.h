@@ -54,8 +54,9 @@ int qimg_argv_create_overlay(struct qimg_argv *a, const char *qemu_img, const ch
 /* qemu-img convert -f FMT -O qcow2 SRC DST: a collapsed, standalone copy. */
 int qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *src,
                        const char *src_fmt, const char *dst);
-/* qemu-img rebase -f qcow2 -b BACKING -F FMT IMAGE (safe mode: data is
- * copied so the image reads the same); BACKING "" makes it standalone. */
+/* qemu-img rebase -p -f qcow2 -b BACKING -F FMT IMAGE (safe mode: data
+ * is copied so the image reads the same; -p: progress on stdout, see
+ * qimg_progress); BACKING "" makes it standalone. */
 int qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
                       const char *backing, const char *backing_fmt);
 /* qemu-img rebase -u -f qcow2 -b BACKING -F FMT IMAGE: only the name and
@@ -67,7 +68,7 @@ int qimg_argv_rebase_unsafe(struct qimg_argv *a, const char *qemu_img, const cha
  * (a relative name is relative to where IMAGE will finally stand). */
 int qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
                              const char *backing, const char *backing_fmt, const char *size);
-/* qemu-img commit -f qcow2 -d IMAGE: write IMAGE's data into its backing
+/* qemu-img commit -p -f qcow2 -d IMAGE: write IMAGE's data into its backing
  * file, leaving IMAGE in place (the caller decides what replaces it). */
 int qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image);
 
@@ -86,6 +87,24 @@ int qimg_find(const char *configured, char *out, size_t outsz, char *msg, size_t
  * else -EIO. */
 int qimg_run(const struct qimg_argv *a, unsigned timeout_sec, const char *what, char *msg,
              size_t msgsz);
+/* qemu-img -p prints its progress on stdout as "    (42.17/100%)\r",
+ * one figure after another. Fed the output in whatever chunks it comes
+ * in, this keeps the latest figure and tells on_pct of each new one. */
+struct qimg_progress {
+    void (*on_pct)(double pct, void *arg);
+    void *arg;
+    double pct; /* latest figure, 0..100 */
+    char cur[32]; /* the figure being read: text after the last '(' */
+    size_t curlen;
+    bool in_figure;
+};
+void qimg_progress_feed(struct qimg_progress *p, const char *buf, size_t len);
+/* qimg_run, reporting progress to p (may be NULL; the vector should
+ * carry -p) and stopping the child when cancelled(carg) says so
+ * (-EINTR; cancelled may be NULL). A timeout of 0 means none. */
+int qimg_run_watched(const struct qimg_argv *a, unsigned timeout_sec, const char *what,
+                     struct qimg_progress *p, bool (*cancelled)(void *), void *carg, char *msg,
+                     size_t msgsz);
 /* The errno for qemu-img's complaint line. */
 int qimg_errno(const char *line);
 

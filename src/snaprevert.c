@@ -10,6 +10,7 @@
 
 #include "snapshot.h"
 
+#include "delplan.h"
 #include "log.h"
 #include "storeio.h"
 #include "vmmodel.h"
@@ -212,6 +213,12 @@ int snapshot_revert(const struct snap_ctx *c, const char *vm, const char *snap, 
         else
             journal_abort(&j);
         journal_free(&j);
+        /* The changes discarded may have been the last dependent of a
+         * hidden image (an image of a deleted snapshot): it goes now, or
+         * is merged into the one dependent it has left. */
+        char why[MSG_MAX];
+        if (r == 0 && delplan_collect(&rv.m, why, sizeof(why)) < 0)
+            log_msg(LOG_WARNING, "revert of %s: hidden images not collected: %s", vm, why);
     }
     if (snapdoc)
         xmlFreeDoc(snapdoc);

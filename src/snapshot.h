@@ -3,6 +3,8 @@
  *   snapshot_take    mkdir <vm>/snapshots/S
  *   snapshot_rename  mv <vm>/snapshots/S <vm>/snapshots/T
  *   snapshot_revert  ln -sfn snapshots/S <vm>/current
+ *   snapshot_delete  rmdir <vm>/snapshots/S (dev NULL), or
+ *                    rm <vm>/snapshots/S/<dev>.qcow2 (dev leaves S)
  *
  * Each one: checks the names, takes the VM's lock (vmlock.h), finishes
  * any operation on the VM that a crash left in the journal, checks that
@@ -41,4 +43,6 @@ int snapshot_rename(const struct snap_ctx *c, const char *vm, const char *from, 
 int snapshot_revert(const struct snap_ctx *c, const char *vm, const char *snap, char *msg,
                     size_t msgsz);
 
+int snapshot_delete(const struct snap_ctx *c, const char *vm, const char *snap, const char *dev,
+                    char *msg, size_t msgsz);
 #endif

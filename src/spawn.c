@@ -40,7 +40,7 @@ static int capture_init(struct capture *c)
 
 /* Reads what is available; past the limit the data is drained and dropped
  * so the child never blocks on a full pipe. Returns false at EOF. */
-static bool capture_read(struct capture *c)
+static bool capture_read(struct capture *c, const struct spawn_watch *w)
 {
     char tmp[65536];
     ssize_t n = read(c->fd, tmp, sizeof(tmp));
@@ -48,6 +48,8 @@ static bool capture_read(struct capture *c)
         return errno == EINTR || errno == EAGAIN;
     if (n == 0)
         return false;
+    if (w && w->on_output)
+        w->on_output(tmp, (size_t)n, w->arg);
     size_t take = (size_t)n;
     if (c->len + take > SPAWN_CAPTURE_LIMIT)
         take = SPAWN_CAPTURE_LIMIT - c->len;
@@ -96,15 +98,23 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void kill_child(pid_t pid, struct spawn_result *res)
+static void kill_child(pid_t pid, struct spawn_result *res, bool cancelled)
 {
-    res->timed_out = true;
+    if (cancelled)
+        res->cancelled = true;
+    else
+        res->timed_out = true;
     kill(-pid, SIGKILL);
     kill(pid, SIGKILL);
 }
 
+static bool want_stop(const struct spawn_watch *w)
+{
+    return w && w->cancelled && w->cancelled(w->arg);
+}
+
 static void collect(struct capture *out, struct capture *err, pid_t pid, int64_t deadline,
-                    struct spawn_result *res)
+                    const struct spawn_watch *w, struct spawn_result *res)
 {
     bool out_open = true, err_open = true;
     while (out_open || err_open) {
@@ -115,17 +125,23 @@ static void collect(struct capture *out, struct capture *err, pid_t pid, int64_t
         if (deadline) {
             int64_t left = deadline - now_ms();
             if (left <= 0) {
-                kill_child(pid, res);
+                kill_child(pid, res, false);
                 break;
             }
             wait = left > INT32_MAX ? INT32_MAX : (int)left;
         }
+        if (w && w->cancelled && (wait < 0 || wait > SPAWN_WATCH_MS))
+            wait = SPAWN_WATCH_MS;
         if (poll(p, 2, wait) < 0 && errno != EINTR)
             break;
+        if (want_stop(w)) {
+            kill_child(pid, res, true);
+            break;
+        }
         if (out_open && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
-            out_open = capture_read(out);
+            out_open = capture_read(out, w);
         if (err_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
-            err_open = capture_read(err);
+            err_open = capture_read(err, NULL);
     }
 }
 
@@ -137,14 +153,15 @@ static void collect(struct capture *out, struct capture *err, pid_t pid, int64_t
 static int reap(pid_t pid, int64_t deadline, struct spawn_result *res, int *status)
 {
     for (;;) {
-        pid_t w = waitpid(pid, status, (deadline && !res->timed_out) ? WNOHANG : 0);
+        bool killed = res->timed_out || res->cancelled;
+        pid_t w = waitpid(pid, status, (deadline && !killed) ? WNOHANG : 0);
         if (w == pid)
             return 0;
         if (w < 0 && errno != EINTR)
             return -errno;
         if (w == 0) {
             if (now_ms() >= deadline)
-                kill_child(pid, res);
+                kill_child(pid, res, false);
             else
                 usleep(10000);
         }
@@ -152,6 +169,12 @@ static int reap(pid_t pid, int64_t deadline, struct spawn_result *res, int *stat
 }
 
 int spawn_run(const char *const argv[], unsigned timeout_sec, struct spawn_result *res)
+{
+    return spawn_run_watched(argv, timeout_sec, NULL, res);
+}
+
+int spawn_run_watched(const char *const argv[], unsigned timeout_sec, const struct spawn_watch *w,
+                      struct spawn_result *res)
 {
     struct capture out, err;
     memset(res, 0, sizeof(*res));
@@ -189,7 +212,7 @@ int spawn_run(const char *const argv[], unsigned timeout_sec, struct spawn_resul
     out.fd = po[0];
     err.fd = pe[0];
     int64_t deadline = timeout_sec ? now_ms() + (int64_t)timeout_sec * 1000 : 0;
-    collect(&out, &err, pid, deadline, res);
+    collect(&out, &err, pid, deadline, w, res);
     close(po[0]);
     close(pe[0]);
     int status = 0;
@@ -204,6 +227,8 @@ int spawn_run(const char *const argv[], unsigned timeout_sec, struct spawn_resul
         res->exit_code = WEXITSTATUS(status);
     else if (WIFSIGNALED(status))
         res->term_signal = WTERMSIG(status);
+    if (res->cancelled)
+        return -EINTR;
     if (res->timed_out)
         return -ETIMEDOUT;
     return res->exit_code == 0 ? 0 : -EIO;

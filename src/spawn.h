@@ -16,6 +16,7 @@ struct spawn_result {
     int exit_code; /* exit status, or -1 if the child did not exit normally */
     int term_signal; /* signal that ended it, or 0 */
     bool timed_out;
+    bool cancelled; /* stopped because spawn_watch.cancelled said so */
     char *out; /* captured stdout, NUL-terminated (never NULL after run) */
     size_t out_len;
     char *err; /* captured stderr, NUL-terminated (never NULL after run) */
@@ -31,6 +32,22 @@ struct spawn_result {
  * learnt (-ECHILD when SIGCHLD is ignored: never taken for success). res is always filled and
  * must be released with spawn_result_free(). */
 int spawn_run(const char *const argv[], unsigned timeout_sec, struct spawn_result *res);
+/* What a caller watches while the child runs (spawn_run_watched). */
+struct spawn_watch {
+    /* Each chunk the child writes to stdout, as it comes (it is captured
+     * too): qemu-img -p progress. May be NULL. */
+    void (*on_output)(const char *buf, size_t len, void *arg);
+    /* Asked at least every SPAWN_WATCH_MS: true kills the child (a FUSE
+     * interrupt, an unmount) and the run returns -EINTR. May be NULL. */
+    bool (*cancelled)(void *arg);
+    void *arg;
+};
+#define SPAWN_WATCH_MS 100
+
+/* spawn_run, with w (may be NULL) told of the child's output and asked
+ * whether to stop it. */
+int spawn_run_watched(const char *const argv[], unsigned timeout_sec, const struct spawn_watch *w,
+                      struct spawn_result *res);
 void spawn_result_free(struct spawn_result *res);
 
 /* The last non-empty line of the child's stderr, trimmed, for one-line

@@ -611,26 +611,43 @@ struct current_ctx {
 };
 
 /* The snapshot one active image grows from, or "": its whole chain must
- * pass chain_walk (logged once when it does not) and its backing name
- * must have the active shape. */
+ * pass chain_walk (logged once when it does not); the first image below
+ * the active one that is a snapshot's (snapshots/<S>/<dev>.qcow2) names
+ * S. Hidden images (snapshots/.hidden-*, the images of deleted snapshots
+ * that are still needed) are passed over: the VM then grows from the
+ * nearest visible ancestor, as libvirt makes a deleted current snapshot's
+ * parent current. */
 static void backing_snapshot(const struct store *s, const char *vm, const char *dev, char *snap,
                              size_t snapsz)
 {
-    char path[PATH_MAX], msg[MSG_MAX];
+    char path[PATH_MAX], msg[MSG_MAX], prefix[PATH_MAX], file[DEV_MAX_LEN + 8];
     snap[0] = '\0';
-    if (store_disk_path(s, vm, dev, path, sizeof(path)) < 0)
+    if (store_disk_path(s, vm, dev, path, sizeof(path)) < 0 ||
+        store_vm_path(s, vm, "snapshots/", prefix, sizeof(prefix)) < 0)
         return;
+    snprintf(file, sizeof(file), "/%s" IMAGE_SUFFIX, dev);
     struct chain c;
     int r = chain_walk(s, path, &c, msg, sizeof(msg));
     if (r < 0) {
         log_once(LOG_WARNING, path, msg, "image %s is not served: %s", path, msg);
         return;
     }
-    chain_free(&c);
-    struct backing_info b; /* its header is cached now: an open and an fstat */
-    if (chain_backing(s, path, &b, msg, sizeof(msg)) < 0 ||
-        !store_parse_active_backing(b.name, dev, snap, snapsz) || !store_snap_exists(s, vm, snap))
+    size_t pl = strlen(prefix);
+    for (size_t k = 1; k < c.n; k++) {
+        const char *p = c.links[k].path;
+        const char *slash = strncmp(p, prefix, pl) == 0 ? strchr(p + pl, '/') : NULL;
+        if (!slash || strcmp(slash, file) != 0 || (size_t)(slash - p - pl) >= snapsz)
+            break;
+        snprintf(snap, snapsz, "%.*s", (int)(slash - p - pl), p + pl);
+        if (name_is_valid(snap) && store_snap_exists(s, vm, snap))
+            break;
+        if (strncmp(snap, ".hidden-", 8) != 0) {
+            snap[0] = '\0';
+            break;
+        }
         snap[0] = '\0';
+    }
+    chain_free(&c);
 }
 
 static int current_visit(const char *dev, void *p)

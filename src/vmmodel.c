@@ -157,9 +157,12 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
     if (m->nlocks + 2 > m->caplocks) {
         size_t cap = m->caplocks ? 2 * m->caplocks : 16;
         int *nl = realloc(m->locks, cap * sizeof(*nl));
-        if (!nl)
+        if (nl)
+            m->locks = nl;
+        bool *ni = nl ? realloc(m->is_image, cap * sizeof(*ni)) : NULL;
+        if (!ni)
             return -ENOMEM;
-        m->locks = nl;
+        m->is_image = ni;
         m->caplocks = cap;
     }
     if (dev) {
@@ -170,8 +173,10 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
                      image);
             return w;
         }
-        if (w >= 0)
+        if (w >= 0) {
+            m->is_image[m->nlocks] = false;
             m->locks[m->nlocks++] = w;
+        }
     }
     int fd = imagelock_hold(m->s, image);
     if (fd == -EBUSY)
@@ -180,8 +185,23 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
         snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
     if (fd < 0)
         return fd;
+    m->is_image[m->nlocks] = true;
     m->locks[m->nlocks++] = fd;
     return 0;
+}
+
+void vm_drop_image_locks(struct vm_model *m)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < m->nlocks; i++) {
+        if (m->is_image[i]) {
+            imagelock_drop(m->locks[i]);
+        } else {
+            m->locks[keep] = m->locks[i];
+            m->is_image[keep++] = false;
+        }
+    }
+    m->nlocks = keep;
 }
 
 static void drop_locks(struct vm_model *m)
@@ -217,7 +237,9 @@ void vm_end(struct vm_model *m)
 {
     drop_locks(m);
     free(m->locks);
+    free(m->is_image);
     m->locks = NULL;
+    m->is_image = NULL;
     m->caplocks = 0;
     for (size_t i = 0; i < m->ndisks; i++)
         chain_free(&m->disks[i].chain);

@@ -31,6 +31,7 @@ struct vm_model {
     struct vm_disk *disks; /* the snapshot-able disks */
     size_t ndisks;
     int *locks; /* image and writer-mark locks held (imagelock.h, vmlock.h) */
+    bool *is_image; /* locks[i] is qemu's image lock (not a writer mark) */
     size_t nlocks, caplocks;
     struct vmlock lock;
     bool op_running; /* vmstate_op_begin was called */
@@ -48,6 +49,11 @@ int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgs
 int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *msg,
                   size_t msgsz);
 void vm_end(struct vm_model *m);
+/* Lets go of the image locks (writer marks stay): a qemu-img that merges
+ * must take them itself. Writers through any mount stay refused; a qemu
+ * started meanwhile makes that qemu-img fail, and the journal finishes
+ * the operation later. */
+void vm_drop_image_locks(struct vm_model *m);
 /* journal_commit, and when a step fails after the commit (qemu-img
  * could not take the image locks this operation holds, say), the locks
  * are let go and the journal finished at once, under the VM's lock:

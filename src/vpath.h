@@ -7,6 +7,8 @@
  *   /<vm>/disks[/<dev>.qcow2]           V_DISKS, V_DISK
  *   /<vm>/snapshots[/<snap>[/<dev>.qcow2]]  V_SNAPS, V_SNAP, V_SNAP_IMAGE
  *   /<vm>/snapshots/<snap>/clones[/<n>] V_SNAP_CLONES, V_SNAP_CLONE
+ *   <snap> may also be a hidden directory (.hidden-<hex>, delplan.h):
+ *   reachable for the backing chains that lead there, never listed
  *   /<vm>/clones[/<n>]                  V_CLONES, V_CLONE
  *   /<vm>/current                       V_CURRENT
  *

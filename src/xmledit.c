@@ -11,24 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool is_elem(xmlNodePtr n, const char *name)
-{
-    return n && n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, BAD_CAST name) == 0;
-}
-
-static bool attr_is(xmlNodePtr n, const char *attr, const char *value)
-{
-    char *v = xml_attr(n, attr);
-    bool eq = v && strcmp(v, value) == 0;
-    free(v);
-    return eq;
-}
-
 xmlNodePtr xmledit_find_disk(xmlNodePtr domain, const char *dev)
 {
     xmlNodePtr devices = xml_child(domain, "devices");
     for (xmlNodePtr c = devices ? devices->children : NULL; c; c = c->next)
-        if (is_elem(c, "disk") && attr_is(xml_child(c, "target"), "dev", dev))
+        if (xml_is_elem(c, "disk") && xml_attr_is(xml_child(c, "target"), "dev", dev))
             return c;
     return NULL;
 }
@@ -38,7 +25,7 @@ static void remove_children(xmlNodePtr parent, const char *name)
     xmlNodePtr c = parent->children;
     while (c) {
         xmlNodePtr next = c->next;
-        if (is_elem(c, name)) {
+        if (xml_is_elem(c, name)) {
             xmlUnlinkNode(c);
             xmlFreeNode(c);
         }
@@ -143,9 +130,9 @@ int xmledit_snapshot_set_disk_source(xmlDocPtr snap, const char *dev, const char
 {
     xmlNodePtr disks = xml_child(xmlDocGetRootElement(snap), "disks");
     for (xmlNodePtr c = disks ? disks->children : NULL; c; c = c->next) {
-        if (!is_elem(c, "disk") || !attr_is(c, "name", dev))
+        if (!xml_is_elem(c, "disk") || !xml_attr_is(c, "name", dev))
             continue;
-        if (attr_is(c, "snapshot", "no"))
+        if (xml_attr_is(c, "snapshot", "no"))
             return 0;
         xmlNodePtr src = xml_child(c, "source");
         if (!src && !(src = xmlNewChild(c, NULL, BAD_CAST "source", NULL)))
@@ -165,10 +152,15 @@ int xmledit_set_child_text(xmlNodePtr root, const char *name, const char *text)
     xmlNodePtr c = xml_child(root, name);
     if (!c)
         return new_text_child(root, name, text) ? 0 : -ENOMEM;
-    xmlChar *esc = xmlEncodeSpecialChars(root->doc, BAD_CAST text);
+    return xmledit_set_text(c, text);
+}
+
+int xmledit_set_text(xmlNodePtr node, const char *text)
+{
+    xmlChar *esc = xmlEncodeSpecialChars(node->doc, BAD_CAST text);
     if (!esc)
         return -ENOMEM;
-    xmlNodeSetContent(c, esc);
+    xmlNodeSetContent(node, esc);
     xmlFree(esc);
     return 0;
 }
@@ -199,15 +191,18 @@ int xmledit_set_parent(xmlDocPtr snap, const char *parent)
     return xmledit_set_child_text(p, "name", parent);
 }
 
-static int rewrite(xmlNodePtr node, const char *old_prefix, size_t oldlen, const char *new_prefix)
+/* exact: the whole name is old_prefix; otherwise a name below it. */
+static int rewrite(xmlNodePtr node, const char *old_prefix, size_t oldlen, const char *new_prefix,
+                   bool exact)
 {
     int n = 0;
     for (xmlNodePtr c = node; c; c = c->next) {
         if (c->type != XML_ELEMENT_NODE)
             continue;
-        if (is_elem(c, "source")) {
+        if (xml_is_elem(c, "source")) {
             char *f = xml_attr(c, "file");
-            if (f && strncmp(f, old_prefix, oldlen) == 0 && f[oldlen] == '/') {
+            if (f && strncmp(f, old_prefix, oldlen) == 0 &&
+                f[oldlen] == (exact ? '\0' : '/')) {
                 size_t need = strlen(new_prefix) + strlen(f + oldlen) + 1;
                 char *nf = malloc(need);
                 if (nf) {
@@ -219,14 +214,48 @@ static int rewrite(xmlNodePtr node, const char *old_prefix, size_t oldlen, const
             }
             free(f);
         }
-        n += rewrite(c->children, old_prefix, oldlen, new_prefix);
+        n += rewrite(c->children, old_prefix, oldlen, new_prefix, exact);
     }
     return n;
 }
 
 int xmledit_rewrite_prefix(xmlNodePtr node, const char *old_prefix, const char *new_prefix)
 {
-    return node ? rewrite(node->children, old_prefix, strlen(old_prefix), new_prefix) : 0;
+    return node ? rewrite(node->children, old_prefix, strlen(old_prefix), new_prefix, false) : 0;
+}
+
+int xmledit_rewrite_path(xmlNodePtr node, const char *old_path, const char *new_path)
+{
+    return node ? rewrite(node->children, old_path, strlen(old_path), new_path, true) : 0;
+}
+
+int xmledit_remove_disk(xmlNodePtr domain, const char *dev)
+{
+    xmlNodePtr d = xmledit_find_disk(domain, dev);
+    if (!d)
+        return -ENOENT;
+    xmlUnlinkNode(d);
+    xmlFreeNode(d);
+    return 0;
+}
+
+int xmledit_snapshot_disk_off(xmlDocPtr snap, const char *dev)
+{
+    xmlNodePtr disks = xml_child(xmlDocGetRootElement(snap), "disks");
+    for (xmlNodePtr c = disks ? disks->children : NULL; c; c = c->next) {
+        if (!xml_is_elem(c, "disk") || !xml_attr_is(c, "name", dev))
+            continue;
+        xmlNodePtr k = c->children;
+        while (k) {
+            xmlNodePtr next = k->next;
+            xmlUnlinkNode(k);
+            xmlFreeNode(k);
+            k = next;
+        }
+        xmlUnsetProp(c, BAD_CAST "type");
+        return xmlSetProp(c, BAD_CAST "snapshot", BAD_CAST "no") ? 0 : -ENOMEM;
+    }
+    return xmledit_snapshot_add_disk(snap, dev, NULL);
 }
 
 xmlDocPtr xmledit_doc_from_node(xmlNodePtr node)

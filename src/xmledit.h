@@ -44,12 +44,22 @@ xmlNodePtr xmledit_snapshot_domain(xmlDocPtr snap);
 
 /* Sets the text of root's first child element `name`, creating it. */
 int xmledit_set_child_text(xmlNodePtr root, const char *name, const char *text);
+/* Replaces node's content (children included) by text, escaped. */
+int xmledit_set_text(xmlNodePtr node, const char *text);
 /* <parent><name>parent</name></parent>, or no <parent> when NULL. */
 int xmledit_set_parent(xmlDocPtr snap, const char *parent);
 /* Every <source file> and <backingStore><source file> under node that
  * starts with old_prefix + '/' gets new_prefix instead. Returns how many. */
 int xmledit_rewrite_prefix(xmlNodePtr node, const char *old_prefix, const char *new_prefix);
 
+/* Every <source file> under node that is exactly old_path gets new_path.
+ * Returns how many. */
+int xmledit_rewrite_path(xmlNodePtr node, const char *old_path, const char *new_path);
+/* Removes the <disk> whose <target dev> is dev; -ENOENT when none. */
+int xmledit_remove_disk(xmlNodePtr domain, const char *dev);
+/* <disks><disk name=dev snapshot='no'/>: the disk left the snapshot (a
+ * partial snapshot, as oVirt has them). */
+int xmledit_snapshot_disk_off(xmlDocPtr snap, const char *dev);
 /* A new document whose root is a copy of node (e.g. a snapshot's
  * <domain> made into a domain.xml). */
 xmlDocPtr xmledit_doc_from_node(xmlNodePtr node);

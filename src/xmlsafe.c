@@ -195,7 +195,7 @@ int xmlsafe_read_mem(const char *buf, size_t len, const char *root, xmlsafe_read
 xmlNodePtr xml_child(xmlNodePtr parent, const char *name)
 {
     for (xmlNodePtr c = parent ? parent->children : NULL; c; c = c->next)
-        if (c->type == XML_ELEMENT_NODE && xmlStrcmp(c->name, BAD_CAST name) == 0)
+        if (xml_is_elem(c, name))
             return c;
     return NULL;
 }
@@ -217,4 +217,17 @@ char *xml_attr(xmlNodePtr node, const char *name)
     char *s = v ? strdup((const char *)v) : NULL;
     xmlFree(v);
     return s;
+}
+
+bool xml_is_elem(xmlNodePtr n, const char *name)
+{
+    return n && n->type == XML_ELEMENT_NODE && xmlStrcmp(n->name, BAD_CAST name) == 0;
+}
+
+bool xml_attr_is(xmlNodePtr n, const char *attr, const char *value)
+{
+    char *v = xml_attr(n, attr);
+    bool eq = v && strcmp(v, value) == 0;
+    free(v);
+    return eq;
 }

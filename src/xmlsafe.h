@@ -8,6 +8,7 @@
 #define VMSTOREFS_XMLSAFE_H
 
 #include <libxml/tree.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define XMLSAFE_MAX_BYTES (1u << 20)
@@ -53,5 +54,8 @@ int xmlsafe_read_mem(const char *buf, size_t len, const char *root, xmlsafe_read
 xmlNodePtr xml_child(xmlNodePtr parent, const char *name);
 char *xml_child_text(xmlNodePtr parent, const char *name);
 char *xml_attr(xmlNodePtr node, const char *name);
+/* Is n an element called name? Has n attribute attr equal to value? */
+bool xml_is_elem(xmlNodePtr n, const char *name);
+bool xml_attr_is(xmlNodePtr n, const char *attr, const char *value);
 
 #endif

@@ -36,27 +36,6 @@ forget_daemon "$DAEMON_PID"
 mv "$S" "$TMP/fix-two"
 
 
-# try_mount: mount_fs with a quicker poll (this test mounts some 150
-# times), except that a daemon refusing to mount (its recovery failed)
-# returns 1 instead of failing the test.
-try_mount() {
-    local i
-    "$VMSTOREFS" "$S" "$M" -f >>"$DAEMON_LOG" 2>&1 &
-    DAEMON_PID=$!
-    DAEMONS+=("$DAEMON_PID")
-    MOUNTED+=("$M")
-    for ((i = 0; i < 500; i++)); do
-        mountpoint -q "$M" && return 0
-        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-            wait "$DAEMON_PID"
-            forget_daemon "$DAEMON_PID"
-            return 1
-        fi
-        sleep 0.02
-    done
-    fail "$M not mounted after 10 s"
-}
-
 restore() {
     rm -rf "$S" && cp -a "$TMP/fix-$1" "$S" || fail "cannot restore fixture $1"
 }

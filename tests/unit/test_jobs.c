@@ -33,30 +33,30 @@ static void test_empty(void)
 
 static void test_two_jobs(void)
 {
-    struct job *a = jobs_start("clone", "vm1", 200);
-    struct job *b = jobs_start("merge", "web-2", 1000);
+    struct job *a = jobs_start("clone", "vm1", "vm2", 200);
+    struct job *b = jobs_start("merge", "web-2", "s1/vda", 1000);
     CHECK(a != NULL);
     CHECK(b != NULL);
-    EXPECT_RENDER("clone vm1 0/200 0%\nmerge web-2 0/1000 0%\n");
+    EXPECT_RENDER("clone vm1 vm2 0/200 0%\nmerge web-2 s1/vda 0/1000 0%\n");
 
     jobs_progress(a, 50);
     jobs_progress(b, 999);
-    EXPECT_RENDER("clone vm1 50/200 25%\nmerge web-2 999/1000 99%\n");
+    EXPECT_RENDER("clone vm1 vm2 50/200 25%\nmerge web-2 s1/vda 999/1000 99%\n");
 
     jobs_finish(a);
-    EXPECT_RENDER("merge web-2 999/1000 99%\n");
+    EXPECT_RENDER("merge web-2 s1/vda 999/1000 99%\n");
 
     jobs_progress(b, 1000);
-    EXPECT_RENDER("merge web-2 1000/1000 100%\n");
+    EXPECT_RENDER("merge web-2 s1/vda 1000/1000 100%\n");
     jobs_finish(b);
     EXPECT_RENDER("");
 }
 
 static void test_order_after_middle_finish(void)
 {
-    struct job *a = jobs_start("clone", "a", 10);
-    struct job *b = jobs_start("clone", "b", 10);
-    struct job *c = jobs_start("clone", "c", 10);
+    struct job *a = jobs_start("clone", "a", NULL, 10);
+    struct job *b = jobs_start("clone", "b", NULL, 10);
+    struct job *c = jobs_start("clone", "c", NULL, 10);
     jobs_finish(b);
     EXPECT_RENDER("clone a 0/10 0%\nclone c 0/10 0%\n");
     jobs_finish(c);
@@ -66,10 +66,12 @@ static void test_order_after_middle_finish(void)
 
 static void test_zero_total(void)
 {
-    struct job *j = jobs_start("clone", "vm1", 0);
+    struct job *j = jobs_start("clone", "vm1", NULL, 0);
     EXPECT_RENDER("clone vm1 0/0 0%\n");
     jobs_progress(j, 7);
     EXPECT_RENDER("clone vm1 7/0 0%\n");
+    jobs_set_total(j, 14); /* a total learnt after the start */
+    EXPECT_RENDER("clone vm1 7/14 50%\n");
     jobs_finish(j);
     EXPECT_RENDER("");
 }
@@ -80,7 +82,7 @@ static void test_long_names(void)
     char vm[65];
     memset(vm, 'v', 64);
     vm[64] = '\0';
-    struct job *j = jobs_start("clone", vm, 18000000000000000000ull);
+    struct job *j = jobs_start("clone", vm, NULL, 18000000000000000000ull);
     jobs_progress(j, 9000000000000000000ull); /* done * 100 overflows 64 bits */
     char want[256];
     snprintf(want, sizeof(want), "clone %s 9000000000000000000/18000000000000000000 50%%\n", vm);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define QEMU_IMG "/usr/bin/qemu-img"
@@ -156,11 +157,11 @@ static void test_argv_rebase(void)
     struct qimg_argv a;
     memset(&a, 0x55, sizeof(a));
     qimg_argv_rebase(&a, QEMU_IMG, "/top.qcow2", "../snapshots/s2/vda.qcow2", "qcow2");
-    EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-q", "-f", "qcow2", "-b", "../snapshots/s2/vda.qcow2",
+    EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-p", "-f", "qcow2", "-b", "../snapshots/s2/vda.qcow2",
                 "-F", "qcow2", "/top.qcow2");
     memset(&a, 0x55, sizeof(a));
     qimg_argv_rebase(&a, QEMU_IMG, "/top.qcow2", "", "qcow2");
-    EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-q", "-f", "qcow2", "-b", "", "/top.qcow2");
+    EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-p", "-f", "qcow2", "-b", "", "/top.qcow2");
 }
 
 /* The unsafe forms: only header fields change, the backing file is not
@@ -187,7 +188,7 @@ static void test_argv_commit(void)
     struct qimg_argv a;
     memset(&a, 0x55, sizeof(a));
     qimg_argv_commit(&a, QEMU_IMG, "/top.qcow2");
-    EXPECT_ARGV(&a, QEMU_IMG, "commit", "-q", "-f", "qcow2", "-d", "/top.qcow2");
+    EXPECT_ARGV(&a, QEMU_IMG, "commit", "-p", "-f", "qcow2", "-d", "/top.qcow2");
 }
 
 /* An argument past the limit is never dropped: the vector is marked,
@@ -571,8 +572,70 @@ static void test_is_version(void)
     CHECK(strstr(msg, "not qemu-img") != NULL);
 }
 
+static int npct;
+static double lastpct;
+static void note_pct(double pct, void *arg)
+{
+    (void)arg;
+    npct++;
+    lastpct = pct;
+}
+
+/* qemu-img -p output arrives in arbitrary chunks: a figure split across
+ * two reads is still read once, whole; noise is not a figure. */
+static void test_progress_parse(void)
+{
+    struct qimg_progress p = { .on_pct = note_pct };
+    const char out[] = "    (0.00/100%)\r    (12.5";
+    npct = 0;
+    qimg_progress_feed(&p, out, strlen(out));
+    CHECK_INT(npct, 1);
+    CHECK(lastpct == 0.0);
+    qimg_progress_feed(&p, "0/100%)\r", 8);
+    CHECK_INT(npct, 2);
+    CHECK(lastpct == 12.5);
+    qimg_progress_feed(&p, "(oops) (200/100%) (50/10%) (", 28);
+    CHECK_INT(npct, 2);
+    qimg_progress_feed(&p, "100.00/100%)\n", 13);
+    CHECK_INT(npct, 3);
+    CHECK(p.pct == 100.0);
+}
+
+static bool stop_now(void *arg)
+{
+    return ++*(int *)arg > 2;
+}
+
+/* A cancelled run kills the child at once and says -EINTR; progress is
+ * fed from the child's stdout while it runs. */
+static void test_run_watched(void)
+{
+    struct qimg_argv a = { .n = 0 };
+    qimg_argv_add(&a, "/bin/sh");
+    qimg_argv_add(&a, "-c");
+    qimg_argv_add(&a, "printf '(10.00/100%%)\\r'; sleep 0.05; printf '(55.00/100%%)\\r'");
+    struct qimg_progress p = { .on_pct = note_pct };
+    char msg[256];
+    npct = 0;
+    CHECK_INT(qimg_run_watched(&a, 10, "test", &p, NULL, NULL, msg, sizeof(msg)), 0);
+    CHECK_INT(npct, 2);
+    CHECK(p.pct == 55.0);
+    struct qimg_argv b = { .n = 0 };
+    qimg_argv_add(&b, "/bin/sleep");
+    qimg_argv_add(&b, "30");
+    int calls = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_INT(qimg_run_watched(&b, 0, "sleep", NULL, stop_now, &calls, msg, sizeof(msg)), -EINTR);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(t1.tv_sec - t0.tv_sec < 10);
+    CHECK(strstr(msg, "interrupted") != NULL);
+}
+
 int main(void)
 {
+    test_progress_parse();
+    test_run_watched();
     test_is_version();
     test_argv_info();
     test_argv_create_overlay();

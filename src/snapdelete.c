@@ -1,0 +1,121 @@
+/* snapshot_delete: rmdir <vm>/snapshots/S (every disk) and
+ * rm <vm>/snapshots/S/<dev>.qcow2 (one disk leaves S: a partial snapshot).
+ *
+ * Each of S's images leaves by the rules of delplan.h (removed, merged
+ * the cheap way, or hidden), then the garbage pass; every XML is written
+ * from the graph as it will be; S's children take S's parent. When S has
+ * no image left, S itself goes (its directory is moved into the
+ * operation's temporary directory). One journaled operation, "delete". */
+#include "config.h"
+
+#include "snapshot.h"
+
+#include "delplan.h"
+#include "log.h"
+#include "storeio.h"
+#include "vmstate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct del {
+    struct delplan dp;
+    const char *snap;
+    const char *only; /* one disk, or NULL for all */
+    size_t nimages, released;
+};
+
+static int release_one(const char *dev, void *arg)
+{
+    struct del *d = arg;
+    d->nimages++;
+    if (d->only && strcmp(dev, d->only) != 0)
+        return 0;
+    char path[PATH_MAX], note[NAME_MAX_LEN + DEV_MAX_LEN + 2];
+    int r = store_snap_image_path(d->dp.m->s, d->dp.m->vm, d->snap, dev, path, sizeof(path));
+    if (r < 0)
+        return r;
+    int f = igraph_find(&d->dp.g, path);
+    if (f < 0) {
+        snprintf(d->dp.msg, d->dp.msgsz, "%s: not part of the VM's images", path);
+        return -EINVAL;
+    }
+    snprintf(note, sizeof(note), "%s/%s", d->snap, dev);
+    d->released++;
+    return delplan_release(&d->dp, f, note);
+}
+
+static int plan(struct del *d)
+{
+    struct delplan *dp = &d->dp;
+    int r = store_list_snap_images(dp->m->s, dp->m->vm, d->snap, release_one, d);
+    if (r < 0)
+        return r;
+    if (d->only && d->released == 0) {
+        snprintf(dp->msg, dp->msgsz, "snapshot %s has no image of %s", d->snap, d->only);
+        return -ENOENT;
+    }
+    if ((r = delplan_gc(dp)) < 0)
+        return r;
+    bool whole = !d->only || d->nimages == 1;
+    struct delxml x = { .deleted = whole ? d->snap : NULL };
+    if (!whole) {
+        x.partial_snap = d->snap;
+        x.partial_dev = d->only;
+    }
+    r = delplan_write_xml(dp, &x);
+    if (r < 0 || !whole)
+        return r;
+    char dir[PATH_MAX], to[PATH_MAX];
+    if ((r = store_snap_path(dp->m->s, dp->m->vm, d->snap, NULL, dir, sizeof(dir))) < 0)
+        return r;
+    if ((size_t)snprintf(to, sizeof(to), "%s/snapdir", dp->j->tmpdir) >= sizeof(to))
+        return -ENAMETOOLONG;
+    return journal_move(dp->j, dir, to);
+}
+
+int snapshot_delete(const struct snap_ctx *c, const char *vm, const char *snap, const char *dev,
+                    char *msg, size_t msgsz)
+{
+    struct vm_model m;
+    int r = vm_begin(&m, c, vm, msg, msgsz);
+    if (r < 0)
+        return r;
+    if (!name_is_valid(snap) || !store_snap_exists(c->s, vm, snap)) {
+        snprintf(msg, msgsz, "no snapshot %s", snap);
+        r = -ENOENT;
+    }
+    if (r == 0)
+        r = vm_load_definition(&m, false, msg, msgsz);
+    struct journal j;
+    struct del d = { .snap = snap, .only = dev };
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (r == 0 && (r = journal_begin(&j, c->s, "delete", vm, msg, msgsz)) == 0) {
+        r = delplan_init(&d.dp, &m, &j, msg, msgsz);
+        if (r == 0)
+            r = plan(&d);
+        if (r == 0) {
+            if (d.dp.data)
+                vm_drop_image_locks(&m);
+            r = vm_commit(&m, &j, msg, msgsz);
+        } else {
+            journal_abort(&j);
+        }
+        delplan_free(&d.dp);
+        journal_free(&j);
+    }
+    vm_end(&m);
+    if (r == 0) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        vmstate_changed(vm);
+        log_msg(LOG_INFO, "deleted %s%s of snapshot %s of %s in %.3f s",
+                dev ? "disk " : "every disk", dev ? dev : "", snap, vm,
+                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    }
+    return r;
+}

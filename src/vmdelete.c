@@ -1,0 +1,154 @@
+/* The deletes that are not of snapshots:
+ *
+ *   vm_delete     rmdir <vm>, rm -r <vm>: the VM's directory leaves the
+ *                 store in one rename, into the operation's temporary
+ *                 directory, removed with the record. Nothing is merged
+ *                 and no data is copied, whatever the chains hold.
+ *   disk_detach   rm <vm>/disks/<dev>.qcow2: the disk leaves domain.xml
+ *                 and its active image goes; frozen images stay while a
+ *                 snapshot needs them (hidden ones no longer needed go
+ *                 by the garbage pass).
+ *   vm_undefine   rm <vm>/domain.xml: the VM stays, images and all,
+ *                 without a definition until a new one is written.
+ *
+ * Each is one journaled operation ("vmdelete", "detach", "undefine")
+ * under the VM's lock; EBUSY when a qemu or a writer through the mount
+ * holds an image that would go. */
+#include "config.h"
+
+#include "vmdelete.h"
+
+#include "delplan.h"
+#include "log.h"
+#include "storeio.h"
+#include "vmstate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Runs plan between vm_begin and vm_end, in a journal named op. */
+typedef int (*plan_fn)(struct vm_model *m, struct journal *j, const void *arg, char *msg,
+                       size_t msgsz);
+
+static int run(const struct snap_ctx *c, const char *vm, const char *op, plan_fn plan,
+               const void *arg, char *msg, size_t msgsz)
+{
+    struct vm_model m;
+    int r = vm_begin(&m, c, vm, msg, msgsz);
+    if (r < 0)
+        return r;
+    struct journal j;
+    if ((r = journal_begin(&j, c->s, op, vm, msg, msgsz)) == 0) {
+        r = plan(&m, &j, arg, msg, msgsz);
+        if (r == 0)
+            r = vm_commit(&m, &j, msg, msgsz);
+        else
+            journal_abort(&j);
+        journal_free(&j);
+    }
+    vm_end(&m);
+    if (r == 0)
+        vmstate_changed(vm);
+    return r;
+}
+
+static int tmp_path(const struct journal *j, const char *name, char *out, size_t outsz)
+{
+    return (size_t)snprintf(out, outsz, "%s/%s", j->tmpdir, name) >= outsz ? -ENAMETOOLONG : 0;
+}
+
+static int plan_vm_delete(struct vm_model *m, struct journal *j, const void *arg, char *msg,
+                          size_t msgsz)
+{
+    (void)arg;
+    struct igraph g;
+    int r = igraph_build(m->s, m->vm, &g, msg, msgsz);
+    if (r < 0) {
+        /* A broken chain does not keep a VM from going; the images we can
+         * name are still checked for users below. */
+        igraph_free(&g);
+        memset(&g, 0, sizeof(g));
+        r = 0;
+    }
+    for (size_t i = 0; r == 0 && i < g.count; i++) {
+        const struct gnode *nd = &g.n[i];
+        if (nd->kind != G_OTHER)
+            r = vm_hold_image(m, nd->path, nd->kind == G_ACTIVE ? nd->dev : NULL, msg, msgsz);
+    }
+    igraph_free(&g);
+    char to[PATH_MAX];
+    if (r == 0 && (r = tmp_path(j, "vm", to, sizeof(to))) == 0)
+        r = journal_move(j, m->dir, to);
+    return r;
+}
+
+int vm_delete(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz)
+{
+    int r = run(c, vm, "vmdelete", plan_vm_delete, NULL, msg, msgsz);
+    if (r == 0)
+        log_msg(LOG_INFO, "deleted VM %s with its snapshots and images (nothing merged)", vm);
+    return r;
+}
+
+static int plan_detach(struct vm_model *m, struct journal *j, const void *arg, char *msg,
+                       size_t msgsz)
+{
+    const char *dev = arg;
+    char active[PATH_MAX];
+    int r = store_disk_path(m->s, m->vm, dev, active, sizeof(active));
+    if (r < 0)
+        return r;
+    if (!storeio_exists(m->s, active)) {
+        snprintf(msg, msgsz, "no disk %s", dev);
+        return -ENOENT;
+    }
+    if ((r = vm_load_definition(m, false, msg, msgsz)) < 0)
+        return r;
+    struct delplan dp;
+    if ((r = delplan_init(&dp, m, j, msg, msgsz)) < 0)
+        return r;
+    int at = igraph_find(&dp.g, active);
+    r = at < 0 ? -EINVAL : delplan_remove(&dp, at);
+    if (r == 0)
+        r = delplan_gc(&dp);
+    struct delxml x = { .detach_dev = dev };
+    if (r == 0)
+        r = delplan_write_xml(&dp, &x);
+    if (r == 0 && dp.data)
+        vm_drop_image_locks(m);
+    delplan_free(&dp);
+    return r;
+}
+
+int disk_detach(const struct snap_ctx *c, const char *vm, const char *dev, char *msg,
+                size_t msgsz)
+{
+    int r = run(c, vm, "detach", plan_detach, dev, msg, msgsz);
+    if (r == 0)
+        log_msg(LOG_INFO, "detached disk %s of %s and deleted its active image", dev, vm);
+    return r;
+}
+
+static int plan_undefine(struct vm_model *m, struct journal *j, const void *arg, char *msg,
+                         size_t msgsz)
+{
+    (void)arg;
+    char path[PATH_MAX], to[PATH_MAX];
+    int r = store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path));
+    if (r == 0 && !storeio_exists(m->s, path)) {
+        snprintf(msg, msgsz, "the VM has no domain.xml");
+        return -ENOENT;
+    }
+    if (r == 0 && (r = tmp_path(j, "domain.xml", to, sizeof(to))) == 0)
+        r = journal_move(j, path, to);
+    return r;
+}
+
+int vm_undefine(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz)
+{
+    int r = run(c, vm, "undefine", plan_undefine, NULL, msg, msgsz);
+    if (r == 0)
+        log_msg(LOG_INFO, "%s is undefined (domain.xml removed; images kept)", vm);
+    return r;
+}

@@ -1,0 +1,312 @@
+# shellcheck shell=bash
+# The data model and store checks of the delete crash and busy tests
+# (sourced after lib.sh and snapfix.sh, not run).
+#
+# A VM's disks are cut in fixed slots (MSLOT[vm] bytes each). The model
+# says, for every image the user can see - the active image of each disk
+# and each visible snapshot's image - which pattern each slot holds (0:
+# never written). Writes go through the mount and into the model; a
+# snapshot copies the active images' entries; a delete only drops the
+# deleted image's entries: SPEC says every other image reads exactly as
+# before. model_check reads every modelled image through the mount with
+# qemu-io read -P, so a merge in the wrong direction or onto the wrong
+# image shows as a pattern mismatch.
+#
+#   MODEL[vm/@/dev]   active image of dev: " slot:pat slot:pat ..."
+#   MODEL[vm/S/dev]   snapshot S's image of dev
+#   MODEL[vm/#cur]    the snapshot `current` names ("" when none)
+#   MODEL[vm/#def]    1 while the VM has a domain.xml
+#   MSLOT[vm], MNSLOT[vm]  slot size in bytes and the number of slots read
+
+declare -A MODEL=() MSLOT=() MNSLOT=()
+
+# model_init VM NDISKS SLOTBYTES NSLOTS: a make_vm VM (disk I holds
+# disk_pattern I at 0+1M; with slots above 1M the caller overwrites slot 0
+# before anything is checked).
+model_init() {
+    local vm=$1 n=$2 i s dev
+    MSLOT[$vm]=$3 MNSLOT[$vm]=$4
+    MODEL[$vm/#cur]="" MODEL[$vm/#def]=1
+    for ((i = 0; i < n; i++)); do
+        dev=${SNAP_DEVS[i]}
+        MODEL[$vm/@/$dev]=""
+        for ((s = 0; s * $3 < 1048576; s++)); do
+            MODEL[$vm/@/$dev]+=" $s:$(disk_pattern "$i")"
+        done
+    done
+}
+
+# slot_set LIST SLOT PAT: LIST with SLOT holding PAT.
+slot_set() {
+    local out="" e
+    for e in $1; do
+        [ "${e%%:*}" = "$2" ] || out+=" $e"
+    done
+    echo "$out $2:$3"
+}
+
+# model_write MNT VM DEV FIRST COUNT PAT: slots FIRST..FIRST+COUNT-1 of
+# DEV's active image get PAT, through the mount.
+model_write() {
+    local mnt=$1 vm=$2 dev=$3 first=$4 count=$5 pat=$6 s out
+    out=$(qemu-io -f qcow2 -c "write -q -P $pat $((first * MSLOT[$vm])) $((count * MSLOT[$vm]))" \
+        "$mnt/$vm/disks/$dev.qcow2" 2>&1) || fail "model_write $vm $dev: $out"
+    for ((s = first; s < first + count; s++)); do
+        MODEL[$vm/@/$dev]=$(slot_set "${MODEL[$vm/@/$dev]}" "$s" "$pat")
+    done
+}
+
+# model_devs VM WHERE: the disks the model has at WHERE (@ or a snapshot).
+model_devs() {
+    local k
+    for k in "${!MODEL[@]}"; do
+        [[ $k == "$1/$2/"* ]] && echo "${k##*/}"
+    done | sort
+}
+
+# model_snaps VM: the visible snapshots of VM.
+model_snaps() {
+    local k s
+    for k in "${!MODEL[@]}"; do
+        [[ $k == "$1/"*/* ]] || continue
+        s=${k#"$1"/}
+        s=${s%%/*}
+        [[ $s == @ || $s == \#* ]] || echo "$s"
+    done | sort -u
+}
+
+# model_take MNT VM S: mkdir snapshots/S; S's images hold what the active
+# images hold.
+model_take() {
+    local mnt=$1 vm=$2 s=$3 dev
+    mkdir "$mnt/$vm/snapshots/$s" || fail "model_take: mkdir $vm/snapshots/$s"
+    for dev in $(model_devs "$vm" @); do
+        MODEL[$vm/$s/$dev]=${MODEL[$vm/@/$dev]}
+    done
+    MODEL[$vm/#cur]=$s
+}
+
+# model_revert MNT VM S: the active images read as S's again.
+model_revert() {
+    local mnt=$1 vm=$2 s=$3 dev
+    ln -sfn "snapshots/$s" "$mnt/$vm/current" || fail "model_revert: $vm to $s"
+    for dev in $(model_devs "$vm" "$s"); do
+        MODEL[$vm/@/$dev]=${MODEL[$vm/$s/$dev]}
+    done
+    MODEL[$vm/#cur]=$s
+}
+
+# model_forget VM S [DEV]: the model after deleting snapshot S (or only
+# DEV's image of it): nothing else changes.
+model_forget() {
+    model_unset "$1/$2/${3:-}"
+}
+
+# model_drop_vm VM: the VM is gone.
+model_drop_vm() {
+    model_unset "$1/"
+}
+
+# model_unset PREFIX: every key starting with PREFIX leaves the model.
+model_unset() {
+    local k
+    for k in "${!MODEL[@]}"; do
+        [[ $k == "$1"* ]] && unset "MODEL[$k]"
+    done
+    return 0
+}
+
+# model_dump / model_load TEXT: the model as text, to keep a "before" and
+# an "after" and switch between them.
+model_dump() {
+    local k
+    for k in "${!MODEL[@]}"; do
+        printf '%s\t%s\n' "$k" "${MODEL[$k]}"
+    done | sort
+}
+model_load() {
+    local k v
+    MODEL=()
+    while IFS=$'\t' read -r k v; do
+        [ -n "$k" ] && MODEL[$k]=$v
+    done <<<"$1"
+}
+
+# model_shape MNT VM: what the mount lists for VM, in model_shape_of's
+# words: cheap, tells "before" from "after" before any data is read.
+model_shape() {
+    local mnt=$1 vm=$2 s
+    [ -e "$mnt/$vm" ] || { echo "absent"; return; }
+    echo "snapshots: $(ls -A "$mnt/$vm/snapshots" 2>&1 | paste -sd' ')"
+    # Names are [A-Za-z0-9._+-]: ls is safe, and shows dot entries.
+    # shellcheck disable=SC2045
+    for s in $(ls -A "$mnt/$vm/snapshots" 2>/dev/null); do
+        echo "$s: $(ls -A "$mnt/$vm/snapshots/$s" 2>&1 | paste -sd' ')"
+    done
+    echo "disks: $(ls -A "$mnt/$vm/disks" 2>&1 | paste -sd' ')"
+    echo "current: $(readlink "$mnt/$vm/current")"
+    if [ -e "$mnt/$vm/domain.xml" ]; then
+        echo "domain: $(xmllint --xpath '//devices/disk[@device="disk" or not(@device)]/target/@dev' \
+            "$mnt/$vm/domain.xml" 2>&1 | grep -o '"[^"]*"' | tr -d '"' | sort | paste -sd' ')"
+    else
+        echo "domain: none"
+    fi
+}
+# model_shape_of VM: the same, as the model has it.
+model_shape_of() {
+    local vm=$1 s
+    [ -n "${MODEL[$vm/#def]:-}" ] || { echo "absent"; return; }
+    echo "snapshots: $(model_snaps "$vm" | paste -sd' ')"
+    for s in $(model_snaps "$vm"); do
+        echo "$s: $(model_devs "$vm" "$s" | sed 's/$/.qcow2/' | paste -sd' ')"
+    done
+    echo "disks: $(model_devs "$vm" @ | sed 's/$/.qcow2/' | paste -sd' ')"
+    echo "current: ${MODEL[$vm/#cur]:+snapshots/${MODEL[$vm/#cur]}}"
+    if [ "${MODEL[$vm/#def]}" = 1 ]; then
+        echo "domain: $(model_devs "$vm" @ | paste -sd' ')"
+    else
+        echo "domain: none"
+    fi
+}
+
+# read_slots IMAGE VM LIST: IMAGE reads as LIST says, slot by slot (one
+# qemu-io for all of them). Prints what failed; status 1 then.
+read_slots() {
+    local img=$1 vm=$2 list=$3 s pat e args=() out
+    for ((s = 0; s < MNSLOT[$vm]; s++)); do
+        pat=0
+        for e in $list; do
+            [ "${e%%:*}" = "$s" ] && pat=${e#*:}
+        done
+        args+=(-c "read -q -P $pat $((s * MSLOT[$vm])) ${MSLOT[$vm]}")
+    done
+    out=$(qemu-io -r -f qcow2 "${args[@]}" "$img" 2>&1) || { echo "$img: $out" | head -n 3; return 1; }
+}
+
+# model_check MNT VM: the mount shows VM as the model has it - listing,
+# `current`, the disks domain.xml names, every image's data. Status 1 and
+# MODEL_ERR set when not (the crash loops try "before", then "after").
+model_check() {
+    local mnt=$1 vm=$2 k where dev img got want
+    MODEL_ERR=""
+    got=$(model_shape "$mnt" "$vm") want=$(model_shape_of "$vm")
+    if [ "$got" != "$want" ]; then
+        MODEL_ERR="$vm lists as
+$got
+but the model has
+$want"
+        return 1
+    fi
+    for k in "${!MODEL[@]}"; do
+        [[ $k == "$vm/"*/* ]] || continue
+        where=${k#"$vm"/} dev=${k##*/}
+        where=${where%/*}
+        if [ "$where" = @ ]; then
+            img=$mnt/$vm/disks/$dev.qcow2
+        else
+            img=$mnt/$vm/snapshots/$where/$dev.qcow2
+        fi
+        MODEL_ERR=$(read_slots "$img" "$vm" "${MODEL[$k]}") || return 1
+    done
+}
+
+# model_ok MNT VM...: model_check that fails the test.
+model_ok() {
+    local mnt=$1 vm
+    shift
+    for vm in "$@"; do
+        model_check "$mnt" "$vm" || fail "model: $MODEL_ERR"
+    done
+}
+
+# ---- the store ----
+
+# image_parent IMAGE: the absolute path of IMAGE's backing file ("" if none).
+image_parent() {
+    local b
+    b=$(qemu-img info -U --output=json "$1" 2>/dev/null |
+        sed -n 's/^ *"full-backing-filename": "\(.*\)",\{0,1\}$/\1/p')
+    [ -z "$b" ] || realpath -m "$b"
+}
+
+# store_sound STORE VM: no orphan and no idle hidden image. Every file
+# under STORE/VM is domain.xml, a snapshot.xml, or an image that an
+# active image or a visible snapshot's image needs (itself or in its
+# backing chain); every image in a hidden (dot-named) snapshot directory
+# has at least two dependents (SPEC: merged at one, removed at none); a
+# VM the model has deleted has no directory left. Status 1 and STORE_ERR
+# set when not.
+store_sound() {
+    local store=$1 vm=$2 f p n
+    local -A parent=() needed=() deps=()
+    STORE_ERR=""
+    if [ -z "${MODEL[$vm/#def]:-}" ]; then
+        [ ! -e "$store/$vm" ] && return 0
+        STORE_ERR="$vm was deleted but $store/$vm holds: $(find "$store/$vm" | head -n 5 | paste -sd' ')"
+        return 1
+    fi
+    while IFS= read -r -d '' f; do
+        case $f in
+            */domain.xml | */snapshots/*/snapshot.xml) continue ;;
+            *.qcow2) ;;
+            *) STORE_ERR="stray file $f"; return 1 ;;
+        esac
+        f=$(realpath "$f")
+        parent[$f]=$(image_parent "$f")
+        [ -n "${parent[$f]}" ] && deps[${parent[$f]}]=$((${deps[${parent[$f]}]:-0} + 1))
+    done < <(find "$store/$vm" -type f -print0)
+    for f in "$store/$vm"/disks/*.qcow2 "$store/$vm"/snapshots/[!.]*/*.qcow2; do
+        [ -e "$f" ] || continue
+        p=$(realpath "$f")
+        while [ -n "$p" ] && [ -z "${needed[$p]:-}" ]; do
+            needed[$p]=1
+            p=${parent[$p]:-}
+        done
+    done
+    for f in "${!parent[@]}"; do
+        [ -n "${needed[$f]:-}" ] || { STORE_ERR="orphan image $f"; return 1; }
+        case $f in
+            "$(realpath "$store/$vm")"/snapshots/.*)
+                n=${deps[$f]:-0}
+                [ "$n" -ge 2 ] || { STORE_ERR="hidden image $f has $n dependent(s), not merged or removed"; return 1; }
+                ;;
+        esac
+    done
+    for f in "$store/$vm"/snapshots/[!.]*; do
+        [ -e "$f" ] || continue
+        [ -f "$f/snapshot.xml" ] || { STORE_ERR="visible snapshot $f has no snapshot.xml"; return 1; }
+    done
+}
+
+# store_ok STORE VM...: store_sound and check_store (valid XML and images,
+# journal and tmp/ empty), failing the test.
+store_ok() {
+    local store=$1 vm
+    shift
+    for vm in "$@"; do
+        store_sound "$store" "$vm" || fail "store: $STORE_ERR"
+        [ -e "$store/$vm" ] && check_store "$store" "$vm"
+    done
+    journal_empty "$store"
+}
+
+# hidden_dirs STORE VM: the hidden snapshot directories of VM.
+hidden_dirs() {
+    find "$1/$2/snapshots" -mindepth 1 -maxdepth 1 -name '.*' 2>/dev/null | sort
+}
+
+# settled STORE VM...: waits up to 5 s for store_sound to hold (a merge
+# that follows an operation - the gc - may run after it returns).
+settled() {
+    local store=$1 i vm ok
+    shift
+    for ((i = 0; i < 50; i++)); do
+        ok=1
+        for vm in "$@"; do
+            store_sound "$store" "$vm" || { ok=0; break; }
+        done
+        ((ok)) && return 0
+        sleep 0.1
+    done
+    return 1
+}

@@ -1,0 +1,323 @@
+#!/bin/bash
+# Deletes are atomic across a crash (SPEC §4). The daemon dies
+# (VMSTOREFS_CRASH_AT=<op>:<n>, _exit(99)) at each durable point in turn
+# of: a whole snapshot delete merged each way (commit and pull), a delete
+# that leaves a hidden image (two dependents), the deferred merge of that
+# image once a dependent goes (gc, after a delete and after a revert that
+# discards the active branch), a partial delete (one disk's image), a VM
+# delete (with a hidden image in it), a disk detach and an undefine.
+# After each crash and a remount the VM reads exactly as before or exactly
+# as after (the data model, read through the mount), nothing is orphaned,
+# no hidden image is left with fewer than two dependents, the journal is
+# empty; once a point rolls forward, every later one does.
+# Then kill -9 of the daemon in the middle of a long qemu-img merge, each
+# direction: the qemu-img dies with it, and the remount finishes the
+# delete.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/snapfix.sh"
+. "$(dirname "$0")/delmodel.sh"
+need_fuse
+need virt-xml-validate xmllint pgrep
+
+S=$TMP/store M=$TMP/mnt
+MAX_POINTS=40
+
+# ---- fixtures: one store, kept aside, restored before every run ----
+
+# chain_vm VM: 2 disks, s1 <- s2 <- s3 <- active; s2's images hold much
+# (4.5 MiB) and s3's little (512 KiB) over them, the active images much
+# again: deleting s2 is cheapest as a commit of s3 into s2, deleting s3
+# as a pull of s3 into the active image.
+chain_vm() {
+    local vm=$1 dev i
+    make_vm "$S" "$vm" 2
+    model_init "$vm" 2 524288 16
+    mount_fs "$S" "$M"
+    for i in 0 1; do
+        model_write "$M" "$vm" "${SNAP_DEVS[i]}" 2 1 $((0x21 + i))
+    done
+    model_take "$M" "$vm" s1
+    for i in 0 1; do
+        model_write "$M" "$vm" "${SNAP_DEVS[i]}" 3 8 $((0x31 + i))
+        model_write "$M" "$vm" "${SNAP_DEVS[i]}" 2 1 $((0x41 + i))
+    done
+    model_take "$M" "$vm" s2
+    for i in 0 1; do
+        model_write "$M" "$vm" "${SNAP_DEVS[i]}" 3 1 $((0x51 + i))
+    done
+    model_take "$M" "$vm" s3
+    for i in 0 1; do
+        model_write "$M" "$vm" "${SNAP_DEVS[i]}" 4 9 $((0x61 + i))
+    done
+    model_ok "$M" "$vm"
+    unmount_fs "$M"
+    forget_daemon "$DAEMON_PID"
+}
+
+# branch_vm VM: the CloudStack deletion test: s1 <- s2 <- s3, revert to
+# s2, s4 on the new branch: s2's image has two dependents (s3's and s4's).
+branch_vm() {
+    local vm=$1
+    make_vm "$S" "$vm" 2
+    model_init "$vm" 2 524288 16
+    mount_fs "$S" "$M"
+    model_write "$M" "$vm" vda 2 1 0x71
+    model_take "$M" "$vm" s1
+    model_write "$M" "$vm" vda 3 2 0x72
+    model_write "$M" "$vm" vdb 2 1 0x73
+    model_take "$M" "$vm" s2
+    model_write "$M" "$vm" vda 4 1 0x74
+    model_take "$M" "$vm" s3
+    model_write "$M" "$vm" vda 5 1 0x75
+    model_revert "$M" "$vm" s2
+    model_write "$M" "$vm" vda 6 1 0x76
+    model_write "$M" "$vm" vdb 3 1 0x77
+    model_take "$M" "$vm" s4
+    model_write "$M" "$vm" vda 7 1 0x78
+    model_ok "$M" "$vm"
+    unmount_fs "$M"
+    forget_daemon "$DAEMON_PID"
+}
+
+# delete_hidden VM S: rmdir S, which has two dependents: S leaves the
+# listing, its images stay hidden, everything reads as before.
+delete_hidden() {
+    mount_fs "$S" "$M"
+    rmdir "$M/$1/snapshots/$2" || fail "fixture: rmdir $1/snapshots/$2"
+    model_forget "$1" "$2"
+    model_ok "$M" "$1"
+    [ -n "$(hidden_dirs "$S" "$1")" ] || fail "fixture: no hidden directory after deleting $1's $2"
+    unmount_fs "$M"
+    forget_daemon "$DAEMON_PID"
+}
+
+chain_vm c      # commit, pull, partial, detach, undefine
+branch_vm h     # hidden
+branch_vm d     # deferred (gc after a delete), VM delete
+delete_hidden d s2
+# revert-gc: the CloudStack reversion test: s1 <- s2, revert to s1,
+# delete s1 (hidden: s2's image and the active image depend on it).
+make_vm "$S" r 1
+model_init r 1 524288 16
+mount_fs "$S" "$M"
+model_write "$M" r vda 2 1 0x81
+model_take "$M" r s1
+model_write "$M" r vda 3 1 0x82
+model_take "$M" r s2
+model_write "$M" r vda 4 1 0x83
+model_revert "$M" r s1
+model_write "$M" r vda 5 1 0x84
+unmount_fs "$M"
+forget_daemon "$DAEMON_PID"
+delete_hidden r s1
+check_store "$S"
+mv "$S" "$TMP/fixture"
+FIXTURE_MODEL=$(model_dump)
+
+restore() {
+    rm -rf "$S" && cp -a "$TMP/fixture" "$S" || fail "cannot restore the fixture"
+    model_load "$FIXTURE_MODEL"
+}
+
+# ---- the cases: NAME VM CRASH-OPS ----
+
+# run_case NAME: the user's command.
+run_case() {
+    case $1 in
+        commit) rmdir "$M/c/snapshots/s2" ;;
+        pull) rmdir "$M/c/snapshots/s3" ;;
+        partial) rm "$M/c/snapshots/s2/vdb.qcow2" ;;
+        detach) rm "$M/c/disks/vdb.qcow2" ;;
+        undefine) rm "$M/c/domain.xml" ;;
+        hidden) rmdir "$M/h/snapshots/s2" ;;
+        deferred) rmdir "$M/d/snapshots/s3" ;;
+        revertgc) ln -sfn snapshots/s2 "$M/r/current" ;;
+        vmdelete) rmdir "$M/d" ;;
+    esac
+}
+
+# model_after NAME: the model as the command leaves it (from the fixture's).
+model_after() {
+    case $1 in
+        commit) model_forget c s2 ;;
+        pull) model_forget c s3 && MODEL[c/#cur]=s2 ;;
+        partial) model_forget c s2 vdb ;;
+        detach) model_forget c @ vdb ;;
+        undefine) MODEL[c/#def]=0 ;;
+        hidden) model_forget h s2 ;;
+        deferred) model_forget d s3 ;;
+        revertgc) MODEL[r/@/vda]=${MODEL[r/s2/vda]} MODEL[r/#cur]=s2 ;;
+        vmdelete) model_drop_vm d ;;
+    esac
+}
+
+# The log line of a merge names its direction.
+merge_directions() {
+    grep -o 'merge of [^ ]* disk [^ ]* (snapshot [^)]*): direction=[a-z]*' "$1" | sed 's/.*direction=//' | sort -u
+}
+
+# which_state VM: "B" or "A" as the mount and the store match the
+# before or the after model; fails the test when neither.
+which_state() {
+    local vm=$1 errb erra
+    model_load "$BEFORE"
+    if model_check "$M" "$vm"; then
+        echo B
+        return
+    fi
+    errb=$MODEL_ERR
+    model_load "$AFTER"
+    model_check "$M" "$vm" && { echo A; return; }
+    erra=$MODEL_ERR
+    echo "against before: $errb" >&2
+    echo "against after: $erra" >&2
+    return 1
+}
+
+# crash_case NAME VM OP: every crash point of OP in NAME's command.
+crash_case() {
+    local name=$1 vm=$2 op=$3 n pid status seen_after=0 points="" st log0
+    restore
+    BEFORE=$(model_dump)
+    model_after "$name"
+    AFTER=$(model_dump)
+    for ((n = 1; n <= MAX_POINTS; n++)); do
+        restore
+        export VMSTOREFS_CRASH_AT=$op:$n
+        try_mount || fail "$name/$op:$n: no mount"
+        unset VMSTOREFS_CRASH_AT
+        pid=$DAEMON_PID
+        if run_case "$name" 2>"$TMP/op.err"; then
+            # Done, unless a merge that follows it (gc) crashes the daemon.
+            model_load "$AFTER"
+            if settled "$S" "$vm"; then
+                sleep 0.2
+                if kill -0 "$pid" 2>/dev/null; then
+                    st=$(which_state "$vm") || fail "$name/$op:$n: finished, but not as the model has it"
+                    [ "$st" = A ] || fail "$name/$op:$n: the command succeeded but the VM reads as before"
+                    store_ok "$S" "$vm"
+                    DAEMON_PID=$pid unmount_fs "$M"
+                    forget_daemon "$pid"
+                    break
+                fi
+            elif kill -0 "$pid" 2>/dev/null; then
+                fail "$name/$op:$n: the command succeeded, the daemon lives, but 5 s later: $STORE_ERR"
+            fi
+        fi
+        status=0
+        timeout 10 tail --pid="$pid" -f /dev/null || fail "$name/$op:$n: the command ended ($(cat "$TMP/op.err")) but the daemon neither crashed nor settled"
+        wait "$pid" || status=$?
+        forget_daemon "$pid"
+        [ "$status" -eq 99 ] ||
+            fail "$name/$op:$n: the command failed ($(cat "$TMP/op.err")) and the daemon exited $status, not 99"
+        fusermount3 -u -z "$M" || fail "$name/$op:$n: fusermount3 -u -z"
+        try_mount || fail "$name/$op:$n: the daemon would not mount after the crash"
+        st=$(which_state "$vm") || fail "$name/$op:$n: after recovery $vm is neither as before nor as after"
+        settled "$S" "$vm" || fail "$name/$op:$n: after recovery: $STORE_ERR"
+        store_ok "$S" "$vm"
+        if [ "$st" = B ]; then
+            ((seen_after)) && fail "$name/$op:$n: rolled back after an earlier point was committed"
+        else
+            seen_after=1
+        fi
+        points+=$st
+        unmount_fs "$M"
+        forget_daemon "$DAEMON_PID"
+    done
+    ((n <= MAX_POINTS)) || fail "$name/$op: still crashing at point $MAX_POINTS"
+    ((n > 1)) || fail "$name/$op: the command never reached a crash point of operation '$op'"
+    pass "$name/$op: $((n - 1)) crash points ($points: B rolled back, A rolled forward)"
+}
+
+# The reference runs: each command without a crash leaves the model's
+# "after"; the two merge cases go each way.
+for name in commit pull; do
+    restore
+    log0=$(wc -l <"$DAEMON_LOG")
+    try_mount || fail "$name: no mount"
+    run_case "$name" || fail "$name: the command failed without a crash"
+    model_after "$name"
+    model_ok "$M" c
+    store_ok "$S" c
+    unmount_fs "$M"
+    forget_daemon "$DAEMON_PID"
+    tail -n +$((log0 + 1)) "$DAEMON_LOG" >"$TMP/$name.log"
+done
+dir_commit=$(merge_directions "$TMP/commit.log") dir_pull=$(merge_directions "$TMP/pull.log")
+[ "$dir_commit" = commit ] && [ "$dir_pull" = pull ] ||
+    fail "the two merge cases should merge by commit and by pull (the cheaper way), got '$dir_commit' and '$dir_pull'"
+pass "reference: deleting c's s2 commits s3 into it, deleting s3 pulls it into the active image"
+
+crash_case commit c delete
+crash_case pull c delete
+crash_case partial c delete
+crash_case hidden h delete
+crash_case deferred d delete
+crash_case deferred d gc
+crash_case revertgc r gc
+crash_case vmdelete d vmdelete
+crash_case detach c detach
+crash_case undefine c undefine
+
+# ---- kill -9 in the middle of a long merge ----
+# One VM, slots of 64 MiB: s1's image 512 MiB, s2's 192 MiB over it, the
+# active image 256 MiB over that. Deleting s2 pulls it into the active
+# image (192 < 256 MiB); deleting s1 then commits the active image into
+# it (384 < 512 MiB). Each merge copies a few hundred MiB.
+rm -rf "$S"
+MODEL=()
+make_vm "$S" big 1
+qemu-img resize -q "$S/big/disks/vda.qcow2" 2G || fail "cannot grow big's disk"
+model_init big 1 67108864 12
+mount_fs "$S" "$M"
+model_write "$M" big vda 0 8 0x91
+model_take "$M" big s1
+model_write "$M" big vda 6 3 0x92
+model_take "$M" big s2
+model_write "$M" big vda 8 4 0x93
+
+# kill_mid_merge SNAP DIRECTION CURRENT: rmdir SNAP, kill -9 the daemon
+# while its qemu-img child merges, remount: SNAP is gone, `current` names
+# CURRENT, the data reads as after.
+kill_mid_merge() {
+    local snap=$1 want=$2 pid qimg i log0 state
+    log0=$(wc -l <"$DAEMON_LOG")
+    pid=$DAEMON_PID
+    rmdir "$M/big/snapshots/$snap" 2>/dev/null &
+    local rmpid=$!
+    qimg=""
+    for ((i = 0; i < 400; i++)); do
+        qimg=$(pgrep -P "$pid" qemu-img | head -n 1)
+        [ -n "$qimg" ] && break
+        kill -0 "$rmpid" 2>/dev/null || fail "kill -9 $snap: rmdir ended before a qemu-img child ran"
+        sleep 0.025
+    done
+    [ -n "$qimg" ] || fail "kill -9 $snap: no qemu-img child of the daemon within 10 s"
+    sleep 0.3
+    kill -0 "$qimg" 2>/dev/null || fail "kill -9 $snap: the merge ended within 0.3 s: make it bigger"
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    forget_daemon "$pid"
+    for ((i = 0; i < 40; i++)); do
+        state=$(awk '{print $3}' "/proc/$qimg/stat" 2>/dev/null)
+        [ -z "$state" ] || [ "$state" = Z ] && break
+        sleep 0.05
+    done
+    [ -z "$state" ] || [ "$state" = Z ] || fail "kill -9 $snap: qemu-img $qimg outlived the daemon by 2 s"
+    wait "$rmpid" && fail "kill -9 $snap: rmdir succeeded through a killed daemon"
+    grep -q "merge of big disk vda (snapshot $snap): .*done in" <(tail -n +$((log0 + 1)) "$DAEMON_LOG") &&
+        fail "kill -9 $snap: the merge had finished before the kill"
+    grep -q "merge of big disk vda (snapshot $snap): direction=$want " <(tail -n +$((log0 + 1)) "$DAEMON_LOG") ||
+        fail "kill -9 $snap: the merge did not start as a $want"
+    fusermount3 -u -z "$M" || fail "kill -9 $snap: fusermount3 -u -z"
+    mount_fs "$S" "$M"
+    model_forget big "$snap"
+    MODEL[big/#cur]=$3
+    model_ok "$M" big
+    settled "$S" big || fail "kill -9 $snap: $STORE_ERR"
+    store_ok "$S" big
+    pass "kill -9 during the $want merge of $snap: qemu-img died with the daemon; the remount finished the delete"
+}
+kill_mid_merge s2 pull s1
+kill_mid_merge s1 commit ""
+unmount_fs "$M"

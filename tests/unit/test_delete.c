@@ -1,0 +1,393 @@
+/* Unit tests for deletes without a mount, on the sample store
+ * (scripts/make-sample-store: web1 = installed <- configured <- active,
+ * patterns 0x11 at 0+4M, 0x22 at 4M+4M, 0x33 at 8M+1M; db1 = two disks,
+ * 0x44 at 0+2M and 0x55 at 0+1M, no snapshots):
+ *  - the merge direction follows the allocations (commit when the
+ *    dependent is smaller: the frozen file takes the active path; pull
+ *    when it is larger: the active file stays), data unchanged;
+ *  - several dependents: the image is hidden, current is the nearest
+ *    visible ancestor, and the garbage pass merges it when a revert
+ *    leaves it one dependent, removes it at none;
+ *  - partial snapshots, the last image taking the snapshot with it;
+ *  - EBUSY from a qemu-style image lock, changing nothing;
+ *  - VM delete, detach, undefine;
+ *  - a real crash at every point of both merge directions and of the
+ *    hidden case: recovery leaves each as before or as after;
+ *  - ghosts: what a remover still sees. Skipped (77) without qemu-img. */
+#include "config.h"
+
+#include "check.h"
+#include "testutil.h"
+#include "ghost.h"
+#include "imagelock.h"
+#include "journal.h"
+#include "log.h"
+#include "names.h"
+#include "qimg.h"
+#include "snapshot.h"
+#include "storeio.h"
+#include "vmdelete.h"
+#include "vmstate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[512];
+static struct store st;
+static char msg[MSG_MAX];
+
+static int run(const char *cmd)
+{
+    int r = system(cmd);
+    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+/* Runs tmpl with every "%s" replaced by a (the store root). */
+static int runf(const char *tmpl, const char *a)
+{
+    char cmd[8 * PATH_MAX];
+    size_t n = 0, al = strlen(a);
+    for (const char *p = tmpl; *p && n + al + 1 < sizeof(cmd); p++) {
+        if (p[0] == '%' && p[1] == 's') {
+            memcpy(cmd + n, a, al);
+            n += al;
+            p++;
+        } else {
+            cmd[n++] = *p;
+        }
+    }
+    cmd[n] = '\0';
+    return run(cmd);
+}
+
+static bool open_store(const char *name)
+{
+    char path[PATH_MAX + 64], cmd[3 * PATH_MAX];
+    const char *top = getenv("TOP_SRCDIR");
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && '%s/scripts/make-sample-store' '%s' >/dev/null",
+             path, top ? top : ".", path);
+    if (run(cmd) != 0)
+        return false;
+    vmstate_reset();
+    return store_check(&st, path, msg, sizeof(msg)) == 0 &&
+           qimg_find(NULL, st.qemu_img, sizeof(st.qemu_img), msg, sizeof(msg)) == 0 &&
+           store_prepare_meta(&st, msg, sizeof(msg)) == 0;
+}
+
+static const char *current(const char *vm)
+{
+    static char snap[NAME_MAX_LEN + 1];
+    if (store_current_snapshot(&st, vm, snap, sizeof(snap)) < 0)
+        strcpy(snap, "(none)");
+    return snap;
+}
+
+/* qemu-io reads of web1's image `rel` (a path below web1/). */
+static bool reads(const char *rel, const char *pattern_args)
+{
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "qemu-io -r -f qcow2 %s '%s/web1/%s' >/dev/null 2>&1",
+             pattern_args, st.root, rel);
+    return run(cmd) == 0;
+}
+
+static ino_t ino(const char *rel)
+{
+    char path[PATH_MAX * 2];
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/web1/%s", st.root, rel);
+    return stat(path, &sb) == 0 ? sb.st_ino : 0;
+}
+
+/* Every image file under web1 is needed (active, a visible snapshot's, or
+ * in a chain of those), the journal is empty, every XML validates. */
+static bool tidy(void)
+{
+    return runf("cd '%s/web1' && for f in $(find . -name '*.qcow2'); do "
+                "n=0; for top in disks/*.qcow2 $(ls -d snapshots/[!.]*/*.qcow2 2>/dev/null); do "
+                "qemu-img info -U --backing-chain \"$top\" | grep -q \"^image: .*$(basename "
+                "$(dirname $f))/$(basename $f)$\" && n=1; done; [ $n = 1 ] || exit 1; done && "
+                "[ -z \"$(ls -A '%s/.vmstorefs/journal')\" ] && "
+                "virt-xml-validate domain.xml domain >/dev/null && "
+                "for x in snapshots/*/snapshot.xml; do [ -e \"$x\" ] || continue; "
+                "virt-xml-validate \"$x\" domainsnapshot >/dev/null || exit 1; done",
+                st.root) == 0;
+}
+
+static const char *const WEB1_ACTIVE = "-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M' "
+                                       "-c 'read -P 0x33 8M 1M'";
+static const char *const WEB1_CONFIGURED = "-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M' "
+                                           "-c 'read -P 0 8M 1M'";
+
+static void test_directions(void)
+{
+    struct snap_ctx c = { .s = &st };
+    /* configured (4M) has one dependent, the active image (1M): commit. */
+    CHECK(open_store("commit"));
+    ino_t frozen = ino("snapshots/configured/vda.qcow2");
+    CHECK_INT(snapshot_delete(&c, "web1", "configured", NULL, msg, sizeof(msg)), 0);
+    CHECK(ino("disks/vda.qcow2") == frozen);
+    CHECK(!store_snap_exists(&st, "web1", "configured"));
+    CHECK_STR(current("web1"), "installed");
+    CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
+    CHECK(reads("snapshots/installed/vda.qcow2", "-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M'"));
+    CHECK(tidy());
+    CHECK_INT(runf("grep -q configured '%s/web1/domain.xml' '%s/web1/snapshots/installed/snapshot.xml'",
+                   st.root),
+              1);
+    store_close(&st);
+
+    /* The active image holds more than configured: pull. */
+    CHECK(open_store("pull"));
+    CHECK_INT(runf("qemu-io -f qcow2 -c 'write -q -P 0x33 8M 16M' '%s/web1/disks/vda.qcow2' "
+                   ">/dev/null",
+                   st.root),
+              0);
+    ino_t active = ino("disks/vda.qcow2");
+    CHECK_INT(snapshot_delete(&c, "web1", "configured", NULL, msg, sizeof(msg)), 0);
+    CHECK(ino("disks/vda.qcow2") == active);
+    CHECK(reads("disks/vda.qcow2", "-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M' "
+                                   "-c 'read -P 0x33 8M 16M'"));
+    CHECK(tidy());
+    /* The base with one dependent: merged too, nothing left below. */
+    CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), 0);
+    CHECK_STR(current("web1"), "(none)");
+    CHECK(reads("disks/vda.qcow2", "-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M'"));
+    CHECK_INT(runf("qemu-img info '%s/web1/disks/vda.qcow2' | grep -q '^backing file'", st.root),
+              1);
+    CHECK(tidy());
+    CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), -ENOENT);
+    store_close(&st);
+}
+
+static void test_hidden(void)
+{
+    struct snap_ctx c = { .s = &st };
+    CHECK(open_store("hidden"));
+    /* Revert to installed: it now has two dependents (configured's image
+     * and the new active one). */
+    CHECK_INT(snapshot_revert(&c, "web1", "installed", msg, sizeof(msg)), 0);
+    CHECK_INT(runf("qemu-io -f qcow2 -c 'write -q -P 0x66 12M 1M' '%s/web1/disks/vda.qcow2' "
+                   ">/dev/null",
+                   st.root),
+              0);
+    CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), 0);
+    CHECK(!store_snap_exists(&st, "web1", "installed"));
+    CHECK_INT(runf("ls -d '%s'/web1/snapshots/.hidden-*/vda.qcow2 >/dev/null 2>&1", st.root), 0);
+    CHECK_STR(current("web1"), "(none)");
+    CHECK(reads("disks/vda.qcow2", "-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M' "
+                                   "-c 'read -P 0x66 12M 1M'"));
+    CHECK(reads("snapshots/configured/vda.qcow2", WEB1_CONFIGURED));
+    CHECK(tidy());
+    /* configured had parent installed: now none. */
+    CHECK_INT(runf("grep -q '<parent>' '%s/web1/snapshots/configured/snapshot.xml'", st.root), 1);
+    /* Reverting to configured discards the branch: the hidden image is
+     * down to one dependent (configured's) and is merged into it. */
+    CHECK_INT(snapshot_revert(&c, "web1", "configured", msg, sizeof(msg)), 0);
+    CHECK_INT(runf("ls -d '%s'/web1/snapshots/.hidden-* >/dev/null 2>&1", st.root), 2);
+    CHECK(reads("snapshots/configured/vda.qcow2", WEB1_CONFIGURED));
+    CHECK(reads("disks/vda.qcow2", WEB1_CONFIGURED));
+    CHECK_STR(current("web1"), "configured");
+    CHECK(tidy());
+    store_close(&st);
+}
+
+static void test_partial_and_busy(void)
+{
+    struct snap_ctx c = { .s = &st };
+    CHECK(open_store("partial"));
+    CHECK_INT(snapshot_take(&c, "db1", "s1", msg, sizeof(msg)), 0);
+    CHECK_INT(runf("qemu-io -f qcow2 -c 'write -q -P 0x45 4M 1M' '%s/db1/disks/vda.qcow2' "
+                   ">/dev/null",
+                   st.root),
+              0);
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof(path), "%s/db1/disks/vdb.qcow2", st.root);
+    int held = imagelock_hold(&st, path);
+    CHECK(held >= 0);
+    CHECK_INT(snapshot_delete(&c, "db1", "s1", "vdb", msg, sizeof(msg)), -EBUSY);
+    CHECK(strstr(msg, "in use") != NULL);
+    CHECK(store_snap_exists(&st, "db1", "s1"));
+    CHECK_INT(journal_pending(&st), 0);
+    imagelock_drop(held);
+    CHECK_INT(snapshot_delete(&c, "db1", "s1", "vdb", msg, sizeof(msg)), 0);
+    CHECK(store_snap_exists(&st, "db1", "s1"));
+    CHECK_INT(runf("test ! -e '%s/db1/snapshots/s1/vdb.qcow2' && test -e "
+                   "'%s/db1/snapshots/s1/vda.qcow2' && grep -q \"name=.vdb. snapshot=.no.\" "
+                   "'%s/db1/snapshots/s1/snapshot.xml'",
+                   st.root),
+              0);
+    CHECK_INT(runf("qemu-io -r -f qcow2 -c 'read -P 0x55 0 1M' '%s/db1/disks/vdb.qcow2' "
+                   ">/dev/null && qemu-io -r -f qcow2 -c 'read -P 0x44 0 2M' -c 'read -P 0 4M 1M' "
+                   "'%s/db1/snapshots/s1/vda.qcow2' >/dev/null",
+                   st.root),
+              0);
+    CHECK_INT(snapshot_delete(&c, "db1", "s1", "vdb", msg, sizeof(msg)), -ENOENT);
+    /* The last image takes the snapshot with it. */
+    CHECK_INT(snapshot_delete(&c, "db1", "s1", "vda", msg, sizeof(msg)), 0);
+    CHECK(!store_snap_exists(&st, "db1", "s1"));
+    CHECK_INT(runf("qemu-io -r -f qcow2 -c 'read -P 0x44 0 2M' -c 'read -P 0x45 4M 1M' "
+                   "'%s/db1/disks/vda.qcow2' >/dev/null",
+                   st.root),
+              0);
+    store_close(&st);
+}
+
+static void test_vm_entries(void)
+{
+    struct snap_ctx c = { .s = &st };
+    CHECK(open_store("entries"));
+    /* Detach: the disk leaves the definition; the frozen images stay. */
+    CHECK_INT(snapshot_take(&c, "db1", "s1", msg, sizeof(msg)), 0);
+    CHECK_INT(disk_detach(&c, "db1", "vdb", msg, sizeof(msg)), 0);
+    CHECK_INT(runf("grep -q \"dev=.vdb.\" '%s/db1/domain.xml'", st.root), 1);
+    CHECK_INT(runf("test ! -e '%s/db1/disks/vdb.qcow2' && qemu-io -r -f qcow2 -c 'read -P 0x55 0 "
+                   "1M' '%s/db1/snapshots/s1/vdb.qcow2' >/dev/null",
+                   st.root),
+              0);
+    CHECK_INT(disk_detach(&c, "db1", "vdb", msg, sizeof(msg)), -ENOENT);
+    /* Undefine keeps everything but domain.xml. */
+    CHECK_INT(vm_undefine(&c, "db1", msg, sizeof(msg)), 0);
+    CHECK_INT(runf("test ! -e '%s/db1/domain.xml' && test -e '%s/db1/disks/vda.qcow2'", st.root),
+              0);
+    CHECK_INT(vm_undefine(&c, "db1", msg, sizeof(msg)), -ENOENT);
+    /* A VM held by a qemu is not deleted; then it is, whole, no merge. */
+    char path[PATH_MAX * 2];
+    snprintf(path, sizeof(path), "%s/web1/snapshots/installed/vda.qcow2", st.root);
+    int held = imagelock_hold(&st, path);
+    CHECK_INT(vm_delete(&c, "web1", msg, sizeof(msg)), -EBUSY);
+    CHECK_INT(runf("test -e '%s/web1/domain.xml'", st.root), 0);
+    imagelock_drop(held);
+    CHECK_INT(vm_delete(&c, "web1", msg, sizeof(msg)), 0);
+    CHECK_INT(runf("test ! -e '%s/web1' && [ -z \"$(ls -A '%s/.vmstorefs/tmp')\" ]", st.root), 0);
+    CHECK_INT(vm_delete(&c, "web1", msg, sizeof(msg)), -ENOENT);
+    CHECK_INT(journal_pending(&st), 0);
+    store_close(&st);
+}
+
+/* A child deletes and dies at point n; returns its exit status. */
+static int crash_delete_at(int n, const char *snap)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char at[32];
+        snprintf(at, sizeof(at), "delete:%d", n);
+        setenv("VMSTOREFS_CRASH_AT", at, 1);
+        struct snap_ctx c = { .s = &st };
+        _exit(snapshot_delete(&c, "web1", snap, NULL, msg, sizeof(msg)) == 0 ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* setup: a shell command run on the fresh store before the delete. */
+static void crash_case(const char *name, const char *setup, const char *snap,
+                       const char *active_reads)
+{
+    int points = 0;
+    struct snap_ctx c = { .s = &st };
+    for (int n = 1; n < 60; n++) {
+        CHECK(open_store(name));
+        if (setup && runf(setup, st.root) != 0) {
+            CHECK(!"setup failed");
+            break;
+        }
+        if (strcmp(snap, "installed") == 0)
+            CHECK_INT(snapshot_revert(&c, "web1", "installed", msg, sizeof(msg)), 0);
+        int status = crash_delete_at(n, snap);
+        if (status == 0)
+            break;
+        points++;
+        CHECK_INT(status, 99);
+        int pending = journal_pending(&st);
+        CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), pending);
+        bool gone = !store_snap_exists(&st, "web1", snap);
+        /* The data is the same either way; the structure is whole. */
+        CHECK(reads("disks/vda.qcow2", active_reads));
+        if (strcmp(snap, "installed") == 0)
+            CHECK(reads("snapshots/configured/vda.qcow2", WEB1_CONFIGURED));
+        if (!gone)
+            CHECK(reads("snapshots/configured/vda.qcow2", WEB1_CONFIGURED));
+        CHECK(tidy());
+        CHECK_INT(runf("[ -z \"$(ls -A '%s/.vmstorefs/tmp')\" ]", st.root), 0);
+        store_close(&st);
+    }
+    store_close(&st);
+    CHECK(points >= 5);
+    fprintf(stderr, "delete (%s) has %d crash points\n", name, points);
+}
+
+static void test_crash(void)
+{
+    crash_case("crash-commit", NULL, "configured", WEB1_ACTIVE);
+    crash_case("crash-pull",
+               "qemu-io -f qcow2 -c 'write -q -P 0x33 8M 16M' '%s/web1/disks/vda.qcow2' >/dev/null",
+               "configured",
+               "-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M' -c 'read -P 0x33 8M 16M'");
+    crash_case("crash-hidden", NULL, "installed", "-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M'");
+}
+
+static int collect(void *ctx, const char *name, mode_t type)
+{
+    (void)type;
+    strcat(ctx, name);
+    strcat(ctx, ",");
+    return 0;
+}
+
+static void test_ghosts(void)
+{
+    ghost_reset();
+    CHECK_INT(ghost_add(10, "/vm/snapshots/s", S_IFDIR), 0);
+    CHECK_INT(ghost_add(10, "/vm/snapshots/s/vda.qcow2", S_IFREG), 0);
+    mode_t t;
+    CHECK_INT(ghost_stat(10, "/vm/snapshots/s", &t), 0);
+    CHECK(S_ISDIR(t));
+    CHECK_INT(ghost_stat(11, "/vm/snapshots/s", &t), -ENOENT); /* another process */
+    char names[256] = "";
+    CHECK_INT(ghost_list(10, "/vm/snapshots/s", collect, names), 0);
+    CHECK_STR(names, "vda.qcow2,");
+    CHECK_INT(ghost_remove(10, "/vm/snapshots/s"), -ENOTEMPTY);
+    CHECK_INT(ghost_remove(10, "/vm/snapshots/s/vda.qcow2"), 0);
+    CHECK_INT(ghost_remove(10, "/vm/snapshots/s"), 0);
+    CHECK_INT(ghost_remove(10, "/vm/snapshots/s"), -ENOENT);
+    ghost_walker_open(10, "vm");
+    ghost_walker_open(10, "vm");
+    CHECK(ghost_is_walker(10, "vm") && !ghost_is_walker(11, "vm"));
+    ghost_walker_refuse(10, "vm", -EBUSY);
+    CHECK_INT(ghost_walker_refused(10, "vm"), -EBUSY);
+    ghost_walker_close(10, "vm");
+    CHECK(ghost_is_walker(10, "vm"));
+    ghost_walker_close(10, "vm");
+    CHECK(!ghost_is_walker(10, "vm"));
+    CHECK_INT(ghost_walker_refused(10, "vm"), 0);
+}
+
+int main(void)
+{
+    test_ghosts();
+    if (run("command -v qemu-img >/dev/null && command -v qemu-io >/dev/null && "
+            "command -v virt-xml-validate >/dev/null") != 0)
+        return 77;
+    snprintf(dir, sizeof(dir), "%s/vmstorefs-del.XXXXXX", test_tmpdir_or("/tmp"));
+    if (!mkdtemp(dir))
+        return 1;
+    log_init("test_delete", true);
+    test_directions();
+    test_hidden();
+    test_partial_and_busy();
+    test_vm_entries();
+    test_crash();
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    run(cmd);
+    CHECK_DONE();
+}
