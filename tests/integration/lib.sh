@@ -249,6 +249,27 @@ nbd_release() {
     fail "qemu-nbd $NBD_PID did not exit"
 }
 
+# qio_hold IMAGE STORE-IMAGE: a qemu-io with IMAGE (a mount's active
+# image) open for writing, as a VM booted from the mount would have it,
+# until qio_release; returns once the daemon holds the image locks qemu
+# asked for on STORE-IMAGE (the file behind IMAGE). Sets QIO_PID.
+qio_hold() {
+    local ino i
+    qemu-io -f qcow2 -c 'sleep 600000' "$1" >/dev/null 2>&1 &
+    QIO_PID=$!
+    DAEMONS+=("$QIO_PID")
+    ino=$(stat -c %i "$2")
+    for i in $(seq 100); do
+        grep -q "OFDLCK .*:$ino " /proc/locks && return 0
+        sleep 0.1
+    done
+    fail "qemu-io never locked $1"
+}
+qio_release() {
+    kill "$QIO_PID"
+    wait "$QIO_PID" 2>/dev/null
+}
+
 # lock_hold FILE: a process holding a POSIX write lock on all of FILE
 # (conflicting with the daemon's OFD locks) until lock_release. Returns
 # once the lock is held. Sets LOCK_PID.

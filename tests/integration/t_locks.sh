@@ -11,24 +11,12 @@ S=$TMP/store M=$TMP/mnt
 sample_store "$S"
 mount_fs "$S" "$M"
 
-# hold IMAGE: a qemu-io that keeps IMAGE open for writing until killed.
-# Waits until /proc/locks shows an OFD lock on the store file's inode
-# (other tests' qemu runs, in parallel, take locks of their own).
+# hold IMAGE: qio_hold on IMAGE, db1's vda by the store path or the mount's.
 hold() {
-    local ino
-    ino=$(stat -c %i "$S/db1/disks/vda.qcow2")
-    qemu-io -f qcow2 -c 'sleep 60000' "$1" >/dev/null 2>&1 &
-    HOLDER=$!
-    DAEMONS+=("$HOLDER")
-    for i in $(seq 100); do
-        grep -q "OFDLCK .*:$ino " /proc/locks && return 0
-        sleep 0.1
-    done
-    fail "holder never locked $1"
+    qio_hold "$1" "$S/db1/disks/vda.qcow2"
 }
 release() {
-    kill "$HOLDER"
-    wait "$HOLDER" 2>/dev/null
+    qio_release
 }
 
 hold "$S/db1/disks/vda.qcow2"

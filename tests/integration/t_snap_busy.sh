@@ -53,19 +53,10 @@ read_pattern "$V/disks/vda.qcow2" 0 8M 1M
 pass "with the qemu gone, the same take, rename and revert work"
 
 # (b) a qemu writing the image through the mount.
-qemu-io -f qcow2 -c 'sleep 600000' "$V/disks/vda.qcow2" >/dev/null 2>&1 &
-QIO=$!
-DAEMONS+=("$QIO")
-ino=$(stat -c %i "$S/web1/disks/vda.qcow2")
-for i in $(seq 100); do
-    grep -q "OFDLCK .*:$ino " /proc/locks && break
-    [ "$i" -lt 100 ] || fail "qemu-io never locked $V/disks/vda.qcow2"
-    sleep 0.1
-done
+qio_hold "$V/disks/vda.qcow2" "$S/web1/disks/vda.qcow2"
 busy "take while a qemu has the image open through the mount" web1/disks/vda.qcow2 \
     mkdir "$V/snapshots/t"
-kill "$QIO"
-wait "$QIO" 2>/dev/null
+qio_release
 # The kernel releases a closed FUSE file asynchronously: allow it 2 s.
 for i in $(seq 20); do
     mkdir "$V/snapshots/t" 2>/dev/null && break

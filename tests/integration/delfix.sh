@@ -1,0 +1,329 @@
+# Model and checks of the snapshot deletion tests (sourced after lib.sh
+# and snapfix.sh, not run).
+#
+# The model follows a VM through takes, reverts, writes and deletes done
+# through the mount, and says what every image must read afterwards:
+#
+#   m_init VM NDISKS          start following VM (made by make_vm, no snapshots)
+#   m_write VM                one new write (id k) on every active disk
+#   m_take VM S               m_write, then mkdir snapshots/S
+#   m_revert VM S             ln -sfn snapshots/S current
+#   m_delete VM S rmdir|rm    delete S with rmdir or rm -r
+#   m_rm_image VM S I         rm snapshots/S/<disk I>.qcow2 (partial)
+#   m_check VM "step"         everything below, or fail naming the step
+#
+# Write k puts pattern wpat(k, I) on 64k at k MiB of disk I, so an image
+# reads wpat(j, I) at j MiB for every write j it inherited, zeros at the
+# offsets of the writes it did not, and make_vm's disk_pattern I at 0.
+# Deleting a snapshot must not change a byte of any other image.
+#
+# The model keeps the image tree the SPEC describes, one node per taken
+# snapshot (they share one shape on every disk): a deleted snapshot with
+# several dependents becomes a hidden node, merged away (or removed) the
+# moment it has one (or none) left. From it the checks know how many
+# hidden images the store must hold, which snapshot is each snapshot's
+# <parent> and `current` (the nearest visible ancestor), and how many
+# `merge of` lines each delete must log.
+#
+#   check_no_orphans STORE VM  every image under STORE/VM is needed
+#   hidden_images STORE VM     the images kept under dot-named directories
+#   listed DIR NAME            NAME is in the listing of DIR
+
+DEL_MIB=$((1024 * 1024))
+
+# wpat K I: the pattern write K puts on disk I (1..223, distinct per disk).
+wpat() {
+    printf '0x%02x' $((($1 * 5 + $2 * 17) % 223 + 1))
+}
+
+declare -A M_N=() M_DISKS=() M_ACTIVE=() M_APAR=() M_NODES=()
+declare -A M_CONT=() M_PAR=() M_NAME=() M_DEVS=() M_SNAP=()
+declare -A M_NOCUR=()   # VM -> 1 after `rm current` (hidden until a take or revert)
+M_MERGES=0    # merges (per disk) the last model step expects
+M_LOGPOS=0    # daemon log lines m_check has looked at
+
+m_init() {
+    M_N[$1]=1 M_DISKS[$1]=$2 M_ACTIVE[$1]="" M_APAR[$1]="" M_NODES[$1]=""
+}
+
+m_write() {
+    local vm=$1 k=${M_N[$1]} i
+    ((k < 60)) || fail "model: $vm: too many writes for a 64M disk"
+    for ((i = 0; i < M_DISKS[$vm]; i++)); do
+        qemu-io -f qcow2 -c "write -q -P $(wpat "$k" "$i") $((k * DEL_MIB)) 64k" \
+            "$M/$vm/disks/${SNAP_DEVS[i]}.qcow2" >/dev/null ||
+            fail "$vm: write $k through the mount to ${SNAP_DEVS[i]}"
+    done
+    M_ACTIVE[$vm]="${M_ACTIVE[$vm]} $k"
+    M_N[$vm]=$((k + 1))
+}
+
+m_take() {
+    local vm=$1 snap=$2 k i devs=""
+    m_write "$vm"
+    mkdir "$M/$vm/snapshots/$snap" || fail "$vm: mkdir snapshots/$snap"
+    k=$((M_N[$vm] - 1))
+    for ((i = 0; i < M_DISKS[$vm]; i++)); do
+        devs+=" $i"
+    done
+    M_CONT[$vm/$k]=${M_ACTIVE[$vm]} M_PAR[$vm/$k]=${M_APAR[$vm]} M_NAME[$vm/$k]=$snap
+    M_DEVS[$vm/$k]=$devs M_SNAP[$vm/$snap]=$k
+    M_NODES[$vm]="${M_NODES[$vm]} $k"
+    M_APAR[$vm]=$k
+    unset "M_NOCUR[$vm]"
+}
+
+m_revert() {
+    local vm=$1 snap=$2 old=${M_APAR[$1]} n=${M_SNAP[$1/$2]:?model: no snapshot $2} n0 got
+    n0=$(wc -l <"$DAEMON_LOG")
+    ln -sfn "snapshots/$snap" "$M/$vm/current" || fail "$vm: ln -sfn snapshots/$snap current"
+    M_ACTIVE[$vm]=${M_CONT[$vm/$n]} M_APAR[$vm]=$n
+    unset "M_NOCUR[$vm]"
+    M_MERGES=0
+    [ -n "$old" ] && [ -z "${M_NAME[$vm/$old]}" ] && m_settle "$vm" "$old"
+    got=$(merge_lines "$vm" "$n0")
+    [ "$got" = "$M_MERGES $M_MERGES" ] ||
+        fail "$vm: reverting to $snap should merge $M_MERGES disk(s); logged (started done): $got"
+}
+
+# m_deps VM NODE: the node's dependents (child nodes, "active").
+m_deps() {
+    local vm=$1 n=$2 c
+    for c in ${M_NODES[$vm]}; do
+        [ "${M_PAR[$vm/$c]}" = "$n" ] && echo "$c"
+    done
+    [ "${M_APAR[$vm]}" = "$n" ] && echo active
+}
+
+# m_settle VM NODE: a hidden node with one dependent is merged into it,
+# with none it is removed (and its parent may follow); with more it stays.
+m_settle() {
+    local vm=$1 n=$2 deps parent c keep=""
+    deps=$(m_deps "$vm" "$n")
+    [ "$(grep -c . <<<"$deps")" -ge 2 ] && return
+    parent=${M_PAR[$vm/$n]}
+    for c in ${M_NODES[$vm]}; do
+        [ "$c" = "$n" ] || keep+=" $c"
+    done
+    M_NODES[$vm]=$keep
+    if [ -z "$deps" ]; then
+        [ -n "$parent" ] && [ -z "${M_NAME[$vm/$parent]}" ] && m_settle "$vm" "$parent"
+    elif [ "$deps" = active ]; then
+        M_APAR[$vm]=$parent
+        M_MERGES=$((M_MERGES + $(wc -w <<<"${M_DEVS[$vm/$n]}")))
+    else
+        M_PAR[$vm/$deps]=$parent
+        M_MERGES=$((M_MERGES + $(wc -w <<<"${M_DEVS[$vm/$n]}")))
+    fi
+}
+
+# m_forget VM SNAP: the model's side of deleting SNAP.
+m_forget() {
+    local vm=$1 snap=$2 n=${M_SNAP[$1/$2]:?model: no snapshot $2}
+    unset "M_SNAP[$vm/$snap]"
+    M_NAME[$vm/$n]=""
+    M_MERGES=0
+    m_settle "$vm" "$n"
+}
+
+# merge_lines VM FROM: the `merge of VM disk` lines logged since line FROM
+# of the daemon log, as "started" and "done" counts.
+merge_lines() {
+    local added
+    added=$(tail -n +$(($2 + 1)) "$DAEMON_LOG")
+    echo "$(grep -c "merge of $1 disk .*started\$" <<<"$added") $(grep -c "merge of $1 disk .* done in " <<<"$added")"
+}
+
+# m_delete VM SNAP rmdir|rm: delete SNAP through the mount; every disk
+# that merges logs one start and one end line.
+m_delete() {
+    local vm=$1 snap=$2 how=$3 n0 got
+    n0=$(wc -l <"$DAEMON_LOG")
+    case $how in
+        rmdir) rmdir "$M/$vm/snapshots/$snap" || fail "$vm: rmdir snapshots/$snap" ;;
+        rm) rm -r "$M/$vm/snapshots/$snap" || fail "$vm: rm -r snapshots/$snap" ;;
+        *) fail "m_delete: rmdir or rm, not $how" ;;
+    esac
+    m_forget "$vm" "$snap"
+    [ -e "$M/$vm/snapshots/$snap" ] && fail "$vm: snapshots/$snap still there after $how"
+    # Its images are gone or moved: no chain in any XML names them there.
+    got=$(grep -l "$S/$vm/snapshots/$snap/" "$S/$vm"/domain.xml "$S/$vm"/snapshots/*/snapshot.xml 2>/dev/null)
+    [ -z "$got" ] || fail "$vm: after $how $snap, XML still names snapshots/$snap/: $got"
+    got=$(merge_lines "$vm" "$n0")
+    [ "$got" = "$M_MERGES $M_MERGES" ] ||
+        fail "$vm: deleting $snap should merge $M_MERGES disk(s); logged (started done): $got"
+
+}
+
+# m_rm_image VM SNAP I: remove disk I's image from SNAP. The tests only
+# do it where the image has one dependent (or none), so that every disk
+# keeps the tree's one shape; the last image takes the snapshot with it.
+m_rm_image() {
+    local vm=$1 snap=$2 i=$3 n=${M_SNAP[$1/$2]:?model: no snapshot $2} keep="" d deps n0 want got
+    deps=$(m_deps "$vm" "$n")
+    [ "$(grep -c . <<<"$deps")" -le 1 ] || fail "test bug: $snap has several dependents"
+    n0=$(wc -l <"$DAEMON_LOG")
+    rm "$M/$vm/snapshots/$snap/${SNAP_DEVS[i]}.qcow2" || fail "$vm: rm snapshots/$snap/${SNAP_DEVS[i]}.qcow2"
+    want=0
+    [ -n "$deps" ] && want=1
+    for d in ${M_DEVS[$vm/$n]}; do
+        [ "$d" = "$i" ] || keep+=" $d"
+    done
+    if [ -z "$keep" ]; then
+        m_forget "$vm" "$snap"
+        [ -e "$M/$vm/snapshots/$snap" ] && fail "$vm: $snap still listed after its last image went"
+    else
+        M_DEVS[$vm/$n]=$keep
+    fi
+    got=$(merge_lines "$vm" "$n0")
+    [ "$got" = "$want $want" ] ||
+        fail "$vm: removing $snap/${SNAP_DEVS[i]}.qcow2 should merge $want disk(s); logged (started done): $got"
+}
+
+# m_visible VM NODE: the nearest visible node from NODE up ("" if none).
+m_visible() {
+    local vm=$1 n=$2
+    while [ -n "$n" ] && [ -z "${M_NAME[$vm/$n]}" ]; do
+        n=${M_PAR[$vm/$n]}
+    done
+    [ -n "$n" ] && echo "${M_NAME[$vm/$n]}"
+}
+
+# expect_content IMAGE-ARGS DISK "IDS" WHAT: the image (qemu-io's
+# arguments for it) reads disk_pattern at 0, write j of every id in IDS,
+# and zeros where every other write of the VM so far went.
+expect_content() {
+    local img=$1 i=$2 ids=" $3 " what=$4 vm=$5 k cmds=() out
+    cmds=(-c "read -P $(disk_pattern "$i") 0 1M")
+    for ((k = 1; k < M_N[$vm]; k++)); do
+        if [[ $ids == *" $k "* ]]; then
+            cmds+=(-c "read -P $(wpat "$k" "$i") $((k * DEL_MIB)) 64k")
+        else
+            cmds+=(-c "read -P 0 $((k * DEL_MIB)) 64k")
+        fi
+    done
+    out=$(qemu-io -r -f qcow2 "${cmds[@]}" "$img" 2>&1) ||
+        fail "$what: $img should hold writes {$3}: $(grep -v -e '^read ' -e 'ops/sec' <<<"$out" | head -n 3)"
+    grep -qi 'verification failed' <<<"$out" && fail "$what: $img should hold writes {$3}: $out"
+    return 0
+}
+
+# listed DIR NAME: NAME is in DIR's listing (not just found by lookup).
+listed() {
+    # shellcheck disable=SC2010
+    ls -A "$1" | grep -qx -- "$2"
+}
+
+# hidden_images STORE VM: images under dot-named directories of snapshots/.
+hidden_images() {
+    find "$1/$2/snapshots" -mindepth 2 -path "$1/$2/snapshots/.*" -type f -name '*.qcow2' 2>/dev/null | sort
+}
+
+# m_check VM STEP: after STEP, the store and the mount are what the model
+# says: the listing, every image's data (mount and store), each
+# snapshot's <parent> and disks, `current`, the hidden images, and the
+# store is sound with no orphan image.
+m_check() {
+    local vm=$1 step=$2 n i want got root snap x hidden=0 d
+    want=$(for n in ${M_NODES[$vm]}; do
+        [ -n "${M_NAME[$vm/$n]}" ] && echo "${M_NAME[$vm/$n]}"
+    done | sort)
+    want=$(paste -sd' ' <<<"$want") got=$(ls -A "$M/$vm/snapshots" | sort | paste -sd' ')
+    [ "$got" = "$want" ] || fail "$step: $vm lists snapshots '$got', expected '$want'"
+    for n in ${M_NODES[$vm]}; do
+        snap=${M_NAME[$vm/$n]}
+        if [ -z "$snap" ]; then
+            hidden=$((hidden + $(wc -w <<<"${M_DEVS[$vm/$n]}")))
+            continue
+        fi
+        x=$S/$vm/snapshots/$snap/snapshot.xml
+        got=$(snap_parent "$S/$vm/snapshots/$snap")
+        want=$(m_visible "$vm" "${M_PAR[$vm/$n]}")
+        [ "$got" = "$want" ] || fail "$step: $vm/$snap's <parent> is '$got', expected '$want'"
+        want="" got=$(ls -A "$M/$vm/snapshots/$snap" | sort | paste -sd' ')
+        for d in ${M_DEVS[$vm/$n]}; do
+            want+=" ${SNAP_DEVS[d]}.qcow2"
+        done
+        [ "$got" = "${want# }" ] || fail "$step: $vm/snapshots/$snap lists '$got', expected '${want# }'"
+        for ((i = 0; i < M_DISKS[$vm]; i++)); do
+            want=no
+            [[ " ${M_DEVS[$vm/$n]} " == *" $i "* ]] && want=external
+            got=$(xmllint --xpath "string(/domainsnapshot/disks/disk[@name='${SNAP_DEVS[i]}']/@snapshot)" "$x")
+            [ "$got" = "$want" ] || fail "$step: $x marks ${SNAP_DEVS[i]} snapshot='$got', expected '$want'"
+        done
+        for i in ${M_DEVS[$vm/$n]}; do
+            # A delete rewrites the backing names in the headers of
+            # images the kernel has cached (the previous check read them
+            # all): the mount must serve the new bytes at once.
+            cmp -s "$M/$vm/snapshots/$snap/${SNAP_DEVS[i]}.qcow2" "$S/$vm/snapshots/$snap/${SNAP_DEVS[i]}.qcow2" ||
+                fail "$step: the mount serves stale bytes of $vm/snapshots/$snap/${SNAP_DEVS[i]}.qcow2: $(qemu-img info -U "$M/$vm/snapshots/$snap/${SNAP_DEVS[i]}.qcow2" | grep '^backing file:')"
+            for root in "$M" "$S"; do
+                expect_content "$root/$vm/snapshots/$snap/${SNAP_DEVS[i]}.qcow2" "$i" "${M_CONT[$vm/$n]}" "$step" "$vm"
+            done
+        done
+    done
+    for ((i = 0; i < M_DISKS[$vm]; i++)); do
+        for root in "$M" "$S"; do
+            expect_content "$root/$vm/disks/${SNAP_DEVS[i]}.qcow2" "$i" "${M_ACTIVE[$vm]}" "$step" "$vm"
+        done
+    done
+    want=$(m_visible "$vm" "${M_APAR[$vm]}")
+    [ -n "${M_NOCUR[$vm]:-}" ] && want=""
+    got=$(readlink "$M/$vm/current")
+    [ "$got" = "${want:+snapshots/$want}" ] || fail "$step: $vm/current -> '$got', expected '${want:+snapshots/$want}'"
+    got=$(hidden_images "$S" "$vm" | grep -c .)
+    [ "$got" -eq "$hidden" ] ||
+        fail "$step: $vm should keep $hidden hidden image(s), the store has: $(hidden_images "$S" "$vm")"
+    # Nothing since the last check logged an error (e.g. a hidden
+    # directory taken for a snapshot and its snapshot.xml looked for).
+    got=$(tail -n +$((M_LOGPOS + 1)) "$DAEMON_LOG" | grep -i 'no such file\|error\|failed')
+    M_LOGPOS=$(wc -l <"$DAEMON_LOG")
+    [ -z "$got" ] || fail "$step: the daemon logged an error: $got"
+    # (No check_overlays: a revert leaves the discarded branch's leaf
+    # naming disks/<dev>.qcow2, as libvirt does; t_snap_matrix has it so.)
+    check_store "$S" "$vm"
+    check_no_orphans "$S" "$vm"
+}
+
+# image_chain IMAGE: IMAGE and every image below it, as real paths.
+# Fails (status 1, why on stderr) when the chain does not open: callers
+# check the status, as a fail in $(...) would exit only that subshell.
+image_chain() {
+    local out
+    out=$(qemu-img info -U --backing-chain --output=json "$1" 2>&1) || {
+        echo "qemu-img info --backing-chain $1: $out" >&2
+        return 1
+    }
+    sed -n 's/^ *"filename": "\(.*\)",\{0,1\}$/\1/p' <<<"$out" | xargs -r -n1 realpath -m
+}
+
+# check_no_orphans STORE VM: every image file under STORE/VM (qcow2, raw,
+# iso, img) is an active image, a visible snapshot's image, or in the
+# backing chain of one of those; and every dot-named directory under
+# snapshots/ (a hidden snapshot) still holds such an image.
+check_no_orphans() {
+    local store=$1 vm=$2 f d top chain
+    declare -A need=()
+    # The images domain.xml names (read-only disks, CD-ROMs) count as
+    # active ones.
+    for top in "$store/$vm"/disks/*.qcow2 "$store/$vm"/snapshots/[!.]*/*.qcow2 \
+        $([ -f "$store/$vm/domain.xml" ] && xmllint --xpath '//devices/disk/source/@file' "$store/$vm/domain.xml" 2>/dev/null |
+            sed -n 's/.*file="\(.*\)".*/\1/p'); do
+        [ -e "$top" ] || continue
+        case $top in *.qcow2) ;; *) need[$(realpath -m "$top")]=1 && continue ;; esac
+        chain=$(image_chain "$top" 2>&1) || fail "check_no_orphans: $chain"
+        while IFS= read -r f; do
+            need[$f]=1
+        done <<<"$chain"
+    done
+    while IFS= read -r -d '' f; do
+        [ -n "${need[$(realpath -m "$f")]:-}" ] ||
+            fail "check_no_orphans: $f is an image nothing needs (no active image, visible snapshot or chain of one)"
+    done < <(find "$store/$vm" -type f \( -name '*.qcow2' -o -name '*.raw' -o -name '*.img' -o -name '*.iso' \) -print0)
+    for d in "$store/$vm"/snapshots/.*/; do
+        case $d in */./ | */../) continue ;; esac
+        [ -d "$d" ] || continue
+        [ -n "$(find "$d" -type f -name '*.qcow2')" ] ||
+            fail "check_no_orphans: hidden directory $d is left with no image"
+    done
+}
