@@ -114,6 +114,15 @@ static int done(struct nsop_result *res, const char *vm, int r)
     return r;
 }
 
+/* A delete (and the garbage pass after a revert or a detach) rewrites
+ * the headers of frozen images it merges into or hides the parent of:
+ * what the kernel cached of them goes too. */
+static int done_frozen(struct nsop_result *res, const char *vm, int r)
+{
+    res->frozen_changed = r == 0;
+    return done(res, vm, r);
+}
+
 int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *res)
 {
     char parent[PATH_MAX], last[256];
@@ -147,7 +156,7 @@ static int revert(const struct snap_ctx *c, const char *vm, const char *target,
                  "current can only point at snapshots/<name>, not %s", target);
         return -EINVAL;
     }
-    return done(res, vm, snapshot_revert(c, vm, snap, res->msg, sizeof(res->msg)));
+    return done_frozen(res, vm, snapshot_revert(c, vm, snap, res->msg, sizeof(res->msg)));
 }
 
 static bool current_exists(const struct snap_ctx *c, const char *vm)
@@ -222,7 +231,7 @@ static int unlink_snap_image(const struct snap_ctx *c, const struct vpath *vp,
         snprintf(dir, sizeof(dir), "/%s/snapshots/%s", vp->vm, vp->snap);
         ghost_add(c->pid, dir, S_IFDIR);
     }
-    return done(res, vp->vm, r);
+    return done_frozen(res, vp->vm, r);
 }
 
 int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *res)
@@ -240,7 +249,8 @@ int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *
     if (parsed && vp.kind == V_SNAP_IMAGE)
         return unlink_snap_image(c, &vp, res);
     if (parsed && vp.kind == V_DISK)
-        return done(res, vp.vm, disk_detach(c, vp.vm, vp.dev, res->msg, sizeof(res->msg)));
+        return done_frozen(res, vp.vm,
+                           disk_detach(c, vp.vm, vp.dev, res->msg, sizeof(res->msg)));
     if (parsed && vp.kind == V_DOMXML)
         return unlink_definition(c, path, vp.vm, res);
     if (parsed && vp.kind == V_CURRENT) {
@@ -287,8 +297,8 @@ int nsop_rmdir(const struct snap_ctx *c, const char *path, struct nsop_result *r
         return r;
     switch (vp.kind) {
     case V_SNAP:
-        return done(res, vp.vm,
-                    snapshot_delete(c, vp.vm, vp.snap, NULL, res->msg, sizeof(res->msg)));
+        return done_frozen(res, vp.vm,
+                           snapshot_delete(c, vp.vm, vp.snap, NULL, res->msg, sizeof(res->msg)));
     case V_VM:
         return done(res, vp.vm, vm_delete(c, vp.vm, res->msg, sizeof(res->msg)));
     case V_CLONES:
