@@ -370,8 +370,28 @@ int delplan_write_xml(struct delplan *dp, const struct delxml *want)
     return r;
 }
 
+/* Is there a hidden image with fewer than two dependents? */
+static bool has_garbage(const struct store *s, const char *vm)
+{
+    struct igraph g;
+    char msg[MSG_MAX];
+    if (igraph_build(s, vm, &g, msg, sizeof(msg)) < 0)
+        return false;
+    bool any = false;
+    for (size_t i = 0; i < g.count && !any; i++) {
+        int deps[2];
+        any = g.n[i].kind == G_HIDDEN && igraph_dependents(&g, (int)i, deps, 2) < 2;
+    }
+    igraph_free(&g);
+    return any;
+}
+
 int delplan_collect(struct vm_model *m, char *msg, size_t msgsz)
 {
+    /* No operation at all (no record, no crash point) when there is
+     * nothing to collect: the common case, after every revert. */
+    if (!has_garbage(m->s, m->vm))
+        return 0;
     /* The caller's operation is done: its locks would be in the way. */
     vm_drop_image_locks(m);
     struct journal j;
@@ -407,14 +427,7 @@ static int collect_vm(const char *vm, void *arg)
 {
     struct collect_all *ca = arg;
     char msg[MSG_MAX];
-    struct igraph g;
-    if (igraph_build(ca->s, vm, &g, msg, sizeof(msg)) < 0)
-        return 0;
-    bool hidden = false;
-    for (size_t i = 0; i < g.count && !hidden; i++)
-        hidden = g.n[i].kind == G_HIDDEN;
-    igraph_free(&g);
-    if (!hidden)
+    if (!has_garbage(ca->s, vm))
         return 0;
     struct snap_ctx c = { .s = ca->s };
     struct vm_model m;

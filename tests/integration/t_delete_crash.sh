@@ -261,21 +261,21 @@ crash_case detach c detach
 crash_case undefine c undefine
 
 # ---- kill -9 in the middle of a long merge ----
-# One VM, slots of 64 MiB: s1's image 512 MiB, s2's 192 MiB over it, the
-# active image 256 MiB over that. Deleting s2 pulls it into the active
-# image (192 < 256 MiB); deleting s1 then commits the active image into
-# it (384 < 512 MiB). Each merge copies a few hundred MiB.
+# One VM, slots of 64 MiB: s1's image 768 MiB, s2's 320 MiB over it, the
+# active image 384 MiB over that. Deleting s2 pulls it into the active
+# image (320 < 384 MiB); deleting s1 then commits the active image into
+# it (704 < 768 MiB). Each merge copies several hundred MiB.
 rm -rf "$S"
 MODEL=()
 make_vm "$S" big 1
 qemu-img resize -q "$S/big/disks/vda.qcow2" 2G || fail "cannot grow big's disk"
-model_init big 1 67108864 12
+model_init big 1 67108864 24
 mount_fs "$S" "$M"
-model_write "$M" big vda 0 8 0x91
+model_write "$M" big vda 0 12 0x91
 model_take "$M" big s1
-model_write "$M" big vda 6 3 0x92
+model_write "$M" big vda 12 5 0x92
 model_take "$M" big s2
-model_write "$M" big vda 8 4 0x93
+model_write "$M" big vda 17 6 0x93
 
 # kill_mid_merge SNAP DIRECTION CURRENT: rmdir SNAP, kill -9 the daemon
 # while its qemu-img child merges, remount: SNAP is gone, `current` names
@@ -294,8 +294,8 @@ kill_mid_merge() {
         sleep 0.025
     done
     [ -n "$qimg" ] || fail "kill -9 $snap: no qemu-img child of the daemon within 10 s"
-    sleep 0.3
-    kill -0 "$qimg" 2>/dev/null || fail "kill -9 $snap: the merge ended within 0.3 s: make it bigger"
+    sleep 0.05
+    kill -0 "$qimg" 2>/dev/null || fail "kill -9 $snap: the merge ended within 0.05 s: make it bigger"
     kill -9 "$pid"
     wait "$pid" 2>/dev/null
     forget_daemon "$pid"
