@@ -25,11 +25,20 @@ make_big_vm() {
 # chain_big_vm MNT NAME: snapshot s1 taken through the mount, then 0x6b
 # written at 2M+1M of the active disk, so a clone of the current state
 # collapses a chain (s1's image below the overlay) and a clone of s1
-# must not see the write.
+# must not see the write. Returns once the daemon has let go of the
+# write handle (the kernel releases a closed FUSE file asynchronously,
+# and until then the image is open for writing: a clone is EBUSY).
 chain_big_vm() {
+    local ino i
     mkdir "$1/$2/snapshots/s1" || fail "chain_big_vm: mkdir $2/snapshots/s1"
     qemu-io -f qcow2 -c 'write -q -P 0x6b 2M 1M' "$1/$2/disks/vda.qcow2" >/dev/null ||
         fail "chain_big_vm: write through the mount"
+    ino=$(stat -c %i "$1/$2/disks/vda.qcow2")
+    for ((i = 0; i < 50; i++)); do
+        grep -q ":$ino " /proc/locks || return 0
+        sleep 0.1
+    done
+    fail "chain_big_vm: $2's active image is still locked 5 s after qemu-io exited"
 }
 
 # check_clone STORE N [s1]: N is a VM in STORE whose every image is a
