@@ -253,6 +253,12 @@ int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *
                            disk_detach(c, vp.vm, vp.dev, res->msg, sizeof(res->msg)));
     if (parsed && vp.kind == V_DOMXML)
         return unlink_definition(c, path, vp.vm, res);
+    if (parsed && vp.kind == V_CLONE) {
+        int r = clone_forget(c, vp.vm, vp.name, res->msg, sizeof(res->msg));
+        if (r == 0)
+            snprintf(res->vm, sizeof(res->vm), "%s", vp.vm);
+        return r;
+    }
     if (parsed && vp.kind == V_CURRENT) {
         if (!current_exists(c, vp.vm))
             return -ENOENT;

@@ -20,6 +20,8 @@
  *                                       whole (ghost.h)
  *   unlink <vm>/disks/<dev>.qcow2       detach the disk (disk_detach)
  *   rmdir  <vm>/clones                  accepted, changes nothing
+ *   unlink <vm>/clones/N                N forgets it is a clone of <vm>
+ *                                       (clone_forget); N stays
  *   rmdir  <vm>/disks, <vm>/snapshots   accepted when empty, changes
  *                                       nothing
  *

@@ -10,6 +10,8 @@
  *                 by the garbage pass).
  *   vm_undefine   rm <vm>/domain.xml: the VM stays, images and all,
  *                 without a definition until a new one is written.
+ *   clone_forget  rm <vm>/clones/N: N's domain.xml no longer names vm
+ *                 as its source (the lineage element goes); N stays.
  *
  * Each is one journaled operation ("vmdelete", "detach", "undefine")
  * under the VM's lock; EBUSY when a qemu or a writer through the mount
@@ -18,6 +20,7 @@
 
 #include "vmdelete.h"
 
+#include "cloneid.h"
 #include "delplan.h"
 #include "log.h"
 #include "storeio.h"
@@ -150,5 +153,35 @@ int vm_undefine(const struct snap_ctx *c, const char *vm, char *msg, size_t msgs
     int r = run(c, vm, "undefine", plan_undefine, NULL, msg, msgsz);
     if (r == 0)
         log_msg(LOG_INFO, "%s is undefined (domain.xml removed; images kept)", vm);
+    return r;
+}
+
+static int plan_forget(struct vm_model *m, struct journal *j, const void *arg, char *msg,
+                       size_t msgsz)
+{
+    const char *source = arg;
+    int r = vm_load_definition(m, true, msg, msgsz);
+    struct clone_lineage l;
+    if (r == 0 && (cloneid_read_lineage(m->dom, &l) < 0 || strcmp(l.source, source) != 0)) {
+        snprintf(msg, msgsz, "%s is not a clone of %s", m->vm, source);
+        r = -ENOENT;
+    }
+    if (r < 0)
+        return r;
+    cloneid_forget_lineage(m->dom);
+    char tmp[PATH_MAX], dst[PATH_MAX];
+    if ((r = vm_write_temp(j, m->dom, "domain.xml", tmp, sizeof(tmp), msg, msgsz)) < 0 ||
+        (r = store_vm_path(m->s, m->vm, "domain.xml", dst, sizeof(dst))) < 0)
+        return r;
+    return journal_replace(j, tmp, dst);
+}
+
+int clone_forget(const struct snap_ctx *c, const char *vm, const char *clone, char *msg,
+                 size_t msgsz)
+{
+    int r = run(c, clone, "forget", plan_forget, vm, msg, msgsz);
+    if (r == 0)
+        log_msg(LOG_INFO, "%s no longer lists %s as its clone (%s itself is kept)", vm, clone,
+                clone);
     return r;
 }

@@ -7,4 +7,6 @@ int vm_delete(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz)
 int disk_detach(const struct snap_ctx *c, const char *vm, const char *dev, char *msg,
                 size_t msgsz);
 int vm_undefine(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz);
+int clone_forget(const struct snap_ctx *c, const char *vm, const char *clone, char *msg,
+                 size_t msgsz);
 #endif

@@ -144,6 +144,24 @@ if [ -n "$seen" ]; then
 else
     pass "two clones of one VM at once both succeed (too fast for .jobs to show)"
 fi
+
+# rm clones/N forgets the lineage; N stays a VM with its data. rm -r of a
+# clone deletes that VM only, and it leaves its source's clones/.
+c4state=$(tree_state "$S/c4/disks")
+rm "$V/clones/c4" || fail "rm clones/c4"
+sleep 1.1 # the kernel's entry for clones/c4 ages out
+[ -e "$V/clones/c4" ] && fail "clones/c4 still listed after rm"
+ls "$V/clones" | grep -qx c4 && fail "clones/ still lists c4"
+grep -q "vmstorefs:clone" "$S/c4/domain.xml" && fail "c4 still records its lineage"
+[ "$(tree_state "$S/c4/disks")" = "$c4state" ] && virt-xml-validate "$S/c4/domain.xml" domain >/dev/null ||
+    fail "rm clones/c4 changed c4's data or broke its definition"
+expect_fail "rm clones/c4 again" "No such file" rm "$V/clones/c4"
+rm -r "$M/c5" || fail "rm -r of the clone c5"
+[ ! -e "$S/c5" ] || fail "rm -r c5 left STORE/c5"
+sleep 1.1
+ls "$V/clones" | grep -qx c5 && fail "clones/ still lists the deleted c5"
+[ -d "$S/src/disks" ] || fail "deleting the clone touched its source"
+pass "rm clones/N forgets the lineage and keeps N; rm -r of a clone deletes it and its entry in clones/"
 [ -z "$(cat "$M/.jobs")" ] || fail ".jobs not empty after the clones: $(cat "$M/.jobs")"
 # ---- Ctrl-C on the mkdir stops the copy and leaves nothing ----
 qemu-io -f qcow2 -c 'write -q -P 0x55 0 64M' "$S/src/disks/vdb.qcow2" >/dev/null || fail "fill vdb"
