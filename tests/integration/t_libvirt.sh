@@ -70,6 +70,10 @@ mv "$M/web1/snapshots/s1" "$M/web1/snapshots/s2" || fail "rename s1 to s2"
 ln -sfn snapshots/configured "$M/web1/current" || fail "revert to configured"
 mkdir "$M/web1/snapshots/s3" || fail "take s3"
 [ "$(readlink "$M/web1/current")" = snapshots/s3 ] || fail "current is not s3"
+# Clones, of the current state and of a snapshot, are VMs libvirt defines
+# next to their source (below).
+mkdir "$M/web1/clones/web1c" || fail "clone web1c"
+mkdir "$M/web1/snapshots/s2/clones/web1s2" || fail "clone web1s2 from s2"
 unmount_fs "$M"
 check_store "$S"
 read_pattern "$S/web1/snapshots/s2/vda.qcow2" 0x33 8M 1M
@@ -80,13 +84,21 @@ before=$(tree_state "$S")
 lv_start
 lv_define_vm "$S" web1
 lv_define_vm "$S" db1
+lv_define_vm "$S" web1c
+lv_define_vm "$S" web1s2
+for c in web1c web1s2; do
+    out=$("${VIRSH[@]}" domblklist "$(lv_name "$S" "$c")" --inactive) || fail "virsh domblklist $c: $out"
+    grep -q "$S/$c/disks/vda.qcow2" <<<"$out" || fail "libvirt's $c does not use its own disk: $out"
+    [ "$("${VIRSH[@]}" snapshot-list "$(lv_name "$S" "$c")" --name | sed '/^$/d')" = "" ] ||
+        fail "$c has snapshots in libvirt"
+done
 lv_redefine_snapshots "$S" web1
 lv_redefine_snapshots "$S" db1
 [ "$(store_current "$S" web1)" = s3 ] || fail "web1's current snapshot is not s3"
 pass "$(lv_check_tree "$S" web1)"
 pass "$(lv_check_tree "$S" db1)"
 [ "$(tree_state "$S")" = "$before" ] || fail "defining the store in libvirt changed it"
-pass "libvirt defines web1 and db1 and redefines web1's snapshots as the store has them"
+pass "libvirt defines web1, db1 and the clones web1c and web1s2 (on their own disks, no snapshots) and redefines web1's snapshots as the store has them"
 
 # On a copy, libvirt deletes the current leaf itself: QEMU must start,
 # as libvirt-qemu, which must get through the (0700) temp dir.
