@@ -189,6 +189,22 @@ static int check_name(const struct store *s, const char *image, const struct qco
     return 0;
 }
 
+int chain_check_name(const struct store *s, const char *image, const char *name,
+                     const char *format, char *path, size_t pathsz, char *msg, size_t msgsz)
+{
+    struct qcow2_backing b;
+    struct backing_info out;
+    memset(&b, 0, sizeof(b));
+    if (strlen(name) >= sizeof(b.name) || strlen(format) >= sizeof(b.format))
+        return refuse(msg, msgsz, image, name, "too long");
+    strcpy(b.name, name);
+    strcpy(b.format, format);
+    int r = check_name(s, image, &b, &out, msg, msgsz);
+    if (r == 0 && (size_t)snprintf(path, pathsz, "%s", out.path) >= pathsz)
+        r = -ENAMETOOLONG;
+    return r;
+}
+
 /* chain_backing, also giving the image's attributes (for loop checks). */
 /* The header of the image at path, or, when open_fd >= 0, of the file
  * open there (reopened through /proc/self/fd: the same inode, read

@@ -48,6 +48,12 @@ struct backing_info {
 int chain_backing(const struct store *s, const char *path, struct backing_info *out, char *msg,
                   size_t msgsz);
 
+/* The checks chain_backing makes of a stored name, for a name about to
+ * be given to image (path, below s->root): 0 with the resolved absolute
+ * path, or -EACCES with the reason. The file itself is not opened. */
+int chain_check_name(const struct store *s, const char *image, const char *name,
+                     const char *format, char *path, size_t pathsz, char *msg, size_t msgsz);
+
 struct chain_link {
     char path[PATH_MAX];
     char format[16]; /* format of this image: "qcow2" or "raw" */

@@ -7,8 +7,11 @@
 #include "vmstate.h"
 #include "xmlsafe.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,14 +121,21 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
             return r;
         return delplan_remove(dp, f);
     }
+    /* Commit, rename and replace are replayed together: a qemu that
+     * wrote to C after the commit (started between a crash and the next
+     * mount) has its writes committed again before F takes C's place. */
     if ((r = journal_commit_down(dp->j, C->path, F->path, note)) < 0)
         return r;
+    journal_group_last(dp->j);
     if (p >= 0) {
         char fname[PATH_MAX];
         if ((r = name_for(dp, f, p, fname, sizeof(fname))) < 0)
             return r;
-        if (strcmp(fname, name) != 0 && (r = journal_rebase(dp->j, F->path, name, fmt)) < 0)
-            return r;
+        if (strcmp(fname, name) != 0) {
+            if ((r = journal_rebase(dp->j, F->path, name, fmt)) < 0)
+                return r;
+            journal_group_last(dp->j);
+        }
     }
     if ((r = journal_replace(dp->j, F->path, C->path)) < 0 || (r = note_move(dp, F->path, C->path)) < 0)
         return r;
@@ -306,6 +316,30 @@ static int fix_snapshot(const char *snap, void *arg)
     return r;
 }
 
+/* Does dir hold nothing but images of the graph? A hidden directory
+ * with anything else in it (planted, or left by hand) is left alone. */
+static bool only_graph_images(const struct delplan *dp, const char *dir)
+{
+    int fd = store_open(dp->m->s, dir, O_RDONLY | O_DIRECTORY);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    bool ok = true;
+    struct dirent *de;
+    while (ok && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char path[PATH_MAX + NAME_MAX + 2];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        ok = igraph_find(&dp->g, path) >= 0;
+    }
+    closedir(d);
+    return ok;
+}
+
 /* A hidden directory whose images have all gone goes too. */
 static int drop_empty_hidden(struct delplan *dp)
 {
@@ -326,6 +360,8 @@ static int drop_empty_hidden(struct delplan *dp)
             continue;
         char path[PATH_MAX], to[PATH_MAX];
         igraph_dir(nd, path, sizeof(path));
+        if (!only_graph_images(dp, path))
+            continue;
         if ((size_t)snprintf(to, sizeof(to), "%s/hidden-%u", dp->j->tmpdir, dp->nrm++) >=
             sizeof(to))
             return -ENAMETOOLONG;
@@ -405,8 +441,10 @@ int delplan_collect(struct vm_model *m, char *msg, size_t msgsz)
     if (r == 0 && dp.changed)
         r = delplan_write_xml(&dp, NULL);
     if (r == 0 && dp.changed) {
-        if (dp.data)
+        if (dp.data) {
             vm_drop_image_locks(m);
+            j.lock_steps = true;
+        }
         r = vm_commit(m, &j, msg, msgsz);
     } else {
         journal_abort(&j);

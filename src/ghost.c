@@ -211,6 +211,23 @@ int ghost_remove(pid_t pid, const char *path)
     return r;
 }
 
+void ghost_forget_under(pid_t pid, const char *path)
+{
+    size_t pl = strlen(path);
+    pthread_mutex_lock(&lock);
+    size_t keep = 0;
+    for (size_t i = 0; i < nents; i++) {
+        const char *p = ents[i].path;
+        bool under = strncmp(p, path, pl) == 0 && (p[pl] == '\0' || p[pl] == '/');
+        if (ents[i].pid == pid && under)
+            free(ents[i].path);
+        else
+            ents[keep++] = ents[i];
+    }
+    nents = keep;
+    pthread_mutex_unlock(&lock);
+}
+
 void ghost_walker_open(pid_t pid, const char *vm)
 {
     if (pid <= 0)

@@ -36,6 +36,8 @@ int ghost_list(pid_t pid, const char *dir, int (*fill)(void *ctx, const char *na
  * succeeds), -ENOENT otherwise; -ENOTEMPTY for a directory that still has
  * ghosts inside. */
 int ghost_remove(pid_t pid, const char *path);
+/* Forgets every ghost of pid at or below path. */
+void ghost_forget_under(pid_t pid, const char *path);
 /* Walkers of VM directories. */
 void ghost_walker_open(pid_t pid, const char *vm);
 void ghost_walker_close(pid_t pid, const char *vm);

@@ -64,7 +64,7 @@ static void classify(const struct store *s, const char *vm, struct gnode *nd)
     snprintf(nd->dir, sizeof(nd->dir), "%.*s", (int)(slash - d), d);
     if (name_is_valid(nd->dir))
         nd->kind = G_FROZEN;
-    else if (strncmp(nd->dir, HIDDEN_PREFIX, strlen(HIDDEN_PREFIX)) == 0)
+    else if (name_is_hidden_dir(nd->dir))
         nd->kind = G_HIDDEN;
     else
         nd->dev[0] = '\0';
@@ -169,7 +169,7 @@ static int visit_snapshot_dirs(struct build_ctx *b)
     size_t n = 0, cap = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        bool hidden = strncmp(de->d_name, HIDDEN_PREFIX, strlen(HIDDEN_PREFIX)) == 0;
+        bool hidden = name_is_hidden_dir(de->d_name);
         if (!hidden && !name_is_valid(de->d_name))
             continue;
         if (n == cap) {

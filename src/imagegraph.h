@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define HIDDEN_PREFIX ".hidden-"
+#define HIDDEN_PREFIX HIDDEN_DIR_PREFIX
 
 enum gkind { G_ACTIVE, G_FROZEN, G_HIDDEN, G_OTHER };
 

@@ -3,6 +3,7 @@
 #include "journal.h"
 
 #include "chain.h"
+#include "imagelock.h"
 #include "jobs.h"
 #include "log.h"
 #include "names.h"
@@ -92,6 +93,8 @@ static struct json_object *record_json(const struct journal *j)
             json_object_object_add(so, "fmt", json_object_new_string(st->fmt));
         if (st->note)
             json_object_object_add(so, "note", json_object_new_string(st->note));
+        if (st->group)
+            json_object_object_add(so, "group", json_object_new_boolean(true));
         json_object_array_add(steps, so);
     }
     json_object_object_add(o, "steps", steps);
@@ -225,6 +228,12 @@ void journal_mark_steps(struct journal *j)
     j->mark_steps = true;
 }
 
+void journal_group_last(struct journal *j)
+{
+    if (j->nsteps)
+        j->steps[j->nsteps - 1].group = true;
+}
+
 int journal_pull(struct journal *j, const char *image, const char *backing, const char *fmt,
                  const char *note)
 {
@@ -257,6 +266,8 @@ int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgs
  * does the rest. Running it again sets the same name: idempotent. */
 static int run_rebase(const struct store *s, const struct jstep *st, char *msg, size_t msgsz)
 {
+    if (st->group && !storeio_exists(s, st->a))
+        return 0;
     struct backing_info now;
     int r = chain_backing(s, st->a, &now, msg, msgsz);
     if (r == 0 && strcmp(now.name, st->b) == 0 && strcmp(now.format, st->fmt) == 0)
@@ -365,6 +376,17 @@ static int run_data_step(const struct journal *j, const struct jstep *st, char *
     if (st->kind == JS_PULL) {
         if (strcmp(now.name, st->b) == 0 && (!st->b[0] || strcmp(now.format, st->fmt) == 0))
             return 0;
+        /* qemu-img reads the whole new backing chain: it must pass the
+         * checks every chain of the store passes. */
+        if (st->b[0]) {
+            char target[PATH_MAX];
+            struct chain c;
+            if ((r = chain_check_name(j->s, st->a, st->b, st->fmt, target, sizeof(target), msg,
+                                      msgsz)) < 0 ||
+                (r = chain_walk(j->s, target, &c, msg, msgsz)) < 0)
+                return r;
+            chain_free(&c);
+        }
         bytes = now.path[0] ? allocated(j->s, now.path) : 0;
         r = qimg_argv_rebase(&a, j->s->qemu_img, st->a, st->b, st->fmt ? st->fmt : "");
     } else {
@@ -405,7 +427,44 @@ static void note_source(struct synced *sy, const char *tmpdir, const char *path)
         strcpy(sy->dirs[sy->n++], dir);
 }
 
+/* qemu's lock on an existing image a step touches: -EBUSY when a qemu
+ * has it. Only images (.qcow2 files): directories and XML have none. */
+static int lock_image(const struct store *s, const char *path, int *fd, char *msg, size_t msgsz)
+{
+    *fd = -1;
+    size_t n = strlen(path);
+    if (n < 6 || strcmp(path + n - 6, ".qcow2") != 0 || !storeio_exists(s, path))
+        return 0;
+    *fd = imagelock_hold(s, path);
+    if (*fd == -EBUSY) {
+        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock): left for later", path);
+        return -EBUSY;
+    }
+    if (*fd < 0)
+        *fd = -1; /* not ours to judge here: the step reports what it meets */
+    return 0;
+}
+
+static int apply_step_unlocked(const struct journal *j, const struct jstep *st, char *msg,
+                               size_t msgsz);
+
 static int apply_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+{
+    if (!j->lock_steps || st->kind == JS_PULL || st->kind == JS_COMMIT || st->kind == JS_MKDIR)
+        return apply_step_unlocked(j, st, msg, msgsz);
+    int fa, fb = -1;
+    int r = lock_image(j->s, st->a, &fa, msg, msgsz);
+    if (r == 0 && st->kind != JS_REBASE)
+        r = lock_image(j->s, st->b, &fb, msg, msgsz);
+    if (r == 0)
+        r = apply_step_unlocked(j, st, msg, msgsz);
+    imagelock_drop(fa);
+    imagelock_drop(fb);
+    return r;
+}
+
+static int apply_step_unlocked(const struct journal *j, const struct jstep *st, char *msg,
+                               size_t msgsz)
 {
     const struct store *s = j->s;
     int r = 0;
@@ -473,7 +532,7 @@ static int apply_all(struct journal *j, bool count_points, char *msg, size_t msg
             return r;
         if (j->steps[i].kind == JS_MOVE || j->steps[i].kind == JS_REPLACE)
             note_source(&sy, tmpdir, j->steps[i].a);
-        if (j->mark_steps && i + 1 < j->nsteps) {
+        if (j->mark_steps && i + 1 < j->nsteps && !j->steps[i].group) {
             /* The step's own target is durable; the sources so far are
              * synced before the mark says they need no replay. */
             if ((r = sync_sources(j, &sy, msg, msgsz)) < 0)
@@ -584,6 +643,9 @@ static int abs_from_rel(const struct store *s, const char *rel, char *out, size_
     return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
 }
 
+static int load_step_kind(struct journal *j, const char *k, const char *a, const char *b,
+                          const char *fmt, const char *note);
+
 static int load_step(struct journal *j, struct json_object *so)
 {
     const char *k = get_str(so, "do");
@@ -591,6 +653,18 @@ static int load_step(struct journal *j, struct json_object *so)
     const char *b = get_str(so, "b");
     const char *fmt = get_str(so, "fmt");
     const char *note = get_str(so, "note");
+    struct json_object *g;
+    bool group = json_object_object_get_ex(so, "group", &g) && json_object_get_boolean(g);
+    size_t before = j->nsteps;
+    int r = load_step_kind(j, k, a, b, fmt, note);
+    if (r == 0 && group && j->nsteps > before)
+        j->steps[j->nsteps - 1].group = true;
+    return r;
+}
+
+static int load_step_kind(struct journal *j, const char *k, const char *a, const char *b,
+                          const char *fmt, const char *note)
+{
     char pa[PATH_MAX], pb[PATH_MAX];
     for (int kind = 0; k && kind <= JS_LAST; kind++) {
         if (strcmp(k, kind_names[kind]) != 0)
@@ -657,6 +731,8 @@ static int load_record(const struct store *s, const char *path, struct journal *
         for (size_t i = 0; r == 0 && i < json_object_array_length(steps); i++)
             r = load_step(j, json_object_array_get_idx(steps, i));
         j->committed = json_object_get_boolean(committed);
+        /* Nobody holds the images for a record found on disk. */
+        j->lock_steps = true;
         if (json_object_object_get_ex(o, "done", &done)) {
             int64_t d = json_object_get_int64(done);
             if (d < 0 || (size_t)d > j->nsteps)

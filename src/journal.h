@@ -64,6 +64,10 @@ struct jstep {
     char *b; /* to / backing name (NULL when unused) */
     char *fmt; /* backing format for rebase and pull */
     char *note; /* data steps: "S/dev", for the log and .jobs */
+    /* One of a group that is replayed as a whole: no progress mark after
+     * it, and a rebase of an image that is gone is a step already done
+     * (a later step of the group moved it). */
+    bool group;
 };
 
 struct journal {
@@ -73,6 +77,11 @@ struct journal {
     char vm[80];
     bool committed;
     bool mark_steps; /* record progress after every step */
+    /* Each step that moves, replaces or rewrites an image holds qemu's
+     * lock on it while it runs (-EBUSY, the record stays, when a qemu has
+     * it): set in recovery, and by an operation once it lets go of its
+     * own locks for a merge. */
+    bool lock_steps;
     size_t done; /* steps applied, as last recorded */
     struct jstep *steps;
     size_t nsteps, capsteps;
@@ -96,6 +105,8 @@ int journal_pull(struct journal *j, const char *image, const char *backing, cons
                  const char *note);
 int journal_commit_down(struct journal *j, const char *image, const char *into,
                         const char *note);
+/* The step just added is grouped with the next one (jstep.group). */
+void journal_group_last(struct journal *j);
 /* Records progress after every step from here on. */
 void journal_mark_steps(struct journal *j);
 

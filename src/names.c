@@ -44,3 +44,15 @@ bool dev_from_image_name(const char *file, char *out, size_t outsz)
     out[devlen] = '\0';
     return dev_is_valid(out);
 }
+
+bool name_is_hidden_dir(const char *s)
+{
+    static const char prefix[] = HIDDEN_DIR_PREFIX;
+    size_t pl = sizeof(prefix) - 1, n = strlen(s);
+    if (strncmp(s, prefix, pl) != 0 || n == pl || n > NAME_MAX_LEN)
+        return false;
+    for (const char *p = s + pl; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}

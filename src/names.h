@@ -20,4 +20,10 @@ bool dev_is_valid(const char *dev);
  * DEV_MAX_LEN + 1) and returns true. */
 bool dev_from_image_name(const char *file, char *out, size_t outsz);
 
+/* snapshots/.hidden-<hex>: where the images of deleted snapshots that
+ * other images still read are kept (delplan.h). Never a valid name, so
+ * never listed; reachable through the mount for the chains that lead
+ * there. */
+#define HIDDEN_DIR_PREFIX ".hidden-"
+bool name_is_hidden_dir(const char *name);
 #endif

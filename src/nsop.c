@@ -5,6 +5,7 @@
 #include "clone.h"
 #include "ghost.h"
 #include "vmdelete.h"
+#include "storeio.h"
 #include "vmstate.h"
 #include "vpath.h"
 
@@ -201,23 +202,58 @@ static int walker_refused(const struct snap_ctx *c, const struct vpath *vp,
     return err;
 }
 
-/* rm <vm>/domain.xml: by a process walking the VM (rm -r, which meets it
- * first: the view lists it first), the delete of the whole VM; otherwise
- * the VM becomes undefined. */
-static int unlink_definition(const struct snap_ctx *c, const char *path, const char *vm,
+/* Does the VM have a definition? */
+static bool defined(const struct snap_ctx *c, const char *vm)
+{
+    char path[PATH_MAX];
+    return store_vm_path(c->s, vm, "domain.xml", path, sizeof(path)) == 0 &&
+           storeio_exists(c->s, path);
+}
+
+/* rm -r <vm> (any walk of the VM that removes what it meets: fts, find
+ * -delete, shutil.rmtree) removes domain.xml first, as the view lists it
+ * first: that alone only undefines the VM, as `rm domain.xml` does. When
+ * the same process then removes anything else in a VM with no definition
+ * while walking it, it is deleting the VM: the whole VM goes at once,
+ * with no merge for snapshots that go with it, and the rest of its walk
+ * meets ghosts (ghost.h). `find VM -name domain.xml -delete` stays an
+ * undefine. */
+static int walker_deletes_vm(const struct snap_ctx *c, const struct vpath *vp, const char *path,
                              struct nsop_result *res)
 {
-    if (!ghost_is_walker(c->pid, vm))
-        return done(res, vm, vm_undefine(c, vm, res->msg, sizeof(res->msg)));
-    int r = ghost_add_vm(c->s, c->pid, vm);
+    int r = ghost_add_vm(c->s, c->pid, vp->vm);
     if (r == 0)
-        r = vm_delete(c, vm, res->msg, sizeof(res->msg));
+        r = vm_delete(c, vp->vm, res->msg, sizeof(res->msg));
     if (r < 0) {
-        ghost_walker_refuse(c->pid, vm, r);
+        /* Nothing was deleted: no ghost may answer for it, and the rest
+         * of this walk is refused the same way. */
+        char top[PATH_MAX];
+        snprintf(top, sizeof(top), "/%s", vp->vm);
+        ghost_forget_under(c->pid, top);
+        ghost_walker_refuse(c->pid, vp->vm, r);
         return r;
     }
     ghost_remove(c->pid, path);
-    return done(res, vm, 0);
+    return done(res, vp->vm, 0);
+}
+
+static bool walking_undefined(const struct snap_ctx *c, const struct vpath *vp)
+{
+    return vp->kind != V_ROOT && vp->kind != V_JOBS && vp->kind != V_VM &&
+           ghost_is_walker(c->pid, vp->vm) && !defined(c, vp->vm);
+}
+
+/* A removal that found nothing: a ghost of this process answers, once. */
+static int or_ghost(const struct snap_ctx *c, const char *path, int r)
+{
+    if (r == 0) {
+        ghost_remove(c->pid, path);
+        return 0;
+    }
+    if (r != -ENOENT && r != NSOP_NOT_MINE)
+        return r;
+    int g = ghost_remove(c->pid, path);
+    return g == 0 || g == -ENOTEMPTY ? g : r;
 }
 
 /* rm <vm>/snapshots/S/<dev>.qcow2: the disk leaves S; its last image
@@ -234,25 +270,34 @@ static int unlink_snap_image(const struct snap_ctx *c, const struct vpath *vp,
     return done_frozen(res, vp->vm, r);
 }
 
+static int unlink_entry(const struct snap_ctx *c, const char *path, struct nsop_result *res);
+
 int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *res)
 {
     struct vpath vp;
-    char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
     res->vm[0] = res->msg[0] = '\0';
     res->frozen_changed = false;
-    if (ghost_remove(c->pid, path) == 0)
-        return 0;
     bool parsed = vpath_parse(path, &vp) == 0;
     int err = parsed ? walker_refused(c, &vp, res) : 0;
     if (err)
         return err;
+    if (parsed && walking_undefined(c, &vp) && ghost_stat(c->pid, path, &(mode_t){ 0 }) < 0)
+        return walker_deletes_vm(c, &vp, path, res);
+    return or_ghost(c, path, unlink_entry(c, path, res));
+}
+
+static int unlink_entry(const struct snap_ctx *c, const char *path, struct nsop_result *res)
+{
+    struct vpath vp;
+    char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
+    bool parsed = vpath_parse(path, &vp) == 0;
     if (parsed && vp.kind == V_SNAP_IMAGE)
         return unlink_snap_image(c, &vp, res);
     if (parsed && vp.kind == V_DISK)
         return done_frozen(res, vp.vm,
                            disk_detach(c, vp.vm, vp.dev, res->msg, sizeof(res->msg)));
     if (parsed && vp.kind == V_DOMXML)
-        return unlink_definition(c, path, vp.vm, res);
+        return done(res, vp.vm, vm_undefine(c, vp.vm, res->msg, sizeof(res->msg)));
     if (parsed && vp.kind == V_CLONE) {
         int r = clone_forget(c, vp.vm, vp.name, res->msg, sizeof(res->msg));
         if (r == 0)
@@ -289,18 +334,27 @@ static int rmdir_structural(const struct snap_ctx *c, const struct vpath *vp,
     return 0;
 }
 
+static int rmdir_entry(const struct snap_ctx *c, const struct vpath *vp,
+                       struct nsop_result *res);
+
 int nsop_rmdir(const struct snap_ctx *c, const char *path, struct nsop_result *res)
 {
     struct vpath vp;
     res->vm[0] = res->msg[0] = '\0';
     res->frozen_changed = false;
-    int r = ghost_remove(c->pid, path);
-    if (r == 0 || r == -ENOTEMPTY)
-        return r;
     if (vpath_parse(path, &vp) < 0)
-        return NSOP_NOT_MINE;
-    if ((r = walker_refused(c, &vp, res)) != 0)
+        return or_ghost(c, path, NSOP_NOT_MINE);
+    int r = walker_refused(c, &vp, res);
+    if (r != 0)
         return r;
+    if (walking_undefined(c, &vp) && ghost_stat(c->pid, path, &(mode_t){ 0 }) < 0)
+        return walker_deletes_vm(c, &vp, path, res);
+    return or_ghost(c, path, rmdir_entry(c, &vp, res));
+}
+
+static int rmdir_entry(const struct snap_ctx *c, const struct vpath *vpp, struct nsop_result *res)
+{
+    struct vpath vp = *vpp;
     switch (vp.kind) {
     case V_SNAP:
         return done_frozen(res, vp.vm,

@@ -99,8 +99,10 @@ int snapshot_delete(const struct snap_ctx *c, const char *vm, const char *snap, 
         if (r == 0)
             r = plan(&d);
         if (r == 0) {
-            if (d.dp.data)
+            if (d.dp.data) {
                 vm_drop_image_locks(&m);
+                j.lock_steps = true;
+            }
             r = vm_commit(&m, &j, msg, msgsz);
         } else {
             journal_abort(&j);

@@ -641,7 +641,7 @@ static void backing_snapshot(const struct store *s, const char *vm, const char *
         snprintf(snap, snapsz, "%.*s", (int)(slash - p - pl), p + pl);
         if (name_is_valid(snap) && store_snap_exists(s, vm, snap))
             break;
-        if (strncmp(snap, ".hidden-", 8) != 0) {
+        if (!name_is_hidden_dir(snap)) {
             snap[0] = '\0';
             break;
         }

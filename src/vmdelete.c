@@ -118,8 +118,10 @@ static int plan_detach(struct vm_model *m, struct journal *j, const void *arg, c
     struct delxml x = { .detach_dev = dev };
     if (r == 0)
         r = delplan_write_xml(&dp, &x);
-    if (r == 0 && dp.data)
+    if (r == 0 && dp.data) {
         vm_drop_image_locks(m);
+        j->lock_steps = true;
+    }
     delplan_free(&dp);
     return r;
 }

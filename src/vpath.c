@@ -38,28 +38,15 @@ static int take_name(char *dst, const char *src)
     return 0;
 }
 
-/* snapshots/.hidden-<hex>: where the images of deleted snapshots that
- * others still read are kept (delplan.h). Never listed, but reachable,
- * read-only: the backing names of their dependents lead there, and a
- * chain opened through the mount must resolve. */
-static bool hidden_name(const char *s)
-{
-    static const char prefix[] = ".hidden-";
-    if (strncmp(s, prefix, sizeof(prefix) - 1) != 0 || !s[sizeof(prefix) - 1])
-        return false;
-    for (const char *p = s + sizeof(prefix) - 1; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
-}
-
 static int parse_snapshot(char parts[MAX_PARTS][NAME_MAX_LEN + 1], int n, struct vpath *out)
 {
     if (n == 2) {
         out->kind = V_SNAPS;
         return 0;
     }
-    if (hidden_name(parts[2]) && n <= 4)
+    /* snapshots/.hidden-<hex> (names.h): reachable for the backing chains
+     * that lead there, read-only, never listed. */
+    if (name_is_hidden_dir(parts[2]) && n <= 4)
         strcpy(out->snap, parts[2]);
     else if (take_name(out->snap, parts[2]) < 0)
         return -ENOENT;
