@@ -60,10 +60,17 @@ static int note_move(struct delplan *dp, const char *old, const char *now)
     return 0;
 }
 
-/* Once per node: a second OFD write lock of our own would conflict. */
+/* Once per node: a second OFD write lock of our own would conflict. An
+ * image another VM's image backs onto is never removed or written into
+ * (the journal of this VM cannot follow into that VM): -EBUSY. */
 static int hold(struct delplan *dp, int i)
 {
     struct gnode *nd = &dp->g.n[i];
+    if (nd->external) {
+        snprintf(dp->msg, dp->msgsz, "%s is the backing file of %u image(s) of other VMs",
+                 nd->path, nd->external);
+        return -EBUSY;
+    }
     if (nd->kind == G_OTHER || nd->held)
         return 0;
     int r = vm_hold_image(dp->m, nd->path, nd->kind == G_ACTIVE ? nd->dev : NULL, dp->msg,
@@ -121,24 +128,26 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
             return r;
         return delplan_remove(dp, f);
     }
-    /* Commit, rename and replace are replayed together: a qemu that
+    /* Commit, replace and rename are replayed together: a qemu that
      * wrote to C after the commit (started between a crash and the next
-     * mount) has its writes committed again before F takes C's place. */
+     * mount) has its writes committed again before F takes C's place.
+     * F's name is rewritten for C's directory last, where it stands: up
+     * to then the commit can run again. */
     if ((r = journal_commit_down(dp->j, C->path, F->path, note)) < 0)
         return r;
     journal_group_last(dp->j);
+    if ((r = journal_replace(dp->j, F->path, C->path)) < 0 || (r = note_move(dp, F->path, C->path)) < 0)
+        return r;
     if (p >= 0) {
         char fname[PATH_MAX];
         if ((r = name_for(dp, f, p, fname, sizeof(fname))) < 0)
             return r;
         if (strcmp(fname, name) != 0) {
-            if ((r = journal_rebase(dp->j, F->path, name, fmt)) < 0)
-                return r;
             journal_group_last(dp->j);
+            if ((r = journal_rebase(dp->j, C->path, name, fmt)) < 0)
+                return r;
         }
     }
-    if ((r = journal_replace(dp->j, F->path, C->path)) < 0 || (r = note_move(dp, F->path, C->path)) < 0)
-        return r;
     C->parent = p;
     C->alloc += F->alloc;
     F->gone = true;

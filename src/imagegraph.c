@@ -131,22 +131,42 @@ struct build_ctx {
     const char *dir; /* snapshots/ directory being listed */
     char *msg;
     size_t msgsz;
+    /* Counting other VMs' images (count_external): the VM listed. */
+    const char *other;
 };
+
+/* An image of another VM: does its backing file lie in the graph? Only
+ * its header is read (cached, chain.h). */
+static void count_backing(struct build_ctx *b, const char *path)
+{
+    struct backing_info bi;
+    char why[MSG_MAX];
+    if (chain_backing(b->s, path, &bi, why, sizeof(why)) < 0 || !bi.path[0])
+        return;
+    int at = igraph_find(b->g, bi.path);
+    if (at >= 0)
+        b->g->n[at].external++;
+}
 
 static int visit_active(const char *dev, void *arg)
 {
     struct build_ctx *b = arg;
     char path[PATH_MAX];
-    int r = store_disk_path(b->s, b->vm, dev, path, sizeof(path));
-    return r < 0 ? r : add_image(b->s, b->vm, b->g, path, b->msg, b->msgsz);
+    int r = store_disk_path(b->s, b->other ? b->other : b->vm, dev, path, sizeof(path));
+    if (r == 0 && b->other)
+        count_backing(b, path);
+    return r < 0 || b->other ? r : add_image(b->s, b->vm, b->g, path, b->msg, b->msgsz);
 }
 
 static int visit_frozen(const char *dev, void *arg)
 {
     struct build_ctx *b = arg;
     char path[PATH_MAX];
-    int r = store_snap_image_path(b->s, b->vm, b->dir, dev, path, sizeof(path));
-    return r < 0 ? r : add_image(b->s, b->vm, b->g, path, b->msg, b->msgsz);
+    int r = store_snap_image_path(b->s, b->other ? b->other : b->vm, b->dir, dev, path,
+                                  sizeof(path));
+    if (r == 0 && b->other)
+        count_backing(b, path);
+    return r < 0 || b->other ? r : add_image(b->s, b->vm, b->g, path, b->msg, b->msgsz);
 }
 
 /* snapshots/ holds visible snapshots and hidden directories; both are
@@ -154,7 +174,8 @@ static int visit_frozen(const char *dev, void *arg)
 static int visit_snapshot_dirs(struct build_ctx *b)
 {
     char dir[PATH_MAX];
-    int r = store_vm_path(b->s, b->vm, "snapshots", dir, sizeof(dir));
+    const char *vm = b->other ? b->other : b->vm;
+    int r = store_vm_path(b->s, vm, "snapshots", dir, sizeof(dir));
     if (r < 0)
         return r;
     int fd = store_open(b->s, dir, O_RDONLY | O_DIRECTORY);
@@ -186,20 +207,35 @@ static int visit_snapshot_dirs(struct build_ctx *b)
     closedir(d);
     for (size_t i = 0; r == 0 && i < n; i++) {
         b->dir = names[i];
-        r = store_list_snap_images(b->s, b->vm, names[i], visit_frozen, b);
+        r = store_list_snap_images(b->s, vm, names[i], visit_frozen, b);
     }
     free(names);
     return r;
+}
+
+/* Every other VM's images, for the nodes they back onto. */
+static int count_external(const char *other, void *arg)
+{
+    struct build_ctx *b = arg;
+    if (strcmp(other, b->vm) == 0)
+        return 0;
+    b->other = other;
+    store_list_disks(b->s, other, visit_active, b);
+    visit_snapshot_dirs(b);
+    b->other = NULL;
+    return 0;
 }
 
 int igraph_build(const struct store *s, const char *vm, struct igraph *g, char *msg,
                  size_t msgsz)
 {
     memset(g, 0, sizeof(*g));
-    struct build_ctx b = { s, vm, g, NULL, msg, msgsz };
+    struct build_ctx b = { s, vm, g, NULL, msg, msgsz, NULL };
     int r = store_list_disks(s, vm, visit_active, &b);
     if (r == 0)
         r = visit_snapshot_dirs(&b);
+    if (r == 0)
+        r = store_list_vms(s, count_external, &b);
     if (r < 0)
         igraph_free(g);
     return r;

@@ -31,6 +31,7 @@ struct gnode {
     uint64_t alloc; /* bytes allocated on disk (what a merge would copy) */
     bool gone; /* removed by the plan */
     bool held; /* the plan holds its image lock (delplan.h) */
+    unsigned external; /* images of other VMs backing onto it */
 };
 
 struct igraph {
@@ -38,8 +39,10 @@ struct igraph {
     size_t count, cap;
 };
 
-/* Reads every image of vm and its chain (chain_walk: each link checked).
- * A broken chain is -EINVAL/-EACCES/-ENOENT with the image named. */
+/* Reads every image of vm and its chain (chain_walk: each link checked),
+ * and counts the images of other VMs whose backing file is one of them
+ * (external: an image no plan may remove or write into). A broken chain
+ * is -EINVAL/-EACCES/-ENOENT with the image named. */
 int igraph_build(const struct store *s, const char *vm, struct igraph *g, char *msg,
                  size_t msgsz);
 void igraph_free(struct igraph *g);

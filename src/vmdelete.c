@@ -22,6 +22,7 @@
 
 #include "cloneid.h"
 #include "delplan.h"
+#include "domxml.h"
 #include "log.h"
 #include "storeio.h"
 #include "vmstate.h"
@@ -29,6 +30,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Runs plan between vm_begin and vm_end, in a journal named op. */
 typedef int (*plan_fn)(struct vm_model *m, struct journal *j, const void *arg, char *msg,
@@ -61,10 +63,48 @@ static int tmp_path(const struct journal *j, const char *name, char *out, size_t
     return (size_t)snprintf(out, outsz, "%s/%s", j->tmpdir, name) >= outsz ? -ENAMETOOLONG : 0;
 }
 
+struct users {
+    const struct store *s;
+    const char *vm, *dir;
+    char *msg;
+    size_t msgsz;
+};
+
+/* Another VM whose definition names a file of this one (a clone shares
+ * its source's read-only disks and CD-ROMs, as virt-clone does). */
+static int check_user(const char *other, void *arg)
+{
+    struct users *u = arg;
+    char path[PATH_MAX], why[MSG_MAX];
+    if (strcmp(other, u->vm) == 0 ||
+        store_vm_path(u->s, other, "domain.xml", path, sizeof(path)) < 0)
+        return 0;
+    int fd = store_open_read(u->s, path, why, sizeof(why));
+    if (fd < 0)
+        return 0;
+    struct dom_info info = { 0 };
+    int r = domxml_parse_fd(fd, &info, why, sizeof(why));
+    close(fd);
+    size_t dl = strlen(u->dir);
+    for (size_t i = 0; r == 0 && i < info.ndisks; i++) {
+        const char *src = info.disks[i].source;
+        if (src && strncmp(src, u->dir, dl) == 0 && src[dl] == '/') {
+            snprintf(u->msg, u->msgsz, "VM %s uses %s", other, src);
+            r = -EBUSY;
+        }
+    }
+    domxml_free(&info);
+    return r == -EBUSY ? r : 0;
+}
+
 static int plan_vm_delete(struct vm_model *m, struct journal *j, const void *arg, char *msg,
                           size_t msgsz)
 {
     (void)arg;
+    struct users u = { m->s, m->vm, m->dir, msg, msgsz };
+    int ru = store_list_vms(m->s, check_user, &u);
+    if (ru < 0)
+        return ru;
     struct igraph g;
     int r = igraph_build(m->s, m->vm, &g, msg, msgsz);
     if (r < 0) {
@@ -76,8 +116,13 @@ static int plan_vm_delete(struct vm_model *m, struct journal *j, const void *arg
     }
     for (size_t i = 0; r == 0 && i < g.count; i++) {
         const struct gnode *nd = &g.n[i];
-        if (nd->kind != G_OTHER)
+        if (nd->external) {
+            snprintf(msg, msgsz, "%s is the backing file of %u image(s) of other VMs", nd->path,
+                     nd->external);
+            r = -EBUSY;
+        } else if (nd->kind != G_OTHER) {
             r = vm_hold_image(m, nd->path, nd->kind == G_ACTIVE ? nd->dev : NULL, msg, msgsz);
+        }
     }
     igraph_free(&g);
     char to[PATH_MAX];
