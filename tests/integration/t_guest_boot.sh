@@ -14,7 +14,8 @@
 need_libvirt
 need_fuse
 need qemu-system-x86_64 python3 cpio
-[ -x /bin/busybox ] && guest_kver >/dev/null || fail "no guest kernel or busybox: run scripts/install-deps"
+guest_prepare || fail "cannot make the guest (scripts/install-deps installs its kernel and busybox)"
+pass "guest: kernel $(guest_kver) as ${GUEST_KERNEL##*/}, initramfs of $(stat -c %s "$GUEST_INITRD") bytes"
 
 S=$TMP/store M=$TMP/mnt
 make_vm "$S" vm 2
@@ -27,8 +28,6 @@ for i in 0 1; do
     read_pattern "$S/vm/disks/$d.qcow2" "$(disk_pattern "$i")" 0 1M
 done
 pass "s1 taken: vda and vdb are overlays on s1's frozen images"
-guest_prepare || fail "cannot make the guest"
-pass "guest: kernel $(guest_kver) as ${GUEST_KERNEL##*/}, initramfs of $(stat -c %s "$GUEST_INITRD") bytes"
 
 # md5 of 1M of BYTE: what the guest reads back after marking.
 md5_of() { head -c 1M /dev/zero | tr '\000' "$(printf '\\%03o' "$(($1))")" | md5sum | cut -d' ' -f1; }
