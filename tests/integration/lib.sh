@@ -86,6 +86,16 @@ unmount_fs() {
     [ "$status" -eq 0 ] || fail "daemon exited with status $status after unmount"
 }
 
+# forget_daemon PID: a daemon this test has reaped (wait) leaves the list
+# the EXIT trap kills, so a recycled pid is never signalled.
+forget_daemon() {
+    local p keep=()
+    for p in "${DAEMONS[@]}"; do
+        [ "$p" = "$1" ] || keep+=("$p")
+    done
+    DAEMONS=("${keep[@]}")
+}
+
 # rename_syscall FROM TO: rename(2) itself, with no fallback (GNU mv
 # copies on EXDEV and looks at the target first).
 rename_syscall() {

@@ -26,14 +26,26 @@ need_libvirt() {
     [ "$(id -u)" -eq 0 ] || fail "qemu:///system needs root"
 }
 
+# lv_lock: tests that drive libvirt run one at a time (make -j runs
+# tests side by side): one test's lv_stop would stop the libvirtd that
+# another one is using. Taken by lv_start, held until the test exits.
+LV_LOCK=${LV_LOCK:-/tmp/vmstorefs-test-libvirt.lock}
+LV_LOCK_FD=
+lv_lock() {
+    [ -z "$LV_LOCK_FD" ] || return 0
+    exec {LV_LOCK_FD}>>"$LV_LOCK" || fail "cannot open $LV_LOCK"
+    flock -w 600 "$LV_LOCK_FD" || fail "another test held $LV_LOCK for 10 minutes"
+}
+
 # lv_start: start virtlogd and libvirtd unless running (they keep their
 # default pid files, so a second copy refuses to start), then wait up to
-# 60 s for libvirtd to answer.
+# 60 s for libvirtd to answer. The daemons do not inherit the lock.
 lv_start() {
     local d i
+    lv_lock
     for d in virtlogd libvirtd; do
         ps -C "$d" -o stat= | grep -qv '^Z' && continue    # running (not a zombie)
-        "$d" >>"$TMP/$d.log" 2>&1 &
+        "$d" {LV_LOCK_FD}>&- >>"$TMP/$d.log" 2>&1 &
         LV_STARTED+=("$!")
     done
     for i in $(seq 120); do

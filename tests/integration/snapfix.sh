@@ -112,16 +112,6 @@ disk_state() {
     rm -f "$flat"
 }
 
-# forget_daemon PID: a daemon this test has reaped (wait) leaves the list
-# the EXIT trap kills, so a recycled pid is never signalled.
-forget_daemon() {
-    local p keep=()
-    for p in "${DAEMONS[@]}"; do
-        [ "$p" = "$1" ] || keep+=("$p")
-    done
-    DAEMONS=("${keep[@]}")
-}
-
 # try_mount: mount_fs of $S on $M with a quicker poll (the crash tests
 # mount some 150 times), except that a daemon refusing to mount (its
 # recovery failed) returns 1 instead of failing the test.
