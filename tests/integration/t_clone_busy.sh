@@ -91,9 +91,17 @@ pass "c1 log: start '$started_logged', end '$ended'"
 
 sorted() { printf '%s\n' "$@" | sort -n | tr '\n' ' '; }
 [ "${#lat_root[@]}" -ge 3 ] || fail "only ${#lat_root[@]} ls samples while the clone ran"
-for ms in "${lat_root[@]}" "${lat_other[@]}"; do
-    [ "$ms" -lt 100 ] || fail "an ls during the clone took $ms ms (root: $(sorted "${lat_root[@]}"); other: $(sorted "${lat_other[@]}"))"
+# An ls that waited on the clone would take as long as the copy (seconds):
+# every one must end within a second, and the median within 100 ms (one
+# slow sample on a loaded machine is the machine, not the mount;
+# scripts/bench-clone reports the figures).
+all=$(sorted "${lat_root[@]}" "${lat_other[@]}")
+for ms in $all; do
+    [ "$ms" -lt 1000 ] || fail "an ls during the clone took $ms ms (root: $(sorted "${lat_root[@]}"); other: $(sorted "${lat_other[@]}"))"
 done
+read -ra sl <<<"$all"
+median=${sl[${#sl[@]} / 2]}
+[ "$median" -lt 100 ] || fail "ls during the clone: median $median ms (root: $(sorted "${lat_root[@]}"); other: $(sorted "${lat_other[@]}"))"
 pass "ls during the clone, ms: root $(sorted "${lat_root[@]}"); other $(sorted "${lat_other[@]}")"
 
 # (2) Concurrency: two clones of big in clones/ (serialized by the
