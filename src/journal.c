@@ -264,7 +264,10 @@ int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgs
 /* The header is edited in place when only the name changes (qcow2edit.h:
  * the caller may hold qemu's locks on the image); qemu-img rebase -u
  * does the rest. Running it again sets the same name: idempotent. */
-static int run_rebase(const struct store *s, const struct jstep *st, char *msg, size_t msgsz)
+/* lock: hold qemu's lock on the image for the in-place edit (journal.h,
+ * lock_steps); qemu-img takes it itself. */
+static int run_rebase(const struct store *s, const struct jstep *st, bool lock, char *msg,
+                      size_t msgsz)
 {
     if (st->group && !storeio_exists(s, st->a))
         return 0;
@@ -273,7 +276,12 @@ static int run_rebase(const struct store *s, const struct jstep *st, char *msg, 
     if (r == 0 && strcmp(now.name, st->b) == 0 && strcmp(now.format, st->fmt) == 0)
         return 0;
     if (r == 0 && strcmp(now.format, st->fmt) == 0) {
-        int fd = store_open_file(s, st->a, O_RDWR);
+        int fd = lock ? imagelock_hold(s, st->a) : store_open_file(s, st->a, O_RDWR);
+        if (fd == -EBUSY) {
+            snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock): left for later",
+                     st->a);
+            return fd;
+        }
         if (fd < 0) {
             snprintf(msg, msgsz, "%s: %s", st->a, strerror(-fd));
             return fd;
@@ -450,11 +458,12 @@ static int apply_step_unlocked(const struct journal *j, const struct jstep *st, 
 
 static int apply_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
 {
-    if (!j->lock_steps || st->kind == JS_PULL || st->kind == JS_COMMIT || st->kind == JS_MKDIR)
+    /* Data steps: qemu-img takes the locks; a rebase holds its own. */
+    if (!j->lock_steps || (st->kind != JS_MOVE && st->kind != JS_REPLACE))
         return apply_step_unlocked(j, st, msg, msgsz);
     int fa, fb = -1;
     int r = lock_image(j->s, st->a, &fa, msg, msgsz);
-    if (r == 0 && st->kind != JS_REBASE)
+    if (r == 0)
         r = lock_image(j->s, st->b, &fb, msg, msgsz);
     if (r == 0)
         r = apply_step_unlocked(j, st, msg, msgsz);
@@ -486,7 +495,7 @@ static int apply_step_unlocked(const struct journal *j, const struct jstep *st, 
             r = storeio_fsync_parent(s, st->b);
         break;
     case JS_REBASE:
-        return run_rebase(s, st, msg, msgsz);
+        return run_rebase(s, st, j->lock_steps, msg, msgsz);
     case JS_MKDIR:
         r = storeio_mkdir(s, st->a);
         if (r == -EEXIST)
@@ -501,6 +510,17 @@ static int apply_step_unlocked(const struct journal *j, const struct jstep *st, 
     if (r < 0)
         snprintf(msg, msgsz, "%s %s: %s", kind_names[st->kind], st->a, strerror(-r));
     return r;
+}
+
+/* Replaying a step from the start is safe for every kind on its own
+ * (each checks whether it is done), but not always once later steps ran:
+ * a move whose target a later step moved on finds neither, and a data
+ * step should not run twice. Progress is recorded after those; after a
+ * rename of XML or a header edit (most steps) it costs a record write
+ * for nothing. A group is replayed whole. */
+static bool needs_mark(const struct jstep *st)
+{
+    return !st->group && (st->kind == JS_MOVE || st->kind == JS_PULL || st->kind == JS_COMMIT);
 }
 
 static int sync_sources(const struct journal *j, struct synced *sy, char *msg, size_t msgsz)
@@ -532,7 +552,7 @@ static int apply_all(struct journal *j, bool count_points, char *msg, size_t msg
             return r;
         if (j->steps[i].kind == JS_MOVE || j->steps[i].kind == JS_REPLACE)
             note_source(&sy, tmpdir, j->steps[i].a);
-        if (j->mark_steps && i + 1 < j->nsteps && !j->steps[i].group) {
+        if (j->mark_steps && i + 1 < j->nsteps && needs_mark(&j->steps[i])) {
             /* The step's own target is durable; the sources so far are
              * synced before the mark says they need no replay. */
             if ((r = sync_sources(j, &sy, msg, msgsz)) < 0)
