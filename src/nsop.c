@@ -296,8 +296,19 @@ static int unlink_entry(const struct snap_ctx *c, const char *path, struct nsop_
     if (parsed && vp.kind == V_DISK)
         return done_frozen(res, vp.vm,
                            disk_detach(c, vp.vm, vp.dev, res->msg, sizeof(res->msg)));
-    if (parsed && vp.kind == V_DOMXML)
+    if (parsed && vp.kind == V_DOMXML) {
+        /* A walker's removal of domain.xml is the first step of deleting
+         * the VM: when that would be refused, so is this one, and the
+         * rest of the walk, so a running VM stays whole and defined. */
+        if (ghost_is_walker(c->pid, vp.vm)) {
+            int r = vm_deletable(c, vp.vm, res->msg, sizeof(res->msg));
+            if (r < 0) {
+                ghost_walker_refuse(c->pid, vp.vm, r);
+                return r;
+            }
+        }
         return done(res, vp.vm, vm_undefine(c, vp.vm, res->msg, sizeof(res->msg)));
+    }
     if (parsed && vp.kind == V_CLONE) {
         int r = clone_forget(c, vp.vm, vp.name, res->msg, sizeof(res->msg));
         if (r == 0)

@@ -97,22 +97,20 @@ static int check_user(const char *other, void *arg)
     return r == -EBUSY ? r : 0;
 }
 
-static int plan_vm_delete(struct vm_model *m, struct journal *j, const void *arg, char *msg,
-                          size_t msgsz)
+/* What keeps a VM from being deleted: another VM using its files or
+ * backing onto its images, a qemu or a writer holding one of its images
+ * (held until vm_end, so no qemu starts meanwhile). */
+static int check_deletable(struct vm_model *m, char *msg, size_t msgsz)
 {
-    (void)arg;
     struct users u = { m->s, m->vm, m->dir, msg, msgsz };
-    int ru = store_list_vms(m->s, check_user, &u);
-    if (ru < 0)
-        return ru;
+    int r = store_list_vms(m->s, check_user, &u);
+    if (r < 0)
+        return r;
     struct igraph g;
-    int r = igraph_build(m->s, m->vm, &g, msg, msgsz);
-    if (r < 0) {
-        /* A broken chain does not keep a VM from going; the images we can
-         * name are still checked for users below. */
-        igraph_free(&g);
+    if (igraph_build(m->s, m->vm, &g, msg, msgsz) < 0) {
+        /* A broken chain does not keep a VM from going; the images we
+         * can name are still checked for users below. */
         memset(&g, 0, sizeof(g));
-        r = 0;
     }
     for (size_t i = 0; r == 0 && i < g.count; i++) {
         const struct gnode *nd = &g.n[i];
@@ -125,9 +123,27 @@ static int plan_vm_delete(struct vm_model *m, struct journal *j, const void *arg
         }
     }
     igraph_free(&g);
+    return r;
+}
+
+static int plan_vm_delete(struct vm_model *m, struct journal *j, const void *arg, char *msg,
+                          size_t msgsz)
+{
+    (void)arg;
     char to[PATH_MAX];
+    int r = check_deletable(m, msg, msgsz);
     if (r == 0 && (r = tmp_path(j, "vm", to, sizeof(to))) == 0)
         r = journal_move(j, m->dir, to);
+    return r;
+}
+
+int vm_deletable(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz)
+{
+    struct vm_model m;
+    int r = vm_begin(&m, c, vm, msg, msgsz);
+    if (r == 0)
+        r = check_deletable(&m, msg, msgsz);
+    vm_end(&m);
     return r;
 }
 

@@ -4,6 +4,9 @@
 #define VMSTOREFS_VMDELETE_H
 #include "snapshot.h"
 int vm_delete(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz);
+/* Would vm_delete be refused? 0, or its -errno and reason; nothing
+ * changes either way. */
+int vm_deletable(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz);
 int disk_detach(const struct snap_ctx *c, const char *vm, const char *dev, char *msg,
                 size_t msgsz);
 int vm_undefine(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz);

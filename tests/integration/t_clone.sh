@@ -148,6 +148,7 @@ fi
 # rm clones/N forgets the lineage; N stays a VM with its data. rm -r of a
 # clone deletes that VM only, and it leaves its source's clones/.
 c4state=$(tree_state "$S/c4/disks")
+sleep 1.1 # right after its mkdir the kernel shows clones/c4 as a directory (clone.h)
 rm "$V/clones/c4" || fail "rm clones/c4"
 sleep 1.1 # the kernel's entry for clones/c4 ages out
 [ -e "$V/clones/c4" ] && fail "clones/c4 still listed after rm"
