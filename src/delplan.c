@@ -15,20 +15,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-int delplan_init(struct delplan *dp, struct vm_model *m, struct journal *j, char *msg,
-                 size_t msgsz)
+int delplan_init(struct delplan *dp, struct vm_model *m, char *msg, size_t msgsz)
 {
     memset(dp, 0, sizeof(*dp));
     dp->m = m;
-    dp->j = j;
     dp->msg = msg;
     dp->msgsz = msgsz;
+    return igraph_build(m->s, m->vm, &dp->g, msg, msgsz);
+}
+
+int delplan_attach(struct delplan *dp, struct journal *j)
+{
+    dp->j = j;
     /* One hidden directory per operation, named after it: unique. */
     char rel[NAME_MAX + 1];
     snprintf(rel, sizeof(rel), "snapshots/" HIDDEN_PREFIX "%.8s", j->id);
-    if (store_vm_path(m->s, m->vm, rel, dp->hidden_dir, sizeof(dp->hidden_dir)) < 0)
+    if (store_vm_path(dp->m->s, dp->m->vm, rel, dp->hidden_dir, sizeof(dp->hidden_dir)) < 0)
         return -ENAMETOOLONG;
-    return igraph_build(m->s, m->vm, &dp->g, msg, msgsz);
+    igraph_count_external(dp->m->s, dp->m->vm, &dp->g);
+    return 0;
 }
 
 void delplan_free(struct delplan *dp)
@@ -116,7 +121,6 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
         return r;
     /* Pull copies about F's allocation into C, commit about C's into F. */
     bool pull = F->alloc <= C->alloc;
-    dp->data = true;
     dp->changed = true;
     if (pull) {
         if ((r = journal_pull(dp->j, C->path, name, fmt, note)) < 0)
@@ -416,48 +420,41 @@ int delplan_write_xml(struct delplan *dp, const struct delxml *want)
 }
 
 /* Is there a hidden image with fewer than two dependents? */
-static bool has_garbage(const struct store *s, const char *vm)
+static bool has_garbage(const struct igraph *g)
 {
-    struct igraph g;
-    char msg[MSG_MAX];
-    if (igraph_build(s, vm, &g, msg, sizeof(msg)) < 0)
-        return false;
-    bool any = false;
-    for (size_t i = 0; i < g.count && !any; i++) {
+    for (size_t i = 0; i < g->count; i++) {
         int deps[2];
-        any = g.n[i].kind == G_HIDDEN && igraph_dependents(&g, (int)i, deps, 2) < 2;
+        if (g->n[i].kind == G_HIDDEN && igraph_dependents(g, (int)i, deps, 2) < 2)
+            return true;
     }
-    igraph_free(&g);
-    return any;
+    return false;
 }
 
 int delplan_collect(struct vm_model *m, char *msg, size_t msgsz)
 {
+    struct delplan dp;
+    int r = delplan_init(&dp, m, msg, msgsz);
     /* No operation at all (no record, no crash point) when there is
      * nothing to collect: the common case, after every revert. */
-    if (!has_garbage(m->s, m->vm))
-        return 0;
+    if (r < 0 || !has_garbage(&dp.g)) {
+        delplan_free(&dp);
+        return r < 0 ? r : 0;
+    }
     /* The caller's operation is done: its locks would be in the way. */
     vm_drop_image_locks(m);
     struct journal j;
-    int r = journal_begin(&j, m->s, "gc", m->vm, msg, msgsz);
-    if (r < 0)
+    if ((r = journal_begin(&j, m->s, "gc", m->vm, msg, msgsz)) < 0) {
+        delplan_free(&dp);
         return r;
-    struct delplan dp;
-    r = delplan_init(&dp, m, &j, msg, msgsz);
-    if (r == 0)
+    }
+    if ((r = delplan_attach(&dp, &j)) == 0)
         r = delplan_gc(&dp);
     if (r == 0 && dp.changed)
         r = delplan_write_xml(&dp, NULL);
-    if (r == 0 && dp.changed) {
-        if (dp.data) {
-            vm_drop_image_locks(m);
-            j.lock_steps = true;
-        }
+    if (r == 0 && dp.changed)
         r = vm_commit(m, &j, msg, msgsz);
-    } else {
+    else
         journal_abort(&j);
-    }
     delplan_free(&dp);
     journal_free(&j);
     return r;
@@ -470,11 +467,33 @@ struct collect_all {
 
 /* One VM with a hidden directory: its garbage pass, under its lock (a
  * VM another daemon is working on is left to that daemon). */
+/* Does vm have a hidden directory at all? (One readdir: most VMs have
+ * none, and need neither their lock nor their chains read.) */
+static bool has_hidden_dir(const struct store *s, const char *vm)
+{
+    char dir[PATH_MAX];
+    if (store_vm_path(s, vm, "snapshots", dir, sizeof(dir)) < 0)
+        return false;
+    int fd = store_open(s, dir, O_RDONLY | O_DIRECTORY);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    bool any = false;
+    struct dirent *de;
+    while (!any && (de = readdir(d)) != NULL)
+        any = name_is_hidden_dir(de->d_name);
+    closedir(d);
+    return any;
+}
+
 static int collect_vm(const char *vm, void *arg)
 {
     struct collect_all *ca = arg;
     char msg[MSG_MAX];
-    if (!has_garbage(ca->s, vm))
+    if (!has_hidden_dir(ca->s, vm))
         return 0;
     struct snap_ctx c = { .s = ca->s };
     struct vm_model m;

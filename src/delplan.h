@@ -45,14 +45,17 @@ struct delplan {
     unsigned nrm;
     struct path_move *moves;
     size_t nmoves;
-    bool data; /* a merge copies data: image locks go before the commit */
     bool changed; /* any step planned */
     char *msg;
     size_t msgsz;
 };
 
-int delplan_init(struct delplan *dp, struct vm_model *m, struct journal *j, char *msg,
-                 size_t msgsz);
+/* Reads the VM's image graph (nothing is planned yet). */
+int delplan_init(struct delplan *dp, struct vm_model *m, char *msg, size_t msgsz);
+/* The journal the plan goes into (its hidden directory is named after
+ * the operation), and what pins the images: other VMs' images backing
+ * onto them. */
+int delplan_attach(struct delplan *dp, struct journal *j);
 void delplan_free(struct delplan *dp);
 /* F leaves (its snapshot is deleted, or the disk leaves it): the rules
  * above by F's dependents. note is "S/dev" for the log. */

@@ -234,11 +234,18 @@ int igraph_build(const struct store *s, const char *vm, struct igraph *g, char *
     int r = store_list_disks(s, vm, visit_active, &b);
     if (r == 0)
         r = visit_snapshot_dirs(&b);
-    if (r == 0)
-        r = store_list_vms(s, count_external, &b);
     if (r < 0)
         igraph_free(g);
     return r;
+}
+
+void igraph_count_external(const struct store *s, const char *vm, struct igraph *g)
+{
+    char msg[MSG_MAX];
+    struct build_ctx b = { s, vm, g, NULL, msg, sizeof(msg), NULL };
+    for (size_t i = 0; i < g->count; i++)
+        g->n[i].external = 0;
+    store_list_vms(s, count_external, &b);
 }
 
 size_t igraph_dependents(const struct igraph *g, int i, int *out, size_t max)

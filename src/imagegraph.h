@@ -39,12 +39,15 @@ struct igraph {
     size_t count, cap;
 };
 
-/* Reads every image of vm and its chain (chain_walk: each link checked),
- * and counts the images of other VMs whose backing file is one of them
- * (external: an image no plan may remove or write into). A broken chain
- * is -EINVAL/-EACCES/-ENOENT with the image named. */
+/* Reads every image of vm and its chain (chain_walk: each link checked).
+ * A broken chain is -EINVAL/-EACCES/-ENOENT with the image named. */
 int igraph_build(const struct store *s, const char *vm, struct igraph *g, char *msg,
                  size_t msgsz);
+/* Counts, for each node, the images of other VMs whose backing file it
+ * is (gnode.external: an image no plan may remove or write into). Reads
+ * the header of every image of the store: only for a plan that will
+ * change something. */
+void igraph_count_external(const struct store *s, const char *vm, struct igraph *g);
 void igraph_free(struct igraph *g);
 /* Index of the node at path, -1 when none. */
 int igraph_find(const struct igraph *g, const char *path);

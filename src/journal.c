@@ -228,6 +228,14 @@ void journal_mark_steps(struct journal *j)
     j->mark_steps = true;
 }
 
+bool journal_has_data_steps(const struct journal *j)
+{
+    for (size_t i = 0; i < j->nsteps; i++)
+        if (j->steps[i].kind == JS_PULL || j->steps[i].kind == JS_COMMIT)
+            return true;
+    return false;
+}
+
 void journal_group_last(struct journal *j)
 {
     if (j->nsteps)

@@ -107,6 +107,8 @@ int journal_commit_down(struct journal *j, const char *image, const char *into,
                         const char *note);
 /* The step just added is grouped with the next one (jstep.group). */
 void journal_group_last(struct journal *j);
+/* Does the plan copy data (pull or commit steps)? */
+bool journal_has_data_steps(const struct journal *j);
 /* Records progress after every step from here on. */
 void journal_mark_steps(struct journal *j);
 

@@ -77,44 +77,36 @@ static int plan(struct del *d)
     return journal_move(dp->j, dir, to);
 }
 
+struct del_args {
+    const char *snap, *dev;
+};
+
+static int plan_delete(struct vm_model *m, struct journal *j, const void *arg, char *msg,
+                       size_t msgsz)
+{
+    const struct del_args *a = arg;
+    if (!name_is_valid(a->snap) || !store_snap_exists(m->s, m->vm, a->snap)) {
+        snprintf(msg, msgsz, "no snapshot %s", a->snap);
+        return -ENOENT;
+    }
+    struct del d = { .snap = a->snap, .only = a->dev };
+    int r = vm_load_definition(m, false, msg, msgsz);
+    if (r == 0 && (r = delplan_init(&d.dp, m, msg, msgsz)) == 0 &&
+        (r = delplan_attach(&d.dp, j)) == 0)
+        r = plan(&d);
+    delplan_free(&d.dp);
+    return r;
+}
+
 int snapshot_delete(const struct snap_ctx *c, const char *vm, const char *snap, const char *dev,
                     char *msg, size_t msgsz)
 {
-    struct vm_model m;
-    int r = vm_begin(&m, c, vm, msg, msgsz);
-    if (r < 0)
-        return r;
-    if (!name_is_valid(snap) || !store_snap_exists(c->s, vm, snap)) {
-        snprintf(msg, msgsz, "no snapshot %s", snap);
-        r = -ENOENT;
-    }
-    if (r == 0)
-        r = vm_load_definition(&m, false, msg, msgsz);
-    struct journal j;
-    struct del d = { .snap = snap, .only = dev };
-    struct timespec t0;
+    struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (r == 0 && (r = journal_begin(&j, c->s, "delete", vm, msg, msgsz)) == 0) {
-        r = delplan_init(&d.dp, &m, &j, msg, msgsz);
-        if (r == 0)
-            r = plan(&d);
-        if (r == 0) {
-            if (d.dp.data) {
-                vm_drop_image_locks(&m);
-                j.lock_steps = true;
-            }
-            r = vm_commit(&m, &j, msg, msgsz);
-        } else {
-            journal_abort(&j);
-        }
-        delplan_free(&d.dp);
-        journal_free(&j);
-    }
-    vm_end(&m);
+    struct del_args a = { snap, dev };
+    int r = vm_run(c, vm, "delete", plan_delete, &a, msg, msgsz);
     if (r == 0) {
-        struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        vmstate_changed(vm);
         log_msg(LOG_INFO, "deleted %s%s of snapshot %s of %s in %.3f s",
                 dev ? "disk " : "every disk", dev ? dev : "", snap, vm,
                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);

@@ -32,32 +32,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Runs plan between vm_begin and vm_end, in a journal named op. */
-typedef int (*plan_fn)(struct vm_model *m, struct journal *j, const void *arg, char *msg,
-                       size_t msgsz);
-
-static int run(const struct snap_ctx *c, const char *vm, const char *op, plan_fn plan,
-               const void *arg, char *msg, size_t msgsz)
-{
-    struct vm_model m;
-    int r = vm_begin(&m, c, vm, msg, msgsz);
-    if (r < 0)
-        return r;
-    struct journal j;
-    if ((r = journal_begin(&j, c->s, op, vm, msg, msgsz)) == 0) {
-        r = plan(&m, &j, arg, msg, msgsz);
-        if (r == 0)
-            r = vm_commit(&m, &j, msg, msgsz);
-        else
-            journal_abort(&j);
-        journal_free(&j);
-    }
-    vm_end(&m);
-    if (r == 0)
-        vmstate_changed(vm);
-    return r;
-}
-
 static int tmp_path(const struct journal *j, const char *name, char *out, size_t outsz)
 {
     return (size_t)snprintf(out, outsz, "%s/%s", j->tmpdir, name) >= outsz ? -ENAMETOOLONG : 0;
@@ -112,6 +86,7 @@ static int check_deletable(struct vm_model *m, char *msg, size_t msgsz)
          * can name are still checked for users below. */
         memset(&g, 0, sizeof(g));
     }
+    igraph_count_external(m->s, m->vm, &g);
     for (size_t i = 0; r == 0 && i < g.count; i++) {
         const struct gnode *nd = &g.n[i];
         if (nd->external) {
@@ -149,7 +124,7 @@ int vm_deletable(const struct snap_ctx *c, const char *vm, char *msg, size_t msg
 
 int vm_delete(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz)
 {
-    int r = run(c, vm, "vmdelete", plan_vm_delete, NULL, msg, msgsz);
+    int r = vm_run(c, vm, "vmdelete", plan_vm_delete, NULL, msg, msgsz);
     if (r == 0)
         log_msg(LOG_INFO, "deleted VM %s with its snapshots and images (nothing merged)", vm);
     return r;
@@ -170,8 +145,10 @@ static int plan_detach(struct vm_model *m, struct journal *j, const void *arg, c
     if ((r = vm_load_definition(m, false, msg, msgsz)) < 0)
         return r;
     struct delplan dp;
-    if ((r = delplan_init(&dp, m, j, msg, msgsz)) < 0)
+    if ((r = delplan_init(&dp, m, msg, msgsz)) < 0 || (r = delplan_attach(&dp, j)) < 0) {
+        delplan_free(&dp);
         return r;
+    }
     int at = igraph_find(&dp.g, active);
     r = at < 0 ? -EINVAL : delplan_remove(&dp, at);
     if (r == 0)
@@ -179,10 +156,6 @@ static int plan_detach(struct vm_model *m, struct journal *j, const void *arg, c
     struct delxml x = { .detach_dev = dev };
     if (r == 0)
         r = delplan_write_xml(&dp, &x);
-    if (r == 0 && dp.data) {
-        vm_drop_image_locks(m);
-        j->lock_steps = true;
-    }
     delplan_free(&dp);
     return r;
 }
@@ -190,7 +163,7 @@ static int plan_detach(struct vm_model *m, struct journal *j, const void *arg, c
 int disk_detach(const struct snap_ctx *c, const char *vm, const char *dev, char *msg,
                 size_t msgsz)
 {
-    int r = run(c, vm, "detach", plan_detach, dev, msg, msgsz);
+    int r = vm_run(c, vm, "detach", plan_detach, dev, msg, msgsz);
     if (r == 0)
         log_msg(LOG_INFO, "detached disk %s of %s and deleted its active image", dev, vm);
     return r;
@@ -213,7 +186,7 @@ static int plan_undefine(struct vm_model *m, struct journal *j, const void *arg,
 
 int vm_undefine(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz)
 {
-    int r = run(c, vm, "undefine", plan_undefine, NULL, msg, msgsz);
+    int r = vm_run(c, vm, "undefine", plan_undefine, NULL, msg, msgsz);
     if (r == 0)
         log_msg(LOG_INFO, "%s is undefined (domain.xml removed; images kept)", vm);
     return r;
@@ -242,7 +215,7 @@ static int plan_forget(struct vm_model *m, struct journal *j, const void *arg, c
 int clone_forget(const struct snap_ctx *c, const char *vm, const char *clone, char *msg,
                  size_t msgsz)
 {
-    int r = run(c, clone, "forget", plan_forget, vm, msg, msgsz);
+    int r = vm_run(c, clone, "forget", plan_forget, vm, msg, msgsz);
     if (r == 0)
         log_msg(LOG_INFO, "%s no longer lists %s as its clone (%s itself is kept)", vm, clone,
                 clone);

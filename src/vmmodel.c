@@ -213,6 +213,10 @@ static void drop_locks(struct vm_model *m)
 
 int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz)
 {
+    if (journal_has_data_steps(j)) {
+        vm_drop_image_locks(m);
+        j->lock_steps = true;
+    }
     int r = journal_commit(j, msg, msgsz);
     if (r < 0 && !j->committed) {
         journal_abort(j); /* the commit record could not be written */
@@ -253,6 +257,28 @@ void vm_end(struct vm_model *m)
         vmstate_op_end(m->vm);
     m->op_running = false;
     vmlock_release(&m->lock);
+}
+
+int vm_run(const struct snap_ctx *c, const char *vm, const char *op, vm_plan_fn plan,
+           const void *arg, char *msg, size_t msgsz)
+{
+    struct vm_model m;
+    int r = vm_begin(&m, c, vm, msg, msgsz);
+    if (r < 0)
+        return r;
+    struct journal j;
+    if ((r = journal_begin(&j, c->s, op, vm, msg, msgsz)) == 0) {
+        r = plan(&m, &j, arg, msg, msgsz);
+        if (r == 0)
+            r = vm_commit(&m, &j, msg, msgsz);
+        else
+            journal_abort(&j);
+        journal_free(&j);
+    }
+    vm_end(&m);
+    if (r == 0)
+        vmstate_changed(vm);
+    return r;
 }
 
 int vm_load_snapshot(struct vm_model *m, const char *snap, xmlDocPtr *out, char *msg,

@@ -49,17 +49,27 @@ int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgs
 int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *msg,
                   size_t msgsz);
 void vm_end(struct vm_model *m);
-/* Lets go of the image locks (writer marks stay): a qemu-img that merges
- * must take them itself. Writers through any mount stay refused; a qemu
- * started meanwhile makes that qemu-img fail, and the journal finishes
- * the operation later. */
+/* Lets go of the image locks (writer marks stay). */
 void vm_drop_image_locks(struct vm_model *m);
-/* journal_commit, and when a step fails after the commit (qemu-img
+/* journal_commit. A plan that copies data (journal_has_data_steps) lets
+ * go of its image locks first: the qemu-img that merges must take them
+ * itself. Writers through any mount stay refused (writer marks stay), and
+ * from then on each step holds the lock of the image it moves or
+ * rewrites (journal.h, lock_steps): a qemu started meanwhile makes the
+ * step wait, and the journal finishes the operation later. When a step
+ * fails after the commit (qemu-img
  * could not take the image locks this operation holds, say), the locks
  * are let go and the journal finished at once, under the VM's lock:
  * after the commit the operation happens, or the call fails loudly. */
 int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz);
 
+/* One journaled operation named op on vm: vm_begin, journal_begin, plan
+ * (which adds the steps and prepares the files), vm_commit (or
+ * journal_abort when plan fails), vm_end; vmstate_changed on success. */
+typedef int (*vm_plan_fn)(struct vm_model *m, struct journal *j, const void *arg, char *msg,
+                          size_t msgsz);
+int vm_run(const struct snap_ctx *c, const char *vm, const char *op, vm_plan_fn plan,
+           const void *arg, char *msg, size_t msgsz);
 /* Reads a snapshot's snapshot.xml as a tree. */
 int vm_load_snapshot(struct vm_model *m, const char *snap, xmlDocPtr *out, char *msg,
                      size_t msgsz);
