@@ -28,6 +28,7 @@ struct walker {
     char vm[NAME_MAX_LEN + 1];
     unsigned opens;
     int refused;
+    bool undefined;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -297,6 +298,25 @@ int ghost_walker_refused(pid_t pid, const char *vm)
             err = walkers[i].refused;
     pthread_mutex_unlock(&lock);
     return err;
+}
+
+void ghost_walker_set_undefined(pid_t pid, const char *vm)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nwalkers; i++)
+        if (walkers[i].pid == pid && strcmp(walkers[i].vm, vm) == 0)
+            walkers[i].undefined = true;
+    pthread_mutex_unlock(&lock);
+}
+
+bool ghost_walker_undefined(pid_t pid, const char *vm)
+{
+    bool hit = false;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nwalkers && !hit; i++)
+        hit = walkers[i].pid == pid && strcmp(walkers[i].vm, vm) == 0 && walkers[i].undefined;
+    pthread_mutex_unlock(&lock);
+    return hit;
 }
 
 void ghost_reset(void)

@@ -47,6 +47,11 @@ bool ghost_is_walker(pid_t pid, const char *vm);
  * changes nothing instead of deleting what it can. 0 when none. */
 void ghost_walker_refuse(pid_t pid, const char *vm, int err);
 int ghost_walker_refused(pid_t pid, const char *vm);
+/* A walker that removed the VM's domain.xml itself: its next removal in
+ * the VM is the delete of the whole VM (nsop.c). A VM that had no
+ * definition before the walk is never taken whole this way. */
+void ghost_walker_set_undefined(pid_t pid, const char *vm);
+bool ghost_walker_undefined(pid_t pid, const char *vm);
 /* Forgets everything (tests). */
 void ghost_reset(void);
 #endif

@@ -213,11 +213,12 @@ static bool defined(const struct snap_ctx *c, const char *vm)
 /* rm -r <vm> (any walk of the VM that removes what it meets: fts, find
  * -delete, shutil.rmtree) removes domain.xml first, as the view lists it
  * first: that alone only undefines the VM, as `rm domain.xml` does. When
- * the same process then removes anything else in a VM with no definition
- * while walking it, it is deleting the VM: the whole VM goes at once,
+ * the same process, still walking the VM it undefined itself, removes
+ * anything else in it, it is deleting the VM: the whole VM goes at once,
  * with no merge for snapshots that go with it, and the rest of its walk
  * meets ghosts (ghost.h). `find VM -name domain.xml -delete` stays an
- * undefine. */
+ * undefine, and a walk of a VM that was undefined before it removes
+ * entry by entry, each removal meaning what it means alone. */
 static int walker_deletes_vm(const struct snap_ctx *c, const struct vpath *vp, const char *path,
                              struct nsop_result *res)
 {
@@ -240,7 +241,7 @@ static int walker_deletes_vm(const struct snap_ctx *c, const struct vpath *vp, c
 static bool walking_undefined(const struct snap_ctx *c, const struct vpath *vp)
 {
     return vp->kind != V_ROOT && vp->kind != V_JOBS && vp->kind != V_VM &&
-           ghost_is_walker(c->pid, vp->vm) && !defined(c, vp->vm);
+           ghost_walker_undefined(c->pid, vp->vm) && !defined(c, vp->vm);
 }
 
 /* A removal that found nothing: a ghost of this process answers, once. */
@@ -300,14 +301,16 @@ static int unlink_entry(const struct snap_ctx *c, const char *path, struct nsop_
         /* A walker's removal of domain.xml is the first step of deleting
          * the VM: when that would be refused, so is this one, and the
          * rest of the walk, so a running VM stays whole and defined. */
-        if (ghost_is_walker(c->pid, vp.vm)) {
-            int r = vm_deletable(c, vp.vm, res->msg, sizeof(res->msg));
-            if (r < 0) {
-                ghost_walker_refuse(c->pid, vp.vm, r);
-                return r;
-            }
+        bool walker = ghost_is_walker(c->pid, vp.vm);
+        int r = walker ? vm_deletable(c, vp.vm, res->msg, sizeof(res->msg)) : 0;
+        if (r < 0) {
+            ghost_walker_refuse(c->pid, vp.vm, r);
+            return r;
         }
-        return done(res, vp.vm, vm_undefine(c, vp.vm, res->msg, sizeof(res->msg)));
+        r = vm_undefine(c, vp.vm, res->msg, sizeof(res->msg));
+        if (r == 0 && walker)
+            ghost_walker_set_undefined(c->pid, vp.vm);
+        return done(res, vp.vm, r);
     }
     if (parsed && vp.kind == V_CLONE) {
         int r = clone_forget(c, vp.vm, vp.name, res->msg, sizeof(res->msg));

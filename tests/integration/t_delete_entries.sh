@@ -131,6 +131,15 @@ listed "$M" undef || fail "undef is no longer listed"
 journal_empty "$S"
 m_check undef "undef, undefined"
 pass "rm domain.xml: the VM stays listed, undefined, with its images untouched and readable"
+# A process walking a VM that was undefined before it (find keeps the
+# VM's directory open) removes only what it names: here one disk, which
+# must not take the whole VM with it.
+find "$M/undef" -path '*/disks/vda.qcow2' -delete || fail "find -delete of undef's active image"
+[ -d "$S/undef/snapshots/s1" ] && [ -e "$S/undef/snapshots/s1/vda.qcow2" ] ||
+    fail "find -delete of one disk of an undefined VM deleted more than that disk"
+[ -e "$S/undef/disks/vda.qcow2" ] && fail "find -delete left undef's active image"
+check_store "$S" undef
+pass "a walk of an already undefined VM removes only what it names (find -delete of one disk)"
 
 # --- Derived entries: accepted, no data changes.
 m_init drv 1
@@ -172,6 +181,7 @@ refused_busy "rmdir of the current snapshot while the VM runs" rmdir "$M/busy/sn
 refused_busy "rm -r of the current snapshot while the VM runs" rm -r "$M/busy/snapshots/s3"
 refused_busy "rmdir of a snapshot in the running chain" rmdir "$M/busy/snapshots/s2"
 refused_busy "rm of one image of a snapshot in the running chain" rm "$M/busy/snapshots/s2/vda.qcow2"
+refused_busy "detach of a disk the VM runs on" rm "$M/busy/disks/vdb.qcow2"
 nbd_release
 qio_release
 m_check busy "busy, after the refusals"
@@ -188,6 +198,7 @@ qio_release
 # (d) a plain write handle on the active vdb.
 exec 3<>"$M/busy/disks/vdb.qcow2"
 refused_busy "rmdir of the current snapshot while vdb is open for writing" rmdir "$M/busy/snapshots/s3"
+refused_busy "detach of a disk open for writing" rm "$M/busy/disks/vdb.qcow2"
 exec 3>&-
 # The kernel releases a closed FUSE file asynchronously: allow it 2 s.
 n0=$(wc -l <"$DAEMON_LOG")
