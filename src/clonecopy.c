@@ -127,8 +127,8 @@ static void copy_one(struct worker *w)
                                              w->run->reflinks)) < 0)
         return;
     struct qimg_progress p = { .on_pct = on_pct, .arg = w };
-    d->err = qimg_run_watched(&a, 0, "convert", &p, worker_stopped, w->run, d->msg,
-                              sizeof(d->msg));
+    d->err = qimg_run_watched(&a, qimg_data_timeout(d->weight), "convert", &p, worker_stopped,
+                              w->run, d->msg, sizeof(d->msg));
 }
 
 static void *worker_main(void *arg)

@@ -343,9 +343,7 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-/* Runs a merge's qemu-img with its log lines and its line in .jobs. No
- * time limit fits every disk: an hour, plus a second per 10 MiB (a disk
- * slower than that is broken, not busy). */
+/* Runs a merge's qemu-img with its log lines and its line in .jobs. */
 static int run_merge(const struct journal *j, const struct jstep *st, const struct qimg_argv *a,
                      uint64_t bytes, char *msg, size_t msgsz)
 {
@@ -362,8 +360,7 @@ static int run_merge(const struct journal *j, const struct jstep *st, const stru
     struct qimg_progress p = { .on_pct = merge_pct, .arg = &mp };
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    unsigned timeout = 3600 + (unsigned)(bytes / (10u << 20));
-    int r = qimg_run_watched(a, timeout, st->kind == JS_PULL ? "rebase" : "commit", &p, NULL,
+    int r = qimg_run_watched(a, qimg_data_timeout(bytes), st->kind == JS_PULL ? "rebase" : "commit", &p, NULL,
                              NULL, msg, msgsz);
     jobs_finish(mp.job);
     double secs = seconds_since(&t0);

@@ -377,9 +377,17 @@ int qimg_errno(const char *line)
 {
     if (strstr(line, "No space left") || strstr(line, "Disk quota"))
         return -ENOSPC;
-    if (strstr(line, "lock"))
+    /* qemu's image locks: 'Failed to get "write" lock', 'Failed to lock
+     * byte 100'. Not any "lock": "refcount block" is a broken image. */
+    if ((strstr(line, "Failed to get") && strstr(line, "lock")) ||
+        strstr(line, "Failed to lock byte"))
         return -EBUSY;
     return -EIO;
+}
+
+unsigned qimg_data_timeout(uint64_t bytes)
+{
+    return 3600 + (unsigned)(bytes / (10u << 20));
 }
 
 void qimg_progress_feed(struct qimg_progress *p, const char *buf, size_t len)

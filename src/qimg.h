@@ -115,6 +115,10 @@ void qimg_progress_feed(struct qimg_progress *p, const char *buf, size_t len);
 int qimg_run_watched(const struct qimg_argv *a, unsigned timeout_sec, const char *what,
                      struct qimg_progress *p, bool (*cancelled)(void *), void *carg, char *msg,
                      size_t msgsz);
+/* The time limit of a qemu-img that copies `bytes` (a merge, a clone):
+ * no limit fits every disk, so an hour plus a second per 10 MiB (a disk
+ * slower than that is broken, not busy). */
+unsigned qimg_data_timeout(uint64_t bytes);
 /* The errno for qemu-img's complaint line. */
 int qimg_errno(const char *line);
 

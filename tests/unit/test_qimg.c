@@ -181,6 +181,10 @@ static void test_argv_unsafe(void)
     CHECK_INT(qimg_errno("qemu-img: o.qcow2: No space left on device"), -ENOSPC);
     CHECK_INT(qimg_errno("qemu-img: Could not open 'x': Failed to get \"write\" lock"), -EBUSY);
     CHECK_INT(qimg_errno("qemu-img: something else"), -EIO);
+    CHECK_INT(qimg_errno("qemu-img: Could not open 'x': Failed to lock byte 100"), -EBUSY);
+    /* A broken image is not a busy one. */
+    CHECK_INT(qimg_errno("qemu-img: Could not open 'x': Invalid refcount block offset"), -EIO);
+    CHECK(qimg_data_timeout(0) >= 3600 && qimg_data_timeout(100ull << 30) > qimg_data_timeout(0));
 }
 
 static void test_argv_commit(void)
