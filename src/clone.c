@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "clone.h"
+#include "monotime.h"
 
 #include "clonecopy.h"
 #include "cloneid.h"
@@ -25,12 +26,6 @@
 
 #define NVRAM_MAX (64u << 20)
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- pins: an active image kept free of qemus and writers ----
  *
@@ -216,23 +211,6 @@ static int plan_current(struct plan *p, char *msg, size_t msgsz)
     return r;
 }
 
-static void drop_disk_element(xmlDocPtr dom, const char *dev)
-{
-    xmlNodePtr devices = xml_child(xmlDocGetRootElement(dom), "devices");
-    for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next) {
-        if (n->type != XML_ELEMENT_NODE || xmlStrcmp(n->name, BAD_CAST "disk") != 0)
-            continue;
-        char *d = xml_attr(xml_child(n, "target"), "dev");
-        bool hit = d && strcmp(d, dev) == 0;
-        free(d);
-        if (!hit)
-            continue;
-        xmlUnlinkNode(n);
-        xmlFreeNode(n);
-        return;
-    }
-}
-
 /* As at S: S's <domain>, S's frozen images (frozen: no pin needed, the
  * shared lock keeps deletes and merges away). A disk S does not cover (a
  * partial snapshot) is left out of the clone and logged. */
@@ -253,12 +231,10 @@ static int plan_snapshot(struct plan *p, char *msg, size_t msgsz)
         xmlFreeDoc(sdoc);
         return -EINVAL;
     }
-    p->dom = xmlNewDoc(BAD_CAST "1.0");
-    xmlNodePtr copy = p->dom ? xmlDocCopyNode(dnode, p->dom, 1) : NULL;
+    p->dom = xmledit_doc_from_node(dnode);
     xmlFreeDoc(sdoc);
-    if (!copy)
+    if (!p->dom)
         return -ENOMEM;
-    xmlDocSetRootElement(p->dom, copy);
     struct dom_info info;
     char why[MSG_MAX];
     if ((r = domxml_read_doc(p->dom, &info, why, sizeof(why))) < 0) {
@@ -281,7 +257,7 @@ static int plan_snapshot(struct plan *p, char *msg, size_t msgsz)
         } else if (!storeio_exists(s, frozen)) {
             log_msg(LOG_NOTICE, "clone %s of %s at %s: disk %s is not in the snapshot, left out",
                     p->name, p->vm, p->snap, d->dev);
-            drop_disk_element(p->dom, d->dev);
+            xmledit_remove_disk(xmlDocGetRootElement(p->dom), d->dev);
         } else {
             r = add_disk(p, d->dev, frozen, msg, msgsz);
         }

@@ -116,7 +116,6 @@ static void copy_one(struct worker *w)
      * collapsed copy, shared extent by extent. */
     if (w->run->reflinks && d->chainless) {
         if (reflink_file(s, d->src, d->dst) == 0) {
-            d->reflinked = true;
             on_pct(100.0, w);
             return;
         }

@@ -37,7 +37,6 @@ struct clonecopy_disk {
     int err;
     char msg[MSG_MAX];
     double pct; /* 0..100, written by its thread under the copy's lock */
-    bool reflinked;
 };
 
 /* Does the file system holding dir share extents (FICLONE works)? Tried

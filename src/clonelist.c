@@ -41,7 +41,7 @@ static void read_lineage(const struct store *s, int fd, struct lineage_value *v)
         xmlFreeDoc(doc);
 }
 
-int clonelist_source(const struct store *s, const char *vm, char *out, size_t outsz)
+static int clonelist_source(const struct store *s, const char *vm, char *out, size_t outsz)
 {
     char path[PATH_MAX], why[MSG_MAX];
     out[0] = '\0';
@@ -97,7 +97,3 @@ int clonelist_each(const struct store *s, const char *vm, store_name_fn fn, void
     return store_list_vms(s, each_vm, &e);
 }
 
-void clonelist_cache_stats(unsigned long *hits, unsigned long *misses)
-{
-    statcache_stats(&cache, hits, misses);
-}

@@ -16,9 +16,5 @@
 int clonelist_each(const struct store *s, const char *vm, store_name_fn fn, void *ctx);
 /* Is clone a VM whose lineage names vm as its source? */
 bool clonelist_is_clone(const struct store *s, const char *vm, const char *clone);
-/* The lineage's source of vm into out ("" when none). */
-int clonelist_source(const struct store *s, const char *vm, char *out, size_t outsz);
-/* Counters of the lineage cache (tests). */
-void clonelist_cache_stats(unsigned long *hits, unsigned long *misses);
 
 #endif

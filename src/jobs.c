@@ -47,15 +47,6 @@ void jobs_progress(struct job *job, uint64_t done_bytes)
     pthread_mutex_unlock(&lock);
 }
 
-void jobs_set_total(struct job *job, uint64_t total_bytes)
-{
-    if (!job)
-        return;
-    pthread_mutex_lock(&lock);
-    job->total = total_bytes;
-    pthread_mutex_unlock(&lock);
-}
-
 void jobs_finish(struct job *job)
 {
     if (!job)

@@ -15,7 +15,6 @@
 struct job;
 
 struct job *jobs_start(const char *kind, const char *vm, const char *what, uint64_t total_bytes);
-void jobs_set_total(struct job *job, uint64_t total_bytes);
 void jobs_progress(struct job *job, uint64_t done_bytes);
 void jobs_finish(struct job *job);
 /* A malloc'd, NUL-terminated snapshot of the running jobs ("" when none). */

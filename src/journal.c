@@ -6,6 +6,7 @@
 #include "imagelock.h"
 #include "jobs.h"
 #include "log.h"
+#include "monotime.h"
 #include "names.h"
 #include "qcow2edit.h"
 #include "qimg.h"
@@ -336,13 +337,6 @@ static void merge_pct(double pct, void *arg)
     jobs_progress(mp->job, (uint64_t)((double)mp->bytes * pct / 100.0));
 }
 
-static double seconds_since(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 /* Runs a merge's qemu-img with its log lines and its line in .jobs. */
 static int run_merge(const struct journal *j, const struct jstep *st, const struct qimg_argv *a,
                      uint64_t bytes, char *msg, size_t msgsz)
@@ -358,12 +352,11 @@ static int run_merge(const struct journal *j, const struct jstep *st, const stru
             dev, snap, dir, (unsigned long long)bytes);
     struct merge_progress mp = { jobs_start("merge", j->vm, st->note, bytes), bytes };
     struct qimg_progress p = { .on_pct = merge_pct, .arg = &mp };
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = now_ms();
     int r = qimg_run_watched(a, qimg_data_timeout(bytes), st->kind == JS_PULL ? "rebase" : "commit", &p, NULL,
                              NULL, msg, msgsz);
     jobs_finish(mp.job);
-    double secs = seconds_since(&t0);
+    double secs = (double)(now_ms() - t0) / 1000.0;
     if (r == 0)
         log_msg(LOG_INFO,
                 "merge of %s disk %s (snapshot %s): direction=%s bytes=%llu done in %.2f s "

@@ -382,9 +382,11 @@ static int op_write_buf(const char *path, struct fuse_bufvec *buf, off_t off,
 /* A waiting lock request ends when its caller is interrupted (Ctrl-C,
  * kill: the kernel sends FUSE_INTERRUPT) or when the mount is going away,
  * so neither a waiter nor the daemon's exit hangs on a lock holder. */
-static bool lock_give_up(void *ctx)
+/* A wait (for a lock through the mount, another operation's VM lock, a
+ * clone's copy) ends on Ctrl-C on the caller or when the daemon stops. */
+static bool request_cancelled(void *arg)
 {
-    (void)ctx;
+    (void)arg;
     return fuse_interrupted() || fuse_session_exited(fuse_get_session(fuse_get_context()->fuse));
 }
 
@@ -412,7 +414,7 @@ static int op_lock(const char *path, struct fuse_file_info *fi, int cmd, struct 
     l.l_pid = 0; /* OFD locks require it */
     if (cmd == F_SETLKW) {
         /* Never a blocking fcntl in a worker (lockwait.h). */
-        int r = lockwait_ofd(h->f.fd, &l, fuse_get_context()->uid, lock_give_up, NULL);
+        int r = lockwait_ofd(h->f.fd, &l, fuse_get_context()->uid, request_cancelled, NULL);
         if (r < 0)
             return r;
     } else if (fcntl(h->f.fd, cmd == F_GETLK ? F_OFD_GETLK : F_OFD_SETLK, &l) < 0) {
@@ -568,13 +570,6 @@ static int refuse(enum refusal_op op, const char *path)
 
 /* ---- namespace operations: the core (nsop.h) decides, this maps ---- */
 
-static bool request_cancelled(void *arg)
-{
-    (void)arg;
-    /* Waiting for another operation's lock: Ctrl-C on the caller, or the
-     * daemon stopping, ends the wait. */
-    return fuse_interrupted() || fuse_session_exited(fuse_get_session(fuse_get_context()->fuse));
-}
 
 struct inval {
     struct fuse *fuse;

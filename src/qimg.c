@@ -71,20 +71,6 @@ int qimg_argv_create_overlay(struct qimg_argv *a, const char *qemu_img, const ch
     return argv_done(a);
 }
 
-int qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *src,
-                       const char *src_fmt, const char *dst)
-{
-    argv_start(a, qemu_img, "convert");
-    qimg_argv_add(a, "-q");
-    qimg_argv_add(a, "-f");
-    qimg_argv_add(a, src_fmt);
-    qimg_argv_add(a, "-O");
-    qimg_argv_add(a, "qcow2");
-    qimg_argv_add(a, src);
-    qimg_argv_add(a, dst);
-    return argv_done(a);
-}
-
 int qimg_argv_convert_collapse(struct qimg_argv *a, const char *qemu_img, const char *src,
                                const char *src_fmt, const char *dst, bool offload)
 {

@@ -51,9 +51,6 @@ int qimg_argv_info(struct qimg_argv *a, const char *qemu_img, const char *image,
 /* qemu-img create -f qcow2 -b BACKING -F FMT IMAGE: an empty overlay. */
 int qimg_argv_create_overlay(struct qimg_argv *a, const char *qemu_img, const char *image,
                               const char *backing, const char *backing_fmt);
-/* qemu-img convert -f FMT -O qcow2 SRC DST: a collapsed, standalone copy. */
-int qimg_argv_convert(struct qimg_argv *a, const char *qemu_img, const char *src,
-                       const char *src_fmt, const char *dst);
 /* qemu-img convert -p -U -W [-C] -f FMT -O qcow2 SRC DST: a clone's disk,
  * the whole chain below SRC collapsed into one standalone image, with
  * progress on stdout (qimg_progress). -U: the caller holds the image

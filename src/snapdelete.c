@@ -12,6 +12,7 @@
 
 #include "delplan.h"
 #include "log.h"
+#include "monotime.h"
 #include "storeio.h"
 #include "vmstate.h"
 
@@ -101,15 +102,12 @@ static int plan_delete(struct vm_model *m, struct journal *j, const void *arg, c
 int snapshot_delete(const struct snap_ctx *c, const char *vm, const char *snap, const char *dev,
                     char *msg, size_t msgsz)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = now_ms();
     struct del_args a = { snap, dev };
     int r = vm_run(c, vm, "delete", plan_delete, &a, msg, msgsz);
-    if (r == 0) {
-        clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (r == 0)
         log_msg(LOG_INFO, "deleted %s%s of snapshot %s of %s in %.3f s",
                 dev ? "disk " : "every disk", dev ? dev : "", snap, vm,
-                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-    }
+                (double)(now_ms() - t0) / 1000.0);
     return r;
 }

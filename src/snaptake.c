@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "snapshot.h"
+#include "monotime.h"
 
 #include "log.h"
 #include "storeio.h"
@@ -23,12 +24,6 @@
 #include <string.h>
 #include <time.h>
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* S's snapshot.xml: the definition as it is now, each disk's source the
  * image that will hold its state at S, and the overlay that receives what

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "spawn.h"
+#include "monotime.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -91,12 +92,6 @@ static void child_exec(const char *const argv[], pid_t parent, int out_w, int er
     _exit(127);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void kill_child(pid_t pid, struct spawn_result *res, bool cancelled)
 {

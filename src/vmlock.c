@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "vmlock.h"
+#include "monotime.h"
 
 #include "log.h"
 #include "names.h"
@@ -37,12 +38,6 @@ static int open_lock_file(const struct store *s, const char *name, char *msg, si
 
 /* F_OFD_SETLK in a loop rather than F_OFD_SETLKW: a worker thread blocked
  * in the kernel could not notice an interrupt or the daemon stopping. */
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int lock_fd(int fd, short type, unsigned wait_ms, vmlock_cancelled_fn cancelled,
                    void *arg)

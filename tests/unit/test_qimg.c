@@ -143,13 +143,19 @@ static void test_argv_create_overlay(void)
                 "/o.qcow2");
 }
 
+/* A clone's copy: progress, no locks on a source a VM may run on (-U),
+ * out-of-order writes, and copy offload only where reflinks work. */
 static void test_argv_convert(void)
 {
     struct qimg_argv a;
     memset(&a, 0x55, sizeof(a));
-    qimg_argv_convert(&a, QEMU_IMG, "/src.qcow2", "qcow2", "/dst.qcow2");
-    EXPECT_ARGV(&a, QEMU_IMG, "convert", "-q", "-f", "qcow2", "-O", "qcow2", "/src.qcow2",
-                "/dst.qcow2");
+    qimg_argv_convert_collapse(&a, QEMU_IMG, "/src.qcow2", "qcow2", "/dst.qcow2", false);
+    EXPECT_ARGV(&a, QEMU_IMG, "convert", "-p", "-U", "-W", "-f", "qcow2", "-O", "qcow2",
+                "/src.qcow2", "/dst.qcow2");
+    memset(&a, 0x55, sizeof(a));
+    qimg_argv_convert_collapse(&a, QEMU_IMG, "/src.qcow2", "qcow2", "/dst.qcow2", true);
+    EXPECT_ARGV(&a, QEMU_IMG, "convert", "-p", "-U", "-W", "-C", "-f", "qcow2", "-O", "qcow2",
+                "/src.qcow2", "/dst.qcow2");
 }
 
 static void test_argv_rebase(void)
