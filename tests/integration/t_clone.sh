@@ -163,6 +163,42 @@ sleep 1.1
 ls "$V/clones" | grep -qx c5 && fail "clones/ still lists the deleted c5"
 [ -d "$S/src/disks" ] || fail "deleting the clone touched its source"
 pass "rm clones/N forgets the lineage and keeps N; rm -r of a clone deletes it and its entry in clones/"
+
+# rmdir clones/ with clones in it: accepted, nothing changes, still listed.
+before=$(tree_state "$S")
+rmdir "$V/clones" || fail "rmdir clones with clones in it"
+[ "$(tree_state "$S")" = "$before" ] || fail "rmdir clones changed the store"
+ls "$V/clones" | grep -qx c1 || fail "clones/ no longer lists c1 after rmdir clones"
+# The source of clones that share its read-only disk and CD-ROM is not
+# deleted from under them (EBUSY, nothing changes; the clone still reads).
+expect_fail "rm -r of a VM whose clones share its files" "Device or resource busy" rm -r "$V"
+[ "$(tree_state "$S")" = "$before" ] || fail "the refused rm -r of src changed the store"
+read_pattern "$(xp "$S/c1/domain.xml" 'string(//disk[readonly]/source/@file)')" 0x7e 0 1M
+pass "rmdir clones/ changes nothing; a VM whose clones share its files is not deleted (EBUSY)"
+
+# nvram: the clone gets its own copy, inside its own directory.
+mkdir -p "$S/src/nvram" && head -c 128k /dev/urandom >"$S/src/nvram/src_VARS.fd" &&
+    sed -i "s|</os>|<nvram>$S/src/nvram/src_VARS.fd</nvram></os>|" "$S/src/domain.xml" ||
+    fail "cannot give src an nvram"
+virt-xml-validate "$S/src/domain.xml" domain >/dev/null || fail "src with nvram does not validate"
+mkdir "$V/clones/nv" || fail "clone nv of a VM with nvram"
+nv=$(xp "$S/nv/domain.xml" 'string(//os/nvram)')
+case $nv in "$S/nv/"*) ;; *) fail "nv's nvram is $nv, not in nv's own directory" ;; esac
+cmp "$nv" "$S/src/nvram/src_VARS.fd" || fail "nv's nvram is not a copy of src's"
+virt-xml-validate "$S/nv/domain.xml" domain >/dev/null || fail "nv does not validate"
+pass "a clone gets its own copy of the source's nvram"
+
+# A partial snapshot: a disk that left s1 is left out of a clone as at s1
+# (oVirt's behaviour), logged; the clone is a valid VM with the rest.
+rm "$V/snapshots/s1/vdb.qcow2" || fail "rm s1/vdb.qcow2"
+mkdir "$V/snapshots/s1/clones/part" || fail "clone part at the partial s1"
+[ -e "$S/part/disks/vda.qcow2" ] && [ ! -e "$S/part/disks/vdb.qcow2" ] ||
+    fail "part: $(ls "$S/part/disks"): not vda alone"
+[ "$(xp "$S/part/domain.xml" 'count(//disk[target/@dev="vdb"])')" = 0 ] || fail "part's domain.xml still has vdb"
+virt-xml-validate "$S/part/domain.xml" domain >/dev/null || fail "part does not validate"
+grep -q "clone part of src at s1: disk vdb is not in the snapshot, left out" "$DAEMON_LOG" ||
+    fail "no log line for the disk left out"
+pass "a clone of a partial snapshot leaves out the disk the snapshot lacks, and says so"
 [ -z "$(cat "$M/.jobs")" ] || fail ".jobs not empty after the clones: $(cat "$M/.jobs")"
 # ---- Ctrl-C on the mkdir stops the copy and leaves nothing ----
 qemu-io -f qcow2 -c 'write -q -P 0x55 0 64M' "$S/src/disks/vdb.qcow2" >/dev/null || fail "fill vdb"

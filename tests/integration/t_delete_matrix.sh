@@ -72,6 +72,19 @@ m_take $V s3 && m_check $V "take s3 after the revert"
 m_delete $V s1 rmdir && m_check $V "case 1: rmdir s1 (two dependents)"
 [ "$(hidden_images "$S" $V | grep -c .)" -eq 2 ] || fail "case 1: s1's two images are not kept hidden"
 pass "case 1: s1 with two dependents (s2, s3) leaves the listing; its images stay hidden"
+# The hidden directory is reachable (chains lead there) but is nobody's
+# to change: deleting, renaming or cloning it is refused, nothing changes.
+H=$(basename "$(hidden_images "$S" $V | head -n 1 | xargs dirname)")
+[ -n "$H" ] && [ -r "$M/$V/snapshots/$H/vda.qcow2" ] || fail "the hidden image is not reachable through the mount"
+ls "$M/$V/snapshots" | grep -q '^\.' && fail "snapshots/ lists the hidden directory"
+before=$(tree_state "$S/$V")
+for cmd in "rmdir $M/$V/snapshots/$H" "rm -r $M/$V/snapshots/$H" "rm $M/$V/snapshots/$H/vda.qcow2" \
+    "mv $M/$V/snapshots/$H $M/$V/snapshots/h2" "mkdir $M/$V/snapshots/$H/clones/hc"; do
+    $cmd 2>/dev/null && fail "$cmd succeeded"
+done
+[ "$(tree_state "$S/$V")" = "$before" ] && [ ! -e "$S/hc" ] || fail "a refused change to the hidden directory changed the store"
+m_check $V "case 1: after the refused changes to $H"
+pass "the hidden directory is read-only through the mount: rmdir, rm, mv and a clone of it are refused"
 m_delete $V s2 rm && m_check $V "case 2: rm -r s2"
 [ -z "$(hidden_images "$S" $V)" ] || fail "case 2: hidden s1 is still there: $(hidden_images "$S" $V)"
 pass "case 2: deleting s2 leaves hidden s1 one dependent: it is merged with s3"
