@@ -253,7 +253,10 @@ nbd_release() {
     kill "$NBD_PID" 2>/dev/null
     local i
     for i in $(seq 50); do
-        kill -0 "$NBD_PID" 2>/dev/null || return 0
+        if ! kill -0 "$NBD_PID" 2>/dev/null; then
+            forget_daemon "$NBD_PID" # reaped: its pid may be reused
+            return 0
+        fi
         sleep 0.1
     done
     fail "qemu-nbd $NBD_PID did not exit"
@@ -278,6 +281,7 @@ qio_hold() {
 qio_release() {
     kill "$QIO_PID"
     wait "$QIO_PID" 2>/dev/null
+    forget_daemon "$QIO_PID"
 }
 
 # lock_hold FILE: a process holding a POSIX write lock on all of FILE
@@ -305,6 +309,7 @@ lock_hold() {
 lock_release() {
     kill "$LOCK_PID"
     wait "$LOCK_PID" 2>/dev/null
+    forget_daemon "$LOCK_PID"
 }
 
 # snap_parent SNAPDIR: the <parent> named in SNAPDIR/snapshot.xml ("" if none).

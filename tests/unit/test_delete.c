@@ -18,6 +18,7 @@
 
 #include "check.h"
 #include "delplan.h"
+#include "samplestore.h"
 #include "testutil.h"
 #include "ghost.h"
 #include "imagelock.h"
@@ -39,15 +40,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[512];
-static struct store st;
 static char msg[MSG_MAX];
-
-static int run(const char *cmd)
-{
-    int r = system(cmd);
-    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
-}
 
 /* Runs tmpl with every "%s" replaced by a (the store root). */
 static int runf(const char *tmpl, const char *a)
@@ -65,29 +58,6 @@ static int runf(const char *tmpl, const char *a)
     }
     cmd[n] = '\0';
     return run(cmd);
-}
-
-static bool open_store(const char *name)
-{
-    char path[PATH_MAX + 64], cmd[3 * PATH_MAX];
-    const char *top = getenv("TOP_SRCDIR");
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && '%s/scripts/make-sample-store' '%s' >/dev/null",
-             path, top ? top : ".", path);
-    if (run(cmd) != 0)
-        return false;
-    vmstate_reset();
-    return store_check(&st, path, msg, sizeof(msg)) == 0 &&
-           qimg_find(NULL, st.qemu_img, sizeof(st.qemu_img), msg, sizeof(msg)) == 0 &&
-           store_prepare_meta(&st, msg, sizeof(msg)) == 0;
-}
-
-static const char *current(const char *vm)
-{
-    static char snap[NAME_MAX_LEN + 1];
-    if (store_current_snapshot(&st, vm, snap, sizeof(snap)) < 0)
-        strcpy(snap, "(none)");
-    return snap;
 }
 
 /* qemu-io reads of web1's image `rel` (a path below web1/). */
@@ -136,7 +106,7 @@ static void test_directions(void)
     CHECK_INT(snapshot_delete(&c, "web1", "configured", NULL, msg, sizeof(msg)), 0);
     CHECK(ino("disks/vda.qcow2") == frozen);
     CHECK(!store_snap_exists(&st, "web1", "configured"));
-    CHECK_STR(current("web1"), "installed");
+    CHECK_STR(current_of("web1"), "installed");
     CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
     CHECK(reads("snapshots/installed/vda.qcow2", "-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M'"));
     CHECK(tidy());
@@ -159,7 +129,7 @@ static void test_directions(void)
     CHECK(tidy());
     /* The base with one dependent: merged too, nothing left below. */
     CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), 0);
-    CHECK_STR(current("web1"), "(none)");
+    CHECK_STR(current_of("web1"), "(none)");
     CHECK(reads("disks/vda.qcow2", "-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M'"));
     CHECK_INT(runf("qemu-img info '%s/web1/disks/vda.qcow2' | grep -q '^backing file'", st.root),
               1);
@@ -182,7 +152,7 @@ static void test_hidden(void)
     CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), 0);
     CHECK(!store_snap_exists(&st, "web1", "installed"));
     CHECK_INT(runf("ls -d '%s'/web1/snapshots/.hidden-*/vda.qcow2 >/dev/null 2>&1", st.root), 0);
-    CHECK_STR(current("web1"), "(none)");
+    CHECK_STR(current_of("web1"), "(none)");
     CHECK(reads("disks/vda.qcow2", "-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M' "
                                    "-c 'read -P 0x66 12M 1M'"));
     CHECK(reads("snapshots/configured/vda.qcow2", WEB1_CONFIGURED));
@@ -195,7 +165,7 @@ static void test_hidden(void)
     CHECK_INT(runf("ls -d '%s'/web1/snapshots/.hidden-* >/dev/null 2>&1", st.root), 2);
     CHECK(reads("snapshots/configured/vda.qcow2", WEB1_CONFIGURED));
     CHECK(reads("disks/vda.qcow2", WEB1_CONFIGURED));
-    CHECK_STR(current("web1"), "configured");
+    CHECK_STR(current_of("web1"), "configured");
     CHECK(tidy());
     store_close(&st);
 }
@@ -433,21 +403,16 @@ static void test_ghosts(void)
 int main(void)
 {
     test_ghosts();
-    if (run("command -v qemu-img >/dev/null && command -v qemu-io >/dev/null && "
-            "command -v virt-xml-validate >/dev/null") != 0)
-        return 77;
-    snprintf(dir, sizeof(dir), "%s/vmstorefs-del.XXXXXX", test_tmpdir_or("/tmp"));
-    if (!mkdtemp(dir))
-        return 1;
-    log_init("test_delete", true);
+    int setup = sample_setup("test_delete",
+                             "command -v qemu-img >/dev/null && command -v qemu-io >/dev/null && command -v virt-xml-validate >/dev/null");
+    if (setup != 0)
+        return setup;
     test_directions();
     test_hidden();
     test_partial_and_busy();
     test_vm_entries();
     test_crash();
     test_pins_and_recovery();
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    run(cmd);
+    sample_teardown();
     CHECK_DONE();
 }

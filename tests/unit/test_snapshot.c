@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "check.h"
+#include "samplestore.h"
 #include "testutil.h"
 #include "journal.h"
 #include "log.h"
@@ -26,37 +27,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char dir[512];
-static struct store st;
-
-static int run(const char *cmd)
-{
-    int r = system(cmd);
-    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
-}
-
-static bool open_store(const char *name)
-{
-    char path[PATH_MAX + 64], cmd[3 * PATH_MAX], msg[MSG_MAX];
-    const char *top = getenv("TOP_SRCDIR");
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    snprintf(cmd, sizeof(cmd), "'%s/scripts/make-sample-store' '%s' >/dev/null", top ? top : ".",
-             path);
-    if (run(cmd) != 0)
-        return false;
-    vmstate_reset();
-    return store_check(&st, path, msg, sizeof(msg)) == 0 &&
-           qimg_find(NULL, st.qemu_img, sizeof(st.qemu_img), msg, sizeof(msg)) == 0 &&
-           store_prepare_meta(&st, msg, sizeof(msg)) == 0;
-}
-
-static const char *current(void)
-{
-    static char snap[NAME_MAX_LEN + 1];
-    if (store_current_snapshot(&st, "web1", snap, sizeof(snap)) < 0)
-        strcpy(snap, "(none)");
-    return snap;
-}
 
 /* Guest data of web1's active image, through its whole chain. */
 static bool reads(const char *pattern_args)
@@ -78,7 +48,7 @@ static void test_operations(void)
     char msg[MSG_MAX];
     CHECK(open_store("ops"));
     CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), 0);
-    CHECK_STR(current(), "s1");
+    CHECK_STR(current_of("web1"), "s1");
     CHECK(reads("-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M' -c 'read -P 0x33 8M 1M'"));
     CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), -EEXIST);
     CHECK_INT(snapshot_take(&c, "web1", ".hidden", msg, sizeof(msg)), -EINVAL);
@@ -86,7 +56,7 @@ static void test_operations(void)
     CHECK_INT(snapshot_take(&c, "nosuchvm", "s", msg, sizeof(msg)), -ENOENT);
 
     CHECK_INT(snapshot_rename(&c, "web1", "s1", "s2", msg, sizeof(msg)), 0);
-    CHECK_STR(current(), "s2");
+    CHECK_STR(current_of("web1"), "s2");
     CHECK(!snap_exists("web1", "s1") && snap_exists("web1", "s2"));
     CHECK_INT(snapshot_rename(&c, "web1", "s2", "installed", msg, sizeof(msg)), -EEXIST);
     CHECK_INT(snapshot_rename(&c, "web1", "s2", "-x", msg, sizeof(msg)), -EINVAL);
@@ -94,7 +64,7 @@ static void test_operations(void)
     CHECK(reads("-c 'read -P 0x33 8M 1M'"));
 
     CHECK_INT(snapshot_revert(&c, "web1", "installed", msg, sizeof(msg)), 0);
-    CHECK_STR(current(), "installed");
+    CHECK_STR(current_of("web1"), "installed");
     CHECK(reads("-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M' -c 'read -P 0 8M 1M'"));
     CHECK_INT(snapshot_revert(&c, "web1", "nope", msg, sizeof(msg)), -ENOENT);
 
@@ -191,7 +161,7 @@ static void test_crowded_header(void)
     CHECK_INT(snapshot_rename(&c, "web1", "configured", "configured-renamed", msg, sizeof(msg)),
               0);
     CHECK_INT(journal_pending(&st), 0);
-    CHECK_STR(current(), "configured-renamed");
+    CHECK_STR(current_of("web1"), "configured-renamed");
     CHECK(reads("-c 'read -P 0x22 4M 4M' -c 'read -P 0x33 8M 1M'"));
     store_close(&st);
 }
@@ -307,19 +277,15 @@ static void test_crash(void)
 
 int main(void)
 {
-    if (run("command -v qemu-img >/dev/null && command -v qemu-io >/dev/null") != 0)
-        return 77;
-    snprintf(dir, sizeof(dir), "%s/vmstorefs-snap.XXXXXX", test_tmpdir_or("/tmp"));
-    if (!mkdtemp(dir))
-        return 1;
-    log_init("test_snapshot", true);
+    int setup = sample_setup("test_snapshot",
+                             "command -v qemu-img >/dev/null && command -v qemu-io >/dev/null");
+    if (setup != 0)
+        return setup;
     test_operations();
     test_busy();
     test_locks();
     test_crowded_header();
     test_crash();
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    run(cmd);
+    sample_teardown();
     CHECK_DONE();
 }
