@@ -7,11 +7,8 @@
 #include "vmstate.h"
 #include "xmlsafe.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -329,28 +326,25 @@ static int fix_snapshot(const char *snap, void *arg)
     return r;
 }
 
+struct graph_dir {
+    const struct delplan *dp;
+    const char *dir;
+};
+
+static int not_in_graph(const char *name, void *arg)
+{
+    const struct graph_dir *gd = arg;
+    char path[PATH_MAX + NAME_MAX + 2];
+    snprintf(path, sizeof(path), "%s/%s", gd->dir, name);
+    return igraph_find(&gd->dp->g, path) < 0;
+}
+
 /* Does dir hold nothing but images of the graph? A hidden directory
  * with anything else in it (planted, or left by hand) is left alone. */
 static bool only_graph_images(const struct delplan *dp, const char *dir)
 {
-    int fd = store_open(dp->m->s, dir, O_RDONLY | O_DIRECTORY);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return false;
-    }
-    bool ok = true;
-    struct dirent *de;
-    while (ok && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char path[PATH_MAX + NAME_MAX + 2];
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        ok = igraph_find(&dp->g, path) >= 0;
-    }
-    closedir(d);
-    return ok;
+    struct graph_dir gd = { dp, dir };
+    return storeio_each(dp->m->s, dir, not_in_graph, &gd) == 0;
 }
 
 /* A hidden directory whose images have all gone goes too. */
@@ -467,26 +461,19 @@ struct collect_all {
 
 /* One VM with a hidden directory: its garbage pass, under its lock (a
  * VM another daemon is working on is left to that daemon). */
+static int is_hidden_dir(const char *name, void *arg)
+{
+    (void)arg;
+    return name_is_hidden_dir(name);
+}
+
 /* Does vm have a hidden directory at all? (One readdir: most VMs have
  * none, and need neither their lock nor their chains read.) */
 static bool has_hidden_dir(const struct store *s, const char *vm)
 {
     char dir[PATH_MAX];
-    if (store_vm_path(s, vm, "snapshots", dir, sizeof(dir)) < 0)
-        return false;
-    int fd = store_open(s, dir, O_RDONLY | O_DIRECTORY);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return false;
-    }
-    bool any = false;
-    struct dirent *de;
-    while (!any && (de = readdir(d)) != NULL)
-        any = name_is_hidden_dir(de->d_name);
-    closedir(d);
-    return any;
+    return store_vm_path(s, vm, "snapshots", dir, sizeof(dir)) == 0 &&
+           storeio_each(s, dir, is_hidden_dir, NULL) > 0;
 }
 
 static int collect_vm(const char *vm, void *arg)

@@ -4,15 +4,13 @@
 
 #include "chain.h"
 #include "log.h"
+#include "storeio.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 void igraph_free(struct igraph *g)
 {
@@ -169,48 +167,22 @@ static int visit_frozen(const char *dev, void *arg)
     return r < 0 || b->other ? r : add_image(b->s, b->vm, b->g, path, b->msg, b->msgsz);
 }
 
-/* snapshots/ holds visible snapshots and hidden directories; both are
- * read (store_list_snapshots skips the hidden ones). */
+/* One directory of snapshots/: a visible snapshot or a hidden one (both
+ * are read; store_list_snapshots skips the hidden ones). */
+static int visit_snapshot_dir(const char *name, void *arg)
+{
+    struct build_ctx *b = arg;
+    if (!name_is_hidden_dir(name) && !name_is_valid(name))
+        return 0;
+    b->dir = name;
+    return store_list_snap_images(b->s, b->other ? b->other : b->vm, name, visit_frozen, b);
+}
+
 static int visit_snapshot_dirs(struct build_ctx *b)
 {
     char dir[PATH_MAX];
-    const char *vm = b->other ? b->other : b->vm;
-    int r = store_vm_path(b->s, vm, "snapshots", dir, sizeof(dir));
-    if (r < 0)
-        return r;
-    int fd = store_open(b->s, dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return fd == -ENOENT ? 0 : fd;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -errno;
-    }
-    char (*names)[NAME_MAX + 1] = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        bool hidden = name_is_hidden_dir(de->d_name);
-        if (!hidden && !name_is_valid(de->d_name))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            void *nn = realloc(names, cap * sizeof(*names));
-            if (!nn) {
-                r = -ENOMEM;
-                break;
-            }
-            names = nn;
-        }
-        snprintf(names[n++], sizeof(names[0]), "%s", de->d_name);
-    }
-    closedir(d);
-    for (size_t i = 0; r == 0 && i < n; i++) {
-        b->dir = names[i];
-        r = store_list_snap_images(b->s, vm, names[i], visit_frozen, b);
-    }
-    free(names);
-    return r;
+    int r = store_vm_path(b->s, b->other ? b->other : b->vm, "snapshots", dir, sizeof(dir));
+    return r < 0 ? r : storeio_each(b->s, dir, visit_snapshot_dir, b);
 }
 
 /* Every other VM's images, for the nodes they back onto. */

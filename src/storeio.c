@@ -186,6 +186,27 @@ static int empty_dir(int fd, int depth)
     return r;
 }
 
+int storeio_each(const struct store *s, const char *path, int (*fn)(const char *name, void *ctx),
+                 void *ctx)
+{
+    int fd = store_open(s, path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return fd == -ENOENT ? 0 : fd;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    int r = 0;
+    struct dirent *de;
+    while (r == 0 && (de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            r = fn(de->d_name, ctx);
+    closedir(d);
+    return r;
+}
+
 int storeio_rmtree(const struct store *s, const char *path)
 {
     const char *name;

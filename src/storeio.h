@@ -32,5 +32,11 @@ int storeio_rmtree(const struct store *s, const char *path);
 /* Does anything (a symlink too) stand at path? True as well when a
  * component on the way cannot be opened beneath the root. */
 bool storeio_exists(const struct store *s, const char *path);
+/* Calls fn(name, ctx) for each entry of the directory path (beneath the
+ * root, no links; "." and ".." left out) until fn returns non-zero, which
+ * is returned. A missing directory has no entries; other -errno. fn must
+ * not change the directory. */
+int storeio_each(const struct store *s, const char *path, int (*fn)(const char *name, void *ctx),
+                 void *ctx);
 
 #endif
