@@ -157,6 +157,7 @@ struct plan {
     char (*pinned)[PATH_MAX];
     size_t npinned;
     bool op_running;
+    bool reserved; /* its MACs are reserved (reserve) */
     struct cloneid_result id;
 };
 
@@ -267,6 +268,69 @@ static int plan_snapshot(struct plan *p, char *msg, size_t msgsz)
 }
 
 /* The new identity and the lineage, then our own parse as a check. */
+/* MACs drawn by clones still copying: their domain.xml is not in the
+ * store yet, so cloneid_collect_macs cannot see them, and two clones at
+ * once must not draw the same one. Kept from the draw until the clone's
+ * plan is freed (its definition is in the store by then, or it failed). */
+struct mac_reservation {
+    char name[NAME_MAX_LEN + 1];
+    struct mac_set macs;
+};
+static pthread_mutex_t reserved_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mac_reservation *reserved;
+static size_t nreserved;
+
+static int add_reserved(struct mac_set *macs)
+{
+    for (size_t i = 0; i < nreserved; i++)
+        for (size_t k = 0; k < reserved[i].macs.n; k++)
+            if (mac_set_add(macs, reserved[i].macs.macs[k]) < 0)
+                return -ENOMEM;
+    return 0;
+}
+
+static int reserve(const char *name, xmlDocPtr dom)
+{
+    struct mac_reservation *nr = realloc(reserved, (nreserved + 1) * sizeof(*nr));
+    if (!nr)
+        return -ENOMEM;
+    reserved = nr;
+    struct mac_reservation *res = &reserved[nreserved];
+    memset(res, 0, sizeof(*res));
+    snprintf(res->name, sizeof(res->name), "%s", name);
+    if (mac_set_add_domain(&res->macs, xmlDocGetRootElement(dom)) < 0) {
+        mac_set_free(&res->macs);
+        return -ENOMEM;
+    }
+    nreserved++;
+    return 0;
+}
+
+static void release_reserved(const char *name)
+{
+    pthread_mutex_lock(&reserved_lock);
+    for (size_t i = 0; i < nreserved; i++) {
+        if (strcmp(reserved[i].name, name) == 0) {
+            mac_set_free(&reserved[i].macs);
+            reserved[i] = reserved[--nreserved];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&reserved_lock);
+}
+
+/* VMSTOREFS_MAC_SEED (tests): every clone draws the same sequence of
+ * MACs from that seed, so only the store's MACs and the reservations
+ * above keep two clones' MACs apart: what a test can see fail. */
+static void seeded_random(uint8_t *buf, size_t n, void *ctx)
+{
+    uint64_t *state = ctx;
+    for (size_t i = 0; i < n; i++) {
+        *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+        buf[i] = (uint8_t)(*state >> 56);
+    }
+}
+
 static int rewrite_identity(struct plan *p, char *msg, size_t msgsz)
 {
     struct mac_set macs;
@@ -275,6 +339,8 @@ static int rewrite_identity(struct plan *p, char *msg, size_t msgsz)
         snprintf(msg, msgsz, "cannot read the MACs in use in the store: %s", strerror(-r));
         return r;
     }
+    pthread_mutex_lock(&reserved_lock);
+    r = add_reserved(&macs);
     struct cloneid_params prm = {
         .name = p->name,
         .store_root = p->c->s->root,
@@ -284,7 +350,17 @@ static int rewrite_identity(struct plan *p, char *msg, size_t msgsz)
         .time = (int64_t)time(NULL),
         .in_use = &macs,
     };
-    r = cloneid_rewrite(p->dom, &prm, &p->id, msg, msgsz);
+    const char *seed = getenv("VMSTOREFS_MAC_SEED");
+    uint64_t state = seed ? strtoull(seed, NULL, 0) : 0;
+    if (seed) {
+        prm.random = seeded_random;
+        prm.random_ctx = &state;
+    }
+    if (r == 0)
+        r = cloneid_rewrite(p->dom, &prm, &p->id, msg, msgsz);
+    if (r == 0 && (r = reserve(p->name, p->dom)) == 0)
+        p->reserved = true;
+    pthread_mutex_unlock(&reserved_lock);
     mac_set_free(&macs);
     if (r < 0)
         return r;
@@ -300,6 +376,8 @@ static int rewrite_identity(struct plan *p, char *msg, size_t msgsz)
 
 static void plan_free(struct plan *p)
 {
+    if (p->reserved)
+        release_reserved(p->name);
     for (size_t i = 0; i < p->npinned; i++)
         unpin_image(p->pinned[i]);
     free(p->pinned);

@@ -23,6 +23,9 @@ need virt-xml-validate
 S=$TMP/store M=$TMP/mnt B=$TMP/mnt/big O=$TMP/mnt/other
 make_big_vm "$S" big 768
 make_vm "$S" other 1
+# Every clone draws its MACs from the same sequence: only the store's
+# MACs and those of clones still copying keep them apart (checked below).
+export VMSTOREFS_MAC_SEED=4242
 mount_fs "$S" "$M"
 chain_big_vm "$M" big
 mkdir "$O/snapshots/s" || fail "fixture: snapshot other/s"
@@ -122,6 +125,8 @@ check_clone "$S" c2
 check_clone "$S" c3
 check_clone "$S" c4 s1
 check_source "$S" big
+macs=$(cat "$S"/*/domain.xml | grep -o "mac address=['\"][^'\"]*" | sort)
+[ -z "$(uniq -d <<<"$macs")" ] || fail "clones made at once share a MAC: $(uniq -d <<<"$macs" | tr '\n' ' ')"
 [ ! -e "$S/other/snapshots/s" ] && [ ! -e "$O/snapshots/s" ] || fail "other/snapshots/s is still there"
 [ "$(disk_state "$S" other)" = "$other_before" ] || fail "deleting other/snapshots/s changed what other reads"
 read_pattern "$S/other/disks/vda.qcow2" 0x10 0 1M
