@@ -131,10 +131,10 @@ static int apply_remount(const struct opts *o, const char *mountpoint, char *msg
     return -1;
 }
 
-static int serve(struct fuse *fuse, const struct opts *o)
+static int serve(struct fuse_session *se, const struct opts *o)
 {
     if (o->single_thread)
-        return fuse_loop(fuse);
+        return fuse_session_loop(se);
     struct fuse_loop_config *cfg = fuse_loop_cfg_create();
     if (!cfg)
         return -1;
@@ -142,7 +142,7 @@ static int serve(struct fuse *fuse, const struct opts *o)
     /* 16 threads serve; lock requests that wait (lockwait.h) may hold up
      * to LOCKWAIT_MAX more, never those 16. Threads start on demand. */
     fuse_loop_cfg_set_max_threads(cfg, 16 + LOCKWAIT_MAX);
-    int r = fuse_loop_mt(fuse, cfg);
+    int r = fuse_session_loop_mt(se, cfg);
     fuse_loop_cfg_destroy(cfg);
     return r;
 }
@@ -153,12 +153,12 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
     struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
     if (build_args(&args, o, vfs) < 0)
         return fail("out of memory");
-    struct fuse *fuse = fuse_new(&args, &vmstorefs_ops, sizeof(vmstorefs_ops), vfs);
+    struct fuse_session *se = ops_session_new(&args, vfs);
     fuse_opt_free_args(&args);
-    if (!fuse)
+    if (!se)
         return fail("cannot set up FUSE (see the message above)");
-    if (fuse_mount(fuse, mountpoint) != 0) {
-        fuse_destroy(fuse);
+    if (fuse_session_mount(se, mountpoint) != 0) {
+        ops_session_destroy(se);
         snprintf(msg, sizeof(msg), "cannot mount on %s", mountpoint);
         return fail(msg);
     }
@@ -185,7 +185,7 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
      * an operation and its garbage pass is merged or removed now. */
     if (!o->read_only)
         delplan_collect_store(&vfs->store);
-    if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0) {
+    if (fuse_set_signal_handlers(se) != 0) {
         fail("cannot install signal handlers");
         goto out;
     }
@@ -195,17 +195,17 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         goto out_signals;
     log_msg(LOG_INFO, "serving %s on %s (qemu-img %s)", vfs->store.root, mountpoint,
             vfs->store.qemu_img);
-    int r = serve(fuse, o);
+    int r = serve(se, o);
     /* The loop reports the signal that ended it; SIGTERM, SIGINT and
      * SIGHUP are how a mount is asked to stop, so they are success. */
     status = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? 0 : 1;
     log_msg(status ? LOG_ERR : LOG_INFO, "unmounting %s (%s)", mountpoint,
             status ? "loop failed" : "clean exit");
 out_signals:
-    fuse_remove_signal_handlers(fuse_get_session(fuse));
+    fuse_remove_signal_handlers(se);
 out:
-    fuse_unmount(fuse);
-    fuse_destroy(fuse);
+    fuse_session_unmount(se);
+    ops_session_destroy(se);
     return status;
 }
 

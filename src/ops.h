@@ -1,10 +1,11 @@
-/* ops: the FUSE layer. It maps mount paths to core calls (vpath, view,
- * jobs) and core results to replies; no store logic lives here. */
+/* ops: the FUSE layer. It maps the kernel's requests (on the nodes of
+ * nodetable.h) to core calls (vpath, view, nsop, jobs) and core results
+ * to replies; no store logic lives here. */
 #ifndef VMSTOREFS_OPS_H
 #define VMSTOREFS_OPS_H
 
 #define FUSE_USE_VERSION 312
-#include <fuse.h>
+#include <fuse_lowlevel.h>
 
 #include "store.h"
 
@@ -13,6 +14,9 @@ struct vfs {
     size_t max_read; /* readsize.h: the same in the mount options and init */
 };
 
-extern const struct fuse_operations vmstorefs_ops;
+/* The session serving VFS (one per process); NULL when libfuse refuses
+ * the arguments (it says why on stderr) or memory is short. */
+struct fuse_session *ops_session_new(struct fuse_args *args, struct vfs *vfs);
+void ops_session_destroy(struct fuse_session *se);
 
 #endif
