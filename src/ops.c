@@ -294,13 +294,16 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* An open directory: its entries, read once per pass (offset 0) and then
  * handed out by index, so a listing is one consistent snapshot even when
- * the kernel asks in several chunks. A process with a VM's directory open
- * is walking it (ghost.h); a ghost directory lists its ghosts. */
+ * the kernel asks in several chunks. The first read of an open may come
+ * at another offset (seekdir to a telldir of an earlier open): it reads
+ * the entries too. A process with a VM's directory open is walking it
+ * (ghost.h); a ghost directory lists its ghosts. */
 struct dirh {
     struct vpath vp;
     pid_t pid;
     bool walker;
     bool ghost;
+    bool filled; /* names/types hold a pass */
     char path[PATH_MAX];
     char **names;
     mode_t *types;
@@ -410,7 +413,8 @@ static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     (void)ino;
     cur_req = req;
     struct dirh *dh = (struct dirh *)(uintptr_t)fi->fh;
-    int r = off == 0 ? dir_fill(dh) : 0;
+    int r = off == 0 || !dh->filled ? dir_fill(dh) : 0;
+    dh->filled = r == 0;
     char *buf = r == 0 ? malloc(size ? size : 1) : NULL;
     if (r < 0 || !buf) {
         fuse_reply_err(req, r < 0 ? -r : ENOMEM);

@@ -16,6 +16,16 @@ mount_fs "$S" "$M"
     fail "web1 lists: $(ls "$M/web1")"
 pass "root and VM directories list what the store holds"
 
+# seekdir to a telldir of an earlier open: the new open's first read is
+# at that offset, and lists the rest as the earlier open did.
+seek_rest=$(perl -e 'opendir(D, $ARGV[0]) or die "$!\n"; readdir(D) for 1 .. 3;
+    my $pos = telldir(D); my @rest = readdir(D); closedir(D);
+    opendir(E, $ARGV[0]) or die "$!\n"; seekdir(E, $pos); my @again = readdir(E);
+    print "@rest|@again"' "$M/web1") || fail "seekdir on web1 failed"
+[ -n "${seek_rest%%|*}" ] && [ "${seek_rest%%|*}" = "${seek_rest#*|}" ] ||
+    fail "after seekdir in a new open, web1 lists '${seek_rest#*|}', not '${seek_rest%%|*}'"
+pass "a new open's first read at a telldir offset lists the rest"
+
 cmp "$M/web1/domain.xml" "$S/web1/domain.xml" || fail "domain.xml differs from the store's"
 cmp "$M/db1/domain.xml" "$S/db1/domain.xml" || fail "db1 domain.xml differs"
 pass "domain.xml is byte-identical to the store's"
