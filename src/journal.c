@@ -190,6 +190,7 @@ static int add_step_note(struct journal *j, enum jstep_kind kind, const char *a,
     st->b = b ? strdup(b) : NULL;
     st->fmt = fmt ? strdup(fmt) : NULL;
     st->note = note ? strdup(note) : NULL;
+    st->group = false; /* realloc'd memory: only journal_group_last sets it */
     if (!st->a || (b && !st->b) || (fmt && !st->fmt) || (note && !st->note)) {
         free(st->a);
         free(st->b);
