@@ -9,6 +9,7 @@
 
 struct handle_ref {
     void *handle;
+    bool first;
     struct handle_ref *next;
 };
 
@@ -416,22 +417,51 @@ int nodetable_find(struct nodetable *t, const char *path, uint64_t *id)
     return r;
 }
 
-int nodetable_open(struct nodetable *t, uint64_t id, void *handle)
+int nodetable_open(struct nodetable *t, uint64_t id, void *handle, bool first)
 {
     struct handle_ref *ref = malloc(sizeof(*ref));
     if (!ref)
         return -ENOMEM;
+    ref->handle = handle;
+    ref->next = NULL;
     pthread_mutex_lock(&t->mu);
     struct node *n = get(t, id);
     if (n) {
-        ref->handle = handle;
-        ref->next = n->handles;
-        n->handles = ref;
+        /* Writers at the front, in the order they came; others after. */
+        struct handle_ref **p = &n->handles;
+        if (first) {
+            while (*p && (*p)->first)
+                p = &(*p)->next;
+        } else {
+            while (*p)
+                p = &(*p)->next;
+        }
+        ref->first = first;
+        ref->next = *p;
+        *p = ref;
     }
     pthread_mutex_unlock(&t->mu);
     if (!n)
         free(ref);
     return n ? 0 : -ENOENT;
+}
+
+bool nodetable_has_handles(struct nodetable *t, uint64_t id)
+{
+    pthread_mutex_lock(&t->mu);
+    struct node *n = get(t, id);
+    bool has = n && n->handles;
+    pthread_mutex_unlock(&t->mu);
+    return has;
+}
+
+void nodetable_unbind(struct nodetable *t, uint64_t id)
+{
+    pthread_mutex_lock(&t->mu);
+    struct node *n = get(t, id);
+    if (n && n != &t->root)
+        unbind(t, n);
+    pthread_mutex_unlock(&t->mu);
 }
 
 void nodetable_close(struct nodetable *t, uint64_t id, void *handle)

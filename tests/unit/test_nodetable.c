@@ -97,7 +97,8 @@ static void test_displaced_by_lookup(void)
     uint64_t vm = look(t, NODE_ROOT, "vm1", dir_id());
     uint64_t old = look(t, vm, "domain.xml", file_id(10));
     char opened[] = "opened";
-    CHECK_INT(nodetable_open(t, old, opened), 0);
+    CHECK_INT(nodetable_open(t, old, opened, false), 0);
+    CHECK(nodetable_has_handles(t, old));
     uint64_t fresh = look(t, vm, "domain.xml", file_id(11));
     CHECK(fresh != old);
     char buf[PATH_MAX];
@@ -112,6 +113,7 @@ static void test_displaced_by_lookup(void)
     CHECK_INT(nodetable_with_handle(t, old, handle_tag, &got), 0);
     nodetable_close(t, old, opened);
     CHECK_INT(nodetable_with_handle(t, old, handle_tag, &got), -ENOENT);
+    CHECK(!nodetable_has_handles(t, old));
     CHECK_INT(nodetable_count(t, NULL), 2);
     /* A later node never gets a freed id. */
     nodetable_forget(t, fresh, 1);
@@ -193,6 +195,37 @@ static void test_forget(void)
     nodetable_free(t);
 }
 
+/* A writer's handle answers before readers, whenever it was opened;
+ * among readers the earliest; unbind leaves the node to its handles. */
+static void test_handle_order(void)
+{
+    struct nodetable *t = nodetable_new();
+    uint64_t img = look(t, NODE_ROOT, "vda.qcow2", file_id(1));
+    char r1[] = "reader1", w1[] = "writer1", r2[] = "reader2", w2[] = "writer2";
+    const char *got = NULL;
+    CHECK_INT(nodetable_open(t, img, r1, false), 0);
+    CHECK_INT(nodetable_open(t, img, w1, true), 0);
+    CHECK_INT(nodetable_open(t, img, r2, false), 0);
+    CHECK_INT(nodetable_open(t, img, w2, true), 0);
+    nodetable_with_handle(t, img, handle_tag, &got);
+    CHECK_STR(got, "writer1");
+    nodetable_close(t, img, w1);
+    nodetable_with_handle(t, img, handle_tag, &got);
+    CHECK_STR(got, "writer2");
+    nodetable_close(t, img, w2);
+    nodetable_with_handle(t, img, handle_tag, &got);
+    CHECK_STR(got, "reader1");
+    nodetable_unbind(t, img);
+    char buf[PATH_MAX];
+    CHECK_INT(nodetable_path(t, img, buf, sizeof(buf)), -ESTALE);
+    nodetable_with_handle(t, img, handle_tag, &got);
+    CHECK_STR(got, "reader1");
+    nodetable_unbind(t, NODE_ROOT); /* the root stays */
+    CHECK_STR(path_of(t, NODE_ROOT), "/");
+    CHECK_INT(nodetable_open(t, 4242, r1, false), -ENOENT);
+    nodetable_free(t);
+}
+
 /* Thousands of entries (a listing of 1,000 snapshots) grow the hashes. */
 static void test_many(void)
 {
@@ -222,6 +255,7 @@ int main(void)
     test_confirm();
     test_rename_and_remove();
     test_forget();
+    test_handle_order();
     test_many();
     CHECK_DONE();
 }
