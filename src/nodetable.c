@@ -423,20 +423,14 @@ int nodetable_open(struct nodetable *t, uint64_t id, void *handle, bool first)
     if (!ref)
         return -ENOMEM;
     ref->handle = handle;
-    ref->next = NULL;
+    ref->first = first;
     pthread_mutex_lock(&t->mu);
     struct node *n = get(t, id);
     if (n) {
         /* Writers at the front, in the order they came; others after. */
         struct handle_ref **p = &n->handles;
-        if (first) {
-            while (*p && (*p)->first)
-                p = &(*p)->next;
-        } else {
-            while (*p)
-                p = &(*p)->next;
-        }
-        ref->first = first;
+        while (*p && (!first || (*p)->first))
+            p = &(*p)->next;
         ref->next = *p;
         *p = ref;
     }
@@ -444,24 +438,6 @@ int nodetable_open(struct nodetable *t, uint64_t id, void *handle, bool first)
     if (!n)
         free(ref);
     return n ? 0 : -ENOENT;
-}
-
-bool nodetable_has_handles(struct nodetable *t, uint64_t id)
-{
-    pthread_mutex_lock(&t->mu);
-    struct node *n = get(t, id);
-    bool has = n && n->handles;
-    pthread_mutex_unlock(&t->mu);
-    return has;
-}
-
-void nodetable_unbind(struct nodetable *t, uint64_t id)
-{
-    pthread_mutex_lock(&t->mu);
-    struct node *n = get(t, id);
-    if (n && n != &t->root)
-        unbind(t, n);
-    pthread_mutex_unlock(&t->mu);
 }
 
 void nodetable_close(struct nodetable *t, uint64_t id, void *handle)

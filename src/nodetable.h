@@ -77,15 +77,10 @@ int nodetable_renamed(struct nodetable *t, uint64_t from_parent, const char *fro
 /* The bound node a mount path names, if the kernel holds one. */
 int nodetable_find(struct nodetable *t, const char *path, uint64_t *id);
 
-/* NAME's file is gone from under the node: it is unbound (its handles
- * still answer for it). */
-void nodetable_unbind(struct nodetable *t, uint64_t id);
-
 /* Open handles of a node (opaque to the table): one handle answers for
  * the node once it is displaced: the earliest of those opened FIRST (a
  * writer's, whose rights outlive the name), else the earliest. */
 int nodetable_open(struct nodetable *t, uint64_t id, void *handle, bool first);
-bool nodetable_has_handles(struct nodetable *t, uint64_t id);
 void nodetable_close(struct nodetable *t, uint64_t id, void *handle);
 
 /* FN(handle, ARG) on one open handle of the node, under the table's lock

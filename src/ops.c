@@ -21,7 +21,6 @@
 #include "lockwait.h"
 #include "log.h"
 #include "nodetable.h"
-#include "notifyq.h"
 #include "nsop.h"
 #include "readahead.h"
 #include "refusal.h"
@@ -54,7 +53,6 @@
 static struct vfs *vfs;
 static struct fuse_session *session;
 static struct nodetable *nodes;
-static struct notifyq *entry_q; /* names to drop from the kernel's cache */
 
 /* The request this thread is serving: who asks, and whether they gave up. */
 static __thread fuse_req_t cur_req;
@@ -174,66 +172,38 @@ static int displaced_attr(void *hp, void *stp)
     return view_fstat(&vf, stp);
 }
 
-/* A name whose node is displaced while open: the kernel's entry is
- * dropped (notifyq.h), so a stat or chmod of the path, which would reach
- * the old node until the entry expires, looks the name up afresh. The
- * open descriptors keep their node. */
-struct forgotten {
-    uint64_t parent, ticket; /* ticket 0: nothing queued */
-};
-
-static void forget_entry(const char *path, struct forgotten *f)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash || !slash[1])
-        return;
-    *slash = '\0';
-    if (entry_q && nodetable_find(nodes, dir[0] ? dir : "/", &f->parent) == 0)
-        f->ticket = notifyq_push(entry_q, f->parent, slash + 1);
-}
-
 /* The node's path and current attributes, if its name still names the
- * file it was looked up as: 0; else -ESTALE (displaced: unbound, so its
- * next lookup gets a new node) or -ENOENT (gone). */
-static int node_now(fuse_ino_t ino, char *path, size_t size, struct stat *st,
-                    struct forgotten *forgot)
+ * file it was looked up as: 0; else -ESTALE (displaced), -ENOENT (gone).
+ * A displaced node is unbound, so its next lookup gets a new node. */
+static int node_now(fuse_ino_t ino, char *path, size_t size, struct stat *st)
 {
     int r = nodetable_path(nodes, ino, path, size);
+    if (r == 0)
+        r = path_attr(path, st);
     if (r < 0)
         return r;
     struct node_ident now;
-    if ((r = path_attr(path, st)) == 0) {
-        node_ident_of(st, &now);
-        if (nodetable_confirm(nodes, ino, &now))
-            return 0;
-        r = -ESTALE;
-    }
-    if ((r == -ESTALE || r == -ENOENT) && nodetable_has_handles(nodes, ino)) {
-        struct forgotten f = { 0, 0 };
-        nodetable_unbind(nodes, ino);
-        forget_entry(path, &f);
-        if (forgot)
-            *forgot = f;
-    }
-    return r;
+    node_ident_of(st, &now);
+    return nodetable_confirm(nodes, ino, &now) ? 0 : -ESTALE;
 }
 
 /* ESTALE makes the kernel look the name up again (LOOKUP_REVAL) and
  * retry the system call on the new node: a stat or open of the path
  * gets the file at the path now. A node with open handles answers from
- * them: fstat on a descriptor is a request about its node, and the
- * kernel cannot tell us it is not a stat of the path. So the name of a
- * displaced open node is dropped from the kernel's cache (forget_entry)
- * and stat of the path asks with a fresh lookup. */
+ * them: fstat on a descriptor is a request about its node. The kernel
+ * sends stat of the path the same way while its entry still names the
+ * node (up to entry_timeout): that stat sees the opened file too, as it
+ * would see cached attributes. Dropping the entry would need
+ * notify_inval_entry, which waits for the directory's lock, and a daemon
+ * stopped or killed while one such call waits on a request it will never
+ * answer hangs itself and the callers for good (t_exit_busy). */
 static int node_attr(fuse_ino_t ino, struct fuse_file_info *fi, struct stat *st)
 {
     struct handle *h = h_of(fi);
     char path[PATH_MAX];
     int r;
     if (!h)
-        r = node_now(ino, path, sizeof(path), st, NULL);
+        r = node_now(ino, path, sizeof(path), st);
     else if (nodetable_path(nodes, ino, path, sizeof(path)) == -ESTALE)
         r = displaced_attr(h, st); /* as fstat shows it */
     else
@@ -876,7 +846,7 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     int r;
     if (h && h->f.fd >= 0) {
         r = change_file(&h->f, &c);
-    } else if ((r = node_now(ino, path, sizeof(path), &st, NULL)) == 0) {
+    } else if ((r = node_now(ino, path, sizeof(path), &st)) == 0) {
         r = change_path(path, &c);
     } else if (r == -ESTALE || r == -ENOENT) {
         int hr = nodetable_with_handle(nodes, ino, change_handle, &c);
@@ -916,18 +886,8 @@ static int refuse2(enum refusal_op op, const char *path, const char *path2)
     return r;
 }
 
-/* The directories the system call being served holds locked (mkdir,
- * unlink, symlink: the parent; rename: both): names in them are dropped
- * from the kernel's cache after the reply, not waited for. */
-struct held {
-    fuse_ino_t dir[2];
-};
-
-/* How long a request waits for the kernel to drop a replaced name. */
-#define FORGET_WAIT_MS 100
-
-static void inval(const struct held *held, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void inval(const struct held *held, const char *fmt, ...)
+static void inval(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void inval(const char *fmt, ...)
 {
     char path[PATH_MAX];
     va_list ap;
@@ -936,21 +896,11 @@ static void inval(const struct held *held, const char *fmt, ...)
     va_end(ap);
     uint64_t ino;
     /* Nothing to drop where the kernel holds no node. */
-    if (n <= 0 || (size_t)n >= sizeof(path) || nodetable_find(nodes, path, &ino) < 0)
-        return;
-    fuse_lowlevel_notify_inval_inode(session, ino, 0, 0);
-    /* A replaced file still open through the mount: its name goes, so
-     * the caller's next stat of the path finds the new file. */
-    struct forgotten f = { 0, 0 };
-    struct stat st;
-    if (nodetable_has_handles(nodes, ino) &&
-        node_now(ino, path, sizeof(path), &st, &f) < 0 && f.ticket &&
-        f.parent != held->dir[0] && f.parent != held->dir[1])
-        notifyq_wait(entry_q, f.ticket, FORGET_WAIT_MS);
+    if (n > 0 && (size_t)n < sizeof(path) && nodetable_find(nodes, path, &ino) == 0)
+        fuse_lowlevel_notify_inval_inode(session, ino, 0, 0);
 }
 
 struct inval_walk {
-    const struct held *held;
     const char *vm;
     const char *snap; /* while walking a snapshot's images */
 };
@@ -960,7 +910,7 @@ static int inval_disk(void *arg, const char *name, mode_t type)
     (void)type;
     struct inval_walk *w = arg;
     if (name[0] != '.')
-        inval(w->held, "/%s/disks/%s", w->vm, name);
+        inval("/%s/disks/%s", w->vm, name);
     return 0;
 }
 
@@ -969,7 +919,7 @@ static int inval_frozen(void *arg, const char *name, mode_t type)
     (void)type;
     struct inval_walk *w = arg;
     if (name[0] != '.')
-        inval(w->held, "/%s/snapshots/%s/%s", w->vm, w->snap, name);
+        inval("/%s/snapshots/%s/%s", w->vm, w->snap, name);
     return 0;
 }
 
@@ -979,11 +929,11 @@ static int inval_snapshot(void *arg, const char *name, mode_t type)
     struct inval_walk *w = arg;
     if (name[0] == '.')
         return 0;
-    inval(w->held, "/%s/snapshots/%s", w->vm, name);
+    inval("/%s/snapshots/%s", w->vm, name);
     struct vpath snap = { .kind = V_SNAP };
     snprintf(snap.vm, sizeof(snap.vm), "%s", w->vm);
     snprintf(snap.snap, sizeof(snap.snap), "%s", name);
-    struct inval_walk in = { w->held, w->vm, name };
+    struct inval_walk in = { w->vm, name };
     view_readdir(st_of(), &snap, inval_frozen, &in);
     return 0;
 }
@@ -996,14 +946,14 @@ static int inval_snapshot(void *arg, const char *name, mode_t type)
  * finds a replaced file's node displaced (node_attr). Only inodes are
  * invalidated: dropping a directory entry from inside the request could
  * wait on the directory lock the kernel holds for it. */
-static void after_change(const struct held *held, const char *vm, bool frozen_changed)
+static void after_change(const char *vm, bool frozen_changed)
 {
     if (!vm[0])
         return;
     static const char *const entries[] = { "", "/domain.xml", "/current", "/disks", "/snapshots" };
     for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
-        inval(held, "/%s%s", vm, entries[i]);
-    struct inval_walk w = { held, vm, NULL };
+        inval("/%s%s", vm, entries[i]);
+    struct inval_walk w = { vm, NULL };
     struct vpath dir = { .kind = V_DISKS };
     snprintf(dir.vm, sizeof(dir.vm), "%s", vm);
     view_readdir(st_of(), &dir, inval_disk, &w);
@@ -1015,14 +965,14 @@ static void after_change(const struct held *held, const char *vm, bool frozen_ch
 
 /* The core's answer as a result: success drops stale caches; a refusal is
  * logged with its reason; NSOP_NOT_MINE falls to the refusal rules. */
-static int ns_result(enum refusal_op rop, const struct held *held, const char *path,
-                     const char *path2, int r, const struct nsop_result *res)
+static int ns_result(enum refusal_op rop, const char *path, const char *path2, int r,
+                     const struct nsop_result *res)
 {
     const char *op = refusal_op_name(rop);
     if (r == NSOP_NOT_MINE)
         return refuse2(rop, path, path2);
     if (r == 0)
-        after_change(held, res->vm, res->frozen_changed);
+        after_change(res->vm, res->frozen_changed);
     else if (r == -EIO || r == -ENOSPC)
         log_msg(LOG_ERR, "%s %s failed: %s", op, path, res->msg[0] ? res->msg : strerror(-r));
     else
@@ -1056,8 +1006,7 @@ static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
         return;
     struct snap_ctx c = snap_ctx(req);
     struct nsop_result res;
-    struct held held = { { parent, 0 } };
-    int r = ns_result(R_MKDIR, &held, path, NULL, nsop_mkdir(&c, path, &res), &res);
+    int r = ns_result(R_MKDIR, path, NULL, nsop_mkdir(&c, path, &res), &res);
     struct vpath vp;
     if (r < 0 || parse(path, &vp) < 0 || (vp.kind != V_CLONE && vp.kind != V_SNAP_CLONE)) {
         reply_path_entry(req, parent, name, path, r);
@@ -1084,8 +1033,7 @@ static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     struct snap_ctx c = snap_ctx(req);
     struct nsop_result res;
-    struct held held = { { parent, 0 } };
-    int r = ns_result(R_RMDIR, &held, path, NULL, nsop_rmdir(&c, path, &res), &res);
+    int r = ns_result(R_RMDIR, path, NULL, nsop_rmdir(&c, path, &res), &res);
     if (r == 0)
         nodetable_removed(nodes, parent, name);
     reply_status(req, r);
@@ -1098,8 +1046,7 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     struct snap_ctx c = snap_ctx(req);
     struct nsop_result res;
-    struct held held = { { parent, 0 } };
-    int r = ns_result(R_UNLINK, &held, path, NULL, nsop_unlink(&c, path, &res), &res);
+    int r = ns_result(R_UNLINK, path, NULL, nsop_unlink(&c, path, &res), &res);
     if (r == 0)
         nodetable_removed(nodes, parent, name);
     reply_status(req, r);
@@ -1114,8 +1061,7 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
         return;
     struct snap_ctx c = snap_ctx(req);
     struct nsop_result res;
-    struct held held = { { parent, newparent } };
-    int r = ns_result(R_RENAME, &held, from, to, nsop_rename(&c, from, to, flags, &res), &res);
+    int r = ns_result(R_RENAME, from, to, nsop_rename(&c, from, to, flags, &res), &res);
     if (r == 0)
         nodetable_renamed(nodes, parent, name, newparent, newname, flags & RENAME_EXCHANGE);
     reply_status(req, r);
@@ -1128,8 +1074,7 @@ static void ll_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
         return;
     struct snap_ctx c = snap_ctx(req);
     struct nsop_result res;
-    struct held held = { { parent, 0 } };
-    int r = ns_result(R_SYMLINK, &held, path, NULL, nsop_symlink(&c, target, path, &res), &res);
+    int r = ns_result(R_SYMLINK, path, NULL, nsop_symlink(&c, target, path, &res), &res);
     reply_path_entry(req, parent, name, path, r);
 }
 
@@ -1193,13 +1138,6 @@ static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     refuse_node(req, ino, R_REMOVEXATTR);
 }
 
-static void drop_entry(void *arg, uint64_t parent, const char *name)
-{
-    (void)arg;
-    /* -ENOENT: the kernel has forgotten the directory or the name. */
-    fuse_lowlevel_notify_inval_entry(session, parent, name, strlen(name));
-}
-
 static void ll_init(void *userdata, struct fuse_conn_info *conn)
 {
     (void)userdata;
@@ -1213,11 +1151,6 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
     /* Reads no larger than a reply that still splices (readsize.h);
      * libfuse insists this equals the max_read mount option. */
     conn->max_read = (unsigned)vfs->max_read;
-    /* Its thread starts here, in the daemon: fuse_daemonize forks after
-     * the session is made, and a fork keeps no threads. Without it names
-     * stay cached until they expire (stale for a second, never wrong). */
-    if (!entry_q && !(entry_q = notifyq_start(drop_entry, NULL)))
-        log_msg(LOG_WARNING, "cannot start the cache notifier: replaced files show for up to a second");
 }
 
 static const struct fuse_lowlevel_ops ll_ops = {
@@ -1268,8 +1201,6 @@ struct fuse_session *ops_session_new(struct fuse_args *args, struct vfs *v)
 
 void ops_session_destroy(struct fuse_session *se)
 {
-    notifyq_stop(entry_q); /* its calls use the session */
-    entry_q = NULL;
     fuse_session_destroy(se);
     nodetable_free(nodes);
     nodes = NULL;
