@@ -5,6 +5,7 @@
 #
 #   guest_initramfs OUT              build the initramfs (busybox, virtio
 #                                    modules, /init below) into OUT
+#   guest_need                       the tools a booting test needs, and guest_prepare
 #   guest_prepare                    GUEST_KERNEL and GUEST_INITRD, once per
 #                                    test (the boots call it)
 #   guest_boot_qemu LOG DISK...      boot qcow2 images with qemu-system
@@ -201,6 +202,15 @@ guest_prepare() {
     }
     GUEST_INITRD=$GUEST_DIR/initrd
     guest_initramfs "$GUEST_INITRD" || { GUEST_KERNEL=; return 1; }
+}
+
+# guest_need: what a test that boots the guest through libvirt needs (a
+# skip names what is missing), and the guest itself, made or failed.
+guest_need() {
+    need_libvirt
+    need_fuse
+    need qemu-system-x86_64 python3 cpio
+    guest_prepare || fail "cannot make the guest (scripts/install-deps installs its kernel and busybox)"
 }
 
 # guest_bytes N: N in bytes; N is anything bash arithmetic takes, or a

@@ -10,10 +10,7 @@
 . "$(dirname "$0")/libvirt.sh"
 . "$(dirname "$0")/snapfix.sh"
 . "$(dirname "$0")/guest.sh"
-need_libvirt
-need_fuse
-need qemu-system-x86_64 python3 cpio
-guest_prepare || fail "cannot make the guest (scripts/install-deps installs its kernel and busybox)"
+guest_need
 
 S=$TMP/store M=$TMP/mnt
 make_vm "$S" src 2

@@ -11,10 +11,7 @@
 . "$(dirname "$0")/libvirt.sh"
 . "$(dirname "$0")/snapfix.sh"
 . "$(dirname "$0")/guest.sh"
-need_libvirt
-need_fuse
-need qemu-system-x86_64 python3 cpio
-guest_prepare || fail "cannot make the guest (scripts/install-deps installs its kernel and busybox)"
+guest_need
 pass "guest: kernel $(guest_kver) as ${GUEST_KERNEL##*/}, initramfs of $(stat -c %s "$GUEST_INITRD") bytes"
 
 S=$TMP/store M=$TMP/mnt
