@@ -128,6 +128,21 @@ elif [ "$(fsize)" != $((size + 65536)) ] || [ "$(stat -c %s "$TMP/orig")" != $((
 else
     pass "ftruncate on an open image changes the opened file, not the one now at the path"
 fi
+# An open image whose path then names nothing at all: the descriptor
+# still answers for the opened file (after the cached attributes age out,
+# so fstat asks the daemon).
+C=$M/db1/disks/vda.qcow2 SC=$S/db1/disks/vda.qcow2
+exec 6<"$C" || fail "open $C"
+csize=$(stat -c %s "$SC")
+rm "$SC"
+sleep 1.1
+st6=$("$FDOP" stat 6 2>&1)
+if [ "$(field 1 "$st6")" = "$csize" ]; then
+    pass "fstat of an open image whose path was removed in the store shows the opened file"
+else
+    bad "fstat of fd 6 after its path was removed: '$st6', expected size $csize"
+fi
+exec 6<&-
 exec 3<&-
 
 # ---- b) a snapshot take replaces the active image ----
