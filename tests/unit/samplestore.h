@@ -6,12 +6,13 @@
 #ifndef VMSTOREFS_SAMPLESTORE_H
 #define VMSTOREFS_SAMPLESTORE_H
 
-#include "log.h"
-#include "names.h"
-#include "qimg.h"
-#include "store.h"
+#include "util/log.h"
+#include "util/names.h"
+#include "qemu/qimg.h"
+#include "store/store.h"
 #include "testutil.h"
-#include "vmstate.h"
+#include "store/vmstate.h"
+#include "vm/current.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -47,7 +48,7 @@ static bool open_store(const char *name)
 static const char *current_of(const char *vm)
 {
     static char snap[NAME_MAX_LEN + 1];
-    if (store_current_snapshot(&st, vm, snap, sizeof(snap)) < 0)
+    if (current_snapshot(&st, vm, snap, sizeof(snap)) < 0)
         strcpy(snap, "(none)");
     return snap;
 }

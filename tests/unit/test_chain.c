@@ -4,9 +4,9 @@
  * header cache answering a second walk (exit 77 without qemu-img). */
 #include "config.h"
 
-#include "chain.h"
+#include "qemu/chain.h"
 #include "check.h"
-#include "log.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

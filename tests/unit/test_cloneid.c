@@ -7,11 +7,12 @@
 
 #include "check.h"
 #include "testutil.h"
-#include "cloneid.h"
-#include "macset.h"
-#include "store.h"
-#include "xmledit.h"
-#include "xmlsafe.h"
+#include "meta/cloneid.h"
+#include "vm/macscan.h"
+#include "meta/macset.h"
+#include "store/store.h"
+#include "meta/xmledit.h"
+#include "meta/xmlsafe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -880,7 +881,7 @@ static void test_collect(void)
     char msg[512];
     CHECK_INT(store_check(&s, tmp, msg, sizeof(msg)), 0);
     struct mac_set set;
-    CHECK_INT(cloneid_collect_macs(&s, &set), 0);
+    CHECK_INT(macscan_collect(&s, &set), 0);
     CHECK_INT(set.n, 5);
     CHECK(has_mac(&set, "52:54:00:11:22:33"));
     CHECK(has_mac(&set, "52:54:00:44:55:66"));

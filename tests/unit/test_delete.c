@@ -17,19 +17,20 @@
 #include "config.h"
 
 #include "check.h"
-#include "delplan.h"
+#include "vm/delplan.h"
 #include "samplestore.h"
 #include "testutil.h"
-#include "ghost.h"
-#include "imagelock.h"
-#include "journal.h"
-#include "log.h"
-#include "names.h"
-#include "qimg.h"
-#include "snapshot.h"
-#include "storeio.h"
-#include "vmdelete.h"
-#include "vmstate.h"
+#include "view/ghost.h"
+#include "store/imagelock.h"
+#include "journal/journal.h"
+#include "util/log.h"
+#include "util/names.h"
+#include "qemu/qimg.h"
+#include "ops/snapshot.h"
+#include "store/storeio.h"
+#include "ops/vmdelete.h"
+#include "store/vmstate.h"
+#include "vm/merge.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -279,7 +280,7 @@ static void crash_case(const char *name, const char *setup, const char *snap,
         points++;
         CHECK_INT(status, 99);
         int pending = journal_pending(&st);
-        int rec = journal_recover(&st, NULL, msg, sizeof(msg));
+        int rec = vm_recover(&st, NULL, msg, sizeof(msg));
         if (rec != pending)
             fprintf(stderr, "%s: crash at %d: recovery: %s\n", name, n, msg);
         CHECK_INT(rec, pending);
@@ -353,11 +354,11 @@ static void test_pins_and_recovery(void)
     snprintf(path, sizeof(path), "%s/web1/disks/vda.qcow2", st.root);
     int held = imagelock_hold(&st, path);
     CHECK(held >= 0);
-    CHECK(journal_recover(&st, NULL, msg, sizeof(msg)) < 0);
+    CHECK(vm_recover(&st, NULL, msg, sizeof(msg)) < 0);
     CHECK_INT(journal_pending(&st), 1);
     imagelock_drop(held);
     CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
-    CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), 1);
+    CHECK_INT(vm_recover(&st, NULL, msg, sizeof(msg)), 1);
     CHECK(!store_snap_exists(&st, "web1", "configured"));
     CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
     CHECK(tidy());

@@ -4,7 +4,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "directio.h"
+#include "datapath/directio.h"
 
 #include <errno.h>
 #include <fcntl.h>

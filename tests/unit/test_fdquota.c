@@ -3,7 +3,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "fdquota.h"
+#include "fuse/fdquota.h"
 
 #include <errno.h>
 #include <sys/resource.h>

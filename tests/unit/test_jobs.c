@@ -2,7 +2,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "jobs.h"
+#include "util/jobs.h"
 
 #include <stdlib.h>
 #include <string.h>

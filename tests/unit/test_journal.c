@@ -6,8 +6,8 @@
 #include "config.h"
 
 #include "check.h"
-#include "journal.h"
-#include "store.h"
+#include "journal/journal.h"
+#include "store/store.h"
 #include "testutil.h"
 
 #include <errno.h>

@@ -4,7 +4,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "lockwait.h"
+#include "fuse/lockwait.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,7 +4,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "log.h"
+#include "util/log.h"
 #include "testutil.h"
 
 #include <stdio.h>

@@ -2,7 +2,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "mountcheck.h"
+#include "fuse/mountcheck.h"
 
 #include <stdbool.h>
 #include <string.h>

@@ -2,7 +2,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "names.h"
+#include "util/names.h"
 
 #include <string.h>
 

@@ -6,7 +6,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "nodetable.h"
+#include "fuse/nodetable.h"
 
 #include <errno.h>
 #include <limits.h>

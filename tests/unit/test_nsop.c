@@ -6,10 +6,11 @@
 #include "config.h"
 
 #include "check.h"
-#include "nsop.h"
-#include "qimg.h"
+#include "view/nsop.h"
+#include "qemu/qimg.h"
 #include "testutil.h"
-#include "vmstate.h"
+#include "store/vmstate.h"
+#include "vm/current.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -44,7 +45,7 @@ static void test_link_targets(void)
 static const char *current(const char *vm)
 {
     static char snap[NAME_MAX_LEN + 1];
-    if (vmstate_current_hidden(vm) || store_current_snapshot(&st, vm, snap, sizeof(snap)) < 0)
+    if (vmstate_current_hidden(vm) || current_snapshot(&st, vm, snap, sizeof(snap)) < 0)
         strcpy(snap, "(none)");
     return snap;
 }

@@ -5,7 +5,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "opts.h"
+#include "fuse/opts.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -4,7 +4,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "qcow2edit.h"
+#include "qemu/qcow2edit.h"
 #include "testutil.h"
 
 #include <errno.h>

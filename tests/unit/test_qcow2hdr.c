@@ -4,7 +4,7 @@
 
 #include "check.h"
 #include "testutil.h"
-#include "qcow2hdr.h"
+#include "qemu/qcow2hdr.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,8 +5,8 @@
 
 #include "check.h"
 #include "testutil.h"
-#include "qimg.h"
-#include "spawn.h"
+#include "qemu/qimg.h"
+#include "util/spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,7 +8,7 @@
 
 #include "check.h"
 #include "testutil.h"
-#include "readahead.h"
+#include "datapath/readahead.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
 
 #include "check.h"
 #include "testutil.h"
-#include "readsize.h"
+#include "datapath/readsize.h"
 
 #include <fcntl.h>
 #include <stdbool.h>

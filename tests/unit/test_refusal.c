@@ -2,7 +2,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "refusal.h"
+#include "view/refusal.h"
 
 #include <errno.h>
 

@@ -5,7 +5,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "seqrun.h"
+#include "datapath/seqrun.h"
 
 #include <stdint.h>
 

@@ -9,14 +9,16 @@
 #include "check.h"
 #include "samplestore.h"
 #include "testutil.h"
-#include "journal.h"
-#include "log.h"
-#include "names.h"
-#include "qimg.h"
-#include "snapshot.h"
-#include "storeio.h"
-#include "vmlock.h"
-#include "vmstate.h"
+#include "journal/journal.h"
+#include "util/log.h"
+#include "util/names.h"
+#include "qemu/qimg.h"
+#include "ops/snapshot.h"
+#include "store/storeio.h"
+#include "store/vmlock.h"
+#include "store/vmstate.h"
+#include "vm/current.h"
+#include "vm/merge.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -245,12 +247,12 @@ static void test_crash(void)
         /* The last point comes after the record is gone. */
         int pending = journal_pending(&st);
         CHECK(pending == 1 || pending == 0);
-        CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), pending);
+        CHECK_INT(vm_recover(&st, NULL, msg, sizeof(msg)), pending);
         CHECK_INT(journal_pending(&st), 0);
         /* Before the commit: as before; after it: as after. Never half. */
         bool taken = store_snap_exists(&st, "db1", "s");
         char cur[NAME_MAX_LEN + 1] = "";
-        store_current_snapshot(&st, "db1", cur, sizeof(cur));
+        current_snapshot(&st, "db1", cur, sizeof(cur));
         CHECK_STR(cur, taken ? "s" : "");
         snprintf(tmp, sizeof(tmp),
                  "qemu-io -r -f qcow2 -c 'read -P 0x44 0 2M' '%s/db1/disks/vda.qcow2' >/dev/null "
@@ -266,7 +268,7 @@ static void test_crash(void)
      * make its record unreadable. */
     CHECK(open_store("dots"));
     CHECK_INT(crash_take_at(8, "v1..2"), 99);
-    CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), 1);
+    CHECK_INT(vm_recover(&st, NULL, msg, sizeof(msg)), 1);
     CHECK(store_snap_exists(&st, "db1", "v1..2"));
     CHECK_INT(journal_pending(&st), 0);
     store_close(&st);

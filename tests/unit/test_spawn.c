@@ -5,7 +5,7 @@
 
 #include "check.h"
 #include "testutil.h"
-#include "spawn.h"
+#include "util/spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>

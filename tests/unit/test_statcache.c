@@ -5,7 +5,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "statcache.h"
+#include "util/statcache.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -6,11 +6,12 @@
 
 #include "check.h"
 #include "testutil.h"
-#include "log.h"
-#include "names.h"
-#include "qimg.h"
-#include "spawn.h"
-#include "store.h"
+#include "util/log.h"
+#include "util/names.h"
+#include "qemu/qimg.h"
+#include "util/spawn.h"
+#include "store/store.h"
+#include "vm/current.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -535,9 +536,9 @@ static void test_parse_active_backing(void)
 {
     char snap[NAME_MAX_LEN + 1];
     strcpy(snap, "untouched");
-    CHECK(store_parse_active_backing("../snapshots/s1/vda.qcow2", "vda", snap, sizeof(snap)));
+    CHECK(current_parse_backing("../snapshots/s1/vda.qcow2", "vda", snap, sizeof(snap)));
     CHECK_STR(snap, "s1");
-    CHECK(store_parse_active_backing("../snapshots/before-upgrade_2.0/nvme0n1.qcow2", "nvme0n1",
+    CHECK(current_parse_backing("../snapshots/before-upgrade_2.0/nvme0n1.qcow2", "nvme0n1",
                                      snap, sizeof(snap)));
     CHECK_STR(snap, "before-upgrade_2.0");
 
@@ -560,15 +561,15 @@ static void test_parse_active_backing(void)
         "",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (store_parse_active_backing(bad[i], "vda", snap, sizeof(snap))) {
-            fprintf(stderr, "store_parse_active_backing(\"%s\") accepted (%s)\n", bad[i], snap);
+        if (current_parse_backing(bad[i], "vda", snap, sizeof(snap))) {
+            fprintf(stderr, "current_parse_backing(\"%s\") accepted (%s)\n", bad[i], snap);
             check_failures++;
         }
     }
     /* a snapshot name longer than the caller's buffer is refused */
     char tiny[3];
-    CHECK(!store_parse_active_backing("../snapshots/s12/vda.qcow2", "vda", tiny, sizeof(tiny)));
-    CHECK(store_parse_active_backing("../snapshots/s1/vda.qcow2", "vda", tiny, sizeof(tiny)));
+    CHECK(!current_parse_backing("../snapshots/s12/vda.qcow2", "vda", tiny, sizeof(tiny)));
+    CHECK(current_parse_backing("../snapshots/s1/vda.qcow2", "vda", tiny, sizeof(tiny)));
 }
 
 static void test_snap_ctime(void)
@@ -701,7 +702,7 @@ static void make_active(const struct store *s, const char *vm, const char *dev, 
 static void expect_current(int line, const struct store *s, const char *vm, const char *want)
 {
     char out[NAME_MAX_LEN + 1] = "";
-    int r = store_current_snapshot(s, vm, out, sizeof(out));
+    int r = current_snapshot(s, vm, out, sizeof(out));
     if (want ? (r != 0 || strcmp(out, want) != 0) : r != -ENOENT) {
         fprintf(stderr, "line %d: current of %s = %d \"%s\", expected %s\n", line, vm, r, out,
                 want ? want : "-ENOENT");

@@ -2,7 +2,7 @@
 #include "config.h"
 
 #include "check.h"
-#include "vpath.h"
+#include "view/vpath.h"
 
 #include <errno.h>
 #include <string.h>

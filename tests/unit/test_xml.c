@@ -5,9 +5,9 @@
 
 #include "check.h"
 #include "testutil.h"
-#include "domxml.h"
-#include "snapxml.h"
-#include "xmlsafe.h"
+#include "meta/domxml.h"
+#include "meta/snapxml.h"
+#include "meta/xmlsafe.h"
 
 #include <errno.h>
 #include <iconv.h>

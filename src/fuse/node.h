@@ -1,0 +1,74 @@
+/* node: what the handler files of the FUSE layer share (node.c: the
+ * nodes the kernel holds, their attributes, the session's state; dir.c:
+ * listings; file.c: open files; ns.c: namespace changes, which the core
+ * decides). session.c, at the top, puts the handlers in libfuse's table.
+ * Nothing here is for the core library. */
+#ifndef VMSTOREFS_FUSE_NODE_H
+#define VMSTOREFS_FUSE_NODE_H
+
+#include "fuse/session.h"
+
+#include "fuse/nodetable.h"
+#include "datapath/readahead.h"
+#include "view/view.h"
+#include "view/vpath.h"
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+
+/* One second: long enough that `ls -l` and sequential reads do not ask
+ * again for every block, short enough that changes made in the store
+ * directly (a qemu growing an image) show up promptly. The kernel's
+ * auto_inval_data then drops cached pages whose file changed. Lookups
+ * that find nothing are not cached (a snapshot may appear any time). */
+#define TIMEOUT 1.0
+
+/* What readdir reports as an entry's inode: "unknown", as libfuse's path
+ * API does; stat gives the node's. */
+#define UNKNOWN_INO 0xffffffffu
+
+extern struct vfs *ops_vfs;
+extern struct fuse_session *ops_session;
+extern struct nodetable *ops_nodes;
+/* The request this thread is serving: who asks, and whether they gave up. */
+extern __thread fuse_req_t ops_req;
+
+static inline const struct store *st_of(void)
+{
+    return &ops_vfs->store;
+}
+
+static inline const struct fuse_ctx *ctx(void)
+{
+    return fuse_req_ctx(ops_req);
+}
+
+/* An open file: a store file (f.fd >= 0), or a rendered text (.jobs). */
+struct handle {
+    struct view_file f;
+    struct vpath writer; /* an active image open for writing (kind V_DISK), else V_ROOT */
+    int writer_mark; /* imagelock_writer's descriptor, or -1 */
+    struct readahead ra; /* store files only */
+    bool direct; /* the store fd has O_DIRECT (directio.h) */
+    uid_t uid; /* whose open it is (fdquota.h), store files only */
+    char *text;
+    size_t len;
+};
+
+/* ops.c */
+struct handle *ops_h_of(const struct fuse_file_info *fi);
+int ops_parse(const char *path, struct vpath *vp);
+int ops_ghost_attr(const char *path, struct stat *st);
+int ops_path_attr(const char *path, struct stat *st);
+void ops_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, struct stat *st,
+                     double timeout);
+void ops_reply_status(fuse_req_t req, int r);
+void ops_reply_path_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const char *path,
+                          int r);
+
+/* A wait (a lock through the mount, another operation's VM lock, a
+ * clone's copy) gives up when this says so; ARG is the request. */
+bool ops_request_cancelled(void *arg);
+
+#endif

@@ -1,0 +1,277 @@
+/* apply: a committed operation's steps, applied in order, each one
+ * idempotent and made durable before the next (the replay contract is
+ * the table in journal.h). The data steps (pull, commit) are not run
+ * here: the layer that knows merges plugs its runner in
+ * (journal_set_data_runner; vm/merge.c), so the journal itself never
+ * starts a long qemu-img job. */
+#include "config.h"
+
+#include "journal/jint.h"
+
+#include "qemu/chain.h"
+#include "qemu/qcow2edit.h"
+#include "qemu/qimg.h"
+#include "store/imagelock.h"
+#include "store/storeio.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define REBASE_TIMEOUT 60
+
+static journal_data_fn data_runner;
+
+void journal_set_data_runner(journal_data_fn fn)
+{
+    data_runner = fn;
+}
+
+static int run_data_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+{
+    if (!data_runner) {
+        snprintf(msg, msgsz, "%s %s: no data-step runner is installed (a front end must call "
+                 "merge_install)", journal_kind_names[st->kind], st->a);
+        return -ENOSYS;
+    }
+    return data_runner(j, st, msg, msgsz);
+}
+
+/* The header is edited in place when only the name changes (qcow2edit.h:
+ * the caller may hold qemu's locks on the image); qemu-img rebase -u
+ * does the rest. Running it again sets the same name: idempotent. */
+/* lock: hold qemu's lock on the image for the in-place edit (journal.h,
+ * lock_steps); qemu-img takes it itself. */
+static int run_rebase(const struct store *s, const struct jstep *st, bool lock, char *msg,
+                      size_t msgsz)
+{
+    if (st->group && !storeio_exists(s, st->a))
+        return 0;
+    struct backing_info now;
+    int r = chain_backing(s, st->a, &now, msg, msgsz);
+    if (r == 0 && strcmp(now.name, st->b) == 0 && strcmp(now.format, st->fmt) == 0)
+        return 0;
+    if (r == 0 && strcmp(now.format, st->fmt) == 0) {
+        int fd = lock ? imagelock_hold(s, st->a) : store_open_file(s, st->a, O_RDWR);
+        if (fd == -EBUSY) {
+            snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock): left for later",
+                     st->a);
+            return fd;
+        }
+        if (fd < 0) {
+            snprintf(msg, msgsz, "%s: %s", st->a, strerror(-fd));
+            return fd;
+        }
+        r = qcow2_set_backing_name(fd, st->b, msg, msgsz);
+        close(fd);
+        if (r != -ENOSPC)
+            return r;
+    }
+    /* qemu-img opens the image by name: it must be a regular file
+     * beneath the root. */
+    int fd = store_open_file(s, st->a, O_RDONLY);
+    if (fd < 0) {
+        snprintf(msg, msgsz, "%s: %s", st->a, strerror(-fd));
+        return fd;
+    }
+    close(fd);
+    struct qimg_argv a;
+    if ((r = qimg_argv_rebase_unsafe(&a, s->qemu_img, st->a, st->b, st->fmt)) < 0)
+        return r;
+    r = qimg_run(&a, REBASE_TIMEOUT, "rebase -u", msg, msgsz);
+    if (r == 0)
+        msg[0] = '\0'; /* what the in-place edit said no longer applies */
+    return r;
+}
+
+/* Each step makes its target durable (the directory it changed) before
+ * the next one runs: a later step may replace what an earlier one moved
+ * away, and must never become durable first. The source directories are
+ * synced once, before the record goes: until then a name that comes back
+ * after a crash is only the same file seen twice, which the replay
+ * resolves (a move finds its target, a replace renames again). */
+struct synced {
+    char dirs[8][PATH_MAX];
+    size_t n;
+};
+
+static void note_source(struct synced *sy, const char *tmpdir, const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    size_t tl = strlen(tmpdir);
+    if (strncmp(dir, tmpdir, tl) == 0 && (dir[tl] == '\0' || dir[tl] == '/'))
+        return; /* removed with the operation's temporary directory */
+    for (size_t i = 0; i < sy->n; i++)
+        if (strcmp(sy->dirs[i], dir) == 0)
+            return;
+    if (sy->n < sizeof(sy->dirs) / sizeof(sy->dirs[0]))
+        strcpy(sy->dirs[sy->n++], dir);
+}
+
+/* qemu's lock on an existing image a step touches: -EBUSY when a qemu
+ * has it. Only images (.qcow2 files): directories and XML have none. */
+static int lock_image(const struct store *s, const char *path, int *fd, char *msg, size_t msgsz)
+{
+    *fd = -1;
+    size_t n = strlen(path);
+    if (n < 6 || strcmp(path + n - 6, ".qcow2") != 0 || !storeio_exists(s, path))
+        return 0;
+    *fd = imagelock_hold(s, path);
+    if (*fd == -EBUSY) {
+        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock): left for later", path);
+        return -EBUSY;
+    }
+    if (*fd < 0)
+        *fd = -1; /* not ours to judge here: the step reports what it meets */
+    return 0;
+}
+
+static int apply_step_unlocked(const struct journal *j, const struct jstep *st, char *msg,
+                               size_t msgsz);
+
+static int apply_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+{
+    /* Data steps: qemu-img takes the locks; a rebase holds its own. */
+    if (!j->lock_steps || (st->kind != JS_MOVE && st->kind != JS_REPLACE))
+        return apply_step_unlocked(j, st, msg, msgsz);
+    int fa, fb = -1;
+    int r = lock_image(j->s, st->a, &fa, msg, msgsz);
+    if (r == 0)
+        r = lock_image(j->s, st->b, &fb, msg, msgsz);
+    if (r == 0)
+        r = apply_step_unlocked(j, st, msg, msgsz);
+    imagelock_drop(fa);
+    imagelock_drop(fb);
+    return r;
+}
+
+static int apply_step_unlocked(const struct journal *j, const struct jstep *st, char *msg,
+                               size_t msgsz)
+{
+    const struct store *s = j->s;
+    int r = 0;
+    switch (st->kind) {
+    case JS_MOVE:
+        r = storeio_rename(s, st->a, st->b, RENAME_NOREPLACE);
+        /* Done before: the target is there (and the source may have been
+         * re-created by a later step), or the source is gone. */
+        if (r == -EEXIST || (r == -ENOENT && storeio_exists(s, st->b)))
+            r = 0;
+        if (r == 0)
+            r = storeio_fsync_parent(s, st->b);
+        break;
+    case JS_REPLACE:
+        if (!storeio_exists(s, st->a))
+            return 0;
+        r = storeio_rename(s, st->a, st->b, 0);
+        if (r == 0)
+            r = storeio_fsync_parent(s, st->b);
+        break;
+    case JS_REBASE:
+        return run_rebase(s, st, j->lock_steps, msg, msgsz);
+    case JS_MKDIR:
+        r = storeio_mkdir(s, st->a);
+        if (r == -EEXIST)
+            r = 0;
+        if (r == 0)
+            r = storeio_fsync_parent(s, st->a);
+        break;
+    case JS_PULL:
+    case JS_COMMIT:
+        return run_data_step(j, st, msg, msgsz);
+    }
+    if (r < 0)
+        snprintf(msg, msgsz, "%s %s: %s", journal_kind_names[st->kind], st->a, strerror(-r));
+    return r;
+}
+
+/* Replaying a step from the start is safe for every kind on its own
+ * (each checks whether it is done), but not always once later steps ran:
+ * a move whose target a later step moved on finds neither, and a data
+ * step should not run twice. Progress is recorded after those; after a
+ * rename of XML or a header edit (most steps) it costs a record write
+ * for nothing. A group is replayed whole. */
+static bool needs_mark(const struct jstep *st)
+{
+    return !st->group && (st->kind == JS_MOVE || st->kind == JS_PULL || st->kind == JS_COMMIT);
+}
+
+static int sync_sources(const struct journal *j, struct synced *sy, char *msg, size_t msgsz)
+{
+    for (size_t i = 0; i < sy->n; i++) {
+        char probe[PATH_MAX + 4];
+        snprintf(probe, sizeof(probe), "%s/x", sy->dirs[i]);
+        int r = storeio_fsync_parent(j->s, probe);
+        if (r < 0 && r != -ENOENT) {
+            snprintf(msg, msgsz, "fsync %s: %s", sy->dirs[i], strerror(-r));
+            return r;
+        }
+    }
+    sy->n = 0;
+    return 0;
+}
+
+int journal_apply_all(struct journal *j, bool count_points, char *msg, size_t msgsz)
+{
+    struct synced sy = { .n = 0 };
+    char tmpdir[PATH_MAX];
+    if (journal_meta_path(j->s, "tmp", j->id, "", tmpdir, sizeof(tmpdir)) < 0)
+        return -ENAMETOOLONG;
+    /* Sources of moves made before a crash were synced then: only this
+     * run's are noted. */
+    for (size_t i = j->done; i < j->nsteps; i++) {
+        int r = apply_step(j, &j->steps[i], msg, msgsz);
+        if (r < 0)
+            return r;
+        if (j->steps[i].kind == JS_MOVE || j->steps[i].kind == JS_REPLACE)
+            note_source(&sy, tmpdir, j->steps[i].a);
+        if (j->mark_steps && i + 1 < j->nsteps && needs_mark(&j->steps[i])) {
+            /* The step's own target is durable; the sources so far are
+             * synced before the mark says they need no replay. */
+            if ((r = sync_sources(j, &sy, msg, msgsz)) < 0)
+                return r;
+            j->done = i + 1;
+            if ((r = journal_write_record(j, msg, msgsz)) < 0)
+                return r;
+        }
+        if (count_points)
+            journal_point(j);
+    }
+    int r = sync_sources(j, &sy, msg, msgsz);
+    if (r < 0)
+        return r;
+    r = journal_remove_record(j->s, j->id);
+    if (r < 0)
+        snprintf(msg, msgsz, "cannot remove journal record %s: %s", j->id, strerror(-r));
+    return r;
+}
+
+int journal_commit(struct journal *j, char *msg, size_t msgsz)
+{
+    int r = storeio_fsync(j->s, j->tmpdir);
+    if (r < 0) {
+        snprintf(msg, msgsz, "fsync %s: %s", j->tmpdir, strerror(-r));
+        return r;
+    }
+    j->committed = true;
+    if ((r = journal_write_record(j, msg, msgsz)) < 0) {
+        j->committed = false;
+        return r;
+    }
+    journal_point(j);
+    r = journal_apply_all(j, true, msg, msgsz);
+    if (r == 0)
+        journal_point(j);
+    else
+        log_msg(LOG_WARNING, "%s of %s stopped after its commit: %s", j->op, j->vm, msg);
+    return r;
+}
+

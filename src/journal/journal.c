@@ -1,0 +1,169 @@
+/* journal: an operation's life before its commit: begin (record and
+ * temporary directory), the plan's steps, the prepared files, the crash
+ * points the tests use, and abort. Applying steps is apply.c, records on
+ * disk record.c, recovery recover.c (see journal.h for the contract). */
+#include "config.h"
+
+#include "journal/jint.h"
+
+#include "store/storeio.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+void journal_point(struct journal *j)
+{
+    j->point++;
+    const char *at = getenv("VMSTOREFS_CRASH_AT");
+    if (!at)
+        return;
+    char want[64];
+    snprintf(want, sizeof(want), "%s:%d", j->op, j->point);
+    if (strcmp(at, want) == 0) {
+        log_msg(LOG_WARNING, "VMSTOREFS_CRASH_AT=%s: exiting now", at);
+        _exit(99);
+    }
+}
+
+int journal_begin(struct journal *j, const struct store *s, const char *op, const char *vm,
+                  char *msg, size_t msgsz)
+{
+    memset(j, 0, sizeof(*j));
+    j->s = s;
+    uuid_t u;
+    uuid_generate(u);
+    uuid_unparse_lower(u, j->id);
+    snprintf(j->op, sizeof(j->op), "%s", op);
+    snprintf(j->vm, sizeof(j->vm), "%s", vm ? vm : "");
+    if (journal_meta_path(s, "tmp", j->id, "", j->tmpdir, sizeof(j->tmpdir)) < 0)
+        return -ENAMETOOLONG;
+    int r = journal_write_record(j, msg, msgsz);
+    if (r < 0)
+        return r;
+    journal_point(j);
+    if ((r = storeio_mkdir(s, j->tmpdir)) < 0 || (r = storeio_fsync_parent(s, j->tmpdir)) < 0) {
+        snprintf(msg, msgsz, "cannot create %s: %s", j->tmpdir, strerror(-r));
+        journal_remove_record(s, j->id);
+        return r;
+    }
+    return 0;
+}
+
+int journal_add_step(struct journal *j, enum jstep_kind kind, const char *a, const char *b,
+                         const char *fmt, const char *note)
+{
+    if (j->nsteps == JOURNAL_MAX_STEPS || j->committed)
+        return -E2BIG;
+    if (j->nsteps == j->capsteps) {
+        size_t cap = j->capsteps ? 2 * j->capsteps : 16;
+        struct jstep *ns = realloc(j->steps, cap * sizeof(*ns));
+        if (!ns)
+            return -ENOMEM;
+        j->steps = ns;
+        j->capsteps = cap;
+    }
+    if (!storeio_rel(j->s, a) || (b && !jstep_b_is_name(kind) && !storeio_rel(j->s, b)))
+        return -EXDEV;
+    struct jstep *st = &j->steps[j->nsteps];
+    st->kind = kind;
+    st->a = strdup(a);
+    st->b = b ? strdup(b) : NULL;
+    st->fmt = fmt ? strdup(fmt) : NULL;
+    st->note = note ? strdup(note) : NULL;
+    st->group = false; /* realloc'd memory: only journal_group_last sets it */
+    if (!st->a || (b && !st->b) || (fmt && !st->fmt) || (note && !st->note)) {
+        free(st->a);
+        free(st->b);
+        free(st->fmt);
+        free(st->note);
+        return -ENOMEM;
+    }
+    j->nsteps++;
+    return 0;
+}
+
+int journal_move(struct journal *j, const char *from, const char *to)
+{
+    return journal_add_step(j, JS_MOVE, from, to, NULL, NULL);
+}
+int journal_replace(struct journal *j, const char *from, const char *to)
+{
+    return journal_add_step(j, JS_REPLACE, from, to, NULL, NULL);
+}
+int journal_rebase(struct journal *j, const char *image, const char *backing, const char *fmt)
+{
+    return journal_add_step(j, JS_REBASE, image, backing, fmt, NULL);
+}
+int journal_mkdir(struct journal *j, const char *path)
+{
+    return journal_add_step(j, JS_MKDIR, path, NULL, NULL, NULL);
+}
+
+void journal_mark_steps(struct journal *j)
+{
+    j->mark_steps = true;
+}
+
+bool journal_has_data_steps(const struct journal *j)
+{
+    for (size_t i = 0; i < j->nsteps; i++)
+        if (j->steps[i].kind == JS_PULL || j->steps[i].kind == JS_COMMIT)
+            return true;
+    return false;
+}
+
+void journal_group_last(struct journal *j)
+{
+    if (j->nsteps)
+        j->steps[j->nsteps - 1].group = true;
+}
+
+int journal_pull(struct journal *j, const char *image, const char *backing, const char *fmt,
+                 const char *note)
+{
+    j->mark_steps = true;
+    return journal_add_step(j, JS_PULL, image, backing, fmt, note);
+}
+
+int journal_commit_down(struct journal *j, const char *image, const char *into,
+                        const char *note)
+{
+    j->mark_steps = true;
+    return journal_add_step(j, JS_COMMIT, image, into, NULL, note);
+}
+
+int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgsz)
+{
+    int r = storeio_fsync(j->s, path);
+    if (r < 0) {
+        snprintf(msg, msgsz, "fsync %s: %s", path, strerror(-r));
+        return r;
+    }
+    journal_point(j);
+    return 0;
+}
+
+void journal_abort(struct journal *j)
+{
+    if (!j->committed)
+        journal_remove_record(j->s, j->id);
+}
+
+void journal_free(struct journal *j)
+{
+    for (size_t i = 0; i < j->nsteps; i++) {
+        free(j->steps[i].a);
+        free(j->steps[i].b);
+        free(j->steps[i].fmt);
+        free(j->steps[i].note);
+    }
+    free(j->steps);
+    j->steps = NULL;
+    j->nsteps = j->capsteps = 0;
+}
+

@@ -1,0 +1,172 @@
+/* journal: crash-atomic multi-step changes to the store.
+ *
+ * Every change that touches more than one file is an operation made of
+ * two phases, recorded in STORE/.vmstorefs/journal/<id>.json:
+ *
+ *   prepare  new files (images, XML) are made under the operation's own
+ *            directory .vmstorefs/tmp/<id>/, which the view never shows;
+ *            nothing a user can see has changed. Rolled BACK on recovery:
+ *            the temporary directory is removed.
+ *   commit   the record is rewritten with "committed": true (fsynced).
+ *            From here on the operation is rolled FORWARD: its steps are
+ *            applied in order, each one idempotent, each followed by an
+ *            fsync of the directories it changed.
+ *
+ * The record lists the steps before the commit, so recovery needs nothing
+ * but the record: it re-applies every step (a step already done is a
+ * no-op) and removes the record last. Step kinds are few and generic;
+ * later operations (delete with merges, clones) add plans, and a kind
+ * only when a plan needs it.
+ *
+ * The replay contract. Recovery re-applies a committed record from its
+ * last progress mark ("done"), so each step must recognise that it is
+ * done, and a step that is not safe to replay once later steps have run
+ * is followed by a mark when the plan records progress (apply.c,
+ * needs_mark; plans with data steps always do):
+ *
+ *   kind     does                          done when                     replay after later
+ *                                                                        steps?
+ *   move     rename FROM to TO,            TO exists, or FROM is gone    no (a later step may
+ *            RENAME_NOREPLACE              and TO exists                 move TO on, or re-create
+ *                                                                        FROM): marked after
+ *   replace  rename FROM over TO           FROM is gone                  yes: no plan re-creates
+ *                                                                        a replace's source
+ *   rebase   qemu-img rebase -u (header    IMAGE names NAME with FMT;    yes: it sets the same
+ *            edited in place when only     in a group, also when IMAGE   name again
+ *            the name changes)             is gone (a later step of the
+ *                                          group moved it)
+ *   mkdir    make a directory              it exists                     yes
+ *   pull     qemu-img rebase (safe): IMAGE IMAGE names NAME              no: marked after
+ *            copies what it reads through
+ *            its backing, then backs onto
+ *            NAME ("" = standalone)
+ *   commit   qemu-img commit -d: IMAGE's   INTO is gone, or IMAGE no     no: marked after
+ *            data written into INTO        longer backs onto INTO
+ *
+ * A group (jstep.group, journal_group_last) is replayed as a whole: no
+ * mark inside it. Each step makes its target's directory durable before
+ * the next one runs; the sources of moves are synced before the next mark
+ * and before the record is removed.
+ *
+ * The two data steps take as long as the data they copy. The journal does
+ * not run them itself: the layer that knows merges installs the runner
+ * (journal_set_data_runner; vm/merge.c, merge_install), which logs a
+ * start and an end line and shows them in .jobs while they run. A record
+ * with data steps met while no runner is installed stays in the journal
+ * (-ENOSYS) for a front end that has one.
+ *
+ * The code: journal.c (begin, plan, prepare, abort), record.c (records
+ * on disk), apply.c (the steps, the commit), recover.c (recovery).
+ *
+ * Paths in records are relative to the store root and resolved beneath
+ * it with no symlinks, so a planted record cannot reach outside.
+ *
+ * Crash testing: VMSTOREFS_CRASH_AT=<op>:<n> makes the process _exit(99)
+ * right after the n-th durable point of an operation named <op> (record
+ * written, each prepared file, commit, each step, record removed). */
+#ifndef VMSTOREFS_JOURNAL_H
+#define VMSTOREFS_JOURNAL_H
+
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A rename rewrites the XML of every snapshot below the renamed one: a
+ * long history means many steps. */
+#define JOURNAL_MAX_STEPS 65536
+
+enum jstep_kind { JS_MOVE, JS_REPLACE, JS_REBASE, JS_MKDIR, JS_PULL, JS_COMMIT };
+
+struct jstep {
+    enum jstep_kind kind;
+    char *a; /* from / image / path */
+    char *b; /* to / backing name (NULL when unused) */
+    char *fmt; /* backing format for rebase and pull */
+    char *note; /* data steps: "S/dev", for the log and .jobs */
+    /* One of a group that is replayed as a whole: no progress mark after
+     * it, and a rebase of an image that is gone is a step already done
+     * (a later step of the group moved it). */
+    bool group;
+};
+
+struct journal {
+    const struct store *s;
+    char id[64];
+    char op[32];
+    char vm[80];
+    bool committed;
+    bool mark_steps; /* record progress after every step */
+    /* Each step that moves, replaces or rewrites an image holds qemu's
+     * lock on it while it runs (-EBUSY, the record stays, when a qemu has
+     * it): set in recovery, and by an operation once it lets go of its
+     * own locks for a merge. */
+    bool lock_steps;
+    size_t done; /* steps applied, as last recorded */
+    struct jstep *steps;
+    size_t nsteps, capsteps;
+    int point; /* durable points passed, for VMSTOREFS_CRASH_AT */
+    char tmpdir[PATH_MAX]; /* absolute: STORE/.vmstorefs/tmp/<id> */
+};
+
+/* Starts an operation: a fresh id, the record written and fsynced, the
+ * temporary directory made. */
+int journal_begin(struct journal *j, const struct store *s, const char *op, const char *vm,
+                  char *msg, size_t msgsz);
+
+/* Plan steps (paths absolute, below the store root). Before commit only. */
+int journal_move(struct journal *j, const char *from, const char *to);
+int journal_replace(struct journal *j, const char *from, const char *to);
+int journal_rebase(struct journal *j, const char *image, const char *backing, const char *fmt);
+int journal_mkdir(struct journal *j, const char *path);
+/* The data steps; note is "S/dev" (the snapshot and disk being merged).
+ * Either one turns on journal_mark_steps. */
+int journal_pull(struct journal *j, const char *image, const char *backing, const char *fmt,
+                 const char *note);
+int journal_commit_down(struct journal *j, const char *image, const char *into,
+                        const char *note);
+/* The step just added is grouped with the next one (jstep.group). */
+void journal_group_last(struct journal *j);
+/* Does the plan copy data (pull or commit steps)? */
+bool journal_has_data_steps(const struct journal *j);
+/* Records progress after every step from here on. */
+void journal_mark_steps(struct journal *j);
+
+/* A file of the prepare phase is complete: fsyncs it and counts a point. */
+int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgsz);
+
+/* The point of no return: fsyncs the temporary directory, writes the
+ * record with its steps as committed, applies every step and removes the
+ * record. An error after the commit leaves the record for recovery. */
+int journal_commit(struct journal *j, char *msg, size_t msgsz);
+
+/* Gives up before the commit: removes the temporary directory and the
+ * record. */
+void journal_abort(struct journal *j);
+void journal_free(struct journal *j);
+
+/* Finishes every unfinished operation in the journal (or, with vm, those
+ * of that VM only): committed ones forward, others back. Also removes
+ * temporary directories no record names. Returns the number of
+ * operations recovered or -errno. */
+int journal_recover(const struct store *s, const char *vm, char *msg, size_t msgsz);
+
+/* How many records name vm (unreadable ones count too): a clone, which
+ * holds its source's lock shared, recovers only when this is not 0. */
+int journal_pending_for(const struct store *s, const char *vm);
+
+/* How many records the journal holds (for -o ro, which cannot recover). */
+int journal_pending(const struct store *s);
+
+/* Counts a durable point of the current operation; exits when
+ * VMSTOREFS_CRASH_AT names it. */
+void journal_point(struct journal *j);
+
+/* Runs one data step (JS_PULL or JS_COMMIT) of j to completion: 0 when
+ * it is done (or was already), else -errno with msg saying why. */
+typedef int (*journal_data_fn)(const struct journal *j, const struct jstep *st, char *msg,
+                               size_t msgsz);
+/* Installs the data-step runner for the whole process (vm/merge.c). */
+void journal_set_data_runner(journal_data_fn fn);
+
+#endif

@@ -1,0 +1,274 @@
+/* record: the journal's records on disk: what a record says (JSON), how
+ * it is written (beside its final name, renamed, directory fsynced) and
+ * removed, and how one found on disk is read back and checked so that a
+ * planted or damaged record reaches nothing outside its own VM. */
+#include "config.h"
+
+#include "journal/jint.h"
+
+#include "store/storeio.h"
+#include "util/names.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECORD_MAX (1u << 20)
+
+const char *const journal_kind_names[] = {
+    [JS_MOVE] = "move",
+    [JS_REPLACE] = "replace",
+    [JS_REBASE] = "rebase",
+    [JS_MKDIR] = "mkdir",
+    [JS_PULL] = "pull",
+    [JS_COMMIT] = "commit",
+};
+#define JS_LAST JS_COMMIT
+
+/* Names kept as given (backing names), not store paths. */
+bool jstep_b_is_name(enum jstep_kind k)
+{
+    return k == JS_REBASE || k == JS_PULL;
+}
+
+int journal_meta_path(const struct store *s, const char *sub, const char *name, const char *ext,
+                     char *out, size_t outsz)
+{
+    int n = snprintf(out, outsz, "%s/" STORE_META_DIR "/%s%s%s%s", s->root, sub, *name ? "/" : "",
+                     name, ext);
+    return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
+}
+
+/* ---- writing ---- */
+
+static struct json_object *record_json(const struct journal *j)
+{
+    struct json_object *o = json_object_new_object();
+    json_object_object_add(o, "version", json_object_new_int(1));
+    json_object_object_add(o, "id", json_object_new_string(j->id));
+    json_object_object_add(o, "op", json_object_new_string(j->op));
+    json_object_object_add(o, "vm", json_object_new_string(j->vm));
+    json_object_object_add(o, "committed", json_object_new_boolean(j->committed));
+    json_object_object_add(o, "done", json_object_new_int64((int64_t)j->done));
+    struct json_object *steps = json_object_new_array();
+    for (size_t i = 0; i < j->nsteps; i++) {
+        const struct jstep *st = &j->steps[i];
+        struct json_object *so = json_object_new_object();
+        json_object_object_add(so, "do", json_object_new_string(journal_kind_names[st->kind]));
+        json_object_object_add(so, "a", json_object_new_string(storeio_rel(j->s, st->a)));
+        if (st->b)
+            json_object_object_add(so, "b",
+                                   json_object_new_string(jstep_b_is_name(st->kind)
+                                                              ? st->b
+                                                              : storeio_rel(j->s, st->b)));
+        if (st->fmt)
+            json_object_object_add(so, "fmt", json_object_new_string(st->fmt));
+        if (st->note)
+            json_object_object_add(so, "note", json_object_new_string(st->note));
+        if (st->group)
+            json_object_object_add(so, "group", json_object_new_boolean(true));
+        json_object_array_add(steps, so);
+    }
+    json_object_object_add(o, "steps", steps);
+    return o;
+}
+
+/* Written beside its final name and renamed, then the directory fsynced:
+ * a record is either the old one or the new one, never half of either. */
+int journal_write_record(struct journal *j, char *msg, size_t msgsz)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    char tmpname[80];
+    snprintf(tmpname, sizeof(tmpname), ".%s", j->id);
+    if (journal_meta_path(j->s, "journal", j->id, ".json", path, sizeof(path)) < 0 ||
+        journal_meta_path(j->s, "journal", tmpname, ".tmp", tmp, sizeof(tmp)) < 0)
+        return -ENAMETOOLONG;
+    struct json_object *o = record_json(j);
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+    storeio_unlink(j->s, tmp);
+    int r = storeio_write_new(j->s, tmp, text, strlen(text));
+    json_object_put(o);
+    if (r == 0)
+        r = storeio_rename(j->s, tmp, path, 0);
+    if (r == 0)
+        r = storeio_fsync_parent(j->s, path);
+    if (r < 0) {
+        storeio_unlink(j->s, tmp);
+        snprintf(msg, msgsz, "cannot write the journal record %s: %s", path, strerror(-r));
+    }
+    return r;
+}
+
+int journal_remove_record(const struct store *s, const char *id)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    if (journal_meta_path(s, "tmp", id, "", tmp, sizeof(tmp)) < 0 ||
+        journal_meta_path(s, "journal", id, ".json", path, sizeof(path)) < 0)
+        return -ENAMETOOLONG;
+    int r = storeio_rmtree(s, tmp);
+    if (r == 0) {
+        r = storeio_unlink(s, path);
+        if (r == -ENOENT)
+            r = 0;
+    }
+    if (r == 0)
+        r = storeio_fsync_parent(s, path);
+    return r;
+}
+
+/* ---- reading back ---- */
+
+static const char *get_str(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* A relative path from a record: no absolute names, no "..", so it stays
+ * below the root even before store_open checks it. */
+/* A component "." or "..", or an empty one ("a//b"). */
+static bool has_dot_component(const char *rel)
+{
+    for (const char *p = rel;;) {
+        size_t n = strcspn(p, "/");
+        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return true;
+        p += n;
+        if (!*p)
+            return false;
+        p++;
+    }
+}
+
+/* A record touches only its own VM's directory and its own temporary
+ * directory: a record planted or damaged cannot reach anything else. */
+static bool own_path(const struct journal *j, const char *rel)
+{
+    char tmp[128];
+    size_t vl = strlen(j->vm), tl;
+    snprintf(tmp, sizeof(tmp), STORE_META_DIR "/tmp/%s", j->id);
+    tl = strlen(tmp);
+    /* The VM's directory itself too: a VM delete moves it away, a clone
+     * moves it into place. */
+    if (vl && strncmp(rel, j->vm, vl) == 0 && (rel[vl] == '\0' || (rel[vl] == '/' && rel[vl + 1])))
+        return true;
+    return strncmp(rel, tmp, tl) == 0 && (rel[tl] == '\0' || rel[tl] == '/');
+}
+
+static int abs_from_rel(const struct store *s, const char *rel, char *out, size_t outsz)
+{
+    /* A component "..", not the two dots inside a name like v1..2. */
+    if (!rel || !*rel || rel[0] == '/' || has_dot_component(rel))
+        return -EINVAL;
+    int n = snprintf(out, outsz, "%s/%s", s->root, rel);
+    return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
+}
+
+static int load_step_kind(struct journal *j, const char *k, const char *a, const char *b,
+                          const char *fmt, const char *note);
+
+static int load_step(struct journal *j, struct json_object *so)
+{
+    const char *k = get_str(so, "do");
+    const char *a = get_str(so, "a");
+    const char *b = get_str(so, "b");
+    const char *fmt = get_str(so, "fmt");
+    const char *note = get_str(so, "note");
+    struct json_object *g;
+    bool group = json_object_object_get_ex(so, "group", &g) && json_object_get_boolean(g);
+    size_t before = j->nsteps;
+    int r = load_step_kind(j, k, a, b, fmt, note);
+    if (r == 0 && group && j->nsteps > before)
+        j->steps[j->nsteps - 1].group = true;
+    return r;
+}
+
+static int load_step_kind(struct journal *j, const char *k, const char *a, const char *b,
+                          const char *fmt, const char *note)
+{
+    char pa[PATH_MAX], pb[PATH_MAX];
+    for (int kind = 0; k && kind <= JS_LAST; kind++) {
+        if (strcmp(k, journal_kind_names[kind]) != 0)
+            continue;
+        if (abs_from_rel(j->s, a, pa, sizeof(pa)) < 0 || !own_path(j, a))
+            return -EINVAL;
+        if (kind == JS_REBASE) {
+            /* The name is checked again (chain.h) when the image is read. */
+            if (!b || !*b || !fmt || (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) ||
+                b[0] == '/' || strchr(b, ':'))
+                return -EINVAL;
+            return journal_add_step(j, JS_REBASE, pa, b, fmt, NULL);
+        }
+        if (note && (strlen(note) > 2 * NAME_MAX_LEN + 1 || !strchr(note, '/')))
+            return -EINVAL;
+        if (kind == JS_PULL) {
+            /* "" = standalone; otherwise as a rebase's name. */
+            if (!b || (*b && (!fmt || (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) ||
+                              b[0] == '/' || strchr(b, ':'))))
+                return -EINVAL;
+            j->mark_steps = true;
+            return journal_add_step(j, JS_PULL, pa, b, *b ? fmt : NULL, note);
+        }
+        if (kind == JS_MOVE || kind == JS_REPLACE || kind == JS_COMMIT) {
+            if (abs_from_rel(j->s, b, pb, sizeof(pb)) < 0 || !own_path(j, b))
+                return -EINVAL;
+            if (kind == JS_COMMIT)
+                j->mark_steps = true;
+            return journal_add_step(j, (enum jstep_kind)kind, pa, pb, NULL, note);
+        }
+        return journal_add_step(j, (enum jstep_kind)kind, pa, NULL, NULL, NULL);
+    }
+    return -EINVAL;
+}
+
+int journal_load_record(const struct store *s, const char *path, struct journal *j, char *msg,
+                       size_t msgsz)
+{
+    memset(j, 0, sizeof(*j));
+    j->s = s;
+    char *text;
+    size_t len;
+    int r = storeio_read(s, path, RECORD_MAX, &text, &len);
+    if (r < 0) {
+        snprintf(msg, msgsz, "%s: %s", path, strerror(-r));
+        return r;
+    }
+    struct json_object *o = json_tokener_parse(text);
+    free(text);
+    const char *id = o ? get_str(o, "id") : NULL;
+    const char *op = o ? get_str(o, "op") : NULL;
+    const char *vm = o ? get_str(o, "vm") : NULL;
+    struct json_object *committed, *steps, *done;
+    r = -EINVAL;
+    if (id && op && vm && strlen(id) < sizeof(j->id) && strlen(op) < sizeof(j->op) &&
+        name_is_valid(vm) && !strchr(id, '/') && id[0] != '.' &&
+        json_object_object_get_ex(o, "committed", &committed) &&
+        json_object_object_get_ex(o, "steps", &steps) &&
+        json_object_is_type(steps, json_type_array)) {
+        strcpy(j->id, id);
+        strcpy(j->op, op);
+        snprintf(j->vm, sizeof(j->vm), "%s", vm);
+        r = 0;
+        for (size_t i = 0; r == 0 && i < json_object_array_length(steps); i++)
+            r = load_step(j, json_object_array_get_idx(steps, i));
+        j->committed = json_object_get_boolean(committed);
+        /* Nobody holds the images for a record found on disk. */
+        j->lock_steps = true;
+        if (json_object_object_get_ex(o, "done", &done)) {
+            int64_t d = json_object_get_int64(done);
+            if (d < 0 || (size_t)d > j->nsteps)
+                r = -EINVAL;
+            else
+                j->done = (size_t)d;
+        }
+    }
+    json_object_put(o);
+    if (r < 0)
+        snprintf(msg, msgsz, "%s: not a journal record this version understands", path);
+    return r;
+}
+

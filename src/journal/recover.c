@@ -1,0 +1,238 @@
+/* recover: finishing what a crash left in the journal: committed records
+ * rolled forward (apply.c), others rolled back, stray temporary files
+ * removed; and counting what is pending. */
+#include "config.h"
+
+#include "journal/jint.h"
+
+#include "store/storeio.h"
+#include "store/vmlock.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STALE_RECORD_SECONDS 60
+
+static int recover_one(const struct store *s, const char *path, const char *vm, int *done,
+                       char *msg, size_t msgsz)
+{
+    struct journal j;
+    int r = journal_load_record(s, path, &j, msg, msgsz);
+    if (r < 0) {
+        journal_free(&j);
+        /* Within one VM's operation, another VM's unreadable record is
+         * not this operation's to fail on: the next mount reports it. */
+        return vm ? 0 : r;
+    }
+    if (vm && strcmp(vm, j.vm) != 0) {
+        journal_free(&j);
+        return 0;
+    }
+    /* Without vm the caller holds no lock: the operation may be running
+     * in another daemon right now, and is recovered only if its VM's lock
+     * is free. The record is read again under the lock: what was read
+     * before may have been finished (and removed) by its owner since. */
+    struct vmlock lk = { -1, -1 };
+    if (!vm) {
+        char why[MSG_MAX], vmname[sizeof(j.vm)];
+        snprintf(vmname, sizeof(vmname), "%s", j.vm);
+        journal_free(&j);
+        r = vmlock_acquire(s, vmname[0] ? vmname : NULL, 0, NULL, NULL, &lk, why, sizeof(why));
+        if (r < 0)
+            return r == -EBUSY ? 0 : r;
+        if (!storeio_exists(s, path)) {
+            vmlock_release(&lk);
+            return 0;
+        }
+        if ((r = journal_load_record(s, path, &j, msg, msgsz)) < 0 || strcmp(j.vm, vmname) != 0) {
+            vmlock_release(&lk);
+            journal_free(&j);
+            return r < 0 ? r : 0;
+        }
+    }
+    if (j.committed) {
+        r = journal_apply_all(&j, false, msg, msgsz);
+    } else {
+        r = journal_remove_record(s, j.id);
+        if (r < 0)
+            snprintf(msg, msgsz, "cannot roll back %s: %s", j.id, strerror(-r));
+    }
+    if (r == 0) {
+        log_msg(LOG_NOTICE, "journal: %s of %s %s", j.op, j.vm[0] ? j.vm : "the store",
+                j.committed ? "finished (rolled forward)" : "undone (rolled back)");
+        (*done)++;
+    }
+    vmlock_release(&lk);
+    journal_free(&j);
+    return r;
+}
+
+typedef int (*dir_visit_fn)(const struct store *s, const char *dir, const char *name, void *arg);
+
+static int walk_meta_dir(const struct store *s, const char *sub, dir_visit_fn fn, void *arg)
+{
+    char dir[PATH_MAX];
+    if (journal_meta_path(s, sub, "", "", dir, sizeof(dir)) < 0)
+        return -ENAMETOOLONG;
+    int fd = store_open(s, dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return fd == -ENOENT ? 0 : fd;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -errno;
+    }
+    /* Names first: the visitors change the directory. */
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof(*names));
+            if (!nn)
+                break;
+            names = nn;
+        }
+        if ((names[n] = strdup(de->d_name)) != NULL)
+            n++;
+    }
+    closedir(d);
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r == 0)
+            r = fn(s, dir, names[i], arg);
+        free(names[i]);
+    }
+    free(names);
+    return r;
+}
+
+struct recover_ctx {
+    const char *vm;
+    int done;
+    int failed;
+    char *msg;
+    size_t msgsz;
+};
+
+static int visit_record(const struct store *s, const char *dir, const char *name, void *arg)
+{
+    struct recover_ctx *c = arg;
+    size_t len = strlen(name);
+    if (name[0] == '.' || len < 6 || strcmp(name + len - 5, ".json") != 0)
+        return 0;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (recover_one(s, path, c->vm, &c->done, c->msg, c->msgsz) < 0) {
+        log_msg(LOG_ERR, "journal: cannot recover %s: %s", path, c->msg);
+        c->failed++;
+    }
+    return 0;
+}
+
+/* A temporary directory whose record is gone, or a record's temporary
+ * file left by a crash while it was written: nothing refers to it. */
+static int visit_tmp(const struct store *s, const char *dir, const char *name, void *arg)
+{
+    (void)arg;
+    char rec[PATH_MAX], path[PATH_MAX];
+    if (journal_meta_path(s, "journal", name, ".json", rec, sizeof(rec)) < 0 || storeio_exists(s, rec))
+        return 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (storeio_rmtree(s, path) == 0)
+        log_msg(LOG_NOTICE, "journal: removed %s, left by an unfinished operation", path);
+    return 0;
+}
+
+static int visit_stale_record_tmp(const struct store *s, const char *dir, const char *name,
+                                  void *arg)
+{
+    (void)arg;
+    size_t len = strlen(name);
+    if (name[0] != '.' || len < 5 || strcmp(name + len - 4, ".tmp") != 0)
+        return 0;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    /* Another daemon may be writing its record right now: only a file
+     * nobody has touched for a while is left over from a crash. */
+    struct stat st;
+    if (store_lstat(s, path, &st) == 0 && time(NULL) - st.st_mtime > STALE_RECORD_SECONDS)
+        storeio_unlink(s, path);
+    return 0;
+}
+
+int journal_recover(const struct store *s, const char *vm, char *msg, size_t msgsz)
+{
+    struct recover_ctx c = { .vm = vm, .msg = msg, .msgsz = msgsz };
+    int r = walk_meta_dir(s, "journal", visit_record, &c);
+    if (r < 0) {
+        snprintf(msg, msgsz, "cannot read the journal: %s", strerror(-r));
+        return r;
+    }
+    if (!vm) {
+        walk_meta_dir(s, "journal", visit_stale_record_tmp, NULL);
+        walk_meta_dir(s, "tmp", visit_tmp, NULL);
+    }
+    if (c.failed) {
+        snprintf(msg, msgsz, "%d unfinished operation(s) could not be recovered (see the log)",
+                 c.failed);
+        return -EIO;
+    }
+    return c.done;
+}
+
+static int count_record(const struct store *s, const char *dir, const char *name, void *arg)
+{
+    (void)s;
+    (void)dir;
+    size_t len = strlen(name);
+    if (name[0] != '.' && len > 5 && strcmp(name + len - 5, ".json") == 0)
+        (*(int *)arg)++;
+    return 0;
+}
+
+struct pending_for {
+    const char *vm;
+    int n;
+};
+
+static int count_vm_record(const struct store *s, const char *dir, const char *name, void *arg)
+{
+    struct pending_for *p = arg;
+    size_t len = strlen(name);
+    if (name[0] == '.' || len < 6 || strcmp(name + len - 5, ".json") != 0)
+        return 0;
+    char path[PATH_MAX], msg[MSG_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    struct journal j;
+    /* A record that cannot be read counts: recovery is what reports it. */
+    if (journal_load_record(s, path, &j, msg, sizeof(msg)) < 0 || strcmp(j.vm, p->vm) == 0)
+        p->n++;
+    journal_free(&j);
+    return 0;
+}
+
+int journal_pending_for(const struct store *s, const char *vm)
+{
+    struct pending_for p = { vm, 0 };
+    int r = walk_meta_dir(s, "journal", count_vm_record, &p);
+    return r < 0 ? r : p.n;
+}
+
+int journal_pending(const struct store *s)
+{
+    int n = 0;
+    int r = walk_meta_dir(s, "journal", count_record, &n);
+    return r < 0 ? r : n;
+}

@@ -1,0 +1,247 @@
+#include "config.h"
+
+#include "store/storeio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *storeio_rel(const struct store *s, const char *path)
+{
+    size_t rl = strlen(s->root);
+    if (strncmp(path, s->root, rl) != 0)
+        return NULL;
+    if (path[rl] == '\0')
+        return "";
+    return path[rl] == '/' ? path + rl + 1 : NULL;
+}
+
+int storeio_parent(const struct store *s, const char *path, const char **name)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || !slash[1] || !storeio_rel(s, path) || !*storeio_rel(s, path))
+        return -EINVAL;
+    char dir[PATH_MAX];
+    size_t n = (size_t)(slash - path);
+    if (n >= sizeof(dir))
+        return -ENAMETOOLONG;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    *name = slash + 1;
+    return store_open(s, n ? dir : "/", O_RDONLY | O_DIRECTORY);
+}
+
+static int fsync_fd_close(int fd)
+{
+    int r = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
+int storeio_write_new(const struct store *s, const char *path, const void *data, size_t len)
+{
+    const char *name;
+    int dfd = storeio_parent(s, path, &name);
+    if (dfd < 0)
+        return dfd;
+    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int e = fd < 0 ? -errno : 0;
+    close(dfd);
+    if (fd < 0)
+        return e;
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            e = -errno;
+            close(fd);
+            return e;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return fsync_fd_close(fd);
+}
+
+int storeio_read(const struct store *s, const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = store_open_file(s, path, O_RDONLY);
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || (size_t)st.st_size > max) {
+        int e = errno && (size_t)st.st_size <= max ? -errno : -EFBIG;
+        close(fd);
+        return e;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (buf && got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    if (!buf)
+        return -ENOMEM;
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+int storeio_fsync(const struct store *s, const char *path)
+{
+    int fd = store_open(s, path, O_RDONLY);
+    return fd < 0 ? fd : fsync_fd_close(fd);
+}
+
+int storeio_fsync_parent(const struct store *s, const char *path)
+{
+    const char *name;
+    int dfd = storeio_parent(s, path, &name);
+    return dfd < 0 ? dfd : fsync_fd_close(dfd);
+}
+
+int storeio_rename(const struct store *s, const char *from, const char *to, unsigned flags)
+{
+    const char *fn, *tn;
+    int fd = storeio_parent(s, from, &fn);
+    if (fd < 0)
+        return fd;
+    int td = storeio_parent(s, to, &tn);
+    if (td < 0) {
+        close(fd);
+        return td;
+    }
+    int r = renameat2(fd, fn, td, tn, flags) < 0 ? -errno : 0;
+    close(fd);
+    close(td);
+    return r;
+}
+
+int storeio_mkdir(const struct store *s, const char *path)
+{
+    const char *name;
+    int dfd = storeio_parent(s, path, &name);
+    if (dfd < 0)
+        return dfd;
+    int r = mkdirat(dfd, name, 0755) < 0 ? -errno : 0;
+    close(dfd);
+    return r;
+}
+
+int storeio_unlink(const struct store *s, const char *path)
+{
+    const char *name;
+    int dfd = storeio_parent(s, path, &name);
+    if (dfd < 0)
+        return dfd;
+    int r = unlinkat(dfd, name, 0) < 0 ? -errno : 0;
+    close(dfd);
+    return r;
+}
+
+/* Empties the directory open on fd, depth first; never follows a link
+ * (a symlink is removed as the entry it is). */
+static int empty_dir(int fd, int depth)
+{
+    if (depth > 64)
+        return -ELOOP;
+    int dup_fd = dup(fd);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        return -errno;
+    }
+    int r = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (unlinkat(fd, de->d_name, 0) == 0)
+            continue;
+        if (errno != EISDIR && errno != EPERM) {
+            r = r ? r : -errno;
+            continue;
+        }
+        int sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int e = sub < 0 ? -errno : empty_dir(sub, depth + 1);
+        if (sub >= 0)
+            close(sub);
+        if (e == 0 && unlinkat(fd, de->d_name, AT_REMOVEDIR) < 0)
+            e = -errno;
+        r = r ? r : e;
+    }
+    closedir(d);
+    return r;
+}
+
+int storeio_each(const struct store *s, const char *path, int (*fn)(const char *name, void *ctx),
+                 void *ctx)
+{
+    int fd = store_open(s, path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return fd == -ENOENT ? 0 : fd;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    int r = 0;
+    struct dirent *de;
+    while (r == 0 && (de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            r = fn(de->d_name, ctx);
+    closedir(d);
+    return r;
+}
+
+int storeio_rmtree(const struct store *s, const char *path)
+{
+    const char *name;
+    int dfd = storeio_parent(s, path, &name);
+    if (dfd < 0)
+        return dfd == -ENOENT ? 0 : dfd;
+    int r = 0;
+    if (unlinkat(dfd, name, 0) < 0) {
+        if (errno == ENOENT) {
+            close(dfd);
+            return 0;
+        }
+        int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        r = sub < 0 ? -errno : empty_dir(sub, 0);
+        if (sub >= 0)
+            close(sub);
+        if (r == 0 && unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+            r = -errno;
+    }
+    close(dfd);
+    return r;
+}
+
+bool storeio_exists(const struct store *s, const char *path)
+{
+    /* Whatever stands at the name counts, a symlink or a FIFO too; a
+     * parent that cannot be opened beneath the root (a symlink on the
+     * way) answers "something is there", so nothing is ever created or
+     * moved through it. */
+    const char *name;
+    int dfd = storeio_parent(s, path, &name);
+    if (dfd < 0)
+        return dfd != -ENOENT;
+    struct stat st;
+    bool there = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+    close(dfd);
+    return there;
+}

@@ -1,0 +1,42 @@
+/* storeio: the file operations changes are made of, all beneath the store
+ * root with no symlinks followed (store_open), so a link planted in the
+ * store can never redirect a write, rename or removal outside it.
+ * Paths are absolute strings below s->root; functions return 0 or -errno. */
+#ifndef VMSTOREFS_STOREIO_H
+#define VMSTOREFS_STOREIO_H
+
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The part of path below the root ("" for the root itself), or NULL when
+ * path is not below it. */
+const char *storeio_rel(const struct store *s, const char *path);
+/* Opens the directory holding path; *name points at path's last component. */
+int storeio_parent(const struct store *s, const char *path, const char **name);
+
+/* Creates path (which must not exist), writes data, fsyncs it. */
+int storeio_write_new(const struct store *s, const char *path, const void *data, size_t len);
+/* Reads a whole regular file of at most max bytes (malloc'd, NUL-terminated). */
+int storeio_read(const struct store *s, const char *path, size_t max, char **out, size_t *len);
+int storeio_fsync(const struct store *s, const char *path);
+/* fsync of the directory holding path. */
+int storeio_fsync_parent(const struct store *s, const char *path);
+/* renameat2 with flags (RENAME_NOREPLACE, ...). */
+int storeio_rename(const struct store *s, const char *from, const char *to, unsigned flags);
+int storeio_mkdir(const struct store *s, const char *path);
+int storeio_unlink(const struct store *s, const char *path);
+/* Removes a directory tree (or a file); missing is success. */
+int storeio_rmtree(const struct store *s, const char *path);
+/* Does anything (a symlink too) stand at path? True as well when a
+ * component on the way cannot be opened beneath the root. */
+bool storeio_exists(const struct store *s, const char *path);
+/* Calls fn(name, ctx) for each entry of the directory path (beneath the
+ * root, no links; "." and ".." left out) until fn returns non-zero, which
+ * is returned. A missing directory has no entries; other -errno. fn must
+ * not change the directory. */
+int storeio_each(const struct store *s, const char *path, int (*fn)(const char *name, void *ctx),
+                 void *ctx);
+
+#endif

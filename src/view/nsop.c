@@ -1,0 +1,444 @@
+#include "config.h"
+
+#include "view/nsop.h"
+
+#include "ops/clone.h"
+#include "view/ghost.h"
+#include "ops/vmdelete.h"
+#include "store/storeio.h"
+#include "store/vmstate.h"
+#include "view/vpath.h"
+#include "vm/current.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Splits "/a/b/c" into the parent "/a/b" and the last component "c". */
+static int split_last(const char *path, char *parent, size_t parentsz, char *last, size_t lastsz)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || !slash[1])
+        return -ENOENT;
+    size_t n = (size_t)(slash - path);
+    if (n >= parentsz || strlen(slash + 1) >= lastsz)
+        return -ENAMETOOLONG;
+    memcpy(parent, path, n);
+    parent[n] = '\0';
+    if (n == 0)
+        strcpy(parent, "/");
+    strcpy(last, slash + 1);
+    return 0;
+}
+
+/* <vm>/<name> where name is none of the VM directory's own entries. */
+static bool vm_entry(const char *path, char *vm, char *name)
+{
+    char parent[PATH_MAX], last[256];
+    struct vpath vp;
+    if (split_last(path, parent, sizeof(parent), last, sizeof(last)) < 0 ||
+        vpath_parse(parent, &vp) < 0 || vp.kind != V_VM || !name_is_valid(last))
+        return false;
+    struct vpath self;
+    if (vpath_parse(path, &self) == 0)
+        return false; /* domain.xml, disks, snapshots, clones, current */
+    strcpy(vm, vp.vm);
+    strcpy(name, last);
+    return true;
+}
+
+bool nsop_parse_link_target(const char *target, char *snap, size_t snapsz)
+{
+    while (strncmp(target, "./", 2) == 0)
+        target += 2;
+    static const char prefix[] = "snapshots/";
+    if (strncmp(target, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    const char *name = target + sizeof(prefix) - 1;
+    size_t n = strcspn(name, "/");
+    for (const char *p = name + n; *p; p++)
+        if (*p != '/')
+            return false;
+    if (n == 0 || n >= snapsz)
+        return false;
+    memcpy(snap, name, n);
+    snap[n] = '\0';
+    return name_is_valid(snap);
+}
+
+/* GNU mv answers EXDEV by copying: its first step, mkdir of the target,
+ * would take an unwanted snapshot of the other VM. The target of the last
+ * refused cross-VM move is remembered for a few seconds, and a mkdir of
+ * it by the same process is refused too. */
+#define EXDEV_MEMORY 10 /* seconds */
+static pthread_mutex_t exdev_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    pid_t pid;
+    char path[PATH_MAX];
+    time_t when;
+} exdev;
+
+static void remember_exdev(pid_t pid, const char *to)
+{
+    if (pid <= 0)
+        return;
+    pthread_mutex_lock(&exdev_lock);
+    exdev.pid = pid;
+    snprintf(exdev.path, sizeof(exdev.path), "%s", to);
+    exdev.when = time(NULL);
+    pthread_mutex_unlock(&exdev_lock);
+}
+
+static bool followed_exdev(pid_t pid, const char *path)
+{
+    pthread_mutex_lock(&exdev_lock);
+    bool hit = pid > 0 && exdev.pid == pid && strcmp(exdev.path, path) == 0 &&
+               time(NULL) - exdev.when <= EXDEV_MEMORY;
+    if (hit)
+        exdev.pid = 0;
+    pthread_mutex_unlock(&exdev_lock);
+    return hit;
+}
+
+static int count_one(const char *name, void *arg)
+{
+    (void)name;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static int done(struct nsop_result *res, const char *vm, int r)
+{
+    if (r == 0)
+        snprintf(res->vm, sizeof(res->vm), "%s", vm);
+    return r;
+}
+
+/* A delete (and the garbage pass after a revert or a detach) rewrites
+ * the headers of frozen images it merges into or hides the parent of:
+ * what the kernel cached of them goes too. */
+static int done_frozen(struct nsop_result *res, const char *vm, int r)
+{
+    res->frozen_changed = r == 0;
+    return done(res, vm, r);
+}
+
+int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *res)
+{
+    char parent[PATH_MAX], last[256];
+    struct vpath vp;
+    res->vm[0] = res->msg[0] = '\0';
+    res->frozen_changed = false;
+    if (followed_exdev(c->pid, path)) {
+        snprintf(res->msg, sizeof(res->msg),
+                 "mkdir right after a snapshot move refused with EXDEV: a copy, not a snapshot "
+                 "request");
+        return -EXDEV;
+    }
+    if (split_last(path, parent, sizeof(parent), last, sizeof(last)) < 0 ||
+        vpath_parse(parent, &vp) < 0)
+        return NSOP_NOT_MINE;
+    if (vp.kind == V_CLONES || vp.kind == V_SNAP_CLONES)
+        return done(res, vp.vm,
+                    clone_create(c, vp.vm, vp.kind == V_SNAP_CLONES ? vp.snap : NULL, last,
+                                 res->msg, sizeof(res->msg)));
+    if (vp.kind != V_SNAPS)
+        return NSOP_NOT_MINE;
+    return done(res, vp.vm, snapshot_take(c, vp.vm, last, res->msg, sizeof(res->msg)));
+}
+
+static int revert(const struct snap_ctx *c, const char *vm, const char *target,
+                  struct nsop_result *res)
+{
+    char snap[NAME_MAX_LEN + 1];
+    if (!nsop_parse_link_target(target, snap, sizeof(snap))) {
+        snprintf(res->msg, sizeof(res->msg),
+                 "current can only point at snapshots/<name>, not %s", target);
+        return -EINVAL;
+    }
+    return done_frozen(res, vm, snapshot_revert(c, vm, snap, res->msg, sizeof(res->msg)));
+}
+
+static bool current_exists(const struct snap_ctx *c, const char *vm)
+{
+    char snap[NAME_MAX_LEN + 1];
+    return !vmstate_current_hidden(vm) &&
+           current_snapshot(c->s, vm, snap, sizeof(snap)) == 0;
+}
+
+int nsop_symlink(const struct snap_ctx *c, const char *target, const char *path,
+                 struct nsop_result *res)
+{
+    struct vpath vp;
+    char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1], snap[NAME_MAX_LEN + 1];
+    res->vm[0] = res->msg[0] = '\0';
+    res->frozen_changed = false;
+    if (vpath_parse(path, &vp) == 0 && vp.kind == V_CURRENT) {
+        /* ln -sfn tries this first and, on EEXIST, links aside and renames. */
+        if (current_exists(c, vp.vm)) {
+            snprintf(res->msg, sizeof(res->msg), "current exists");
+            return -EEXIST;
+        }
+        return revert(c, vp.vm, target, res);
+    }
+    if (!vm_entry(path, vm, name))
+        return NSOP_NOT_MINE;
+    if (!nsop_parse_link_target(target, snap, sizeof(snap))) {
+        snprintf(res->msg, sizeof(res->msg), "only links to snapshots/<name> can be made here");
+        return NSOP_NOT_MINE;
+    }
+    return vmstate_link_add(vm, name, target);
+}
+
+/* A removal by a process walking a VM whose delete was refused. */
+static int walker_refused(const struct snap_ctx *c, const struct vpath *vp,
+                          struct nsop_result *res)
+{
+    int err = vp->kind != V_ROOT && vp->kind != V_JOBS ? ghost_walker_refused(c->pid, vp->vm) : 0;
+    if (err)
+        snprintf(res->msg, sizeof(res->msg), "the VM could not be deleted as a whole (%s)",
+                 strerror(-err));
+    return err;
+}
+
+/* Does the VM have a definition? */
+static bool defined(const struct snap_ctx *c, const char *vm)
+{
+    char path[PATH_MAX];
+    return store_vm_path(c->s, vm, "domain.xml", path, sizeof(path)) == 0 &&
+           storeio_exists(c->s, path);
+}
+
+/* rm -r <vm> (any walk of the VM that removes what it meets: fts, find
+ * -delete, shutil.rmtree) removes domain.xml first, as the view lists it
+ * first: that alone only undefines the VM, as `rm domain.xml` does. When
+ * the same process, still walking the VM it undefined itself, removes
+ * anything else in it, it is deleting the VM: the whole VM goes at once,
+ * with no merge for snapshots that go with it, and the rest of its walk
+ * meets ghosts (ghost.h). `find VM -name domain.xml -delete` stays an
+ * undefine, and a walk of a VM that was undefined before it removes
+ * entry by entry, each removal meaning what it means alone. */
+static int walker_deletes_vm(const struct snap_ctx *c, const struct vpath *vp, const char *path,
+                             struct nsop_result *res)
+{
+    int r = ghost_add_vm(c->s, c->pid, vp->vm);
+    if (r == 0)
+        r = vm_delete(c, vp->vm, res->msg, sizeof(res->msg));
+    if (r < 0) {
+        /* Nothing was deleted: no ghost may answer for it, and the rest
+         * of this walk is refused the same way. */
+        char top[PATH_MAX];
+        snprintf(top, sizeof(top), "/%s", vp->vm);
+        ghost_forget_under(c->pid, top);
+        ghost_walker_refuse(c->pid, vp->vm, r);
+        return r;
+    }
+    ghost_remove(c->pid, path);
+    return done(res, vp->vm, 0);
+}
+
+static bool walking_undefined(const struct snap_ctx *c, const struct vpath *vp)
+{
+    return vp->kind != V_ROOT && vp->kind != V_JOBS && vp->kind != V_VM &&
+           ghost_walker_undefined(c->pid, vp->vm) && !defined(c, vp->vm);
+}
+
+/* A removal that found nothing: a ghost of this process answers, once. */
+static int or_ghost(const struct snap_ctx *c, const char *path, int r)
+{
+    if (r == 0) {
+        ghost_remove(c->pid, path);
+        return 0;
+    }
+    if (r != -ENOENT && r != NSOP_NOT_MINE)
+        return r;
+    int g = ghost_remove(c->pid, path);
+    return g == 0 || g == -ENOTEMPTY ? g : r;
+}
+
+/* rm <vm>/snapshots/S/<dev>.qcow2: the disk leaves S; its last image
+ * takes S with it, which stays visible to the remover for its rmdir. */
+static int unlink_snap_image(const struct snap_ctx *c, const struct vpath *vp,
+                             struct nsop_result *res)
+{
+    int r = snapshot_delete(c, vp->vm, vp->snap, vp->dev, res->msg, sizeof(res->msg));
+    if (r == 0 && !store_snap_exists(c->s, vp->vm, vp->snap)) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "/%s/snapshots/%s", vp->vm, vp->snap);
+        ghost_add(c->pid, dir, S_IFDIR);
+    }
+    return done_frozen(res, vp->vm, r);
+}
+
+static int unlink_entry(const struct snap_ctx *c, const char *path, struct nsop_result *res);
+
+int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *res)
+{
+    struct vpath vp;
+    res->vm[0] = res->msg[0] = '\0';
+    res->frozen_changed = false;
+    bool parsed = vpath_parse(path, &vp) == 0;
+    int err = parsed ? walker_refused(c, &vp, res) : 0;
+    if (err)
+        return err;
+    if (parsed && walking_undefined(c, &vp) && ghost_stat(c->pid, path, &(mode_t){ 0 }) < 0)
+        return walker_deletes_vm(c, &vp, path, res);
+    return or_ghost(c, path, unlink_entry(c, path, res));
+}
+
+static int unlink_entry(const struct snap_ctx *c, const char *path, struct nsop_result *res)
+{
+    struct vpath vp;
+    char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
+    bool parsed = vpath_parse(path, &vp) == 0;
+    if (parsed && vp.kind == V_SNAP_IMAGE)
+        return unlink_snap_image(c, &vp, res);
+    if (parsed && vp.kind == V_DISK)
+        return done_frozen(res, vp.vm,
+                           disk_detach(c, vp.vm, vp.dev, res->msg, sizeof(res->msg)));
+    if (parsed && vp.kind == V_DOMXML) {
+        /* A walker's removal of domain.xml is the first step of deleting
+         * the VM: when that would be refused, so is this one, and the
+         * rest of the walk, so a running VM stays whole and defined. */
+        bool walker = ghost_is_walker(c->pid, vp.vm);
+        int r = walker ? vm_deletable(c, vp.vm, res->msg, sizeof(res->msg)) : 0;
+        if (r < 0) {
+            ghost_walker_refuse(c->pid, vp.vm, r);
+            return r;
+        }
+        r = vm_undefine(c, vp.vm, res->msg, sizeof(res->msg));
+        if (r == 0 && walker)
+            ghost_walker_set_undefined(c->pid, vp.vm);
+        return done(res, vp.vm, r);
+    }
+    if (parsed && vp.kind == V_CLONE) {
+        int r = clone_forget(c, vp.vm, vp.name, res->msg, sizeof(res->msg));
+        if (r == 0)
+            snprintf(res->vm, sizeof(res->vm), "%s", vp.vm);
+        return r;
+    }
+    if (parsed && vp.kind == V_CURRENT) {
+        if (!current_exists(c, vp.vm))
+            return -ENOENT;
+        /* No data changes: `current` is derived from the images. */
+        vmstate_set_current_hidden(vp.vm, true);
+        return done(res, vp.vm, 0);
+    }
+    if (vm_entry(path, vm, name))
+        return vmstate_link_remove(vm, name);
+    return NSOP_NOT_MINE;
+}
+
+/* A directory the VM layout always has: removing it changes nothing, and
+ * is accepted when it is empty (rm -r of a VM with no definition meets
+ * them). */
+static int rmdir_structural(const struct snap_ctx *c, const struct vpath *vp,
+                            struct nsop_result *res)
+{
+    int n = 0;
+    if (vp->kind == V_DISKS)
+        store_list_disks(c->s, vp->vm, count_one, &n);
+    else
+        store_list_snapshots(c->s, vp->vm, count_one, &n);
+    if (n > 0) {
+        snprintf(res->msg, sizeof(res->msg), "not empty");
+        return -ENOTEMPTY;
+    }
+    return 0;
+}
+
+static int rmdir_entry(const struct snap_ctx *c, const struct vpath *vp,
+                       struct nsop_result *res);
+
+int nsop_rmdir(const struct snap_ctx *c, const char *path, struct nsop_result *res)
+{
+    struct vpath vp;
+    res->vm[0] = res->msg[0] = '\0';
+    res->frozen_changed = false;
+    if (vpath_parse(path, &vp) < 0)
+        return or_ghost(c, path, NSOP_NOT_MINE);
+    int r = walker_refused(c, &vp, res);
+    if (r != 0)
+        return r;
+    if (walking_undefined(c, &vp) && ghost_stat(c->pid, path, &(mode_t){ 0 }) < 0)
+        return walker_deletes_vm(c, &vp, path, res);
+    return or_ghost(c, path, rmdir_entry(c, &vp, res));
+}
+
+static int rmdir_entry(const struct snap_ctx *c, const struct vpath *vpp, struct nsop_result *res)
+{
+    struct vpath vp = *vpp;
+    switch (vp.kind) {
+    case V_SNAP:
+        return done_frozen(res, vp.vm,
+                           snapshot_delete(c, vp.vm, vp.snap, NULL, res->msg, sizeof(res->msg)));
+    case V_VM:
+        return done(res, vp.vm, vm_delete(c, vp.vm, res->msg, sizeof(res->msg)));
+    case V_CLONES:
+        return 0; /* derived from the clones' lineage: nothing to remove */
+    case V_DISKS:
+    case V_SNAPS:
+        return rmdir_structural(c, &vp, res);
+    default:
+        return NSOP_NOT_MINE;
+    }
+}
+
+int nsop_rename(const struct snap_ctx *c, const char *from, const char *to, unsigned flags,
+                struct nsop_result *res)
+{
+    struct vpath f, t;
+    char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1], target[PATH_MAX];
+    res->vm[0] = res->msg[0] = '\0';
+    res->frozen_changed = false;
+    bool f_ok = vpath_parse(from, &f) == 0;
+    bool t_ok = vpath_parse(to, &t) == 0;
+    /* The second half of ln -sfn: a pending link renamed over current. */
+    if (!f_ok && vm_entry(from, vm, name) && vmstate_link_get(vm, name, target, sizeof(target)) == 0) {
+        if (!t_ok || t.kind != V_CURRENT || strcmp(t.vm, vm) != 0) {
+            snprintf(res->msg, sizeof(res->msg), "a link here can only become current");
+            return -EXDEV;
+        }
+        int r = revert(c, vm, target, res);
+        if (r == 0)
+            vmstate_link_remove(vm, name);
+        return r;
+    }
+    if (!f_ok || f.kind != V_SNAP)
+        return NSOP_NOT_MINE;
+    if (flags & ~(unsigned)RENAME_NOREPLACE) {
+        snprintf(res->msg, sizeof(res->msg), "snapshots cannot be exchanged");
+        return -EINVAL;
+    }
+    char tparent[PATH_MAX], tlast[256];
+    struct vpath tp;
+    if (split_last(to, tparent, sizeof(tparent), tlast, sizeof(tlast)) < 0 ||
+        vpath_parse(tparent, &tp) < 0) {
+        snprintf(res->msg, sizeof(res->msg), "a snapshot can only be renamed within snapshots/");
+        return -EXDEV;
+    }
+    if (tp.kind == V_SNAP && store_snap_exists(c->s, tp.vm, tp.snap)) {
+        /* `mv S T` with T an existing snapshot means rename(S, T/S). */
+        snprintf(res->msg, sizeof(res->msg), "snapshot %s already exists", tp.snap);
+        return -EEXIST;
+    }
+    if (tp.kind != V_SNAPS || strcmp(tp.vm, f.vm) != 0) {
+        snprintf(res->msg, sizeof(res->msg),
+                 "a snapshot can only be renamed within its own VM's snapshots/");
+        remember_exdev(c->pid, to);
+        return -EXDEV;
+    }
+    res->frozen_changed = true;
+    return done(res, f.vm,
+                snapshot_rename(c, f.vm, f.snap, tlast, res->msg, sizeof(res->msg)));
+}
+
+int nsop_pending_link(const char *path, char *target, size_t targetsz)
+{
+    char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
+    if (!vm_entry(path, vm, name))
+        return -ENOENT;
+    return vmstate_link_get(vm, name, target, targetsz);
+}

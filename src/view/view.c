@@ -1,0 +1,449 @@
+#include "config.h"
+
+#include "view/view.h"
+
+#include "qemu/chain.h"
+#include "vm/clonelist.h"
+#include "meta/domxml.h"
+#include "util/log.h"
+#include "store/vmstate.h"
+#include "vm/current.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A symlink anywhere in the store, or a file where a directory should
+ * be, reads as "not there": the view never reports ELOOP or ENOTDIR. */
+static int not_there(int r)
+{
+    return r == -ELOOP || r == -ENOTDIR ? -ENOENT : r;
+}
+
+static int stat_typed(const struct store *s, const char *path, mode_t type, struct stat *st)
+{
+    int r = not_there(store_lstat(s, path, st));
+    if (r == 0 && (st->st_mode & S_IFMT) != type)
+        r = -ENOENT;
+    return r;
+}
+
+static int stat_dir(const struct store *s, const char *path, struct stat *st)
+{
+    return stat_typed(s, path, S_IFDIR, st);
+}
+
+static int stat_file(const struct store *s, const char *path, struct stat *st)
+{
+    return stat_typed(s, path, S_IFREG, st);
+}
+
+/* A directory the mount makes up (clones/, or disks/ when the store has
+ * none yet): it takes the VM directory's owner and times. */
+static void as_synthetic_dir(struct stat *st)
+{
+    st->st_mode = S_IFDIR | 0755;
+    st->st_nlink = 2;
+    st->st_size = 0;
+}
+
+static void make_readonly(struct stat *st)
+{
+    st->st_mode &= ~(mode_t)(S_IWUSR | S_IWGRP | S_IWOTH);
+}
+
+/* The store file behind a file entry of the view. */
+static int backing_path(const struct store *s, const struct vpath *vp, char *out, size_t outsz)
+{
+    switch (vp->kind) {
+    case V_DISK:
+        return store_disk_path(s, vp->vm, vp->dev, out, outsz);
+    case V_SNAP_IMAGE:
+        return store_snap_image_path(s, vp->vm, vp->snap, vp->dev, out, outsz);
+    case V_DOMXML:
+        return store_vm_path(s, vp->vm, "domain.xml", out, outsz);
+    default:
+        return -EISDIR;
+    }
+}
+
+static int vm_subdir_attr(const struct store *s, const struct vpath *vp, const char *sub,
+                          struct stat *st)
+{
+    char path[PATH_MAX];
+    int r = store_vm_path(s, vp->vm, NULL, path, sizeof(path));
+    if (r < 0 || (r = stat_dir(s, path, st)) < 0 || !sub)
+        return r;
+    struct stat sub_st;
+    if (store_vm_path(s, vp->vm, sub, path, sizeof(path)) == 0 && stat_dir(s, path, &sub_st) == 0) {
+        *st = sub_st;
+        return 0;
+    }
+    as_synthetic_dir(st);
+    return 0;
+}
+
+static int snap_attr(const struct store *s, const struct vpath *vp, struct stat *st)
+{
+    char path[PATH_MAX];
+    int r = store_snap_path(s, vp->vm, vp->snap, NULL, path, sizeof(path));
+    if (r < 0 || (r = stat_dir(s, path, st)) < 0)
+        return r;
+    int64_t created;
+    /* A hidden directory (vpath.h) has no snapshot.xml: its own mtime. */
+    if (vp->snap[0] != '.' && store_snap_ctime(s, vp->vm, vp->snap, &created) == 0) {
+        st->st_mtim.tv_sec = (time_t)created;
+        st->st_mtim.tv_nsec = 0;
+    }
+    /* The directory keeps its write bits: with default_permissions the
+     * kernel would otherwise refuse, as EACCES, operations on snapshots
+     * that are vmstorefs's to accept or refuse. Only images are frozen. */
+    if (vp->kind == V_SNAP_CLONES)
+        as_synthetic_dir(st);
+    return 0;
+}
+
+static int current_link(const struct store *s, const char *vm, char *buf, size_t size)
+{
+    char snap[NAME_MAX_LEN + 1];
+    /* `rm current` hides it until a new link is made (vmstate.h). */
+    if (vmstate_current_hidden(vm))
+        return -ENOENT;
+    int r = current_snapshot(s, vm, snap, sizeof(snap));
+    if (r < 0)
+        return r;
+    if ((size_t)snprintf(buf, size, "snapshots/%s", snap) >= size)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int view_getattr(const struct store *s, const struct vpath *vp, struct stat *st)
+{
+    char path[PATH_MAX];
+    int r;
+    switch (vp->kind) {
+    case V_ROOT:
+        return stat_dir(s, s->root, st);
+    case V_JOBS:
+        if ((r = stat_dir(s, s->root, st)) < 0)
+            return r;
+        /* Size 0 with direct I/O: readers get whatever is live at read time. */
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        st->st_size = 0;
+        return 0;
+    case V_VM:
+        return vm_subdir_attr(s, vp, NULL, st) < 0 ? -ENOENT : 0;
+    case V_DISKS:
+        return vm_subdir_attr(s, vp, "disks", st);
+    case V_SNAPS:
+        return vm_subdir_attr(s, vp, "snapshots", st);
+    case V_CLONES:
+        if ((r = vm_subdir_attr(s, vp, NULL, st)) == 0)
+            as_synthetic_dir(st);
+        return r;
+    case V_SNAP:
+    case V_SNAP_CLONES:
+        return snap_attr(s, vp, st);
+    case V_DISK:
+    case V_SNAP_IMAGE:
+    case V_DOMXML:
+        if ((r = backing_path(s, vp, path, sizeof(path))) < 0 || (r = stat_file(s, path, st)) < 0)
+            return r;
+        if (vp->kind != V_DISK)
+            make_readonly(st);
+        return 0;
+    case V_CURRENT: {
+        char link[PATH_MAX];
+        if ((r = current_link(s, vp->vm, link, sizeof(link))) < 0 ||
+            (r = vm_subdir_attr(s, vp, NULL, st)) < 0)
+            return r;
+        st->st_mode = S_IFLNK | 0777;
+        st->st_nlink = 1;
+        st->st_size = (off_t)strlen(link);
+        return 0;
+    }
+    case V_CLONE: {
+        /* N -> ../../N, while N's lineage names this VM (clonelist.h). */
+        if ((r = vm_subdir_attr(s, vp, NULL, st)) < 0 || !clonelist_is_clone(s, vp->vm, vp->name))
+            return -ENOENT;
+        st->st_mode = S_IFLNK | 0777;
+        st->st_nlink = 1;
+        st->st_size = (off_t)(strlen("../../") + strlen(vp->name));
+        return 0;
+    }
+    case V_SNAP_CLONE:
+        return -ENOENT;
+    }
+    return -ENOENT;
+}
+
+struct fill_ctx {
+    view_fill_fn fill;
+    void *ctx;
+    mode_t type;
+};
+
+static int fill_name(const char *name, void *p)
+{
+    struct fill_ctx *f = p;
+    return f->fill(f->ctx, name, f->type);
+}
+
+static int fill_image(const char *dev, void *p)
+{
+    char file[DEV_MAX_LEN + sizeof(IMAGE_SUFFIX)];
+    snprintf(file, sizeof(file), "%s" IMAGE_SUFFIX, dev);
+    return fill_name(file, p);
+}
+
+/* Reports (once per problem) a VM whose definition is missing or broken;
+ * the VM stays listed so its images can still be reached. */
+static void check_definition(const struct store *s, const char *vm)
+{
+    char path[PATH_MAX], msg[MSG_MAX];
+    if (store_vm_path(s, vm, "domain.xml", path, sizeof(path)) < 0)
+        return;
+    struct dom_info info;
+    int fd = store_open_read(s, path, msg, sizeof(msg));
+    int r = fd;
+    if (fd >= 0) {
+        r = domxml_parse_fd(fd, &info, msg, sizeof(msg));
+        close(fd);
+    }
+    if (r == 0)
+        domxml_free(&info);
+    else if (r == -ENOENT)
+        log_once(LOG_WARNING, path, msg, "VM %s has no domain.xml: listed as an incomplete VM", vm);
+    else
+        log_once(LOG_WARNING, path, msg, "VM %s: %s: %s", vm, path, msg);
+}
+
+static int readdir_vm(const struct store *s, const struct vpath *vp, view_fill_fn fill, void *ctx)
+{
+    struct stat st;
+    char link[PATH_MAX];
+    struct vpath x = *vp;
+    x.kind = V_DOMXML;
+    int r = 0;
+    /* Listing the VM is where its definition is shown: check it here,
+     * once per listing of this VM, not for every VM on each `ls` of the
+     * root. */
+    check_definition(s, vp->vm);
+    if (view_getattr(s, &x, &st) == 0)
+        r = fill(ctx, "domain.xml", S_IFREG);
+    if (r == 0)
+        r = fill(ctx, "disks", S_IFDIR);
+    if (r == 0)
+        r = fill(ctx, "snapshots", S_IFDIR);
+    if (r == 0)
+        r = fill(ctx, "clones", S_IFDIR);
+    if (r == 0 && current_link(s, vp->vm, link, sizeof(link)) == 0)
+        r = fill(ctx, "current", S_IFLNK);
+    return r;
+}
+
+int view_readdir(const struct store *s, const struct vpath *vp, view_fill_fn fill, void *ctx)
+{
+    struct stat st;
+    int r = view_getattr(s, vp, &st);
+    if (r < 0)
+        return r;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if ((r = fill(ctx, ".", S_IFDIR)) != 0 || (r = fill(ctx, "..", S_IFDIR)) != 0)
+        return 0;
+    struct fill_ctx f = { fill, ctx, S_IFDIR };
+    switch (vp->kind) {
+    case V_ROOT:
+        if (fill(ctx, JOBS_FILE, S_IFREG) != 0)
+            return 0;
+        return store_list_vms(s, fill_name, &f);
+    case V_VM:
+        readdir_vm(s, vp, fill, ctx);
+        return 0;
+    case V_DISKS:
+        f.type = S_IFREG;
+        return store_list_disks(s, vp->vm, fill_image, &f);
+    case V_SNAPS:
+        return store_list_snapshots(s, vp->vm, fill_name, &f);
+    case V_SNAP:
+        /* Only images: `clones` is enterable but hidden, snapshot.xml is
+         * the store's metadata, so `cp -a` and `rm -r` see images alone. */
+        f.type = S_IFREG;
+        return store_list_snap_images(s, vp->vm, vp->snap, fill_image, &f);
+    case V_CLONES:
+        f.type = S_IFLNK;
+        return clonelist_each(s, vp->vm, fill_name, &f);
+    default:
+        return 0; /* a snapshot's clones/: enterable, never listed */
+    }
+}
+
+int view_readlink(const struct store *s, const struct vpath *vp, char *buf, size_t size)
+{
+    if (vp->kind == V_CLONE) {
+        struct stat st;
+        int r = view_getattr(s, vp, &st);
+        if (r < 0)
+            return r;
+        return (size_t)snprintf(buf, size, "../../%s", vp->name) < size ? 0 : -ENAMETOOLONG;
+    }
+    if (vp->kind != V_CURRENT)
+        return -EINVAL;
+    return current_link(s, vp->vm, buf, size);
+}
+
+/* An image is served only when its whole backing chain stays in the store
+ * (chain.h): a reader through the mount (qemu-img info, convert, a VM)
+ * follows the chain, and must never be led to a file outside the store,
+ * a json: or protocol target, or a probed format. Refused as EACCES, and
+ * logged once per image and reason; running out of memory or descriptors
+ * is reported as such. Checked on open only: listing and stat never walk
+ * chains, so a refused image is still listed. */
+static int check_chain(const struct store *s, int fd, const char *path)
+{
+    char msg[MSG_MAX];
+    struct chain c;
+    int r = chain_walk_fd(s, fd, path, &c, msg, sizeof(msg));
+    if (r == 0) {
+        chain_free(&c);
+        return 0;
+    }
+    if (r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EIO)
+        return r;
+    log_once(LOG_WARNING, path, msg, "image %s is not served: %s", path, msg);
+    return -EACCES;
+}
+
+int view_open(const struct store *s, const struct vpath *vp, int flags, struct view_file *out)
+{
+    char path[PATH_MAX];
+    int r = backing_path(s, vp, path, sizeof(path));
+    if (r < 0)
+        return r;
+    bool writing = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+    if (writing && vp->kind != V_DISK)
+        return -EROFS;
+    /* Keep the caller's access mode, truncation (the kernel folds
+     * O_TRUNC into the open: cp over an image must not leave its old
+     * tail) and sync semantics; never hand the fd to a child. */
+    int pass = flags & (O_ACCMODE | O_TRUNC | O_APPEND | O_SYNC | O_DSYNC | O_DIRECT | O_NOATIME);
+    int fd = store_open_file(s, path, pass);
+    if (fd == -EINVAL && (pass & O_DIRECT))
+        fd = store_open_file(s, path, pass & ~O_DIRECT);
+    if (fd < 0)
+        return not_there(fd);
+    /* A handle that cannot read cannot follow a chain (cp over an active
+     * image opens it write-only), and an empty file has no header to
+     * follow (the kernel may truncate before an O_TRUNC open). The chain
+     * is checked from the file just opened, the one that is served. */
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    bool can_follow = (flags & O_ACCMODE) != O_WRONLY && st.st_size > 0;
+    if (vp->kind != V_DOMXML && can_follow && (r = check_chain(s, fd, path)) < 0) {
+        close(fd);
+        return r;
+    }
+    out->fd = fd;
+    out->frozen = vp->kind == V_SNAP_IMAGE;
+    out->active = vp->kind == V_DISK;
+    return 0;
+}
+
+int view_fstat(const struct view_file *vf, struct stat *st)
+{
+    if (fstat(vf->fd, st) < 0)
+        return -errno;
+    if (!vf->active)
+        make_readonly(st);
+    return 0;
+}
+
+/* Attribute changes reach only active images, through a descriptor so a
+ * file swapped for a symlink is never followed. */
+static int open_writable(const struct store *s, const struct vpath *vp, int refusal, int flags)
+{
+    char path[PATH_MAX];
+    int r;
+    switch (vp->kind) {
+    case V_DISK:
+        if ((r = backing_path(s, vp, path, sizeof(path))) < 0)
+            return r;
+        return not_there(store_open_file(s, path, flags));
+    case V_SNAP_IMAGE:
+    case V_DOMXML:
+    case V_SNAP:
+    case V_SNAP_CLONES:
+    case V_JOBS:
+        return refusal;
+    default:
+        return -EPERM;
+    }
+}
+
+static int fd_result(int fd, int rc)
+{
+    int e = rc < 0 ? -errno : 0;
+    close(fd);
+    return e;
+}
+
+int view_truncate(const struct store *s, const struct vpath *vp, off_t size)
+{
+    int fd = open_writable(s, vp, -EROFS, O_WRONLY);
+    return fd < 0 ? fd : fd_result(fd, ftruncate(fd, size));
+}
+
+int view_chmod(const struct store *s, const struct vpath *vp, mode_t mode)
+{
+    int fd = open_writable(s, vp, -EPERM, O_RDONLY);
+    return fd < 0 ? fd : fd_result(fd, fchmod(fd, mode & 07777));
+}
+
+int view_chown(const struct store *s, const struct vpath *vp, uid_t uid, gid_t gid)
+{
+    int fd = open_writable(s, vp, -EPERM, O_RDONLY);
+    return fd < 0 ? fd : fd_result(fd, fchown(fd, uid, gid));
+}
+
+int view_utimens(const struct store *s, const struct vpath *vp, const struct timespec tv[2])
+{
+    int fd = open_writable(s, vp, -EROFS, O_RDONLY);
+    return fd < 0 ? fd : fd_result(fd, futimens(fd, tv));
+}
+
+/* The same changes through an open file's descriptor, with the same
+ * rules: only an active image changes. */
+/* Only an active image's attributes change; rc is the call's result. */
+static int syscall_result(int rc)
+{
+    return rc < 0 ? -errno : 0;
+}
+
+int view_ftruncate(const struct view_file *vf, off_t size)
+{
+    return vf->active ? syscall_result(ftruncate(vf->fd, size)) : -EROFS;
+}
+
+int view_fchmod(const struct view_file *vf, mode_t mode)
+{
+    return vf->active ? syscall_result(fchmod(vf->fd, mode & 07777)) : -EPERM;
+}
+
+int view_fchown(const struct view_file *vf, uid_t uid, gid_t gid)
+{
+    return vf->active ? syscall_result(fchown(vf->fd, uid, gid)) : -EPERM;
+}
+
+int view_futimens(const struct view_file *vf, const struct timespec tv[2])
+{
+    return vf->active ? syscall_result(futimens(vf->fd, tv)) : -EROFS;
+}

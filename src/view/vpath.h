@@ -1,0 +1,53 @@
+/* vpath: what a path inside the mount means.
+ *
+ *   /                                   V_ROOT
+ *   /.jobs                              V_JOBS
+ *   /<vm>                               V_VM
+ *   /<vm>/domain.xml                    V_DOMXML
+ *   /<vm>/disks[/<dev>.qcow2]           V_DISKS, V_DISK
+ *   /<vm>/snapshots[/<snap>[/<dev>.qcow2]]  V_SNAPS, V_SNAP, V_SNAP_IMAGE
+ *   /<vm>/snapshots/<snap>/clones[/<n>] V_SNAP_CLONES, V_SNAP_CLONE
+ *   <snap> may also be a hidden directory (.hidden-<hex>, delplan.h):
+ *   reachable for the backing chains that lead there, never listed
+ *   /<vm>/clones[/<n>]                  V_CLONES, V_CLONE
+ *   /<vm>/current                       V_CURRENT
+ *
+ * Pure string work: it says nothing about whether the entry exists. A
+ * path no entry could ever have (bad names, unknown components) is
+ * -ENOENT. */
+#ifndef VMSTOREFS_VPATH_H
+#define VMSTOREFS_VPATH_H
+
+#include "util/names.h"
+
+enum vkind {
+    V_ROOT,
+    V_JOBS,
+    V_VM,
+    V_DOMXML,
+    V_DISKS,
+    V_DISK,
+    V_SNAPS,
+    V_SNAP,
+    V_SNAP_IMAGE,
+    V_SNAP_CLONES,
+    V_SNAP_CLONE,
+    V_CLONES,
+    V_CLONE,
+    V_CURRENT,
+};
+
+struct vpath {
+    enum vkind kind;
+    char vm[NAME_MAX_LEN + 1];
+    char snap[NAME_MAX_LEN + 1];
+    char dev[DEV_MAX_LEN + 1];
+    char name[NAME_MAX_LEN + 1]; /* clone name */
+};
+
+int vpath_parse(const char *path, struct vpath *out);
+const char *vpath_kind_name(enum vkind kind);
+
+#define JOBS_FILE ".jobs"
+
+#endif

@@ -1,0 +1,446 @@
+#include "config.h"
+
+#include "vm/vmmodel.h"
+
+#include "meta/domxml.h"
+#include "store/imagelock.h"
+#include "util/log.h"
+#include "qemu/qcow2edit.h"
+#include "qemu/qimg.h"
+#include "store/storeio.h"
+#include "store/vmstate.h"
+#include "meta/xmlsafe.h"
+#include "vm/current.h"
+#include "vm/merge.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CREATE_TIMEOUT 60
+
+int vm_begin(struct vm_model *m, const struct snap_ctx *c, const char *vm, char *msg,
+             size_t msgsz)
+{
+    memset(m, 0, sizeof(*m));
+    m->s = c->s;
+    m->lock.store_fd = m->lock.vm_fd = -1;
+    if (!name_is_valid(vm)) {
+        snprintf(msg, msgsz, "not a valid VM name");
+        return -EINVAL;
+    }
+    snprintf(m->vm, sizeof(m->vm), "%s", vm);
+    if (store_vm_path(c->s, vm, NULL, m->dir, sizeof(m->dir)) < 0)
+        return -ENAMETOOLONG;
+    struct stat st;
+    if (store_lstat(c->s, m->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(msg, msgsz, "no such VM");
+        return -ENOENT;
+    }
+    /* Nothing is created or moved through a link planted in the store. */
+    static const char *const subdirs[] = { "disks", "snapshots" };
+    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+        char sub[PATH_MAX];
+        if (store_vm_path(c->s, vm, subdirs[i], sub, sizeof(sub)) < 0)
+            return -ENAMETOOLONG;
+        int r = store_lstat(c->s, sub, &st);
+        if (r == -ENOENT)
+            continue;
+        if (r < 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(msg, msgsz, "%s is %s, not a directory", sub,
+                     r == -ELOOP ? "a symbolic link" : "something else");
+            return -EINVAL;
+        }
+    }
+    int r = vmlock_acquire(c->s, vm, VMLOCK_OP_WAIT_MS, c->cancelled, c->arg, &m->lock, msg,
+                           msgsz);
+    if (r < 0)
+        return r;
+    vmstate_op_begin(vm);
+    m->op_running = true;
+    /* An operation a crash (of this daemon or another) left half done is
+     * finished first: every operation starts from a whole state. */
+    r = vm_recover(c->s, vm, msg, msgsz);
+    if (r < 0) {
+        vm_end(m);
+        return r;
+    }
+    return 0;
+}
+
+static int load_disk(struct vm_model *m, const struct dom_disk *d, char *msg, size_t msgsz)
+{
+    struct vm_disk *vd = &m->disks[m->ndisks];
+    memset(vd, 0, sizeof(*vd));
+    if (!dev_is_valid(d->dev)) {
+        snprintf(msg, msgsz, "disk '%s': not a device name this store allows", d->dev);
+        return -EINVAL;
+    }
+    snprintf(vd->dev, sizeof(vd->dev), "%s", d->dev);
+    if (store_disk_path(m->s, m->vm, d->dev, vd->active, sizeof(vd->active)) < 0)
+        return -ENAMETOOLONG;
+    if (!d->source || strcmp(d->source, vd->active) != 0) {
+        snprintf(msg, msgsz, "disk %s: its <source file> is %s, not the store's active image %s",
+                 d->dev, d->source ? d->source : "(none)", vd->active);
+        return -EINVAL;
+    }
+    if (d->driver_type[0] && strcmp(d->driver_type, "qcow2") != 0) {
+        snprintf(msg, msgsz, "disk %s: driver type %s, not qcow2", d->dev, d->driver_type);
+        return -EINVAL;
+    }
+    char why[MSG_MAX];
+    int r = chain_walk(m->s, vd->active, &vd->chain, why, sizeof(why));
+    if (r < 0) {
+        snprintf(msg, msgsz, "disk %s: %s", d->dev, why);
+        return r == -ENOENT ? -ENOENT : r;
+    }
+    /* The snapshot it grows from: the backing name, as stored, is
+     * ../snapshots/<P>/<dev>.qcow2 (the layout's own parse). */
+    struct backing_info b;
+    if (chain_backing(m->s, vd->active, &b, why, sizeof(why)) < 0 ||
+        !current_parse_backing(b.name, vd->dev, vd->parent, sizeof(vd->parent)))
+        vd->parent[0] = '\0';
+    m->ndisks++;
+    return 0;
+}
+
+int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgsz)
+{
+    char path[PATH_MAX], why[MSG_MAX];
+    if (store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path)) < 0)
+        return -ENAMETOOLONG;
+    int fd = store_open_read(m->s, path, why, sizeof(why));
+    if (fd < 0) {
+        if (fd == -ENOENT && !required)
+            return 0;
+        snprintf(msg, msgsz, "the VM has no usable domain.xml (%s)", why);
+        return -EINVAL;
+    }
+    int err = 0;
+    m->dom = xmlsafe_parse_fd(fd, "domain", &err, why, sizeof(why));
+    struct dom_info info = { 0 };
+    close(fd);
+    int r = m->dom ? domxml_read_doc(m->dom, &info, why, sizeof(why)) : (err ? err : -EINVAL);
+    if (r < 0) {
+        snprintf(msg, msgsz, "domain.xml: %s", why);
+        return -EINVAL;
+    }
+    m->disks = calloc(info.ndisks ? info.ndisks : 1, sizeof(*m->disks));
+    if (!m->disks) {
+        domxml_free(&info);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; r == 0 && i < info.ndisks; i++) {
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(info.disks[k].dev, info.disks[i].dev) == 0) {
+                snprintf(msg, msgsz, "domain.xml has two disks with target dev %s",
+                         info.disks[i].dev);
+                r = -EINVAL;
+            }
+        }
+        if (r == 0 && dom_disk_is_snapshotable(&info.disks[i]))
+            r = load_disk(m, &info.disks[i], msg, msgsz);
+    }
+    domxml_free(&info);
+    return r;
+}
+
+int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *msg,
+                  size_t msgsz)
+{
+    if (dev && vmstate_writers(m->vm, dev) > 0) {
+        snprintf(msg, msgsz, "%s is open for writing through the mount", image);
+        return -EBUSY;
+    }
+    if (m->nlocks + 2 > m->caplocks) {
+        size_t cap = m->caplocks ? 2 * m->caplocks : 16;
+        int *nl = realloc(m->locks, cap * sizeof(*nl));
+        if (nl)
+            m->locks = nl;
+        bool *ni = nl ? realloc(m->is_image, cap * sizeof(*ni)) : NULL;
+        if (!ni)
+            return -ENOMEM;
+        m->is_image = ni;
+        m->caplocks = cap;
+    }
+    if (dev) {
+        /* Writers through the mounts of other daemons (vmlock.h). */
+        int w = vmlock_writers_exclude(m->s, m->vm, dev);
+        if (w == -EBUSY) {
+            snprintf(msg, msgsz, "%s is open for writing through another mount of the store",
+                     image);
+            return w;
+        }
+        if (w >= 0) {
+            m->is_image[m->nlocks] = false;
+            m->locks[m->nlocks++] = w;
+        }
+    }
+    int fd = imagelock_hold(m->s, image);
+    if (fd == -EBUSY)
+        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock)", image);
+    else if (fd < 0)
+        snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
+    if (fd < 0)
+        return fd;
+    m->is_image[m->nlocks] = true;
+    m->locks[m->nlocks++] = fd;
+    return 0;
+}
+
+void vm_drop_image_locks(struct vm_model *m)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < m->nlocks; i++) {
+        if (m->is_image[i]) {
+            imagelock_drop(m->locks[i]);
+        } else {
+            m->locks[keep] = m->locks[i];
+            m->is_image[keep++] = false;
+        }
+    }
+    m->nlocks = keep;
+}
+
+static void drop_locks(struct vm_model *m)
+{
+    for (size_t i = 0; i < m->nlocks; i++)
+        imagelock_drop(m->locks[i]);
+    m->nlocks = 0;
+}
+
+int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz)
+{
+    if (journal_has_data_steps(j)) {
+        vm_drop_image_locks(m);
+        j->lock_steps = true;
+    }
+    int r = journal_commit(j, msg, msgsz);
+    if (r < 0 && !j->committed) {
+        journal_abort(j); /* the commit record could not be written */
+        return r;
+    }
+    if (r == 0)
+        return r;
+    char again[MSG_MAX];
+    drop_locks(m);
+    int rr = vm_recover(m->s, m->vm, again, sizeof(again));
+    if (rr < 0) {
+        log_msg(LOG_ERR, "%s of %s: cannot finish after its commit: %s", j->op, m->vm, again);
+        snprintf(msg, msgsz, "could not finish after its commit (%s): it will be finished on "
+                             "the next operation on this VM or the next mount", again);
+        return -EIO;
+    }
+    log_msg(LOG_NOTICE, "%s of %s finished on a second try", j->op, m->vm);
+    return 0;
+}
+
+void vm_end(struct vm_model *m)
+{
+    drop_locks(m);
+    free(m->locks);
+    free(m->is_image);
+    m->locks = NULL;
+    m->is_image = NULL;
+    m->caplocks = 0;
+    for (size_t i = 0; i < m->ndisks; i++)
+        chain_free(&m->disks[i].chain);
+    free(m->disks);
+    m->disks = NULL;
+    m->ndisks = 0;
+    if (m->dom)
+        xmlFreeDoc(m->dom);
+    m->dom = NULL;
+    if (m->op_running)
+        vmstate_op_end(m->vm);
+    m->op_running = false;
+    vmlock_release(&m->lock);
+}
+
+int vm_run(const struct snap_ctx *c, const char *vm, const char *op, vm_plan_fn plan,
+           const void *arg, char *msg, size_t msgsz)
+{
+    struct vm_model m;
+    int r = vm_begin(&m, c, vm, msg, msgsz);
+    if (r < 0)
+        return r;
+    struct journal j;
+    if ((r = journal_begin(&j, c->s, op, vm, msg, msgsz)) == 0) {
+        r = plan(&m, &j, arg, msg, msgsz);
+        if (r == 0)
+            r = vm_commit(&m, &j, msg, msgsz);
+        else
+            journal_abort(&j);
+        journal_free(&j);
+    }
+    vm_end(&m);
+    if (r == 0)
+        vmstate_changed(vm);
+    return r;
+}
+
+int vm_load_snapshot(struct vm_model *m, const char *snap, xmlDocPtr *out, char *msg,
+                     size_t msgsz)
+{
+    char path[PATH_MAX], why[MSG_MAX];
+    if (store_snap_path(m->s, m->vm, snap, "snapshot.xml", path, sizeof(path)) < 0)
+        return -ENAMETOOLONG;
+    int fd = store_open_read(m->s, path, why, sizeof(why));
+    if (fd < 0) {
+        snprintf(msg, msgsz, "snapshot %s: snapshot.xml: %s", snap, why);
+        return fd == -ENOENT ? -EINVAL : fd;
+    }
+    int err = 0;
+    *out = xmlsafe_parse_fd(fd, "domainsnapshot", &err, why, sizeof(why));
+    close(fd);
+    if (!*out) {
+        snprintf(msg, msgsz, "snapshot %s: snapshot.xml: %s", snap, why);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name, char *out, size_t outsz,
+                  char *msg, size_t msgsz)
+{
+    if ((size_t)snprintf(out, outsz, "%s/%s", j->tmpdir, name) >= outsz)
+        return -ENAMETOOLONG;
+    char *text;
+    size_t len;
+    int r = xmledit_dump(doc, &text, &len);
+    if (r < 0)
+        return r;
+    r = storeio_write_new(j->s, out, text, len);
+    free(text);
+    /* The commit syncs the temporary directory itself; an entry in a
+     * directory below it (snap/snapshot.xml) is synced here. */
+    if (r == 0 && strchr(name, '/'))
+        r = storeio_fsync_parent(j->s, out);
+    if (r < 0) {
+        snprintf(msg, msgsz, "cannot write %s: %s", out, strerror(-r));
+        return r;
+    }
+    journal_point(j);
+    return 0;
+}
+
+/* One overlay, made by qemu-img in the temporary directory. Runs on its
+ * own thread: touches only req and the store (read-only). */
+static void *create_one(void *arg)
+{
+    struct overlay_req *req = arg;
+    char why[MSG_MAX];
+    int fd = store_open_read(req->s, req->sized_like, why, sizeof(why));
+    unsigned long long size = 0;
+    int r = fd < 0 ? fd : qcow2_virtual_size(fd, &size);
+    if (fd >= 0)
+        close(fd);
+    if (r < 0) {
+        snprintf(req->msg, sizeof(req->msg), "%s: cannot read its size", req->sized_like);
+        req->err = r;
+        return NULL;
+    }
+    char sz[32];
+    snprintf(sz, sizeof(sz), "%llu", size);
+    struct qimg_argv a;
+    if ((r = qimg_argv_create_unsafe(&a, req->s->qemu_img, req->path, req->backing, "qcow2",
+                                     sz)) < 0) {
+        req->err = r;
+        return NULL;
+    }
+    req->err = qimg_run(&a, CREATE_TIMEOUT, "create", req->msg, sizeof(req->msg));
+    return NULL;
+}
+
+void vm_overlay_req(struct overlay_req *req, const char *snap, const char *dev,
+                    const char *sized_like)
+{
+    snprintf(req->name, sizeof(req->name), "disk-%s.qcow2", dev);
+    snprintf(req->backing, sizeof(req->backing), "../snapshots/%s/%s" IMAGE_SUFFIX, snap, dev);
+    req->sized_like = sized_like;
+}
+
+int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
+                       char *msg, size_t msgsz)
+{
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].s = m->s;
+        reqs[i].err = 0;
+        reqs[i].msg[0] = '\0';
+        if ((size_t)snprintf(reqs[i].path, sizeof(reqs[i].path), "%s/%s", j->tmpdir,
+                             reqs[i].name) >= sizeof(reqs[i].path))
+            return -ENAMETOOLONG;
+    }
+    /* A qemu-img takes ~10 ms, most of it starting up: the disks of a VM
+     * are done side by side, a batch at a time. */
+    for (size_t first = 0; first < n; first += OVERLAY_PARALLEL) {
+        size_t last = first + OVERLAY_PARALLEL < n ? first + OVERLAY_PARALLEL : n;
+        pthread_t t[OVERLAY_PARALLEL];
+        bool started[OVERLAY_PARALLEL] = { false };
+        for (size_t i = first; i < last; i++)
+            started[i - first] = pthread_create(&t[i - first], NULL, create_one, &reqs[i]) == 0;
+        for (size_t i = first; i < last; i++) {
+            if (started[i - first])
+                pthread_join(t[i - first], NULL);
+            else
+                create_one(&reqs[i]);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (reqs[i].err < 0) {
+            snprintf(msg, msgsz, "%s", reqs[i].msg[0] ? reqs[i].msg : strerror(-reqs[i].err));
+            return reqs[i].err;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        int r = journal_prepared(j, reqs[i].path, msg, msgsz);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+struct xml_chain_link *vm_xml_chain(const struct chain *c, size_t from, size_t *n)
+{
+    *n = c->n > from ? c->n - from : 0;
+    struct xml_chain_link *l = calloc(*n ? *n : 1, sizeof(*l));
+    for (size_t i = 0; l && i < *n; i++) {
+        l[i].path = c->links[from + i].path;
+        l[i].format = c->links[from + i].format;
+    }
+    return l;
+}
+
+int vm_relpath(const char *from_dir, const char *to, char *out, size_t outsz)
+{
+    /* Longest common prefix ending at a component boundary. */
+    size_t common = 0;
+    for (size_t i = 0;; i++) {
+        char a = from_dir[i], b = to[i];
+        if ((a == '\0' || a == '/') && (b == '/' || b == '\0'))
+            common = i;
+        if (a == '\0' || b == '\0' || a != b)
+            break;
+    }
+    size_t o = 0;
+    out[0] = '\0';
+    for (const char *p = from_dir + common; *p; p++) {
+        if (*p == '/' && p[1] && p[1] != '/') {
+            if (o + 3 >= outsz)
+                return -ENAMETOOLONG;
+            memcpy(out + o, "../", 3);
+            o += 3;
+        }
+    }
+    const char *rest = to + common;
+    while (*rest == '/')
+        rest++;
+    if (o + strlen(rest) + 1 > outsz)
+        return -ENAMETOOLONG;
+    strcpy(out + o, rest);
+    return 0;
+}

@@ -1,0 +1,112 @@
+/* vmmodel: a VM as the snapshot operations see it, and what they share:
+ * the lock-and-recover prologue, the definition's snapshot-able disks
+ * with their chains and image locks, loading and writing XML through the
+ * journal, relative backing names. Internal to snaptake.c, snaprename.c
+ * and snaprevert.c. */
+#ifndef VMSTOREFS_VMMODEL_H
+#define VMSTOREFS_VMMODEL_H
+
+#include "qemu/chain.h"
+#include "journal/journal.h"
+#include "util/log.h"
+#include "util/names.h"
+#include "vm/opctx.h"
+#include "meta/xmledit.h"
+
+#include <libxml/tree.h>
+#include <stdbool.h>
+
+struct vm_disk {
+    char dev[DEV_MAX_LEN + 1];
+    char active[PATH_MAX]; /* STORE/<vm>/disks/<dev>.qcow2 */
+    struct chain chain; /* of the active image, links[0] = active */
+    char parent[NAME_MAX_LEN + 1]; /* the snapshot it grows from, "" when none */
+};
+
+struct vm_model {
+    const struct store *s;
+    char vm[NAME_MAX_LEN + 1];
+    char dir[PATH_MAX]; /* STORE/<vm> */
+    xmlDocPtr dom; /* domain.xml; NULL when the VM has none */
+    struct vm_disk *disks; /* the snapshot-able disks */
+    size_t ndisks;
+    int *locks; /* image and writer-mark locks held (imagelock.h, vmlock.h) */
+    bool *is_image; /* locks[i] is qemu's image lock (not a writer mark) */
+    size_t nlocks, caplocks;
+    struct vmlock lock;
+    bool op_running; /* vmstate_op_begin was called */
+};
+
+/* Validates the names, takes the VM's lock and recovers its journal. */
+int vm_begin(struct vm_model *m, const struct snap_ctx *c, const char *vm, char *msg,
+             size_t msgsz);
+/* Reads domain.xml and its snapshot-able disks (each must be the store's
+ * active image of a valid dev, with an intact chain). required: a VM with
+ * no domain.xml is -EINVAL; otherwise m->dom stays NULL. */
+int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgsz);
+/* -EBUSY unless image is free: not open for writing through the mount
+ * (dev given) and not held by any qemu. Holds qemu off it until vm_end. */
+int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *msg,
+                  size_t msgsz);
+void vm_end(struct vm_model *m);
+/* Lets go of the image locks (writer marks stay). */
+void vm_drop_image_locks(struct vm_model *m);
+/* journal_commit. A plan that copies data (journal_has_data_steps) lets
+ * go of its image locks first: the qemu-img that merges must take them
+ * itself. Writers through any mount stay refused (writer marks stay), and
+ * from then on each step holds the lock of the image it moves or
+ * rewrites (journal.h, lock_steps): a qemu started meanwhile makes the
+ * step wait, and the journal finishes the operation later. When a step
+ * fails after the commit (qemu-img
+ * could not take the image locks this operation holds, say), the locks
+ * are let go and the journal finished at once, under the VM's lock:
+ * after the commit the operation happens, or the call fails loudly. */
+int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz);
+
+/* One journaled operation named op on vm: vm_begin, journal_begin, plan
+ * (which adds the steps and prepares the files), vm_commit (or
+ * journal_abort when plan fails), vm_end; vmstate_changed on success. */
+typedef int (*vm_plan_fn)(struct vm_model *m, struct journal *j, const void *arg, char *msg,
+                          size_t msgsz);
+int vm_run(const struct snap_ctx *c, const char *vm, const char *op, vm_plan_fn plan,
+           const void *arg, char *msg, size_t msgsz);
+/* Reads a snapshot's snapshot.xml as a tree. */
+int vm_load_snapshot(struct vm_model *m, const char *snap, xmlDocPtr *out, char *msg,
+                     size_t msgsz);
+/* Writes doc as a new file `name` in the journal's temporary directory
+ * (path returned in out) and counts it prepared. */
+int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name, char *out, size_t outsz,
+                  char *msg, size_t msgsz);
+#define OVERLAY_PARALLEL 8
+
+/* An empty qcow2 overlay to make in the journal's temporary directory:
+ * tmp/<name>, backed by `backing` (a name relative to where it will
+ * stand), sized as the image at sized_like. */
+struct overlay_req {
+    char name[DEV_MAX_LEN + 16];
+    char backing[PATH_MAX];
+    const char *sized_like;
+    char path[PATH_MAX]; /* out: where it was made */
+    const struct store *s;
+    int err;
+    char msg[MSG_MAX];
+};
+/* An overlay for disk dev that will stand at disks/<dev>.qcow2 on
+ * snapshots/<snap>/<dev>.qcow2, sized as sized_like. */
+void vm_overlay_req(struct overlay_req *req, const char *snap, const char *dev,
+                    const char *sized_like);
+/* Makes them all (qemu-img create -u, several at once), fsyncs each and
+ * counts it prepared. */
+int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
+                       char *msg, size_t msgsz);
+
+/* The chain of an image as XML links, from links[from] on (paths and
+ * formats point into c). */
+struct xml_chain_link *vm_xml_chain(const struct chain *c, size_t from, size_t *n);
+
+/* Relative path from directory from_dir to path to (both absolute and
+ * normalised). */
+int vm_relpath(const char *from_dir, const char *to, char *out, size_t outsz);
+
+
+#endif
