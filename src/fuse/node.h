@@ -56,7 +56,7 @@ struct handle {
     size_t len;
 };
 
-/* ops.c */
+/* node.c */
 struct handle *ops_h_of(const struct fuse_file_info *fi);
 int ops_parse(const char *path, struct vpath *vp);
 int ops_ghost_attr(const char *path, struct stat *st);

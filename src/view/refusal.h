@@ -7,7 +7,7 @@
  *   - every other namespace change (mkdir, rmdir, unlink, rename,
  *     symlink, link, mknod, create): EPERM;
  *   - extended attributes: ENOTSUP (the view keeps none).
- * FUSE-free; ops.c logs each refusal once with refusal_why(). */
+ * FUSE-free; fuse/ns.c logs each refusal once with refusal_why(). */
 #ifndef VMSTOREFS_REFUSAL_H
 #define VMSTOREFS_REFUSAL_H
 

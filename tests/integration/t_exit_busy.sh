@@ -6,7 +6,7 @@
 # the kernel for a directory lock such a request holds (notify_inval_entry
 # does) keeps the descriptor and hangs daemon and callers for good. A
 # cache notifier that did so hung here in 2 of 3 rounds (see node_attr in
-# ops.c). A race: up to ROUNDS rounds of takes of an open image, lookups
+# fuse/node.c). A race: up to ROUNDS rounds of takes of an open image, lookups
 # in its directory and a SIGTERM at a varying moment.
 . "$(dirname "$0")/lib.sh"
 need_fuse

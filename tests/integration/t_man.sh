@@ -61,6 +61,32 @@ bin_ver=$("$bin" --version | awk '{ print $2; exit }')
 [ -n "$page_ver" ] || bad "no \"vmstorefs VERSION\" in the page's .TH line"
 [ "$page_ver" = "$bin_ver" ] || bad "page says version '$page_ver', vmstorefs --version '$bin_ver'"
 
+# vmstorefs-ctl(8): lint-clean, every command of --help in its COMMANDS,
+# the same version.
+ctl_page=$top/man/vmstorefs-ctl.8
+ctl=${bin%/*}/vmstorefs-ctl
+[ -r "$ctl_page" ] || bad "no man page at $ctl_page"
+[ -x "$ctl" ] || bad "no vmstorefs-ctl binary at $ctl"
+if [ -r "$ctl_page" ] && [ -x "$ctl" ]; then
+    [ -n "$mandoc" ] && lint "$mandoc" -T lint -W warning "$ctl_page"
+    command -v groff >/dev/null && lint groff -man -ww -z "$ctl_page"
+    ctl_text=$(sed -e 's/\\-/-/g' -e 's/\\[%&]//g' -e 's/\\f[BIRP]//g' -e 's/"//g' "$ctl_page")
+    ctl_cmds=$(sed -n '/^\.SH COMMANDS/,/^\.SH OPTIONS/p' <<<"$ctl_text")
+    ctl_help=$("$ctl" --help) || bad "vmstorefs-ctl --help exited non-zero"
+    cmds=$(sed -En 's/^  ([a-z][a-z-]+)( .*|$)/\1/p' <<<"$ctl_help")
+    [ "$(wc -l <<<"$cmds")" -ge 10 ] || bad "vmstorefs-ctl --help shows too few commands: $cmds"
+    for c in $cmds; do
+        grep -Eq "^\.BI? $c( |$)" <<<"$ctl_cmds" || bad "command '$c' of vmstorefs-ctl --help is not in COMMANDS of its page"
+    done
+    for o in -q -h --help -V --version; do
+        has "$o" "$(sed -n '/^\.SH OPTIONS/,/^\.SH [^O]/p' <<<"$ctl_text")" ||
+            bad "option '$o' of vmstorefs-ctl is not in OPTIONS of its page"
+    done
+    ctl_ver=$("$ctl" --version | awk '{ print $2; exit }')
+    ctl_page_ver=$(sed -n 's/^\.TH .*"vmstorefs \([^"]*\)".*/\1/p' "$ctl_page")
+    [ "$ctl_page_ver" = "$ctl_ver" ] || bad "vmstorefs-ctl page says '$ctl_page_ver', --version '$ctl_ver'"
+fi
+
 [ $fail = 0 ] || exit 1
 [ $linted = 1 ] || { echo "SKIP: neither mandoc nor groff is installed"; exit 77; }
 echo "PASS: man page is lint-clean and agrees with vmstorefs --help and --version"
