@@ -22,6 +22,10 @@
 #include <unistd.h>
 
 #define REBASE_TIMEOUT 60
+/* A step after the commit would rather wait than leave the operation to
+ * recovery: a lock held only by a helper forked for another operation
+ * goes within milliseconds (imagelock_hold_wait); a qemu's stays. */
+#define STEP_LOCK_WAIT_MS 2000
 
 static journal_data_fn data_runner;
 
@@ -55,7 +59,8 @@ static int run_rebase(const struct store *s, const struct jstep *st, bool lock, 
     if (r == 0 && strcmp(now.name, st->b) == 0 && strcmp(now.format, st->fmt) == 0)
         return 0;
     if (r == 0 && strcmp(now.format, st->fmt) == 0) {
-        int fd = lock ? imagelock_hold(s, st->a) : store_open_file(s, st->a, O_RDWR);
+        int fd = lock ? imagelock_hold_wait(s, st->a, STEP_LOCK_WAIT_MS)
+                     : store_open_file(s, st->a, O_RDWR);
         if (fd == -EBUSY) {
             snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock): left for later",
                      st->a);
@@ -124,7 +129,7 @@ static int lock_image(const struct store *s, const char *path, int *fd, char *ms
     size_t n = strlen(path);
     if (n < 6 || strcmp(path + n - 6, ".qcow2") != 0 || !storeio_exists(s, path))
         return 0;
-    *fd = imagelock_hold(s, path);
+    *fd = imagelock_hold_wait(s, path, STEP_LOCK_WAIT_MS);
     if (*fd == -EBUSY) {
         snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock): left for later", path);
         return -EBUSY;

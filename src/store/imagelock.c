@@ -2,8 +2,11 @@
 
 #include "store/imagelock.h"
 
+#include "util/monotime.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <unistd.h>
 
 int imagelock_hold(const struct store *s, const char *path)
@@ -24,6 +27,17 @@ int imagelock_hold(const struct store *s, const char *path)
         return e;
     }
     return fd;
+}
+
+int imagelock_hold_wait(const struct store *s, const char *path, int wait_ms)
+{
+    int64_t deadline = now_ms() + wait_ms;
+    for (;;) {
+        int fd = imagelock_hold(s, path);
+        if (fd != -EBUSY || now_ms() >= deadline)
+            return fd;
+        usleep(5000);
+    }
 }
 
 int imagelock_hold_for_reading(const struct store *s, const char *path)

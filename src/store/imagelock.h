@@ -19,6 +19,13 @@
 /* Returns a descriptor holding the lock, -EBUSY when a qemu holds the
  * image, or another -errno (-ENOENT: no such image). */
 int imagelock_hold(const struct store *s, const char *path);
+/* imagelock_hold, retried for up to wait_ms while the image is held. A
+ * lock this process has just dropped can look held for a moment: a
+ * helper it forks for another operation (a qemu-img) holds a copy of
+ * every descriptor until it execs, O_CLOEXEC closing them only then, and
+ * an OFD lock lives as long as any copy. So a conflict is believed only
+ * once it lasts. */
+int imagelock_hold_wait(const struct store *s, const char *path, int wait_ms);
 /* For a reader that must see the image unchanged (a clone, copying it
  * with qemu-img -U, which takes qemu's read lock on byte 100): -EBUSY when
  * a qemu has the image open for writing; otherwise keeps any qemu from

@@ -180,7 +180,9 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
             m->locks[m->nlocks++] = w;
         }
     }
-    int fd = imagelock_hold(m->s, image);
+    /* A short wait: a refusal should mean a qemu, not a helper this
+     * daemon forked a moment ago (imagelock_hold_wait). */
+    int fd = imagelock_hold_wait(m->s, image, 200);
     if (fd == -EBUSY)
         snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock)", image);
     else if (fd < 0)

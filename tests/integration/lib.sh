@@ -37,7 +37,7 @@ fail() {
     echo "FAIL: $*" >&2
     if [ -s "$DAEMON_LOG" ]; then
         echo "--- daemon log ---" >&2
-        tail -n 20 "$DAEMON_LOG" >&2
+        tail -n ${FAIL_LOG_LINES:-20} "$DAEMON_LOG" >&2
     fi
     exit 1
 }
