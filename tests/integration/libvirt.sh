@@ -165,7 +165,9 @@ lv_redefine_snapshots() {
 }
 
 # lv_check_tree STORE VM [CURRENT]: libvirt's snapshots of VM, their roots,
-# each one's parent and the current one are those of the store.
+# each one's parent and the current one are those of the store; passes
+# with libvirt's tree. It fails the test itself, so call it as a command:
+# in "$(lv_check_tree ...)" its fail would end only the subshell.
 lv_check_tree() {
     local store=$1 vm=$2 current=${3-$(store_current "$1" "$2")} dom x snap parent want got
     dom=$(lv_name "$store" "$vm")
@@ -182,7 +184,7 @@ lv_check_tree() {
     done
     got=$("${VIRSH[@]}" snapshot-current "$dom" --name 2>/dev/null)
     [ "$got" = "$current" ] || fail "$vm: libvirt's current snapshot is '$got', the store's '$current'"
-    echo "$vm: $("${VIRSH[@]}" snapshot-list "$dom" --tree | sed '/^ *$/d' | tr -s '\n ' ' ')"
+    pass "$vm: libvirt's snapshot tree is the store's, current '$current': $("${VIRSH[@]}" snapshot-list "$dom" --tree | sed '/^ *$/d' | tr -s '\n ' ' ')"
 }
 
 # copy_store SRC DST: cp -a, then point the absolute paths in the copy's
