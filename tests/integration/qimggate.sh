@@ -148,10 +148,11 @@ gate_stopped() {
 # gate_wait DAEMON N: waits (up to 120 s) until N qemu-img children of
 # DAEMON are stopped at once; GATED=(their pids).
 gate_wait() {
-    local i
-    for ((i = 0; i < 2400; i++)); do
+    local end=$((SECONDS + 120))
+    while :; do
         mapfile -t GATED < <(gate_stopped "$1")
         [ "${#GATED[@]}" -ge "$2" ] && return 0
+        ((SECONDS < end)) || break
         sleep 0.05
     done
     fail "gate_wait: ${#GATED[@]} of daemon $1's qemu-img stopped after 120 s, not $2 (.jobs: $(cat "$M/.jobs" 2>/dev/null | tr '\n' ';'))"
@@ -162,12 +163,13 @@ gate_args() { tr '\0' ' ' <"/proc/$1/cmdline"; }
 # gate_progress PID: waits (up to 120 s) until the relay stopped PID
 # after a figure; GATE_FIG=the figure ("eof" if qemu-img ended first).
 gate_progress() {
-    local i
-    for ((i = 0; i < 2400; i++)); do
+    local end=$((SECONDS + 120))
+    while :; do
         if [ -e "$GATE_DIR/at.$1" ]; then
             read -r GATE_FIG _ <"$GATE_DIR/at.$1"
             return 0
         fi
+        ((SECONDS < end)) || break
         sleep 0.05
     done
     fail "gate_progress: qemu-img $1 reported no figure past its next stop in 120 s; it reported: $(tr '\n' ';' <"$GATE_DIR/log.$1" 2>/dev/null)"

@@ -75,16 +75,18 @@ fig=0
 while :; do
     kill -0 "$pid" 2>/dev/null || fail "c1: mkdir returned while its copy was stopped: $(cat "$TMP/c1.err")"
     # The daemon publishes progress on its own tick: wait for the figure.
-    for ((i = 0; i < 600; i++)); do
+    end=$((SECONDS + 30))
+    while :; do
         line=$(clone_line "$M" big c1)
         if [ -n "$line" ]; then
             want=$(awk -v f="$fig" -v t="$(jobs_total "$line")" 'BEGIN { printf "%d", f / 100 * t }')
             d=$(jobs_done "$line")
             ((d >= want - 1 && d <= want + 1)) && break
         fi
+        ((SECONDS < end)) ||
+            fail "c1: qemu-img reported $fig % and stands still, .jobs still shows '${line:-nothing}' after 30 s"
         sleep 0.05
     done
-    ((i < 600)) || fail "c1: qemu-img reported $fig % and stands still, .jobs still shows '${line:-nothing}' after 30 s"
     samples+=("$line") figs+=("$fig")
     if [ -z "$started_logged" ]; then
         started_logged=$(tail -n +$((n0 + 1)) "$DAEMON_LOG" | grep -m 1 -w c1)
@@ -217,10 +219,11 @@ pass "mkdir clones/d2 and snapshots/s1/clones/d2, started together: one clone ($
 
 # in_mkdir PID: waits (up to 30 s) until PID is blocked in mkdir(2).
 in_mkdir() {
-    local i nr _ nrs
+    local end=$((SECONDS + 30)) nr _ nrs
     nrs=" $(perl -e 'require "syscall.ph"; print join(" ", grep { defined } map { eval { &$_ } } qw(SYS_mkdir SYS_mkdirat))') "
-    for ((i = 0; i < 600; i++)); do
+    while :; do
         read -r nr _ <"/proc/$1/syscall" 2>/dev/null && [[ $nrs == *" $nr "* ]] && return 0
+        ((SECONDS < end)) || break
         sleep 0.05
     done
     fail "process $1 never got into mkdir(2)"
@@ -234,7 +237,7 @@ in_mkdir() {
 # copy is stopped (the man page: EEXIST when a clone named N is being
 # made). Meanwhile an import mkdir MOUNT/N is refused (EPERM).
 held() {
-    local n=$1 a=$2 b=$3 how=${4:-} pa pb q i
+    local n=$1 a=$2 b=$3 how=${4:-} pa pb q end
     gate_arm
     $a 2>"$TMP/held.a.err" &
     pa=$!
@@ -246,11 +249,11 @@ held() {
     if [ "$how" = in-kernel ]; then
         in_mkdir "$pb"
     else
-        for ((i = 0; i < 600; i++)); do
-            kill -0 "$pb" 2>/dev/null || break
+        end=$((SECONDS + 30))
+        while kill -0 "$pb" 2>/dev/null; do
+            ((SECONDS < end)) || fail "$n: '$b' waited 30 s for the clone stopped at the gate instead of EEXIST"
             sleep 0.05
         done
-        ((i < 600)) || fail "$n: '$b' waited 30 s for the clone stopped at the gate instead of EEXIST"
     fi
     # Importing a VM (mkdir at the root) is not supported yet: refused
     # (EPERM) like any import, also under the name of a clone being made,

@@ -131,16 +131,18 @@ JOB_RE='^merge p s1/vda [0-9]+/[0-9]+ [0-9]+%$'
 fig=0 stops=0
 while :; do
     kill -0 "$RM" 2>/dev/null || fail "rmdir of p's s1 returned while its merge was stopped: $(cat "$TMP/p.err")"
-    for ((i = 0; i < 600; i++)); do
+    end=$((SECONDS + 30))
+    while :; do
         line=$(grep -E "$JOB_RE" "$M/.jobs" | head -n 1)
         if [ -n "$line" ]; then
             want=$(awk -v f="$fig" -v t="$(jobs_total "$line")" 'BEGIN { printf "%d", t * f / 100 }')
             d=$(jobs_done "$line")
             ((d >= want - 1 && d <= want + 1)) && break
         fi
+        ((SECONDS < end)) ||
+            fail "p's merge: qemu-img reported $fig % and stands still, .jobs still shows '${line:-nothing}' after 30 s"
         sleep 0.05
     done
-    ((i < 600)) || fail "p's merge: qemu-img reported $fig % and stands still, .jobs still shows '${line:-nothing}' after 30 s: $(cat "$M/.jobs")"
     echo "$fig $line" >>"$TMP/samples"
     stops=$((stops + 1))
     if ((stops == 1)); then
@@ -281,7 +283,7 @@ pass "two daemons delete on two VMs at once (both merges stopped together, each 
 # EBUSY after 2 s at most), failing with ERRS (a grep pattern); A's
 # delete succeeds once let go. Sets HELD_ERR to how B failed.
 held() {
-    local vm=$1 a=$2 b=$3 errs=$4 pa pb q i
+    local vm=$1 a=$2 b=$3 errs=$4 pa pb q end
     gate_arm
     rmdir "$M/$vm/snapshots/$a" 2>"$TMP/held.a.err" &
     pa=$!
@@ -290,11 +292,11 @@ held() {
     grep -q "^merge $vm $a/vda " "$M/.jobs" || fail "$vm: $a's merge is stopped but not in .jobs: $(cat "$M/.jobs")"
     rmdir "$M2/$vm/snapshots/$b" 2>"$TMP/held.b.err" &
     pb=$!
-    for ((i = 0; i < 1200; i++)); do
-        kill -0 "$pb" 2>/dev/null || break
+    end=$((SECONDS + 60))
+    while kill -0 "$pb" 2>/dev/null; do
+        ((SECONDS < end)) || fail "$vm: the delete of $b through daemon 2 still waits 60 s into daemon 1's stopped merge of $a"
         sleep 0.05
     done
-    ((i < 1200)) || fail "$vm: the delete of $b through daemon 2 still waits 60 s into daemon 1's stopped merge of $a"
     ! wait "$pb" || fail "$vm: the delete of $b through daemon 2 succeeded while daemon 1 was merging $a"
     HELD_ERR=$(cat "$TMP/held.b.err")
     grep -q "$errs" <<<"$HELD_ERR" || fail "$vm: the delete of $b through daemon 2 failed, but not with $errs: $HELD_ERR"
