@@ -81,12 +81,39 @@ lv_cleanup() {
 }
 CLEANUP_HOOKS+=(lv_cleanup)
 
+# lv_virt_type: the virt type the store's type='kvm' domains get here:
+# kvm where libvirt can run x86_64 domains under KVM, else qemu (TCG), as
+# a user of a host without KVM would define them. libvirt itself is asked
+# (domcapabilities), not /dev/kvm: `virsh define` of a kvm domain fails
+# ("Emulator ... does not support virt type 'kvm'") exactly when libvirt's
+# capabilities of the emulator have no KVM, and the device can be there
+# and unusable (no access for libvirt-qemu, KVM disabled) or missing in
+# a container while libvirt reports what it probed. Asked once per test,
+# after lv_start.
+LV_VIRT_TYPE=
+lv_virt_type() {
+    if [ -z "$LV_VIRT_TYPE" ]; then
+        if "${VIRSH[@]}" domcapabilities --virttype kvm --arch x86_64 >/dev/null 2>&1; then
+            LV_VIRT_TYPE=kvm
+        else
+            LV_VIRT_TYPE=qemu
+            echo "# libvirt cannot run kvm domains here: they are defined with type='qemu'"
+        fi
+    fi
+}
+
 # lv_xml STORE VM FILE: FILE (a domain.xml or snapshot.xml of VM) with the
-# domain's <name> and <uuid> as lv_define_vm gave them.
+# domain's <name> and <uuid> as lv_define_vm gave them, and a kvm domain
+# (also the one a snapshot.xml embeds) of the type lv_virt_type chose.
+# The network a domain's <interface> names (make-sample-store's 'default')
+# is left as it is: libvirt looks it up when the domain starts, not when
+# it is defined or its snapshots redefined, so these need no active (nor
+# any) 'default' network; what starts a domain drops its interfaces.
 lv_xml() {
     local key=$1/$2
     sed -e "/<domain[ >]/,/<\/name>/ s|<name>[^<]*</name>|<name>${LV_NAME[$key]}</name>|" \
-        -e "s|<uuid>[0-9a-f]\{8\}-|<uuid>${LV_UUID[$key]}-|" "$3"
+        -e "s|<uuid>[0-9a-f]\{8\}-|<uuid>${LV_UUID[$key]}-|" \
+        -e "s|<domain type=['\"]kvm['\"]|<domain type='${LV_VIRT_TYPE:-kvm}'|" "$3"
 }
 
 # lv_define_vm STORE VM [NAME]: define STORE/VM/domain.xml in libvirt as
@@ -96,6 +123,7 @@ lv_define_vm() {
     local store=$1 vm=$2 name=$LV_PREFIX${3:-$2} out
     LV_NAME[$store/$vm]=$name
     LV_UUID[$store/$vm]=$(printf %s "$name" | sha256sum | cut -c1-8)
+    lv_virt_type
     lv_xml "$store" "$vm" "$store/$vm/domain.xml" >"$TMP/lv-domain.xml"
     LV_DEFINED+=("$name")
     out=$("${VIRSH[@]}" define "$TMP/lv-domain.xml" 2>&1) || fail "virsh define $store/$vm/domain.xml: $out"
@@ -137,7 +165,9 @@ lv_redefine_snapshots() {
 }
 
 # lv_check_tree STORE VM [CURRENT]: libvirt's snapshots of VM, their roots,
-# each one's parent and the current one are those of the store.
+# each one's parent and the current one are those of the store; passes
+# with libvirt's tree. It fails the test itself, so call it as a command:
+# in "$(lv_check_tree ...)" its fail would end only the subshell.
 lv_check_tree() {
     local store=$1 vm=$2 current=${3-$(store_current "$1" "$2")} dom x snap parent want got
     dom=$(lv_name "$store" "$vm")
@@ -154,7 +184,7 @@ lv_check_tree() {
     done
     got=$("${VIRSH[@]}" snapshot-current "$dom" --name 2>/dev/null)
     [ "$got" = "$current" ] || fail "$vm: libvirt's current snapshot is '$got', the store's '$current'"
-    echo "$vm: $("${VIRSH[@]}" snapshot-list "$dom" --tree | sed '/^ *$/d' | tr -s '\n ' ' ')"
+    pass "$vm: libvirt's snapshot tree is the store's, current '$current': $("${VIRSH[@]}" snapshot-list "$dom" --tree | sed '/^ *$/d' | tr -s '\n ' ' ')"
 }
 
 # copy_store SRC DST: cp -a, then point the absolute paths in the copy's
