@@ -282,22 +282,82 @@ check_store() {
     journal_empty "$store"
 }
 
+# xpath_strings FILE EXPR...: the string value of each XPath EXPR in FILE,
+# one a line (XPATH_OUT), from one xmllint. Status 1 when that cannot be
+# told (a value with a newline in it, an expression xmllint refuses): the
+# caller then asks xmllint once per expression.
+xpath_strings() {
+    local f=$1 e expr=""
+    shift
+    XPATH_OUT=()
+    (($#)) || return 0
+    for e in "$@"; do
+        expr+="string($e), '"$'\n'"', "
+    done
+    mapfile -t XPATH_OUT < <(xmllint --xpath "concat($expr'')" "$f" 2>/dev/null)
+    # concat's output ends with the last value's newline, then xmllint's.
+    ((${#XPATH_OUT[@]} == $# + 1)) && [ -z "${XPATH_OUT[$#]}" ] || return 1
+    unset "XPATH_OUT[$#]"
+}
+
 # check_overlays STORE VM: each snapshot's <disks><disk><source> is, as in
 # libvirt, the overlay that took the changes after the snapshot: an image
 # whose backing image is the snapshot's own image (the embedded domain's
 # disk source). libvirt's snapshot-delete refuses a snapshot where not.
+# (The XPaths of a snapshot go to one xmllint, and its images' backing
+# names to one realpath; each one's own when that cannot be.)
 check_overlays() {
     local x dev n i overlay frozen backing
+    local -a devs=() overlays=() frozens=() backings=() paths=()
     for x in "$1/$2"/snapshots/*/snapshot.xml; do
         [ -e "$x" ] || continue
         n=$(xmllint --xpath "count(/domainsnapshot/disks/disk[@snapshot='external'])" "$x")
+        devs=() overlays=() frozens=() backings=() paths=()
+        local -a ex=()
         for ((i = 1; i <= n; i++)); do
-            dev=$(xmllint --xpath "string(/domainsnapshot/disks/disk[@snapshot='external'][$i]/@name)" "$x")
-            overlay=$(xmllint --xpath "string(/domainsnapshot/disks/disk[@snapshot='external'][$i]/source/@file)" "$x")
-            frozen=$(xmllint --xpath "string(//domain/devices/disk[target/@dev='$dev']/source/@file)" "$x")
-            backing=$(qemu-img info -U --output=json "$overlay" 2>/dev/null |
-                sed -n 's/^ *"full-backing-filename": "\(.*\)",\{0,1\}$/\1/p')
-            [ -n "$backing" ] && [ "$(realpath -m "$backing")" = "$(realpath -m "$frozen")" ] ||
+            ex+=("/domainsnapshot/disks/disk[@snapshot='external'][$i]/@name"
+                "/domainsnapshot/disks/disk[@snapshot='external'][$i]/source/@file")
+        done
+        if xpath_strings "$x" "${ex[@]}"; then
+            for ((i = 0; i < n; i++)); do
+                devs+=("${XPATH_OUT[2 * i]}") overlays+=("${XPATH_OUT[2 * i + 1]}")
+            done
+        else
+            for ((i = 1; i <= n; i++)); do
+                devs+=("$(xmllint --xpath "string(/domainsnapshot/disks/disk[@snapshot='external'][$i]/@name)" "$x")")
+                overlays+=("$(xmllint --xpath "string(/domainsnapshot/disks/disk[@snapshot='external'][$i]/source/@file)" "$x")")
+            done
+        fi
+        ex=()
+        for dev in "${devs[@]}"; do
+            ex+=("//domain/devices/disk[target/@dev='$dev']/source/@file")
+        done
+        if [[ "${devs[*]}" != *"'"* ]] && xpath_strings "$x" "${ex[@]}"; then
+            frozens=("${XPATH_OUT[@]}")
+        else
+            for dev in "${devs[@]}"; do
+                frozens+=("$(xmllint --xpath "string(//domain/devices/disk[target/@dev='$dev']/source/@file)" "$x")")
+            done
+        fi
+        for ((i = 0; i < n; i++)); do
+            backings+=("$(qemu-img info -U --output=json "${overlays[i]}" 2>/dev/null |
+                sed -n 's/^ *"full-backing-filename": "\(.*\)",\{0,1\}$/\1/p')")
+            paths+=("${backings[i]}" "${frozens[i]}")
+        done
+        # realpath -m of each backing name and frozen image, at once.
+        local -a real=()
+        if ((n)); then
+            mapfile -d '' -t real < <(realpath -m -z -- "${paths[@]}" 2>/dev/null)
+            if ((${#real[@]} != 2 * n)); then
+                real=()
+                for i in "${paths[@]}"; do
+                    real+=("$(realpath -m "$i" 2>/dev/null)")
+                done
+            fi
+        fi
+        for ((i = 0; i < n; i++)); do
+            dev=${devs[i]} overlay=${overlays[i]} frozen=${frozens[i]} backing=${backings[i]}
+            [ -n "$backing" ] && [ "${real[2 * i]}" = "${real[2 * i + 1]}" ] ||
                 fail "check_overlays: $x: $dev's overlay $overlay is not backed by $frozen (backing: ${backing:-none})"
         done
     done
