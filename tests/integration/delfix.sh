@@ -294,32 +294,55 @@ image_chain() {
         echo "qemu-img info --backing-chain $1: $out" >&2
         return 1
     }
-    sed -n 's/^ *"filename": "\(.*\)",\{0,1\}$/\1/p' <<<"$out" | xargs -r -n1 realpath -m
+    sed -n 's/^ *"filename": "\(.*\)",\{0,1\}$/\1/p' <<<"$out" | xargs -r -d '\n' realpath -m --
 }
 
 # check_no_orphans STORE VM: every image file under STORE/VM (qcow2, raw,
 # iso, img) is an active image, a visible snapshot's image, or in the
 # backing chain of one of those; and every dot-named directory under
-# snapshots/ (a hidden snapshot) still holds such an image.
+# snapshots/ (a hidden snapshot) still holds such an image. A top image
+# already met in the chain of an earlier one is not opened again: that
+# chain opened it and everything below it.
 check_no_orphans() {
-    local store=$1 vm=$2 f d top chain
+    local store=$1 vm=$2 f d top chain i
+    local -a tops=() files=() real=()
     declare -A need=()
     # The images domain.xml names (read-only disks, CD-ROMs) count as
     # active ones.
     for top in "$store/$vm"/disks/*.qcow2 "$store/$vm"/snapshots/[!.]*/*.qcow2 \
         $([ -f "$store/$vm/domain.xml" ] && xmllint --xpath '//devices/disk/source/@file' "$store/$vm/domain.xml" 2>/dev/null |
             sed -n 's/.*file="\(.*\)".*/\1/p'); do
-        [ -e "$top" ] || continue
-        case $top in *.qcow2) ;; *) need[$(realpath -m "$top")]=1 && continue ;; esac
+        [ -e "$top" ] && tops+=("$top")
+    done
+    while IFS= read -r -d '' f; do
+        files+=("$f")
+    done < <(find "$store/$vm" -type f \( -name '*.qcow2' -o -name '*.raw' -o -name '*.img' -o -name '*.iso' \) -print0)
+    # The real paths of both, in one realpath.
+    if ((${#tops[@]} + ${#files[@]})); then
+        while IFS= read -r -d '' f; do
+            real+=("$f")
+        done < <(realpath -m -z -- "${tops[@]}" "${files[@]}")
+    fi
+    if ((${#real[@]} != ${#tops[@]} + ${#files[@]})); then
+        real=()
+        for f in "${tops[@]}" "${files[@]}"; do
+            real+=("$(realpath -m "$f")")
+        done
+    fi
+    for ((i = 0; i < ${#tops[@]}; i++)); do
+        top=${tops[i]}
+        case $top in *.qcow2) ;; *) need[${real[i]}]=1 && continue ;; esac
+        [ -n "${need[${real[i]}]:-}" ] && continue
         chain=$(image_chain "$top" 2>&1) || fail "check_no_orphans: $chain"
         while IFS= read -r f; do
             need[$f]=1
         done <<<"$chain"
     done
-    while IFS= read -r -d '' f; do
-        [ -n "${need[$(realpath -m "$f")]:-}" ] ||
+    for ((i = 0; i < ${#files[@]}; i++)); do
+        f=${files[i]}
+        [ -n "${need[${real[${#tops[@]} + i]}]:-}" ] ||
             fail "check_no_orphans: $f is an image nothing needs (no active image, visible snapshot or chain of one)"
-    done < <(find "$store/$vm" -type f \( -name '*.qcow2' -o -name '*.raw' -o -name '*.img' -o -name '*.iso' \) -print0)
+    done
     for d in "$store/$vm"/snapshots/.*/; do
         case $d in */./ | */../) continue ;; esac
         [ -d "$d" ] || continue
