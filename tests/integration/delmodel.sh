@@ -164,18 +164,38 @@ model_shape() {
         echo "domain: none"
     fi
 }
-# model_shape_of VM: the same, as the model has it.
+# model_shape_of VM: the same, as the model has it. (One sort orders the
+# snapshots, and each one's disks, as sorting each list alone would.)
 model_shape_of() {
-    local vm=$1 s
+    local vm=$1 k w d line="" cur="" snaps="" names="" disks="" devs=""
+    local -a rows=()
     [ -n "${MODEL[$vm/#def]:-}" ] || { echo "absent"; return; }
-    echo "snapshots: $(model_snaps "$vm" | paste -sd' ')"
-    for s in $(model_snaps "$vm"); do
-        echo "$s: $(model_devs "$vm" "$s" | sed 's/$/.qcow2/' | paste -sd' ')"
+    for k in "${!MODEL[@]}"; do
+        [[ $k == "$vm/"*/* ]] || continue
+        w=${k#"$vm"/}
+        w=${w%%/*}
+        [[ $w == \#* ]] || rows+=("$w"$'\t'"${k##*/}")
     done
-    echo "disks: $(model_devs "$vm" @ | sed 's/$/.qcow2/' | paste -sd' ')"
+    # "$where<TAB>$dev" lines: by snapshot, then by disk.
+    while IFS=$'\t' read -r w d; do
+        [ -n "$w" ] || continue
+        if [ "$w" = @ ]; then
+            disks+=" $d.qcow2" devs+=" $d"
+            continue
+        fi
+        if [ "$w" != "$cur" ]; then
+            [ -z "$cur" ] || line+="$cur:$snaps"$'\n'
+            cur=$w snaps="" names+=" $w"
+        fi
+        snaps+=" $d.qcow2"
+    done < <( ((${#rows[@]})) && printf '%s\n' "${rows[@]}" | sort -t $'\t' -k1,1 -k2,2)
+    [ -z "$cur" ] || line+="$cur:$snaps"$'\n'
+    echo "snapshots: ${names# }"
+    printf '%s' "$line"
+    echo "disks: ${disks# }"
     echo "current: ${MODEL[$vm/#cur]:+snapshots/${MODEL[$vm/#cur]}}"
     if [ "${MODEL[$vm/#def]}" = 1 ]; then
-        echo "domain: $(model_devs "$vm" @ | paste -sd' ')"
+        echo "domain: ${devs# }"
     else
         echo "domain: none"
     fi
