@@ -286,6 +286,57 @@ image_parent() {
     [ -z "$b" ] || realpath -m "$b"
 }
 
+# image_parents FILE...: PARENT_OF[file] is image_parent FILE for each
+# (real) FILE. image_parent depends on the file's bytes and its path only,
+# so it is asked once per path and content (sha256, images up to 64 MiB):
+# the crash loops see the same files over and over. An answer is kept
+# only when the file's sum is the same after qemu-img read it as before.
+declare -A PARENT_OF=() PARENT_CACHE=()
+image_parents() {
+    local f i
+    local -a small=() miss=()
+    PARENT_OF=()
+    while IFS= read -r -d '' f; do
+        small+=("$f")
+    done < <( (($#)) && find "$@" -maxdepth 0 -type f -size -65537k -print0 2>/dev/null)
+    file_sums "${small[@]}"
+    for f in "$@"; do
+        if [ -n "${FILE_SUM[$f]:-}" ] && [ -n "${PARENT_CACHE[$f:${FILE_SUM[$f]}]+set}" ]; then
+            PARENT_OF[$f]=${PARENT_CACHE[$f:${FILE_SUM[$f]}]}
+        else
+            PARENT_OF[$f]=$(image_parent "$f")
+            [ -n "${FILE_SUM[$f]:-}" ] && miss+=("$f" "${FILE_SUM[$f]}")
+        fi
+    done
+    ((${#miss[@]})) || return 0
+    local -a again=()
+    for ((i = 0; i < ${#miss[@]}; i += 2)); do
+        again+=("${miss[i]}")
+    done
+    file_sums "${again[@]}"
+    for ((i = 0; i < ${#miss[@]}; i += 2)); do
+        f=${miss[i]}
+        [ "${FILE_SUM[$f]:-}" = "${miss[i + 1]}" ] && PARENT_CACHE[$f:${miss[i + 1]}]=${PARENT_OF[$f]}
+    done
+    return 0
+}
+
+# real_paths FILE...: REAL[i] is `realpath FILE` of the i-th FILE ("" when
+# it fails), from one realpath when all of them resolve.
+real_paths() {
+    local f
+    REAL=()
+    (($#)) || return 0
+    while IFS= read -r -d '' f; do
+        REAL+=("$f")
+    done < <(realpath -z -- "$@" 2>/dev/null)
+    ((${#REAL[@]} == $#)) && return 0
+    REAL=()
+    for f in "$@"; do
+        REAL+=("$(realpath "$f")")
+    done
+}
+
 # store_sound STORE VM: no orphan and no idle hidden image. Every file
 # under STORE/VM is domain.xml, a snapshot.xml, or an image that an
 # active image or a visible snapshot's image needs (itself or in its
@@ -294,7 +345,8 @@ image_parent() {
 # VM the model has deleted has no directory left. Status 1 and STORE_ERR
 # set when not.
 store_sound() {
-    local store=$1 vm=$2 f p n
+    local store=$1 vm=$2 f p n i top
+    local -a found=() tops=()
     local -A parent=() needed=() deps=()
     STORE_ERR=""
     if [ -z "${MODEL[$vm/#def]:-}" ]; then
@@ -308,22 +360,31 @@ store_sound() {
             *.qcow2) ;;
             *) STORE_ERR="stray file $f"; return 1 ;;
         esac
-        f=$(realpath "$f")
-        parent[$f]=$(image_parent "$f")
-        [ -n "${parent[$f]}" ] && deps[${parent[$f]}]=$((${deps[${parent[$f]}]:-0} + 1))
+        found+=("$f")
     done < <(find "$store/$vm" -type f -print0)
     for f in "$store/$vm"/disks/*.qcow2 "$store/$vm"/snapshots/[!.]*/*.qcow2; do
-        [ -e "$f" ] || continue
-        p=$(realpath "$f")
+        [ -e "$f" ] && tops+=("$f")
+    done
+    # The real paths of the images, of the tops and of the VM, at once.
+    real_paths "${found[@]}" "${tops[@]}" "$store/$vm"
+    image_parents "${REAL[@]:0:${#found[@]}}"
+    for ((i = 0; i < ${#found[@]}; i++)); do
+        f=${REAL[i]}
+        parent[$f]=${PARENT_OF[$f]}
+        [ -n "${parent[$f]}" ] && deps[${parent[$f]}]=$((${deps[${parent[$f]}]:-0} + 1))
+    done
+    for ((i = 0; i < ${#tops[@]}; i++)); do
+        p=${REAL[${#found[@]} + i]}
         while [ -n "$p" ] && [ -z "${needed[$p]:-}" ]; do
             needed[$p]=1
             p=${parent[$p]:-}
         done
     done
+    top=${REAL[${#found[@]} + ${#tops[@]}]}
     for f in "${!parent[@]}"; do
         [ -n "${needed[$f]:-}" ] || { STORE_ERR="orphan image $f"; return 1; }
         case $f in
-            "$(realpath "$store/$vm")"/snapshots/.*)
+            "$top"/snapshots/.*)
                 n=${deps[$f]:-0}
                 [ "$n" -ge 2 ] || { STORE_ERR="hidden image $f has $n dependent(s), not merged or removed"; return 1; }
                 ;;
