@@ -27,14 +27,20 @@ static int run(const char *cmd)
     return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
 }
 
-/* dir/name: a new sample store, opened as st (vmstate forgotten). */
+/* dir/name: a new sample store, opened as st (vmstate forgotten). The
+ * first one of a name is built by make-sample-store and kept aside as
+ * dir/.pristine-name; the next ones of that name (the crash loops open
+ * one per crash point) are copies of it, made where it was built (its
+ * XML names absolute paths). */
 static bool open_store(const char *name)
 {
-    char path[PATH_MAX + 64], cmd[3 * PATH_MAX], why[MSG_MAX];
+    char path[PATH_MAX + 64], cmd[6 * PATH_MAX], why[MSG_MAX];
     const char *top = getenv("TOP_SRCDIR");
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && '%s/scripts/make-sample-store' '%s' >/dev/null",
-             path, top ? top : ".", path);
+    snprintf(cmd, sizeof(cmd),
+             "rm -rf '%s' && if [ -d '%s/.pristine-%s' ]; then cp -a '%s/.pristine-%s' '%s'; "
+             "else '%s/scripts/make-sample-store' '%s' >/dev/null && cp -a '%s' '%s/.pristine-%s'; fi",
+             path, dir, name, dir, name, path, top ? top : ".", path, path, dir, name);
     if (run(cmd) != 0)
         return false;
     vmstate_reset();
