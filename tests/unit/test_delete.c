@@ -81,10 +81,12 @@ static ino_t ino(const char *rel)
  * in a chain of those), the journal is empty, every XML validates. */
 static bool tidy(void)
 {
-    return runf("cd '%s/web1' && for f in $(find . -name '*.qcow2'); do "
-                "n=0; for top in disks/*.qcow2 $(ls -d snapshots/[!.]*/*.qcow2 2>/dev/null); do "
-                "qemu-img info -U --backing-chain \"$top\" | grep -q \"^image: .*$(basename "
-                "$(dirname $f))/$(basename $f)$\" && n=1; done; [ $n = 1 ] || exit 1; done && "
+    /* Each chain is read once; a file is needed when a line of one ends
+     * in its directory/name. */
+    return runf("cd '%s/web1' && chains=$(for top in disks/*.qcow2 $(ls -d snapshots/[!.]*/*.qcow2 "
+                "2>/dev/null); do qemu-img info -U --backing-chain \"$top\"; done; true) && "
+                "for f in $(find . -name '*.qcow2'); do d=${f%/*}; "
+                "echo \"$chains\" | grep -q \"^image: .*${d##*/}/${f##*/}$\" || exit 1; done && "
                 "[ -z \"$(ls -A '%s/.vmstorefs/journal')\" ] && "
                 "virt-xml-validate domain.xml domain >/dev/null && "
                 "for x in snapshots/*/snapshot.xml; do [ -e \"$x\" ] || continue; "
