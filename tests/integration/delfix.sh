@@ -219,11 +219,12 @@ hidden_images() {
     find "$1/$2/snapshots" -mindepth 2 -path "$1/$2/snapshots/.*" -type f -name '*.qcow2' 2>/dev/null | sort
 }
 
-# m_check VM STEP: after STEP, the store and the mount are what the model
-# says: the listing, every image's data (mount and store), each
-# snapshot's <parent> and disks, `current`, the hidden images, and the
-# store is sound with no orphan image.
-m_check() {
+# m_views VM STEP: the mount and the store show what the model says:
+# the listing, each snapshot's <parent>, listing and disks, that the
+# mount serves the store's bytes, every image's data (mount and store),
+# `current`, the hidden images. One check at a time, failing the test at
+# the first that does not hold.
+m_views() {
     local vm=$1 step=$2 n i want got root snap x hidden=0 d
     want=$(for n in ${M_NODES[$vm]}; do
         [ -n "${M_NAME[$vm/$n]}" ] && echo "${M_NAME[$vm/$n]}"
@@ -274,6 +275,112 @@ m_check() {
     got=$(hidden_images "$S" "$vm" | grep -c .)
     [ "$got" -eq "$hidden" ] ||
         fail "$step: $vm should keep $hidden hidden image(s), the store has: $(hidden_images "$S" "$vm")"
+    return 0
+}
+
+# content_reads IMAGE I IDS: expect_content's reads of IMAGE (disk I,
+# writes IDS of VM $vm), added to the caller's qemu-io commands (cmds) as
+# an open, the reads and a close. Status 1 when IMAGE's path has blanks,
+# which a qemu-io command cannot hold.
+declare -A M_PAT=()    # "K I" -> $(wpat K I), "I" -> $(disk_pattern I)
+content_reads() {
+    local k
+    [[ $1 != *[[:space:]]* ]] || return 1
+    [ -n "${M_PAT[$2]:-}" ] || M_PAT[$2]=$(disk_pattern "$2")
+    cmds+=(-c "open -r -o driver=qcow2 $1" -c "read -q -P ${M_PAT[$2]} 0 1M")
+    for ((k = 1; k < M_N[$vm]; k++)); do
+        if [[ " $3 " == *" $k "* ]]; then
+            [ -n "${M_PAT[$k $2]:-}" ] || M_PAT[$k $2]=$(wpat "$k" "$2")
+            cmds+=(-c "read -q -P ${M_PAT[$k $2]} $((k * DEL_MIB)) 64k")
+        else
+            cmds+=(-c "read -q -P 0 $((k * DEL_MIB)) 64k")
+        fi
+    done
+    cmds+=(-c close)
+}
+
+# m_views_fast VM STEP: m_views' checks, every one of them, with fewer
+# processes: one xmllint per snapshot for its disks, one sha256sum for
+# the snapshots' images through the mount and in the store (compared in
+# pairs, as cmp did, before anything reads them), one qemu-io for all
+# the data (open, read, close, image after image). Status 1 and M_FAST_ERR
+# set when something does not hold; 2 when a path cannot go in a qemu-io
+# command (blanks in it).
+m_views_fast() {
+    local vm=$1 step=$2 n i want got snap x hidden=0 d root rel expr out
+    local -a pairs=() cmds=()
+    M_FAST_ERR=""
+    want=$(for n in ${M_NODES[$vm]}; do
+        [ -n "${M_NAME[$vm/$n]}" ] && echo "${M_NAME[$vm/$n]}"
+    done | sort)
+    want=$(paste -sd' ' <<<"$want") got=$(ls -A "$M/$vm/snapshots" | sort | paste -sd' ')
+    [ "$got" = "$want" ] || { M_FAST_ERR="$vm lists snapshots '$got', expected '$want'"; return 1; }
+    for n in ${M_NODES[$vm]}; do
+        snap=${M_NAME[$vm/$n]}
+        if [ -z "$snap" ]; then
+            hidden=$((hidden + $(wc -w <<<"${M_DEVS[$vm/$n]}")))
+            continue
+        fi
+        x=$S/$vm/snapshots/$snap/snapshot.xml
+        got=$(snap_parent "$S/$vm/snapshots/$snap")
+        want=$(m_visible "$vm" "${M_PAR[$vm/$n]}")
+        [ "$got" = "$want" ] || { M_FAST_ERR="$vm/$snap's <parent> is '$got', expected '$want'"; return 1; }
+        want="" got=$(ls -A "$M/$vm/snapshots/$snap" | sort | paste -sd' ')
+        for d in ${M_DEVS[$vm/$n]}; do
+            want+=" ${SNAP_DEVS[d]}.qcow2"
+        done
+        [ "$got" = "${want# }" ] || { M_FAST_ERR="$vm/snapshots/$snap lists '$got', expected '${want# }'"; return 1; }
+        # Each disk's snapshot= as m_views reads it, all in one XPath.
+        expr=""
+        for ((i = 0; i < M_DISKS[$vm]; i++)); do
+            want=no
+            [[ " ${M_DEVS[$vm/$n]} " == *" $i "* ]] && want=external
+            expr+="${expr:+ and }string(/domainsnapshot/disks/disk[@name='${SNAP_DEVS[i]}']/@snapshot)='$want'"
+        done
+        got=$(xmllint --xpath "boolean($expr)" "$x" 2>&1)
+        [ "$got" = true ] || { M_FAST_ERR="$x: the disks' snapshot= are not as the model has them ($got)"; return 1; }
+        for i in ${M_DEVS[$vm/$n]}; do
+            rel=$vm/snapshots/$snap/${SNAP_DEVS[i]}.qcow2
+            pairs+=("$M/$rel" "$S/$rel")
+            content_reads "$M/$rel" "$i" "${M_CONT[$vm/$n]}" && content_reads "$S/$rel" "$i" "${M_CONT[$vm/$n]}" ||
+                return 2
+        done
+    done
+    for ((i = 0; i < M_DISKS[$vm]; i++)); do
+        for root in "$M" "$S"; do
+            content_reads "$root/$vm/disks/${SNAP_DEVS[i]}.qcow2" "$i" "${M_ACTIVE[$vm]}" || return 2
+        done
+    done
+    # The mount serves the store's bytes (cmp, before any read below).
+    if ((${#pairs[@]})); then
+        file_sums "${pairs[@]}"
+        for ((i = 0; i < ${#pairs[@]}; i += 2)); do
+            [ -n "${FILE_SUM[${pairs[i]}]:-}" ] && [ "${FILE_SUM[${pairs[i]}]}" = "${FILE_SUM[${pairs[i + 1]}]:-}" ] ||
+                { M_FAST_ERR="the mount serves other bytes than the store's of ${pairs[i]#"$M/"}"; return 1; }
+        done
+    fi
+    out=$(qemu-io "${cmds[@]}" 2>&1) && [[ ${out,,} != *"verification failed"* ]] ||
+        { M_FAST_ERR="reading the images of $vm: $(head -n 3 <<<"$out")"; return 1; }
+    want=$(m_visible "$vm" "${M_APAR[$vm]}")
+    [ -n "${M_NOCUR[$vm]:-}" ] && want=""
+    got=$(readlink "$M/$vm/current")
+    [ "$got" = "${want:+snapshots/$want}" ] || { M_FAST_ERR="$vm/current -> '$got', expected '${want:+snapshots/$want}'"; return 1; }
+    got=$(hidden_images "$S" "$vm" | grep -c .)
+    [ "$got" -eq "$hidden" ] || { M_FAST_ERR="$vm should keep $hidden hidden image(s), the store has: $(hidden_images "$S" "$vm")"; return 1; }
+    return 0
+}
+
+# m_check VM STEP: after STEP, the store and the mount are what the model
+# says: m_views' checks (all of them at once; when one fails, m_views
+# again, one at a time, so that the failure says which), nothing logged
+# as an error, the store is sound with no orphan image.
+m_check() {
+    local vm=$1 step=$2 got st=0
+    m_views_fast "$vm" "$step" || st=$?
+    if ((st)); then
+        m_views "$vm" "$step"
+        ((st == 2)) || fail "$step: $M_FAST_ERR"
+    fi
     # Nothing since the last check logged an error (e.g. a hidden
     # directory taken for a snapshot and its snapshot.xml looked for).
     got=$(tail -n +$((M_LOGPOS + 1)) "$DAEMON_LOG" | grep -i 'no such file\|error\|failed')
@@ -294,32 +401,55 @@ image_chain() {
         echo "qemu-img info --backing-chain $1: $out" >&2
         return 1
     }
-    sed -n 's/^ *"filename": "\(.*\)",\{0,1\}$/\1/p' <<<"$out" | xargs -r -n1 realpath -m
+    sed -n 's/^ *"filename": "\(.*\)",\{0,1\}$/\1/p' <<<"$out" | xargs -r -d '\n' realpath -m --
 }
 
 # check_no_orphans STORE VM: every image file under STORE/VM (qcow2, raw,
 # iso, img) is an active image, a visible snapshot's image, or in the
 # backing chain of one of those; and every dot-named directory under
-# snapshots/ (a hidden snapshot) still holds such an image.
+# snapshots/ (a hidden snapshot) still holds such an image. A top image
+# already met in the chain of an earlier one is not opened again: that
+# chain opened it and everything below it.
 check_no_orphans() {
-    local store=$1 vm=$2 f d top chain
+    local store=$1 vm=$2 f d top chain i
+    local -a tops=() files=() real=()
     declare -A need=()
     # The images domain.xml names (read-only disks, CD-ROMs) count as
     # active ones.
     for top in "$store/$vm"/disks/*.qcow2 "$store/$vm"/snapshots/[!.]*/*.qcow2 \
         $([ -f "$store/$vm/domain.xml" ] && xmllint --xpath '//devices/disk/source/@file' "$store/$vm/domain.xml" 2>/dev/null |
             sed -n 's/.*file="\(.*\)".*/\1/p'); do
-        [ -e "$top" ] || continue
-        case $top in *.qcow2) ;; *) need[$(realpath -m "$top")]=1 && continue ;; esac
+        [ -e "$top" ] && tops+=("$top")
+    done
+    while IFS= read -r -d '' f; do
+        files+=("$f")
+    done < <(find "$store/$vm" -type f \( -name '*.qcow2' -o -name '*.raw' -o -name '*.img' -o -name '*.iso' \) -print0)
+    # The real paths of both, in one realpath.
+    if ((${#tops[@]} + ${#files[@]})); then
+        while IFS= read -r -d '' f; do
+            real+=("$f")
+        done < <(realpath -m -z -- "${tops[@]}" "${files[@]}")
+    fi
+    if ((${#real[@]} != ${#tops[@]} + ${#files[@]})); then
+        real=()
+        for f in "${tops[@]}" "${files[@]}"; do
+            real+=("$(realpath -m "$f")")
+        done
+    fi
+    for ((i = 0; i < ${#tops[@]}; i++)); do
+        top=${tops[i]}
+        case $top in *.qcow2) ;; *) need[${real[i]}]=1 && continue ;; esac
+        [ -n "${need[${real[i]}]:-}" ] && continue
         chain=$(image_chain "$top" 2>&1) || fail "check_no_orphans: $chain"
         while IFS= read -r f; do
             need[$f]=1
         done <<<"$chain"
     done
-    while IFS= read -r -d '' f; do
-        [ -n "${need[$(realpath -m "$f")]:-}" ] ||
+    for ((i = 0; i < ${#files[@]}; i++)); do
+        f=${files[i]}
+        [ -n "${need[${real[${#tops[@]} + i]}]:-}" ] ||
             fail "check_no_orphans: $f is an image nothing needs (no active image, visible snapshot or chain of one)"
-    done < <(find "$store/$vm" -type f \( -name '*.qcow2' -o -name '*.raw' -o -name '*.img' -o -name '*.iso' \) -print0)
+    done
     for d in "$store/$vm"/snapshots/.*/; do
         case $d in */./ | */../) continue ;; esac
         [ -d "$d" ] || continue

@@ -164,42 +164,73 @@ model_shape() {
         echo "domain: none"
     fi
 }
-# model_shape_of VM: the same, as the model has it.
+# model_shape_of VM: the same, as the model has it. (One sort orders the
+# snapshots, and each one's disks, as sorting each list alone would.)
 model_shape_of() {
-    local vm=$1 s
+    local vm=$1 k w d line="" cur="" snaps="" names="" disks="" devs=""
+    local -a rows=()
     [ -n "${MODEL[$vm/#def]:-}" ] || { echo "absent"; return; }
-    echo "snapshots: $(model_snaps "$vm" | paste -sd' ')"
-    for s in $(model_snaps "$vm"); do
-        echo "$s: $(model_devs "$vm" "$s" | sed 's/$/.qcow2/' | paste -sd' ')"
+    for k in "${!MODEL[@]}"; do
+        [[ $k == "$vm/"*/* ]] || continue
+        w=${k#"$vm"/}
+        w=${w%%/*}
+        [[ $w == \#* ]] || rows+=("$w"$'\t'"${k##*/}")
     done
-    echo "disks: $(model_devs "$vm" @ | sed 's/$/.qcow2/' | paste -sd' ')"
+    # "$where<TAB>$dev" lines: by snapshot, then by disk.
+    while IFS=$'\t' read -r w d; do
+        [ -n "$w" ] || continue
+        if [ "$w" = @ ]; then
+            disks+=" $d.qcow2" devs+=" $d"
+            continue
+        fi
+        if [ "$w" != "$cur" ]; then
+            [ -z "$cur" ] || line+="$cur:$snaps"$'\n'
+            cur=$w snaps="" names+=" $w"
+        fi
+        snaps+=" $d.qcow2"
+    done < <( ((${#rows[@]})) && printf '%s\n' "${rows[@]}" | sort -t $'\t' -k1,1 -k2,2)
+    [ -z "$cur" ] || line+="$cur:$snaps"$'\n'
+    echo "snapshots: ${names# }"
+    printf '%s' "$line"
+    echo "disks: ${disks# }"
     echo "current: ${MODEL[$vm/#cur]:+snapshots/${MODEL[$vm/#cur]}}"
     if [ "${MODEL[$vm/#def]}" = 1 ]; then
-        echo "domain: $(model_devs "$vm" @ | paste -sd' ')"
+        echo "domain: ${devs# }"
     else
         echo "domain: none"
     fi
 }
 
-# read_slots IMAGE VM LIST: IMAGE reads as LIST says, slot by slot (one
-# qemu-io for all of them). Prints what failed; status 1 then.
-read_slots() {
-    local img=$1 vm=$2 list=$3 s pat e args=() out
+# slot_reads VM LIST: the qemu-io commands (in SLOT_CMDS) that read each
+# slot of an image of VM as LIST says.
+slot_reads() {
+    local vm=$1 list=$2 s pat e
+    SLOT_CMDS=()
     for ((s = 0; s < MNSLOT[$vm]; s++)); do
         pat=0
         for e in $list; do
             [ "${e%%:*}" = "$s" ] && pat=${e#*:}
         done
-        args+=(-c "read -q -P $pat $((s * MSLOT[$vm])) ${MSLOT[$vm]}")
+        SLOT_CMDS+=(-c "read -q -P $pat $((s * MSLOT[$vm])) ${MSLOT[$vm]}")
     done
-    out=$(qemu-io -r -f qcow2 "${args[@]}" "$img" 2>&1) || { echo "$img: $out" | head -n 3; return 1; }
+}
+
+# read_slots IMAGE VM LIST: IMAGE reads as LIST says, slot by slot (one
+# qemu-io for all of them). Prints what failed; status 1 then.
+read_slots() {
+    local img=$1 vm=$2 list=$3 out
+    slot_reads "$vm" "$list"
+    out=$(qemu-io -r -f qcow2 "${SLOT_CMDS[@]}" "$img" 2>&1) || { echo "$img: $out" | head -n 3; return 1; }
 }
 
 # model_check MNT VM: the mount shows VM as the model has it - listing,
 # `current`, the disks domain.xml names, every image's data. Status 1 and
 # MODEL_ERR set when not (the crash loops try "before", then "after").
+# The data of all the images is read by one qemu-io (open, read, close,
+# image after image); when that fails, read_slots per image says which.
 model_check() {
-    local mnt=$1 vm=$2 k where dev img got want
+    local mnt=$1 vm=$2 k where dev img got want out i batch=1
+    local -a imgs=() lists=() cmds=()
     MODEL_ERR=""
     got=$(model_shape "$mnt" "$vm") want=$(model_shape_of "$vm")
     if [ "$got" != "$want" ]; then
@@ -218,8 +249,22 @@ $want"
         else
             img=$mnt/$vm/snapshots/$where/$dev.qcow2
         fi
-        MODEL_ERR=$(read_slots "$img" "$vm" "${MODEL[$k]}") || return 1
+        imgs+=("$img") lists+=("${MODEL[$k]}")
+        # (a qemu-io command cannot hold a path with blanks)
+        [[ $img != *[[:space:]]* ]] || batch=0
+        slot_reads "$vm" "${MODEL[$k]}"
+        cmds+=(-c "open -r -o driver=qcow2 $img" "${SLOT_CMDS[@]}" -c close)
     done
+    if ((batch)); then
+        ((${#cmds[@]})) || return 0
+        out=$(qemu-io "${cmds[@]}" 2>&1) && [[ ${out,,} != *"verification failed"* ]] && return 0
+    fi
+    for ((i = 0; i < ${#imgs[@]}; i++)); do
+        MODEL_ERR=$(read_slots "${imgs[i]}" "$vm" "${lists[i]}") || return 1
+    done
+    ((batch)) || return 0
+    MODEL_ERR="$vm: its images read one by one as the model has them, but not in one qemu-io: $(head -n 3 <<<"$out")"
+    return 1
 }
 
 # model_ok MNT VM...: model_check that fails the test.
@@ -241,6 +286,57 @@ image_parent() {
     [ -z "$b" ] || realpath -m "$b"
 }
 
+# image_parents FILE...: PARENT_OF[file] is image_parent FILE for each
+# (real) FILE. image_parent depends on the file's bytes and its path only,
+# so it is asked once per path and content (sha256, images up to 64 MiB):
+# the crash loops see the same files over and over. An answer is kept
+# only when the file's sum is the same after qemu-img read it as before.
+declare -A PARENT_OF=() PARENT_CACHE=()
+image_parents() {
+    local f i
+    local -a small=() miss=()
+    PARENT_OF=()
+    while IFS= read -r -d '' f; do
+        small+=("$f")
+    done < <( (($#)) && find "$@" -maxdepth 0 -type f -size -65537k -print0 2>/dev/null)
+    file_sums "${small[@]}"
+    for f in "$@"; do
+        if [ -n "${FILE_SUM[$f]:-}" ] && [ -n "${PARENT_CACHE[$f:${FILE_SUM[$f]}]+set}" ]; then
+            PARENT_OF[$f]=${PARENT_CACHE[$f:${FILE_SUM[$f]}]}
+        else
+            PARENT_OF[$f]=$(image_parent "$f")
+            [ -n "${FILE_SUM[$f]:-}" ] && miss+=("$f" "${FILE_SUM[$f]}")
+        fi
+    done
+    ((${#miss[@]})) || return 0
+    local -a again=()
+    for ((i = 0; i < ${#miss[@]}; i += 2)); do
+        again+=("${miss[i]}")
+    done
+    file_sums "${again[@]}"
+    for ((i = 0; i < ${#miss[@]}; i += 2)); do
+        f=${miss[i]}
+        [ "${FILE_SUM[$f]:-}" = "${miss[i + 1]}" ] && PARENT_CACHE[$f:${miss[i + 1]}]=${PARENT_OF[$f]}
+    done
+    return 0
+}
+
+# real_paths FILE...: REAL[i] is `realpath FILE` of the i-th FILE ("" when
+# it fails), from one realpath when all of them resolve.
+real_paths() {
+    local f
+    REAL=()
+    (($#)) || return 0
+    while IFS= read -r -d '' f; do
+        REAL+=("$f")
+    done < <(realpath -z -- "$@" 2>/dev/null)
+    ((${#REAL[@]} == $#)) && return 0
+    REAL=()
+    for f in "$@"; do
+        REAL+=("$(realpath "$f")")
+    done
+}
+
 # store_sound STORE VM: no orphan and no idle hidden image. Every file
 # under STORE/VM is domain.xml, a snapshot.xml, or an image that an
 # active image or a visible snapshot's image needs (itself or in its
@@ -249,7 +345,8 @@ image_parent() {
 # VM the model has deleted has no directory left. Status 1 and STORE_ERR
 # set when not.
 store_sound() {
-    local store=$1 vm=$2 f p n
+    local store=$1 vm=$2 f p n i top
+    local -a found=() tops=()
     local -A parent=() needed=() deps=()
     STORE_ERR=""
     if [ -z "${MODEL[$vm/#def]:-}" ]; then
@@ -263,22 +360,31 @@ store_sound() {
             *.qcow2) ;;
             *) STORE_ERR="stray file $f"; return 1 ;;
         esac
-        f=$(realpath "$f")
-        parent[$f]=$(image_parent "$f")
-        [ -n "${parent[$f]}" ] && deps[${parent[$f]}]=$((${deps[${parent[$f]}]:-0} + 1))
+        found+=("$f")
     done < <(find "$store/$vm" -type f -print0)
     for f in "$store/$vm"/disks/*.qcow2 "$store/$vm"/snapshots/[!.]*/*.qcow2; do
-        [ -e "$f" ] || continue
-        p=$(realpath "$f")
+        [ -e "$f" ] && tops+=("$f")
+    done
+    # The real paths of the images, of the tops and of the VM, at once.
+    real_paths "${found[@]}" "${tops[@]}" "$store/$vm"
+    image_parents "${REAL[@]:0:${#found[@]}}"
+    for ((i = 0; i < ${#found[@]}; i++)); do
+        f=${REAL[i]}
+        parent[$f]=${PARENT_OF[$f]}
+        [ -n "${parent[$f]}" ] && deps[${parent[$f]}]=$((${deps[${parent[$f]}]:-0} + 1))
+    done
+    for ((i = 0; i < ${#tops[@]}; i++)); do
+        p=${REAL[${#found[@]} + i]}
         while [ -n "$p" ] && [ -z "${needed[$p]:-}" ]; do
             needed[$p]=1
             p=${parent[$p]:-}
         done
     done
+    top=${REAL[${#found[@]} + ${#tops[@]}]}
     for f in "${!parent[@]}"; do
         [ -n "${needed[$f]:-}" ] || { STORE_ERR="orphan image $f"; return 1; }
         case $f in
-            "$(realpath "$store/$vm")"/snapshots/.*)
+            "$top"/snapshots/.*)
                 n=${deps[$f]:-0}
                 [ "$n" -ge 2 ] || { STORE_ERR="hidden image $f has $n dependent(s), not merged or removed"; return 1; }
                 ;;

@@ -168,12 +168,27 @@ read_pattern() {
 # Files check_store found sound, by kind and content: the same bytes are
 # not checked twice (the crash tests see the same files over and over).
 declare -A STORE_CHECKED=()
+# FILE_SUM[path]: the sha256 of each file the last file_sums call read.
+declare -A FILE_SUM=()
+
+# file_sums FILE...: FILE_SUM holds the sha256 of each FILE, all read by
+# one sha256sum (a file it cannot read has no entry).
+file_sums() {
+    local rec
+    FILE_SUM=()
+    (($#)) || return 0
+    while IFS= read -r -d '' rec; do
+        FILE_SUM[${rec#*  }]=${rec%%  *}
+    done < <(sha256sum -z -- "$@" 2>/dev/null)
+}
 
 # checked KIND FILE: true if FILE's bytes passed as KIND before; else
-# remembers them (a failed check exits the test anyway).
+# remembers them (a failed check exits the test anyway). The sum comes
+# from the last file_sums when it read FILE.
 checked() {
-    local key
-    key=$1:$(sha256sum <"$2")
+    local key sum=${FILE_SUM[$2]:-}
+    [ -n "$sum" ] || sum=$(sha256sum <"$2")
+    key=$1:${sum%% *}
     [ -n "${STORE_CHECKED[$key]:-}" ] && return 0
     STORE_CHECKED[$key]=1
     return 1
@@ -188,23 +203,74 @@ journal_empty() {
     done
 }
 
+# The directory virt-xml-validate takes libvirt's schemas from ("" when
+# it cannot be told): xml_valid runs the same xmllint on many files.
+LIBVIRT_SCHEMAS=unset
+libvirt_schemas() {
+    local v
+    if [ "$LIBVIRT_SCHEMAS" = unset ]; then
+        LIBVIRT_SCHEMAS=""
+        v=$(command -v virt-xml-validate) &&
+            LIBVIRT_SCHEMAS=$(sed -n 's|^SCHEMA="\(/.*\)/${TYPE}\.rng"$|\1|p' "$v" 2>/dev/null | head -n 1)
+    fi
+    echo "$LIBVIRT_SCHEMAS"
+}
+
+# xml_valid TYPE FILE...: every FILE is a valid TYPE. virt-xml-validate
+# FILE TYPE is `xmllint --noout --relaxng SCHEMAS/TYPE.rng FILE`; this is
+# one xmllint for all the files (the schema is compiled once). Status 1
+# when any is not valid or the schema is not found: the caller then runs
+# virt-xml-validate per file, for its verdict and its message.
+xml_valid() {
+    local type=$1 dir
+    shift
+    (($#)) || return 0
+    dir=$(libvirt_schemas)
+    [ -n "$dir" ] && [ -f "$dir/$type.rng" ] || return 1
+    xmllint --noout --relaxng "$dir/$type.rng" "$@" >/dev/null 2>&1
+}
+
 # check_store STORE [VM]: what any finished operation leaves (SPEC: the
 # store stays valid libvirt material): every domain.xml validates as a
 # domain and every snapshot.xml as a domainsnapshot, every image passes
 # qemu-img check, no image stores an absolute backing name or one without
-# its format, and the journal and tmp/ are empty.
+# its format, and the journal and tmp/ are empty. Only bytes not checked
+# before are: one sha256sum reads all the files, one xmllint validates
+# each kind of XML (virt-xml-validate per file, for the message, when
+# that fails).
 check_store() {
     local store=$1 vms=${2:-*} f out name
+    local -a doms=() snaps=() imgs=() todo=()
     for f in "$store"/$vms/domain.xml; do
-        [ -e "$f" ] && ! checked domain "$f" || continue
-        out=$(virt-xml-validate "$f" domain 2>&1) || fail "check_store: $f is not a valid domain: $out"
+        [ -e "$f" ] && doms+=("$f")
     done
     for f in "$store"/$vms/snapshots/*/snapshot.xml; do
-        [ -e "$f" ] && ! checked domainsnapshot "$f" || continue
-        out=$(virt-xml-validate "$f" domainsnapshot 2>&1) ||
-            fail "check_store: $f is not a valid domainsnapshot: $out"
+        [ -e "$f" ] && snaps+=("$f")
     done
     while IFS= read -r -d '' f; do
+        imgs+=("$f")
+    done < <(find "$store"/$vms -name '*.qcow2' -type f -print0)
+    file_sums "${doms[@]}" "${snaps[@]}" "${imgs[@]}"
+    todo=()
+    for f in "${doms[@]}"; do
+        checked domain "$f" || todo+=("$f")
+    done
+    if ! xml_valid domain "${todo[@]}"; then
+        for f in "${todo[@]}"; do
+            out=$(virt-xml-validate "$f" domain 2>&1) || fail "check_store: $f is not a valid domain: $out"
+        done
+    fi
+    todo=()
+    for f in "${snaps[@]}"; do
+        checked domainsnapshot "$f" || todo+=("$f")
+    done
+    if ! xml_valid domainsnapshot "${todo[@]}"; then
+        for f in "${todo[@]}"; do
+            out=$(virt-xml-validate "$f" domainsnapshot 2>&1) ||
+                fail "check_store: $f is not a valid domainsnapshot: $out"
+        done
+    fi
+    for f in "${imgs[@]}"; do
         checked qcow2 "$f" && continue
         out=$(qemu-img check -U -q "$f" 2>&1) || fail "check_store: qemu-img check $f: $out"
         out=$(qemu-img info -U --output=json "$f" 2>&1) || fail "check_store: qemu-img info $f: $out"
@@ -212,26 +278,86 @@ check_store() {
         case $name in /*) fail "check_store: $f: absolute backing name $name" ;; esac
         [ -z "$name" ] || grep -q '"backing-filename-format":' <<<"$out" ||
             fail "check_store: $f: backing name $name without a format"
-    done < <(find "$store"/$vms -name '*.qcow2' -type f -print0)
+    done
     journal_empty "$store"
+}
+
+# xpath_strings FILE EXPR...: the string value of each XPath EXPR in FILE,
+# one a line (XPATH_OUT), from one xmllint. Status 1 when that cannot be
+# told (a value with a newline in it, an expression xmllint refuses): the
+# caller then asks xmllint once per expression.
+xpath_strings() {
+    local f=$1 e expr=""
+    shift
+    XPATH_OUT=()
+    (($#)) || return 0
+    for e in "$@"; do
+        expr+="string($e), '"$'\n'"', "
+    done
+    mapfile -t XPATH_OUT < <(xmllint --xpath "concat($expr'')" "$f" 2>/dev/null)
+    # concat's output ends with the last value's newline, then xmllint's.
+    ((${#XPATH_OUT[@]} == $# + 1)) && [ -z "${XPATH_OUT[$#]}" ] || return 1
+    unset "XPATH_OUT[$#]"
 }
 
 # check_overlays STORE VM: each snapshot's <disks><disk><source> is, as in
 # libvirt, the overlay that took the changes after the snapshot: an image
 # whose backing image is the snapshot's own image (the embedded domain's
 # disk source). libvirt's snapshot-delete refuses a snapshot where not.
+# (The XPaths of a snapshot go to one xmllint, and its images' backing
+# names to one realpath; each one's own when that cannot be.)
 check_overlays() {
     local x dev n i overlay frozen backing
+    local -a devs=() overlays=() frozens=() backings=() paths=()
     for x in "$1/$2"/snapshots/*/snapshot.xml; do
         [ -e "$x" ] || continue
         n=$(xmllint --xpath "count(/domainsnapshot/disks/disk[@snapshot='external'])" "$x")
+        devs=() overlays=() frozens=() backings=() paths=()
+        local -a ex=()
         for ((i = 1; i <= n; i++)); do
-            dev=$(xmllint --xpath "string(/domainsnapshot/disks/disk[@snapshot='external'][$i]/@name)" "$x")
-            overlay=$(xmllint --xpath "string(/domainsnapshot/disks/disk[@snapshot='external'][$i]/source/@file)" "$x")
-            frozen=$(xmllint --xpath "string(//domain/devices/disk[target/@dev='$dev']/source/@file)" "$x")
-            backing=$(qemu-img info -U --output=json "$overlay" 2>/dev/null |
-                sed -n 's/^ *"full-backing-filename": "\(.*\)",\{0,1\}$/\1/p')
-            [ -n "$backing" ] && [ "$(realpath -m "$backing")" = "$(realpath -m "$frozen")" ] ||
+            ex+=("/domainsnapshot/disks/disk[@snapshot='external'][$i]/@name"
+                "/domainsnapshot/disks/disk[@snapshot='external'][$i]/source/@file")
+        done
+        if xpath_strings "$x" "${ex[@]}"; then
+            for ((i = 0; i < n; i++)); do
+                devs+=("${XPATH_OUT[2 * i]}") overlays+=("${XPATH_OUT[2 * i + 1]}")
+            done
+        else
+            for ((i = 1; i <= n; i++)); do
+                devs+=("$(xmllint --xpath "string(/domainsnapshot/disks/disk[@snapshot='external'][$i]/@name)" "$x")")
+                overlays+=("$(xmllint --xpath "string(/domainsnapshot/disks/disk[@snapshot='external'][$i]/source/@file)" "$x")")
+            done
+        fi
+        ex=()
+        for dev in "${devs[@]}"; do
+            ex+=("//domain/devices/disk[target/@dev='$dev']/source/@file")
+        done
+        if [[ "${devs[*]}" != *"'"* ]] && xpath_strings "$x" "${ex[@]}"; then
+            frozens=("${XPATH_OUT[@]}")
+        else
+            for dev in "${devs[@]}"; do
+                frozens+=("$(xmllint --xpath "string(//domain/devices/disk[target/@dev='$dev']/source/@file)" "$x")")
+            done
+        fi
+        for ((i = 0; i < n; i++)); do
+            backings+=("$(qemu-img info -U --output=json "${overlays[i]}" 2>/dev/null |
+                sed -n 's/^ *"full-backing-filename": "\(.*\)",\{0,1\}$/\1/p')")
+            paths+=("${backings[i]}" "${frozens[i]}")
+        done
+        # realpath -m of each backing name and frozen image, at once.
+        local -a real=()
+        if ((n)); then
+            mapfile -d '' -t real < <(realpath -m -z -- "${paths[@]}" 2>/dev/null)
+            if ((${#real[@]} != 2 * n)); then
+                real=()
+                for i in "${paths[@]}"; do
+                    real+=("$(realpath -m "$i" 2>/dev/null)")
+                done
+            fi
+        fi
+        for ((i = 0; i < n; i++)); do
+            dev=${devs[i]} overlay=${overlays[i]} frozen=${frozens[i]} backing=${backings[i]}
+            [ -n "$backing" ] && [ "${real[2 * i]}" = "${real[2 * i + 1]}" ] ||
                 fail "check_overlays: $x: $dev's overlay $overlay is not backed by $frozen (backing: ${backing:-none})"
         done
     done
