@@ -98,7 +98,8 @@ make_vm() {
 # store or a mount). The chain is flattened into a compact qcow2 of what
 # the guest reads (zeros left out, whatever the layers), so two states
 # with the same guest data hash the same, and any byte of difference
-# shows.
+# shows. Its fail ends only the $(...) it runs in: call it as
+# VAR=$(disk_state ROOT VM) || fail "..." (t_lint_subshell_fail.sh).
 disk_state() {
     local root=$1 vm=$2 img flat=$TMP/disk_state.qcow2 sum
     for img in "$root/$vm"/disks/*.qcow2; do

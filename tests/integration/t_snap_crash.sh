@@ -56,10 +56,14 @@ run_op() {
 # guest reads (from the store and through the mount), the snapshots and
 # `current` the mount shows, the store's listing and every file's bytes
 # (the creation time of a new snapshot masked: it is the clock's).
+# disk_state fails in the subshell it runs in: its status is passed on
+# (state is itself called as VAR=$(state VM) || fail ...).
 state() {
-    local vm=$1
-    echo "guest: $(disk_state "$S" "$vm" | paste -sd' ')"
-    echo "mount: $(disk_state "$M" "$vm" | paste -sd' ')"
+    local vm=$1 guest mount
+    guest=$(disk_state "$S" "$vm") || return 1
+    mount=$(disk_state "$M" "$vm") || return 1
+    echo "guest: $(paste -sd' ' <<<"$guest")"
+    echo "mount: $(paste -sd' ' <<<"$mount")"
     echo "snapshots: $(ls "$M/$vm/snapshots" | paste -sd' ')"
     echo "current: $(readlink "$M/$vm/current")"
     (cd "$S" && find . -path ./.vmstorefs -prune -o -printf '%p %y\n' | sort &&
@@ -75,13 +79,13 @@ crash_op() {
     # The reference: the operation without a crash.
     restore "$fix"
     try_mount || fail "$fix/$op: no mount"
-    before=$(state "$vm")
+    before=$(state "$vm") || fail "$fix/$op: cannot read the state (before)"
     run_op "$fix" "$op" || fail "$fix/$op: the operation failed without a crash"
     # Read back by a fresh daemon, as every crash point is.
     unmount_fs "$M"
     forget_daemon "$DAEMON_PID"
     try_mount || fail "$fix/$op: no mount"
-    after=$(state "$vm")
+    after=$(state "$vm") || fail "$fix/$op: cannot read the state (after)"
     [ "$before" != "$after" ] || fail "$fix/$op: the operation changed nothing"
     check_store "$S"
     unmount_fs "$M"
@@ -96,7 +100,8 @@ crash_op() {
         if run_op "$fix" "$op" 2>"$TMP/op.err"; then
             # No point n: the operation finished, the daemon lives on.
             kill -0 "$pid" 2>/dev/null || fail "$fix/$op:$n: succeeded but the daemon is gone"
-            [ "$(state "$vm")" = "$after" ] || fail "$fix/$op:$n: finished but the state is not the reference's"
+            now=$(state "$vm") || fail "$fix/$op:$n: cannot read the state"
+            [ "$now" = "$after" ] || fail "$fix/$op:$n: finished but the state is not the reference's"
             unmount_fs "$M"
             forget_daemon "$pid"
             break
@@ -109,7 +114,7 @@ crash_op() {
         fusermount3 -u -z "$M" || fail "$fix/$op:$n: fusermount3 -u -z"
         try_mount || fail "$fix/$op:$n: the daemon would not mount after the crash"
         check_store "$S"
-        now=$(state "$vm")
+        now=$(state "$vm") || fail "$fix/$op:$n: cannot read the state after the crash"
         if [ "$now" = "$before" ]; then
             ((seen_after)) && fail "$fix/$op:$n: rolled back after an earlier point was committed"
             points+=B

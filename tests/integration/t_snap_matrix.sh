@@ -46,13 +46,14 @@ img_args() {
 
 # expect_read ROOT VM REL "PATTERN OFFSET LEN"...: ROOT/VM/REL reads so.
 expect_read() {
-    local root=$1 vm=$2 rel=$3 out r cmds=()
+    local root=$1 vm=$2 rel=$3 out r cmds=() args
     shift 3
     for r in "$@"; do
         cmds+=(-c "read -P $r")
     done
-    # shellcheck disable=SC2046
-    out=$(qemu-io -r $(img_args "$root" "$vm" "$rel") "${cmds[@]}" 2>&1) ||
+    args=$(img_args "$root" "$vm" "$rel") || fail "$STEP: $root/$vm/$rel: cannot open"
+    # shellcheck disable=SC2086
+    out=$(qemu-io -r $args "${cmds[@]}" 2>&1) ||
         fail "$STEP: $root/$vm/$rel: expected $*: $out"
 }
 
@@ -144,7 +145,8 @@ check_frozen() {
             expect_read "$root" "$vm" "$rel" "$(disk_pattern "$i") 0 1M" "$(second "$i" "$written")"
         done
         cmp -s "$M/$vm/$rel" "$S/$vm/$rel" || fail "$vm: $rel differs between the mount and the store"
-        a=$(img_args "$M" "$vm" "$rel") b=$(img_args "$S" "$vm" "$rel")
+        a=$(img_args "$M" "$vm" "$rel") || fail "$vm: cannot open $rel through the mount"
+        b=$(img_args "$S" "$vm" "$rel") || fail "$vm: cannot open $rel in the store"
         if [[ $a == --image-opts* ]]; then
             a=${a#--image-opts } b="driver=qcow2,file.filename=$S/$vm/$rel"
             qemu-img compare -U --image-opts "$a" "$b" >/dev/null ||
@@ -216,7 +218,7 @@ no_disks() {
 }
 
 matrix() {
-    local vm=$1 n=$2 i f
+    local vm=$1 n=$2 i f args
     STEP="$vm: initial"
     check_data "$vm" "$n" 0
     [ "$vm" = rocd ] && {
@@ -242,9 +244,10 @@ matrix() {
     check_shared "$vm"
 
     for ((i = 0; i < n; i++)); do
-        # shellcheck disable=SC2046
-        qemu-io $(img_args "$M" "$vm" "disks/${SNAP_DEVS[i]}.qcow2") \
-            -c "write -q -P $(new_pattern "$i") 1M 512k" >/dev/null ||
+        args=$(img_args "$M" "$vm" "disks/${SNAP_DEVS[i]}.qcow2") ||
+            fail "$vm: cannot open ${SNAP_DEVS[i]} through the mount"
+        # shellcheck disable=SC2086
+        qemu-io $args -c "write -q -P $(new_pattern "$i") 1M 512k" >/dev/null ||
             fail "$vm: write through the mount to ${SNAP_DEVS[i]}"
     done
     check_store "$S" "$vm"
