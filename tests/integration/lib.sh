@@ -194,11 +194,23 @@ checked() {
     return 1
 }
 
+# lists_nothing PATH: `ls -A PATH` would list nothing - PATH is an empty
+# directory or is not there - told by bash's globs, without an ls.
+lists_nothing() {
+    local f
+    [ -d "$1" ] || { [ ! -e "$1" ] && [ ! -L "$1" ]; return; }
+    for f in "$1"/* "$1"/.*; do
+        case ${f##*/} in . | ..) continue ;; esac
+        [ -e "$f" ] || [ -L "$f" ] && return 1
+    done
+    return 0
+}
+
 # journal_empty STORE: no operation is left in the journal or in tmp/.
 journal_empty() {
     local d
     for d in journal tmp; do
-        [ -z "$(ls -A "$1/.vmstorefs/$d" 2>/dev/null)" ] ||
+        lists_nothing "$1/.vmstorefs/$d" ||
             fail "$1/.vmstorefs/$d is not empty: $(ls -A "$1/.vmstorefs/$d")"
     done
 }
