@@ -147,19 +147,33 @@ model_load() {
 # model_shape MNT VM: what the mount lists for VM, in model_shape_of's
 # words: cheap, tells "before" from "after" before any data is read.
 model_shape() {
-    local mnt=$1 vm=$2 s
+    local mnt=$1 vm=$2 s out line rest
+    local -a devs=()
     [ -e "$mnt/$vm" ] || { echo "absent"; return; }
-    echo "snapshots: $(ls -A "$mnt/$vm/snapshots" 2>&1 | paste -sd' ')"
+    # (ls's lines joined by blanks, as paste -sd' ' would)
+    out=$(ls -A "$mnt/$vm/snapshots" 2>&1)
+    echo "snapshots: ${out//$'\n'/ }"
     # Names are [A-Za-z0-9._+-]: ls is safe, and shows dot entries.
     # shellcheck disable=SC2045
     for s in $(ls -A "$mnt/$vm/snapshots" 2>/dev/null); do
-        echo "$s: $(ls -A "$mnt/$vm/snapshots/$s" 2>&1 | paste -sd' ')"
+        out=$(ls -A "$mnt/$vm/snapshots/$s" 2>&1)
+        echo "$s: ${out//$'\n'/ }"
     done
-    echo "disks: $(ls -A "$mnt/$vm/disks" 2>&1 | paste -sd' ')"
+    out=$(ls -A "$mnt/$vm/disks" 2>&1)
+    echo "disks: ${out//$'\n'/ }"
     echo "current: $(readlink "$mnt/$vm/current")"
     if [ -e "$mnt/$vm/domain.xml" ]; then
-        echo "domain: $(xmllint --xpath '//devices/disk[@device="disk" or not(@device)]/target/@dev' \
-            "$mnt/$vm/domain.xml" 2>&1 | grep -o '"[^"]*"' | tr -d '"' | sort | paste -sd' ')"
+        # The "..." strings of xmllint's lines (grep -o), unquoted, sorted.
+        while IFS= read -r line; do
+            rest=$line
+            while [[ $rest =~ \"([^\"]*)\" ]]; do
+                devs+=("${BASH_REMATCH[1]}")
+                rest=${rest#*"${BASH_REMATCH[0]}"}
+            done
+        done < <(xmllint --xpath '//devices/disk[@device="disk" or not(@device)]/target/@dev' \
+            "$mnt/$vm/domain.xml" 2>&1)
+        out=$( ((${#devs[@]})) && printf '%s\n' "${devs[@]}" | sort)
+        echo "domain: ${out//$'\n'/ }"
     else
         echo "domain: none"
     fi
@@ -223,16 +237,22 @@ read_slots() {
     out=$(qemu-io -r -f qcow2 "${SLOT_CMDS[@]}" "$img" 2>&1) || { echo "$img: $out" | head -n 3; return 1; }
 }
 
-# model_check MNT VM: the mount shows VM as the model has it - listing,
-# `current`, the disks domain.xml names, every image's data. Status 1 and
-# MODEL_ERR set when not (the crash loops try "before", then "after").
+# model_check MNT VM [SHAPE]: the mount shows VM as the model has it -
+# listing, `current`, the disks domain.xml names, every image's data.
+# Status 1 and MODEL_ERR set when not (the crash loops try "before", then
+# "after", with SHAPE: what model_shape printed, listed once for both).
 # The data of all the images is read by one qemu-io (open, read, close,
 # image after image); when that fails, read_slots per image says which.
 model_check() {
     local mnt=$1 vm=$2 k where dev img got want out i batch=1
     local -a imgs=() lists=() cmds=()
     MODEL_ERR=""
-    got=$(model_shape "$mnt" "$vm") want=$(model_shape_of "$vm")
+    if (($# > 2)); then
+        got=$3
+    else
+        got=$(model_shape "$mnt" "$vm")
+    fi
+    want=$(model_shape_of "$vm")
     if [ "$got" != "$want" ]; then
         MODEL_ERR="$vm lists as
 $got

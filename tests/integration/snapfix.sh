@@ -123,13 +123,13 @@ try_mount() {
     DAEMONS+=("$DAEMON_PID")
     MOUNTED+=("$M")
     for ((i = 0; i < 500; i++)); do
-        mountpoint -q "$M" && return 0
+        mounted "$M" && return 0
         if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
             wait "$DAEMON_PID"
             forget_daemon "$DAEMON_PID"
             return 1
         fi
-        sleep 0.02
+        nap 0.02
     done
     fail "$M not mounted after 10 s"
 }

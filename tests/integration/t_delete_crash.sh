@@ -159,15 +159,17 @@ merge_directions() {
 # which_state VM: "B" or "A" as the mount and the store match the
 # before or the after model; fails the test when neither.
 which_state() {
-    local vm=$1 errb erra
+    local vm=$1 errb erra shape
+    # What the mount lists, once for both models.
+    shape=$(model_shape "$M" "$vm")
     model_load "$BEFORE"
-    if model_check "$M" "$vm"; then
+    if model_check "$M" "$vm" "$shape"; then
         echo B
         return
     fi
     errb=$MODEL_ERR
     model_load "$AFTER"
-    model_check "$M" "$vm" && { echo A; return; }
+    model_check "$M" "$vm" "$shape" && { echo A; return; }
     erra=$MODEL_ERR
     echo "against before: $errb" >&2
     echo "against after: $erra" >&2

@@ -56,22 +56,34 @@ run_op() {
 # guest reads (from the store and through the mount), the snapshots and
 # `current` the mount shows, the store's listing and every file's bytes
 # (the creation time of a new snapshot masked: it is the clock's).
-# disk_state fails in the subshell it runs in: its status is passed on
-# (state is itself called as VAR=$(state VM) || fail ...).
+# (Lines are joined with blanks as paste -sd' ' would; the snapshot.xml
+# files are masked and summed by one perl, line by line as sed | sha256sum
+# did, printing the same "FILE SUM  -".) disk_state fails in the subshell
+# it runs in: its status is passed on (state is itself called as
+# VAR=$(state VM) || fail ...).
 state() {
-    local vm=$1 guest mount
-    guest=$(disk_state "$S" "$vm") || return 1
-    mount=$(disk_state "$M" "$vm") || return 1
-    echo "guest: $(paste -sd' ' <<<"$guest")"
-    echo "mount: $(paste -sd' ' <<<"$mount")"
-    echo "snapshots: $(ls "$M/$vm/snapshots" | paste -sd' ')"
+    local vm=$1 out f
+    local -a xml=()
+    out=$(disk_state "$S" "$vm") || return 1
+    echo "guest: ${out//$'\n'/ }"
+    out=$(disk_state "$M" "$vm") || return 1
+    echo "mount: ${out//$'\n'/ }"
+    out=$(ls "$M/$vm/snapshots")
+    echo "snapshots: ${out//$'\n'/ }"
     echo "current: $(readlink "$M/$vm/current")"
     (cd "$S" && find . -path ./.vmstorefs -prune -o -printf '%p %y\n' | sort &&
         find . -path ./.vmstorefs -prune -o -type f ! -name snapshot.xml -print0 |
-        xargs -0 sha256sum | sort -k2 &&
+        xargs -0 sha256sum | sort -k2 && {
         for f in ./*/snapshots/*/snapshot.xml; do
-            [ -e "$f" ] && echo "$f $(sed 's|<creationTime>[0-9]*</creationTime>|<creationTime/>|' "$f" | sha256sum)"
-        done)
+            [ -e "$f" ] && xml+=("$f")
+        done
+        if ((${#xml[@]})); then
+            perl -MDigest::SHA -ne 'BEGIN { $d = Digest::SHA->new(256) }
+                s|<creationTime>[0-9]*</creationTime>|<creationTime/>|;
+                $d->add($_);
+                if (eof) { print "$ARGV ", $d->hexdigest, "  -\n"; $d = Digest::SHA->new(256) }' "${xml[@]}"
+        fi
+    })
 }
 
 crash_op() {
