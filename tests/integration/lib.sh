@@ -29,10 +29,14 @@ cleanup() {
     for p in "${DAEMONS[@]}"; do
         kill -9 "$p" 2>/dev/null
     done
-    rm -rf "$TMP"
     # The test's own time, in its log: what orders the suite (longest
-    # first in Makefile.am) and shows where the suite's minutes go.
-    echo "# ${0##*/}: ${SECONDS} s"
+    # first in Makefile.am) and shows where the suite's minutes go; the
+    # CPU time of what it ran (user, system; daemons it reaped included)
+    # does not depend on what else loads the machine.
+    local cpu=""
+    times >"$TMP/times" 2>/dev/null && cpu=$(tail -n 1 "$TMP/times")
+    rm -rf "$TMP"
+    echo "# ${0##*/}: ${SECONDS} s (cpu of children: ${cpu:-?})"
 }
 trap cleanup EXIT
 
@@ -50,6 +54,23 @@ skip() {
 }
 pass() {
     echo "ok - $*"
+}
+# The crash loops (t_*_crash.sh) crash an operation at every durable
+# point, or with VMSTOREFS_CRASH_STRIDE=K at every K-th one, from a first
+# point in 1..K (VMSTOREFS_CRASH_FIRST, else drawn at random and printed so
+# a failing run can be repeated). scripts/run-tests samples so (K=3, the
+# suite's time); scripts/crash-campaign, which CI runs too, crashes at
+# every point. crash_sampling sets CRASH_FIRST and CRASH_STRIDE.
+crash_sampling() {
+    CRASH_STRIDE=${VMSTOREFS_CRASH_STRIDE:-1}
+    [[ $CRASH_STRIDE =~ ^[1-9][0-9]*$ ]] || fail "VMSTOREFS_CRASH_STRIDE=$CRASH_STRIDE: not a count"
+    CRASH_FIRST=${VMSTOREFS_CRASH_FIRST:-$((1 + RANDOM % CRASH_STRIDE))}
+    [[ $CRASH_FIRST =~ ^[1-9][0-9]*$ ]] || fail "VMSTOREFS_CRASH_FIRST=$CRASH_FIRST: not a point"
+    if ((CRASH_STRIDE > 1)); then
+        echo "# crash points: one in $CRASH_STRIDE, from point $CRASH_FIRST" \
+            "(VMSTOREFS_CRASH_STRIDE=$CRASH_STRIDE VMSTOREFS_CRASH_FIRST=$CRASH_FIRST to repeat;" \
+            "VMSTOREFS_CRASH_STRIDE=1 for every point)"
+    fi
 }
 need() {
     local t

@@ -21,6 +21,7 @@ need virt-xml-validate xmllint pgrep
 
 S=$TMP/store M=$TMP/mnt
 MAX_POINTS=40
+crash_sampling
 
 # ---- fixtures: one store, kept aside, restored before every run ----
 
@@ -178,12 +179,12 @@ which_state() {
 
 # crash_case NAME VM OP: every crash point of OP in NAME's command.
 crash_case() {
-    local name=$1 vm=$2 op=$3 n pid status seen_after=0 points="" st log0
+    local name=$1 vm=$2 op=$3 n pid status seen_after=0 points="" tried="" st log0
     restore
     BEFORE=$(model_dump)
     model_after "$name"
     AFTER=$(model_dump)
-    for ((n = 1; n <= MAX_POINTS; n++)); do
+    for ((n = CRASH_FIRST; n <= MAX_POINTS; n += CRASH_STRIDE)); do
         restore
         export VMSTOREFS_CRASH_AT=$op:$n
         try_mount || fail "$name/$op:$n: no mount"
@@ -222,13 +223,13 @@ crash_case() {
         else
             seen_after=1
         fi
-        points+=$st
+        points+=$st tried+=" $n"
         unmount_fs "$M"
         forget_daemon "$DAEMON_PID"
     done
     ((n <= MAX_POINTS)) || fail "$name/$op: still crashing at point $MAX_POINTS"
-    ((n > 1)) || fail "$name/$op: the command never reached a crash point of operation '$op'"
-    pass "$name/$op: $((n - 1)) crash points ($points: B rolled back, A rolled forward)"
+    [ -n "$points" ] || fail "$name/$op: the command never reached crash point $CRASH_FIRST of operation '$op'"
+    pass "$name/$op: crashed at point(s)$tried of $((n - 1)) at most ($points: B rolled back, A rolled forward)"
 }
 
 # The reference runs: each command without a crash leaves the model's

@@ -15,6 +15,7 @@ need virt-xml-validate
 
 S=$TMP/store M=$TMP/mnt
 MAX_POINTS=40
+crash_sampling
 
 # Fixtures are built where they will run (domain.xml names absolute
 # paths) and kept aside as copies.
@@ -87,7 +88,7 @@ state() {
 }
 
 crash_op() {
-    local fix=$1 op=$2 vm=$1 before after now n pid status seen_after=0 points=""
+    local fix=$1 op=$2 vm=$1 before after now n pid status seen_after=0 points="" tried=""
     # The reference: the operation without a crash.
     restore "$fix"
     try_mount || fail "$fix/$op: no mount"
@@ -103,7 +104,7 @@ crash_op() {
     unmount_fs "$M"
     forget_daemon "$DAEMON_PID"
 
-    for ((n = 1; n <= MAX_POINTS; n++)); do
+    for ((n = CRASH_FIRST; n <= MAX_POINTS; n += CRASH_STRIDE)); do
         restore "$fix"
         export VMSTOREFS_CRASH_AT=$op:$n
         try_mount || fail "$fix/$op:$n: no mount"
@@ -129,10 +130,10 @@ crash_op() {
         now=$(state "$vm") || fail "$fix/$op:$n: cannot read the state after the crash"
         if [ "$now" = "$before" ]; then
             ((seen_after)) && fail "$fix/$op:$n: rolled back after an earlier point was committed"
-            points+=B
+            points+=B tried+=" $n"
         elif [ "$now" = "$after" ]; then
             seen_after=1
-            points+=A
+            points+=A tried+=" $n"
         else
             diff <(echo "$before") <(echo "$now") >&2
             diff <(echo "$after") <(echo "$now") >&2
@@ -143,7 +144,7 @@ crash_op() {
     done
     ((n <= MAX_POINTS)) || fail "$fix/$op: still crashing at point $MAX_POINTS"
     ((seen_after)) || fail "$fix/$op: no crash point rolled forward"
-    pass "$fix/$op: $((n - 1)) crash points ($points: B rolled back, A rolled forward)"
+    pass "$fix/$op: crashed at point(s)$tried of $((n - 1)) at most ($points: B rolled back, A rolled forward)"
 }
 
 for fix in web1 two; do

@@ -270,7 +270,7 @@ static void crash_case(const char *name, const char *setup, const char *snap,
 {
     int points = 0;
     struct snap_ctx c = { .s = &st };
-    for (int n = 1; n < 60; n += test_crash_stride()) {
+    for (int n = test_crash_first(); n < 60; n += test_crash_stride()) {
         CHECK(open_store(name));
         if (setup && runf(setup, st.root) != 0) {
             CHECK(!"setup failed");

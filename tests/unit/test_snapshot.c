@@ -233,7 +233,7 @@ static void test_crash(void)
 {
     char msg[MSG_MAX], tmp[4 * PATH_MAX];
     int points = 0;
-    for (int n = 1; n < 40; n += test_crash_stride()) {
+    for (int n = test_crash_first(); n < 40; n += test_crash_stride()) {
         CHECK(open_store("crash"));
         int status = crash_take_at(n, "s");
         if (status == 0) {

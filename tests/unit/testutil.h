@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* Room for a temporary file's path: well under PATH_MAX, so a test can
  * build paths below it without truncation. */
@@ -47,15 +48,31 @@ static inline bool test_tmp_template(char *buf, size_t bufsz, const char *name)
 }
 
 /* The crash loops test every durable point of an operation (1); with
- * VMSTOREFS_CRASH_STRIDE=K only points 1, 1+K, 1+2K... up to the end.
- * CI's second and third builds of the same code (the release tarball,
- * clang) set it: what they check is the build, and the main build has
- * already crashed at every point. */
+ * VMSTOREFS_CRASH_STRIDE=K every K-th one, from a first point in 1..K
+ * (VMSTOREFS_CRASH_FIRST, else drawn at random and printed, so a failing
+ * run can be repeated). scripts/run-tests samples so (the suite's time),
+ * as do CI's second and third builds of the same code (the release
+ * tarball, clang: what they check is the build); scripts/crash-campaign
+ * crashes at every point. Loops run n = test_crash_first(); n += stride. */
 static inline int test_crash_stride(void)
 {
     const char *s = getenv("VMSTOREFS_CRASH_STRIDE");
     int k = s ? atoi(s) : 1;
     return k > 0 ? k : 1;
+}
+
+static inline int test_crash_first(void)
+{
+    static int first;
+    if (first)
+        return first;
+    int k = test_crash_stride();
+    const char *s = getenv("VMSTOREFS_CRASH_FIRST");
+    first = s && atoi(s) > 0 ? atoi(s) : 1 + (int)((unsigned)getpid() % (unsigned)k);
+    if (k > 1)
+        fprintf(stderr, "crash points: one in %d, from point %d (VMSTOREFS_CRASH_STRIDE=%d "
+                "VMSTOREFS_CRASH_FIRST=%d to repeat)\n", k, first, k, first);
+    return first;
 }
 
 static inline bool test_skip_timing(void)
