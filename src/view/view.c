@@ -5,12 +5,14 @@
 #include "qemu/chain.h"
 #include "vm/clonelist.h"
 #include "meta/domxml.h"
+#include "meta/snapxml.h"
 #include "util/log.h"
 #include "store/vmstate.h"
 #include "vm/current.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +224,111 @@ static void check_definition(const struct store *s, const char *vm)
         log_once(LOG_WARNING, path, msg, "VM %s: %s: %s", vm, path, msg);
 }
 
+/* ---- snapshots/, children before their parents ---- */
+
+struct snap_order {
+    char **names;
+    char **parents; /* NULL for a root (or an unreadable snapshot.xml) */
+    int *depth;
+    size_t n, cap;
+    const struct store *s;
+    const char *vm;
+};
+
+static int collect_snap(const char *name, void *p)
+{
+    struct snap_order *o = p;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? 2 * o->cap : 16;
+        char **nn = realloc(o->names, cap * sizeof(*nn));
+        if (nn)
+            o->names = nn;
+        char **np = nn ? realloc(o->parents, cap * sizeof(*np)) : NULL;
+        if (np)
+            o->parents = np;
+        int *nd = np ? realloc(o->depth, cap * sizeof(*nd)) : NULL;
+        if (!nd)
+            return -ENOMEM;
+        o->depth = nd;
+        o->cap = cap;
+    }
+    struct snap_info info;
+    char why[MSG_MAX];
+    char *parent = NULL;
+    if (store_snap_info(o->s, o->vm, name, &info, why, sizeof(why)) == 0) {
+        parent = info.parent ? strdup(info.parent) : NULL;
+        snapxml_free(&info);
+    }
+    o->names[o->n] = strdup(name);
+    o->parents[o->n] = parent;
+    o->depth[o->n] = -1;
+    if (!o->names[o->n]) {
+        free(parent);
+        return -ENOMEM;
+    }
+    o->n++;
+    return 0;
+}
+
+static int snap_depth(struct snap_order *o, size_t i, unsigned guard)
+{
+    if (o->depth[i] >= 0)
+        return o->depth[i];
+    int d = 0;
+    for (size_t k = 0; o->parents[i] && guard < o->n && k < o->n; k++)
+        if (strcmp(o->names[k], o->parents[i]) == 0) {
+            d = snap_depth(o, k, guard + 1) + 1;
+            break;
+        }
+    o->depth[i] = d;
+    return d;
+}
+
+static const struct snap_order *sorting;
+
+static int deeper_first(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, k = *(const size_t *)b;
+    if (sorting->depth[i] != sorting->depth[k])
+        return sorting->depth[k] - sorting->depth[i];
+    return strcmp(sorting->names[i], sorting->names[k]);
+}
+
+/* A snapshot is listed before the one it grows from (deepest first), so
+ * a program that removes what it reads in readdir order (rm -r, find
+ * -delete, tar --remove-files) removes leaves first: nothing removed
+ * still has a dependent, so nothing is hidden or merged, and every image
+ * it reads (tar archives each before removing it) still names the
+ * backing file it had. ls sorts by itself. */
+static int readdir_snapshots(const struct store *s, const char *vm, view_fill_fn fill, void *ctx)
+{
+    static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+    struct snap_order o = { .s = s, .vm = vm };
+    int r = store_list_snapshots(s, vm, collect_snap, &o);
+    size_t *idx = r == 0 && o.n ? malloc(o.n * sizeof(*idx)) : NULL;
+    if (idx) {
+        for (size_t i = 0; i < o.n; i++) {
+            snap_depth(&o, i, 0);
+            idx[i] = i;
+        }
+        pthread_mutex_lock(&sort_lock);
+        sorting = &o;
+        qsort(idx, o.n, sizeof(*idx), deeper_first);
+        pthread_mutex_unlock(&sort_lock);
+    }
+    for (size_t i = 0; r == 0 && i < o.n; i++)
+        r = fill(ctx, o.names[idx ? idx[i] : i], S_IFDIR);
+    for (size_t i = 0; i < o.n; i++) {
+        free(o.names[i]);
+        free(o.parents[i]);
+    }
+    free(idx);
+    free(o.names);
+    free(o.parents);
+    free(o.depth);
+    return r;
+}
+
 static int readdir_vm(const struct store *s, const struct vpath *vp, view_fill_fn fill, void *ctx)
 {
     struct stat st;
@@ -269,7 +376,7 @@ int view_readdir(const struct store *s, const struct vpath *vp, view_fill_fn fil
         f.type = S_IFREG;
         return store_list_disks(s, vp->vm, fill_image, &f);
     case V_SNAPS:
-        return store_list_snapshots(s, vp->vm, fill_name, &f);
+        return readdir_snapshots(s, vp->vm, fill, ctx);
     case V_SNAP:
         /* Only images: `clones` is enterable but hidden, snapshot.xml is
          * the store's metadata, so `cp -a` and `rm -r` see images alone. */

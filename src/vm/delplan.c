@@ -2,6 +2,7 @@
 
 #include "vm/delplan.h"
 
+#include "vm/bgmerge.h"
 #include "util/log.h"
 #include "store/storeio.h"
 #include "store/vmstate.h"
@@ -18,6 +19,7 @@ int delplan_init(struct delplan *dp, struct vm_model *m, char *msg, size_t msgsz
     dp->m = m;
     dp->msg = msg;
     dp->msgsz = msgsz;
+    dp->defer = bgmerge_active();
     return igraph_build(m->s, m->vm, &dp->g, msg, msgsz);
 }
 
@@ -116,8 +118,19 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
     const char *fmt = p >= 0 ? dp->g.n[p].format : NULL;
     if (p >= 0 && (r = name_for(dp, c, p, name, sizeof(name))) < 0)
         return r;
-    /* Pull copies about F's allocation into C, commit about C's into F. */
+    /* Pull copies about F's allocation into C, commit about C's into F.
+     * Neither rewrites a file a reader has open through the mount (a
+     * backup copying it): pull writes into C, commit into F (which then
+     * takes C's name by a rename, under which C's readers keep C). */
     bool pull = F->alloc <= C->alloc;
+    bool c_read = bgmerge_image_read(C->path), f_read = bgmerge_image_read(F->path);
+    if (c_read && f_read) {
+        snprintf(dp->msg, dp->msgsz, "%s and %s are open for reading through the mount: the "
+                 "merge waits for the readers", C->path, F->path);
+        return -EBUSY;
+    }
+    if (c_read || f_read)
+        pull = f_read;
     dp->changed = true;
     if (pull) {
         if ((r = journal_pull(dp->j, C->path, name, fmt, note)) < 0)
@@ -198,7 +211,7 @@ int delplan_release(struct delplan *dp, int f, const char *note)
     size_t n = igraph_dependents(&dp->g, f, deps, 2);
     if (n == 0)
         return delplan_remove(dp, f);
-    if (n == 1)
+    if (n == 1 && !dp->defer)
         return merge(dp, f, deps[0], note);
     return hide(dp, f);
 }
@@ -213,7 +226,7 @@ int delplan_gc(struct delplan *dp)
                 continue;
             int deps[2];
             size_t n = igraph_dependents(&dp->g, (int)i, deps, 2);
-            if (n > 1)
+            if (n > 1 || (n == 1 && dp->defer))
                 continue;
             char note[NAME_MAX + DEV_MAX_LEN + 2];
             snprintf(note, sizeof(note), "%s/%s", nd->dir, nd->dev);
@@ -428,6 +441,7 @@ int delplan_collect(struct vm_model *m, char *msg, size_t msgsz)
 {
     struct delplan dp;
     int r = delplan_init(&dp, m, msg, msgsz);
+    dp.defer = false;
     /* No operation at all (no record, no crash point) when there is
      * nothing to collect: the common case, after every revert. */
     if (r < 0 || !has_garbage(&dp.g)) {
@@ -452,6 +466,14 @@ int delplan_collect(struct vm_model *m, char *msg, size_t msgsz)
     delplan_free(&dp);
     journal_free(&j);
     return r;
+}
+
+int delplan_settle(struct vm_model *m, char *msg, size_t msgsz)
+{
+    if (!bgmerge_active())
+        return delplan_collect(m, msg, msgsz);
+    bgmerge_kick(m->vm);
+    return 0;
 }
 
 struct collect_all {
