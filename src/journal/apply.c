@@ -49,47 +49,53 @@ static int run_data_step(const struct journal *j, const struct jstep *st, char *
  * does the rest. Running it again sets the same name: idempotent. */
 /* lock: hold qemu's lock on the image for the in-place edit (journal.h,
  * lock_steps); qemu-img takes it itself. */
-static int run_rebase(const struct store *s, const struct jstep *st, bool lock, char *msg,
-                      size_t msgsz)
+int journal_set_backing(const struct store *s, const char *image, const char *name, const char *fmt,
+                        bool lock, char *msg, size_t msgsz)
 {
-    if (st->group && !storeio_exists(s, st->a))
-        return 0;
     struct backing_info now;
-    int r = chain_backing(s, st->a, &now, msg, msgsz);
-    if (r == 0 && strcmp(now.name, st->b) == 0 && strcmp(now.format, st->fmt) == 0)
+    int r = chain_backing(s, image, &now, msg, msgsz);
+    if (r == 0 && strcmp(now.name, name) == 0 && strcmp(now.format, fmt) == 0)
         return 0;
-    if (r == 0 && strcmp(now.format, st->fmt) == 0) {
-        int fd = lock ? imagelock_hold_wait(s, st->a, STEP_LOCK_WAIT_MS)
-                     : store_open_file(s, st->a, O_RDWR);
+    if (r == 0 && strcmp(now.format, fmt) == 0) {
+        int fd = lock ? imagelock_hold_wait(s, image, STEP_LOCK_WAIT_MS)
+                     : store_open_file(s, image, O_RDWR);
         if (fd == -EBUSY) {
             snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock): left for later",
-                     st->a);
+                     image);
             return fd;
         }
         if (fd < 0) {
-            snprintf(msg, msgsz, "%s: %s", st->a, strerror(-fd));
+            snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
             return fd;
         }
-        r = qcow2_set_backing_name(fd, st->b, msg, msgsz);
+        r = qcow2_set_backing_name(fd, name, msg, msgsz);
         close(fd);
         if (r != -ENOSPC)
             return r;
     }
     /* qemu-img opens the image by name: it must be a regular file
      * beneath the root. */
-    int fd = store_open_file(s, st->a, O_RDONLY);
+    int fd = store_open_file(s, image, O_RDONLY);
     if (fd < 0) {
-        snprintf(msg, msgsz, "%s: %s", st->a, strerror(-fd));
+        snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
         return fd;
     }
     close(fd);
     struct qimg_argv a;
-    if ((r = qimg_argv_rebase_unsafe(&a, s->qemu_img, st->a, st->b, st->fmt)) < 0)
+    if ((r = qimg_argv_rebase_unsafe(&a, s->qemu_img, image, name, fmt)) < 0)
         return r;
     r = qimg_run(&a, REBASE_TIMEOUT, "rebase -u", msg, msgsz);
     if (r == 0)
         msg[0] = '\0'; /* what the in-place edit said no longer applies */
     return r;
+}
+
+static int run_rebase(const struct store *s, const struct jstep *st, bool lock, char *msg,
+                      size_t msgsz)
+{
+    if (st->group && !storeio_exists(s, st->a))
+        return 0;
+    return journal_set_backing(s, st->a, st->b, st->fmt, lock, msg, msgsz);
 }
 
 /* Each step makes its target durable (the directory it changed) before

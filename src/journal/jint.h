@@ -21,6 +21,8 @@ int journal_meta_path(const struct store *s, const char *sub, const char *name, 
 /* journal.c: appends a step (before the commit only). */
 int journal_add_step(struct journal *j, enum jstep_kind kind, const char *a, const char *b,
                      const char *fmt, const char *note);
+/* Sets a pull's from and from_fmt (copies): 0 or -ENOMEM. */
+int journal_step_from(struct jstep *st, const char *from, const char *from_fmt);
 
 /* record.c */
 int journal_write_record(struct journal *j, char *msg, size_t msgsz);

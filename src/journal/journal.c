@@ -75,7 +75,10 @@ int journal_add_step(struct journal *j, enum jstep_kind kind, const char *a, con
     st->b = b ? strdup(b) : NULL;
     st->fmt = fmt ? strdup(fmt) : NULL;
     st->note = note ? strdup(note) : NULL;
-    st->group = false; /* realloc'd memory: only journal_group_last sets it */
+    /* realloc'd memory: only journal_group_last sets group, only a pull
+     * its from. */
+    st->group = false;
+    st->from = st->from_fmt = NULL;
     if (!st->a || (b && !st->b) || (fmt && !st->fmt) || (note && !st->note)) {
         free(st->a);
         free(st->b);
@@ -123,11 +126,24 @@ void journal_group_last(struct journal *j)
         j->steps[j->nsteps - 1].group = true;
 }
 
+int journal_step_from(struct jstep *st, const char *from, const char *from_fmt)
+{
+    st->from = strdup(from);
+    st->from_fmt = strdup(from_fmt);
+    if (st->from && st->from_fmt)
+        return 0;
+    free(st->from);
+    free(st->from_fmt);
+    st->from = st->from_fmt = NULL;
+    return -ENOMEM;
+}
+
 int journal_pull(struct journal *j, const char *image, const char *backing, const char *fmt,
-                 const char *note)
+                 const char *from, const char *from_fmt, const char *note)
 {
     j->mark_steps = true;
-    return journal_add_step(j, JS_PULL, image, backing, fmt, note);
+    int r = journal_add_step(j, JS_PULL, image, backing, fmt, note);
+    return r < 0 ? r : journal_step_from(&j->steps[j->nsteps - 1], from, from_fmt);
 }
 
 int journal_commit_down(struct journal *j, const char *image, const char *into,
@@ -161,6 +177,8 @@ void journal_free(struct journal *j)
         free(j->steps[i].b);
         free(j->steps[i].fmt);
         free(j->steps[i].note);
+        free(j->steps[i].from);
+        free(j->steps[i].from_fmt);
     }
     free(j->steps);
     j->steps = NULL;

@@ -36,12 +36,29 @@
  *            the name changes)             is gone (a later step of the
  *                                          group moved it)
  *   mkdir    make a directory              it exists                     yes
- *   pull     qemu-img rebase (safe): IMAGE IMAGE names NAME              no: marked after
- *            copies what it reads through
- *            its backing, then backs onto
- *            NAME ("" = standalone)
- *   commit   qemu-img commit -d: IMAGE's   INTO is gone, or IMAGE no     no: marked after
- *            data written into INTO        longer backs onto INTO
+ *   pull     qemu-img rebase (safe): IMAGE only by its mark; replayed,   no: marked after
+ *            copies what it reads through  an IMAGE naming NAME while
+ *            its backing FROM, then backs  FROM is still there is set
+ *            onto NAME ("" = standalone)   back onto FROM and the copy
+ *                                          made again; FROM gone = done
+ *   commit   qemu-img commit -d: IMAGE's   INTO is gone: its group's     yes, grouped with the
+ *            data written into INTO        replace ran, which only       replace that moves INTO
+ *                                          follows a commit that         onto IMAGE (a mark
+ *                                          succeeded; IMAGE backing      follows the group's
+ *                                          onto anything else is an      next marked step)
+ *                                          error, never done
+ *
+ * A data step is never taken for done from what a header says: qemu-img
+ * rebase writes the new backing name into the header before it flushes
+ * the metadata of the clusters it copied, so a qemu-img killed between
+ * the two leaves a header naming NAME over data the image does not hold.
+ * The record keeps what a pull starts from (FROM, its format) for that
+ * replay; a record written before it did has none, and its pull is taken
+ * for done when the header names NAME, as it always was. A data step
+ * returns (and its mark is written) only once qemu-img exited 0 and the
+ * image it wrote is fsynced. In recovery the image a data step wrote is
+ * also cleared of the clusters an interrupted run leaked (qemu-img check
+ * -r leaks): not on an operation's own first run, where nothing leaked.
  *
  * A group (jstep.group, journal_group_last) is replayed as a whole: no
  * mark inside it. Each step makes its target's directory durable before
@@ -88,6 +105,11 @@ struct jstep {
      * it, and a rebase of an image that is gone is a step already done
      * (a later step of the group moved it). */
     bool group;
+    /* A pull: the backing name and format `a` has before it (FROM in the
+     * table above), what a replay starts the copy from. NULL in a record
+     * written before they were kept. */
+    char *from;
+    char *from_fmt;
 };
 
 struct journal {
@@ -102,6 +124,9 @@ struct journal {
      * it): set in recovery, and by an operation once it lets go of its
      * own locks for a merge. */
     bool lock_steps;
+    /* Read back from disk by recovery: a run of it was interrupted, and
+     * a data step repairs the leaks of the image it writes. */
+    bool recovering;
     size_t done; /* steps applied, as last recorded */
     struct jstep *steps;
     size_t nsteps, capsteps;
@@ -120,9 +145,10 @@ int journal_replace(struct journal *j, const char *from, const char *to);
 int journal_rebase(struct journal *j, const char *image, const char *backing, const char *fmt);
 int journal_mkdir(struct journal *j, const char *path);
 /* The data steps; note is "S/dev" (the snapshot and disk being merged).
- * Either one turns on journal_mark_steps. */
+ * Either one turns on journal_mark_steps. A pull names the backing image
+ * has when the step runs (from, from_fmt) besides the one it gets. */
 int journal_pull(struct journal *j, const char *image, const char *backing, const char *fmt,
-                 const char *note);
+                 const char *from, const char *from_fmt, const char *note);
 int journal_commit_down(struct journal *j, const char *image, const char *into,
                         const char *note);
 /* The step just added is grouped with the next one (jstep.group). */
@@ -168,5 +194,12 @@ typedef int (*journal_data_fn)(const struct journal *j, const struct jstep *st, 
                                size_t msgsz);
 /* Installs the data-step runner for the whole process (vm/merge.c). */
 void journal_set_data_runner(journal_data_fn fn);
+
+/* What a rebase step does, for a runner that must set a backing name
+ * back: IMAGE's header names NAME with FMT (in place when only the name
+ * changes; lock: hold qemu's lock on IMAGE for that edit). 0 when it
+ * does (or did already), else -errno with msg. */
+int journal_set_backing(const struct store *s, const char *image, const char *name, const char *fmt,
+                        bool lock, char *msg, size_t msgsz);
 
 #endif

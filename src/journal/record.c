@@ -69,6 +69,10 @@ static struct json_object *record_json(const struct journal *j)
             json_object_object_add(so, "note", json_object_new_string(st->note));
         if (st->group)
             json_object_object_add(so, "group", json_object_new_boolean(true));
+        if (st->from) {
+            json_object_object_add(so, "from", json_object_new_string(st->from));
+            json_object_object_add(so, "from_fmt", json_object_new_string(st->from_fmt));
+        }
         json_object_array_add(steps, so);
     }
     json_object_object_add(o, "steps", steps);
@@ -170,6 +174,7 @@ static int abs_from_rel(const struct store *s, const char *rel, char *out, size_
 
 static int load_step_kind(struct journal *j, const char *k, const char *a, const char *b,
                           const char *fmt, const char *note);
+static int load_pull_from(struct journal *j, const char *from, const char *from_fmt);
 
 static int load_step(struct journal *j, struct json_object *so)
 {
@@ -178,13 +183,34 @@ static int load_step(struct journal *j, struct json_object *so)
     const char *b = get_str(so, "b");
     const char *fmt = get_str(so, "fmt");
     const char *note = get_str(so, "note");
+    const char *from = get_str(so, "from");
     struct json_object *g;
     bool group = json_object_object_get_ex(so, "group", &g) && json_object_get_boolean(g);
     size_t before = j->nsteps;
     int r = load_step_kind(j, k, a, b, fmt, note);
-    if (r == 0 && group && j->nsteps > before)
+    if (r < 0 || j->nsteps == before)
+        return r;
+    if (group)
         j->steps[j->nsteps - 1].group = true;
-    return r;
+    /* Only a pull has one; a record from before it was kept has none. */
+    if (from && j->steps[j->nsteps - 1].kind != JS_PULL)
+        return -EINVAL;
+    return from ? load_pull_from(j, from, get_str(so, "from_fmt")) : 0;
+}
+
+/* A backing name as a rebase gives it: relative, no protocol, a format
+ * the store knows. Checked again (chain.h) when the image is read. */
+static bool backing_name_ok(const char *name, const char *fmt)
+{
+    return name && *name && fmt && (strcmp(fmt, "qcow2") == 0 || strcmp(fmt, "raw") == 0) &&
+           name[0] != '/' && !strchr(name, ':');
+}
+
+static int load_pull_from(struct journal *j, const char *from, const char *from_fmt)
+{
+    if (!backing_name_ok(from, from_fmt))
+        return -EINVAL;
+    return journal_step_from(&j->steps[j->nsteps - 1], from, from_fmt);
 }
 
 static int load_step_kind(struct journal *j, const char *k, const char *a, const char *b,
@@ -197,9 +223,7 @@ static int load_step_kind(struct journal *j, const char *k, const char *a, const
         if (abs_from_rel(j->s, a, pa, sizeof(pa)) < 0 || !own_path(j, a))
             return -EINVAL;
         if (kind == JS_REBASE) {
-            /* The name is checked again (chain.h) when the image is read. */
-            if (!b || !*b || !fmt || (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) ||
-                b[0] == '/' || strchr(b, ':'))
+            if (!backing_name_ok(b, fmt))
                 return -EINVAL;
             return journal_add_step(j, JS_REBASE, pa, b, fmt, NULL);
         }
@@ -207,8 +231,7 @@ static int load_step_kind(struct journal *j, const char *k, const char *a, const
             return -EINVAL;
         if (kind == JS_PULL) {
             /* "" = standalone; otherwise as a rebase's name. */
-            if (!b || (*b && (!fmt || (strcmp(fmt, "qcow2") != 0 && strcmp(fmt, "raw") != 0) ||
-                              b[0] == '/' || strchr(b, ':'))))
+            if (!b || (*b && !backing_name_ok(b, fmt)))
                 return -EINVAL;
             j->mark_steps = true;
             return journal_add_step(j, JS_PULL, pa, b, *b ? fmt : NULL, note);
@@ -258,6 +281,7 @@ int journal_load_record(const struct store *s, const char *path, struct journal 
         j->committed = json_object_get_boolean(committed);
         /* Nobody holds the images for a record found on disk. */
         j->lock_steps = true;
+        j->recovering = true;
         if (json_object_object_get_ex(o, "done", &done)) {
             int64_t d = json_object_get_int64(done);
             if (d < 0 || (size_t)d > j->nsteps)

@@ -149,6 +149,18 @@ int qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *imag
     return argv_done(a);
 }
 
+int qimg_argv_check_leaks(struct qimg_argv *a, const char *qemu_img, const char *image)
+{
+    argv_start(a, qemu_img, "check");
+    qimg_argv_add(a, "-r");
+    qimg_argv_add(a, "leaks");
+    qimg_argv_add(a, "-f");
+    qimg_argv_add(a, "qcow2");
+    qimg_argv_add(a, "--output=json");
+    qimg_argv_add(a, image);
+    return argv_done(a);
+}
+
 /* ---- JSON ---- */
 
 static const char *get_string(struct json_object *o, const char *key)
@@ -452,12 +464,73 @@ int qimg_run_watched(const struct qimg_argv *a, unsigned timeout_sec, const char
     if (r < 0) {
         char line[512];
         spawn_last_err_line(&res, line, sizeof(line));
+        /* Killed by someone else (not the timeout): it said nothing. */
+        if (!line[0] && res.term_signal && r != -ETIMEDOUT)
+            snprintf(line, sizeof(line), "killed by signal %d", res.term_signal);
         if ((size_t)snprintf(msg, msgsz, "qemu-img %s: %s", what,
                              r == -ETIMEDOUT ? "timed out" : line) >= msgsz && msgsz)
             msg[msgsz - 1] = '\0';
         r = r == -ETIMEDOUT || r == -ECHILD ? r : qimg_errno(line);
     }
     spawn_result_free(&res);
+    return r;
+}
+
+int qimg_parse_check(const char *json, struct qimg_check *out, char *msg, size_t msgsz)
+{
+    memset(out, 0, sizeof(*out));
+    struct json_object *o = parse_strict(json, msg, msgsz);
+    if (!o)
+        return -EINVAL;
+    /* Each count is there only when it is not 0. */
+    uint64_t errors = 0;
+    int r = 0;
+    if (!json_object_is_type(o, json_type_object) || !get_u64(o, "check-errors", &errors)) {
+        snprintf(msg, msgsz, "qemu-img check: not a check result");
+        r = -EINVAL;
+    }
+    out->check_errors = errors;
+    get_u64(o, "leaks", &out->leaks);
+    get_u64(o, "leaks-fixed", &out->leaks_fixed);
+    get_u64(o, "corruptions", &out->corruptions);
+    json_object_put(o);
+    return r;
+}
+
+int qimg_repair_leaks(const char *qemu_img, const char *image, unsigned timeout_sec,
+                      struct qimg_check *out, char *msg, size_t msgsz)
+{
+    memset(out, 0, sizeof(*out));
+    struct qimg_argv a;
+    int r = qimg_argv_check_leaks(&a, qemu_img, image);
+    if (r < 0) {
+        snprintf(msg, msgsz, "qemu-img check: too many arguments");
+        return r;
+    }
+    struct spawn_result res;
+    /* Exit 2 (corruptions) and 3 (leaks left) still print the result. */
+    int ran = spawn_run(a.v, timeout_sec, &res);
+    if (res.exit_code >= 0 && res.exit_code <= 3 && res.out_len) {
+        r = qimg_parse_check(res.out, out, msg, msgsz);
+    } else {
+        char line[512];
+        spawn_last_err_line(&res, line, sizeof(line));
+        snprintf(msg, msgsz, "qemu-img check: %s",
+                 res.timed_out ? "timed out"
+                 : line[0]     ? line
+                 : ran < 0     ? strerror(-ran)
+                               : "no result printed");
+        r = res.timed_out ? -ETIMEDOUT : ran < 0 && ran != -EIO ? ran : qimg_errno(line);
+    }
+    spawn_result_free(&res);
+    if (r == 0 && (out->check_errors || out->leaks || out->corruptions)) {
+        snprintf(msg, msgsz,
+                 "qemu-img check: %llu leaked cluster(s) left, %llu corruption(s), %llu check "
+                 "error(s)",
+                 (unsigned long long)out->leaks, (unsigned long long)out->corruptions,
+                 (unsigned long long)out->check_errors);
+        r = -EIO;
+    }
     return r;
 }
 

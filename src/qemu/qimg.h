@@ -78,6 +78,10 @@ int qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const cha
 /* qemu-img commit -p -f qcow2 -d IMAGE: write IMAGE's data into its backing
  * file, leaving IMAGE in place (the caller decides what replaces it). */
 int qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image);
+/* qemu-img check -r leaks -f qcow2 --output=json IMAGE: clusters an
+ * interrupted writer allocated but never referenced are freed; nothing
+ * else is touched (corruptions are only reported). */
+int qimg_argv_check_leaks(struct qimg_argv *a, const char *qemu_img, const char *image);
 
 /* Is out what `qemu-img --version` prints ("qemu-img version X ...")? */
 bool qimg_is_version(const char *out);
@@ -125,5 +129,20 @@ int qimg_info(const char *qemu_img, const char *image, struct qimg_info *out, ch
               size_t msgsz);
 
 #define QIMG_INFO_TIMEOUT 60
+
+/* What `qemu-img check --output=json` counts (each 0 when it prints
+ * none). */
+struct qimg_check {
+    uint64_t check_errors;
+    uint64_t leaks; /* left */
+    uint64_t leaks_fixed;
+    uint64_t corruptions;
+};
+int qimg_parse_check(const char *json, struct qimg_check *out, char *msg, size_t msgsz);
+/* Runs qimg_argv_check_leaks on image: 0 when the image is clean after
+ * it (out says how many leaks it freed), -EIO with msg when anything is
+ * left, other -errno when it could not run. */
+int qimg_repair_leaks(const char *qemu_img, const char *image, unsigned timeout_sec,
+                      struct qimg_check *out, char *msg, size_t msgsz);
 
 #endif

@@ -133,7 +133,11 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
         pull = f_read;
     dp->changed = true;
     if (pull) {
-        if ((r = journal_pull(dp->j, C->path, name, fmt, note)) < 0)
+        /* What C backs onto when the pull runs, as the steps before it
+         * leave it: where a replay starts the copy again. */
+        char from[PATH_MAX];
+        if ((r = name_for(dp, c, f, from, sizeof(from))) < 0 ||
+            (r = journal_pull(dp->j, C->path, name, fmt, from, F->format, note)) < 0)
             return r;
         C->parent = p;
         C->alloc += F->alloc;

@@ -2,7 +2,13 @@
  * commit (qemu-img commit -d), run with their log lines and their line in
  * .jobs. Plugged into the journal (journal_set_data_runner) by
  * merge_install, which every front end calls before it recovers or
- * commits anything; vm_recover does both. */
+ * commits anything; vm_recover does both.
+ *
+ * A step is done when qemu-img exited 0 and the image it wrote is
+ * fsynced, never because a header says so (journal.h, the replay
+ * contract): a replayed pull whose image already names the new backing
+ * is set back onto the one it started from and copied again, and in
+ * recovery the written image's leaked clusters are freed. */
 #include "config.h"
 
 #include "vm/merge.h"
@@ -41,73 +47,189 @@ static void merge_pct(double pct, void *arg)
     jobs_progress(mp->job, (uint64_t)((double)mp->bytes * pct / 100.0));
 }
 
+/* The snapshot and disk a data step merges, from its note "S/dev". */
+struct merge_names {
+    char snap[NAME_MAX_LEN + 1];
+    char dev[DEV_MAX_LEN + 1];
+};
+
+static void merge_names(const struct jstep *st, struct merge_names *n)
+{
+    const char *slash = st->note ? strrchr(st->note, '/') : NULL;
+    snprintf(n->snap, sizeof(n->snap), "?");
+    snprintf(n->dev, sizeof(n->dev), "?");
+    if (slash) {
+        snprintf(n->snap, sizeof(n->snap), "%.*s", (int)(slash - st->note), st->note);
+        snprintf(n->dev, sizeof(n->dev), "%s", slash + 1);
+    }
+}
+
 /* Runs a merge's qemu-img with its log lines and its line in .jobs. */
 static int run_merge(const struct journal *j, const struct jstep *st, const struct qimg_argv *a,
                      uint64_t bytes, char *msg, size_t msgsz)
 {
     const char *dir = st->kind == JS_PULL ? "pull" : "commit";
-    char dev[DEV_MAX_LEN + 1] = "?", snap[NAME_MAX_LEN + 1] = "?";
-    const char *slash = st->note ? strrchr(st->note, '/') : NULL;
-    if (slash) {
-        snprintf(snap, sizeof(snap), "%.*s", (int)(slash - st->note), st->note);
-        snprintf(dev, sizeof(dev), "%s", slash + 1);
-    }
+    struct merge_names n;
+    merge_names(st, &n);
     log_msg(LOG_INFO, "merge of %s disk %s (snapshot %s): direction=%s bytes=%llu started", j->vm,
-            dev, snap, dir, (unsigned long long)bytes);
+            n.dev, n.snap, dir, (unsigned long long)bytes);
     struct merge_progress mp = { jobs_start("merge", j->vm, st->note, bytes), bytes };
     struct qimg_progress p = { .on_pct = merge_pct, .arg = &mp };
     int64_t t0 = now_ms();
     /* A mount stopping stops the background worker's merge: the record
      * stays and the next mount runs it again. */
-    int r = qimg_run_watched(a, qimg_data_timeout(bytes), st->kind == JS_PULL ? "rebase" : "commit", &p,
-                             bgmerge_stopping, NULL, msg, msgsz);
+    int r = qimg_run_watched(a, qimg_data_timeout(bytes), st->kind == JS_PULL ? "rebase" : "commit",
+                             &p, bgmerge_stopping, NULL, msg, msgsz);
     jobs_finish(mp.job);
     double secs = (double)(now_ms() - t0) / 1000.0;
     if (r == 0)
         log_msg(LOG_INFO,
                 "merge of %s disk %s (snapshot %s): direction=%s bytes=%llu done in %.2f s "
                 "(%.1f MiB/s)",
-                j->vm, dev, snap, dir, (unsigned long long)bytes, secs,
+                j->vm, n.dev, n.snap, dir, (unsigned long long)bytes, secs,
                 secs > 0 ? (double)bytes / 1048576.0 / secs : 0.0);
     else
         log_msg(LOG_ERR, "merge of %s disk %s (snapshot %s): direction=%s failed after %.2f s: %s",
-                j->vm, dev, snap, dir, secs, msg);
+                j->vm, n.dev, n.snap, dir, secs, msg);
     return r;
 }
 
-/* A data step runs qemu-img on files it checks first: regular files
- * beneath the root, the image still backing onto what the plan said. */
-static int merge_run_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+/* A run of the operation was interrupted (recovery): its qemu-img may
+ * have been killed after it allocated clusters and before it referenced
+ * them. They waste space only, but qemu-img check reports them, so the
+ * image just written is cleared of them. A failure here is logged, not
+ * the step's: the data is whole. */
+static void repair_leaks(const struct journal *j, const struct jstep *st, const char *image,
+                         uint64_t bytes)
 {
+    struct merge_names n;
+    struct qimg_check c;
+    char why[MSG_MAX];
+    merge_names(st, &n);
+    int r = qimg_repair_leaks(j->s->qemu_img, image, qimg_data_timeout(bytes), &c, why,
+                              sizeof(why));
+    if (r < 0)
+        log_msg(LOG_WARNING,
+                "merge of %s disk %s (snapshot %s): replayed; leaked clusters of %s not "
+                "repaired: %s",
+                j->vm, n.dev, n.snap, image, why);
+    else
+        log_msg(c.leaks_fixed ? LOG_NOTICE : LOG_INFO,
+                "merge of %s disk %s (snapshot %s): replayed; %llu leaked cluster(s) of %s freed",
+                j->vm, n.dev, n.snap, (unsigned long long)c.leaks_fixed, image);
+}
+
+/* After qemu-img: the step is done (and the journal marks it) only once
+ * what it wrote is on disk. qemu-img flushes as it closes; the fsync
+ * here does not depend on that. */
+static int finish(const struct journal *j, const struct jstep *st, const char *image,
+                  uint64_t bytes, int r, char *msg, size_t msgsz)
+{
+    if (r < 0)
+        return r;
+    if (j->recovering)
+        repair_leaks(j, st, image, bytes);
+    if ((r = storeio_fsync(j->s, image)) < 0)
+        snprintf(msg, msgsz, "fsync %s: %s", image, strerror(-r));
+    return r;
+}
+
+/* Where a pull starts (journal.h, the replay contract): *done when there
+ * is nothing to copy; otherwise the header names the backing the copy
+ * starts from. */
+static int pull_start(const struct journal *j, const struct jstep *st,
+                      const struct backing_info *now, bool *done, char *msg, size_t msgsz)
+{
+    bool names_new =
+        strcmp(now->name, st->b) == 0 && (!st->b[0] || strcmp(now->format, st->fmt) == 0);
+    *done = false;
+    if (!st->from) {
+        /* A record from before pulls kept where they start: the header
+         * is all there is to go by. */
+        *done = names_new;
+        return 0;
+    }
+    char from[PATH_MAX];
+    int r = chain_check_name(j->s, st->a, st->from, st->from_fmt, from, sizeof(from), msg, msgsz);
+    if (r < 0 || strcmp(now->path, from) == 0)
+        return r;
+    if (!names_new) {
+        snprintf(msg, msgsz,
+                 "pull into %s: it backs onto %s, neither where the pull starts (%s) "
+                 "nor where it goes (%s)",
+                 st->a, now->name[0] ? now->name : "nothing", st->from,
+                 st->b[0] ? st->b : "nothing");
+        return -EINVAL;
+    }
+    /* The image the pull empties leaves only after the pull's mark: gone,
+     * a later step ran. */
+    if (!storeio_exists(j->s, from)) {
+        *done = true;
+        return 0;
+    }
+    log_msg(LOG_NOTICE,
+            "pull into %s: its header names %s, but the pull was not recorded as done (the "
+            "copied data may not be referenced): set back onto %s and copied again",
+            st->a, st->b[0] ? st->b : "no backing file", st->from);
+    return journal_set_backing(j->s, st->a, st->from, st->from_fmt, j->lock_steps, msg, msgsz);
+}
+
+/* A data step runs qemu-img on files it checks first: regular files
+ * beneath the root, the image backing onto what the plan said. */
+static int run_pull(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+{
+    struct backing_info now;
+    bool done;
+    int r = chain_backing(j->s, st->a, &now, msg, msgsz);
+    if (r < 0 || (r = pull_start(j, st, &now, &done, msg, msgsz)) < 0 || done)
+        return r;
+    /* It may have been set back. */
+    if ((r = chain_backing(j->s, st->a, &now, msg, msgsz)) < 0)
+        return r;
+    /* qemu-img reads the whole new backing chain: it must pass the
+     * checks every chain of the store passes. */
+    if (st->b[0]) {
+        char target[PATH_MAX];
+        struct chain c;
+        if ((r = chain_check_name(j->s, st->a, st->b, st->fmt, target, sizeof(target), msg,
+                                  msgsz)) < 0 ||
+            (r = chain_walk(j->s, target, &c, msg, msgsz)) < 0)
+            return r;
+        chain_free(&c);
+    }
+    uint64_t bytes = now.path[0] ? allocated(j->s, now.path) : 0;
+    struct qimg_argv a;
+    if ((r = qimg_argv_rebase(&a, j->s->qemu_img, st->a, st->b, st->fmt ? st->fmt : "")) < 0)
+        return r;
+    return finish(j, st, st->a, bytes, run_merge(j, st, &a, bytes, msg, msgsz), msg, msgsz);
+}
+
+static int run_commit(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+{
+    /* INTO leaves only by the replace grouped after this step, which
+     * runs only once the commit succeeded. */
+    if (!storeio_exists(j->s, st->b))
+        return 0;
     struct backing_info now;
     int r = chain_backing(j->s, st->a, &now, msg, msgsz);
     if (r < 0)
         return r;
-    struct qimg_argv a;
-    uint64_t bytes;
-    if (st->kind == JS_PULL) {
-        if (strcmp(now.name, st->b) == 0 && (!st->b[0] || strcmp(now.format, st->fmt) == 0))
-            return 0;
-        /* qemu-img reads the whole new backing chain: it must pass the
-         * checks every chain of the store passes. */
-        if (st->b[0]) {
-            char target[PATH_MAX];
-            struct chain c;
-            if ((r = chain_check_name(j->s, st->a, st->b, st->fmt, target, sizeof(target), msg,
-                                      msgsz)) < 0 ||
-                (r = chain_walk(j->s, target, &c, msg, msgsz)) < 0)
-                return r;
-            chain_free(&c);
-        }
-        bytes = now.path[0] ? allocated(j->s, now.path) : 0;
-        r = qimg_argv_rebase(&a, j->s->qemu_img, st->a, st->b, st->fmt ? st->fmt : "");
-    } else {
-        if (!storeio_exists(j->s, st->b) || strcmp(now.path, st->b) != 0)
-            return 0;
-        bytes = allocated(j->s, st->a);
-        r = qimg_argv_commit(&a, j->s->qemu_img, st->a);
+    /* qemu-img commit writes into whatever the image backs onto. */
+    if (strcmp(now.path, st->b) != 0) {
+        snprintf(msg, msgsz, "commit of %s into %s: it backs onto %s", st->a, st->b,
+                 now.name[0] ? now.name : "nothing");
+        return -EINVAL;
     }
-    return r < 0 ? r : run_merge(j, st, &a, bytes, msg, msgsz);
+    uint64_t bytes = allocated(j->s, st->a);
+    struct qimg_argv a;
+    if ((r = qimg_argv_commit(&a, j->s->qemu_img, st->a)) < 0)
+        return r;
+    return finish(j, st, st->b, bytes, run_merge(j, st, &a, bytes, msg, msgsz), msg, msgsz);
+}
+
+static int merge_run_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+{
+    return st->kind == JS_PULL ? run_pull(j, st, msg, msgsz) : run_commit(j, st, msg, msgsz);
 }
 
 void merge_install(void)

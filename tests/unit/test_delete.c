@@ -13,6 +13,9 @@
  *  - VM delete, detach, undefine;
  *  - a real crash at every point of both merge directions and of the
  *    hidden case: recovery leaves each as before or as after;
+ *  - the replay of a data step trusts no header: a pull whose image
+ *    already names the new backing is copied again (and its leaks
+ *    freed), a commit whose image backs onto something else is refused;
  *  - ghosts: what a remover still sees. Skipped (77) without qemu-img. */
 #include "config.h"
 
@@ -323,14 +326,105 @@ static void crash_case(const char *name, const char *setup, const char *snap,
     fprintf(stderr, "delete (%s) has %d crash points\n", name, points);
 }
 
+/* The active image written over 16M: deleting configured pulls. */
+static const char *const PULL_SETUP =
+    "qemu-io -f qcow2 -c 'write -q -P 0x33 8M 16M' '%s/web1/disks/vda.qcow2' >/dev/null";
+static const char *const PULLED_ACTIVE = "-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M' "
+                                         "-c 'read -P 0x33 8M 16M'";
+
 static void test_crash(void)
 {
     crash_case("crash-commit", NULL, "configured", WEB1_ACTIVE);
-    crash_case("crash-pull",
-               "qemu-io -f qcow2 -c 'write -q -P 0x33 8M 16M' '%s/web1/disks/vda.qcow2' >/dev/null",
-               "configured",
-               "-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M' -c 'read -P 0x33 8M 16M'");
+    crash_case("crash-pull", PULL_SETUP, "configured", PULLED_ACTIVE);
     crash_case("crash-hidden", NULL, "installed", "-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M'");
+}
+
+/* A fresh store `name` (setup run on it) whose delete of snap crashed
+ * right at its commit: the record committed, no step applied. Crashes
+ * at points *point (1 when 0), *point + 1, ... until one leaves the
+ * record committed, and keeps that point in *point for the next call of
+ * the same delete; false when none does. */
+static bool crash_at_commit(const char *name, const char *setup, const char *snap, int *point)
+{
+    for (int n = *point ? *point : 1; n < 20; n++) {
+        if (!open_store(name) || (setup && runf(setup, st.root) != 0) ||
+            crash_delete_at(n, snap) != 99)
+            break;
+        if (runf("grep -qsE '\"committed\": ?true' '%s'/.vmstorefs/journal/*.json", st.root) == 0) {
+            *point = n;
+            return true;
+        }
+        store_close(&st);
+    }
+    store_close(&st);
+    return false;
+}
+
+/* The commit points of deleting configured by pull and by commit. */
+static int pull_commit_point, commit_commit_point;
+
+/* What a qemu-img rebase killed between writing its header and flushing
+ * the metadata of what it copied leaves (journal.h, the replay
+ * contract): the delete of configured committed, its pull not marked,
+ * the active image's header already naming installed's image, and none
+ * of configured's data referenced by the active image. Recovery sets it
+ * back onto configured's image and copies again; only then does
+ * configured's image go. leaks: the image also holds leaked clusters
+ * (an internal snapshot's, its table entry dropped: refcounts nothing
+ * references), which recovery frees. */
+static void pull_header_first(bool leaks)
+{
+    CHECK(crash_at_commit("crash-pull", PULL_SETUP, "configured", &pull_commit_point));
+    CHECK_INT(runf("grep -qsE '\"done\": ?0' '%s'/.vmstorefs/journal/*.json", st.root), 0);
+    CHECK_INT(runf("cd '%s/web1/disks' && qemu-img rebase -u -f qcow2 -F qcow2 "
+                   "-b ../snapshots/installed/vda.qcow2 vda.qcow2",
+                   st.root),
+              0);
+    if (leaks)
+        CHECK_INT(runf("cd '%s/web1/disks' && qemu-img snapshot -c leak vda.qcow2 && "
+                       "printf '\\0\\0\\0\\0' | dd of=vda.qcow2 bs=1 seek=60 conv=notrunc "
+                       "status=none; qemu-img check -q vda.qcow2 2>/dev/null; [ $? = 3 ]",
+                       st.root),
+                  0);
+    /* configured's data (0x22) is in no image the active one reads now. */
+    CHECK(!reads("disks/vda.qcow2", PULLED_ACTIVE));
+    CHECK(reads("snapshots/configured/vda.qcow2", WEB1_CONFIGURED));
+    CHECK_INT(vm_recover(&st, NULL, msg, sizeof(msg)), 1);
+    CHECK(!store_snap_exists(&st, "web1", "configured"));
+    CHECK(reads("disks/vda.qcow2", PULLED_ACTIVE));
+    CHECK_STR(current_of("web1"), "installed");
+    CHECK(tidy());
+    CHECK_INT(runf("qemu-img check -q '%s/web1/disks/vda.qcow2'", st.root), 0);
+    store_close(&st);
+}
+
+/* The commit's replay: qemu-img commit -d never changes the image it
+ * reads, so an image that no longer backs onto the one it is committed
+ * into was changed by something else; the commit is not taken for done
+ * (configured's image would then replace the active one, whose data was
+ * never committed): recovery refuses and changes nothing. */
+static void commit_header_changed(void)
+{
+    CHECK(crash_at_commit("crash-commit", NULL, "configured", &commit_commit_point));
+    CHECK_INT(runf("cd '%s/web1/disks' && qemu-img rebase -u -f qcow2 -F qcow2 "
+                   "-b ../snapshots/installed/vda.qcow2 vda.qcow2",
+                   st.root),
+              0);
+    CHECK(vm_recover(&st, NULL, msg, sizeof(msg)) < 0);
+    CHECK_INT(journal_pending(&st), 1);
+    CHECK(store_snap_exists(&st, "web1", "configured"));
+    CHECK(reads("snapshots/configured/vda.qcow2", WEB1_CONFIGURED));
+    CHECK(reads("disks/vda.qcow2", "-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M' "
+                                   "-c 'read -P 0x33 8M 1M'"));
+    store_close(&st);
+}
+
+static void test_replay_data_steps(void)
+{
+    /* The stores test_crash made (a sample store is made once a name). */
+    pull_header_first(false);
+    pull_header_first(true);
+    commit_header_changed();
 }
 
 /* Review findings, each a test: an image of another VM backing onto a
@@ -363,15 +457,7 @@ static void test_pins_and_recovery(void)
     /* A crash right after the commit record of a commit-direction delete
      * (configured into the active image's place), then a qemu takes the
      * active image before the next mount: recovery leaves it. */
-    bool committed = false;
-    for (int n = 1; n < 20 && !committed; n++) {
-        CHECK(open_store("pins2"));
-        CHECK_INT(crash_delete_at(n, "configured"), 99);
-        committed = runf("grep -qsE '\"committed\": ?true' '%s'/.vmstorefs/journal/*.json", st.root) == 0;
-        if (!committed)
-            store_close(&st);
-    }
-    CHECK(committed);
+    CHECK(crash_at_commit("crash-commit", NULL, "configured", &commit_commit_point));
     CHECK_INT(journal_pending(&st), 1);
     char path[PATH_MAX * 2];
     snprintf(path, sizeof(path), "%s/web1/disks/vda.qcow2", st.root);
@@ -434,6 +520,7 @@ int main(void)
     test_partial_and_busy();
     test_vm_entries();
     test_crash();
+    test_replay_data_steps();
     test_pins_and_recovery();
     sample_teardown();
     CHECK_DONE();

@@ -201,6 +201,36 @@ static void test_argv_commit(void)
     EXPECT_ARGV(&a, QEMU_IMG, "commit", "-p", "-f", "qcow2", "-d", "/top.qcow2");
 }
 
+static void test_argv_check_leaks(void)
+{
+    struct qimg_argv a;
+    memset(&a, 0x55, sizeof(a));
+    qimg_argv_check_leaks(&a, QEMU_IMG, "/top.qcow2");
+    EXPECT_ARGV(&a, QEMU_IMG, "check", "-r", "leaks", "-f", "qcow2", "--output=json", "/top.qcow2");
+}
+
+/* What qemu-img 7.2 check --output=json prints: each count only when it
+ * is not 0. */
+static void test_parse_check(void)
+{
+    struct qimg_check c;
+    char msg[256] = "";
+    CHECK_INT(qimg_parse_check("{ \"image-end-offset\": 327680, \"total-clusters\": 16384, "
+                               "\"check-errors\": 0, \"leaks-fixed\": 8192, \"filename\": "
+                               "\"o.qcow2\", \"format\": \"qcow2\" }\n",
+                               &c, msg, sizeof(msg)),
+              0);
+    CHECK(c.leaks_fixed == 8192 && c.leaks == 0 && c.corruptions == 0 && c.check_errors == 0);
+    CHECK_INT(qimg_parse_check("{ \"check-errors\": 0, \"leaks\": 19, \"corruptions\": 2 }", &c,
+                               msg, sizeof(msg)),
+              0);
+    CHECK(c.leaks == 19 && c.corruptions == 2 && c.leaks_fixed == 0);
+    /* Not a check result: no check-errors, or not JSON. */
+    CHECK_INT(qimg_parse_check("{ \"leaks\": 19 }", &c, msg, sizeof(msg)), -EINVAL);
+    CHECK_INT(qimg_parse_check("No errors were found on the image.", &c, msg, sizeof(msg)),
+              -EINVAL);
+}
+
 /* An argument past the limit is never dropped: the vector is marked,
  * every later add fails too, and it stays NULL-terminated. */
 static void test_argv_overflow(void)
@@ -547,6 +577,36 @@ static void test_info_failure(const char *tmp)
     CHECK(strchr(msg, '\n') == NULL);
 }
 
+/* Leaked clusters as a killed writer leaves them (refcounts nothing
+ * references): an internal snapshot whose table entry is dropped (the
+ * header's snapshot count, at byte 60, set to 0). qemu-img check -r
+ * leaks frees them; a second run finds none. */
+static void test_repair_leaks(const char *tmp)
+{
+    char img[PATH_MAX], msg[512] = "";
+    snprintf(img, sizeof(img), "%s/leaky.qcow2", tmp);
+    const char *mk[] = { QEMU_IMG, "create", "-q", "-f", "qcow2", img, "8M", NULL };
+    const char *snap[] = { QEMU_IMG, "snapshot", "-c", "s", img, NULL };
+    if (!run(mk) || !run(snap)) {
+        check_failures++;
+        return;
+    }
+    int fd = open(img, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "\0\0\0\0", 4, 60) == 4);
+    if (fd >= 0)
+        close(fd);
+    struct qimg_check c;
+    CHECK_INT(qimg_repair_leaks(QEMU_IMG, img, 60, &c, msg, sizeof(msg)), 0);
+    CHECK(c.leaks_fixed > 0);
+    CHECK_INT(qimg_repair_leaks(QEMU_IMG, img, 60, &c, msg, sizeof(msg)), 0);
+    CHECK(c.leaks_fixed == 0);
+    /* Not an image: qemu-img's complaint, an error. */
+    char missing[PATH_MAX];
+    snprintf(missing, sizeof(missing), "%s/missing.qcow2", tmp);
+    CHECK(qimg_repair_leaks(QEMU_IMG, missing, 60, &c, msg, sizeof(msg)) < 0);
+    CHECK(strstr(msg, missing) != NULL);
+}
+
 static void test_with_qemu_img(void)
 {
     if (access(QEMU_IMG, X_OK) != 0) {
@@ -565,6 +625,7 @@ static void test_with_qemu_img(void)
     test_find_in_path(tmp);
     test_info_real(tmp);
     test_info_failure(tmp);
+    test_repair_leaks(tmp);
     rm_tree(tmp);
 }
 
@@ -640,6 +701,13 @@ static void test_run_watched(void)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     CHECK(t1.tv_sec - t0.tv_sec < 10);
     CHECK(strstr(msg, "interrupted") != NULL);
+    /* Killed by someone else, it says nothing: the signal is named. */
+    struct qimg_argv k = { .n = 0 };
+    qimg_argv_add(&k, "/bin/sh");
+    qimg_argv_add(&k, "-c");
+    qimg_argv_add(&k, "kill -9 $$");
+    CHECK_INT(qimg_run(&k, 10, "rebase", msg, sizeof(msg)), -EIO);
+    CHECK_STR(msg, "qemu-img rebase: killed by signal 9");
 }
 
 int main(void)
@@ -653,7 +721,9 @@ int main(void)
     test_argv_rebase();
     test_argv_unsafe();
     test_argv_commit();
+    test_argv_check_leaks();
     test_argv_overflow();
+    test_parse_check();
     test_parse_standalone();
     test_parse_overlay();
     test_parse_raw();

@@ -1,0 +1,133 @@
+#!/bin/bash
+# A pull merge whose qemu-img is killed (kill -9 of the child alone, not
+# the daemon) never loses the deleted snapshot's data (journal.h, the
+# replay contract). qemu-img rebase writes the new backing name into the
+# image's header before it flushes the metadata of what it copied; a
+# kill between the two leaves a header naming the new backing over data
+# the image does not reference. Here the kill comes there: the merge is
+# stopped (qimggate.sh) after it reported 25 %, its header is written as
+# qemu-img writes it (the new name in place of the old), and it is
+# killed. Then:
+#   - the daemon tries again at once: its qemu-img is let run, and rmdir
+#     succeeds with the VM reading as after the delete;
+#   - the second try is killed too (at the gate): rmdir fails, the VM
+#     still reads as before, and the next mount finishes the delete,
+#     the VM reading as after;
+# each time from the image it started from, its leaks freed: qemu-img
+# check finds nothing.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/snapfix.sh"
+. "$(dirname "$0")/delmodel.sh"
+. "$(dirname "$0")/qimggate.sh"
+need_fuse
+need virt-xml-validate xmllint perl pgrep
+
+S=$TMP/store M=$TMP/mnt
+
+# set_backing_name IMAGE NAME: NAME (as long as the name there) written
+# over IMAGE's backing name in place, as qemu-img rebase writes it; past
+# any lock (the stopped qemu-img holds them).
+set_backing_name() {
+    perl -e '
+        my ($img, $name) = @ARGV;
+        open(my $f, "+<", $img) or die "$img: $!\n";
+        sysread($f, my $h, 20) == 20 or die "$img: short header\n";
+        my ($off, $len) = unpack("x8 Q> N", $h);
+        $len == length($name) or die "$img: its backing name has $len bytes\n";
+        sysseek($f, $off, 0) and syswrite($f, $name) == $len or die "$img: $!\n";
+    ' "$1" "$2" || fail "cannot write the backing name of $1"
+}
+
+# A VM whose s1 is pulled into the active image on delete: s0's image
+# holds slot 0, s1's slots 1-2 (8 MiB), the active image slots 3-6.
+pull_vm() {
+    make_vm "$S" "$1" 1
+    model_init "$1" 1 4194304 16
+    [ -d "$M/$1" ] || fail "$1 does not show in the mount"
+    model_write "$M" "$1" vda 0 1 0x21
+    model_take "$M" "$1" s0
+    model_write "$M" "$1" vda 1 2 0x22
+    model_take "$M" "$1" s1
+    model_write "$M" "$1" vda 3 4 0x23
+}
+
+# kill_after_header VM: rmdir VM's s1 in the background (RM), its merge
+# stopped after 25 %, its header naming s0's image, killed. The daemon's
+# second try is left stopped at the gate: Q2.
+kill_after_header() {
+    local vm=$1 q
+    gate_arm
+    gate_stops 25
+    rmdir "$M/$vm/snapshots/s1" 2>"$TMP/rm.err" &
+    RM=$!
+    gate_wait "$DAEMON_PID" 1
+    q=${GATED[0]}
+    [[ $(gate_args "$q") == *" rebase -p "*"/$vm/disks/vda.qcow2"* ]] ||
+        fail "$vm: the stopped qemu-img is not the pull of s1: $(gate_args "$q")"
+    gate_cont "$q"
+    gate_progress "$q"
+    [ "$GATE_FIG" != eof ] || fail "$vm: the merge ended before it reported 25 %"
+    gate_stops # none for the second try
+    set_backing_name "$S/$vm/disks/vda.qcow2" ../snapshots/s0/vda.qcow2
+    kill -9 "$q"
+    gate_cont "$q" # lets its relay read to the end
+    # The second try's qemu-img at the gate, unless rmdir ends first: the
+    # pull taken for done from its header, nothing copied again.
+    Q2=""
+    while [ -z "$Q2" ] && kill -0 "$RM" 2>/dev/null; do
+        Q2=$(gate_stopped "$DAEMON_PID" | head -n 1)
+        sleep 0.05
+    done
+    [ "$Q2" != "$q" ] || fail "$vm: the killed qemu-img is still there"
+    [ -n "$Q2" ] && return
+    wait "$RM"
+    local st=$?
+    model_forget "$vm" s1
+    MODEL[$vm/#cur]=s0
+    model_check "$M" "$vm" && fail "$vm: rmdir returned $st with no second qemu-img run"
+    fail "$vm: rmdir returned $st, no qemu-img copied again, and the data is lost: $MODEL_ERR"
+}
+
+# clean_after VM: VM reads as after the delete of s1, the store is whole,
+# the active image has no leaks, the log says the pull was made again.
+clean_after() {
+    local out
+    model_forget "$1" s1
+    MODEL[$1/#cur]=s0
+    model_ok "$M" "$1"
+    store_ok "$S" "$1"
+    out=$(qemu-img check -U "$S/$1/disks/vda.qcow2" 2>&1) || fail "$1: qemu-img check: $out"
+    grep -q "pull into $S/$1/disks/vda.qcow2: .*set back onto ../snapshots/s1/vda.qcow2" "$DAEMON_LOG" ||
+        fail "$1: no log line of the pull set back onto s1's image"
+    grep -q "merge of $1 disk vda (snapshot s1): replayed; [0-9]* leaked cluster(s) of .* freed" "$DAEMON_LOG" ||
+        fail "$1: no log line of the leaks of the replayed merge"
+}
+
+mkdir -p "$S"
+gate_init
+mount_fs "$S" "$M" "${GATE_OPT[@]}"
+pull_vm a
+pull_vm b
+
+# ---- the second try runs ----
+kill_after_header a
+gate_disarm "$DAEMON_PID"
+wait "$RM" || fail "rmdir of a's s1 failed though the daemon's second try ran: $(cat "$TMP/rm.err")"
+grep -q "delete of a finished on a second try" "$DAEMON_LOG" || fail "a: no second try logged"
+clean_after a
+pass "qemu-img killed after writing its header: the second try copied again from s1's image; rmdir succeeded, a reads as after"
+
+# ---- the second try is killed too ----
+kill_after_header b
+kill -9 "$Q2"
+gate_disarm "$DAEMON_PID"
+wait "$RM" && fail "rmdir of b's s1 succeeded though both merges were killed"
+grep -q "Input/output error" "$TMP/rm.err" || fail "rmdir of b's s1: $(cat "$TMP/rm.err"), not EIO"
+model_ok "$M" b
+unmount_fs "$M"
+forget_daemon "$DAEMON_PID"
+mount_fs "$S" "$M"
+clean_after b
+unmount_fs "$M"
+forget_daemon "$DAEMON_PID"
+pass "the second try killed too: rmdir failed with b reading as before; the next mount finished the delete, b reads as after"
