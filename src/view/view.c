@@ -340,16 +340,20 @@ static int readdir_vm(const struct store *s, const struct vpath *vp, view_fill_f
      * once per listing of this VM, not for every VM on each `ls` of the
      * root. */
     check_definition(s, vp->vm);
+    /* In this order, for programs that remove what they read in readdir
+     * order (rm -r, tar --remove-files): current while it still points
+     * somewhere, the active images (leaves) before the snapshots they
+     * grow from, the snapshots leaves first (readdir_snapshots). */
     if (view_getattr(s, &x, &st) == 0)
         r = fill(ctx, "domain.xml", S_IFREG);
+    if (r == 0 && current_link(s, vp->vm, link, sizeof(link)) == 0)
+        r = fill(ctx, "current", S_IFLNK);
     if (r == 0)
         r = fill(ctx, "disks", S_IFDIR);
     if (r == 0)
         r = fill(ctx, "snapshots", S_IFDIR);
     if (r == 0)
         r = fill(ctx, "clones", S_IFDIR);
-    if (r == 0 && current_link(s, vp->vm, link, sizeof(link)) == 0)
-        r = fill(ctx, "current", S_IFLNK);
     return r;
 }
 
