@@ -155,6 +155,7 @@ for p in "${pids[@]}"; do
     wait "$p" || fail "a concurrent rmdir failed"
 done
 for V in conc1 conc2 conc3 conc4; do
+    sync "$M/$V" || fail "sync $V (its merge)"
     m_forget $V s1
     [ "$(merge_lines $V "$n0")" = "1 1" ] || fail "$V: concurrent delete logged (started done) $(merge_lines $V "$n0")"
     m_check $V "concurrent rmdir s1"
@@ -184,6 +185,7 @@ direction() {
     fi
     n0=$(wc -l <"$DAEMON_LOG")
     rmdir "$M/$vm/snapshots/S" || fail "$vm: rmdir S"
+    sync "$M/$vm" || fail "$vm: sync (the merge of S)"
     for root in "$M" "$S"; do
         read_pattern "$root/$vm/$top" 0xa3 32M 64k
         read_pattern "$root/$vm/$top" 0xa1 $((32 * DEL_MIB + 65536)) $((flen - 65536))

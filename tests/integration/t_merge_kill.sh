@@ -7,12 +7,13 @@
 # the image does not reference. Here the kill comes there: the merge is
 # stopped (qimggate.sh) after it reported 25 %, its header is written as
 # qemu-img writes it (the new name in place of the old), and it is
-# killed. Then:
-#   - the daemon tries again at once: its qemu-img is let run, and rmdir
+# killed. The merge is the background worker's (rmdir returned before it
+# ran); sync VMDIR waits for it and says how it went. Then:
+#   - the daemon tries again at once: its qemu-img is let run, and sync
 #     succeeds with the VM reading as after the delete;
-#   - the second try is killed too (at the gate): rmdir fails, the VM
-#     still reads as before, and the next mount finishes the delete,
-#     the VM reading as after;
+#   - the second try is killed too (at the gate): sync fails with EIO,
+#     the VM still reads as before, and the next mount finishes the
+#     merge, the VM reading as after;
 # each time from the image it started from, its leaks freed: qemu-img
 # check finds nothing.
 . "$(dirname "$0")/lib.sh"
@@ -104,7 +105,7 @@ clean_after() {
     out=$(qemu-img check -U "$S/$1/disks/vda.qcow2" 2>&1) || fail "$1: qemu-img check: $out"
     grep -q "pull into $S/$1/disks/vda.qcow2: .*set back onto ../snapshots/[^ ]*/vda.qcow2" "$DAEMON_LOG" ||
         fail "$1: no log line of the pull set back onto s1's image"
-    grep -q "merge of $1 disk vda (snapshot s1): replayed; [0-9]* leaked cluster(s) of .* freed" "$DAEMON_LOG" ||
+    grep -q "merge of $1 disk vda (snapshot [^)]*): replayed; [0-9]* leaked cluster(s) of .* freed" "$DAEMON_LOG" ||
         fail "$1: no log line of the leaks of the replayed merge"
 }
 
