@@ -287,6 +287,7 @@ rm -rf "$S"
 MODEL=()
 gate_init
 make_vm "$S" big 1
+qemu-img resize -q "$S/big/disks/vda.qcow2" 128M || fail "cannot grow big's disk"
 model_init big 1 4194304 24
 mount_fs "$S" "$M" "${GATE_OPT[@]}"
 model_write "$M" big vda 0 12 0x91
