@@ -314,11 +314,62 @@ static void test_crash(void)
     crash_case("crash-hidden", NULL, "installed", "-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M'");
 }
 
+/* A mount's recovery (vm_recover with no VM) while a child holds the
+ * image's lock, as a killed daemon's qemu-img does until it has exited.
+ * The child lets go once recovery says it waits: it reads what this
+ * process logs (stderr, through a pipe, passed on). Without the wait,
+ * recovery meets the lock, fails, and the child still holds it at the
+ * end. Returns what vm_recover returned. */
+static int recover_while_held(const char *image)
+{
+    int logp[2], ready[2];
+    if (pipe(logp) < 0 || pipe(ready) < 0)
+        return -errno;
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(logp[1]);
+        close(ready[0]);
+        int fd = imagelock_hold(&st, image);
+        if (write(ready[1], fd >= 0 ? "y" : "n", 1) != 1)
+            _exit(2);
+        close(ready[1]);
+        FILE *in = fdopen(logp[0], "r");
+        char line[MSG_MAX];
+        while (in && fgets(line, sizeof(line), in)) {
+            fputs(line, stderr);
+            if (fd >= 0 && strstr(line, "waiting up to")) {
+                imagelock_drop(fd);
+                fd = -1;
+            }
+        }
+        _exit(fd < 0 ? 0 : 1);
+    }
+    close(logp[0]);
+    close(ready[1]);
+    char c = 'n';
+    CHECK(read(ready[0], &c, 1) == 1 && c == 'y');
+    close(ready[0]);
+    int saved = dup(STDERR_FILENO);
+    dup2(logp[1], STDERR_FILENO);
+    close(logp[1]);
+    int r = vm_recover(&st, NULL, msg, sizeof(msg));
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    int status;
+    waitpid(pid, &status, 0);
+    /* 0: it let go when recovery asked for the lock. */
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return r;
+}
+
 /* Review findings, each a test: an image of another VM backing onto a
  * snapshot's image pins it (EBUSY, nothing changes); a VM whose files
  * another definition names is not deleted; a planted .hidden-<word>
  * directory is not ours to collect; recovery does not rename an image
- * a qemu holds (it waits, the record stays). */
+ * a qemu holds (the record stays), and a mount's recovery waits for a
+ * lock that goes. */
 static void test_pins_and_recovery(void)
 {
     struct snap_ctx c = { .s = &st };
@@ -358,11 +409,15 @@ static void test_pins_and_recovery(void)
     snprintf(path, sizeof(path), "%s/web1/disks/vda.qcow2", st.root);
     int held = imagelock_hold(&st, path);
     CHECK(held >= 0);
-    CHECK(vm_recover(&st, NULL, msg, sizeof(msg)) < 0);
+    /* An operation's own recovery (the VM named: a request waits on it)
+     * meets the lock at once. */
+    CHECK(vm_recover(&st, "web1", msg, sizeof(msg)) < 0);
     CHECK_INT(journal_pending(&st), 1);
     imagelock_drop(held);
     CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
-    CHECK_INT(vm_recover(&st, NULL, msg, sizeof(msg)), 1);
+    /* A mount's recovery waits for a lock that goes, as a killed
+     * daemon's qemu-img's does once it has exited. */
+    CHECK_INT(recover_while_held(path), 1);
     CHECK(!store_snap_exists(&st, "web1", "configured"));
     CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
     CHECK(tidy());
