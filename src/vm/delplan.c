@@ -310,11 +310,15 @@ static int fix_snapshot(const char *snap, void *arg)
     if (r == 0)
         r = fix_domain(dp, xmledit_snapshot_domain(doc));
     if (r == 0) {
-        /* <disks> sources: where later changes went, now moved. */
+        /* <disks> sources: where later changes went, now moved, or gone
+         * (a detached disk's active image: no source is left to name). */
         xmlNodePtr disks = xml_child(root, "disks");
-        for (size_t i = 0; disks && i < dp->nmoves; i++)
+        for (size_t i = 0; disks && i < dp->nmoves; i++) {
             if (dp->moves[i].now[0])
                 xmledit_rewrite_path(disks, dp->moves[i].old, dp->moves[i].now);
+            else
+                xmledit_snapshot_forget_source(doc, dp->moves[i].old);
+        }
     }
     char name[NAME_MAX_LEN + 16], dst[PATH_MAX];
     snprintf(name, sizeof(name), "snap-%s.xml", snap);

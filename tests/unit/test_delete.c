@@ -228,6 +228,13 @@ static void test_vm_entries(void)
                    "1M' '%s/db1/snapshots/s1/vdb.qcow2' >/dev/null",
                    st.root),
               0);
+    /* s1's <disks> named the active image as where vdb's changes went:
+     * it is gone, and no snapshot.xml names it; each still validates. */
+    CHECK_INT(runf("grep -l '/db1/disks/vdb.qcow2' '%s'/db1/snapshots/*/snapshot.xml", st.root), 1);
+    CHECK_INT(runf("virt-xml-validate '%s/db1/snapshots/s1/snapshot.xml' domainsnapshot "
+                   ">/dev/null",
+                   st.root),
+              0);
     CHECK_INT(disk_detach(&c, "db1", "vdb", msg, sizeof(msg)), -ENOENT);
     /* Undefine keeps everything but domain.xml. */
     CHECK_INT(vm_undefine(&c, "db1", msg, sizeof(msg)), 0);
