@@ -13,6 +13,8 @@
  *  - VM delete, detach, undefine;
  *  - a real crash at every point of both merge directions and of the
  *    hidden case: recovery leaves each as before or as after;
+ *  - hard links: an image whose file has another name is never written
+ *    into (hidden, or the other merge direction), a take of one is EBUSY;
  *  - ghosts: what a remover still sees. Skipped (77) without qemu-img. */
 #include "config.h"
 
@@ -431,6 +433,89 @@ static void test_pins_and_recovery(void)
     store_close(&st);
 }
 
+/* Hard links: a second name of an image's file (another VM's image, a copy
+ * made with ln) reads, and may write, the same data, so nothing here may
+ * write into that file. The name is made beside the store (the same file
+ * system), and its bytes are compared before and after. */
+static bool link_image(const char *rel, const char *name)
+{
+    char cmd[6 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "ln '%s/web1/%s' '%s/%s' && md5sum <'%s/%s' >'%s/%s.md5'",
+             st.root, rel, dir, name, dir, name, dir, name);
+    return run(cmd) == 0;
+}
+
+static bool link_unchanged(const char *name)
+{
+    char cmd[4 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "md5sum <'%s/%s' | cmp -s - '%s/%s.md5'", dir, name, dir, name);
+    return run(cmd) == 0;
+}
+
+static void unlink_image(const char *name)
+{
+    char cmd[4 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "rm -f '%s/%s' '%s/%s.md5'", dir, name, dir, name);
+    run(cmd);
+}
+
+static void test_hard_links(void)
+{
+    struct snap_ctx c = { .s = &st };
+    char cmd[4 * PATH_MAX];
+    /* configured's image has one dependent (the active image, smaller:
+     * commit) and a second name, which counts as another dependent: the
+     * image is hidden, not committed into. */
+    CHECK(open_store("links-f"));
+    ino_t frozen = ino("snapshots/configured/vda.qcow2");
+    CHECK(link_image("snapshots/configured/vda.qcow2", "configured.link"));
+    CHECK_INT(snapshot_delete(&c, "web1", "configured", NULL, msg, sizeof(msg)), 0);
+    CHECK(!store_snap_exists(&st, "web1", "configured"));
+    CHECK(link_unchanged("configured.link"));
+    snprintf(cmd, sizeof(cmd), "find '%s/web1/snapshots' -inum %lu -path '*/.hidden-*' | grep -q .",
+             st.root, (unsigned long)frozen);
+    CHECK_INT(run(cmd), 0);
+    CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
+    CHECK(tidy());
+    /* The other name gone, the garbage pass merges it. */
+    unlink_image("configured.link");
+    CHECK_INT(delplan_collect_store(&st), 1);
+    CHECK_INT(runf("ls -d '%s'/web1/snapshots/.hidden-* >/dev/null 2>&1", st.root), 2);
+    CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
+    CHECK(tidy());
+    store_close(&st);
+
+    /* The active image holds more than configured (pull would write into
+     * it) and has a second name: commit instead; configured's file takes
+     * the active path, the other name keeps the old active file as it was. */
+    CHECK(open_store("links-c"));
+    CHECK_INT(runf("qemu-io -f qcow2 -c 'write -q -P 0x33 8M 16M' '%s/web1/disks/vda.qcow2' "
+                   ">/dev/null",
+                   st.root),
+              0);
+    frozen = ino("snapshots/configured/vda.qcow2");
+    CHECK(link_image("disks/vda.qcow2", "active.link"));
+    CHECK_INT(snapshot_delete(&c, "web1", "configured", NULL, msg, sizeof(msg)), 0);
+    CHECK(ino("disks/vda.qcow2") == frozen);
+    CHECK(link_unchanged("active.link"));
+    CHECK(reads("disks/vda.qcow2", "-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M' "
+                                   "-c 'read -P 0x33 8M 16M'"));
+    CHECK(tidy());
+    unlink_image("active.link");
+
+    /* A take would freeze (and rewrite the header of) an active image
+     * that another name may still write: EBUSY, nothing changes. */
+    CHECK(link_image("disks/vda.qcow2", "take.link"));
+    CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), -EBUSY);
+    CHECK(strstr(msg, "hard links") != NULL);
+    CHECK(!store_snap_exists(&st, "web1", "s1"));
+    CHECK(link_unchanged("take.link"));
+    CHECK_INT(journal_pending(&st), 0);
+    unlink_image("take.link");
+    CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), 0);
+    store_close(&st);
+}
+
 static int collect(void *ctx, const char *name, mode_t type)
 {
     (void)type;
@@ -480,6 +565,7 @@ int main(void)
     test_vm_entries();
     test_crash();
     test_pins_and_recovery();
+    test_hard_links();
     sample_teardown();
     CHECK_DONE();
 }
