@@ -14,7 +14,8 @@
  *  - a real crash at every point of both merge directions and of the
  *    hidden case: recovery leaves each as before or as after;
  *  - hard links: an image whose file has another name is never written
- *    into (hidden, or the other merge direction), a take of one is EBUSY;
+ *    into (hidden, or the other merge direction); a take of one, or a
+ *    delete that would rewrite its backing name, is EBUSY;
  *  - ghosts: what a remover still sees. Skipped (77) without qemu-img. */
 #include "config.h"
 
@@ -513,6 +514,24 @@ static void test_hard_links(void)
     CHECK_INT(journal_pending(&st), 0);
     unlink_image("take.link");
     CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), 0);
+    store_close(&st);
+
+    /* After a revert to installed, its image has two dependents (the
+     * new active image and configured's): deleting installed hides it
+     * and rewrites their backing names, which configured's file, with a
+     * second name, must not get: EBUSY, nothing changes. */
+    CHECK(open_store("links-h"));
+    CHECK_INT(snapshot_revert(&c, "web1", "installed", msg, sizeof(msg)), 0);
+    CHECK(link_image("snapshots/configured/vda.qcow2", "dependent.link"));
+    CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), -EBUSY);
+    CHECK(strstr(msg, "hard links") != NULL);
+    CHECK(store_snap_exists(&st, "web1", "installed"));
+    CHECK(link_unchanged("dependent.link"));
+    CHECK_INT(journal_pending(&st), 0);
+    unlink_image("dependent.link");
+    CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), 0);
+    CHECK(reads("snapshots/configured/vda.qcow2", WEB1_CONFIGURED));
+    CHECK(tidy());
     store_close(&st);
 }
 
