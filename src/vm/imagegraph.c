@@ -89,8 +89,10 @@ static int add_node(const struct store *s, const char *vm, struct igraph *g, con
     nd->parent = -1;
     classify(s, vm, nd);
     struct stat st;
-    if (store_lstat(s, path, &st) == 0)
+    if (store_lstat(s, path, &st) == 0) {
         nd->alloc = (uint64_t)st.st_blocks * 512;
+        nd->links = (unsigned)st.st_nlink;
+    }
     return (int)g->count++;
 }
 

@@ -16,6 +16,9 @@
  *  - the replay of a data step trusts no header: a pull whose image
  *    already names the new backing is copied again (and its leaks
  *    freed), a commit whose image backs onto something else is refused;
+ *  - hard links: an image whose file has another name is never written
+ *    into (hidden, or the other merge direction); a take of one, or a
+ *    delete that would rewrite its backing name, is EBUSY;
  *  - ghosts: what a remover still sees. Skipped (77) without qemu-img. */
 #include "config.h"
 
@@ -231,6 +234,13 @@ static void test_vm_entries(void)
                    "1M' '%s/db1/snapshots/s1/vdb.qcow2' >/dev/null",
                    st.root),
               0);
+    /* s1's <disks> named the active image as where vdb's changes went:
+     * it is gone, and no snapshot.xml names it; each still validates. */
+    CHECK_INT(runf("grep -l '/db1/disks/vdb.qcow2' '%s'/db1/snapshots/*/snapshot.xml", st.root), 1);
+    CHECK_INT(runf("virt-xml-validate '%s/db1/snapshots/s1/snapshot.xml' domainsnapshot "
+                   ">/dev/null",
+                   st.root),
+              0);
     CHECK_INT(disk_detach(&c, "db1", "vdb", msg, sizeof(msg)), -ENOENT);
     /* Undefine keeps everything but domain.xml. */
     CHECK_INT(vm_undefine(&c, "db1", msg, sizeof(msg)), 0);
@@ -408,11 +418,62 @@ static void test_replay_data_steps(void)
     commit_header_changed();
 }
 
+/* A mount's recovery (vm_recover with no VM) while a child holds the
+ * image's lock, as a killed daemon's qemu-img does until it has exited.
+ * The child lets go once recovery says it waits: it reads what this
+ * process logs (stderr, through a pipe, passed on). Without the wait,
+ * recovery meets the lock, fails, and the child still holds it at the
+ * end. Returns what vm_recover returned. */
+static int recover_while_held(const char *image)
+{
+    int logp[2], ready[2];
+    if (pipe(logp) < 0 || pipe(ready) < 0)
+        return -errno;
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(logp[1]);
+        close(ready[0]);
+        int fd = imagelock_hold(&st, image);
+        if (write(ready[1], fd >= 0 ? "y" : "n", 1) != 1)
+            _exit(2);
+        close(ready[1]);
+        FILE *in = fdopen(logp[0], "r");
+        char line[MSG_MAX];
+        while (in && fgets(line, sizeof(line), in)) {
+            fputs(line, stderr);
+            if (fd >= 0 && strstr(line, "waiting up to")) {
+                imagelock_drop(fd);
+                fd = -1;
+            }
+        }
+        _exit(fd < 0 ? 0 : 1);
+    }
+    close(logp[0]);
+    close(ready[1]);
+    char c = 'n';
+    CHECK(read(ready[0], &c, 1) == 1 && c == 'y');
+    close(ready[0]);
+    int saved = dup(STDERR_FILENO);
+    dup2(logp[1], STDERR_FILENO);
+    close(logp[1]);
+    int r = vm_recover(&st, NULL, msg, sizeof(msg));
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    int status;
+    waitpid(pid, &status, 0);
+    /* 0: it let go when recovery asked for the lock. */
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return r;
+}
+
 /* Review findings, each a test: an image of another VM backing onto a
  * snapshot's image pins it (EBUSY, nothing changes); a VM whose files
  * another definition names is not deleted; a planted .hidden-<word>
  * directory is not ours to collect; recovery does not rename an image
- * a qemu holds (it waits, the record stays). */
+ * a qemu holds (the record stays), and a mount's recovery waits for a
+ * lock that goes. */
 static void test_pins_and_recovery(void)
 {
     struct snap_ctx c = { .s = &st };
@@ -444,13 +505,118 @@ static void test_pins_and_recovery(void)
     snprintf(path, sizeof(path), "%s/web1/disks/vda.qcow2", st.root);
     int held = imagelock_hold(&st, path);
     CHECK(held >= 0);
-    CHECK(vm_recover(&st, NULL, msg, sizeof(msg)) < 0);
+    /* An operation's own recovery (the VM named: a request waits on it)
+     * meets the lock at once. */
+    CHECK(vm_recover(&st, "web1", msg, sizeof(msg)) < 0);
     CHECK_INT(journal_pending(&st), 1);
     imagelock_drop(held);
     CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
-    CHECK_INT(vm_recover(&st, NULL, msg, sizeof(msg)), 1);
+    /* A mount's recovery waits for a lock that goes, as a killed
+     * daemon's qemu-img's does once it has exited. */
+    CHECK_INT(recover_while_held(path), 1);
     CHECK(!store_snap_exists(&st, "web1", "configured"));
     CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
+    CHECK(tidy());
+    store_close(&st);
+}
+
+/* Hard links: a second name of an image's file (another VM's image, a copy
+ * made with ln) reads, and may write, the same data, so nothing here may
+ * write into that file. The name is made beside the store (the same file
+ * system), and its bytes are compared before and after. */
+static bool link_image(const char *rel, const char *name)
+{
+    char cmd[6 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "ln '%s/web1/%s' '%s/%s' && md5sum <'%s/%s' >'%s/%s.md5'",
+             st.root, rel, dir, name, dir, name, dir, name);
+    return run(cmd) == 0;
+}
+
+static bool link_unchanged(const char *name)
+{
+    char cmd[4 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "md5sum <'%s/%s' | cmp -s - '%s/%s.md5'", dir, name, dir, name);
+    return run(cmd) == 0;
+}
+
+static void unlink_image(const char *name)
+{
+    char cmd[4 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "rm -f '%s/%s' '%s/%s.md5'", dir, name, dir, name);
+    run(cmd);
+}
+
+static void test_hard_links(void)
+{
+    struct snap_ctx c = { .s = &st };
+    char cmd[4 * PATH_MAX];
+    /* configured's image has one dependent (the active image, smaller:
+     * commit) and a second name, which counts as another dependent: the
+     * image is hidden, not committed into. */
+    CHECK(open_store("links-f"));
+    ino_t frozen = ino("snapshots/configured/vda.qcow2");
+    CHECK(link_image("snapshots/configured/vda.qcow2", "configured.link"));
+    CHECK_INT(snapshot_delete(&c, "web1", "configured", NULL, msg, sizeof(msg)), 0);
+    CHECK(!store_snap_exists(&st, "web1", "configured"));
+    CHECK(link_unchanged("configured.link"));
+    snprintf(cmd, sizeof(cmd), "find '%s/web1/snapshots' -inum %lu -path '*/.hidden-*' | grep -q .",
+             st.root, (unsigned long)frozen);
+    CHECK_INT(run(cmd), 0);
+    CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
+    CHECK(tidy());
+    /* The other name gone, the garbage pass merges it. */
+    unlink_image("configured.link");
+    CHECK_INT(delplan_collect_store(&st), 1);
+    CHECK_INT(runf("ls -d '%s'/web1/snapshots/.hidden-* >/dev/null 2>&1", st.root), 2);
+    CHECK(reads("disks/vda.qcow2", WEB1_ACTIVE));
+    CHECK(tidy());
+    store_close(&st);
+
+    /* The active image holds more than configured (pull would write into
+     * it) and has a second name: commit instead; configured's file takes
+     * the active path, the other name keeps the old active file as it was. */
+    CHECK(open_store("links-c"));
+    CHECK_INT(runf("qemu-io -f qcow2 -c 'write -q -P 0x33 8M 16M' '%s/web1/disks/vda.qcow2' "
+                   ">/dev/null",
+                   st.root),
+              0);
+    frozen = ino("snapshots/configured/vda.qcow2");
+    CHECK(link_image("disks/vda.qcow2", "active.link"));
+    CHECK_INT(snapshot_delete(&c, "web1", "configured", NULL, msg, sizeof(msg)), 0);
+    CHECK(ino("disks/vda.qcow2") == frozen);
+    CHECK(link_unchanged("active.link"));
+    CHECK(reads("disks/vda.qcow2", "-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M' "
+                                   "-c 'read -P 0x33 8M 16M'"));
+    CHECK(tidy());
+    unlink_image("active.link");
+
+    /* A take would freeze (and rewrite the header of) an active image
+     * that another name may still write: EBUSY, nothing changes. */
+    CHECK(link_image("disks/vda.qcow2", "take.link"));
+    CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), -EBUSY);
+    CHECK(strstr(msg, "hard links") != NULL);
+    CHECK(!store_snap_exists(&st, "web1", "s1"));
+    CHECK(link_unchanged("take.link"));
+    CHECK_INT(journal_pending(&st), 0);
+    unlink_image("take.link");
+    CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), 0);
+    store_close(&st);
+
+    /* After a revert to installed, its image has two dependents (the
+     * new active image and configured's): deleting installed hides it
+     * and rewrites their backing names, which configured's file, with a
+     * second name, must not get: EBUSY, nothing changes. */
+    CHECK(open_store("links-h"));
+    CHECK_INT(snapshot_revert(&c, "web1", "installed", msg, sizeof(msg)), 0);
+    CHECK(link_image("snapshots/configured/vda.qcow2", "dependent.link"));
+    CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), -EBUSY);
+    CHECK(strstr(msg, "hard links") != NULL);
+    CHECK(store_snap_exists(&st, "web1", "installed"));
+    CHECK(link_unchanged("dependent.link"));
+    CHECK_INT(journal_pending(&st), 0);
+    unlink_image("dependent.link");
+    CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), 0);
+    CHECK(reads("snapshots/configured/vda.qcow2", WEB1_CONFIGURED));
     CHECK(tidy());
     store_close(&st);
 }
@@ -505,6 +671,7 @@ int main(void)
     test_crash();
     test_replay_data_steps();
     test_pins_and_recovery();
+    test_hard_links();
     sample_teardown();
     CHECK_DONE();
 }
