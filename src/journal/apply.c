@@ -101,7 +101,8 @@ static int run_rebase(const struct store *s, const struct jstep *st, bool lock, 
 /* Each step makes its target durable (the directory it changed) before
  * the next one runs: a later step may replace what an earlier one moved
  * away, and must never become durable first. The source directories are
- * synced once, before the record goes: until then a name that comes back
+ * synced together, before the next mark and before the record goes (or
+ * when the list is full: note_source): until then a name that comes back
  * after a crash is only the same file seen twice, which the replay
  * resolves (a move finds its target, a replace renames again). */
 struct synced {
@@ -109,22 +110,46 @@ struct synced {
     size_t n;
 };
 
-static void note_source(struct synced *sy, const char *tmpdir, const char *path)
+static int sync_sources(const struct journal *j, struct synced *sy, char *msg, size_t msgsz)
+{
+    for (size_t i = 0; i < sy->n; i++) {
+        char probe[PATH_MAX + 4];
+        snprintf(probe, sizeof(probe), "%s/x", sy->dirs[i]);
+        int r = storeio_fsync_parent(j->s, probe);
+        if (r < 0 && r != -ENOENT) {
+            snprintf(msg, msgsz, "fsync %s: %s", sy->dirs[i], strerror(-r));
+            return r;
+        }
+    }
+    sy->n = 0;
+    return 0;
+}
+
+/* A full list is synced at once, so that no directory is ever left out:
+ * syncing a source early only makes its removal durable sooner (its
+ * step's target is durable already). */
+static int note_source(const struct journal *j, struct synced *sy, const char *tmpdir,
+                       const char *path, char *msg, size_t msgsz)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s", path);
     char *slash = strrchr(dir, '/');
     if (!slash)
-        return;
+        return 0;
     *slash = '\0';
     size_t tl = strlen(tmpdir);
     if (strncmp(dir, tmpdir, tl) == 0 && (dir[tl] == '\0' || dir[tl] == '/'))
-        return; /* removed with the operation's temporary directory */
+        return 0; /* removed with the operation's temporary directory */
     for (size_t i = 0; i < sy->n; i++)
         if (strcmp(sy->dirs[i], dir) == 0)
-            return;
-    if (sy->n < sizeof(sy->dirs) / sizeof(sy->dirs[0]))
-        strcpy(sy->dirs[sy->n++], dir);
+            return 0;
+    if (sy->n == sizeof(sy->dirs) / sizeof(sy->dirs[0])) {
+        int r = sync_sources(j, sy, msg, msgsz);
+        if (r < 0)
+            return r;
+    }
+    strcpy(sy->dirs[sy->n++], dir);
+    return 0;
 }
 
 /* qemu's lock on an existing image a step touches: -EBUSY when a qemu
@@ -215,21 +240,6 @@ static bool needs_mark(const struct jstep *st)
     return !st->group && (st->kind == JS_MOVE || st->kind == JS_PULL || st->kind == JS_COMMIT);
 }
 
-static int sync_sources(const struct journal *j, struct synced *sy, char *msg, size_t msgsz)
-{
-    for (size_t i = 0; i < sy->n; i++) {
-        char probe[PATH_MAX + 4];
-        snprintf(probe, sizeof(probe), "%s/x", sy->dirs[i]);
-        int r = storeio_fsync_parent(j->s, probe);
-        if (r < 0 && r != -ENOENT) {
-            snprintf(msg, msgsz, "fsync %s: %s", sy->dirs[i], strerror(-r));
-            return r;
-        }
-    }
-    sy->n = 0;
-    return 0;
-}
-
 int journal_apply_all(struct journal *j, bool count_points, char *msg, size_t msgsz)
 {
     struct synced sy = { .n = 0 };
@@ -242,8 +252,9 @@ int journal_apply_all(struct journal *j, bool count_points, char *msg, size_t ms
         int r = apply_step(j, &j->steps[i], msg, msgsz);
         if (r < 0)
             return r;
-        if (j->steps[i].kind == JS_MOVE || j->steps[i].kind == JS_REPLACE)
-            note_source(&sy, tmpdir, j->steps[i].a);
+        if ((j->steps[i].kind == JS_MOVE || j->steps[i].kind == JS_REPLACE) &&
+            (r = note_source(j, &sy, tmpdir, j->steps[i].a, msg, msgsz)) < 0)
+            return r;
         if (j->mark_steps && i + 1 < j->nsteps && needs_mark(&j->steps[i])) {
             /* The step's own target is durable; the sources so far are
              * synced before the mark says they need no replay. */
@@ -259,10 +270,19 @@ int journal_apply_all(struct journal *j, bool count_points, char *msg, size_t ms
     int r = sync_sources(j, &sy, msg, msgsz);
     if (r < 0)
         return r;
-    r = journal_remove_record(j->s, j->id);
-    if (r < 0)
+    /* The record first, the temporary directory after it (record.c). */
+    if ((r = journal_unlink_record(j->s, j->id)) < 0) {
         snprintf(msg, msgsz, "cannot remove journal record %s: %s", j->id, strerror(-r));
-    return r;
+        return r;
+    }
+    if (count_points)
+        journal_point(j);
+    /* The operation is whole without it: a directory left here is the
+     * next mount's to remove. */
+    if ((r = journal_remove_tmp(j->s, j->id)) < 0)
+        log_msg(LOG_WARNING, "%s of %s: cannot remove %s (the next mount will): %s", j->op,
+                j->vm, tmpdir, strerror(-r));
+    return 0;
 }
 
 int journal_commit(struct journal *j, char *msg, size_t msgsz)

@@ -26,7 +26,10 @@ int journal_step_from(struct jstep *st, const char *from, const char *from_fmt);
 
 /* record.c */
 int journal_write_record(struct journal *j, char *msg, size_t msgsz);
+/* The record, then the temporary directory (in that order: record.c). */
 int journal_remove_record(const struct store *s, const char *id);
+int journal_unlink_record(const struct store *s, const char *id);
+int journal_remove_tmp(const struct store *s, const char *id);
 /* Reads and checks a record found on disk; j is filled (journal_free it
  * whatever is returned). */
 int journal_load_record(const struct store *s, const char *path, struct journal *j, char *msg,

@@ -14,7 +14,9 @@
  *
  * The record lists the steps before the commit, so recovery needs nothing
  * but the record: it re-applies every step (a step already done is a
- * no-op) and removes the record last. Step kinds are few and generic;
+ * no-op), then removes the record (fsynced) and only then the temporary
+ * directory: a crash between the two leaves a directory no record names,
+ * which the next mount removes. Step kinds are few and generic;
  * later operations (delete with merges, clones) add plans, and a kind
  * only when a plan needs it.
  *
@@ -80,7 +82,8 @@
  *
  * Crash testing: VMSTOREFS_CRASH_AT=<op>:<n> makes the process _exit(99)
  * right after the n-th durable point of an operation named <op> (record
- * written, each prepared file, commit, each step, record removed). */
+ * written, each prepared file, commit, each step, record removed,
+ * temporary directory removed). */
 #ifndef VMSTOREFS_JOURNAL_H
 #define VMSTOREFS_JOURNAL_H
 
@@ -162,8 +165,9 @@ void journal_mark_steps(struct journal *j);
 int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgsz);
 
 /* The point of no return: fsyncs the temporary directory, writes the
- * record with its steps as committed, applies every step and removes the
- * record. An error after the commit leaves the record for recovery. */
+ * record with its steps as committed, applies every step, removes the
+ * record, then the temporary directory. An error after the commit leaves
+ * the record for recovery. */
 int journal_commit(struct journal *j, char *msg, size_t msgsz);
 
 /* Gives up before the commit: removes the temporary directory and the
@@ -172,9 +176,11 @@ void journal_abort(struct journal *j);
 void journal_free(struct journal *j);
 
 /* Finishes every unfinished operation in the journal (or, with vm, those
- * of that VM only): committed ones forward, others back. Also removes
- * temporary directories no record names. Returns the number of
- * operations recovered or -errno. */
+ * of that VM only): committed ones forward, others back. Without vm (a
+ * mount, vmstorefs-ctl recover) it also waits up to 10 s for the image
+ * locks a killed daemon's qemu-img still holds while it exits, and
+ * removes temporary directories no record names and records a crash left
+ * half written. Returns the number of operations recovered or -errno. */
 int journal_recover(const struct store *s, const char *vm, char *msg, size_t msgsz);
 
 /* How many records name vm (unreadable ones count too): a clone, which

@@ -105,21 +105,35 @@ int journal_write_record(struct journal *j, char *msg, size_t msgsz)
     return r;
 }
 
-int journal_remove_record(const struct store *s, const char *id)
+/* The record goes first, durably, and the temporary directory after it:
+ * a crash in between leaves a directory no record names, which the next
+ * mount removes (recover.c). The other order could leave a committed
+ * record whose moves into that directory find neither end. */
+int journal_unlink_record(const struct store *s, const char *id)
 {
-    char path[PATH_MAX], tmp[PATH_MAX];
-    if (journal_meta_path(s, "tmp", id, "", tmp, sizeof(tmp)) < 0 ||
-        journal_meta_path(s, "journal", id, ".json", path, sizeof(path)) < 0)
+    char path[PATH_MAX];
+    if (journal_meta_path(s, "journal", id, ".json", path, sizeof(path)) < 0)
         return -ENAMETOOLONG;
-    int r = storeio_rmtree(s, tmp);
-    if (r == 0) {
-        r = storeio_unlink(s, path);
-        if (r == -ENOENT)
-            r = 0;
-    }
+    int r = storeio_unlink(s, path);
+    if (r == -ENOENT)
+        r = 0;
     if (r == 0)
         r = storeio_fsync_parent(s, path);
     return r;
+}
+
+int journal_remove_tmp(const struct store *s, const char *id)
+{
+    char tmp[PATH_MAX];
+    if (journal_meta_path(s, "tmp", id, "", tmp, sizeof(tmp)) < 0)
+        return -ENAMETOOLONG;
+    return storeio_rmtree(s, tmp);
+}
+
+int journal_remove_record(const struct store *s, const char *id)
+{
+    int r = journal_unlink_record(s, id);
+    return r < 0 ? r : journal_remove_tmp(s, id);
 }
 
 /* ---- reading back ---- */

@@ -5,9 +5,11 @@
 
 #include "journal/jint.h"
 
+#include "store/imagelock.h"
 #include "store/storeio.h"
 #include "store/vmlock.h"
 #include "util/log.h"
+#include "util/monotime.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +22,75 @@
 #include <unistd.h>
 
 #define STALE_RECORD_SECONDS 60
+/* How long a mount's recovery waits for an image's lock to go: enough
+ * for a killed daemon's qemu-img to exit after it. */
+#define RECOVER_IMAGE_WAIT_MS 10000
+
+/* Had the record's temporary directory begun to go when the crash came?
+ * Earlier versions removed it before the record, once every step was
+ * applied: then nothing is left to do, while a replay would fail for good
+ * on a move into that directory (its target gone with it, its source long
+ * gone). Today's order (record.c) leaves no such record: a committed
+ * record's directory exists from before its commit, and nothing but the
+ * cleanup removes what a move put there. */
+static bool cleanup_began(const struct store *s, const struct journal *j)
+{
+    char tmp[PATH_MAX];
+    if (journal_meta_path(s, "tmp", j->id, "", tmp, sizeof(tmp)) < 0)
+        return false;
+    if (!storeio_exists(s, tmp))
+        return true;
+    size_t tl = strlen(tmp);
+    for (size_t i = 0; i < j->nsteps; i++) {
+        const struct jstep *st = &j->steps[i];
+        if (st->kind == JS_MOVE && strncmp(st->b, tmp, tl) == 0 && st->b[tl] == '/' &&
+            !storeio_exists(s, st->a) && !storeio_exists(s, st->b))
+            return true;
+    }
+    return false;
+}
+
+static bool is_image_path(const char *path)
+{
+    size_t n = path ? strlen(path) : 0;
+    return n > 6 && strcmp(path + n - 6, ".qcow2") == 0;
+}
+
+/* A daemon killed in the middle of a merge leaves its qemu-img to die
+ * after it (PR_SET_PDEATHSIG): until that one has exited it holds qemu's
+ * locks on the images, and a step meeting them would leave the record in
+ * the journal, its VM refusing operations. Before a mount serves anything
+ * its recovery waits a while for the images the steps left touch; a
+ * qemu that stays (a VM running) is then met by the steps, as before. */
+static void wait_for_images(const struct store *s, const struct journal *j)
+{
+    int64_t deadline = now_ms() + RECOVER_IMAGE_WAIT_MS;
+    bool said = false;
+    for (size_t i = j->done; i < j->nsteps; i++) {
+        const struct jstep *st = &j->steps[i];
+        const char *paths[2] = { st->a, jstep_b_is_name(st->kind) ? NULL : st->b };
+        for (size_t k = 0; k < 2; k++) {
+            if (!is_image_path(paths[k]))
+                continue;
+            int fd = imagelock_hold(s, paths[k]);
+            if (fd == -EBUSY) {
+                if (!said)
+                    log_msg(LOG_NOTICE, "journal: %s of %s: %s is locked (a qemu-img of the "
+                            "daemon that stopped may still be exiting): waiting up to %d s",
+                            j->op, j->vm, paths[k], RECOVER_IMAGE_WAIT_MS / 1000);
+                said = true;
+                int64_t left = deadline - now_ms();
+                fd = imagelock_hold_wait(s, paths[k], left > 0 ? (int)left : 0);
+            }
+            if (fd == -EBUSY) {
+                log_msg(LOG_WARNING, "journal: %s of %s: %s is still locked after %d s",
+                        j->op, j->vm, paths[k], RECOVER_IMAGE_WAIT_MS / 1000);
+                return;
+            }
+            imagelock_drop(fd);
+        }
+    }
+}
 
 static int recover_one(const struct store *s, const char *path, const char *vm, int *done,
                        char *msg, size_t msgsz)
@@ -58,7 +129,17 @@ static int recover_one(const struct store *s, const char *path, const char *vm, 
             return r < 0 ? r : 0;
         }
     }
-    if (j.committed) {
+    if (j.committed && cleanup_began(s, &j)) {
+        log_msg(LOG_NOTICE, "journal: %s of %s: every step was applied before a crash while its "
+                "temporary directory was removed", j.op, j.vm);
+        r = journal_remove_record(s, j.id);
+        if (r < 0)
+            snprintf(msg, msgsz, "cannot remove journal record %s: %s", j.id, strerror(-r));
+    } else if (j.committed) {
+        /* With vm, an operation of this daemon recovers under the VM's
+         * lock while a request waits on it: no long wait there. */
+        if (!vm)
+            wait_for_images(s, &j);
         r = journal_apply_all(&j, false, msg, msgsz);
     } else {
         r = journal_remove_record(s, j.id);
@@ -141,8 +222,9 @@ static int visit_record(const struct store *s, const char *dir, const char *name
     return 0;
 }
 
-/* A temporary directory whose record is gone, or a record's temporary
- * file left by a crash while it was written: nothing refers to it. */
+/* A temporary directory whose record is gone: its operation finished or
+ * was undone, and a crash came before the directory went (the record goes
+ * first: record.c). Nothing refers to it. */
 static int visit_tmp(const struct store *s, const char *dir, const char *name, void *arg)
 {
     (void)arg;
@@ -155,21 +237,36 @@ static int visit_tmp(const struct store *s, const char *dir, const char *name, v
     return 0;
 }
 
-static int visit_stale_record_tmp(const struct store *s, const char *dir, const char *name,
-                                  void *arg)
+/* A record's temporary file (.<id>.tmp, record.c) a crash left while it
+ * was written. Every writer of a record holds the store's lock (shared,
+ * with its VM's: vmlock.h), so with that lock exclusive (one try: the
+ * mount's own recovery holds nothing else) every one is left over; when
+ * another daemon is working, only one nobody has touched for a while. */
+static int visit_record_temp(const struct store *s, const char *dir, const char *name,
+                             void *arg)
 {
-    (void)arg;
+    bool alone = *(bool *)arg;
     size_t len = strlen(name);
     if (name[0] != '.' || len < 5 || strcmp(name + len - 4, ".tmp") != 0)
         return 0;
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    /* Another daemon may be writing its record right now: only a file
-     * nobody has touched for a while is left over from a crash. */
     struct stat st;
-    if (store_lstat(s, path, &st) == 0 && time(NULL) - st.st_mtime > STALE_RECORD_SECONDS)
-        storeio_unlink(s, path);
+    if (store_lstat(s, path, &st) == 0 && S_ISREG(st.st_mode) &&
+        (alone || time(NULL) - st.st_mtime > STALE_RECORD_SECONDS) &&
+        storeio_unlink(s, path) == 0)
+        log_msg(LOG_NOTICE, "journal: removed %s, a record a crash left half written", path);
     return 0;
+}
+
+static void remove_record_temps(const struct store *s)
+{
+    struct vmlock lk;
+    char why[MSG_MAX];
+    bool alone = vmlock_acquire(s, NULL, 0, NULL, NULL, &lk, why, sizeof(why)) == 0;
+    walk_meta_dir(s, "journal", visit_record_temp, &alone);
+    if (alone)
+        vmlock_release(&lk);
 }
 
 int journal_recover(const struct store *s, const char *vm, char *msg, size_t msgsz)
@@ -181,7 +278,7 @@ int journal_recover(const struct store *s, const char *vm, char *msg, size_t msg
         return r;
     }
     if (!vm) {
-        walk_meta_dir(s, "journal", visit_stale_record_tmp, NULL);
+        remove_record_temps(s);
         walk_meta_dir(s, "tmp", visit_tmp, NULL);
     }
     if (c.failed) {

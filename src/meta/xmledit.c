@@ -229,6 +229,21 @@ int xmledit_rewrite_path(xmlNodePtr node, const char *old_path, const char *new_
     return node ? rewrite(node->children, old_path, strlen(old_path), new_path, true) : 0;
 }
 
+int xmledit_snapshot_forget_source(xmlDocPtr snap, const char *path)
+{
+    int n = 0;
+    xmlNodePtr disks = xml_child(xmlDocGetRootElement(snap), "disks");
+    for (xmlNodePtr c = disks ? disks->children : NULL; c; c = c->next) {
+        xmlNodePtr src = xml_is_elem(c, "disk") ? xml_child(c, "source") : NULL;
+        if (src && xml_attr_is(src, "file", path)) {
+            xmlUnlinkNode(src);
+            xmlFreeNode(src);
+            n++;
+        }
+    }
+    return n;
+}
+
 int xmledit_remove_disk(xmlNodePtr domain, const char *dev)
 {
     xmlNodePtr d = xmledit_find_disk(domain, dev);

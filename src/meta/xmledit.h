@@ -40,6 +40,11 @@ xmlDocPtr xmledit_new_snapshot(const char *name, const char *description, const 
 int xmledit_snapshot_add_disk(xmlDocPtr snap, const char *dev, const char *source);
 /* Sets <disks><disk name=dev><source file> (if that disk is external). */
 int xmledit_snapshot_set_disk_source(xmlDocPtr snap, const char *dev, const char *source);
+/* Every <disks><disk> whose <source file> is path loses its <source> (the
+ * overlay it named is gone: a detached disk's active image); the disk
+ * stays external, and a revert gives it a source again. Returns how
+ * many. */
+int xmledit_snapshot_forget_source(xmlDocPtr snap, const char *path);
 xmlNodePtr xmledit_snapshot_domain(xmlDocPtr snap);
 
 /* Sets the text of root's first child element `name`, creating it. */

@@ -159,7 +159,6 @@ struct plan {
     char (*pinned)[PATH_MAX];
     size_t npinned;
     bool op_running;
-    bool reserved; /* its MACs are reserved (reserve) */
     struct cloneid_result id;
 };
 
@@ -269,61 +268,9 @@ static int plan_snapshot(struct plan *p, char *msg, size_t msgsz)
     return r;
 }
 
-/* The new identity and the lineage, then our own parse as a check. */
-/* MACs drawn by clones still copying: their domain.xml is not in the
- * store yet, so macscan_collect cannot see them, and two clones at
- * once must not draw the same one. Kept from the draw until the clone's
- * plan is freed (its definition is in the store by then, or it failed). */
-struct mac_reservation {
-    char name[NAME_MAX_LEN + 1];
-    struct mac_set macs;
-};
-static pthread_mutex_t reserved_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mac_reservation *reserved;
-static size_t nreserved;
-
-static int add_reserved(struct mac_set *macs)
-{
-    for (size_t i = 0; i < nreserved; i++)
-        for (size_t k = 0; k < reserved[i].macs.n; k++)
-            if (mac_set_add(macs, reserved[i].macs.macs[k]) < 0)
-                return -ENOMEM;
-    return 0;
-}
-
-static int reserve(const char *name, xmlDocPtr dom)
-{
-    struct mac_reservation *nr = realloc(reserved, (nreserved + 1) * sizeof(*nr));
-    if (!nr)
-        return -ENOMEM;
-    reserved = nr;
-    struct mac_reservation *res = &reserved[nreserved];
-    memset(res, 0, sizeof(*res));
-    snprintf(res->name, sizeof(res->name), "%s", name);
-    if (mac_set_add_domain(&res->macs, xmlDocGetRootElement(dom)) < 0) {
-        mac_set_free(&res->macs);
-        return -ENOMEM;
-    }
-    nreserved++;
-    return 0;
-}
-
-static void release_reserved(const char *name)
-{
-    pthread_mutex_lock(&reserved_lock);
-    for (size_t i = 0; i < nreserved; i++) {
-        if (strcmp(reserved[i].name, name) == 0) {
-            mac_set_free(&reserved[i].macs);
-            reserved[i] = reserved[--nreserved];
-            break;
-        }
-    }
-    pthread_mutex_unlock(&reserved_lock);
-}
-
 /* VMSTOREFS_MAC_SEED (tests): every clone draws the same sequence of
- * MACs from that seed, so only the store's MACs and the reservations
- * above keep two clones' MACs apart: what a test can see fail. */
+ * MACs from that seed, so only the MACs in the store (claim_identity)
+ * keep two clones' MACs apart: what a test can see fail. */
 static void seeded_random(uint8_t *buf, size_t n, void *ctx)
 {
     uint64_t *state = ctx;
@@ -333,6 +280,7 @@ static void seeded_random(uint8_t *buf, size_t n, void *ctx)
     }
 }
 
+/* The new identity and the lineage, then our own parse as a check. */
 static int rewrite_identity(struct plan *p, char *msg, size_t msgsz)
 {
     struct mac_set macs;
@@ -341,8 +289,6 @@ static int rewrite_identity(struct plan *p, char *msg, size_t msgsz)
         snprintf(msg, msgsz, "cannot read the MACs in use in the store: %s", strerror(-r));
         return r;
     }
-    pthread_mutex_lock(&reserved_lock);
-    r = add_reserved(&macs);
     struct cloneid_params prm = {
         .name = p->name,
         .store_root = p->c->s->root,
@@ -358,11 +304,7 @@ static int rewrite_identity(struct plan *p, char *msg, size_t msgsz)
         prm.random = seeded_random;
         prm.random_ctx = &state;
     }
-    if (r == 0)
-        r = cloneid_rewrite(p->dom, &prm, &p->id, msg, msgsz);
-    if (r == 0 && (r = reserve(p->name, p->dom)) == 0)
-        p->reserved = true;
-    pthread_mutex_unlock(&reserved_lock);
+    r = cloneid_rewrite(p->dom, &prm, &p->id, msg, msgsz);
     mac_set_free(&macs);
     if (r < 0)
         return r;
@@ -378,8 +320,6 @@ static int rewrite_identity(struct plan *p, char *msg, size_t msgsz)
 
 static void plan_free(struct plan *p)
 {
-    if (p->reserved)
-        release_reserved(p->name);
     for (size_t i = 0; i < p->npinned; i++)
         unpin_image(p->pinned[i]);
     free(p->pinned);
@@ -478,13 +418,40 @@ static int sync_dirs(const struct store *s, const char *tmpn)
     return 0;
 }
 
+/* tmp/<id>/N: the clone's directory while it is made. */
+static int tmp_clone_dir(const struct plan *p, const struct journal *j, char *out, size_t outsz)
+{
+    return (size_t)snprintf(out, outsz, "%s/%s", j->tmpdir, p->name) >= outsz ? -ENAMETOOLONG : 0;
+}
+
+/* The new identity, drawn and written into the store under the MAC lock
+ * (vmlock_macs): the definition is in tmp/<id>/N/domain.xml before the
+ * lock goes, where the scan of every later clone, in this daemon or
+ * another, finds its MACs (macscan.h) while this one copies. */
+static int claim_identity(struct plan *p, struct journal *j, char *msg, size_t msgsz)
+{
+    char tmpn[PATH_MAX], name[NAME_MAX_LEN + 16], tmp[PATH_MAX];
+    int r = tmp_clone_dir(p, j, tmpn, sizeof(tmpn));
+    if (r == 0)
+        r = make_dirs(p->c->s, tmpn, msg, msgsz);
+    if (r < 0)
+        return r;
+    int lock = vmlock_macs(p->c->s, VMLOCK_OP_WAIT_MS, p->c->cancelled, p->c->arg, msg, msgsz);
+    if (lock < 0)
+        return lock;
+    r = rewrite_identity(p, msg, msgsz);
+    snprintf(name, sizeof(name), "%s/domain.xml", p->name);
+    if (r == 0)
+        r = vm_write_temp(j, p->dom, name, tmp, sizeof(tmp), msg, msgsz);
+    close(lock);
+    return r;
+}
+
 static int prepare(struct plan *p, struct journal *j, char *msg, size_t msgsz)
 {
     const struct store *s = p->c->s;
     char tmpn[PATH_MAX];
-    if ((size_t)snprintf(tmpn, sizeof(tmpn), "%s/%s", j->tmpdir, p->name) >= sizeof(tmpn))
-        return -ENAMETOOLONG;
-    int r = make_dirs(s, tmpn, msg, msgsz);
+    int r = tmp_clone_dir(p, j, tmpn, sizeof(tmpn));
     if (r < 0)
         return r;
     for (size_t i = 0; i < p->ndisks; i++) {
@@ -513,10 +480,6 @@ static int prepare(struct plan *p, struct journal *j, char *msg, size_t msgsz)
         r = journal_prepared(j, p->disks[i].dst, msg, msgsz);
     if (r == 0)
         r = copy_nvram(p, j, tmpn, msg, msgsz);
-    char name[NAME_MAX_LEN + 16], tmp[PATH_MAX];
-    snprintf(name, sizeof(name), "%s/domain.xml", p->name);
-    if (r == 0)
-        r = vm_write_temp(j, p->dom, name, tmp, sizeof(tmp), msg, msgsz);
     if (r == 0 && (r = sync_dirs(s, tmpn)) < 0)
         snprintf(msg, msgsz, "cannot sync %s: %s", tmpn, strerror(-r));
     if (r == 0)
@@ -568,14 +531,14 @@ static int run(struct plan *p, char *msg, size_t msgsz)
         snprintf(msg, msgsz, "the VM has no disk that can be cloned");
         r = -EINVAL;
     }
-    if (r == 0)
-        r = rewrite_identity(p, msg, msgsz);
     if (r < 0)
         return r;
     struct journal j;
     if ((r = journal_begin(&j, s, "clone", p->name, msg, msgsz)) < 0)
         return r;
-    r = prepare(p, &j, msg, msgsz);
+    r = claim_identity(p, &j, msg, msgsz);
+    if (r == 0)
+        r = prepare(p, &j, msg, msgsz);
     if (r == 0) {
         r = journal_commit(&j, msg, msgsz);
         if (r < 0 && j.committed) {

@@ -1,17 +1,24 @@
 /* snapshot_rename: S becomes T, and everything that names S follows.
  *
- * The directory is renamed; every image whose backing file is one of S's
- * images (the next snapshot's, the active one, other branches) gets its
- * relative backing name rewritten; every XML path into S (domain.xml's
- * chains, the snapshots' <domain> chains and <disks> sources) and the
- * children's <parent> are rewritten. No data moves: the cost is a few
- * header and XML writes, whatever the disks' sizes. */
+ * The directory is renamed; every image of the VM whose backing file is
+ * one of S's images gets its relative backing name rewritten. Which ones
+ * they are comes from the VM's image graph (imagegraph.h), as for a
+ * delete: the next snapshot's, the active ones, other branches', and the
+ * hidden images of deleted snapshots (snapshots/.hidden-<id>/), which no
+ * listing of snapshots shows but whose chains the active disk and later
+ * snapshots read through. Every XML path into S (domain.xml's chains,
+ * the snapshots' <domain> chains and <disks> sources) and the children's
+ * <parent> are rewritten. No data moves: the cost is a few header and
+ * XML writes, whatever the disks' sizes; the graph is this VM's images
+ * only (no other VM's header is read: an image's backing file lies in
+ * its own VM, SPEC "Permissions"). */
 #include "config.h"
 
 #include "ops/snapshot.h"
 
 #include "util/log.h"
 #include "store/storeio.h"
+#include "vm/imagegraph.h"
 #include "vm/vmmodel.h"
 #include "store/vmstate.h"
 #include "meta/xmlsafe.h"
@@ -24,55 +31,61 @@
 struct rename {
     struct vm_model m;
     struct journal *j;
+    struct igraph g;
     const char *from, *to;
     char from_dir[PATH_MAX], to_dir[PATH_MAX];
     char *msg;
     size_t msgsz;
-    int err;
 };
 
-/* One image of the VM: if it grows from an image of S, plan the rewrite
- * of its backing name, and keep qemu off it. */
-static int visit_image(struct rename *rn, const char *image, const char *dev)
+/* Is path below directory dir? */
+static bool below(const char *path, const char *dir)
 {
-    struct backing_info b;
-    char why[MSG_MAX];
-    if (chain_backing(rn->m.s, image, &b, why, sizeof(why)) < 0 || !b.name[0])
-        return 0;
+    size_t dl = strlen(dir);
+    return strncmp(path, dir, dl) == 0 && path[dl] == '/';
+}
+
+/* Keeps qemu off an image (and, for an active image, writers through the
+ * mount): a qemu holding an image would go on reading it by its old
+ * name, or see its header change under it. */
+static int hold(struct rename *rn, const struct gnode *nd)
+{
+    return vm_hold_image(&rn->m, nd->path, nd->kind == G_ACTIVE ? nd->dev : NULL, rn->msg,
+                         rn->msgsz);
+}
+
+/* Every image of the graph: S's own move with their directory (held;
+ * their names of their parents, beside S, stay right), and each image
+ * outside S that grows from one of S's gets the name of that image's new
+ * path. Each node is met once: one hold per image. */
+static int plan_images(struct rename *rn)
+{
     size_t fl = strlen(rn->from_dir);
-    if (strncmp(b.path, rn->from_dir, fl) != 0 || b.path[fl] != '/')
-        return 0;
-    char target[PATH_MAX], dir[PATH_MAX], rel[PATH_MAX];
-    snprintf(target, sizeof(target), "%s%s", rn->to_dir, b.path + fl);
-    snprintf(dir, sizeof(dir), "%s", image);
-    *strrchr(dir, '/') = '\0';
-    int r = vm_hold_image(&rn->m, image, dev, rn->msg, rn->msgsz);
-    if (r == 0)
-        r = vm_relpath(dir, target, rel, sizeof(rel));
-    if (r == 0)
-        r = journal_rebase(rn->j, image, rel, b.format);
-    return r;
-}
-
-static int visit_active(const char *dev, void *arg)
-{
-    struct rename *rn = arg;
-    char path[PATH_MAX];
-    store_disk_path(rn->m.s, rn->m.vm, dev, path, sizeof(path));
-    return visit_image(rn, path, dev);
-}
-
-struct snap_visit {
-    struct rename *rn;
-    const char *snap;
-};
-
-static int visit_frozen(const char *dev, void *arg)
-{
-    struct snap_visit *sv = arg;
-    char path[PATH_MAX];
-    store_snap_image_path(sv->rn->m.s, sv->rn->m.vm, sv->snap, dev, path, sizeof(path));
-    return visit_image(sv->rn, path, NULL);
+    for (size_t i = 0; i < rn->g.count; i++) {
+        const struct gnode *nd = &rn->g.n[i];
+        if (below(nd->path, rn->from_dir)) {
+            int r = hold(rn, nd);
+            if (r < 0)
+                return r;
+            continue;
+        }
+        if (nd->parent < 0 || !below(rn->g.n[nd->parent].path, rn->from_dir))
+            continue;
+        const struct gnode *p = &rn->g.n[nd->parent];
+        char target[PATH_MAX], dir[PATH_MAX], rel[PATH_MAX];
+        if ((size_t)snprintf(target, sizeof(target), "%s%s", rn->to_dir, p->path + fl) >=
+            sizeof(target))
+            return -ENAMETOOLONG;
+        igraph_dir(nd, dir, sizeof(dir));
+        int r = hold(rn, nd);
+        if (r == 0)
+            r = vm_relpath(dir, target, rel, sizeof(rel));
+        if (r == 0)
+            r = journal_rebase(rn->j, nd->path, rel, p->format);
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 /* A snapshot's XML: its name (S itself), its parent (S's children) and
@@ -80,12 +93,9 @@ static int visit_frozen(const char *dev, void *arg)
 static int visit_snapshot(const char *snap, void *arg)
 {
     struct rename *rn = arg;
-    struct snap_visit sv = { rn, snap };
-    int r = 0;
-    if (strcmp(snap, rn->from) != 0)
-        r = store_list_snap_images(rn->m.s, rn->m.vm, snap, visit_frozen, &sv);
     xmlDocPtr doc;
-    if (r < 0 || (r = vm_load_snapshot(&rn->m, snap, &doc, rn->msg, rn->msgsz)) < 0)
+    int r = vm_load_snapshot(&rn->m, snap, &doc, rn->msg, rn->msgsz);
+    if (r < 0)
         return r;
     xmlNodePtr root = xmlDocGetRootElement(doc);
     int changed = xmledit_rewrite_prefix(root, rn->from_dir, rn->to_dir);
@@ -115,26 +125,16 @@ static int visit_snapshot(const char *snap, void *arg)
     return r;
 }
 
-/* S's own images move with their directory: a qemu holding one of them
- * (a running VM reads its whole chain) refuses the rename too. */
-static int hold_own(const char *dev, void *arg)
-{
-    struct rename *rn = arg;
-    char path[PATH_MAX];
-    store_snap_image_path(rn->m.s, rn->m.vm, rn->from, dev, path, sizeof(path));
-    return vm_hold_image(&rn->m, path, NULL, rn->msg, rn->msgsz);
-}
-
 static int plan(struct rename *rn, char *msg, size_t msgsz)
 {
     struct vm_model *m = &rn->m;
-    int r = journal_move(rn->j, rn->from_dir, rn->to_dir);
+    int r = igraph_build(m->s, m->vm, &rn->g, msg, msgsz);
     if (r == 0)
-        r = store_list_disks(m->s, m->vm, visit_active, rn);
+        r = journal_move(rn->j, rn->from_dir, rn->to_dir);
+    if (r == 0)
+        r = plan_images(rn);
     if (r == 0)
         r = store_list_snapshots(m->s, m->vm, visit_snapshot, rn);
-    if (r == 0)
-        r = store_list_snap_images(m->s, m->vm, rn->from, hold_own, rn);
     if (r == 0 && m->dom) {
         int changed = xmledit_rewrite_prefix(xmlDocGetRootElement(m->dom), rn->from_dir,
                                              rn->to_dir);
@@ -144,6 +144,7 @@ static int plan(struct rename *rn, char *msg, size_t msgsz)
             (r = store_vm_path(m->s, m->vm, "domain.xml", dst, sizeof(dst))) == 0)
             r = journal_replace(rn->j, tmp, dst);
     }
+    igraph_free(&rn->g);
     return r;
 }
 

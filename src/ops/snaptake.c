@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 
@@ -187,6 +188,20 @@ static int plan(struct vm_model *m, struct journal *j, const char *snap, const c
     return update_parents(m, j, snap, msg, msgsz);
 }
 
+/* An active image whose file has another name (a hard link: another VM's
+ * disk, a copy made with ln) cannot be frozen: whoever holds that name
+ * may still write it, and the take rewrites its header. EBUSY, as for an
+ * image a qemu or a writer holds. */
+static int refuse_linked(const struct store *s, const struct vm_disk *d, char *msg, size_t msgsz)
+{
+    struct stat st;
+    if (store_lstat(s, d->active, &st) < 0 || st.st_nlink <= 1)
+        return 0;
+    snprintf(msg, msgsz, "disk %s: %s has %lu names (hard links); a snapshot would freeze a file "
+             "another name may still write", d->dev, d->active, (unsigned long)st.st_nlink);
+    return -EBUSY;
+}
+
 int snapshot_take(const struct snap_ctx *c, const char *vm, const char *snap, char *msg,
                   size_t msgsz)
 {
@@ -221,6 +236,8 @@ int snapshot_take(const struct snap_ctx *c, const char *vm, const char *snap, ch
             r = -EMLINK;
         }
     }
+    for (size_t i = 0; r == 0 && i < m.ndisks; i++)
+        r = refuse_linked(c->s, &m.disks[i], msg, msgsz);
     for (size_t i = 0; r == 0 && i < m.ndisks; i++)
         r = vm_hold_image(&m, m.disks[i].active, m.disks[i].dev, msg, msgsz);
     bool has_parent = r == 0 && current_snapshot(c->s, vm, parent, sizeof(parent)) == 0;

@@ -289,8 +289,13 @@ static int stat_raw(const struct store *s, const char *path, struct stat *st, ch
     return r;
 }
 
-static int walk(const struct store *s, const char *path, int fd0, struct chain *out, char *msg,
-                size_t msgsz)
+struct walk_stop {
+    bool (*known)(const char *path, void *arg);
+    void *arg;
+};
+
+static int walk(const struct store *s, const char *path, int fd0, const struct walk_stop *stop,
+                struct chain *out, char *msg, size_t msgsz)
 {
     struct stat *seen = NULL;
     size_t cap = 0;
@@ -304,6 +309,9 @@ static int walk(const struct store *s, const char *path, int fd0, struct chain *
             break;
         }
         if ((r = add_link(out, &cap, cur, fmt)) < 0)
+            break;
+        /* Checked, with everything below it, when the caller met it. */
+        if (stop && out->n > 1 && stop->known(cur, stop->arg))
             break;
         struct stat *ns = realloc(seen, cap * sizeof(*seen));
         if (!ns) {
@@ -341,12 +349,12 @@ static int walk(const struct store *s, const char *path, int fd0, struct chain *
     return r;
 }
 
-static int walk_from(const struct store *s, const char *path, int fd0, struct chain *out,
-                     char *msg, size_t msgsz)
+static int walk_from(const struct store *s, const char *path, int fd0,
+                     const struct walk_stop *stop, struct chain *out, char *msg, size_t msgsz)
 {
     out->links = NULL;
     out->n = 0;
-    int r = walk(s, path, fd0, out, msg, msgsz);
+    int r = walk(s, path, fd0, stop, out, msg, msgsz);
     if (r < 0)
         chain_free(out);
     return r;
@@ -355,13 +363,21 @@ static int walk_from(const struct store *s, const char *path, int fd0, struct ch
 int chain_walk(const struct store *s, const char *path, struct chain *out, char *msg,
                size_t msgsz)
 {
-    return walk_from(s, path, -1, out, msg, msgsz);
+    return walk_from(s, path, -1, NULL, out, msg, msgsz);
+}
+
+int chain_walk_until(const struct store *s, const char *path,
+                     bool (*known)(const char *path, void *arg), void *arg, struct chain *out,
+                     char *msg, size_t msgsz)
+{
+    struct walk_stop stop = { known, arg };
+    return walk_from(s, path, -1, &stop, out, msg, msgsz);
 }
 
 int chain_walk_fd(const struct store *s, int fd, const char *path, struct chain *out, char *msg,
                   size_t msgsz)
 {
-    return walk_from(s, path, fd, out, msg, msgsz);
+    return walk_from(s, path, fd, NULL, out, msg, msgsz);
 }
 
 void chain_free(struct chain *c)

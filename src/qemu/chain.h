@@ -23,6 +23,7 @@
 #include "store/store.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* qemu sets no depth of its own. A chain deeper than a thousand images
@@ -70,6 +71,14 @@ struct chain {
  * image. out is empty (n 0, links NULL) on failure. */
 int chain_walk(const struct store *s, const char *path, struct chain *out, char *msg,
                size_t msgsz);
+/* chain_walk, stopping at the first link below path that known(link's
+ * path, arg) says the caller has met already: that link ends the chain
+ * (its header is not read again). For a caller that walks many chains
+ * sharing their lower links (imagegraph.c, every image of a VM): each
+ * image is read once, not once per chain it is in. */
+int chain_walk_until(const struct store *s, const char *path,
+                     bool (*known)(const char *path, void *arg), void *arg, struct chain *out,
+                     char *msg, size_t msgsz);
 /* The same for the image open on fd (at path): its first link is the file
  * the caller holds, so what it serves is what was checked even if
  * another file is put at path meanwhile. */

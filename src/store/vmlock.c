@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #define STORE_LOCK_NAME ".store"
+#define MACS_LOCK_NAME ".macs"
 
 static int open_lock_file(const struct store *s, const char *name, char *msg, size_t msgsz)
 {
@@ -116,6 +117,22 @@ void vmlock_release(struct vmlock *l)
     if (l->store_fd >= 0)
         close(l->store_fd);
     l->vm_fd = l->store_fd = -1;
+}
+
+int vmlock_macs(const struct store *s, unsigned wait_ms, vmlock_cancelled_fn cancelled,
+                void *arg, char *msg, size_t msgsz)
+{
+    int fd = open_lock_file(s, MACS_LOCK_NAME, msg, msgsz);
+    if (fd < 0)
+        return fd;
+    int r = lock_fd(fd, F_WRLCK, wait_ms, cancelled, arg);
+    if (r < 0) {
+        close(fd);
+        snprintf(msg, msgsz, "%s", r == -EBUSY ? "another clone is drawing its MACs"
+                                                : strerror(-r));
+        return r;
+    }
+    return fd;
 }
 
 static int lock_marks(const struct store *s, const char *vm, const char *dev, short type)

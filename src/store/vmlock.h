@@ -8,10 +8,13 @@
  * dies releases its locks with its descriptors. NFSv4 and CephFS carry
  * fcntl locks between hosts.
  *
- * A change to one VM holds locks/.store shared and locks/<vm> exclusive;
- * a change to the set of VMs (create, delete) holds locks/.store
- * exclusive; a clone holds its source's lock shared (vmlock_acquire_mode).
- * Readers of the view take no lock at all. */
+ * A change to one VM holds locks/.store shared and locks/<vm> exclusive
+ * (a VM being created, a clone, is locked by its new name); a clone holds
+ * its source's lock shared (vmlock_acquire_mode). locks/.store exclusive
+ * (vmlock_acquire with no VM) therefore means that no operation runs
+ * anywhere: the journal's recovery takes it for what belongs to no VM.
+ * Clones draw their MACs under locks/.macs (vmlock_macs). Readers of the
+ * view take no lock at all. */
 #ifndef VMSTOREFS_VMLOCK_H
 #define VMSTOREFS_VMLOCK_H
 
@@ -51,6 +54,17 @@ int vmlock_acquire_mode(const struct store *s, const char *vm, enum vmlock_mode 
                         vmlock_cancelled_fn cancelled, void *arg, struct vmlock *out, char *msg,
                         size_t msgsz);
 void vmlock_release(struct vmlock *l);
+
+/* MACs unique in the store: a clone scans the MACs in use, draws its new
+ * ones and writes them into the store (its definition, prepared in the
+ * journal's temporary directory, where the next scan sees it) under
+ * locks/.macs exclusive, so that two clones, of one daemon or of two,
+ * never draw the same. Not locks/.store: every operation, that clone
+ * too, holds it shared while it runs, so it is never free to take
+ * exclusive. Waits at most wait_ms; returns the descriptor holding the
+ * lock (close it to let go), -EBUSY or -EINTR. */
+int vmlock_macs(const struct store *s, unsigned wait_ms, vmlock_cancelled_fn cancelled,
+                void *arg, char *msg, size_t msgsz);
 
 /* A handle open for writing through one daemon must also stop an
  * operation of another daemon on the same store, which cannot see this

@@ -119,18 +119,26 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
     if (p >= 0 && (r = name_for(dp, c, p, name, sizeof(name))) < 0)
         return r;
     /* Pull copies about F's allocation into C, commit about C's into F.
-     * Neither rewrites a file a reader has open through the mount (a
-     * backup copying it): pull writes into C, commit into F (which then
-     * takes C's name by a rename, under which C's readers keep C). */
+     * Neither writes into a file a reader has open through the mount (a
+     * backup copying it), nor pull into C when C's file has another name
+     * (a hard link; F has none: delplan_release, delplan_gc): pull
+     * writes into C, commit into F (which then takes C's name by a
+     * rename, under which C's readers keep C). */
     bool pull = F->alloc <= C->alloc;
     bool c_read = bgmerge_image_read(C->path), f_read = bgmerge_image_read(F->path);
-    if (c_read && f_read) {
-        snprintf(dp->msg, dp->msgsz, "%s and %s are open for reading through the mount: the "
-                 "merge waits for the readers", C->path, F->path);
+    if ((c_read || C->links > 1) && f_read) {
+        snprintf(dp->msg, dp->msgsz, "%s is open for reading through the mount and %s may not "
+                 "be written either: the merge waits for the readers", F->path, C->path);
         return -EBUSY;
     }
-    if (c_read || f_read)
-        pull = f_read;
+    if (pull && C->links > 1)
+        log_msg(LOG_NOTICE, "merge of %s %s: %s has %u names (hard links), so it is not written "
+                "into: commit into %s instead of pull", dp->m->vm, note, C->path, C->links,
+                F->path);
+    if (c_read || C->links > 1)
+        pull = false;
+    else if (f_read)
+        pull = true;
     dp->changed = true;
     if (pull) {
         /* What C backs onto when the pull runs, as the steps before it
@@ -197,10 +205,16 @@ static int hide(struct delplan *dp, int f)
     snprintf(F->dir, sizeof(F->dir), "%s", strrchr(dp->hidden_dir, '/') + 1);
     F->kind = G_HIDDEN;
     dp->changed = true;
-    /* The dependents' names follow it. */
+    /* The dependents' names follow it: written into their headers, so
+     * never into a file that has another name (a hard link). */
     for (size_t k = 0; k < dp->g.count; k++) {
         if (dp->g.n[k].gone || dp->g.n[k].parent != f)
             continue;
+        if (dp->g.n[k].links > 1) {
+            snprintf(dp->msg, dp->msgsz, "%s has %u names (hard links): its backing file name "
+                     "cannot be rewritten", dp->g.n[k].path, dp->g.n[k].links);
+            return -EBUSY;
+        }
         char name[PATH_MAX];
         if ((r = hold(dp, (int)k)) < 0 || (r = name_for(dp, (int)k, f, name, sizeof(name))) < 0 ||
             (r = journal_rebase(dp->j, dp->g.n[k].path, name, F->format)) < 0)
@@ -209,14 +223,28 @@ static int hide(struct delplan *dp, int f)
     return 0;
 }
 
+/* Another name of F's file (a hard link: another VM's image, a copy made
+ * with ln) counts as one more dependent: whoever holds it reads F as it
+ * is, so F is never merged into (hidden instead) while that name is
+ * there. Removing F's own name writes nothing, and with no dependent in
+ * the VM that is what happens. */
+static size_t dependents(const struct delplan *dp, int f, int *out, size_t max)
+{
+    size_t n = igraph_dependents(&dp->g, f, out, max);
+    return n > 0 && dp->g.n[f].links > 1 ? n + 1 : n;
+}
+
 int delplan_release(struct delplan *dp, int f, const char *note)
 {
     int deps[2];
-    size_t n = igraph_dependents(&dp->g, f, deps, 2);
+    size_t n = dependents(dp, f, deps, 2);
     if (n == 0)
         return delplan_remove(dp, f);
     if (n == 1 && !dp->defer)
         return merge(dp, f, deps[0], note);
+    if (dp->g.n[f].links > 1 && igraph_dependents(&dp->g, f, deps, 2) == 1)
+        log_msg(LOG_NOTICE, "delete of %s %s: %s has %u names (hard links): kept hidden, never "
+                "written into", dp->m->vm, note, dp->g.n[f].path, dp->g.n[f].links);
     return hide(dp, f);
 }
 
@@ -229,7 +257,7 @@ int delplan_gc(struct delplan *dp)
             if (nd->gone || nd->kind != G_HIDDEN)
                 continue;
             int deps[2];
-            size_t n = igraph_dependents(&dp->g, (int)i, deps, 2);
+            size_t n = dependents(dp, (int)i, deps, 2);
             if (n > 1 || (n == 1 && dp->defer))
                 continue;
             char note[NAME_MAX + DEV_MAX_LEN + 2];
@@ -327,11 +355,15 @@ static int fix_snapshot(const char *snap, void *arg)
     if (r == 0)
         r = fix_domain(dp, xmledit_snapshot_domain(doc));
     if (r == 0) {
-        /* <disks> sources: where later changes went, now moved. */
+        /* <disks> sources: where later changes went, now moved, or gone
+         * (a detached disk's active image: no source is left to name). */
         xmlNodePtr disks = xml_child(root, "disks");
-        for (size_t i = 0; disks && i < dp->nmoves; i++)
+        for (size_t i = 0; disks && i < dp->nmoves; i++) {
             if (dp->moves[i].now[0])
                 xmledit_rewrite_path(disks, dp->moves[i].old, dp->moves[i].now);
+            else
+                xmledit_snapshot_forget_source(doc, dp->moves[i].old);
+        }
     }
     char name[NAME_MAX_LEN + 16], dst[PATH_MAX];
     snprintf(name, sizeof(name), "snap-%s.xml", snap);
@@ -430,12 +462,12 @@ int delplan_write_xml(struct delplan *dp, const struct delxml *want)
     return r;
 }
 
-/* Is there a hidden image with fewer than two dependents? */
-static bool has_garbage(const struct igraph *g)
+/* Is there a hidden image with fewer than two dependents (dependents())? */
+static bool has_garbage(const struct delplan *dp)
 {
-    for (size_t i = 0; i < g->count; i++) {
+    for (size_t i = 0; i < dp->g.count; i++) {
         int deps[2];
-        if (g->n[i].kind == G_HIDDEN && igraph_dependents(g, (int)i, deps, 2) < 2)
+        if (dp->g.n[i].kind == G_HIDDEN && dependents(dp, (int)i, deps, 2) < 2)
             return true;
     }
     return false;
@@ -448,7 +480,7 @@ int delplan_collect(struct vm_model *m, char *msg, size_t msgsz)
     dp.defer = false;
     /* No operation at all (no record, no crash point) when there is
      * nothing to collect: the common case, after every revert. */
-    if (r < 0 || !has_garbage(&dp.g)) {
+    if (r < 0 || !has_garbage(&dp)) {
         delplan_free(&dp);
         return r < 0 ? r : 0;
     }

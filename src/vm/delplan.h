@@ -16,6 +16,11 @@
  *                              nothing else reads what changes.
  *   several          F moves to a hidden directory; its dependents'
  *                    backing names follow.
+ * A file with another name (st_nlink > 1: a hard link elsewhere reads,
+ * maybe writes, the same data) is never written into: as F it counts as
+ * one more dependent (hidden, not merged), as C it takes the commit
+ * direction, as a dependent whose backing name would change it makes the
+ * delete EBUSY.
  * Then the garbage pass: a hidden image with no dependent left is
  * removed, one with a single dependent is merged, until nothing changes.
  * Nothing a visible snapshot, an active image or a hidden ancestor still

@@ -89,12 +89,23 @@ static int add_node(const struct store *s, const char *vm, struct igraph *g, con
     nd->parent = -1;
     classify(s, vm, nd);
     struct stat st;
-    if (store_lstat(s, path, &st) == 0)
+    if (store_lstat(s, path, &st) == 0) {
         nd->alloc = (uint64_t)st.st_blocks * 512;
+        nd->links = (unsigned)st.st_nlink;
+    }
     return (int)g->count++;
 }
 
-/* One image and its chain, each link a node with its parent set. */
+static bool in_graph(const char *path, void *arg)
+{
+    return igraph_find(arg, path) >= 0;
+}
+
+/* One image and its chain, each link a node with its parent set. The
+ * walk ends at the first link already in the graph (added, with its
+ * chain, from an image met before): each image's header is read once,
+ * not once for every chain it is in (a history with many branches would
+ * cost images x depth). */
 static int add_image(const struct store *s, const char *vm, struct igraph *g, const char *path,
                      char *msg, size_t msgsz)
 {
@@ -102,7 +113,7 @@ static int add_image(const struct store *s, const char *vm, struct igraph *g, co
         return 0;
     struct chain c;
     char why[MSG_MAX];
-    int r = chain_walk(s, path, &c, why, sizeof(why));
+    int r = chain_walk_until(s, path, in_graph, g, &c, why, sizeof(why));
     if (r < 0) {
         snprintf(msg, msgsz, "%s: %s", path, why);
         return r;

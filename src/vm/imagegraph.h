@@ -32,6 +32,10 @@ struct gnode {
     bool gone; /* removed by the plan */
     bool held; /* the plan holds its image lock (delplan.h) */
     unsigned external; /* images of other VMs backing onto it */
+    /* Names of its file (st_nlink): more than one means a hard link
+     * elsewhere (another VM's image, a copy made with ln) reads and may
+     * write the same data, which no plan may then write into. */
+    unsigned links;
 };
 
 struct igraph {

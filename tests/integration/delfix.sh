@@ -10,6 +10,7 @@
 #   m_revert VM S             ln -sfn snapshots/S current
 #   m_delete VM S rmdir|rm    delete S with rmdir or rm -r
 #   m_rm_image VM S I         rm snapshots/S/<disk I>.qcow2 (partial)
+#   m_rename VM S T           mv snapshots/S snapshots/T
 #   m_check VM "step"         everything below, or fail naming the step
 #
 # Write k puts pattern wpat(k, I) on 64k at k MiB of disk I, so an image
@@ -156,6 +157,19 @@ m_delete() {
     [ "$got" = "$M_MERGES $M_MERGES" ] ||
         fail "$vm: deleting $snap should merge $M_MERGES disk(s); logged (started done): $got"
 
+}
+
+# m_rename VM FROM TO: mv snapshots/FROM snapshots/TO through the mount.
+# The node keeps its place in the tree under its new name; no XML names
+# FROM (its directory in a path, or its name in a <name> or <parent>)
+# afterwards. m_check then opens every chain, hidden images' included.
+m_rename() {
+    local vm=$1 from=$2 to=$3 n=${M_SNAP[$1/$2]:?model: no snapshot $2} got
+    mv "$M/$vm/snapshots/$from" "$M/$vm/snapshots/$to" || fail "$vm: mv snapshots/$from snapshots/$to"
+    unset "M_SNAP[$vm/$from]"
+    M_SNAP[$vm/$to]=$n M_NAME[$vm/$n]=$to
+    got=$(grep -l -e "$S/$vm/snapshots/$from/" -e "<name>$from</name>" "$S/$vm"/domain.xml "$S/$vm"/snapshots/*/snapshot.xml 2>/dev/null)
+    [ -z "$got" ] || fail "$vm: after mv $from $to, XML still names $from: $got"
 }
 
 # m_rm_image VM SNAP I: remove disk I's image from SNAP. The tests only

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Snapshot deletion through the mount (SPEC: "Deleting snapshot S of disk
 # d"), on the CloudStack test matrices: removal cases 1-5, the deletion
-# and reversion sequences, many disks, concurrent deletes; then the merge
+# and reversion sequences, renames among hidden images (mv of a hidden
+# image's parent or child), many disks, concurrent deletes; then the merge
 # direction (pull / commit by allocated size, into the active image and
 # into the next snapshot's) and partial snapshots (rm of one image).
 # After every step delfix.sh's model checks every remaining image's data
@@ -18,6 +19,8 @@ S=$TMP/store M=$TMP/mnt
 for vm in rmcases delseq revseq part; do
     make_vm "$S" "$vm" 2
 done
+make_vm "$S" renhide 1
+make_vm "$S" revren 1
 make_vm "$S" one 1
 make_vm "$S" ten 10
 for vm in pull-act commit-act pull-snap commit-snap conc1 conc2 conc3 conc4; do
@@ -129,6 +132,27 @@ m_delete $V s1 rm && m_check $V "rm -r s1 (dependents s2, the active images)"
 m_revert $V s2 && m_check $V "revert to s2: hidden s1 merges with s2"
 [ -z "$(hidden_images "$S" $V)" ] || fail "$V: hidden s1 was not merged by the revert"
 pass "reversion sequence: s1 s2, revert s1, rm s1 (hidden), revert s2 (s1 merged with s2)"
+
+# --- Renames among hidden images (issue 15): a rename rewrites the
+# backing name of every image growing from the renamed snapshot's, the
+# hidden ones included; otherwise the active disk and the later
+# snapshots no longer open, and every operation on the VM is refused.
+V=renhide
+m_init $V 1
+m_take $V s1 && m_take $V s2 && m_take $V s3 && m_revert $V s2 && m_take $V s4
+m_delete $V s2 rmdir
+m_rename $V s1 t1 && m_check $V "rename after hide: mv s1 t1 (the hidden s2's parent)"
+m_rename $V s3 u3 && m_take $V s5 && m_delete $V u3 rm &&
+    m_check $V "mv s3 u3 (growing from the hidden s2), take s5, rm -r u3 (s2 merges with s4)"
+pass "rename after hide: s1 s2 s3, revert s2, s4, rm s2 (hidden), mv s1 t1, mv s3 u3, s5, rm u3 (merged)"
+
+V=revren
+m_init $V 1
+m_take $V s0 && m_take $V s1 && m_take $V s2 && m_revert $V s1
+m_delete $V s1 rmdir
+m_rename $V s0 t0 && m_delete $V t0 rmdir &&
+    m_check $V "revert, delete, rename, delete: mv s0 t0 (the hidden s1's parent), rmdir t0"
+pass "revert, delete, rename, delete: s0 s1 s2, revert s1, rm s1 (hidden), mv s0 t0, rm t0 (merged with s1)"
 
 # --- Multiple volumes: two snapshots of 1 and 10 disks, deleted one at a time.
 for V in one ten; do

@@ -1,26 +1,86 @@
-/* Unit tests for journal: a step is grouped with the next only when
- * journal_group_last says so. Steps live in realloc'd memory; with
- * malloc's perturbation on, a field left unset reads as garbage, and a
- * stray "group" makes a rebase of a missing image count as done (a
- * grouped step's image may be gone by design). A pull's record keeps
- * where it starts (from, from_fmt) for its replay; a record written
- * before it did still loads (from NULL); a from no rebase could give
- * makes the record unreadable. */
+/* Unit tests for journal:
+ *  - a step is grouped with the next only when journal_group_last says
+ *    so. Steps live in realloc'd memory; with malloc's perturbation on, a
+ *    field left unset reads as garbage, and a stray "group" makes a rebase
+ *    of a missing image count as done (a grouped step's image may be gone
+ *    by design);
+ *  - every source directory of a move is synced, however many (the list
+ *    once held 8 and dropped the rest): fsync is wrapped below, so the
+ *    test sees each directory the library syncs;
+ *  - the cleanup order: a crash between the record's removal and its
+ *    temporary directory's leaves a directory the next recovery removes;
+ *    a record left committed with its directory gone (what the old order
+ *    left) is finished, not failed on forever;
+ *  - a record's temporary file a crash left half written goes at the
+ *    next recovery, unless another operation is running;
+ *  - a pull's record keeps where it starts (from, from_fmt) for its
+ *    replay; a record written before it did still loads (from NULL); a
+ *    from no rebase could give makes the record unreadable. */
 #include "config.h"
+#include <sys/stat.h>
 
 #include "check.h"
 #include "journal/journal.h"
 #include "store/store.h"
+#include "store/vmlock.h"
 #include "testutil.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The library's fsync calls land here (the test binary's definition is
+ * the one the static library links to): the directory or file each one
+ * synced is noted, then the real fsync runs. */
+#define SYNCED_MAX 256
+static char synced[SYNCED_MAX][PATH_MAX];
+static size_t nsynced;
+
+int fsync(int fd)
+{
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    if (nsynced < SYNCED_MAX) {
+        ssize_t n = readlink(link, synced[nsynced], PATH_MAX - 1);
+        if (n >= 0) {
+            synced[nsynced][n] = '\0';
+            nsynced++;
+        }
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static bool was_synced(const char *path)
+{
+    for (size_t i = 0; i < nsynced; i++)
+        if (strcmp(synced[i], path) == 0)
+            return true;
+    return false;
+}
 
 static struct store st;
 static char tmp[PATH_MAX];
+
+/* A shell command's exit status. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[4 * PATH_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
 
 static void test_ungrouped_step_fails_on_missing_image(void)
 {
@@ -33,6 +93,126 @@ static void test_ungrouped_step_fails_on_missing_image(void)
     /* Not grouped: the missing image is an error, left for recovery. */
     CHECK(journal_commit(&j, msg, sizeof(msg)) < 0);
     journal_free(&j);
+    /* Its record would fail every recovery of the tests below. */
+    CHECK_INT(sh("rm -rf '%s/.vmstorefs/journal/%s.json' '%s/.vmstorefs/tmp/%s'", tmp, j.id, tmp,
+                 j.id),
+              0);
+}
+
+
+/* Ten moves out of ten directories: each source directory is synced
+ * (their entries are gone for good only then), the ninth and tenth too. */
+static void test_every_source_synced(void)
+{
+    char msg[512], from[PATH_MAX + 64], to[PATH_MAX + 64], dir[PATH_MAX + 64];
+    CHECK_INT(sh("mkdir -p '%s/vm/t' && cd '%s/vm' && for i in 0 1 2 3 4 5 6 7 8 9; do "
+                 "mkdir s$i && echo $i >s$i/f; done", tmp, tmp),
+              0);
+    struct journal j;
+    CHECK_INT(journal_begin(&j, &st, "sync", "vm", msg, sizeof(msg)), 0);
+    for (int i = 0; i < 10; i++) {
+        snprintf(from, sizeof(from), "%s/vm/s%d/f", tmp, i);
+        snprintf(to, sizeof(to), "%s/vm/t/f%d", tmp, i);
+        CHECK_INT(journal_move(&j, from, to), 0);
+    }
+    nsynced = 0;
+    CHECK_INT(journal_commit(&j, msg, sizeof(msg)), 0);
+    journal_free(&j);
+    for (int i = 0; i < 10; i++) {
+        snprintf(dir, sizeof(dir), "%s/vm/s%d", tmp, i);
+        if (!was_synced(dir))
+            fprintf(stderr, "source directory %s was not synced\n", dir);
+        CHECK(was_synced(dir));
+    }
+    CHECK_INT(sh("test -f '%s/vm/t/f9' && rm -rf '%s/vm'", tmp, tmp), 0);
+}
+
+/* One move of vm/f into the operation's temporary directory (as undefine
+ * and VM delete do), run by a child that dies at durable point n:
+ * 1 record, 2 commit, 3 the move, 4 record removed, 5 directory removed.
+ * Returns the child's exit status; id is the operation's. */
+static int crash_move_at(int n, char *id, size_t idsz)
+{
+    int idp[2];
+    if (pipe(idp) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(idp[0]);
+        char at[32], msg[512], from[PATH_MAX + 64], to[PATH_MAX + 64];
+        snprintf(at, sizeof(at), "cleanup:%d", n);
+        setenv("VMSTOREFS_CRASH_AT", at, 1);
+        struct journal j;
+        if (journal_begin(&j, &st, "cleanup", "vm", msg, sizeof(msg)) < 0)
+            _exit(1);
+        if (write(idp[1], j.id, strlen(j.id) + 1) < 0)
+            _exit(1);
+        snprintf(from, sizeof(from), "%s/vm/f", tmp);
+        snprintf(to, sizeof(to), "%s/gone", j.tmpdir);
+        _exit(journal_move(&j, from, to) == 0 && journal_commit(&j, msg, sizeof(msg)) == 0 ? 0 : 1);
+    }
+    close(idp[1]);
+    ssize_t got = read(idp[0], id, idsz - 1);
+    id[got > 0 ? got : 0] = '\0';
+    close(idp[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_cleanup_order(void)
+{
+    char msg[512], id[64], meta[PATH_MAX + 32];
+    snprintf(meta, sizeof(meta), "%s/.vmstorefs", tmp);
+    /* Point 4: the record is gone, the directory not yet; the next
+     * recovery has nothing to finish and removes the directory. */
+    CHECK_INT(sh("mkdir -p '%s/vm' && echo x >'%s/vm/f'", tmp, tmp), 0);
+    CHECK_INT(crash_move_at(4, id, sizeof(id)), 99);
+    CHECK_INT(journal_pending(&st), 0);
+    CHECK_INT(sh("test -d '%s/tmp/%s'", meta, id), 0);
+    CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), 0);
+    CHECK_INT(sh("[ -z \"$(ls -A '%s/tmp')\" ] && test ! -e '%s/vm/f'", meta, tmp), 0);
+
+    /* The old order's crash: the directory removed, the committed record
+     * not yet. Replaying the move finds neither end: it failed on every
+     * recovery, and every operation on the VM with it. */
+    CHECK_INT(sh("echo x >'%s/vm/f'", tmp), 0);
+    CHECK_INT(crash_move_at(3, id, sizeof(id)), 99);
+    CHECK_INT(journal_pending(&st), 1);
+    CHECK_INT(sh("rm -rf '%s/tmp/%s'", meta, id), 0);
+    CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), 1);
+    CHECK_INT(journal_pending(&st), 0);
+
+    /* The same with the directory half removed (the move's target gone
+     * with it, something else still there). */
+    CHECK_INT(sh("echo x >'%s/vm/f'", tmp), 0);
+    CHECK_INT(crash_move_at(3, id, sizeof(id)), 99);
+    CHECK_INT(sh("rm -f '%s/tmp/%s/gone'", meta, id), 0);
+    CHECK_INT(sh("echo leftover >'%s/tmp/%s/other'", meta, id), 0);
+    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 1);
+    CHECK_INT(journal_pending(&st), 0);
+    CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), 0);
+    CHECK_INT(sh("[ -z \"$(ls -A '%s/tmp')\" ] && rm -rf '%s/vm'", meta, tmp), 0);
+}
+
+/* A record's temporary file as a crash during its write leaves it. */
+static void test_half_written_record(void)
+{
+    char msg[512], meta[PATH_MAX + 32];
+    snprintf(meta, sizeof(meta), "%s/.vmstorefs/journal", tmp);
+    const char *name = ".0b5e2c1a-6a1e-4f55-9d43-1c2a3b4d5e6f.tmp";
+    CHECK_INT(sh("printf '{ \"version\": 1, \"id\": \"0b5e' >'%s/%s'", meta, name), 0);
+    /* Another operation is running (it holds the store's lock shared):
+     * the file may be its own record being written, and stays. */
+    struct vmlock busy;
+    CHECK_INT(vmlock_acquire(&st, "other", 0, NULL, NULL, &busy, msg, sizeof(msg)), 0);
+    CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), 0);
+    CHECK_INT(sh("test -f '%s/%s'", meta, name), 0);
+    vmlock_release(&busy);
+    /* Nothing running: it is left over, and goes at once. */
+    CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), 0);
+    CHECK_INT(sh("test ! -e '%s/%s'", meta, name), 0);
+    CHECK_INT(journal_pending(&st), 0);
 }
 
 /* The data-step runner here: fails while told to, else notes what
@@ -56,6 +236,10 @@ static int note_from(const struct journal *j, const struct jstep *step, char *ms
 static void plant_record(const char *id, const char *step)
 {
     char path[PATH_MAX + 128];
+    /* With its temporary directory: a committed record without one had
+     * every step applied (recover.c). */
+    snprintf(path, sizeof(path), "%s/.vmstorefs/tmp/%s", tmp, id);
+    CHECK(mkdir(path, 0700) == 0 || errno == EEXIST);
     snprintf(path, sizeof(path), "%s/.vmstorefs/journal/%s.json", tmp, id);
     FILE *f = fopen(path, "w");
     CHECK(f != NULL);
@@ -113,9 +297,13 @@ int main(void)
         perror(tmp);
         return 99;
     }
-    /* First: the other leaves a committed record of vm behind. */
-    test_pull_from_kept();
+    log_init("test_journal", true);
     test_ungrouped_step_fails_on_missing_image();
+    test_every_source_synced();
+    test_cleanup_order();
+    test_half_written_record();
+    /* Last: it plants records no recovery can read. */
+    test_pull_from_kept();
     store_close(&st);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
