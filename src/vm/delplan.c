@@ -9,6 +9,7 @@
 #include "meta/xmlsafe.h"
 
 #include <errno.h>
+#include <sys/statvfs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,25 @@ int delplan_remove(struct delplan *dp, int i)
     return 0;
 }
 
+/* A merge that cannot finish must not start: the store's file system has
+ * room for what every merge planned may write (the side copied, its
+ * allocation, plus an eighth for qcow2 metadata and a MiB), or the plan
+ * fails with ENOSPC before anything changes. */
+static int room_for(struct delplan *dp, uint64_t bytes)
+{
+    dp->need_bytes += bytes + bytes / 8 + (1u << 20);
+    struct statvfs sv;
+    if (fstatvfs(dp->m->s->rootfd, &sv) < 0)
+        return 0; /* not known: qemu-img will say */
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    if (avail >= dp->need_bytes)
+        return 0;
+    snprintf(dp->msg, dp->msgsz, "the merges need up to %llu KiB, the store's file system has "
+             "%llu KiB free", (unsigned long long)(dp->need_bytes >> 10),
+             (unsigned long long)(avail >> 10));
+    return -ENOSPC;
+}
+
 static int merge(struct delplan *dp, int f, int c, const char *note)
 {
     struct gnode *F = &dp->g.n[f], *C = &dp->g.n[c];
@@ -139,6 +159,8 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
         pull = false;
     else if (f_read)
         pull = true;
+    if ((r = room_for(dp, pull ? F->alloc : C->alloc)) < 0)
+        return r;
     dp->changed = true;
     if (pull) {
         /* What C backs onto when the pull runs, as the steps before it

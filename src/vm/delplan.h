@@ -36,6 +36,8 @@
 #include "vm/imagegraph.h"
 #include "vm/vmmodel.h"
 
+#include <stdint.h>
+
 struct path_move {
     char *old;
     char *now; /* "" when removed */
@@ -57,6 +59,7 @@ struct delplan {
      * while the worker runs; delplan_collect, the worker's pass, clears
      * it. */
     bool defer;
+    uint64_t need_bytes; /* what the merges planned may write at most */
     char *msg;
     size_t msgsz;
 };
