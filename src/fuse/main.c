@@ -177,7 +177,13 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         goto out;
     }
     /* Operations a crash left half done are finished (or undone) before
-     * the first request is served: nobody ever sees the middle of one. */
+     * the first request is served: nobody ever sees the middle of one.
+     * Except a merge a crash cut short (a committed record with data
+     * steps): the background worker finishes it once the mount serves,
+     * so a long one never holds up a boot's mount; its VM answers EBUSY
+     * to changes until then (bgmerge.h). */
+    if (!o->read_only)
+        bgmerge_prepare(&vfs->store);
     int recovered = o->read_only ? 0 : vm_recover(&vfs->store, NULL, msg, sizeof(msg));
     /* One operation that cannot be finished must not take every VM of
      * the store offline: it stays in the journal (its VM refuses further

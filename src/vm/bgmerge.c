@@ -5,6 +5,7 @@
 
 #include "vm/bgmerge.h"
 
+#include "journal/journal.h"
 #include "store/storeio.h"
 #include "util/jobs.h"
 #include "util/log.h"
@@ -34,6 +35,7 @@ struct queued {
     struct queued *next;
 };
 
+static __thread bool on_worker; /* this thread is the worker */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER; /* the worker waits here */
 static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER; /* bgmerge_wait waits here */
@@ -41,6 +43,7 @@ static struct queued *queue;
 static const struct store *store;
 static pthread_t worker;
 static bool running, stopping;
+static bool accepting; /* bgmerge_prepare was called: work is queued */
 static bool (*walked_fn)(const char *vm);
 static bool (*reading_fn)(const char *path);
 static void (*changed_fn)(const char *vm);
@@ -68,7 +71,7 @@ bool bgmerge_image_read(const char *path)
 bool bgmerge_active(void)
 {
     pthread_mutex_lock(&mu);
-    bool r = running && !stopping;
+    bool r = accepting && !stopping;
     pthread_mutex_unlock(&mu);
     return r;
 }
@@ -105,7 +108,7 @@ static void unlink_queued(struct queued *q)
 void bgmerge_kick(const char *vm)
 {
     pthread_mutex_lock(&mu);
-    if (!running || stopping || !name_is_valid(vm)) {
+    if (!accepting || stopping || !name_is_valid(vm)) {
         pthread_mutex_unlock(&mu);
         return;
     }
@@ -204,6 +207,7 @@ static struct queued *next_due(void)
 static void *work(void *arg)
 {
     (void)arg;
+    on_worker = true;
     pthread_mutex_lock(&mu);
     while (!stopping) {
         struct queued *q = next_due();
@@ -260,25 +264,51 @@ static void *work(void *arg)
     return NULL;
 }
 
+/* A committed record with data steps met by a recovery: the worker's,
+ * unless this is the worker. */
+static bool defer_to_worker(const char *vm)
+{
+    if (on_worker || !bgmerge_active())
+        return false;
+    bgmerge_kick(vm);
+    return true;
+}
+
+void bgmerge_prepare(const struct store *s)
+{
+    pthread_mutex_lock(&mu);
+    store = s;
+    accepting = true;
+    stopping = false;
+    pthread_mutex_unlock(&mu);
+    journal_set_defer_data(defer_to_worker);
+}
+
 int bgmerge_start(const struct store *s)
 {
+    if (!bgmerge_active())
+        bgmerge_prepare(s);
     pthread_mutex_lock(&mu);
     if (running) {
         pthread_mutex_unlock(&mu);
         return 0;
     }
-    store = s;
-    stopping = false;
     int r = pthread_create(&worker, NULL, work, NULL);
     running = r == 0;
+    if (r != 0)
+        accepting = false;
     pthread_mutex_unlock(&mu);
+    if (r != 0)
+        journal_set_defer_data(NULL);
     return -r;
 }
 
 void bgmerge_stop(void)
 {
+    journal_set_defer_data(NULL);
     pthread_mutex_lock(&mu);
     if (!running) {
+        accepting = false;
         pthread_mutex_unlock(&mu);
         return;
     }
@@ -291,6 +321,7 @@ void bgmerge_stop(void)
     while (queue)
         unlink_queued(queue);
     running = false;
+    accepting = false;
     pthread_mutex_unlock(&mu);
 }
 

@@ -33,13 +33,19 @@
 #define BGMERGE_MAX_DEFER_MS 30000
 #define BGMERGE_MAX_BACKOFF_MS 60000
 
-/* Starts the worker for store s (once per process). */
+/* From now on deletes defer their merges and work is queued, and a
+ * recovery leaves committed merges to the worker (journal_set_defer_data)
+ * - before the worker thread runs: a mount calls it before its recovery,
+ * then forks (fuse_daemonize), then starts the thread. */
+void bgmerge_prepare(const struct store *s);
+/* Starts the worker for store s (once per process; prepares if needed). */
 int bgmerge_start(const struct store *s);
 /* Stops it: a running merge's qemu-img is stopped (its record stays in
  * the journal and is finished at the next mount), queued work is left
  * for the next start (it is in the store: hidden images). */
 void bgmerge_stop(void);
-/* Is the worker running (so that deletes defer their merges)? */
+/* Is work being queued for the worker (so that deletes defer their
+ * merges)? */
 bool bgmerge_active(void);
 /* vm's namespace changed and it may have merges to run. */
 void bgmerge_kick(const char *vm);

@@ -2,6 +2,7 @@
 
 #include "vm/delplan.h"
 
+#include "qemu/qcow2edit.h"
 #include "vm/bgmerge.h"
 #include "util/log.h"
 #include "store/storeio.h"
@@ -10,6 +11,7 @@
 
 #include <errno.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +204,38 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
     return 0;
 }
 
+/* Image k's backing name becomes name: an edit of its header in place,
+ * unless a reader has the image open through the mount (a backup copying
+ * it). Then a copy with the new name takes its place by a rename (shared
+ * extents where the file system has them), and the reader keeps the file
+ * it opened, byte for byte. */
+static int set_backing(struct delplan *dp, int k, const char *name, const char *fmt)
+{
+    const char *path = dp->g.n[k].path;
+    if (!bgmerge_image_read(path))
+        return journal_rebase(dp->j, path, name, fmt);
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/read-%u", dp->j->tmpdir, dp->nrm++) >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    int fd, r = storeio_copy_new(dp->m->s, path, tmp, &fd);
+    if (r < 0) {
+        snprintf(dp->msg, dp->msgsz, "cannot copy %s, open for reading: %s", path, strerror(-r));
+        return r;
+    }
+    r = qcow2_set_backing_name(fd, name, dp->msg, dp->msgsz);
+    close(fd);
+    if (r == -ENOSPC) /* the new name does not fit in place: edited as usual */
+        return journal_rebase(dp->j, path, name, fmt);
+    if (r == 0)
+        r = journal_prepared(dp->j, tmp, dp->msg, dp->msgsz);
+    if (r == 0) {
+        log_msg(LOG_INFO, "%s is open for reading through the mount: a copy with its new "
+                "backing name takes its place, the reader keeps what it opened", path);
+        r = journal_replace(dp->j, tmp, path);
+    }
+    return r;
+}
+
 static int hide(struct delplan *dp, int f)
 {
     struct gnode *F = &dp->g.n[f];
@@ -239,7 +273,7 @@ static int hide(struct delplan *dp, int f)
         }
         char name[PATH_MAX];
         if ((r = hold(dp, (int)k)) < 0 || (r = name_for(dp, (int)k, f, name, sizeof(name))) < 0 ||
-            (r = journal_rebase(dp->j, dp->g.n[k].path, name, F->format)) < 0)
+            (r = set_backing(dp, (int)k, name, F->format)) < 0)
             return r;
     }
     return 0;

@@ -320,14 +320,20 @@ kill_mid_merge() {
         sleep 0.05
     done
     [ -z "$state" ] || [ "$state" = Z ] || fail "kill -9 $snap: qemu-img $q outlived the daemon by 2 s"
-    gate_disarm
     gate_stops
     grep -q "merge of big disk vda (snapshot [^)]*): .*done in" <(tail -n +$((log0 + 1)) "$DAEMON_LOG") &&
         fail "kill -9 $snap: the merge had finished before the kill"
     grep -q "merge of big disk vda (snapshot [^)]*): direction=$want " <(tail -n +$((log0 + 1)) "$DAEMON_LOG") ||
         fail "kill -9 $snap: the merge did not start as a $want"
     fusermount3 -u -z "$M" || fail "kill -9 $snap: fusermount3 -u -z"
+    # The remount serves at once; its background worker finishes the
+    # merge (stopped at the gate here), and big refuses changes until
+    # then.
     mount_fs "$S" "$M" "${GATE_OPT[@]}"
+    gate_wait "$DAEMON_PID" 1
+    ls -l "$M/big/snapshots" >/dev/null || fail "kill -9 $snap: the remount does not serve big while its merge is finished"
+    expect_fail "a take while a merge a crash left is finished" "Device or resource busy" mkdir "$M/big/snapshots/x"
+    gate_disarm "$DAEMON_PID"
     sync "$M/big" || fail "kill -9 $snap: sync big after the remount"
     model_forget big "$snap"
     MODEL[big/#cur]=$3
