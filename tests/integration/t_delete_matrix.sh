@@ -248,10 +248,11 @@ direction() {
     check_store "$S" "$vm"
     check_overlays "$S" "$vm"
     check_no_orphans "$S" "$vm"
-    line=$(tail -n +$((n0 + 1)) "$DAEMON_LOG" | grep "merge of $vm disk vda (snapshot S): ")
-    grep -Eq "^(.*: )?merge of $vm disk vda \(snapshot S\): direction=$want bytes=[1-9][0-9]* started\$" <<<"$line" ||
+    # (The background merge names the hidden directory S's image went to.)
+    line=$(tail -n +$((n0 + 1)) "$DAEMON_LOG" | grep "merge of $vm disk vda (snapshot \.hidden-[0-9a-f]*): ")
+    grep -Eq "^(.*: )?merge of $vm disk vda \(snapshot \.hidden-[0-9a-f]+\): direction=$want bytes=[1-9][0-9]* started\$" <<<"$line" ||
         fail "$vm: no 'direction=$want bytes=N started' line: $line"
-    grep -Eq "^(.*: )?merge of $vm disk vda \(snapshot S\): direction=$want bytes=[1-9][0-9]* done in [0-9.]+ s( .*)?\$" <<<"$line" ||
+    grep -Eq "^(.*: )?merge of $vm disk vda \(snapshot \.hidden-[0-9a-f]+\): direction=$want bytes=[1-9][0-9]* done in [0-9.]+ s( .*)?\$" <<<"$line" ||
         fail "$vm: no 'direction=$want bytes=N done in T s' line: $line"
     [ "$(grep -c . <<<"$line")" -eq 2 ] || fail "$vm: expected 2 merge lines, got: $line"
     pass "$vm: F holds $((flen / DEL_MIB))M, C $((clen / DEL_MIB))M (+64k): direction=$want; data, chain, domain.xml intact"
