@@ -322,6 +322,7 @@ void bgmerge_stop(void)
         unlink_queued(queue);
     running = false;
     accepting = false;
+    stopping = false; /* merges run by anyone else are no longer cancelled */
     pthread_mutex_unlock(&mu);
 }
 
