@@ -71,7 +71,7 @@ unless (defined $root && defined $trace) {
 }
 $root =~ s{/+$}{};
 
-my %dirty_data;   # path -> { line => first unsynced write, tgids => { writer => 1 } }
+my %dirty_data;   # path -> { line => first unsynced write, tids => { writer => 1 } }
 # path -> { add => first unsynced entry made, rm => first unsynced entry
 # removed that was not in an operation's own temporary directory }
 my %dirty_dir;
@@ -217,8 +217,10 @@ sub counted_change {
 sub data_written {
     my ($path, $n, $tid) = @_;
     return unless in_store($path) && !is_meta_locks($path);
-    my $d = $dirty_data{$path} //= { line => $n, tgids => {} };
-    $d->{tgids}{ $tgid{$tid} // $tid } = 1;
+    my $d = $dirty_data{$path} //= { line => $n, tids => {} };
+    # The writing thread; its process is looked up when it matters, as a
+    # thread may run before strace prints what its clone returned.
+    $d->{tids}{$tid} = 1;
     $count{writes}++;
 }
 
@@ -326,7 +328,8 @@ sub do_read {
     my ($path, $n, $tid) = @_;
     my $d = $dirty_data{$path} or return;
     my $me = $tgid{$tid} // $tid;
-    my @others = grep { $_ != $me } keys %{ $d->{tgids} };
+    my %by = map { ($tgid{$_} // $_) => 1 } keys %{ $d->{tids} };
+    my @others = sort grep { $_ != $me } keys %by;
     return unless @others;
     violation(5, "$path\0$d->{line}\0$me", "process $me read " . rel($path) . " at " . short($n)
         . ", which process @others wrote at " . short($d->{line}) . " and nobody synced");
