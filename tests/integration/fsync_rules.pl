@@ -6,9 +6,14 @@
 # cache, so it cannot see an fsync missing or late: what was written is
 # all still there. This reads what the operation asked of the file system
 # instead (strace -f -y of vmstorefs-ctl and its qemu-img children) and
-# checks, with the page cache taken away, that every state a power cut
-# could leave is one the journal's recovery handles (src/journal/journal.h,
-# the replay contract). The journal's marks are its records: a record
+# checks the orders that make every state a power cut could leave one the
+# journal's recovery handles (src/journal/journal.h, the replay
+# contract). The model is POSIX's, not one file system's: a power cut
+# keeps a file's data only once an fsync or fdatasync of it returned, a
+# directory's entries only once an fsync of the directory returned, and
+# may keep or lose anything else, call by call (no rename is assumed to
+# reach the disk in order, as ext4's data=ordered mostly would). The
+# journal's marks are its records: a record
 # written (renamed into .vmstorefs/journal/ID.json: begin, commit, each
 # progress mark) or removed (the operation is over, nothing is replayed).
 # Recovery trusts what a mark says, so everything before a mark must be on
@@ -48,14 +53,28 @@
 #      step must not decide from a header or a file a power cut could
 #      still take back (journal.h: "a data step is never taken for done
 #      from what a header says").
+#   6  After the commit, the steps become durable in their order: what a
+#      step made (an entry in a directory: a rename's target, a mkdir, a
+#      file created; data written) is fsynced before the next step
+#      changes anything (a rename, mkdir, unlink or create; for an entry
+#      made, a data write too). Recovery replays from the last mark, and
+#      journal.h's table holds only for states where a later step is not
+#      on disk without an earlier one: a replace over a name that a move
+#      had taken away, durable while the move is not, loses the image
+#      the move was saving. The sources steps leave behind are rule 2's
+#      (synced together before the next mark: a name a power cut brings
+#      back is the same file seen twice, which the replay resolves). An
+#      operation is committed from its second record write (the first is
+#      its begin), or from a record that a recovery finds and reads,
+#      until its record is removed.
 # sync_file_range is no sync (it flushes no metadata and no disk cache);
 # syncfs and sync are. Failed calls change nothing and are skipped. Paths
 # outside STORE are not looked at.
 #
 # Prints one line per violation naming the rule and the trace lines, and
-# a last line "fsync_rules: N record writes, ..., K violation(s)" (STORE
-# in the lines quoted stands for the store's path). Exit
-# status: 0 none, 1 violations, 2 a trace it cannot use.
+# a last line "fsync_rules: N lines, N record writes, ..., K violation(s)"
+# (STORE in the lines quoted stands for the store's path). Exit status:
+# 0 none, 1 violations, 2 a trace it cannot use.
 use strict;
 use warnings;
 
@@ -76,7 +95,8 @@ my %dirty_data;   # path -> { line => first unsynced write, tids => { writer => 
 # removed that was not in an operation's own temporary directory }
 my %dirty_dir;
 my %tgid;         # tid -> process id (threads of one qemu-img are one writer)
-my $journal_pending;   # line of a record write/unlink whose directory is not synced yet
+my $journal_pending;
+my %live;         # record id -> "begun" or "committed" (rule 6)   # line of a record write/unlink whose directory is not synced yet
 my %reported;
 my @violations;
 my %count = (lines => 0, marks => 0, removals => 0, syncs => 0, renames => 0, writes => 0);
@@ -217,6 +237,7 @@ sub counted_change {
 sub data_written {
     my ($path, $n, $tid) = @_;
     return unless in_store($path) && !is_meta_locks($path);
+    steps_in_order($path, $n, 1) unless $dirty_data{$path};
     my $d = $dirty_data{$path} //= { line => $n, tids => {} };
     # The writing thread; its process is looked up when it matters, as a
     # thread may run before strace prints what its clone returned.
@@ -242,6 +263,33 @@ sub store_change {
     return unless defined $journal_pending;
     violation(3, "$journal_pending", "the journal directory was not fsynced after the record "
         . "change at " . short($journal_pending) . " before the store changed at " . short($n));
+}
+
+sub record_id {
+    my $r = rel(shift);
+    return $r =~ m{^\.vmstorefs/journal/([^/.][^/]*)\.json$} ? $1 : undef;
+}
+
+sub committed { return scalar grep { $_ eq 'committed' } values %live; }
+
+# Rule 6, before a change at line N (data: a data write, which is
+# checked against the entries made only).
+sub steps_in_order {
+    my ($path, $n, $data) = @_;
+    return unless committed() && in_store($path) && !is_meta_locks($path);
+    return if index($path, "$root/.vmstorefs/journal/") == 0;
+    for my $p (sort keys %dirty_dir) {
+        my $first = $dirty_dir{$p}{add};
+        next if !defined $first || is_journal_dir($p);
+        violation(6, "$p\0$first", "directory " . rel($p) . " got an entry at " . short($first)
+            . " after the commit and was not fsynced before the next change at " . short($n));
+    }
+    return if $data;
+    for my $p (sort keys %dirty_data) {
+        my $first = $dirty_data{$p}{line};
+        violation(6, "$p\0$first", "file " . rel($p) . " written at " . short($first)
+            . " after the commit was not fsynced before the next change at " . short($n));
+    }
 }
 
 # Rules 2 and 4 at a journal mark (what: "record write at line N") or
@@ -283,6 +331,7 @@ sub do_rename {
     my ($from, $to, $n) = @_;
     return unless in_store($from) || in_store($to);
     $count{renames}++;
+    steps_in_order($to, $n, 0);
     store_change($to, $n);
     store_change($from, $n);
     check_whole($from, $to, $n) if is_record($to) || !is_tmp_area($to);
@@ -292,7 +341,11 @@ sub do_rename {
     moved_state(\%dirty_dir, $from, $to);
     dir_changed(parent($from), $n, 'rm', $from);
     dir_changed(parent($to), $n, 'add');
-    mark($n, 'journal record write') if is_record($to);
+    if (is_record($to)) {
+        my $id = record_id($to);
+        $live{$id} = exists $live{$id} ? 'committed' : 'begun';
+        mark($n, 'journal record write');
+    }
 }
 
 sub mark {
@@ -306,9 +359,11 @@ sub do_unlink {
     my ($path, $n) = @_;
     return unless in_store($path);
     my $own_tmp = own_tmp($path);
+    steps_in_order($path, $n, 0);
     store_change($path, $n) unless $own_tmp;
     drop_state($path);
     if (is_record($path)) {
+        delete $live{ record_id($path) };
         dir_changed(parent($path), $n, 'rm', $path);
         mark($n, 'journal record removal');
         return;
@@ -319,6 +374,7 @@ sub do_unlink {
 sub do_create {
     my ($path, $n) = @_;
     return unless in_store($path);
+    steps_in_order($path, $n, 0);
     store_change($path, $n);
     dir_changed(parent($path), $n, 'add');
 }
@@ -341,6 +397,10 @@ sub open_result {
     my ($flags, $ret, $n, $ret_path, $name_path) = @_;
     my $p = $ret_path // $name_path;
     return unless defined $p && in_store($p);
+    # A record a recovery finds: its operation is committed (or rolled
+    # back, which only removes the record and then the temporary directory).
+    my $id = is_record($p) ? record_id($p) : undef;
+    $live{$id} //= 'committed' if defined $id && $flags !~ /O_CREAT|O_PATH/;
     if ($flags =~ /O_CREAT/ && ($flags =~ /O_EXCL/ || !$known{$p})) {
         do_create($p, $n);
     }

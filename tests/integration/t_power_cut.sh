@@ -8,7 +8,9 @@
 # orders a power cut needs (its header states the rules: what is renamed
 # into place is synced first, changed directories and written files are
 # synced before each journal mark and the reply, the journal directory
-# right after each record, nobody reads another's unsynced writes).
+# right after each record, nobody reads another's unsynced writes, and
+# after the commit each step is durable before the next one changes
+# anything).
 #
 # Operations: take (on a store with no .vmstorefs yet: the first one
 # makes it), rename (with no format file: it is written), revert (with
@@ -16,8 +18,8 @@
 # the deleted snapshot holds more than its dependent; pull: the other way
 # round), a partial delete (one disk's image), clone (of the current
 # state and of a snapshot), detach, undefine, delete-vm, and recoveries
-# of a take and of a delete cut short after their commits. First the checker itself must
-# fail a synthetic trace that breaks the rules.
+# of a take and of a delete cut short after their commits. First the
+# checker itself must fail synthetic traces that break the rules.
 . "$(dirname "$0")/lib.sh"
 need strace perl qemu-img qemu-io
 
@@ -72,6 +74,33 @@ sed -i '/fsync(9</d' "$TMP/bad.trace"
 perl "$RULES" --root "$S" "$TMP/bad.trace" 2>&1 |
     grep -q 'rule 3: the journal directory was not fsynced after the record change at line 15: .* before the reply' ||
     fail "the checker did not report the journal directory left unsynced"
+# Rule 6: after the commit (the second record write), a step's target
+# directory not synced before the next step. Before the commit (no
+# second write: the prepare phase) the same order is no violation.
+J=$S/.vmstorefs/journal
+cat >"$TMP/order.trace" <<EOF
+200 openat(AT_FDCWD<$S>, "$J/.op2.tmp", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.op2.tmp>
+200 renameat(4<$J>, ".op2.tmp", 4<$J>, "op2.json") = 0
+200 fsync(4<$J>) = 0
+200 openat(AT_FDCWD<$S>, "$J/.op2.tmp", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.op2.tmp>
+200 renameat(4<$J>, ".op2.tmp", 4<$J>, "op2.json") = 0
+200 fsync(4<$J>) = 0
+200 renameat(5<$S/vm/disks>, "vda.qcow2", 6<$S/vm/snapshots/s>, "vda.qcow2") = 0
+200 renameat(7<$S/.vmstorefs/tmp/op2>, "new.qcow2", 5<$S/vm/disks>, "vda.qcow2") = 0
+200 fsync(5<$S/vm/disks>) = 0
+200 fsync(6<$S/vm/snapshots/s>) = 0
+200 unlinkat(4<$J>, "op2.json", 0) = 0
+200 fsync(4<$J>) = 0
+200 +++ exited with 0 +++
+EOF
+perl "$RULES" --root "$S" "$TMP/order.trace" >"$TMP/order.out" 2>&1
+grep -q 'rule 6: directory vm/snapshots/s got an entry at line 7: .* after the commit and was not fsynced before the next change at line 8:' "$TMP/order.out" ||
+    fail "the checker did not report a step durable before the one before it: $(cat "$TMP/order.out")"
+sed -i '4,6d' "$TMP/order.trace"
+perl "$RULES" --root "$S" "$TMP/order.trace" >"$TMP/order.out" 2>&1 ||
+    fail "the checker applied rule 6 before the commit: $(cat "$TMP/order.out")"
+pass "the checker names a step made durable before the step before it, after the commit only"
+
 head -n 3 "$TMP/bad.trace" >"$TMP/cut.trace"
 st=0
 perl "$RULES" --root "$S" "$TMP/cut.trace" >/dev/null 2>&1 || st=$?
