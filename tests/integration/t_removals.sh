@@ -6,6 +6,8 @@
 #     undefines the VM and hides current, no image changes; the
 #     definition is kept and `vmstorefs-ctl define` puts it back, byte
 #     for byte;
+#   - rm -ri VM answering yes to domain.xml and current only: exactly
+#     those two go;
 #   - find -type f -mtime +30 -delete over the mount, with domain.xml and
 #     one frozen image old: the VM is undefined and that one image leaves
 #     its snapshot; the active disks read as before;
@@ -57,14 +59,14 @@ fill_chain() {
         model_write "$M" "$vm" "${SNAP_DEVS[i]}" 12 1 $((0x41 + i))
     done
 }
-for vm in a b c d e f g; do
+for vm in a b c d e f g h; do
     chain "$vm"
 done
 mount_fs "$S" "$M" "${GATE_OPT[@]}"
-for vm in a b c d e f g; do
+for vm in a b c d e f g h; do
     fill_chain "$vm"
 done
-model_ok "$M" a b c d e f g
+model_ok "$M" a b c d e f g h
 
 images_of() { tree_state "$S/$1/disks"; tree_state "$S/$1/snapshots"; }
 merges_of() { grep -c "merge of $1 disk" "$DAEMON_LOG"; }
@@ -85,6 +87,26 @@ cmp -s "$S/a/domain.xml" "$TMP/a.xml" || fail "define did not put a's definition
 "$CTL" "$S" define a 2>/dev/null && fail "a second define succeeded"
 MODEL[a/#def]=1
 pass "find -delete of domain.xml and current: undefined, current hidden, no image changed; define puts the definition back"
+
+# ---- rm -ri answering yes to domain.xml and current only ----
+# rm asks in the order the mount lists (domain.xml, current, disks,
+# snapshots, clones) and reads one answer a line; the prompts it asked
+# are checked, so a different order fails here rather than answering
+# the wrong question.
+before=$(images_of h)
+printf '%s\n' y y y n n n n n n >"$TMP/answers"
+# (rm's status does not tell: declining is no error.)
+rm -ri "$M/h" <"$TMP/answers" 2>"$TMP/prompts"
+[ -d "$M/h" ] || fail "rm -ri h removed h"
+prompts=$(sed 's/? /?\n/g' "$TMP/prompts" | grep -o "rm: [a-z ]*'[^']*'" | sed "s|$M/||" | paste -sd ';')
+[ "$prompts" = "rm: descend into directory 'h';rm: remove regular file 'h/domain.xml';rm: remove symbolic link 'h/current';rm: descend into directory 'h/disks';rm: descend into directory 'h/snapshots';rm: remove directory 'h/clones'" ] ||
+    fail "rm -ri h asked: $prompts"
+[ "$(images_of h)" = "$before" ] || fail "rm -ri h changed images it was told not to remove"
+[ -e "$S/h/domain.xml" ] && fail "rm -ri h left domain.xml"
+[ -L "$M/h/current" ] && fail "rm -ri h left current"
+MODEL[h/#def]=0 MODEL[h/#cur]=""
+model_ok "$M" h
+pass "rm -ri h, yes to domain.xml and current only: h undefined, current hidden, nothing else changed"
 
 # ---- find -type f -mtime +30 -delete ----
 touch -d '40 days ago' "$S/b/domain.xml" "$S/b/snapshots/s1/vdb.qcow2"
