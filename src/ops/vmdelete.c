@@ -117,7 +117,17 @@ static int plan_vm_delete(struct vm_model *m, struct journal *j, const void *arg
 
 int vm_delete(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz)
 {
-    int r = vm_run(c, vm, "vmdelete", plan_vm_delete, NULL, msg, msgsz);
+    /* A refusal (a VM a qemu runs, one whose files a clone shares) is
+     * found before a record is written: it changes nothing, not even the
+     * journal's directory. The plan checks again under the same lock. */
+    struct vm_model m;
+    int r = vm_begin(&m, c, vm, msg, msgsz);
+    if (r == 0)
+        r = check_deletable(&m, msg, msgsz);
+    vm_end(&m);
+    if (r < 0)
+        return r;
+    r = vm_run(c, vm, "vmdelete", plan_vm_delete, NULL, msg, msgsz);
     if (r == 0)
         log_msg(LOG_INFO, "deleted VM %s with its snapshots and images (nothing merged)", vm);
     return r;

@@ -270,21 +270,45 @@ static int collect_snap(const char *name, void *p)
     return 0;
 }
 
-static int snap_depth(struct snap_order *o, size_t i, unsigned guard)
+static const struct snap_order *sorting;
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(sorting->names[*(const size_t *)a], sorting->names[*(const size_t *)b]);
+}
+
+/* Snapshot i's distance from a root of its tree (parents looked up in
+ * byname, the indexes sorted by name). A parent that is not listed ends
+ * the walk; so does a circle (a planted <parent> naming a descendant):
+ * -2 marks the walk in progress. */
+static int snap_depth(struct snap_order *o, const size_t *byname, size_t i)
 {
     if (o->depth[i] >= 0)
         return o->depth[i];
-    int d = 0;
-    for (size_t k = 0; o->parents[i] && guard < o->n && k < o->n; k++)
-        if (strcmp(o->names[k], o->parents[i]) == 0) {
-            d = snap_depth(o, k, guard + 1) + 1;
+    if (o->depth[i] == -2 || !o->parents[i])
+        return o->depth[i] = 0;
+    o->depth[i] = -2;
+    size_t lo = 0, hi = o->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(o->names[byname[mid]], o->parents[i]);
+        if (c == 0) {
+            lo = mid;
             break;
         }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int d = 0;
+    if (lo < o->n && strcmp(o->names[byname[lo]], o->parents[i]) == 0) {
+        int pd = snap_depth(o, byname, byname[lo]);
+        d = pd >= 0 ? pd + 1 : 0;
+    }
     o->depth[i] = d;
     return d;
 }
-
-static const struct snap_order *sorting;
 
 static int deeper_first(const void *a, const void *b)
 {
@@ -305,14 +329,16 @@ static int readdir_snapshots(const struct store *s, const char *vm, view_fill_fn
     static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
     struct snap_order o = { .s = s, .vm = vm };
     int r = store_list_snapshots(s, vm, collect_snap, &o);
-    size_t *idx = r == 0 && o.n ? malloc(o.n * sizeof(*idx)) : NULL;
+    size_t *idx = r == 0 && o.n ? malloc(2 * o.n * sizeof(*idx)) : NULL;
     if (idx) {
-        for (size_t i = 0; i < o.n; i++) {
-            snap_depth(&o, i, 0);
-            idx[i] = i;
-        }
+        size_t *byname = idx + o.n;
+        for (size_t i = 0; i < o.n; i++)
+            idx[i] = byname[i] = i;
         pthread_mutex_lock(&sort_lock);
         sorting = &o;
+        qsort(byname, o.n, sizeof(*byname), by_name);
+        for (size_t i = 0; i < o.n; i++)
+            snap_depth(&o, byname, i);
         qsort(idx, o.n, sizeof(*idx), deeper_first);
         pthread_mutex_unlock(&sort_lock);
     }
