@@ -14,10 +14,10 @@
 #     "merge-queued VM"; while the merge runs .jobs shows "merge VM
 #     .../DEV done/total pct%", following it (stopped right after qemu-img
 #     reported 25, 50 and 75 %, .jobs comes to show each figure while the
-#     merge stands still); `ls` of the VM, a listing of another VM and a
-#     snapshot of it answer; a `sync VMDIR` started meanwhile is still
-#     waiting at every stop and returns once the merge is done, .jobs
-#     then empty of the VM;
+#     merge stands still); `ls -l` of the VM, `ls`, a listing of another
+#     VM and a snapshot of it answer; a `sync VMDIR` started then is
+#     still waiting at every stop and returns once the merge is done,
+#     .jobs then empty of the VM;
 #   - the CloudStack concurrent test: 4 VMs with 3-4 snapshots each, every
 #     delete started at once: all succeed, and after sync every VM reads
 #     as before with nothing left over;
@@ -25,8 +25,8 @@
 #       deletes on two VMs, one through each: both merges seen stopped
 #       together, each in its own daemon's .jobs only; meanwhile the
 #       other daemon lists the VM without the snapshot and a second
-#       rmdir of it there gets ENOENT; sync through each daemon waits for
-#       its merge;
+#       rmdir of it there gets ENOENT; a sync through the daemon that
+#       deleted waits for the merge;
 #       on one VM, one snapshot through one daemon, another and the first
 #       again through the other, all started together: each snapshot is
 #       deleted once (the second rmdir of it: ENOENT), the chain reads
@@ -43,7 +43,7 @@
 . "$(dirname "$0")/delmodel.sh"
 . "$(dirname "$0")/qimggate.sh"
 need_fuse
-need virt-xml-validate xmllint strace perl pgrep timeout
+need virt-xml-validate xmllint strace perl pgrep
 
 S=$TMP/store M=$TMP/mnt M2=$TMP/mnt2
 
@@ -64,12 +64,58 @@ log_wait() {
     done
 }
 
-# answers WHAT CMD...: CMD succeeds within 30 s (it must not wait for a
-# merge held at the gate: that one would never end).
+# unlocked FILE...: waits (up to 30 s) until no process holds a lock on
+# any FILE. (A daemon lets go of what a qemu held through it when the
+# kernel tells it the qemu closed the image: a moment after the qemu
+# exited.)
+unlocked() {
+    local f id ids="" end=$((SECONDS + 30))
+    for f in "$@"; do
+        id=$(stat -c '%Hd %Ld %i' "$f") || fail "unlocked: no $f"
+        # as /proc/locks has it: MAJOR:MINOR:INODE, the numbers in hex
+        ids+="|$(awk '{ printf "%02x:%02x:%s", $1, $2, $3 }' <<<"$id")"
+    done
+    while grep -Eq " (${ids#|}) " /proc/locks; do
+        ((SECONDS < end)) || fail "locks on $* still held after 30 s: $(grep -E " (${ids#|}) " /proc/locks)"
+        nap 0.1
+    done
+}
+
+# ends PID SECS WHAT: PID's status once it ended; the test fails when it
+# has not after SECS s. (A FUSE request the daemon does not answer
+# cannot be killed: a sync or rmdir that waits for what the gate holds,
+# or for a merge that never ends, would hang the test.)
+ends() {
+    local end=$((SECONDS + $2))
+    while kill -0 "$1" 2>/dev/null; do
+        ((SECONDS < end)) || fail "$3 has not returned after $2 s"
+        nap 0.05
+    done
+    wait "$1"
+}
+
+# within SECS CMD...: ends for CMD, its output in $TMP/cmd.out and .err.
+within() {
+    local secs=$1
+    shift
+    "$@" >"$TMP/cmd.out" 2>"$TMP/cmd.err" &
+    ends $! "$secs" "$*"
+}
+
+# answers WHAT CMD...: CMD succeeds at once (it must not wait for WHAT,
+# held at the gate: that would never end).
 answers() {
     local what=$1
     shift
-    timeout 30 "$@" >/dev/null || fail "$* did not answer (or failed) while $what was held at the gate"
+    "$@" >"$TMP/cmd.out" 2>"$TMP/cmd.err" &
+    ends $! 30 "$* (with $what held at the gate)" ||
+        fail "$* failed while $what was held at the gate: $(cat "$TMP/cmd.err")"
+}
+
+# synced MNT/VM: sync of a VM's directory (it waits for the VM's merges:
+# small ones here) succeeds.
+synced() {
+    within 120 sync "$1" || fail "sync $1: $(cat "$TMP/cmd.err")"
 }
 
 # still_waits PID WHAT: the background sync PID has not returned (it
@@ -121,28 +167,22 @@ add_vm() {
 }
 
 # ---- 1. the cheaper direction ----
-# q1: s1's image holds 6.5 MiB, the active image 512 KiB over it: commit.
-# q2: s1's image holds 1 MiB, the active image 7 MiB over it: pull.
-add_vm q1 1 524288 16
-model_write "$M" q1 vda 2 13 0x21
-model_take "$M" q1 s1
-model_write "$M" q1 vda 3 1 0x22
-add_vm q2 1 524288 16
-model_take "$M" q2 s1
-model_write "$M" q2 vda 1 14 0x23
+# q: s1's image holds 6.5 MiB, the active image 512 KiB over it: commit.
+# (The other way, a big dependent pulling its small parent, is p's
+# merge below.)
+add_vm q 1 524288 16
+model_write "$M" q vda 2 13 0x21
+model_take "$M" q s1
+model_write "$M" q vda 3 1 0x22
 new_log
-rmdir "$M/q1/snapshots/s1" || fail "rmdir q1's s1"
-rmdir "$M/q2/snapshots/s1" || fail "rmdir q2's s1"
-sync "$M/q1" || fail "sync q1 after deleting its s1"
-sync "$M/q2" || fail "sync q2 after deleting its s1"
+rmdir "$M/q/snapshots/s1" || fail "rmdir q's s1"
+synced "$M/q"
 new_log
-model_forget q1 s1
-model_forget q2 s1
-model_ok "$M" q1 q2
-store_ok "$S" q1 q2
-merge_logged q1 vda commit
-merge_logged q2 vda pull
-pass "a small dependent is committed into its big parent, a big one pulls its small parent; both logged"
+model_forget q s1
+model_ok "$M" q
+store_ok "$S" q
+merge_logged q vda commit
+pass "a small dependent is committed into its big parent, logged"
 
 # ---- 2. rmdir, progress, ls and sync while a merge runs ----
 # p: 64 MiB disk in 4 MiB slots; s1's image 8 MiB, s2's 16 MiB over
@@ -174,20 +214,15 @@ gate_wait "$P1" 1
 Q=${GATED[0]}
 [[ $(gate_args "$Q") == *" rebase -p "*"/p/snapshots/s2/vda.qcow2"* ]] ||
     fail "the stopped qemu-img is not the pull of p's s1 into s2: $(gate_args "$Q")"
-sync "$M/p" 2>"$TMP/p.err" &
-SYNC=$!
 JOB_RE='^merge p [^ ]+/vda [0-9]+/[0-9]+ [0-9]+%$'
 # At each stop (the merge about to start, then after qemu-img reported
-# FIG %): the sync still waits, .jobs comes to show FIG % of the merge's
-# bytes (the daemon publishes on its own time: waited for), and the
-# samples file gets "FIG LINE".
+# FIG %): .jobs comes to show FIG % of the merge's bytes (the daemon
+# publishes on its own time: waited for), the samples file gets "FIG
+# LINE", and from the first one on a sync of p waits.
 : >"$TMP/samples"
-fig=0 stops=0
+fig=0 stops=0 SYNC=""
 while :; do
-    # (at the first stop, after a nap: a sync that did not wait would
-    # have returned by then)
-    ((stops > 0)) || nap 0.5
-    still_waits "$SYNC" p
+    [ -z "$SYNC" ] || still_waits "$SYNC" p
     end=$((SECONDS + 30))
     while :; do
         line=$(grep -E "$JOB_RE" "$M/.jobs" | head -n 1)
@@ -211,6 +246,13 @@ while :; do
         answers "p's merge" ls -l "$M/o/snapshots"
         answers "p's merge" mkdir "$M/o/snapshots/during"
         grep -Eq "$JOB_RE" "$M/.jobs" || fail "the merge of p's s1 left .jobs while it was stopped: $(cat "$M/.jobs")"
+        # Only then: while `sync p` waits, the kernel holds p's
+        # directory locked (FUSE's fsyncdir), and a listing of p waits
+        # with it. After a nap, a sync that did not wait has returned.
+        sync "$M/p" 2>"$TMP/p.err" &
+        SYNC=$!
+        nap 0.5
+        still_waits "$SYNC" p
     fi
     awk -v f="$fig" 'BEGIN { exit !(f >= 75) }' && break
     gate_cont "$Q"
@@ -223,11 +265,11 @@ gate_cont "$Q"
 gate_disarm "$P1"
 # The snapshot "during" of o holds what o's active image held.
 MODEL[o/during/vda]=${MODEL[o/@/vda]} MODEL[o/#cur]=during
-wait "$SYNC" || fail "sync p after the merge of its s1: $(cat "$TMP/p.err")"
+ends "$SYNC" 120 "sync p" || fail "sync p after the merge of its s1: $(cat "$TMP/p.err")"
 no_jobs_of "$M" p
 new_log
 merge_logged p vda pull
-pass "rmdir of p's s1 returned with its merge held; while it was stopped (and at $((stops - 1)) more stops) sync p waited, ls -l of p, ls, another VM's listing and a snapshot of it answered"
+pass "rmdir of p's s1 returned with its merge (a pull: s2's image is the bigger) held; while it was stopped (and at $((stops - 1)) more stops) sync p waited, ls -l of p, ls, another VM's listing and a snapshot of it answered"
 
 # The samples "FIG merge p WHAT DONE/TOTAL PCT%": total constant, done
 # only grows, is seen strictly between 0 and total, the percent agrees
@@ -280,7 +322,6 @@ for v in k1 k2 k3 k4; do
     model_take "$M" $v s4
     model_write "$M" $v vda 8 1 0x46
 done
-model_ok "$M" k1 k2 k3 k4
 pids=()
 for v in k1 k2 k3 k4; do
     for s in s1 s2 s3 s4; do
@@ -292,7 +333,7 @@ for p in "${pids[@]}"; do
     wait "$p" || fail "a concurrent delete failed: $(cat "$TMP"/k.*.err)"
 done
 for v in k1 k2 k3 k4; do
-    sync "$M/$v" || fail "sync $v after the concurrent deletes"
+    synced "$M/$v"
     for s in s1 s2 s3 s4; do
         model_forget $v $s
     done
@@ -334,10 +375,10 @@ grep -q '^merge t1 [^ ]*/vda ' "$M/.jobs" && grep -q '^merge t2 [^ ]*/vda ' "$M2
 for x in "$M2:t1" "$M:t2"; do
     IFS=: read -r mnt v <<<"$x"
     [ "$(ls "$mnt/$v/snapshots")" = s2 ] || fail "while $v's merge is stopped, the other daemon lists: $(ls "$mnt/$v/snapshots")"
-    timeout 30 rmdir "$mnt/$v/snapshots/s1" 2>"$TMP/again.err" &&
+    within 30 rmdir "$mnt/$v/snapshots/s1" &&
         fail "a second rmdir of $v's s1, through the other daemon, succeeded"
-    grep -q "No such file or directory" "$TMP/again.err" ||
-        fail "a second rmdir of $v's s1 through the other daemon, while the first one's merge is stopped: $(cat "$TMP/again.err")"
+    grep -q "No such file or directory" "$TMP/cmd.err" ||
+        fail "a second rmdir of $v's s1 through the other daemon, while the first one's merge is stopped: $(cat "$TMP/cmd.err")"
 done
 sync "$M/t1" 2>"$TMP/t1.err" &
 A=$!
@@ -348,8 +389,8 @@ still_waits "$A" t1
 still_waits "$B" t2
 gate_cont "$Q1" "$Q2"
 gate_disarm "$P1" "$P2"
-wait "$A" || fail "sync t1 through daemon 1: $(cat "$TMP/t1.err")"
-wait "$B" || fail "sync t2 through daemon 2: $(cat "$TMP/t2.err")"
+ends "$A" 120 "sync t1" || fail "sync t1 through daemon 1: $(cat "$TMP/t1.err")"
+ends "$B" 120 "sync t2" || fail "sync t2 through daemon 2: $(cat "$TMP/t2.err")"
 no_jobs_of "$M" t1
 no_jobs_of "$M2" t2
 model_forget t1 s1
@@ -359,19 +400,17 @@ model_ok "$M2" t1 t2
 store_ok "$S" t1 t2
 merges_once t1 1
 merges_once t2 1
-pass "two daemons delete on two VMs (both merges stopped together, each in its own .jobs; the snapshot gone through the other daemon, a second rmdir ENOENT): sync through each waited for its merge"
+pass "two daemons delete on two VMs (both merges stopped together, each in its own .jobs; the snapshot gone through the other daemon, a second rmdir ENOENT): a sync through the daemon that deleted waited for the merge"
 
 # (b) one VM: s1 through daemon 1, s2 and s1 again through daemon 2, all
-# started together. s1 <- s2 <- s3 <- active, in 1 MiB slots: both
-# deleted, two hidden images, two merges, whichever worker runs them.
+# started together. s1 <- s2 <- active, in 1 MiB slots: both deleted,
+# two hidden images, two merges, whichever worker runs them.
 add_vm t3 1 1048576 16
 model_write "$M" t3 vda 0 10 0x61
 model_take "$M" t3 s1
 model_write "$M" t3 vda 5 10 0x62
 model_take "$M" t3 s2
 model_write "$M" t3 vda 15 1 0x63
-model_take "$M" t3 s3
-model_write "$M" t3 vda 15 1 0x64
 rmdir "$M/t3/snapshots/s1" 2>"$TMP/t3a.err" &
 A=$!
 rmdir "$M2/t3/snapshots/s1" 2>"$TMP/t3b.err" &
@@ -389,8 +428,8 @@ for x in "$A:$TMP/t3a.err" "$B:$TMP/t3b.err"; do
     fi
 done
 [ "$won" -eq 1 ] || fail "$won of two deletes of t3's s1 (one through each daemon) succeeded"
-sync "$M/t3" || fail "sync t3 through daemon 1"
-sync "$M2/t3" || fail "sync t3 through daemon 2"
+synced "$M/t3"
+synced "$M2/t3"
 model_forget t3 s1
 model_forget t3 s2
 model_ok "$M" t3
@@ -412,13 +451,16 @@ exec 8<"$M/h"
 rmdir "$M/h/snapshots/s1" || fail "rmdir h's s1"
 qio_hold "$M2/h/disks/vda.qcow2" "$S/h/disks/vda.qcow2" 8<&-
 exec 8<&-
-log_wait "merges of h: attempt 1 failed (Device or resource busy): .*; again in 1 s" "h held by a qemu"
-log_wait "merges of h: attempt 2 failed (Device or resource busy): .*; again in 2 s" "h held by a qemu"
-sync "$M/h" 2>"$TMP/h.err" && fail "sync h succeeded while a qemu holds h's images"
-grep -q "Device or resource busy" "$TMP/h.err" || fail "sync h, with h's images held: $(cat "$TMP/h.err"), not EBUSY"
+HELD='\(is in use (a qemu holds its image lock)\|is open for writing through another mount of the store\)'
+log_wait "merges of h: attempt 1 failed (Device or resource busy): .*$HELD; again in 1 s" "h held by a qemu"
+log_wait "merges of h: attempt 2 failed (Device or resource busy): .*$HELD; again in 2 s" "h held by a qemu"
+within 30 sync "$M/h" && fail "sync h succeeded while a qemu holds h's images"
+grep -q "Device or resource busy" "$TMP/cmd.err" || fail "sync h, with h's images held: $(cat "$TMP/cmd.err"), not EBUSY"
 grep -q "merge of h disk" "$DAEMON_LOG" && fail "h was merged while a qemu held its images: $(grep 'merge of h' "$DAEMON_LOG")"
 qio_release
-sync "$M/h" 2>"$TMP/h.err" || fail "sync h once the qemu is gone: $(cat "$TMP/h.err")"
+# (the images, and the mark of a writer through daemon 2: vmlock.h)
+unlocked "$S/h/disks/vda.qcow2" "$(hidden_dirs "$S" h)/vda.qcow2" "$S/.vmstorefs/locks/h@vda"
+synced "$M/h"
 no_jobs_of "$M" h
 model_forget h s1
 model_ok "$M" h
@@ -443,7 +485,7 @@ model_revert "$M" z s2
 model_write "$M" z vda 5 1 0x84
 model_take "$M" z s4
 rmdir "$M/z/snapshots/s2" || fail "rmdir z's s2"
-sync "$M/z" || fail "sync z after deleting its s2"
+synced "$M/z"
 model_forget z s2
 model_ok "$M" z
 [ -n "$(hidden_dirs "$S" z)" ] || fail "no hidden image after deleting z's s2 (two dependents)"
