@@ -46,7 +46,8 @@ static const char usage_text[] =
     "  clone VM NEW [SNAP]    mkdir VM/clones/NEW (VM/snapshots/SNAP/clones/NEW)\n"
     "  delete-vm VM           rmdir VM\n"
     "  detach VM DEV          rm VM/disks/DEV.qcow2\n"
-    "  undefine VM            rm VM/domain.xml\n"
+    "  undefine VM            rm VM/domain.xml (the definition is kept aside)\n"
+    "  define VM              put back the definition an undefine kept\n"
     "  current VM             readlink VM/current (prints the snapshot's name)\n"
     "  recover                what a mount does first: finish or undo operations a\n"
     "                         crash left in the journal, merge freed hidden images\n"
@@ -105,7 +106,7 @@ struct command {
 static const struct command commands[] = {
     { "take", 2, 2 },      { "rename", 3, 3 },    { "revert", 2, 2 },   { "delete", 2, 3 },
     { "clone", 2, 3 },     { "delete-vm", 1, 1 }, { "detach", 2, 2 },   { "undefine", 1, 1 },
-    { "current", 1, 1 },   { "recover", 0, 0 },
+    { "define", 1, 1 },    { "current", 1, 1 },   { "recover", 0, 0 },
 };
 
 static const struct command *find_command(const char *name)
@@ -145,6 +146,8 @@ static int run(const struct snap_ctx *c, const char *cmd, char **a, int n, char 
         return disk_detach(c, a[0], a[1], msg, msgsz);
     if (strcmp(cmd, "undefine") == 0)
         return vm_undefine(c, a[0], msg, msgsz);
+    if (strcmp(cmd, "define") == 0)
+        return vm_define_kept(c, a[0], msg, msgsz);
     if (strcmp(cmd, "current") == 0) {
         char snap[PATH_MAX];
         int r = current_snapshot(c->s, a[0], snap, sizeof(snap));

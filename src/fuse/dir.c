@@ -6,6 +6,7 @@
 #include "fuse/handlers.h"
 
 #include "view/ghost.h"
+#include "vm/bgmerge.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -102,7 +103,9 @@ void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, -r);
         return;
     }
-    if (!dh->ghost && dh->vp.kind == V_VM) {
+    /* Any directory of a VM: rm -r and find keep the ones above open as
+     * they descend (bgmerge.h waits for walkers). */
+    if (!dh->ghost && dh->vp.kind != V_ROOT && dh->vp.kind != V_JOBS) {
         ghost_walker_open(dh->pid, dh->vp.vm);
         dh->walker = true;
     }
@@ -112,6 +115,21 @@ void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             ghost_walker_close(dh->pid, dh->vp.vm);
         free(dh);
     }
+}
+
+/* fsync of a VM's directory (or one inside it), as `sync VMDIR` does:
+ * returns when the VM's background merges are done (bgmerge.h), with
+ * the error of an attempt that failed meanwhile (it is retried). */
+void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)datasync;
+    ops_req = req;
+    const struct dirh *dh = (const struct dirh *)(uintptr_t)fi->fh;
+    int r = 0;
+    if (!dh->ghost && dh->vp.kind != V_ROOT && dh->vp.kind != V_JOBS)
+        r = bgmerge_wait(dh->vp.vm, ops_request_cancelled, req);
+    fuse_reply_err(req, r == -ESHUTDOWN ? EIO : -r);
 }
 
 void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -67,6 +67,8 @@ static int open_handle(const char *path, struct fuse_file_info *fi)
         }
         if (writer)
             h->writer = vp;
+        else if (vp.kind == V_DISK || vp.kind == V_SNAP_IMAGE)
+            readers_add(h->f.fd, &h->reader);
         fi->keep_cache = h->f.frozen;
         fi->direct_io = h->f.active;
         int fl = fcntl(h->f.fd, F_GETFL);
@@ -109,6 +111,7 @@ static void release_handle(struct handle *h)
     }
     if (h->writer.kind == V_DISK)
         writer_end(h->writer.vm, h->writer.dev, h->writer_mark);
+    readers_drop(&h->reader);
     free(h->text);
     free(h);
 }

@@ -36,6 +36,10 @@ void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
 /* dir.c */
 void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* The background worker merged some of vm's images: what the kernel
+ * cached of them goes (bgmerge_set_changed). */
+void ops_after_merge(const char *vm);
+void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 
 /* ns.c */

@@ -7,13 +7,17 @@
  * exists; the daemon detaches last. */
 #include "config.h"
 
+#include "vm/bgmerge.h"
 #include "vm/delplan.h"
+#include "view/ghost.h"
 #include "journal/journal.h"
 #include "fuse/lockwait.h"
 #include "fuse/fdquota.h"
 #include "util/log.h"
 #include "fuse/mountcheck.h"
+#include "fuse/handlers.h"
 #include "fuse/opts.h"
+#include "fuse/readers.h"
 #include "fuse/session.h"
 #include "qemu/qimg.h"
 #include "datapath/readsize.h"
@@ -173,7 +177,13 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         goto out;
     }
     /* Operations a crash left half done are finished (or undone) before
-     * the first request is served: nobody ever sees the middle of one. */
+     * the first request is served: nobody ever sees the middle of one.
+     * Except a merge a crash cut short (a committed record with data
+     * steps): the background worker finishes it once the mount serves,
+     * so a long one never holds up a boot's mount; its VM answers EBUSY
+     * to changes until then (bgmerge.h). */
+    if (!o->read_only)
+        bgmerge_prepare(&vfs->store);
     int recovered = o->read_only ? 0 : vm_recover(&vfs->store, NULL, msg, sizeof(msg));
     /* One operation that cannot be finished must not take every VM of
      * the store offline: it stays in the journal (its VM refuses further
@@ -182,10 +192,6 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         log_msg(LOG_ERR, "journal: %s; serving the store, operations on that VM are refused", msg);
     if (recovered > 0)
         log_msg(LOG_NOTICE, "journal: recovered %d unfinished operation(s)", recovered);
-    /* A hidden image left with one dependent or none by a crash between
-     * an operation and its garbage pass is merged or removed now. */
-    if (!o->read_only)
-        delplan_collect_store(&vfs->store);
     if (fuse_set_signal_handlers(se) != 0) {
         fail("cannot install signal handlers");
         goto out;
@@ -196,7 +202,25 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         goto out_signals;
     log_msg(LOG_INFO, "serving %s on %s (qemu-img %s)", vfs->store.root, mountpoint,
             vfs->store.qemu_img);
+    /* Merges run in the background (bgmerge.h), started after the fork
+     * of fuse_daemonize (a thread does not survive it). What a crash or
+     * an earlier mount left to merge (hidden images with one dependent or
+     * none) is queued now and done while the mount serves. */
+    bool worker = false;
+    if (!o->read_only) {
+        bgmerge_set_walked(ghost_vm_walked);
+        bgmerge_set_reading(readers_of_path);
+        bgmerge_set_changed(ops_after_merge);
+        worker = bgmerge_start(&vfs->store) == 0;
+        if (!worker) {
+            log_msg(LOG_WARNING, "no background merge worker: deletes merge before they return");
+            delplan_collect_store(&vfs->store);
+        }
+        bgmerge_kick_store();
+    }
     int r = serve(se, o);
+    if (worker)
+        bgmerge_stop();
     /* The loop reports the signal that ended it; SIGTERM, SIGINT and
      * SIGHUP are how a mount is asked to stop, so they are success. */
     status = (r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP) ? 0 : 1;

@@ -6,6 +6,7 @@
 #ifndef VMSTOREFS_FUSE_NODE_H
 #define VMSTOREFS_FUSE_NODE_H
 
+#include "fuse/readers.h"
 #include "fuse/session.h"
 
 #include "fuse/nodetable.h"
@@ -52,6 +53,7 @@ struct handle {
     struct readahead ra; /* store files only */
     bool direct; /* the store fd has O_DIRECT (directio.h) */
     uid_t uid; /* whose open it is (fdquota.h), store files only */
+    struct reader_key reader; /* an image open for reading (readers.h) */
     char *text;
     size_t len;
 };

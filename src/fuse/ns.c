@@ -106,6 +106,11 @@ static void after_change(const char *vm, bool frozen_changed)
     }
 }
 
+void ops_after_merge(const char *vm)
+{
+    after_change(vm, true);
+}
+
 /* The core's answer as a result: success drops stale caches; a refusal is
  * logged with its reason; NSOP_NOT_MINE falls to the refusal rules. */
 static int ns_result(enum refusal_op rop, const char *path, const char *path2, int r,

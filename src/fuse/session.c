@@ -36,6 +36,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
     .opendir = ll_opendir,
     .readdir = ll_readdir,
     .releasedir = ll_releasedir,
+    .fsyncdir = ll_fsyncdir,
     .open = ll_open,
     .read = ll_read,
     .write_buf = ll_write_buf,

@@ -200,6 +200,12 @@ typedef int (*journal_data_fn)(const struct journal *j, const struct jstep *st, 
                                size_t msgsz);
 /* Installs the data-step runner for the whole process (vm/merge.c). */
 void journal_set_data_runner(journal_data_fn fn);
+/* Recovery leaves a committed record with data steps alone when
+ * defer(vm) says so (the mount's background worker will finish it:
+ * vm/bgmerge.h): a mount's recovery goes on with the others, so a long
+ * merge never holds up the mount; an operation's own recovery of that VM
+ * answers -EBUSY. NULL (the default): every record is finished at once. */
+void journal_set_defer_data(bool (*defer)(const char *vm));
 
 /* What a rebase step does, for a runner that must set a backing name
  * back: IMAGE's header names NAME with FMT (in place when only the name

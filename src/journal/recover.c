@@ -92,6 +92,15 @@ static void wait_for_images(const struct store *s, const struct journal *j)
     }
 }
 
+static bool (*defer_data)(const char *vm);
+
+void journal_set_defer_data(bool (*defer)(const char *vm))
+{
+    defer_data = defer;
+}
+
+/* 0 when done (or not this call's), 1 when left to the background
+ * worker, -errno. */
 static int recover_one(const struct store *s, const char *path, const char *vm, int *done,
                        char *msg, size_t msgsz)
 {
@@ -128,6 +137,13 @@ static int recover_one(const struct store *s, const char *path, const char *vm, 
             journal_free(&j);
             return r < 0 ? r : 0;
         }
+    }
+    if (j.committed && journal_has_data_steps(&j) && defer_data && defer_data(j.vm)) {
+        /* Its merge is the background worker's (journal_set_defer_data):
+         * a mount serves first, an operation on the VM waits for it. */
+        vmlock_release(&lk);
+        journal_free(&j);
+        return 1;
     }
     if (j.committed && cleanup_began(s, &j)) {
         log_msg(LOG_NOTICE, "journal: %s of %s: every step was applied before a crash while its "
@@ -203,6 +219,7 @@ struct recover_ctx {
     const char *vm;
     int done;
     int failed;
+    int deferred; /* left to the background worker */
     char *msg;
     size_t msgsz;
 };
@@ -215,7 +232,10 @@ static int visit_record(const struct store *s, const char *dir, const char *name
         return 0;
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    if (recover_one(s, path, c->vm, &c->done, c->msg, c->msgsz) < 0) {
+    int r = recover_one(s, path, c->vm, &c->done, c->msg, c->msgsz);
+    if (r == 1)
+        c->deferred++;
+    else if (r < 0) {
         log_msg(LOG_ERR, "journal: cannot recover %s: %s", path, c->msg);
         c->failed++;
     }
@@ -286,6 +306,13 @@ int journal_recover(const struct store *s, const char *vm, char *msg, size_t msg
                  c.failed);
         return -EIO;
     }
+    if (vm && c.deferred) {
+        snprintf(msg, msgsz, "a merge a crash left is being finished in the background");
+        return -EBUSY;
+    }
+    if (c.deferred)
+        log_msg(LOG_NOTICE, "journal: %d unfinished merge(s) left to the background worker",
+                c.deferred);
     return c.done;
 }
 

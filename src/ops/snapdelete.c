@@ -2,7 +2,9 @@
  * rm <vm>/snapshots/S/<dev>.qcow2 (one disk leaves S: a partial snapshot).
  *
  * Each of S's images leaves by the rules of delplan.h (removed, merged
- * the cheap way, or hidden), then the garbage pass; every XML is written
+ * the cheap way, or hidden; hidden too when the background worker runs,
+ * which merges it later: bgmerge.h), then the garbage pass; every XML is
+ * written
  * from the graph as it will be; S's children take S's parent. When S has
  * no image left, S itself goes (its directory is moved into the
  * operation's temporary directory). One journaled operation, "delete". */
@@ -10,6 +12,7 @@
 
 #include "ops/snapshot.h"
 
+#include "vm/bgmerge.h"
 #include "vm/delplan.h"
 #include "util/log.h"
 #include "util/monotime.h"
@@ -105,6 +108,8 @@ int snapshot_delete(const struct snap_ctx *c, const char *vm, const char *snap, 
     int64_t t0 = now_ms();
     struct del_args a = { snap, dev };
     int r = vm_run(c, vm, "delete", plan_delete, &a, msg, msgsz);
+    if (r == 0)
+        bgmerge_kick(vm); /* the merges it left, when the worker runs */
     if (r == 0)
         log_msg(LOG_INFO, "deleted %s%s of snapshot %s of %s in %.3f s",
                 dev ? "disk " : "every disk", dev ? dev : "", snap, vm,

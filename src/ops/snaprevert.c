@@ -214,10 +214,11 @@ int snapshot_revert(const struct snap_ctx *c, const char *vm, const char *snap, 
             journal_abort(&j);
         journal_free(&j);
         /* The changes discarded may have been the last dependent of a
-         * hidden image (an image of a deleted snapshot): it goes now, or
-         * is merged into the one dependent it has left. */
+         * hidden image (an image of a deleted snapshot): it goes, or is
+         * merged into the one dependent it has left (now, or by the
+         * background worker). */
         char why[MSG_MAX];
-        if (r == 0 && delplan_collect(&rv.m, why, sizeof(why)) < 0)
+        if (r == 0 && delplan_settle(&rv.m, why, sizeof(why)) < 0)
             log_msg(LOG_WARNING, "revert of %s: hidden images not collected: %s", vm, why);
     }
     if (snapdoc)

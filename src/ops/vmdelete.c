@@ -9,7 +9,9 @@
  *                 snapshot needs them (hidden ones no longer needed go
  *                 by the garbage pass).
  *   vm_undefine   rm <vm>/domain.xml: the VM stays, images and all,
- *                 without a definition until a new one is written.
+ *                 without a definition; the old one is kept aside
+ *                 (UNDEFINED_XML) until the VM is deleted or defined
+ *                 again (vm_define_kept). EBUSY while a qemu runs it.
  *   clone_forget  rm <vm>/clones/N: N's domain.xml no longer names vm
  *                 as its source (the lineage element goes); N stays.
  *
@@ -21,6 +23,7 @@
 #include "ops/vmdelete.h"
 
 #include "meta/cloneid.h"
+#include "vm/bgmerge.h"
 #include "vm/delplan.h"
 #include "meta/domxml.h"
 #include "util/log.h"
@@ -112,19 +115,19 @@ static int plan_vm_delete(struct vm_model *m, struct journal *j, const void *arg
     return r;
 }
 
-int vm_deletable(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz)
+int vm_delete(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz)
 {
+    /* A refusal (a VM a qemu runs, one whose files a clone shares) is
+     * found before a record is written: it changes nothing, not even the
+     * journal's directory. The plan checks again under the same lock. */
     struct vm_model m;
     int r = vm_begin(&m, c, vm, msg, msgsz);
     if (r == 0)
         r = check_deletable(&m, msg, msgsz);
     vm_end(&m);
-    return r;
-}
-
-int vm_delete(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz)
-{
-    int r = vm_run(c, vm, "vmdelete", plan_vm_delete, NULL, msg, msgsz);
+    if (r < 0)
+        return r;
+    r = vm_run(c, vm, "vmdelete", plan_vm_delete, NULL, msg, msgsz);
     if (r == 0)
         log_msg(LOG_INFO, "deleted VM %s with its snapshots and images (nothing merged)", vm);
     return r;
@@ -165,22 +168,45 @@ int disk_detach(const struct snap_ctx *c, const char *vm, const char *dev, char 
 {
     int r = vm_run(c, vm, "detach", plan_detach, dev, msg, msgsz);
     if (r == 0)
+        bgmerge_kick(vm); /* hidden images it left with one dependent */
+    if (r == 0)
         log_msg(LOG_INFO, "detached disk %s of %s and deleted its active image", dev, vm);
     return r;
 }
 
+struct hold_active {
+    struct vm_model *m;
+    char *msg;
+    size_t msgsz;
+};
+
+static int hold_active_one(const char *dev, void *arg)
+{
+    struct hold_active *h = arg;
+    char path[PATH_MAX];
+    int r = store_disk_path(h->m->s, h->m->vm, dev, path, sizeof(path));
+    return r < 0 ? r : vm_hold_image(h->m, path, dev, h->msg, h->msgsz);
+}
+
+/* The definition is kept as UNDEFINED_XML in the VM's directory (not in
+ * the view) until the VM is deleted or defined again, so an undefine can
+ * be taken back (vmstorefs-ctl define). A VM a qemu runs (or that is
+ * written through a mount) keeps its definition: -EBUSY. */
 static int plan_undefine(struct vm_model *m, struct journal *j, const void *arg, char *msg,
                          size_t msgsz)
 {
     (void)arg;
-    char path[PATH_MAX], to[PATH_MAX];
+    char path[PATH_MAX], kept[PATH_MAX];
     int r = store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path));
     if (r == 0 && !storeio_exists(m->s, path)) {
         snprintf(msg, msgsz, "the VM has no domain.xml");
         return -ENOENT;
     }
-    if (r == 0 && (r = tmp_path(j, "domain.xml", to, sizeof(to))) == 0)
-        r = journal_move(j, path, to);
+    struct hold_active h = { m, msg, msgsz };
+    if (r == 0)
+        r = store_list_disks(m->s, m->vm, hold_active_one, &h);
+    if (r == 0 && (r = store_vm_path(m->s, m->vm, UNDEFINED_XML, kept, sizeof(kept))) == 0)
+        r = journal_replace(j, path, kept);
     return r;
 }
 
@@ -188,7 +214,36 @@ int vm_undefine(const struct snap_ctx *c, const char *vm, char *msg, size_t msgs
 {
     int r = vm_run(c, vm, "undefine", plan_undefine, NULL, msg, msgsz);
     if (r == 0)
-        log_msg(LOG_INFO, "%s is undefined (domain.xml removed; images kept)", vm);
+        log_msg(LOG_INFO, "%s is undefined (domain.xml kept as %s; images kept)", vm,
+                UNDEFINED_XML);
+    return r;
+}
+
+/* The definition an undefine kept comes back. */
+static int plan_define_kept(struct vm_model *m, struct journal *j, const void *arg, char *msg,
+                            size_t msgsz)
+{
+    (void)arg;
+    char path[PATH_MAX], kept[PATH_MAX];
+    int r = store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path));
+    if (r == 0 && (r = store_vm_path(m->s, m->vm, UNDEFINED_XML, kept, sizeof(kept))) < 0)
+        return r;
+    if (storeio_exists(m->s, path)) {
+        snprintf(msg, msgsz, "the VM is defined");
+        return -EEXIST;
+    }
+    if (!storeio_exists(m->s, kept)) {
+        snprintf(msg, msgsz, "no definition was kept for the VM");
+        return -ENOENT;
+    }
+    return journal_move(j, kept, path);
+}
+
+int vm_define_kept(const struct snap_ctx *c, const char *vm, char *msg, size_t msgsz)
+{
+    int r = vm_run(c, vm, "define", plan_define_kept, NULL, msg, msgsz);
+    if (r == 0)
+        log_msg(LOG_INFO, "%s is defined again from the definition its undefine kept", vm);
     return r;
 }
 

@@ -202,6 +202,9 @@ static int write_format(const struct store *s, int metafd, char *msg, size_t msg
     close(fd);
     if (e == 0 && renameat(metafd, "format.tmp", metafd, "format") < 0)
         e = errno;
+    /* The rename is durable before anything relies on the format. */
+    if (e == 0 && fsync(metafd) < 0)
+        e = errno;
     if (e) {
         unlinkat(metafd, "format.tmp", 0);
         return meta_fail(msg, msgsz, s, "format", e);
@@ -268,6 +271,21 @@ static void remove_aside(const struct store *s, const char *name)
     unlinkat(s->rootfd, name, AT_REMOVEDIR);
 }
 
+/* The store's root directory made durable: .vmstorefs renamed into it
+ * must not be lost to a power cut after the journal in it has records
+ * whose steps are on disk (t_power_cut.sh). rootfd is an O_PATH
+ * descriptor, which fsync does not take. */
+static int sync_root(const struct store *s, char *msg, size_t msgsz)
+{
+    int fd = store_open(s, s->root, O_RDONLY | O_DIRECTORY);
+    int r = fd < 0 ? fd : fsync(fd) < 0 ? -errno : 0;
+    if (fd >= 0)
+        close(fd);
+    if (r < 0)
+        snprintf(msg, msgsz, "fsync %s: %s", s->root, strerror(-r));
+    return r;
+}
+
 /* A first mount builds .vmstorefs complete under another name and renames
  * it into place, so a failure half way (ENOSPC, no inodes) leaves no
  * half-made .vmstorefs behind: what was made is removed. */
@@ -287,16 +305,15 @@ static int create_meta(const struct store *s, char *msg, size_t msgsz)
     for (size_t i = 0; r == 0 && i < META_SUBDIRS; i++)
         if (mkdirat(fd, meta_subdirs[i], 0755) < 0)
             r = meta_fail(msg, msgsz, s, meta_subdirs[i], errno);
+    /* write_format fsyncs the directory: its subdirectories too. */
     if (r == 0)
         r = write_format(s, fd, msg, msgsz);
-    if (r == 0 && fsync(fd) < 0)
-        r = meta_fail(msg, msgsz, s, "", errno);
     if (fd >= 0)
         close(fd);
     /* NOREPLACE: another mount may have made it meanwhile; then theirs
      * stands (and is checked like any other). */
     if (r == 0 && renameat2(s->rootfd, name, s->rootfd, STORE_META_DIR, RENAME_NOREPLACE) == 0)
-        return 0;
+        return sync_root(s, msg, msgsz);
     int e = errno;
     remove_aside(s, name);
     return r < 0 ? r : e == EEXIST ? 0 : meta_fail(msg, msgsz, s, "", e);
@@ -328,9 +345,11 @@ int store_prepare_meta(const struct store *s, char *msg, size_t msgsz)
     if (metafd < 0)
         return meta_fail(msg, msgsz, s, "", -metafd);
     r = 0;
+    bool made = false;
     for (size_t i = 0; r == 0 && i < META_SUBDIRS; i++) {
         if (!missing[i])
             continue;
+        made = true;
         if (mkdirat(metafd, meta_subdirs[i], 0755) < 0 && errno != EEXIST) {
             r = meta_fail(msg, msgsz, s, meta_subdirs[i], errno);
         } else {
@@ -338,6 +357,10 @@ int store_prepare_meta(const struct store *s, char *msg, size_t msgsz)
             r = check_meta_dir(s, rel, msg, msgsz);
         }
     }
+    /* A journal or tmp directory made here is durable before records go
+     * into it. */
+    if (r == 0 && made && fsync(metafd) < 0)
+        r = meta_fail(msg, msgsz, s, "", errno);
     int version;
     if (r == 0)
         r = read_format(s, &version, msg, msgsz);

@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,50 @@ int storeio_write_new(const struct store *s, const char *path, const void *data,
         len -= (size_t)n;
     }
     return fsync_fd_close(fd);
+}
+
+int storeio_copy_new(const struct store *s, const char *src, const char *dst, int *out)
+{
+    int in = store_open_file(s, src, O_RDONLY);
+    if (in < 0)
+        return in;
+    struct stat st;
+    const char *name;
+    int dfd = fstat(in, &st) < 0 ? -errno : storeio_parent(s, dst, &name);
+    if (dfd < 0) {
+        close(in);
+        return dfd;
+    }
+    int fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int e = fd < 0 ? -errno : 0;
+    close(dfd);
+    if (fd < 0) {
+        close(in);
+        return e;
+    }
+    /* The same owner and mode as the file it stands in for. */
+    if (fchown(fd, st.st_uid, st.st_gid) < 0 || fchmod(fd, st.st_mode & 07777) < 0)
+        e = -errno;
+    /* Shared extents where the file system has them; else copied. */
+    if (e == 0 && ioctl(fd, FICLONE, in) < 0) {
+        off_t left = st.st_size;
+        while (e == 0 && left > 0) {
+            ssize_t n = copy_file_range(in, NULL, fd, NULL, (size_t)left, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                e = n < 0 ? -errno : -EIO;
+            else
+                left -= n;
+        }
+    }
+    close(in);
+    if (e < 0) {
+        close(fd);
+        return e;
+    }
+    *out = fd;
+    return 0;
 }
 
 int storeio_read(const struct store *s, const char *path, size_t max, char **out, size_t *len)

@@ -18,6 +18,11 @@ int storeio_parent(const struct store *s, const char *path, const char **name);
 
 /* Creates path (which must not exist), writes data, fsyncs it. */
 int storeio_write_new(const struct store *s, const char *path, const void *data, size_t len);
+/* A new file dst (beneath the root, not there before) with src's bytes,
+ * owner and mode: extents shared (FICLONE) where the file system can,
+ * else copied (copy_file_range). *out: its descriptor, open read-write,
+ * not yet synced. */
+int storeio_copy_new(const struct store *s, const char *src, const char *dst, int *out);
 /* Reads a whole regular file of at most max bytes (malloc'd, NUL-terminated). */
 int storeio_read(const struct store *s, const char *path, size_t max, char **out, size_t *len);
 int storeio_fsync(const struct store *s, const char *path);

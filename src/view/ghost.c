@@ -27,8 +27,6 @@ struct walker {
     pid_t pid;
     char vm[NAME_MAX_LEN + 1];
     unsigned opens;
-    int refused;
-    bool undefined;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -85,50 +83,6 @@ int ghost_add(pid_t pid, const char *path, mode_t type)
     int r = add_locked(pid, path, type, now);
     pthread_mutex_unlock(&lock);
     return r;
-}
-
-struct capture {
-    const struct store *s;
-    pid_t pid;
-    char dir[PATH_MAX];
-    int err;
-};
-
-static int capture_entry(void *ctx, const char *name, mode_t type)
-{
-    struct capture *c = ctx;
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return 0;
-    char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", c->dir, name) >= sizeof(path))
-        return 0;
-    int r = ghost_add(c->pid, path, type);
-    if (r < 0) {
-        c->err = r;
-        return 1;
-    }
-    struct vpath vp;
-    if (!S_ISDIR(type) || vpath_parse(path, &vp) < 0)
-        return 0;
-    struct capture sub = { c->s, c->pid, "", 0 };
-    snprintf(sub.dir, sizeof(sub.dir), "%s", path);
-    view_readdir(c->s, &vp, capture_entry, &sub);
-    if (sub.err)
-        c->err = sub.err;
-    return sub.err ? 1 : 0;
-}
-
-int ghost_add_vm(const struct store *s, pid_t pid, const char *vm)
-{
-    if (pid <= 0)
-        return 0;
-    struct capture c = { s, pid, "", 0 };
-    snprintf(c.dir, sizeof(c.dir), "/%s", vm);
-    int r = ghost_add(pid, c.dir, S_IFDIR);
-    struct vpath vp;
-    if (r == 0 && vpath_parse(c.dir, &vp) == 0)
-        view_readdir(s, &vp, capture_entry, &c);
-    return r < 0 ? r : c.err;
 }
 
 int ghost_stat(pid_t pid, const char *path, mode_t *type)
@@ -280,41 +234,12 @@ bool ghost_is_walker(pid_t pid, const char *vm)
     return hit;
 }
 
-void ghost_walker_refuse(pid_t pid, const char *vm, int err)
-{
-    pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < nwalkers; i++)
-        if (walkers[i].pid == pid && strcmp(walkers[i].vm, vm) == 0)
-            walkers[i].refused = err;
-    pthread_mutex_unlock(&lock);
-}
-
-int ghost_walker_refused(pid_t pid, const char *vm)
-{
-    int err = 0;
-    pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < nwalkers; i++)
-        if (walkers[i].pid == pid && strcmp(walkers[i].vm, vm) == 0)
-            err = walkers[i].refused;
-    pthread_mutex_unlock(&lock);
-    return err;
-}
-
-void ghost_walker_set_undefined(pid_t pid, const char *vm)
-{
-    pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < nwalkers; i++)
-        if (walkers[i].pid == pid && strcmp(walkers[i].vm, vm) == 0)
-            walkers[i].undefined = true;
-    pthread_mutex_unlock(&lock);
-}
-
-bool ghost_walker_undefined(pid_t pid, const char *vm)
+bool ghost_vm_walked(const char *vm)
 {
     bool hit = false;
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < nwalkers && !hit; i++)
-        hit = walkers[i].pid == pid && strcmp(walkers[i].vm, vm) == 0 && walkers[i].undefined;
+        hit = strcmp(walkers[i].vm, vm) == 0;
     pthread_mutex_unlock(&lock);
     return hit;
 }

@@ -192,58 +192,16 @@ int nsop_symlink(const struct snap_ctx *c, const char *target, const char *path,
     return vmstate_link_add(vm, name, target);
 }
 
-/* A removal by a process walking a VM whose delete was refused. */
-static int walker_refused(const struct snap_ctx *c, const struct vpath *vp,
-                          struct nsop_result *res)
-{
-    int err = vp->kind != V_ROOT && vp->kind != V_JOBS ? ghost_walker_refused(c->pid, vp->vm) : 0;
-    if (err)
-        snprintf(res->msg, sizeof(res->msg), "the VM could not be deleted as a whole (%s)",
-                 strerror(-err));
-    return err;
-}
-
-/* Does the VM have a definition? */
-static bool defined(const struct snap_ctx *c, const char *vm)
-{
-    char path[PATH_MAX];
-    return store_vm_path(c->s, vm, "domain.xml", path, sizeof(path)) == 0 &&
-           storeio_exists(c->s, path);
-}
-
-/* rm -r <vm> (any walk of the VM that removes what it meets: fts, find
- * -delete, shutil.rmtree) removes domain.xml first, as the view lists it
- * first: that alone only undefines the VM, as `rm domain.xml` does. When
- * the same process, still walking the VM it undefined itself, removes
- * anything else in it, it is deleting the VM: the whole VM goes at once,
- * with no merge for snapshots that go with it, and the rest of its walk
- * meets ghosts (ghost.h). `find VM -name domain.xml -delete` stays an
- * undefine, and a walk of a VM that was undefined before it removes
- * entry by entry, each removal meaning what it means alone. */
-static int walker_deletes_vm(const struct snap_ctx *c, const struct vpath *vp, const char *path,
-                             struct nsop_result *res)
-{
-    int r = ghost_add_vm(c->s, c->pid, vp->vm);
-    if (r == 0)
-        r = vm_delete(c, vp->vm, res->msg, sizeof(res->msg));
-    if (r < 0) {
-        /* Nothing was deleted: no ghost may answer for it, and the rest
-         * of this walk is refused the same way. */
-        char top[PATH_MAX];
-        snprintf(top, sizeof(top), "/%s", vp->vm);
-        ghost_forget_under(c->pid, top);
-        ghost_walker_refuse(c->pid, vp->vm, r);
-        return r;
-    }
-    ghost_remove(c->pid, path);
-    return done(res, vp->vm, 0);
-}
-
-static bool walking_undefined(const struct snap_ctx *c, const struct vpath *vp)
-{
-    return vp->kind != V_ROOT && vp->kind != V_JOBS && vp->kind != V_VM &&
-           ghost_walker_undefined(c->pid, vp->vm) && !defined(c, vp->vm);
-}
+/* Removals do exactly what they name, whoever makes them and in whatever
+ * order: rm domain.xml undefines, rm disks/<dev>.qcow2 detaches, rm of a
+ * snapshot's image leaves that disk out of it (its last image takes the
+ * snapshot along), rmdir of a snapshot deletes it, rmdir <vm> deletes
+ * the VM. `rm -r VM` is all of these in turn and ends with the VM's
+ * rmdir; deletes leave their merges to the background worker, which does
+ * not start on a VM being walked (bgmerge.h), so the VM goes whole with
+ * no data copied. A walk that never gets to rmdir VM (find with a
+ * predicate, rm -ri answering "n", a kill) has done exactly what it
+ * removed, no more. */
 
 /* A removal that found nothing: a ghost of this process answers, once. */
 static int or_ghost(const struct snap_ctx *c, const char *path, int r)
@@ -256,6 +214,29 @@ static int or_ghost(const struct snap_ctx *c, const char *path, int r)
         return r;
     int g = ghost_remove(c->pid, path);
     return g == 0 || g == -ENOTEMPTY ? g : r;
+}
+
+/* Does the VM that path is in show `current` (before a removal)? */
+static bool had_current(const struct snap_ctx *c, const char *path)
+{
+    struct vpath vp;
+    return vpath_parse(path, &vp) == 0 && vp.kind != V_ROOT && vp.kind != V_JOBS &&
+           vp.kind != V_VM && vp.kind != V_CURRENT && current_exists(c, vp.vm);
+}
+
+/* `current` is derived from the active images: a removal that takes away
+ * what it pointed from (a detach, the current snapshot deleted with no
+ * parent) takes it along, after the remover listed it. Like a snapshot
+ * that goes with its last image, it stays visible to the remover. */
+static int current_ghost(const struct snap_ctx *c, const char *path, bool had, int r)
+{
+    struct vpath vp;
+    if (r == 0 && had && vpath_parse(path, &vp) == 0 && !current_exists(c, vp.vm)) {
+        char cur[PATH_MAX];
+        snprintf(cur, sizeof(cur), "/%s/current", vp.vm);
+        ghost_add(c->pid, cur, S_IFLNK);
+    }
+    return r;
 }
 
 /* rm <vm>/snapshots/S/<dev>.qcow2: the disk leaves S; its last image
@@ -276,16 +257,10 @@ static int unlink_entry(const struct snap_ctx *c, const char *path, struct nsop_
 
 int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *res)
 {
-    struct vpath vp;
     res->vm[0] = res->msg[0] = '\0';
     res->frozen_changed = false;
-    bool parsed = vpath_parse(path, &vp) == 0;
-    int err = parsed ? walker_refused(c, &vp, res) : 0;
-    if (err)
-        return err;
-    if (parsed && walking_undefined(c, &vp) && ghost_stat(c->pid, path, &(mode_t){ 0 }) < 0)
-        return walker_deletes_vm(c, &vp, path, res);
-    return or_ghost(c, path, unlink_entry(c, path, res));
+    bool had = had_current(c, path);
+    return current_ghost(c, path, had, or_ghost(c, path, unlink_entry(c, path, res)));
 }
 
 static int unlink_entry(const struct snap_ctx *c, const char *path, struct nsop_result *res)
@@ -298,21 +273,8 @@ static int unlink_entry(const struct snap_ctx *c, const char *path, struct nsop_
     if (parsed && vp.kind == V_DISK)
         return done_frozen(res, vp.vm,
                            disk_detach(c, vp.vm, vp.dev, res->msg, sizeof(res->msg)));
-    if (parsed && vp.kind == V_DOMXML) {
-        /* A walker's removal of domain.xml is the first step of deleting
-         * the VM: when that would be refused, so is this one, and the
-         * rest of the walk, so a running VM stays whole and defined. */
-        bool walker = ghost_is_walker(c->pid, vp.vm);
-        int r = walker ? vm_deletable(c, vp.vm, res->msg, sizeof(res->msg)) : 0;
-        if (r < 0) {
-            ghost_walker_refuse(c->pid, vp.vm, r);
-            return r;
-        }
-        r = vm_undefine(c, vp.vm, res->msg, sizeof(res->msg));
-        if (r == 0 && walker)
-            ghost_walker_set_undefined(c->pid, vp.vm);
-        return done(res, vp.vm, r);
-    }
+    if (parsed && vp.kind == V_DOMXML)
+        return done(res, vp.vm, vm_undefine(c, vp.vm, res->msg, sizeof(res->msg)));
     if (parsed && vp.kind == V_CLONE) {
         int r = clone_forget(c, vp.vm, vp.name, res->msg, sizeof(res->msg));
         if (r == 0)
@@ -359,12 +321,8 @@ int nsop_rmdir(const struct snap_ctx *c, const char *path, struct nsop_result *r
     res->frozen_changed = false;
     if (vpath_parse(path, &vp) < 0)
         return or_ghost(c, path, NSOP_NOT_MINE);
-    int r = walker_refused(c, &vp, res);
-    if (r != 0)
-        return r;
-    if (walking_undefined(c, &vp) && ghost_stat(c->pid, path, &(mode_t){ 0 }) < 0)
-        return walker_deletes_vm(c, &vp, path, res);
-    return or_ghost(c, path, rmdir_entry(c, &vp, res));
+    bool had = had_current(c, path);
+    return current_ghost(c, path, had, or_ghost(c, path, rmdir_entry(c, &vp, res)));
 }
 
 static int rmdir_entry(const struct snap_ctx *c, const struct vpath *vpp, struct nsop_result *res)

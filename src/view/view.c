@@ -5,12 +5,14 @@
 #include "qemu/chain.h"
 #include "vm/clonelist.h"
 #include "meta/domxml.h"
+#include "meta/snapxml.h"
 #include "util/log.h"
 #include "store/vmstate.h"
 #include "vm/current.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +224,137 @@ static void check_definition(const struct store *s, const char *vm)
         log_once(LOG_WARNING, path, msg, "VM %s: %s: %s", vm, path, msg);
 }
 
+/* ---- snapshots/, children before their parents ---- */
+
+struct snap_order {
+    char **names;
+    char **parents; /* NULL for a root (or an unreadable snapshot.xml) */
+    int *depth;
+    size_t n, cap;
+    const struct store *s;
+    const char *vm;
+};
+
+static int collect_snap(const char *name, void *p)
+{
+    struct snap_order *o = p;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? 2 * o->cap : 16;
+        char **nn = realloc(o->names, cap * sizeof(*nn));
+        if (nn)
+            o->names = nn;
+        char **np = nn ? realloc(o->parents, cap * sizeof(*np)) : NULL;
+        if (np)
+            o->parents = np;
+        int *nd = np ? realloc(o->depth, cap * sizeof(*nd)) : NULL;
+        if (!nd)
+            return -ENOMEM;
+        o->depth = nd;
+        o->cap = cap;
+    }
+    struct snap_info info;
+    char why[MSG_MAX];
+    char *parent = NULL;
+    if (store_snap_info(o->s, o->vm, name, &info, why, sizeof(why)) == 0) {
+        parent = info.parent ? strdup(info.parent) : NULL;
+        snapxml_free(&info);
+    }
+    o->names[o->n] = strdup(name);
+    o->parents[o->n] = parent;
+    o->depth[o->n] = -1;
+    if (!o->names[o->n]) {
+        free(parent);
+        return -ENOMEM;
+    }
+    o->n++;
+    return 0;
+}
+
+static const struct snap_order *sorting;
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(sorting->names[*(const size_t *)a], sorting->names[*(const size_t *)b]);
+}
+
+/* Snapshot i's distance from a root of its tree (parents looked up in
+ * byname, the indexes sorted by name). A parent that is not listed ends
+ * the walk; so does a circle (a planted <parent> naming a descendant):
+ * -2 marks the walk in progress. */
+static int snap_depth(struct snap_order *o, const size_t *byname, size_t i)
+{
+    if (o->depth[i] >= 0)
+        return o->depth[i];
+    if (o->depth[i] == -2 || !o->parents[i])
+        return o->depth[i] = 0;
+    o->depth[i] = -2;
+    size_t lo = 0, hi = o->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(o->names[byname[mid]], o->parents[i]);
+        if (c == 0) {
+            lo = mid;
+            break;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int d = 0;
+    if (lo < o->n && strcmp(o->names[byname[lo]], o->parents[i]) == 0) {
+        int pd = snap_depth(o, byname, byname[lo]);
+        d = pd >= 0 ? pd + 1 : 0;
+    }
+    o->depth[i] = d;
+    return d;
+}
+
+static int deeper_first(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, k = *(const size_t *)b;
+    if (sorting->depth[i] != sorting->depth[k])
+        return sorting->depth[k] - sorting->depth[i];
+    return strcmp(sorting->names[i], sorting->names[k]);
+}
+
+/* A snapshot is listed before the one it grows from (deepest first), so
+ * a program that removes what it reads in readdir order (rm -r, find
+ * -delete, tar --remove-files) removes leaves first: nothing removed
+ * still has a dependent, so nothing is hidden or merged, and every image
+ * it reads (tar archives each before removing it) still names the
+ * backing file it had. ls sorts by itself. */
+static int readdir_snapshots(const struct store *s, const char *vm, view_fill_fn fill, void *ctx)
+{
+    static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+    struct snap_order o = { .s = s, .vm = vm };
+    int r = store_list_snapshots(s, vm, collect_snap, &o);
+    size_t *idx = r == 0 && o.n ? malloc(2 * o.n * sizeof(*idx)) : NULL;
+    if (idx) {
+        size_t *byname = idx + o.n;
+        for (size_t i = 0; i < o.n; i++)
+            idx[i] = byname[i] = i;
+        pthread_mutex_lock(&sort_lock);
+        sorting = &o;
+        qsort(byname, o.n, sizeof(*byname), by_name);
+        for (size_t i = 0; i < o.n; i++)
+            snap_depth(&o, byname, i);
+        qsort(idx, o.n, sizeof(*idx), deeper_first);
+        pthread_mutex_unlock(&sort_lock);
+    }
+    for (size_t i = 0; r == 0 && i < o.n; i++)
+        r = fill(ctx, o.names[idx ? idx[i] : i], S_IFDIR);
+    for (size_t i = 0; i < o.n; i++) {
+        free(o.names[i]);
+        free(o.parents[i]);
+    }
+    free(idx);
+    free(o.names);
+    free(o.parents);
+    free(o.depth);
+    return r;
+}
+
 static int readdir_vm(const struct store *s, const struct vpath *vp, view_fill_fn fill, void *ctx)
 {
     struct stat st;
@@ -233,16 +366,20 @@ static int readdir_vm(const struct store *s, const struct vpath *vp, view_fill_f
      * once per listing of this VM, not for every VM on each `ls` of the
      * root. */
     check_definition(s, vp->vm);
+    /* In this order, for programs that remove what they read in readdir
+     * order (rm -r, tar --remove-files): current while it still points
+     * somewhere, the active images (leaves) before the snapshots they
+     * grow from, the snapshots leaves first (readdir_snapshots). */
     if (view_getattr(s, &x, &st) == 0)
         r = fill(ctx, "domain.xml", S_IFREG);
+    if (r == 0 && current_link(s, vp->vm, link, sizeof(link)) == 0)
+        r = fill(ctx, "current", S_IFLNK);
     if (r == 0)
         r = fill(ctx, "disks", S_IFDIR);
     if (r == 0)
         r = fill(ctx, "snapshots", S_IFDIR);
     if (r == 0)
         r = fill(ctx, "clones", S_IFDIR);
-    if (r == 0 && current_link(s, vp->vm, link, sizeof(link)) == 0)
-        r = fill(ctx, "current", S_IFLNK);
     return r;
 }
 
@@ -269,7 +406,7 @@ int view_readdir(const struct store *s, const struct vpath *vp, view_fill_fn fil
         f.type = S_IFREG;
         return store_list_disks(s, vp->vm, fill_image, &f);
     case V_SNAPS:
-        return store_list_snapshots(s, vp->vm, fill_name, &f);
+        return readdir_snapshots(s, vp->vm, fill, ctx);
     case V_SNAP:
         /* Only images: `clones` is enterable but hidden, snapshot.xml is
          * the store's metadata, so `cp -a` and `rm -r` see images alone. */

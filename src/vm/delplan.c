@@ -2,12 +2,16 @@
 
 #include "vm/delplan.h"
 
+#include "qemu/qcow2edit.h"
+#include "vm/bgmerge.h"
 #include "util/log.h"
 #include "store/storeio.h"
 #include "store/vmstate.h"
 #include "meta/xmlsafe.h"
 
 #include <errno.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,7 @@ int delplan_init(struct delplan *dp, struct vm_model *m, char *msg, size_t msgsz
     dp->m = m;
     dp->msg = msg;
     dp->msgsz = msgsz;
+    dp->defer = bgmerge_active();
     return igraph_build(m->s, m->vm, &dp->g, msg, msgsz);
 }
 
@@ -106,6 +111,25 @@ int delplan_remove(struct delplan *dp, int i)
     return 0;
 }
 
+/* A merge that cannot finish must not start: the store's file system has
+ * room for what every merge planned may write (the side copied, its
+ * allocation, plus an eighth for qcow2 metadata and a MiB), or the plan
+ * fails with ENOSPC before anything changes. */
+static int room_for(struct delplan *dp, uint64_t bytes)
+{
+    dp->need_bytes += bytes + bytes / 8 + (1u << 20);
+    struct statvfs sv;
+    if (fstatvfs(dp->m->s->rootfd, &sv) < 0)
+        return 0; /* not known: qemu-img will say */
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    if (avail >= dp->need_bytes)
+        return 0;
+    snprintf(dp->msg, dp->msgsz, "the merges need up to %llu KiB, the store's file system has "
+             "%llu KiB free", (unsigned long long)(dp->need_bytes >> 10),
+             (unsigned long long)(avail >> 10));
+    return -ENOSPC;
+}
+
 static int merge(struct delplan *dp, int f, int c, const char *note)
 {
     struct gnode *F = &dp->g.n[f], *C = &dp->g.n[c];
@@ -117,15 +141,28 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
     if (p >= 0 && (r = name_for(dp, c, p, name, sizeof(name))) < 0)
         return r;
     /* Pull copies about F's allocation into C, commit about C's into F.
-     * Pull writes into C: not when C's file has another name (a hard
-     * link). F has none (delplan_release, delplan_gc). */
+     * Neither writes into a file a reader has open through the mount (a
+     * backup copying it), nor pull into C when C's file has another name
+     * (a hard link; F has none: delplan_release, delplan_gc): pull
+     * writes into C, commit into F (which then takes C's name by a
+     * rename, under which C's readers keep C). */
     bool pull = F->alloc <= C->alloc;
-    if (pull && C->links > 1) {
+    bool c_read = bgmerge_image_read(C->path), f_read = bgmerge_image_read(F->path);
+    if ((c_read || C->links > 1) && f_read) {
+        snprintf(dp->msg, dp->msgsz, "%s is open for reading through the mount and %s may not "
+                 "be written either: the merge waits for the readers", F->path, C->path);
+        return -EBUSY;
+    }
+    if (pull && C->links > 1)
         log_msg(LOG_NOTICE, "merge of %s %s: %s has %u names (hard links), so it is not written "
                 "into: commit into %s instead of pull", dp->m->vm, note, C->path, C->links,
                 F->path);
+    if (c_read || C->links > 1)
         pull = false;
-    }
+    else if (f_read)
+        pull = true;
+    if ((r = room_for(dp, pull ? F->alloc : C->alloc)) < 0)
+        return r;
     dp->changed = true;
     if (pull) {
         /* What C backs onto when the pull runs, as the steps before it
@@ -167,6 +204,38 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
     return 0;
 }
 
+/* Image k's backing name becomes name: an edit of its header in place,
+ * unless a reader has the image open through the mount (a backup copying
+ * it). Then a copy with the new name takes its place by a rename (shared
+ * extents where the file system has them), and the reader keeps the file
+ * it opened, byte for byte. */
+static int set_backing(struct delplan *dp, int k, const char *name, const char *fmt)
+{
+    const char *path = dp->g.n[k].path;
+    if (!bgmerge_image_read(path))
+        return journal_rebase(dp->j, path, name, fmt);
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/read-%u", dp->j->tmpdir, dp->nrm++) >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    int fd, r = storeio_copy_new(dp->m->s, path, tmp, &fd);
+    if (r < 0) {
+        snprintf(dp->msg, dp->msgsz, "cannot copy %s, open for reading: %s", path, strerror(-r));
+        return r;
+    }
+    r = qcow2_set_backing_name(fd, name, dp->msg, dp->msgsz);
+    close(fd);
+    if (r == -ENOSPC) /* the new name does not fit in place: edited as usual */
+        return journal_rebase(dp->j, path, name, fmt);
+    if (r == 0)
+        r = journal_prepared(dp->j, tmp, dp->msg, dp->msgsz);
+    if (r == 0) {
+        log_msg(LOG_INFO, "%s is open for reading through the mount: a copy with its new "
+                "backing name takes its place, the reader keeps what it opened", path);
+        r = journal_replace(dp->j, tmp, path);
+    }
+    return r;
+}
+
 static int hide(struct delplan *dp, int f)
 {
     struct gnode *F = &dp->g.n[f];
@@ -204,7 +273,7 @@ static int hide(struct delplan *dp, int f)
         }
         char name[PATH_MAX];
         if ((r = hold(dp, (int)k)) < 0 || (r = name_for(dp, (int)k, f, name, sizeof(name))) < 0 ||
-            (r = journal_rebase(dp->j, dp->g.n[k].path, name, F->format)) < 0)
+            (r = set_backing(dp, (int)k, name, F->format)) < 0)
             return r;
     }
     return 0;
@@ -227,7 +296,7 @@ int delplan_release(struct delplan *dp, int f, const char *note)
     size_t n = dependents(dp, f, deps, 2);
     if (n == 0)
         return delplan_remove(dp, f);
-    if (n == 1)
+    if (n == 1 && !dp->defer)
         return merge(dp, f, deps[0], note);
     if (dp->g.n[f].links > 1 && igraph_dependents(&dp->g, f, deps, 2) == 1)
         log_msg(LOG_NOTICE, "delete of %s %s: %s has %u names (hard links): kept hidden, never "
@@ -245,7 +314,7 @@ int delplan_gc(struct delplan *dp)
                 continue;
             int deps[2];
             size_t n = dependents(dp, (int)i, deps, 2);
-            if (n > 1)
+            if (n > 1 || (n == 1 && dp->defer))
                 continue;
             char note[NAME_MAX + DEV_MAX_LEN + 2];
             snprintf(note, sizeof(note), "%s/%s", nd->dir, nd->dev);
@@ -464,6 +533,7 @@ int delplan_collect(struct vm_model *m, char *msg, size_t msgsz)
 {
     struct delplan dp;
     int r = delplan_init(&dp, m, msg, msgsz);
+    dp.defer = false;
     /* No operation at all (no record, no crash point) when there is
      * nothing to collect: the common case, after every revert. */
     if (r < 0 || !has_garbage(&dp)) {
@@ -488,6 +558,14 @@ int delplan_collect(struct vm_model *m, char *msg, size_t msgsz)
     delplan_free(&dp);
     journal_free(&j);
     return r;
+}
+
+int delplan_settle(struct vm_model *m, char *msg, size_t msgsz)
+{
+    if (!bgmerge_active())
+        return delplan_collect(m, msg, msgsz);
+    bgmerge_kick(m->vm);
+    return 0;
 }
 
 struct collect_all {

@@ -36,6 +36,8 @@
 #include "vm/imagegraph.h"
 #include "vm/vmmodel.h"
 
+#include <stdint.h>
+
 struct path_move {
     char *old;
     char *now; /* "" when removed */
@@ -51,6 +53,13 @@ struct delplan {
     struct path_move *moves;
     size_t nmoves;
     bool changed; /* any step planned */
+    /* Merges are left to the background worker (bgmerge.h): an image
+     * with one dependent is hidden like one with several, and the
+     * garbage pass only removes what nothing reads. Set by delplan_init
+     * while the worker runs; delplan_collect, the worker's pass, clears
+     * it. */
+    bool defer;
+    uint64_t need_bytes; /* what the merges planned may write at most */
     char *msg;
     size_t msgsz;
 };
@@ -68,7 +77,7 @@ int delplan_release(struct delplan *dp, int f, const char *note);
 /* Removes node i, which must have no dependents (an active image being
  * detached, a VM's image). */
 int delplan_remove(struct delplan *dp, int i);
-/* The garbage pass over hidden images. */
+/* The garbage pass over hidden images (with dp->defer, removals only). */
 int delplan_gc(struct delplan *dp);
 /* What the XML says beyond the graph's chains. */
 struct delxml {
@@ -79,10 +88,13 @@ struct delxml {
 /* Writes domain.xml and the snapshots' XML from the graph (x may be
  * NULL). */
 int delplan_write_xml(struct delplan *dp, const struct delxml *x);
-/* After an operation that may have left hidden images with fewer
- * dependents (a revert, a detach): runs the garbage pass as operation
- * "gc" under the lock the caller holds. */
+/* The garbage pass with its merges, as operation "gc" under the lock the
+ * caller holds: the background worker's work, or (no worker) the end of
+ * an operation that may have left hidden images with fewer dependents. */
 int delplan_collect(struct vm_model *m, char *msg, size_t msgsz);
+/* After such an operation (a revert, a detach, a delete): the garbage
+ * pass now, or queued for the worker when it runs. */
+int delplan_settle(struct vm_model *m, char *msg, size_t msgsz);
 /* The garbage pass on every VM that has hidden images, as a mount starts
  * (after the journal's recovery): a pass a crash undid, or one the
  * operation before it could not finish, is done now. Returns how many

@@ -13,6 +13,7 @@
 
 #include "vm/merge.h"
 
+#include "vm/bgmerge.h"
 #include "qemu/chain.h"
 #include "qemu/qimg.h"
 #include "store/storeio.h"
@@ -75,8 +76,10 @@ static int run_merge(const struct journal *j, const struct jstep *st, const stru
     struct merge_progress mp = { jobs_start("merge", j->vm, st->note, bytes), bytes };
     struct qimg_progress p = { .on_pct = merge_pct, .arg = &mp };
     int64_t t0 = now_ms();
+    /* A mount stopping stops the background worker's merge: the record
+     * stays and the next mount runs it again. */
     int r = qimg_run_watched(a, qimg_data_timeout(bytes), st->kind == JS_PULL ? "rebase" : "commit",
-                             &p, NULL, NULL, msg, msgsz);
+                             &p, bgmerge_stopping, NULL, msg, msgsz);
     jobs_finish(mp.job);
     double secs = (double)(now_ms() - t0) / 1000.0;
     if (r == 0)

@@ -78,6 +78,8 @@ m_revert() {
     local vm=$1 snap=$2 old=${M_APAR[$1]} n=${M_SNAP[$1/$2]:?model: no snapshot $2} n0 got
     n0=$(wc -l <"$DAEMON_LOG")
     ln -sfn "snapshots/$snap" "$M/$vm/current" || fail "$vm: ln -sfn snapshots/$snap current"
+    # Merges run in the background: sync VMDIR waits for them.
+    sync "$M/$vm" || fail "$vm: sync after the revert to $snap"
     M_ACTIVE[$vm]=${M_CONT[$vm/$n]} M_APAR[$vm]=$n
     unset "M_NOCUR[$vm]"
     M_MERGES=0
@@ -145,6 +147,7 @@ m_delete() {
         rm) rm -r "$M/$vm/snapshots/$snap" || fail "$vm: rm -r snapshots/$snap" ;;
         *) fail "m_delete: rmdir or rm, not $how" ;;
     esac
+    sync "$M/$vm" || fail "$vm: sync after deleting $snap"
     m_forget "$vm" "$snap"
     [ -e "$M/$vm/snapshots/$snap" ] && fail "$vm: snapshots/$snap still there after $how"
     # Its images are gone or moved: no chain in any XML names them there.
@@ -178,6 +181,7 @@ m_rm_image() {
     [ "$(grep -c . <<<"$deps")" -le 1 ] || fail "test bug: $snap has several dependents"
     n0=$(wc -l <"$DAEMON_LOG")
     rm "$M/$vm/snapshots/$snap/${SNAP_DEVS[i]}.qcow2" || fail "$vm: rm snapshots/$snap/${SNAP_DEVS[i]}.qcow2"
+    sync "$M/$vm" || fail "$vm: sync after removing $snap/${SNAP_DEVS[i]}.qcow2"
     want=0
     [ -n "$deps" ] && want=1
     for d in ${M_DEVS[$vm/$n]}; do

@@ -376,7 +376,7 @@ store_sound() {
     fi
     while IFS= read -r -d '' f; do
         case $f in
-            */domain.xml | */snapshots/*/snapshot.xml) continue ;;
+            */domain.xml | */.domain.xml.undefined | */snapshots/*/snapshot.xml) continue ;;
             *.qcow2) ;;
             *) STORE_ERR="stray file $f"; return 1 ;;
         esac

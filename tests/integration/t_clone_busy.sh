@@ -158,7 +158,7 @@ kinds=$(for p in "${first[@]}"; do gate_args "$p" | awk '{ print $3 }'; done | s
 [[ $kinds == "convert convert commit" || $kinds == "convert convert rebase" ]] ||
     fail "stopped together: $kinds, not two clones' convert and a merge"
 grep -Eq '^clone big c[23] ' <<<"$jobs" && [ -n "$(grep -E '^clone big c4 ' <<<"$jobs")" ] &&
-    grep -Eq '^merge other s/vda ' <<<"$jobs" ||
+    grep -Eq '^merge other \.hidden-[0-9a-f]+/vda ' <<<"$jobs" ||
     fail ".jobs while three qemu-img were stopped: $(tr '\n' ';' <<<"$jobs")"
 [ "$(grep -Ec '^clone big c[23] ' <<<"$jobs")" -eq 1 ] || fail "c2 and c3 at once in one directory: $(tr '\n' ';' <<<"$jobs")"
 at_once=$(tr '\n' ';' <<<"$jobs")
@@ -173,6 +173,7 @@ for what in "mkdir clones/c2" "mkdir clones/c3" "mkdir snapshots/s1/clones/c4" "
     wait "${pids[i]}" || fail "concurrent $what failed: $(cat "$TMP/conc.$i.err")"
     i=$((i + 1))
 done
+sync "$O" || fail "sync other (its merge)"
 check_clone "$S" c2
 check_clone "$S" c3
 check_clone "$S" c4 s1

@@ -10,12 +10,13 @@
 # as after (the data model, read through the mount), nothing is orphaned,
 # no hidden image is left with fewer than two dependents, the journal is
 # empty; once a point rolls forward, every later one does.
-# Then kill -9 of the daemon in the middle of a long qemu-img merge, each
-# direction: the qemu-img dies with it, and the remount finishes the
-# delete.
+# Then kill -9 of the daemon in the middle of a qemu-img merge (stopped a
+# quarter in by qimggate.sh), each direction: the qemu-img dies with it,
+# and the remount finishes the merge.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/snapfix.sh"
 . "$(dirname "$0")/delmodel.sh"
+. "$(dirname "$0")/qimggate.sh"
 need_fuse
 need virt-xml-validate xmllint pgrep
 
@@ -122,17 +123,18 @@ restore() {
 
 # ---- the cases: NAME VM CRASH-OPS ----
 
-# run_case NAME: the user's command.
+# run_case NAME: the user's command, and sync VMDIR, which waits for the
+# merges it left to the background worker (the "gc" operation).
 run_case() {
     case $1 in
-        commit) rmdir "$M/c/snapshots/s2" ;;
-        pull) rmdir "$M/c/snapshots/s3" ;;
-        partial) rm "$M/c/snapshots/s2/vdb.qcow2" ;;
-        detach) rm "$M/c/disks/vdb.qcow2" ;;
-        undefine) rm "$M/c/domain.xml" ;;
-        hidden) rmdir "$M/h/snapshots/s2" ;;
-        deferred) rmdir "$M/d/snapshots/s3" ;;
-        revertgc) ln -sfn snapshots/s2 "$M/r/current" ;;
+        commit) rmdir "$M/c/snapshots/s2" && sync "$M/c" ;;
+        pull) rmdir "$M/c/snapshots/s3" && sync "$M/c" ;;
+        partial) rm "$M/c/snapshots/s2/vdb.qcow2" && sync "$M/c" ;;
+        detach) rm "$M/c/disks/vdb.qcow2" && sync "$M/c" ;;
+        undefine) rm "$M/c/domain.xml" && sync "$M/c" ;;
+        hidden) rmdir "$M/h/snapshots/s2" && sync "$M/h" ;;
+        deferred) rmdir "$M/d/snapshots/s3" && sync "$M/d" ;;
+        revertgc) ln -sfn snapshots/s2 "$M/r/current" && sync "$M/r" ;;
         vmdelete) rmdir "$M/d" ;;
     esac
 }
@@ -215,6 +217,8 @@ crash_case() {
             fail "$name/$op:$n: the command failed ($(cat "$TMP/op.err")) and the daemon exited $status, not 99"
         fusermount3 -u -z "$M" || fail "$name/$op:$n: fusermount3 -u -z"
         try_mount || fail "$name/$op:$n: the daemon would not mount after the crash"
+        # The mount's worker finishes the merges the crash left.
+        [ ! -d "$M/$vm" ] || sync "$M/$vm" || fail "$name/$op:$n: sync $vm after recovery"
         st=$(which_state "$vm") || fail "$name/$op:$n: after recovery $vm is neither as before nor as after"
         settled "$S" "$vm" || fail "$name/$op:$n: after recovery: $STORE_ERR"
         store_ok "$S" "$vm"
@@ -251,76 +255,92 @@ dir_commit=$(merge_directions "$TMP/commit.log") dir_pull=$(merge_directions "$T
     fail "the two merge cases should merge by commit and by pull (the cheaper way), got '$dir_commit' and '$dir_pull'"
 pass "reference: deleting c's s2 commits s3 into it, deleting s3 pulls it into the active image"
 
+# A delete changes the namespace (operation "delete": the images still
+# read are hidden) and leaves its merges to the background worker
+# (operation "gc"): each is crashed at its own points. After a crash in
+# the merge the snapshot is already gone and every image reads as
+# after: the next mount's worker finishes the merge.
 crash_case commit c delete
+crash_case commit c gc
 crash_case pull c delete
+crash_case pull c gc
 crash_case partial c delete
+crash_case partial c gc
 crash_case hidden h delete
 # The merge a delete makes possible (the hidden image down to one
-# dependent) is part of the delete itself: one operation, one record.
+# dependent) is the worker's too.
 crash_case deferred d delete
+crash_case deferred d gc
 crash_case revertgc r gc
 crash_case vmdelete d vmdelete
 crash_case detach c detach
 crash_case undefine c undefine
 
-# ---- kill -9 in the middle of a long merge ----
-# One VM, slots of 64 MiB: s1's image 768 MiB, s2's 320 MiB over it, the
-# active image 384 MiB over that. Deleting s2 pulls it into the active
-# image (320 < 384 MiB); deleting s1 then commits the active image into
-# it (704 < 768 MiB). Each merge copies several hundred MiB.
+# ---- kill -9 in the middle of a merge ----
+# One VM, slots of 4 MiB: s1's image 48 MiB, s2's 20 MiB over it, the
+# active image 24 MiB over that. Deleting s2 pulls it into the active
+# image (20 < 24 MiB); deleting s1 then commits the active image into it
+# (44 < 48 MiB). The merge's qemu-img is stopped (qimggate.sh) once it
+# reported a quarter, and the daemon is killed then: in the middle of
+# the merge whatever the machine's speed.
 rm -rf "$S"
 MODEL=()
+gate_init
 make_vm "$S" big 1
-qemu-img resize -q "$S/big/disks/vda.qcow2" 2G || fail "cannot grow big's disk"
-model_init big 1 67108864 24
-mount_fs "$S" "$M"
+qemu-img resize -q "$S/big/disks/vda.qcow2" 128M || fail "cannot grow big's disk"
+model_init big 1 4194304 24
+mount_fs "$S" "$M" "${GATE_OPT[@]}"
 model_write "$M" big vda 0 12 0x91
 model_take "$M" big s1
 model_write "$M" big vda 12 5 0x92
 model_take "$M" big s2
 model_write "$M" big vda 17 6 0x93
 
-# kill_mid_merge SNAP DIRECTION CURRENT: rmdir SNAP, kill -9 the daemon
-# while its qemu-img child merges, remount: SNAP is gone, `current` names
-# CURRENT, the data reads as after.
+# kill_mid_merge SNAP DIRECTION CURRENT: rmdir SNAP; kill -9 the daemon
+# while its worker's qemu-img is a quarter into the merge; remount: SNAP
+# is gone, `current` names CURRENT, the data reads as after.
 kill_mid_merge() {
-    local snap=$1 want=$2 pid qimg i log0 state
+    local snap=$1 want=$2 pid q i log0 state
     log0=$(wc -l <"$DAEMON_LOG")
     pid=$DAEMON_PID
-    rmdir "$M/big/snapshots/$snap" 2>/dev/null &
-    local rmpid=$!
-    qimg=""
-    for ((i = 0; i < 400; i++)); do
-        qimg=$(pgrep -P "$pid" qemu-img | head -n 1)
-        [ -n "$qimg" ] && break
-        kill -0 "$rmpid" 2>/dev/null || fail "kill -9 $snap: rmdir ended before a qemu-img child ran"
-        sleep 0.025
-    done
-    [ -n "$qimg" ] || fail "kill -9 $snap: no qemu-img child of the daemon within 10 s"
-    sleep 0.05
-    kill -0 "$qimg" 2>/dev/null || fail "kill -9 $snap: the merge ended within 0.05 s: make it bigger"
+    gate_arm
+    gate_stops 25
+    rmdir "$M/big/snapshots/$snap" || fail "kill -9 $snap: rmdir"
+    gate_wait "$pid" 1
+    q=${GATED[0]}
+    gate_cont "$q"
+    gate_progress "$q"
+    [ "$GATE_FIG" != eof ] || fail "kill -9 $snap: the merge ended before it reported 25 %"
     kill -9 "$pid"
     wait "$pid" 2>/dev/null
     forget_daemon "$pid"
     for ((i = 0; i < 40; i++)); do
-        state=$(awk '{print $3}' "/proc/$qimg/stat" 2>/dev/null)
+        state=$(awk '{print $3}' "/proc/$q/stat" 2>/dev/null)
         [ -z "$state" ] || [ "$state" = Z ] && break
         sleep 0.05
     done
-    [ -z "$state" ] || [ "$state" = Z ] || fail "kill -9 $snap: qemu-img $qimg outlived the daemon by 2 s"
-    wait "$rmpid" && fail "kill -9 $snap: rmdir succeeded through a killed daemon"
-    grep -q "merge of big disk vda (snapshot $snap): .*done in" <(tail -n +$((log0 + 1)) "$DAEMON_LOG") &&
+    [ -z "$state" ] || [ "$state" = Z ] || fail "kill -9 $snap: qemu-img $q outlived the daemon by 2 s"
+    gate_stops
+    grep -q "merge of big disk vda (snapshot [^)]*): .*done in" <(tail -n +$((log0 + 1)) "$DAEMON_LOG") &&
         fail "kill -9 $snap: the merge had finished before the kill"
-    grep -q "merge of big disk vda (snapshot $snap): direction=$want " <(tail -n +$((log0 + 1)) "$DAEMON_LOG") ||
+    grep -q "merge of big disk vda (snapshot [^)]*): direction=$want " <(tail -n +$((log0 + 1)) "$DAEMON_LOG") ||
         fail "kill -9 $snap: the merge did not start as a $want"
     fusermount3 -u -z "$M" || fail "kill -9 $snap: fusermount3 -u -z"
-    mount_fs "$S" "$M"
+    # The remount serves at once; its background worker finishes the
+    # merge (stopped at the gate here), and big refuses changes until
+    # then.
+    mount_fs "$S" "$M" "${GATE_OPT[@]}"
+    gate_wait "$DAEMON_PID" 1
+    ls -l "$M/big/snapshots" >/dev/null || fail "kill -9 $snap: the remount does not serve big while its merge is finished"
+    expect_fail "a take while a merge a crash left is finished" "Device or resource busy" mkdir "$M/big/snapshots/x"
+    gate_disarm "$DAEMON_PID"
+    sync "$M/big" || fail "kill -9 $snap: sync big after the remount"
     model_forget big "$snap"
     MODEL[big/#cur]=$3
     model_ok "$M" big
     settled "$S" big || fail "kill -9 $snap: $STORE_ERR"
     store_ok "$S" big
-    pass "kill -9 during the $want merge of $snap: qemu-img died with the daemon; the remount finished the delete"
+    pass "kill -9 during the $want merge of $snap: qemu-img died with the daemon; the remount finished the merge"
 }
 kill_mid_merge s2 pull s1
 kill_mid_merge s1 commit ""

@@ -64,17 +64,26 @@ vm_gone gone2 rmdir
 pass "rmdir of a VM with a chain and a hidden image deletes it all, merging nothing"
 m_check keep "keep, after two VMs went"
 
-# --- A VM whose active image a qemu holds (it runs) cannot be deleted.
+# --- A VM a qemu runs (its active images held, the chains below them
+# read) cannot be deleted, and rm -r of it changes nothing: each entry's
+# removal is refused on its own (domain.xml too: the definition of a
+# running VM stays).
 m_init held 2
 m_take held s1
 before=$(tree_state "$S/held")
 nbd_hold "$S/held/disks/vda.qcow2"
+qio_hold "$S/held/disks/vdb.qcow2" "$S/held/disks/vdb.qcow2"
 expect_fail "rmdir of a running VM" "Device or resource busy" rmdir "$M/held"
 [ "$(tree_state "$S/held")" = "$before" ] || fail "a refused rmdir of a running VM changed it"
 expect_fail "rm -r of a running VM" "Device or resource busy" rm -r "$M/held"
 [ "$(tree_state "$S/held")" = "$before" ] || fail "a refused rm -r of a running VM changed it"
 listed "$M" held || fail "held is no longer listed"
+# The one entry rm -r could remove: current, which `rm current` alone
+# hides with no data changed (back with the next take).
+[ -L "$M/held/current" ] && fail "rm -r of the running held left current listed"
+M_NOCUR[held]=1
 nbd_release
+qio_release
 m_check held "held, after the refusals"
 vm_gone held rmdir
 pass "rmdir and rm -r of a VM a qemu runs are EBUSY and change nothing; once it stops, rmdir works"
@@ -100,6 +109,7 @@ check_no_orphans "$S" det
 pass "rm disks/vdb.qcow2: vdb leaves domain.xml, its active image goes, s1's vdb image stays and reads as before"
 n0=$(wc -l <"$DAEMON_LOG")
 rmdir "$M/det/snapshots/s1" || fail "rmdir det/snapshots/s1"
+sync "$M/det" || fail "sync det (its merges)"
 [ "$(merge_lines det "$n0")" = "1 1" ] || fail "det: deleting s1 logged (started done) $(merge_lines det "$n0"), expected vda's merge only"
 [ -z "$(find "$S/det" -name 'vdb*')" ] || fail "det: vdb's images outlive s1: $(find "$S/det" -name 'vdb*')"
 for root in "$M" "$S"; do

@@ -35,6 +35,8 @@ pass "rmdir of a snapshot whose image has a second name: hidden, not committed i
 
 rm "$TMP/configured.qcow2"
 mount_fs "$S" "$M"
+# The mount's background worker merges what is left (sync waits for it).
+sync "$M/web1" || fail "sync web1 after the remount"
 ls -d "$S"/web1/snapshots/.hidden-* >/dev/null 2>&1 && fail "the hidden image stayed with one name and one dependent"
 read_pattern "$M/web1/disks/vda.qcow2" 0x22 4M 4M
 read_pattern "$M/web1/disks/vda.qcow2" 0x33 8M 1M

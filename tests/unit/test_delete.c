@@ -248,11 +248,30 @@ static void test_vm_entries(void)
                    st.root),
               0);
     CHECK_INT(disk_detach(&c, "db1", "vdb", msg, sizeof(msg)), -ENOENT);
-    /* Undefine keeps everything but domain.xml. */
+    /* A VM a qemu runs keeps its definition. */
+    char active[PATH_MAX * 2];
+    snprintf(active, sizeof(active), "%s/db1/disks/vda.qcow2", st.root);
+    int running = imagelock_hold(&st, active);
+    CHECK(running >= 0);
+    CHECK_INT(runf("cp '%s/db1/domain.xml' '%s.db1.xml'", st.root), 0);
+    CHECK_INT(vm_undefine(&c, "db1", msg, sizeof(msg)), -EBUSY);
+    CHECK_INT(runf("cmp -s '%s/db1/domain.xml' '%s.db1.xml'", st.root), 0);
+    imagelock_drop(running);
+    /* Undefine keeps everything, the definition aside (.domain.xml.undefined)
+     * byte for byte, and define puts it back. */
     CHECK_INT(vm_undefine(&c, "db1", msg, sizeof(msg)), 0);
-    CHECK_INT(runf("test ! -e '%s/db1/domain.xml' && test -e '%s/db1/disks/vda.qcow2'", st.root),
+    CHECK_INT(runf("test ! -e '%s/db1/domain.xml' && test -e '%s/db1/disks/vda.qcow2' && "
+                   "cmp -s '%s/db1/.domain.xml.undefined' '%s.db1.xml'",
+                   st.root),
               0);
     CHECK_INT(vm_undefine(&c, "db1", msg, sizeof(msg)), -ENOENT);
+    CHECK_INT(vm_define_kept(&c, "db1", msg, sizeof(msg)), 0);
+    CHECK_INT(runf("cmp -s '%s/db1/domain.xml' '%s.db1.xml' && test ! -e "
+                   "'%s/db1/.domain.xml.undefined'",
+                   st.root),
+              0);
+    CHECK_INT(vm_define_kept(&c, "db1", msg, sizeof(msg)), -EEXIST);
+    CHECK_INT(vm_undefine(&c, "db1", msg, sizeof(msg)), 0);
     /* A VM held by a qemu is not deleted; then it is, whole, no merge. */
     char path[PATH_MAX * 2];
     snprintf(path, sizeof(path), "%s/web1/snapshots/installed/vda.qcow2", st.root);
@@ -1010,13 +1029,11 @@ static void test_ghosts(void)
     ghost_walker_open(10, "vm");
     ghost_walker_open(10, "vm");
     CHECK(ghost_is_walker(10, "vm") && !ghost_is_walker(11, "vm"));
-    ghost_walker_refuse(10, "vm", -EBUSY);
-    CHECK_INT(ghost_walker_refused(10, "vm"), -EBUSY);
+    CHECK(ghost_vm_walked("vm") && !ghost_vm_walked("other"));
     ghost_walker_close(10, "vm");
     CHECK(ghost_is_walker(10, "vm"));
     ghost_walker_close(10, "vm");
-    CHECK(!ghost_is_walker(10, "vm"));
-    CHECK_INT(ghost_walker_refused(10, "vm"), 0);
+    CHECK(!ghost_is_walker(10, "vm") && !ghost_vm_walked("vm"));
 }
 
 int main(void)
