@@ -19,11 +19,7 @@
 # .jobs line, no qemu-img left, the source reads as before; the daemon
 # then makes a complete clone. The tmpfs is mounted in a private mount
 # namespace so that nothing outlives the test.
-if [ -z "${VMSTOREFS_IN_NS:-}" ]; then
-    [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to mount a tmpfs"; exit 77; }
-    unshare -m --propagation private true 2>/dev/null || { echo "SKIP: cannot unshare a mount namespace"; exit 77; }
-    VMSTOREFS_IN_NS=1 exec unshare -m --propagation private "$BASH" "$0" "$@"
-fi
+. "$(dirname "$0")/privns.sh"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/snapfix.sh"
 . "$(dirname "$0")/clonefix.sh"

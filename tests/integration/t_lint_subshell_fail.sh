@@ -2,8 +2,8 @@
 # Lint: no check of the integration tests is run where its fail cannot
 # fail the test. lib.sh's fail ends the shell it runs in; inside a command
 # substitution, "$(f ...)" or `f ...`, or a process substitution <(f ...),
-# that is a subshell, so the test goes on (pass "$(lv_check_tree ...)"
-# passed whatever libvirt's tree was). This finds every such substitution
+# that is a subshell, so the test goes on (t_libvirt.sh's pass of
+# lv_check_tree's output, so written, passed whatever libvirt's tree was). This finds every such substitution
 # that starts with a function defined in tests/integration/*.sh which
 # calls fail, directly or through other such functions, and is not the
 # one form whose status is looked at:

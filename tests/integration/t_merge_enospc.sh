@@ -6,11 +6,7 @@
 # background merge is refused with ENOSPC before anything is written,
 # `sync VMDIR` says so, the snapshot stays gone and every image reads as
 # before; once there is room, the next sync has the merge done.
-if [ -z "${VMSTOREFS_IN_NS:-}" ]; then
-    [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to mount a tmpfs"; exit 77; }
-    unshare -m --propagation private true 2>/dev/null || { echo "SKIP: cannot unshare a mount namespace"; exit 77; }
-    VMSTOREFS_IN_NS=1 exec unshare -m --propagation private "$BASH" "$0" "$@"
-fi
+. "$(dirname "$0")/privns.sh"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/snapfix.sh"
 . "$(dirname "$0")/delmodel.sh"
