@@ -217,6 +217,8 @@ for i in $(seq 20); do
     [ "$i" -lt 20 ] || fail "rmdir s3 still refused 2 s after the handles closed"
     sleep 0.1
 done
+# The rmdir only hid s3's images; sync waits for their merges.
+sync "$M/busy" || fail "sync busy after rmdir s3"
 m_forget busy s3
 m_check busy "busy: rmdir s3 once the handles closed"
 m_delete busy s2 rm && m_check busy "busy: rm -r s2"
