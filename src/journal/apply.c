@@ -11,6 +11,7 @@
 #include "qemu/chain.h"
 #include "qemu/qcow2edit.h"
 #include "qemu/qimg.h"
+#include "qemu/qspec.h"
 #include "store/imagelock.h"
 #include "store/storeio.h"
 #include "util/log.h"
@@ -18,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -44,49 +46,80 @@ static int run_data_step(const struct journal *j, const struct jstep *st, char *
     return data_runner(j, st, msg, msgsz);
 }
 
-/* The header is edited in place when only the name changes (qcow2edit.h:
- * the caller may hold qemu's locks on the image); qemu-img rebase -u
- * does the rest. Running it again sets the same name: idempotent. */
+/* The header edited in place when only the name changes (qcow2edit.h:
+ * the caller may hold qemu's locks on the image): 0 done (or nothing to
+ * do), 1 when qemu-img must do it, or -errno. */
+static int edit_in_place(int fd, const char *name, const char *fmt, char *msg, size_t msgsz)
+{
+    struct qcow2_backing now;
+    char why[MSG_MAX];
+    if (qcow2_read_backing(fd, &now, why, sizeof(why)) < 0 || strcmp(now.format, fmt) != 0 ||
+        !now.name[0])
+        return 1;
+    if (strcmp(now.name, name) == 0)
+        return 0;
+    int r = qcow2_set_backing_name(fd, name, msg, msgsz);
+    return r == -ENOSPC ? 1 : r;
+}
+
+/* The name does not fit where the old one stands, or the format changes:
+ * qemu-img rebase -u, given the file open on fd (with no backing: it
+ * opens none in unsafe mode, and must follow no name it finds). */
+static int rebase_unsafe(const struct store *s, int fd, const char *image, const char *name,
+                         const char *fmt, char *msg, size_t msgsz)
+{
+    struct chain_link link = { "", "qcow2" };
+    struct chain one = { &link, &fd, 1 };
+    char *spec;
+    struct spawn_fds fds;
+    struct qimg_argv a;
+    int r = qspec_chain(&one, 0, false, &spec, &fds);
+    if (r < 0)
+        return r;
+    if ((r = qimg_argv_rebase_unsafe(&a, s->qemu_img, spec, name, fmt)) == 0) {
+        qimg_argv_pass(&a, &fds);
+        char what[32 + PATH_MAX];
+        snprintf(what, sizeof(what), "rebase -u of %s", image);
+        r = qimg_run(&a, REBASE_TIMEOUT, what, msg, msgsz);
+        if (r == 0)
+            msg[0] = '\0'; /* what the in-place edit said no longer applies */
+    }
+    free(spec);
+    return r;
+}
+
+int journal_set_backing_fd(const struct store *s, int fd, const char *image, const char *name,
+                           const char *fmt, char *msg, size_t msgsz)
+{
+    int r = edit_in_place(fd, name, fmt, msg, msgsz);
+    return r != 1 ? r : rebase_unsafe(s, fd, image, name, fmt, msg, msgsz);
+}
+
 /* lock: hold qemu's lock on the image for the in-place edit (journal.h,
- * lock_steps); qemu-img takes it itself. */
+ * lock_steps); qemu-img, when it must do the edit, takes it itself. */
 int journal_set_backing(const struct store *s, const char *image, const char *name, const char *fmt,
                         bool lock, char *msg, size_t msgsz)
 {
-    struct backing_info now;
-    int r = chain_backing(s, image, &now, msg, msgsz);
-    if (r == 0 && strcmp(now.name, name) == 0 && strcmp(now.format, fmt) == 0)
-        return 0;
-    if (r == 0 && strcmp(now.format, fmt) == 0) {
-        int fd = lock ? imagelock_hold_wait(s, image, STEP_LOCK_WAIT_MS)
-                     : store_open_file(s, image, O_RDWR);
-        if (fd == -EBUSY) {
-            snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock): left for later",
-                     image);
-            return fd;
-        }
-        if (fd < 0) {
-            snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
-            return fd;
-        }
-        r = qcow2_set_backing_name(fd, name, msg, msgsz);
-        close(fd);
-        if (r != -ENOSPC)
-            return r;
+    int fd = lock ? imagelock_hold_wait(s, image, STEP_LOCK_WAIT_MS)
+                  : store_open_file(s, image, O_RDWR);
+    if (fd == -EBUSY) {
+        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock): left for later", image);
+        return fd;
     }
-    /* qemu-img opens the image by name: it must be a regular file
-     * beneath the root. */
-    int fd = store_open_file(s, image, O_RDONLY);
     if (fd < 0) {
         snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
         return fd;
     }
-    close(fd);
-    struct qimg_argv a;
-    if ((r = qimg_argv_rebase_unsafe(&a, s->qemu_img, image, name, fmt)) < 0)
-        return r;
-    r = qimg_run(&a, REBASE_TIMEOUT, "rebase -u", msg, msgsz);
-    if (r == 0)
-        msg[0] = '\0'; /* what the in-place edit said no longer applies */
+    int r = edit_in_place(fd, name, fmt, msg, msgsz);
+    if (r == 1) {
+        /* The same file for qemu-img, without the lock held here. */
+        int plain = storeio_reopen(fd, O_RDWR);
+        close(fd);
+        fd = plain;
+        r = fd < 0 ? fd : rebase_unsafe(s, fd, image, name, fmt, msg, msgsz);
+    }
+    if (fd >= 0)
+        close(fd);
     return r;
 }
 

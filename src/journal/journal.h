@@ -213,5 +213,9 @@ void journal_set_defer_data(bool (*defer)(const char *vm));
  * does (or did already), else -errno with msg. */
 int journal_set_backing(const struct store *s, const char *image, const char *name, const char *fmt,
                         bool lock, char *msg, size_t msgsz);
+/* The same on the image open (read-write) on fd, with no lock taken: a
+ * data step's pinned image (vm/merge.c). image is for messages. */
+int journal_set_backing_fd(const struct store *s, int fd, const char *image, const char *name,
+                           const char *fmt, char *msg, size_t msgsz);
 
 #endif

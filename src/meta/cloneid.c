@@ -288,10 +288,11 @@ static int rewrite_disks(xmlNodePtr root, const struct dom_info *info,
 
 /* ---- nvram ---- */
 
-/* STORE/<vm>/... with no empty, "." or ".." component: a path the
- * caller can open below the store root, in a VM's directory (not in
- * .vmstorefs, which no valid VM name can be). */
-static bool in_store(const char *path, const char *root)
+/* STORE/<vm>/... with no empty, "." or ".." component, <vm> the source
+ * VM: a path the caller can open below the store root, in the source
+ * VM's own directory. Another VM's nvram is not this VM's owner's to
+ * copy (its variable store holds secure-boot keys, passwords). */
+static bool in_vm(const char *path, const char *root, const char *vm)
 {
     size_t rl = strlen(root);
     if (strncmp(path, root, rl) != 0 || path[rl] != '/')
@@ -304,12 +305,12 @@ static bool in_store(const char *path, const char *root)
             (len == 2 && p[0] == '.' && p[1] == '.'))
             return false;
         if (i == 0) {
-            char vm[NAME_MAX_LEN + 1];
+            char vmname[NAME_MAX_LEN + 1];
             if (len > NAME_MAX_LEN)
                 return false;
-            memcpy(vm, p, len);
-            vm[len] = '\0';
-            if (!name_is_valid(vm))
+            memcpy(vmname, p, len);
+            vmname[len] = '\0';
+            if (!name_is_valid(vmname) || strcmp(vmname, vm) != 0)
                 return false;
         }
         if (!slash)
@@ -358,8 +359,9 @@ static int rewrite_nvram(xmlNodePtr root, const struct cloneid_params *p,
         free(old);
         return 0;
     }
-    if (!in_store(old, p->store_root)) {
-        snprintf(msg, msgsz, "nvram %.*s is outside the store %s", PATH_MAX, old, p->store_root);
+    if (!in_vm(old, p->store_root, p->source_vm)) {
+        snprintf(msg, msgsz, "nvram %.*s is not in the directory of VM %s", PATH_MAX, old,
+                 p->source_vm);
         free(old);
         return -EINVAL;
     }

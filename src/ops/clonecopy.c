@@ -4,6 +4,7 @@
 
 #include "qemu/chain.h"
 #include "qemu/qimg.h"
+#include "qemu/qspec.h"
 #include "store/storeio.h"
 
 #include <errno.h>
@@ -31,20 +32,25 @@ static int create_file(const struct store *s, const char *path)
     return fd < 0 ? -e : fd;
 }
 
+/* dst, new, sharing the extents of the file open on in. */
+static int reflink_fd(const struct store *s, int in, const char *dst)
+{
+    int out = create_file(s, dst);
+    if (out < 0)
+        return out;
+    int r = ioctl(out, FICLONE, in) < 0 ? -errno : 0;
+    close(out);
+    return r;
+}
+
 static int reflink_file(const struct store *s, const char *src, const char *dst)
 {
     char why[MSG_MAX];
     int in = store_open_read(s, src, why, sizeof(why));
     if (in < 0)
         return in;
-    int out = create_file(s, dst);
-    if (out < 0) {
-        close(in);
-        return out;
-    }
-    int r = ioctl(out, FICLONE, in) < 0 ? -errno : 0;
+    int r = reflink_fd(s, in, dst);
     close(in);
-    close(out);
     return r;
 }
 
@@ -108,26 +114,42 @@ static bool worker_stopped(void *arg)
     return atomic_load(&((struct copy_run *)arg)->stop);
 }
 
+/* The source chain is pinned (chain_pin) and qemu-img reads exactly
+ * those files (qspec.h): the source VM's owner may rename and swap images
+ * in its directory while the clone copies, and a name reopened later
+ * could be a file outside the VM. The copy goes to the clone's temporary
+ * directory, which only the daemon writes. */
 static void copy_one(struct worker *w)
 {
     struct clonecopy_disk *d = w->d;
     const struct store *s = w->run->s;
+    struct chain c;
+    if ((d->err = chain_pin(s, d->src, &c, d->msg, sizeof(d->msg))) < 0)
+        return;
     /* A disk with no chain on a reflink file system: the file is its own
      * collapsed copy, shared extent by extent. */
-    if (w->run->reflinks && d->chainless) {
-        if (reflink_file(s, d->src, d->dst) == 0) {
+    if (w->run->reflinks && c.n == 1) {
+        if (reflink_fd(s, c.fds[0], d->dst) == 0) {
             on_pct(100.0, w);
+            chain_free(&c);
             return;
         }
         storeio_unlink(s, d->dst); /* fall back to converting */
     }
+    char *spec;
+    struct spawn_fds fds;
     struct qimg_argv a;
-    if ((d->err = qimg_argv_convert_collapse(&a, s->qemu_img, d->src, "qcow2", d->dst,
-                                             w->run->reflinks)) < 0)
-        return;
-    struct qimg_progress p = { .on_pct = on_pct, .arg = w };
-    d->err = qimg_run_watched(&a, qimg_data_timeout(d->weight), "convert", &p, worker_stopped,
-                              w->run, d->msg, sizeof(d->msg));
+    if ((d->err = qspec_chain(&c, 0, true, &spec, &fds)) == 0) {
+        if ((d->err = qimg_argv_convert_collapse(&a, s->qemu_img, spec, "qcow2", d->dst,
+                                                 w->run->reflinks)) == 0) {
+            qimg_argv_pass(&a, &fds);
+            struct qimg_progress p = { .on_pct = on_pct, .arg = w };
+            d->err = qimg_run_watched(&a, qimg_data_timeout(d->weight), "convert", &p,
+                                      worker_stopped, w->run, d->msg, sizeof(d->msg));
+        }
+        free(spec);
+    }
+    chain_free(&c);
 }
 
 static void *worker_main(void *arg)

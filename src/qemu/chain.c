@@ -107,12 +107,30 @@ static int refuse(char *msg, size_t msgsz, const char *image, const char *name, 
     return -EACCES;
 }
 
-/* dir + "/" + name resolved lexically into out; false (why set) when it
- * leaves root or climbs back out of a directory it named ("a/.."). */
-static bool resolve(const char *root, const char *dir, const char *name, char *out, size_t outsz,
-                    const char **why)
+/* The length of "ROOT/VM" in dir (a directory below root): the part of
+ * every path a backing name given in dir may not climb out of. 0 when dir
+ * is not below root. */
+static size_t vm_prefix(const char *root, const char *dir)
 {
-    size_t rl = strlen(root), len = strlen(dir);
+    size_t rl = strlen(root);
+    if (strncmp(dir, root, rl) != 0 || dir[rl] != '/' || dir[rl + 1] == '\0')
+        return 0;
+    return rl + 1 + strcspn(dir + rl + 1, "/");
+}
+
+/* dir + "/" + name resolved lexically into out; false (why set) when it
+ * leaves the VM's directory (ROOT/VM, the first directory of dir below
+ * root) or climbs back out of a directory it named ("a/.."). A backing
+ * file in another VM is not this VM's to read: its owner may not be
+ * this VM's (SPEC: an image's backing file lies inside its own VM). */
+static bool resolve(const char *root, bool store_wide, const char *dir, const char *name,
+                    char *out, size_t outsz, const char **why)
+{
+    size_t rl = store_wide ? strlen(root) : vm_prefix(root, dir), len = strlen(dir);
+    if (rl == 0) {
+        *why = "the image is not in a VM's directory";
+        return false;
+    }
     if (len >= outsz) {
         *why = "resolved name too long";
         return false;
@@ -129,7 +147,7 @@ static bool resolve(const char *root, const char *dir, const char *name, char *o
                 return false;
             }
             if (len <= rl) {
-                *why = "leaves the store";
+                *why = "leaves the VM's directory";
                 return false;
             }
             while (len > rl && out[len - 1] != '/')
@@ -152,15 +170,17 @@ static bool resolve(const char *root, const char *dir, const char *name, char *o
             p++;
     }
     if (len <= rl) {
-        *why = "names the store itself";
+        *why = "names the VM's directory itself";
         return false;
     }
     return true;
 }
 
-/* The refusals that need no file: see chain.h. */
-static int check_name(const struct store *s, const char *image, const struct qcow2_backing *b,
-                      struct backing_info *out, char *msg, size_t msgsz)
+/* The refusals that need no file: see chain.h. store_wide: the name may
+ * lead anywhere in the store (chain_backing_store_wide). */
+static int check_name_in(const struct store *s, bool store_wide, const char *image,
+                         const struct qcow2_backing *b, struct backing_info *out, char *msg,
+                         size_t msgsz)
 {
     const char *name = b->name, *why = NULL;
     if (name[0] == '/')
@@ -182,11 +202,17 @@ static int check_name(const struct store *s, const char *image, const struct qco
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
-    if (!resolve(s->root, dir, name, out->path, sizeof(out->path), &why)) {
+    if (!resolve(s->root, store_wide, dir, name, out->path, sizeof(out->path), &why)) {
         out->path[0] = '\0';
         return refuse(msg, msgsz, image, name, why);
     }
     return 0;
+}
+
+static int check_name(const struct store *s, const char *image, const struct qcow2_backing *b,
+                      struct backing_info *out, char *msg, size_t msgsz)
+{
+    return check_name_in(s, false, image, b, out, msg, msgsz);
 }
 
 int chain_check_name(const struct store *s, const char *image, const char *name,
@@ -205,33 +231,15 @@ int chain_check_name(const struct store *s, const char *image, const char *name,
     return r;
 }
 
-/* chain_backing, also giving the image's attributes (for loop checks). */
-/* The header of the image at path, or, when open_fd >= 0, of the file
- * open there (reopened through /proc/self/fd: the same inode, read
- * without the caller's O_DIRECT or write-only mode). */
-static int backing_at(const struct store *s, const char *path, int open_fd,
-                      struct backing_info *out, struct stat *st, char *msg, size_t msgsz)
+/* The header of the image open on fd (at path): its backing file,
+ * checked, and the file's attributes (for loop checks). */
+static int backing_of(const struct store *s, const char *path, int fd, struct backing_info *out,
+                      struct stat *st, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));
     char why[MSG_MAX];
-    int fd;
-    if (open_fd >= 0) {
-        char proc[32];
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", open_fd);
-        fd = open(proc, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            snprintf(why, sizeof(why), "%s", strerror(errno));
-        fd = fd < 0 ? -errno : fd;
-    } else {
-        fd = store_open_read(s, path, why, sizeof(why));
-    }
-    if (fd < 0) {
-        snprintf(msg, msgsz, "%s: %s", path, why);
-        return fd;
-    }
     struct qcow2_backing b;
     int r = fstat(fd, st) < 0 ? -errno : read_header(fd, st, &b, why, sizeof(why));
-    close(fd);
     if (r < 0) {
         snprintf(msg, msgsz, "%s: %s", path, r == -EINVAL ? why : strerror(-r));
         return r;
@@ -249,16 +257,67 @@ static int backing_at(const struct store *s, const char *path, int open_fd,
     return 0;
 }
 
+/* Opens the image at path for reading (beneath the root, no symbolic
+ * link, a regular file), or, when open_fd >= 0, the file open there
+ * (reopened through /proc/self/fd: the same inode, read without the
+ * caller's O_DIRECT or write-only mode). */
+static int open_link(const struct store *s, const char *path, int open_fd, char *msg,
+                     size_t msgsz)
+{
+    char why[MSG_MAX];
+    int fd;
+    if (open_fd >= 0) {
+        char proc[32];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", open_fd);
+        fd = open(proc, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            fd = -errno;
+            snprintf(why, sizeof(why), "%s", strerror(-fd));
+        }
+    } else {
+        fd = store_open_read(s, path, why, sizeof(why));
+    }
+    if (fd < 0)
+        snprintf(msg, msgsz, "%s: %s", path, why);
+    return fd;
+}
+
 int chain_backing(const struct store *s, const char *path, struct backing_info *out, char *msg,
                   size_t msgsz)
 {
     struct stat st;
-    return backing_at(s, path, -1, out, &st, msg, msgsz);
+    memset(out, 0, sizeof(*out));
+    int fd = open_link(s, path, -1, msg, msgsz);
+    if (fd < 0)
+        return fd;
+    int r = backing_of(s, path, fd, out, &st, msg, msgsz);
+    close(fd);
+    return r;
+}
+
+int chain_backing_store_wide(const struct store *s, const char *path, struct backing_info *out,
+                             char *msg, size_t msgsz)
+{
+    memset(out, 0, sizeof(*out));
+    char why[MSG_MAX];
+    int fd = store_open_read(s, path, why, sizeof(why));
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    struct qcow2_backing b;
+    int r = fstat(fd, &st) < 0 ? -errno : read_header(fd, &st, &b, why, sizeof(why));
+    close(fd);
+    if (r == 0 && b.name[0] && (r = check_name_in(s, true, path, &b, out, msg, msgsz)) == 0) {
+        memcpy(out->name, b.name, sizeof(out->name));
+        memcpy(out->format, b.format, sizeof(b.format));
+    }
+    return r;
 }
 
 /* ---- the whole chain ---- */
 
-static int add_link(struct chain *c, size_t *cap, const char *path, const char *format)
+static int add_link(struct chain *c, size_t *cap, bool pin, const char *path,
+                    const char *format)
 {
     if (c->n == *cap) {
         size_t ncap = *cap ? *cap * 2 : 8;
@@ -266,27 +325,20 @@ static int add_link(struct chain *c, size_t *cap, const char *path, const char *
         if (!l)
             return -ENOMEM;
         c->links = l;
+        if (pin) {
+            int *f = realloc(c->fds, ncap * sizeof(*f));
+            if (!f)
+                return -ENOMEM;
+            c->fds = f;
+        }
         *cap = ncap;
     }
     snprintf(c->links[c->n].path, sizeof(c->links[0].path), "%s", path);
     snprintf(c->links[c->n].format, sizeof(c->links[0].format), "%s", format);
+    if (pin)
+        c->fds[c->n] = -1;
     c->n++;
     return 0;
-}
-
-/* A raw base: only that it is a regular file beneath the root. */
-static int stat_raw(const struct store *s, const char *path, struct stat *st, char *msg,
-                    size_t msgsz)
-{
-    char why[MSG_MAX];
-    int fd = store_open_read(s, path, why, sizeof(why));
-    if (fd < 0) {
-        snprintf(msg, msgsz, "%s: %s", path, why);
-        return fd;
-    }
-    int r = fstat(fd, st) < 0 ? -errno : 0;
-    close(fd);
-    return r;
 }
 
 struct walk_stop {
@@ -294,8 +346,9 @@ struct walk_stop {
     void *arg;
 };
 
+/* pin: keep each link's descriptor in out->fds (chain_pin). */
 static int walk(const struct store *s, const char *path, int fd0, const struct walk_stop *stop,
-                struct chain *out, char *msg, size_t msgsz)
+                bool pin, struct chain *out, char *msg, size_t msgsz)
 {
     struct stat *seen = NULL;
     size_t cap = 0;
@@ -308,7 +361,7 @@ static int walk(const struct store *s, const char *path, int fd0, const struct w
             r = -ELOOP;
             break;
         }
-        if ((r = add_link(out, &cap, cur, fmt)) < 0)
+        if ((r = add_link(out, &cap, pin, cur, fmt)) < 0)
             break;
         /* Checked, with everything below it, when the caller met it. */
         if (stop && out->n > 1 && stop->known(cur, stop->arg))
@@ -320,9 +373,18 @@ static int walk(const struct store *s, const char *path, int fd0, const struct w
         }
         seen = ns;
         struct backing_info b;
+        /* A raw base: only that it is a regular file beneath the root. */
         bool raw = strcmp(fmt, "raw") == 0;
-        r = raw ? stat_raw(s, cur, &seen[out->n - 1], msg, msgsz)
-                : backing_at(s, cur, out->n == 1 ? fd0 : -1, &b, &seen[out->n - 1], msg, msgsz);
+        int fd = open_link(s, cur, out->n == 1 ? fd0 : -1, msg, msgsz);
+        r = fd;
+        if (fd >= 0) {
+            r = raw ? (fstat(fd, &seen[out->n - 1]) < 0 ? -errno : 0)
+                    : backing_of(s, cur, fd, &b, &seen[out->n - 1], msg, msgsz);
+            if (pin)
+                out->fds[out->n - 1] = fd;
+            else
+                close(fd);
+        }
         if (r == -ELOOP) {
             snprintf(msg, msgsz, "%s: a symbolic link, not followed", cur);
             r = -EACCES;
@@ -350,11 +412,13 @@ static int walk(const struct store *s, const char *path, int fd0, const struct w
 }
 
 static int walk_from(const struct store *s, const char *path, int fd0,
-                     const struct walk_stop *stop, struct chain *out, char *msg, size_t msgsz)
+                     const struct walk_stop *stop, bool pin, struct chain *out, char *msg,
+                     size_t msgsz)
 {
     out->links = NULL;
+    out->fds = NULL;
     out->n = 0;
-    int r = walk(s, path, fd0, stop, out, msg, msgsz);
+    int r = walk(s, path, fd0, stop, pin, out, msg, msgsz);
     if (r < 0)
         chain_free(out);
     return r;
@@ -363,7 +427,7 @@ static int walk_from(const struct store *s, const char *path, int fd0,
 int chain_walk(const struct store *s, const char *path, struct chain *out, char *msg,
                size_t msgsz)
 {
-    return walk_from(s, path, -1, NULL, out, msg, msgsz);
+    return walk_from(s, path, -1, NULL, false, out, msg, msgsz);
 }
 
 int chain_walk_until(const struct store *s, const char *path,
@@ -371,18 +435,29 @@ int chain_walk_until(const struct store *s, const char *path,
                      char *msg, size_t msgsz)
 {
     struct walk_stop stop = { known, arg };
-    return walk_from(s, path, -1, &stop, out, msg, msgsz);
+    return walk_from(s, path, -1, &stop, false, out, msg, msgsz);
 }
 
 int chain_walk_fd(const struct store *s, int fd, const char *path, struct chain *out, char *msg,
                   size_t msgsz)
 {
-    return walk_from(s, path, fd, NULL, out, msg, msgsz);
+    return walk_from(s, path, fd, NULL, false, out, msg, msgsz);
+}
+
+int chain_pin(const struct store *s, const char *path, struct chain *out, char *msg,
+              size_t msgsz)
+{
+    return walk_from(s, path, -1, NULL, true, out, msg, msgsz);
 }
 
 void chain_free(struct chain *c)
 {
+    for (size_t i = 0; c->fds && i < c->n; i++)
+        if (c->fds[i] >= 0)
+            close(c->fds[i]);
+    free(c->fds);
     free(c->links);
     c->links = NULL;
+    c->fds = NULL;
     c->n = 0;
 }

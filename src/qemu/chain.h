@@ -2,7 +2,7 @@
  *
  * A qcow2 image names its backing file, and qemu-img or qemu opening the
  * image through the mount follows that name. A frozen image whose name is
- * absolute, climbs out of the store, is json:{...} or a protocol
+ * absolute, climbs out of its VM's directory, is json:{...} or a protocol
  * (nbd://, a ':' before the first '/') would make a reader through the
  * mount read a file outside the store or connect somewhere; one with no
  * recorded backing format would make qemu probe the format of its backing
@@ -49,6 +49,13 @@ struct backing_info {
 int chain_backing(const struct store *s, const char *path, struct backing_info *out, char *msg,
                   size_t msgsz);
 
+/* The backing name of the image at path resolved anywhere in the store
+ * (not only its own VM): for finding images of other VMs that back onto
+ * a VM's images, which no chain check passes, but which a plan must still
+ * never remove or write into (imagegraph.c, count_external). */
+int chain_backing_store_wide(const struct store *s, const char *path, struct backing_info *out,
+                             char *msg, size_t msgsz);
+
 /* The checks chain_backing makes of a stored name, for a name about to
  * be given to image (path, below s->root): 0 with the resolved absolute
  * path, or -EACCES with the reason. The file itself is not opened. */
@@ -61,6 +68,7 @@ struct chain_link {
 };
 struct chain {
     struct chain_link *links; /* links[0] = the image itself (qcow2), last = the base */
+    int *fds; /* chain_pin: fds[i] is links[i] open for reading; NULL otherwise */
     size_t n;
 };
 
@@ -84,6 +92,14 @@ int chain_walk_until(const struct store *s, const char *path,
  * another file is put at path meanwhile. */
 int chain_walk_fd(const struct store *s, int fd, const char *path, struct chain *out, char *msg,
                   size_t msgsz);
+/* chain_walk, keeping every link open (out->fds): each header was read
+ * from the descriptor kept, so the files the chain names are the ones
+ * checked, whatever is renamed meanwhile. What qemu-img is given to open
+ * (qspec.h), never a path: the daemon acts on files in directories their
+ * owners can change. */
+int chain_pin(const struct store *s, const char *path, struct chain *out, char *msg,
+              size_t msgsz);
+/* Closes what chain_pin kept. */
 void chain_free(struct chain *c);
 
 /* Counters of the header cache (tests, measurements). */

@@ -17,6 +17,7 @@ static void argv_start(struct qimg_argv *a, const char *qemu_img, const char *ve
 {
     a->n = 0;
     a->overflow = false;
+    a->fds = (struct spawn_fds){ NULL, 0 };
     a->v[a->n++] = qemu_img;
     a->v[a->n++] = verb;
     a->v[a->n] = NULL;
@@ -39,6 +40,26 @@ int qimg_argv_add(struct qimg_argv *a, const char *arg)
 static int argv_done(const struct qimg_argv *a)
 {
     return a->overflow ? -E2BIG : 0;
+}
+
+/* A data step's image is a json: spec of descriptors (qspec.h), never a
+ * name: a vector given a name is marked and refused. */
+static bool is_spec(const char *image)
+{
+    return strncmp(image, "json:", 5) == 0;
+}
+
+static int spec_only(struct qimg_argv *a, const char *image)
+{
+    if (is_spec(image))
+        return 0;
+    a->overflow = true;
+    return -EINVAL;
+}
+
+void qimg_argv_pass(struct qimg_argv *a, const struct spawn_fds *fds)
+{
+    a->fds = *fds;
 }
 
 int qimg_argv_info(struct qimg_argv *a, const char *qemu_img, const char *image, bool chain)
@@ -86,7 +107,7 @@ int qimg_argv_convert_collapse(struct qimg_argv *a, const char *qemu_img, const 
     qimg_argv_add(a, "qcow2");
     qimg_argv_add(a, src);
     qimg_argv_add(a, dst);
-    return argv_done(a);
+    return spec_only(a, src) < 0 ? -EINVAL : argv_done(a);
 }
 
 static int argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
@@ -106,6 +127,9 @@ static int argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *im
         qimg_argv_add(a, backing_fmt);
     }
     qimg_argv_add(a, image);
+    /* The new backing of a safe rebase is opened too: a spec, or "". */
+    if (spec_only(a, image) < 0 || (!unsafe && backing[0] && spec_only(a, backing) < 0))
+        return -EINVAL;
     return argv_done(a);
 }
 
@@ -146,7 +170,7 @@ int qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *imag
     qimg_argv_add(a, "qcow2");
     qimg_argv_add(a, "-d");
     qimg_argv_add(a, image);
-    return argv_done(a);
+    return spec_only(a, image) < 0 ? -EINVAL : argv_done(a);
 }
 
 int qimg_argv_check_leaks(struct qimg_argv *a, const char *qemu_img, const char *image)
@@ -158,7 +182,7 @@ int qimg_argv_check_leaks(struct qimg_argv *a, const char *qemu_img, const char 
     qimg_argv_add(a, "qcow2");
     qimg_argv_add(a, "--output=json");
     qimg_argv_add(a, image);
-    return argv_done(a);
+    return spec_only(a, image) < 0 ? -EINVAL : argv_done(a);
 }
 
 /* ---- JSON ---- */
@@ -455,7 +479,7 @@ int qimg_run_watched(const struct qimg_argv *a, unsigned timeout_sec, const char
     struct run_watch rw = { p, cancelled, carg };
     struct spawn_watch w = { watch_output, cancelled ? watch_cancelled : NULL, &rw };
     struct spawn_result res;
-    int r = spawn_run_watched(a->v, timeout_sec, &w, &res);
+    int r = spawn_run_fds(a->v, a->fds.n ? &a->fds : NULL, timeout_sec, &w, &res);
     if (r == -EINTR && res.cancelled) {
         snprintf(msg, msgsz, "qemu-img %s: interrupted", what);
         spawn_result_free(&res);
@@ -497,19 +521,19 @@ int qimg_parse_check(const char *json, struct qimg_check *out, char *msg, size_t
     return r;
 }
 
-int qimg_repair_leaks(const char *qemu_img, const char *image, unsigned timeout_sec,
-                      struct qimg_check *out, char *msg, size_t msgsz)
+int qimg_repair_leaks(const char *qemu_img, const char *spec, const struct spawn_fds *fds,
+                      unsigned timeout_sec, struct qimg_check *out, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));
     struct qimg_argv a;
-    int r = qimg_argv_check_leaks(&a, qemu_img, image);
+    int r = qimg_argv_check_leaks(&a, qemu_img, spec);
     if (r < 0) {
-        snprintf(msg, msgsz, "qemu-img check: too many arguments");
+        snprintf(msg, msgsz, "qemu-img check: %s", r == -E2BIG ? "too many arguments" : "not a spec");
         return r;
     }
     struct spawn_result res;
     /* Exit 2 (corruptions) and 3 (leaks left) still print the result. */
-    int ran = spawn_run(a.v, timeout_sec, &res);
+    int ran = spawn_run_fds(a.v, fds, timeout_sec, NULL, &res);
     if (res.exit_code >= 0 && res.exit_code <= 3 && res.out_len) {
         r = qimg_parse_check(res.out, out, msg, msgsz);
     } else {

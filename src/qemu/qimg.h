@@ -7,6 +7,8 @@
 #ifndef VMSTOREFS_QIMG_H
 #define VMSTOREFS_QIMG_H
 
+#include "util/spawn.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,10 +39,21 @@ struct qimg_argv {
     const char *v[QIMG_ARGV_MAX]; /* NULL-terminated */
     int n;
     bool overflow; /* an argument did not fit: the vector must not run */
+    struct spawn_fds fds; /* the descriptors its json: specs name (qspec.h) */
 };
 
 /* The builders below return 0, or -E2BIG when an argument did not fit
- * (then the vector is marked and must not be run). */
+ * (then the vector is marked and must not be run).
+ *
+ * Every builder of a data step (convert, rebase, commit, check) takes
+ * the image as a json: spec of descriptors the daemon opened and checked
+ * (qspec.h), never a name someone could swap: given anything else it
+ * returns -EINVAL and marks the vector. qimg_argv_pass then hands the
+ * spec's descriptors to the run. */
+
+/* The descriptors the vector's specs name (they must stay open until
+ * the run returns). */
+void qimg_argv_pass(struct qimg_argv *a, const struct spawn_fds *fds);
 
 /* Appends ARG: 0, or -E2BIG past QIMG_ARGV_MAX - 1 arguments (and every
  * call after that), with a->overflow set. */
@@ -63,7 +76,9 @@ int qimg_argv_convert_collapse(struct qimg_argv *a, const char *qemu_img, const 
                                const char *src_fmt, const char *dst, bool offload);
 /* qemu-img rebase -p -f qcow2 -b BACKING -F FMT IMAGE (safe mode: data
  * is copied so the image reads the same; -p: progress on stdout, see
- * qimg_progress); BACKING "" makes it standalone. */
+ * qimg_progress); BACKING "" makes it standalone, otherwise it is a spec
+ * too (qspec_backing), which qemu-img writes into the header as it is:
+ * the caller sets the real name afterwards. */
 int qimg_argv_rebase(struct qimg_argv *a, const char *qemu_img, const char *image,
                       const char *backing, const char *backing_fmt);
 /* qemu-img rebase -u -f qcow2 -b BACKING -F FMT IMAGE: only the name and
@@ -142,7 +157,7 @@ int qimg_parse_check(const char *json, struct qimg_check *out, char *msg, size_t
 /* Runs qimg_argv_check_leaks on image: 0 when the image is clean after
  * it (out says how many leaks it freed), -EIO with msg when anything is
  * left, other -errno when it could not run. */
-int qimg_repair_leaks(const char *qemu_img, const char *image, unsigned timeout_sec,
-                      struct qimg_check *out, char *msg, size_t msgsz);
+int qimg_repair_leaks(const char *qemu_img, const char *spec, const struct spawn_fds *fds,
+                      unsigned timeout_sec, struct qimg_check *out, char *msg, size_t msgsz);
 
 #endif

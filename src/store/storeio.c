@@ -144,6 +144,14 @@ int storeio_read(const struct store *s, const char *path, size_t max, char **out
     return 0;
 }
 
+int storeio_reopen(int fd, int flags)
+{
+    char proc[32];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    int r = open(proc, flags | O_CLOEXEC | O_NOCTTY);
+    return r < 0 ? -errno : r;
+}
+
 int storeio_fsync(const struct store *s, const char *path)
 {
     int fd = store_open(s, path, O_RDONLY);

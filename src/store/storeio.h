@@ -26,6 +26,11 @@ int storeio_copy_new(const struct store *s, const char *src, const char *dst, in
 /* Reads a whole regular file of at most max bytes (malloc'd, NUL-terminated). */
 int storeio_read(const struct store *s, const char *path, size_t max, char **out, size_t *len);
 int storeio_fsync(const struct store *s, const char *path);
+/* A new descriptor of the file fd has open, with flags (O_CLOEXEC
+ * added): through /proc/self/fd, so the same inode, never a file put at
+ * its name since. Its own open file description: it holds none of fd's
+ * OFD locks. */
+int storeio_reopen(int fd, int flags);
 /* fsync of the directory holding path. */
 int storeio_fsync_parent(const struct store *s, const char *path);
 /* renameat2 with flags (RENAME_NOREPLACE, ...). */

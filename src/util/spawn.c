@@ -70,17 +70,36 @@ static bool capture_read(struct capture *c, const struct spawn_watch *w)
     return true;
 }
 
+/* The passed descriptors become 3, 4, ... in the child: each is first
+ * copied above that range (so no dup2 below clobbers one not yet moved),
+ * then into place; dup2 leaves the new descriptor without FD_CLOEXEC.
+ * tmp has room for n. */
+static bool place_fds(const struct spawn_fds *f, int *tmp)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if ((tmp[i] = fcntl(f->fd[i], F_DUPFD_CLOEXEC, 3 + (int)f->n)) < 0)
+            return false;
+    for (size_t i = 0; i < f->n; i++)
+        if (dup2(tmp[i], 3 + (int)i) < 0)
+            return false;
+    return true;
+}
+
 /* Only async-signal-safe calls between fork and exec: the daemon is
  * multithreaded. */
-static void child_exec(const char *const argv[], pid_t parent, int out_w, int err_w)
+static void child_exec(const char *const argv[], const struct spawn_fds *f, int *tmp,
+                       pid_t parent, int out_w, int err_w)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
         _exit(127);
     setpgid(0, 0);
-    int devnull = open("/dev/null", O_RDONLY);
+    /* Before 0-2 are replaced: a passed descriptor may be one of them. */
+    if (f && !place_fds(f, tmp))
+        _exit(127);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
         _exit(127);
-    close_range(3, ~0U, 0);
+    close_range(3 + (f ? (unsigned)f->n : 0), ~0U, 0);
     /* libfuse ignores SIGPIPE in the daemon; an ignored signal survives
      * exec, and qemu-img should see the default. */
     struct sigaction dfl = { .sa_handler = SIG_DFL };
@@ -165,11 +184,17 @@ static int reap(pid_t pid, int64_t deadline, struct spawn_result *res, int *stat
 
 int spawn_run(const char *const argv[], unsigned timeout_sec, struct spawn_result *res)
 {
-    return spawn_run_watched(argv, timeout_sec, NULL, res);
+    return spawn_run_fds(argv, NULL, timeout_sec, NULL, res);
 }
 
 int spawn_run_watched(const char *const argv[], unsigned timeout_sec, const struct spawn_watch *w,
                       struct spawn_result *res)
+{
+    return spawn_run_fds(argv, NULL, timeout_sec, w, res);
+}
+
+int spawn_run_fds(const char *const argv[], const struct spawn_fds *f, unsigned timeout_sec,
+                  const struct spawn_watch *w, struct spawn_result *res)
 {
     struct capture out, err;
     memset(res, 0, sizeof(*res));
@@ -183,20 +208,30 @@ int spawn_run_watched(const char *const argv[], unsigned timeout_sec, const stru
     if (!argv || !argv[0] || argv[0][0] != '/')
         return -EINVAL;
 
+    if (f && f->n > SPAWN_FDS_MAX)
+        return -EMFILE;
+    /* The child's scratch for place_fds: no malloc after fork. */
+    int *tmp = f && f->n ? calloc(f->n, sizeof(*tmp)) : NULL;
+    if (f && f->n && !tmp)
+        return -ENOMEM;
     int po[2], pe[2];
-    if (pipe2(po, O_CLOEXEC) < 0)
+    if (pipe2(po, O_CLOEXEC) < 0) {
+        free(tmp);
         return -errno;
+    }
     if (pipe2(pe, O_CLOEXEC) < 0) {
         int e = errno;
         close(po[0]);
         close(po[1]);
+        free(tmp);
         return -e;
     }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        child_exec(argv, parent, po[1], pe[1]);
+        child_exec(argv, f, tmp, parent, po[1], pe[1]);
     int fork_errno = errno;
+    free(tmp);
     close(po[1]);
     close(pe[1]);
     if (pid < 0) {

@@ -3,7 +3,8 @@
  * Promises: no shell is involved (argv is passed as is); argv[0] must be an
  * absolute path; the child gets a fixed environment (LC_ALL=C so messages
  * and JSON are not localised, a fixed PATH), stdin from /dev/null, no
- * inherited descriptors; it is killed if the daemon dies (PR_SET_PDEATHSIG,
+ * inherited descriptors but those passed on purpose (spawn_fds); it is
+ * killed if the daemon dies (PR_SET_PDEATHSIG,
  * so a crashed daemon leaves no writer behind) and when the timeout
  * expires. stdout and stderr are captured up to a limit each. */
 #ifndef VMSTOREFS_SPAWN_H
@@ -48,6 +49,20 @@ struct spawn_watch {
  * whether to stop it. */
 int spawn_run_watched(const char *const argv[], unsigned timeout_sec, const struct spawn_watch *w,
                       struct spawn_result *res);
+/* Descriptors handed to the child: fd[i] becomes descriptor 3 + i there
+ * (so /proc/self/fd/<3+i> names it), every other one is closed. How
+ * qemu-img is made to open exactly the files the daemon checked. */
+struct spawn_fds {
+    const int *fd;
+    size_t n;
+};
+/* More than a chain can hold (CHAIN_MAX_DEPTH) plus a few. */
+#define SPAWN_FDS_MAX 1100
+
+/* spawn_run_watched, with f (may be NULL) passed to the child. -EMFILE
+ * past SPAWN_FDS_MAX. */
+int spawn_run_fds(const char *const argv[], const struct spawn_fds *f, unsigned timeout_sec,
+                  const struct spawn_watch *w, struct spawn_result *res);
 void spawn_result_free(struct spawn_result *res);
 
 /* The last non-empty line of the child's stderr, trimmed, for one-line

@@ -145,12 +145,14 @@ struct build_ctx {
 };
 
 /* An image of another VM: does its backing file lie in the graph? Only
- * its header is read (cached, chain.h). */
+ * its header is read (cached, chain.h). Such a chain is refused wherever
+ * it is served (it leaves its VM), but the image it names is still
+ * never removed or written into under it. */
 static void count_backing(struct build_ctx *b, const char *path)
 {
     struct backing_info bi;
     char why[MSG_MAX];
-    if (chain_backing(b->s, path, &bi, why, sizeof(why)) < 0 || !bi.path[0])
+    if (chain_backing_store_wide(b->s, path, &bi, why, sizeof(why)) < 0 || !bi.path[0])
         return;
     int at = igraph_find(b->g, bi.path);
     if (at >= 0)

@@ -15,7 +15,9 @@
 
 #include "vm/bgmerge.h"
 #include "qemu/chain.h"
+#include "qemu/qcow2hdr.h"
 #include "qemu/qimg.h"
+#include "qemu/qspec.h"
 #include "store/storeio.h"
 #include "util/jobs.h"
 #include "util/log.h"
@@ -23,17 +25,21 @@
 #include "util/names.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-/* Bytes a data step moves at most: the allocation of the image it reads. */
-static uint64_t allocated(const struct store *s, const char *path)
+/* Bytes a data step moves at most: the allocation of the image it reads
+ * (open on fd). */
+static uint64_t allocated(int fd)
 {
     struct stat st;
-    return store_lstat(s, path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+    return fstat(fd, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }
 
 struct merge_progress {
@@ -64,7 +70,9 @@ static void merge_names(const struct jstep *st, struct merge_names *n)
     }
 }
 
-/* Runs a merge's qemu-img with its log lines and its line in .jobs. */
+/* Runs a merge's qemu-img with its log lines and its line in .jobs. The
+ * vector's image is a spec of the pinned chain (qspec.h): what qemu-img
+ * opens is what was checked here, whatever the VM's owner renames. */
 static int run_merge(const struct journal *j, const struct jstep *st, const struct qimg_argv *a,
                      uint64_t bytes, char *msg, size_t msgsz)
 {
@@ -97,41 +105,82 @@ static int run_merge(const struct journal *j, const struct jstep *st, const stru
 /* A run of the operation was interrupted (recovery): its qemu-img may
  * have been killed after it allocated clusters and before it referenced
  * them. They waste space only, but qemu-img check reports them, so the
- * image just written is cleared of them. A failure here is logged, not
- * the step's: the data is whole. */
-static void repair_leaks(const struct journal *j, const struct jstep *st, const char *image,
-                         uint64_t bytes)
+ * layer just written (links[at] of the pinned chain) is cleared of them.
+ * A failure here is logged, not the step's: the data is whole. */
+static void repair_leaks(const struct journal *j, const struct jstep *st, const struct chain *c,
+                         size_t at, uint64_t bytes)
 {
     struct merge_names n;
-    struct qimg_check c;
+    struct qimg_check chk;
     char why[MSG_MAX];
+    char *spec;
+    struct spawn_fds fds;
+    const char *image = c->links[at].path;
     merge_names(st, &n);
-    int r = qimg_repair_leaks(j->s->qemu_img, image, qimg_data_timeout(bytes), &c, why,
+    int r = qspec_chain(c, at, false, &spec, &fds);
+    if (r == 0) {
+        r = qimg_repair_leaks(j->s->qemu_img, spec, &fds, qimg_data_timeout(bytes), &chk, why,
                               sizeof(why));
+        free(spec);
+    } else {
+        snprintf(why, sizeof(why), "%s", strerror(-r));
+    }
     if (r < 0)
         log_msg(LOG_WARNING,
                 "merge of %s disk %s (snapshot %s): replayed; leaked clusters of %s not "
                 "repaired: %s",
                 j->vm, n.dev, n.snap, image, why);
     else
-        log_msg(c.leaks_fixed ? LOG_NOTICE : LOG_INFO,
+        log_msg(chk.leaks_fixed ? LOG_NOTICE : LOG_INFO,
                 "merge of %s disk %s (snapshot %s): replayed; %llu leaked cluster(s) of %s freed",
-                j->vm, n.dev, n.snap, (unsigned long long)c.leaks_fixed, image);
+                j->vm, n.dev, n.snap, (unsigned long long)chk.leaks_fixed, image);
 }
 
 /* After qemu-img: the step is done (and the journal marks it) only once
- * what it wrote is on disk. qemu-img flushes as it closes; the fsync
- * here does not depend on that. */
-static int finish(const struct journal *j, const struct jstep *st, const char *image,
-                  uint64_t bytes, int r, char *msg, size_t msgsz)
+ * what it wrote (links[at]) is on disk. qemu-img flushes as it closes;
+ * the fsync here does not depend on that. */
+static int finish(const struct journal *j, const struct jstep *st, const struct chain *c,
+                  size_t at, uint64_t bytes, int r, char *msg, size_t msgsz)
 {
     if (r < 0)
         return r;
     if (j->recovering)
-        repair_leaks(j, st, image, bytes);
-    if ((r = storeio_fsync(j->s, image)) < 0)
-        snprintf(msg, msgsz, "fsync %s: %s", image, strerror(-r));
+        repair_leaks(j, st, c, at, bytes);
+    if (fsync(c->fds[at]) < 0) {
+        r = -errno;
+        snprintf(msg, msgsz, "fsync %s: %s", c->links[at].path, strerror(-r));
+    }
     return r;
+}
+
+/* qemu-img's vector for the pinned chain c, run as a merge. */
+static int run_spec(const struct journal *j, const struct jstep *st, struct qimg_argv *a,
+                    const struct spawn_fds *fds, uint64_t bytes, char *msg, size_t msgsz)
+{
+    qimg_argv_pass(a, fds);
+    return run_merge(j, st, a, bytes, msg, msgsz);
+}
+
+/* A pull whose qemu-img finished wrote the spec of its new backing into
+ * the header (qimg.h): a crash before the real name was set leaves that
+ * string, which no chain check passes. The replay sets it back onto where
+ * the pull started and copies again. */
+static int unspec_header(const struct journal *j, const struct jstep *st, char *msg,
+                         size_t msgsz)
+{
+    char why[MSG_MAX];
+    struct qcow2_backing b;
+    int fd = store_open_read(j->s, st->a, why, sizeof(why));
+    int r = fd < 0 ? fd : qcow2_read_backing(fd, &b, why, sizeof(why));
+    if (fd >= 0)
+        close(fd);
+    if (r < 0 || strncmp(b.name, "json:", 5) != 0 || !st->from)
+        return 0; /* the chain checks that follow say what is wrong */
+    log_msg(LOG_NOTICE,
+            "pull into %s: its header names the spec qemu-img was given, the pull was not "
+            "recorded as done: set back onto %s and copied again",
+            st->a, st->from);
+    return journal_set_backing(j->s, st->a, st->from, st->from_fmt, j->lock_steps, msg, msgsz);
 }
 
 /* Where a pull starts (journal.h, the replay contract): *done when there
@@ -174,34 +223,59 @@ static int pull_start(const struct journal *j, const struct jstep *st,
     return journal_set_backing(j->s, st->a, st->from, st->from_fmt, j->lock_steps, msg, msgsz);
 }
 
-/* A data step runs qemu-img on files it checks first: regular files
- * beneath the root, the image backing onto what the plan said. */
+/* A data step runs qemu-img on files it checks first and holds open:
+ * regular files beneath the root, the image backing onto what the plan
+ * said, the whole chain inside the VM. */
 static int run_pull(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
 {
     struct backing_info now;
     bool done;
-    int r = chain_backing(j->s, st->a, &now, msg, msgsz);
-    if (r < 0 || (r = pull_start(j, st, &now, &done, msg, msgsz)) < 0 || done)
+    int r = unspec_header(j, st, msg, msgsz);
+    if (r < 0 || (r = chain_backing(j->s, st->a, &now, msg, msgsz)) < 0 ||
+        (r = pull_start(j, st, &now, &done, msg, msgsz)) < 0 || done)
         return r;
-    /* It may have been set back. */
-    if ((r = chain_backing(j->s, st->a, &now, msg, msgsz)) < 0)
+    /* It may have been set back. Everything qemu-img reads (the old chain
+     * and the new backing chain, below it) is pinned here. */
+    struct chain c;
+    if ((r = chain_pin(j->s, st->a, &c, msg, msgsz)) < 0)
         return r;
-    /* qemu-img reads the whole new backing chain: it must pass the
-     * checks every chain of the store passes. */
-    if (st->b[0]) {
-        char target[PATH_MAX];
-        struct chain c;
-        if ((r = chain_check_name(j->s, st->a, st->b, st->fmt, target, sizeof(target), msg,
-                                  msgsz)) < 0 ||
-            (r = chain_walk(j->s, target, &c, msg, msgsz)) < 0)
-            return r;
-        chain_free(&c);
+    char target[PATH_MAX] = "";
+    if (st->b[0])
+        r = chain_check_name(j->s, st->a, st->b, st->fmt, target, sizeof(target), msg, msgsz);
+    /* The new backing is what the old one backs onto: a pull takes one
+     * layer out of the chain. */
+    if (r == 0 && (c.n < 2 || (target[0] ? c.n < 3 || strcmp(c.links[2].path, target) != 0
+                                          : c.n != 2))) {
+        snprintf(msg, msgsz, "pull into %s: its backing file does not back onto %s", st->a,
+                 st->b[0] ? st->b : "nothing");
+        r = -EINVAL;
     }
-    uint64_t bytes = now.path[0] ? allocated(j->s, now.path) : 0;
+    char *spec = NULL, *bspec = NULL;
+    struct spawn_fds fds;
     struct qimg_argv a;
-    if ((r = qimg_argv_rebase(&a, j->s->qemu_img, st->a, st->b, st->fmt ? st->fmt : "")) < 0)
-        return r;
-    return finish(j, st, st->a, bytes, run_merge(j, st, &a, bytes, msg, msgsz), msg, msgsz);
+    if (r == 0)
+        r = qspec_chain(&c, 0, true, &spec, &fds);
+    if (r == 0 && target[0])
+        r = qspec_backing(&c, 0, 2, &bspec);
+    if (r == 0)
+        r = qimg_argv_rebase(&a, j->s->qemu_img, spec, bspec ? bspec : "",
+                             st->fmt ? st->fmt : "");
+    if (r == 0) {
+        uint64_t bytes = allocated(c.fds[1]);
+        r = run_spec(j, st, &a, &fds, bytes, msg, msgsz);
+        /* qemu-img wrote the new backing's spec as its name: the real,
+         * relative one goes in, on the same file. */
+        int rw = r == 0 && target[0] ? storeio_reopen(c.fds[0], O_RDWR) : -1;
+        if (r == 0 && target[0])
+            r = rw < 0 ? rw : journal_set_backing_fd(j->s, rw, st->a, st->b, st->fmt, msg, msgsz);
+        if (rw >= 0)
+            close(rw);
+        r = finish(j, st, &c, 0, bytes, r, msg, msgsz);
+    }
+    free(spec);
+    free(bspec);
+    chain_free(&c);
+    return r;
 }
 
 static int run_commit(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
@@ -210,21 +284,31 @@ static int run_commit(const struct journal *j, const struct jstep *st, char *msg
      * runs only once the commit succeeded. */
     if (!storeio_exists(j->s, st->b))
         return 0;
-    struct backing_info now;
-    int r = chain_backing(j->s, st->a, &now, msg, msgsz);
+    struct chain c;
+    int r = chain_pin(j->s, st->a, &c, msg, msgsz);
     if (r < 0)
         return r;
-    /* qemu-img commit writes into whatever the image backs onto. */
-    if (strcmp(now.path, st->b) != 0) {
+    /* qemu-img commit writes into what the image backs onto: the pinned
+     * file the plan named. */
+    if (c.n < 2 || strcmp(c.links[1].path, st->b) != 0) {
         snprintf(msg, msgsz, "commit of %s into %s: it backs onto %s", st->a, st->b,
-                 now.name[0] ? now.name : "nothing");
+                 c.n < 2 ? "nothing" : c.links[1].path);
+        chain_free(&c);
         return -EINVAL;
     }
-    uint64_t bytes = allocated(j->s, st->a);
+    char *spec;
+    struct spawn_fds fds;
     struct qimg_argv a;
-    if ((r = qimg_argv_commit(&a, j->s->qemu_img, st->a)) < 0)
-        return r;
-    return finish(j, st, st->b, bytes, run_merge(j, st, &a, bytes, msg, msgsz), msg, msgsz);
+    if ((r = qspec_chain(&c, 0, true, &spec, &fds)) == 0) {
+        if ((r = qimg_argv_commit(&a, j->s->qemu_img, spec)) == 0) {
+            uint64_t bytes = allocated(c.fds[0]);
+            r = finish(j, st, &c, 1, bytes, run_spec(j, st, &a, &fds, bytes, msg, msgsz), msg,
+                       msgsz);
+        }
+        free(spec);
+    }
+    chain_free(&c);
+    return r;
 }
 
 static int merge_run_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)

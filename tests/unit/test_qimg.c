@@ -20,6 +20,14 @@
 #include <unistd.h>
 
 #define QEMU_IMG "/usr/bin/qemu-img"
+/* What the data steps' builders take (qspec.h): specs, never names. */
+#define SPEC "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"/proc/self/fd/3\"}}"
+#define BSPEC "json:{\"driver\":\"qcow2\",\"file\":\"f1\",\"backing\":null}"
+/* Two layers, fds 3 (top) and 4 (its backing, the base). */
+#define SPEC2                                                                                     \
+    "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"/proc/self/fd/3\"},"  \
+    "\"backing\":{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":"               \
+    "\"/proc/self/fd/4\"},\"backing\":null}}"
 
 /* ---- helpers ---- */
 
@@ -149,25 +157,47 @@ static void test_argv_convert(void)
 {
     struct qimg_argv a;
     memset(&a, 0x55, sizeof(a));
-    qimg_argv_convert_collapse(&a, QEMU_IMG, "/src.qcow2", "qcow2", "/dst.qcow2", false);
-    EXPECT_ARGV(&a, QEMU_IMG, "convert", "-p", "-U", "-W", "-f", "qcow2", "-O", "qcow2",
-                "/src.qcow2", "/dst.qcow2");
+    qimg_argv_convert_collapse(&a, QEMU_IMG, SPEC, "qcow2", "/dst.qcow2", false);
+    EXPECT_ARGV(&a, QEMU_IMG, "convert", "-p", "-U", "-W", "-f", "qcow2", "-O", "qcow2", SPEC,
+                "/dst.qcow2");
+    CHECK(a.fds.n == 0);
     memset(&a, 0x55, sizeof(a));
-    qimg_argv_convert_collapse(&a, QEMU_IMG, "/src.qcow2", "qcow2", "/dst.qcow2", true);
+    qimg_argv_convert_collapse(&a, QEMU_IMG, SPEC, "qcow2", "/dst.qcow2", true);
     EXPECT_ARGV(&a, QEMU_IMG, "convert", "-p", "-U", "-W", "-C", "-f", "qcow2", "-O", "qcow2",
-                "/src.qcow2", "/dst.qcow2");
+                SPEC, "/dst.qcow2");
+}
+
+/* A data step is never given a name: qemu-img would open whatever stands
+ * there when it gets to it. */
+static void test_argv_names_refused(void)
+{
+    struct qimg_argv a;
+    CHECK_INT(qimg_argv_convert_collapse(&a, QEMU_IMG, "/src.qcow2", "qcow2", "/d", false),
+              -EINVAL);
+    CHECK(a.overflow);
+    CHECK_INT(qimg_argv_rebase(&a, QEMU_IMG, "/top.qcow2", "", "qcow2"), -EINVAL);
+    CHECK_INT(qimg_argv_rebase(&a, QEMU_IMG, SPEC, "../s/vda.qcow2", "qcow2"), -EINVAL);
+    CHECK_INT(qimg_argv_rebase_unsafe(&a, QEMU_IMG, "/top.qcow2", "../s/vda.qcow2", "qcow2"),
+              -EINVAL);
+    CHECK_INT(qimg_argv_commit(&a, QEMU_IMG, "/top.qcow2"), -EINVAL);
+    CHECK_INT(qimg_argv_check_leaks(&a, QEMU_IMG, "/top.qcow2"), -EINVAL);
+    CHECK(a.overflow);
+    int fds[2] = { 7, 9 };
+    struct spawn_fds f = { fds, 2 };
+    CHECK_INT(qimg_argv_commit(&a, QEMU_IMG, SPEC), 0);
+    qimg_argv_pass(&a, &f);
+    CHECK(a.fds.fd == fds && a.fds.n == 2);
 }
 
 static void test_argv_rebase(void)
 {
     struct qimg_argv a;
     memset(&a, 0x55, sizeof(a));
-    qimg_argv_rebase(&a, QEMU_IMG, "/top.qcow2", "../snapshots/s2/vda.qcow2", "qcow2");
-    EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-p", "-f", "qcow2", "-b", "../snapshots/s2/vda.qcow2",
-                "-F", "qcow2", "/top.qcow2");
+    qimg_argv_rebase(&a, QEMU_IMG, SPEC, BSPEC, "qcow2");
+    EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-p", "-f", "qcow2", "-b", BSPEC, "-F", "qcow2", SPEC);
     memset(&a, 0x55, sizeof(a));
-    qimg_argv_rebase(&a, QEMU_IMG, "/top.qcow2", "", "qcow2");
-    EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-p", "-f", "qcow2", "-b", "", "/top.qcow2");
+    qimg_argv_rebase(&a, QEMU_IMG, SPEC, "", "qcow2");
+    EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-p", "-f", "qcow2", "-b", "", SPEC);
 }
 
 /* The unsafe forms: only header fields change, the backing file is not
@@ -176,9 +206,9 @@ static void test_argv_unsafe(void)
 {
     struct qimg_argv a;
     memset(&a, 0x55, sizeof(a));
-    qimg_argv_rebase_unsafe(&a, QEMU_IMG, "/s/vda.qcow2", "../P/vda.qcow2", "raw");
+    qimg_argv_rebase_unsafe(&a, QEMU_IMG, SPEC, "../P/vda.qcow2", "raw");
     EXPECT_ARGV(&a, QEMU_IMG, "rebase", "-q", "-u", "-f", "qcow2", "-b", "../P/vda.qcow2", "-F",
-                "raw", "/s/vda.qcow2");
+                "raw", SPEC);
     memset(&a, 0x55, sizeof(a));
     qimg_argv_create_unsafe(&a, QEMU_IMG, "/t/o.qcow2", "../snapshots/S/vda.qcow2", "qcow2",
                             "67108864");
@@ -197,16 +227,16 @@ static void test_argv_commit(void)
 {
     struct qimg_argv a;
     memset(&a, 0x55, sizeof(a));
-    qimg_argv_commit(&a, QEMU_IMG, "/top.qcow2");
-    EXPECT_ARGV(&a, QEMU_IMG, "commit", "-p", "-f", "qcow2", "-d", "/top.qcow2");
+    qimg_argv_commit(&a, QEMU_IMG, SPEC);
+    EXPECT_ARGV(&a, QEMU_IMG, "commit", "-p", "-f", "qcow2", "-d", SPEC);
 }
 
 static void test_argv_check_leaks(void)
 {
     struct qimg_argv a;
     memset(&a, 0x55, sizeof(a));
-    qimg_argv_check_leaks(&a, QEMU_IMG, "/top.qcow2");
-    EXPECT_ARGV(&a, QEMU_IMG, "check", "-r", "leaks", "-f", "qcow2", "--output=json", "/top.qcow2");
+    qimg_argv_check_leaks(&a, QEMU_IMG, SPEC);
+    EXPECT_ARGV(&a, QEMU_IMG, "check", "-r", "leaks", "-f", "qcow2", "--output=json", SPEC);
 }
 
 /* What qemu-img 7.2 check --output=json prints: each count only when it
@@ -236,7 +266,7 @@ static void test_parse_check(void)
 static void test_argv_overflow(void)
 {
     struct qimg_argv a;
-    CHECK_INT(qimg_argv_commit(&a, QEMU_IMG, "/top.qcow2"), 0);
+    CHECK_INT(qimg_argv_commit(&a, QEMU_IMG, SPEC), 0);
     CHECK(!a.overflow);
     int added = 0, r = 0;
     while (added < 2 * QIMG_ARGV_MAX && (r = qimg_argv_add(&a, "-x")) == 0)
@@ -555,9 +585,14 @@ static void test_info_real(const char *tmp)
     CHECK_STR(info.backing_format, "qcow2");
     qimg_info_clear(&info);
 
-    /* rebase onto "" makes it standalone */
-    qimg_argv_rebase(&a, QEMU_IMG, top, "", "qcow2");
-    CHECK(run(a.v));
+    /* rebase onto "" makes it standalone; the chain given by descriptor */
+    int fds[2] = { open(top, O_RDWR | O_CLOEXEC), open(base, O_RDONLY | O_CLOEXEC) };
+    struct spawn_fds f = { fds, 2 };
+    CHECK_INT(qimg_argv_rebase(&a, QEMU_IMG, SPEC2, "", "qcow2"), 0);
+    qimg_argv_pass(&a, &f);
+    CHECK_INT(qimg_run(&a, 60, "rebase", msg, sizeof(msg)), 0);
+    close(fds[0]);
+    close(fds[1]);
     CHECK_INT(qimg_info(QEMU_IMG, top, &info, msg, sizeof(msg)), 0);
     CHECK(info.backing_filename == NULL);
     CHECK_STR(info.backing_format, "");
@@ -596,15 +631,18 @@ static void test_repair_leaks(const char *tmp)
     if (fd >= 0)
         close(fd);
     struct qimg_check c;
-    CHECK_INT(qimg_repair_leaks(QEMU_IMG, img, 60, &c, msg, sizeof(msg)), 0);
+    int ifd = open(img, O_RDONLY | O_CLOEXEC);
+    struct spawn_fds f = { &ifd, 1 };
+    CHECK_INT(qimg_repair_leaks(QEMU_IMG, SPEC, &f, 60, &c, msg, sizeof(msg)), 0);
     CHECK(c.leaks_fixed > 0);
-    CHECK_INT(qimg_repair_leaks(QEMU_IMG, img, 60, &c, msg, sizeof(msg)), 0);
+    CHECK_INT(qimg_repair_leaks(QEMU_IMG, SPEC, &f, 60, &c, msg, sizeof(msg)), 0);
     CHECK(c.leaks_fixed == 0);
-    /* Not an image: qemu-img's complaint, an error. */
-    char missing[PATH_MAX];
-    snprintf(missing, sizeof(missing), "%s/missing.qcow2", tmp);
-    CHECK(qimg_repair_leaks(QEMU_IMG, missing, 60, &c, msg, sizeof(msg)) < 0);
-    CHECK(strstr(msg, missing) != NULL);
+    close(ifd);
+    /* No such descriptor passed: qemu-img's complaint, an error. */
+    CHECK(qimg_repair_leaks(QEMU_IMG, SPEC, NULL, 60, &c, msg, sizeof(msg)) < 0);
+    CHECK(strstr(msg, "/proc/self/fd/3") != NULL);
+    /* A name: refused before anything runs. */
+    CHECK_INT(qimg_repair_leaks(QEMU_IMG, img, NULL, 60, &c, msg, sizeof(msg)), -EINVAL);
 }
 
 static void test_with_qemu_img(void)
@@ -718,6 +756,7 @@ int main(void)
     test_argv_info();
     test_argv_create_overlay();
     test_argv_convert();
+    test_argv_names_refused();
     test_argv_rebase();
     test_argv_unsafe();
     test_argv_commit();
