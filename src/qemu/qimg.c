@@ -462,6 +462,30 @@ static bool watch_cancelled(void *arg)
     return rw->cancelled && rw->cancelled(rw->carg);
 }
 
+/* qemu-img names its image by the spec it was given (qspec.h), a few
+ * hundred bytes of descriptors that mean nothing in a log: each json:{...}
+ * in line is cut to "json:{...}" (the caller's message names the image). */
+static void elide_specs(char *line)
+{
+    char *p = line;
+    while ((p = strstr(p, "json:{")) != NULL) {
+        char *q = p + 5;
+        int depth = 0;
+        do {
+            if (*q == '{')
+                depth++;
+            else if (*q == '}')
+                depth--;
+            q++;
+        } while (*q && depth > 0);
+        if (depth > 0 || q - p <= 10)
+            return; /* cut short by the line's limit, or short: leave it */
+        memmove(p + 10, q, strlen(q) + 1);
+        memcpy(p + 5, "{...}", 5);
+        p += 10;
+    }
+}
+
 int qimg_run(const struct qimg_argv *a, unsigned timeout_sec, const char *what, char *msg,
              size_t msgsz)
 {
@@ -488,6 +512,7 @@ int qimg_run_watched(const struct qimg_argv *a, unsigned timeout_sec, const char
     if (r < 0) {
         char line[512];
         spawn_last_err_line(&res, line, sizeof(line));
+        elide_specs(line);
         /* Killed by someone else (not the timeout): it said nothing. */
         if (!line[0] && res.term_signal && r != -ETIMEDOUT)
             snprintf(line, sizeof(line), "killed by signal %d", res.term_signal);
@@ -539,6 +564,7 @@ int qimg_repair_leaks(const char *qemu_img, const char *spec, const struct spawn
     } else {
         char line[512];
         spawn_last_err_line(&res, line, sizeof(line));
+        elide_specs(line);
         snprintf(msg, msgsz, "qemu-img check: %s",
                  res.timed_out ? "timed out"
                  : line[0]     ? line
@@ -575,6 +601,7 @@ int qimg_info(const char *qemu_img, const char *image, struct qimg_info *out, ch
     } else {
         char line[512];
         spawn_last_err_line(&res, line, sizeof(line));
+        elide_specs(line);
         snprintf(msg, msgsz, "%s", r == -ETIMEDOUT ? "qemu-img info timed out" : line);
         memset(out, 0, sizeof(*out));
     }

@@ -22,6 +22,7 @@
 #   gate_wait DAEMON N      until N of DAEMON's qemu-img children are
 #                           stopped; GATED=(their pids)
 #   gate_args PID           the command line of a gated process (stdout)
+#   gate_image PID K        the file layer K of its chain spec names
 #   gate_progress PID       until the relay stopped PID after a figure;
 #                           GATE_FIG=that figure ("eof" if it ended first)
 #   gate_cont PID...        let them go on (SIGCONT)
@@ -159,6 +160,9 @@ gate_wait() {
 }
 
 gate_args() { tr '\0' ' ' <"/proc/$1/cmdline"; }
+# gate_image PID K: the file layer K of a gated qemu-img's chain spec is
+# (the daemon hands qemu-img descriptors, 3 + K, never names: qspec.h).
+gate_image() { readlink "/proc/$1/fd/$((3 + $2))"; }
 
 # gate_progress PID: waits (up to 120 s) until the relay stopped PID
 # after a figure; GATE_FIG=the figure ("eof" if qemu-img ended first).

@@ -7,6 +7,7 @@
 # convert fail without reading the file outside the store or connecting
 # to the planted nbd address. Good VMs keep being served.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/watchout.sh"
 need_fuse
 need python3
 
@@ -19,36 +20,7 @@ qemu-io -f raw -c "write -q -P 0x5a 0 1M" "$O/outside.raw" >/dev/null
 # A watcher: every open or read of a file in $O, and every connection to
 # the nbd socket, is written to $TMP/touched.
 SOCK=$TMP/nbd.sock
-python3 - "$O" "$SOCK" "$TMP/touched" "$TMP/watching" <<'PY' &
-import ctypes, os, select, socket, sys, struct
-outside, sock_path, out, ready = sys.argv[1:5]
-libc = ctypes.CDLL(None, use_errno=True)
-IN_ACCESS, IN_OPEN = 0x1, 0x20
-fd = libc.inotify_init1(os.O_NONBLOCK)
-libc.inotify_add_watch(fd, outside.encode(), IN_ACCESS | IN_OPEN)
-srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-srv.bind(sock_path)
-srv.listen(8)
-open(ready, "w").close()
-while True:
-    r, _, _ = select.select([fd, srv], [], [])
-    with open(out, "a") as log:
-        if fd in r:
-            data = os.read(fd, 4096)
-            while data:
-                wd, mask, cookie, n = struct.unpack("iIII", data[:16])
-                name = data[16:16 + n].rstrip(b"\0").decode()
-                log.write("inotify %s %#x\n" % (name, mask))
-                data = data[16 + n:]
-        if srv in r:
-            c, _ = srv.accept()
-            log.write("nbd connection\n")
-            c.close()
-PY
-WATCHER=$!
-DAEMONS+=("$WATCHER")
-for i in $(seq 50); do [ -e "$TMP/watching" ] && break; sleep 0.1; done
-[ -e "$TMP/watching" ] || fail "the watcher did not start"
+watch_outside "$O" "$TMP/touched" "$SOCK"
 
 # plant VM KIND BACKING FORMAT: a VM whose snapshot s1 image has this
 # backing (FORMAT "" = a name with no recorded format), and whose active
@@ -56,7 +28,8 @@ for i in $(seq 50); do [ -e "$TMP/watching" ] && break; sleep 0.1; done
 plant() {
     local vm=$1 backing=$2 fmt=$3 d=$S/$1/snapshots/s1
     mkdir -p "$d" "$S/$vm/disks"
-    cp "$S/db1/domain.xml" "$S/$vm/domain.xml"
+    sed "s|<name>db1</name>|<name>$vm</name>|; s|$S/db1/disks|$S/$vm/disks|g" \
+        "$S/db1/domain.xml" >"$S/$vm/domain.xml"
     echo "<domainsnapshot><name>s1</name><creationTime>1700000000</creationTime></domainsnapshot>" >"$d/snapshot.xml"
     (cd "$d" && qemu-img create -q -f qcow2 -u -b "$backing" -F "${fmt:-qcow2}" vda.qcow2 1M) ||
         fail "cannot plant $vm"
@@ -73,13 +46,25 @@ plant esc "../../../../outside/outside.raw" raw
 plant json "json:{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":\"$O/outside.raw\"}}" raw
 plant nbd "nbd+unix:///export?socket=$SOCK" raw
 plant nofmt "../../../db1/disks/vda.qcow2" ""
+# Another VM's disk: inside the store, but not this VM's to read.
+plant cross "../../../db1/disks/vda.qcow2" qcow2
 plant loop "../s2/vda.qcow2" qcow2
 mkdir -p "$S/loop/snapshots/s2"
 sed 's/s1/s2/' "$S/loop/snapshots/s1/snapshot.xml" >"$S/loop/snapshots/s2/snapshot.xml"
 (cd "$S/loop/snapshots/s2" && qemu-img create -q -f qcow2 -u -b ../s1/vda.qcow2 -F qcow2 vda.qcow2 1M)
-KINDS="abs esc json nbd nofmt loop"
+KINDS="abs esc json nbd nofmt cross loop"
+# nvx: a good disk, but its definition names db1's nvram.
+mkdir -p "$S/db1/nvram" "$S/nvx/disks" && head -c 65536 /dev/urandom >"$S/db1/nvram/db1_VARS.fd"
+for d in nvx/disks/vda nvx/disks/vdb cross/disks/vdb; do
+    qemu-img create -q -f qcow2 "$S/$d.qcow2" 1M
+done
+sed "s|<name>db1</name>|<name>nvx</name>|; s|$S/db1/disks|$S/nvx/disks|g; s|</os>|<nvram>$S/db1/nvram/db1_VARS.fd</nvram></os>|" \
+    "$S/db1/domain.xml" >"$S/nvx/domain.xml"
+grep -q "<nvram>" "$S/nvx/domain.xml" || fail "nvx: no <nvram> planted"
 : >"$TMP/touched"
 
+META_DIRS='^\./\.vmstorefs/\(journal\|tmp\) '
+store_files() { tree_state "$1" | grep -v "$META_DIRS"; }
 mount_fs "$S" "$M"
 before=$(tree_state "$S") # the first mount adds .vmstorefs
 for vm in $KINDS; do
@@ -97,8 +82,9 @@ for vm in $KINDS; do
 done
 pass "no refused chain is opened, and current never points at one"
 
-declare -A why=([abs]="an absolute name" [esc]="leaves the store" [json]="a json: name"
-    [nbd]="a protocol name" [nofmt]="no recorded backing format" [loop]="loops back to")
+declare -A why=([abs]="an absolute name" [esc]="leaves the VM's directory" [json]="a json: name"
+    [nbd]="a protocol name" [nofmt]="no recorded backing format" [loop]="loops back to"
+    [cross]="leaves the VM's directory")
 for vm in $KINDS; do
     n=$(grep -c "image $S/$vm/snapshots/s1/vda.qcow2 is not served: .*${why[$vm]}" "$DAEMON_LOG")
     [ "$n" -eq 1 ] || fail "$vm: the frozen image logged $n times, expected once (${why[$vm]})"
@@ -106,6 +92,16 @@ for vm in $KINDS; do
     [ "$n" -eq 1 ] || fail "$vm: the active image logged $n times, expected once"
 done
 pass "each refused chain is logged once per image, with the reason"
+
+# A clone would copy what the chain reads (the daemon is root): refused,
+# as is a clone whose definition names another VM's nvram (the variable
+# store of db1, say, with its secure-boot keys).
+expect_fail "clone of cross" "Permission denied" mkdir "$M/cross/clones/c"
+expect_fail "clone of a VM naming another VM's nvram" "Invalid argument" mkdir "$M/nvx/clones/c"
+grep -q "nvram $S/db1/nvram/db1_VARS.fd is not in the directory of VM nvx" "$DAEMON_LOG" ||
+    fail "the nvram refusal is not logged with its reason"
+[ ! -e "$S/c" ] || fail "a refused clone left $S/c"
+pass "a clone reading another VM's disk or nvram is refused"
 
 sleep 0.5 # inotify events are delivered asynchronously
 [ ! -s "$TMP/touched" ] || fail "something outside the store was touched: $(cat "$TMP/touched")"
@@ -116,7 +112,10 @@ read_pattern "$M/web1/disks/vda.qcow2" 0x33 8M 1M
 qemu-img convert -O raw "$M/web1/disks/vda.qcow2" "$TMP/web1.raw" || fail "web1 convert"
 pass "good chains are still served"
 unmount_fs "$M"
-[ "$(tree_state "$S")" = "$before" ] || fail "the store changed"
+# (The refused clones' records came and went: the journal's and tmp's
+# directory times are all they changed.)
+[ "$(store_files "$S")" = "$(grep -v "$META_DIRS" <<<"$before")" ] ||
+    fail "the store changed: $(diff <(grep -v "$META_DIRS" <<<"$before") <(store_files "$S") | head -5)"
 
 # The watcher sees what it should: without the check, qemu-img would read
 # the outside file (shown directly on the store, not through the mount).

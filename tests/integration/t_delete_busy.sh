@@ -212,7 +212,7 @@ answers "p's merge" rmdir "$M/p/snapshots/s1"
 grep -q '^merge-queued p ' "$M/.jobs" || fail "after rmdir of p's s1, .jobs shows no queued merge of p: $(cat "$M/.jobs")"
 gate_wait "$P1" 1
 Q=${GATED[0]}
-[[ $(gate_args "$Q") == *" rebase -p "*"/p/snapshots/s2/vda.qcow2"* ]] ||
+[[ $(gate_args "$Q") == *" rebase -p "* && $(gate_image "$Q" 0) == "$S/p/snapshots/s2/vda.qcow2" ]] ||
     fail "the stopped qemu-img is not the pull of p's s1 into s2: $(gate_args "$Q")"
 JOB_RE='^merge p [^ ]+/vda [0-9]+/[0-9]+ [0-9]+%$'
 # At each stop (the merge about to start, then after qemu-img reported

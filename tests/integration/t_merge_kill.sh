@@ -68,7 +68,7 @@ kill_after_header() {
     RM=$!
     gate_wait "$DAEMON_PID" 1
     q=${GATED[0]}
-    [[ $(gate_args "$q") == *" rebase -p "*"/$vm/disks/vda.qcow2"* ]] ||
+    [[ $(gate_args "$q") == *" rebase -p "* && $(gate_image "$q" 0) == "$S/$vm/disks/vda.qcow2" ]] ||
         fail "$vm: the stopped qemu-img is not the pull of s1: $(gate_args "$q")"
     gate_cont "$q"
     gate_progress "$q"

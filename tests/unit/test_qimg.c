@@ -640,7 +640,8 @@ static void test_repair_leaks(const char *tmp)
     close(ifd);
     /* No such descriptor passed: qemu-img's complaint, an error. */
     CHECK(qimg_repair_leaks(QEMU_IMG, SPEC, NULL, 60, &c, msg, sizeof(msg)) < 0);
-    CHECK(strstr(msg, "/proc/self/fd/3") != NULL);
+    /* qemu-img names the spec: cut short in the message. */
+    CHECK(strstr(msg, "Could not open 'json:{...}'") != NULL);
     /* A name: refused before anything runs. */
     CHECK_INT(qimg_repair_leaks(QEMU_IMG, img, NULL, 60, &c, msg, sizeof(msg)), -EINVAL);
 }
