@@ -141,7 +141,8 @@ gate_stops() { echo "$*" >"$GATE_DIR/stops" || fail "gate_stops"; }
 gate_stopped() {
     local p
     for p in $(pgrep -P "$1" -x qemu-img); do
-        [ "$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)" = T ] &&
+        # T, or t when a tracer (strace) watches it.
+        [[ $(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null) == [Tt] ]] &&
             grep -qzxF -- "$GATE_DIR/qemu-img" "/proc/$p/cmdline" 2>/dev/null && echo "$p"
     done
 }

@@ -15,7 +15,9 @@
 #   - the file outside is unchanged and was never opened (inotify);
 #   - the step worked on the images the daemon checked: once the owner
 #     swaps back, the VM (and a clone) reads as the operation says;
-#   - the planted image is unchanged.
+#   - the planted image is unchanged;
+#   - strace of the daemon and all its children (every qemu-img) shows
+#     no file opened but the store's, the system's and the gate's.
 # For every operation that runs qemu-img on a VM's images: delete in
 # the commit direction and in the pull direction, a partial delete (one
 # image of a snapshot), the merge of a hidden image after a revert, a
@@ -27,7 +29,7 @@
 . "$(dirname "$0")/qimggate.sh"
 . "$(dirname "$0")/watchout.sh"
 need_fuse
-need python3 perl pgrep sha256sum
+need python3 perl pgrep sha256sum strace
 
 S=$TMP/store M=$TMP/mnt O=$TMP/outside
 EXCHANGE=$HELPERS/exchange
@@ -52,12 +54,16 @@ plant() {
     EVIL_INO=$(stat -c %i "$evil")
 }
 
-# swapped_step WHAT IMAGE CMD...: runs CMD (in the background) with the
-# gate armed; once its qemu-img stops at the gate, swaps IMAGE with the
-# planted image, lets the qemu-img go on and waits for CMD.
+# swapped_step WHAT IMAGE DONE CMD...: runs CMD (in the background) with
+# the gate armed; once its qemu-img stops at the gate, swaps IMAGE with
+# the planted image, lets the qemu-img go on and waits for CMD, and (DONE
+# not "") for the daemon to log DONE: a merge runs on the background
+# worker after rmdir returned. (Not sync: until the owner swaps back, the
+# worker's next look at the VM finds the planted chain and fails, as it
+# should.)
 swapped_step() {
-    local what=$1 image=$2 q st=0
-    shift 2
+    local what=$1 image=$2 done=$3 q st=0 i
+    shift 3
     gate_arm
     "$@" 2>"$TMP/step.err" &
     local pid=$!
@@ -68,6 +74,12 @@ swapped_step() {
     gate_cont "$q"
     wait "$pid" || st=$?
     [ "$st" -eq 0 ] || fail "$what: $* failed ($st): $(cat "$TMP/step.err")"
+    [ -n "$done" ] || return 0
+    for i in $(seq 1200); do
+        grep -q "$done" "$DAEMON_LOG" && return 0
+        sleep 0.1
+    done
+    fail "$what: the daemon did not log \"$done\" in 120 s"
 }
 
 # after_swap WHAT IMAGE: the owner swaps back if the planted image still
@@ -94,6 +106,17 @@ after_swap() {
 gate_init
 watch_outside "$O" "$TMP/touched"
 mount_fs "$S" "$M" "${GATE_OPT[@]}"
+# Every file the daemon and its children (the qemu-imgs) open, from here
+# on: checked at the end against what they may open.
+strace -f -y -qq -e trace=open,openat,openat2 -o "$TMP/opens" -p "$DAEMON_PID" 2>"$TMP/strace.err" &
+STRACE=$!
+DAEMONS+=("$STRACE")
+for i in $(seq 50); do
+    grep -q "^TracerPid:[[:space:]]*$STRACE$" "/proc/$DAEMON_PID/status" && break
+    sleep 0.1
+done
+grep -q "^TracerPid:[[:space:]]*$STRACE$" "/proc/$DAEMON_PID/status" ||
+    fail "strace did not attach to the daemon: $(cat "$TMP/strace.err")"
 
 # vm_base VM NDISKS: slot 0 (4 MiB slots) in s0, 1-2 in s1, then the
 # active image holds what the case writes.
@@ -113,9 +136,10 @@ vm_base() {
 vm_base com 1
 model_write "$M" com vda 3 1 0x23
 plant com disks
-swapped_step "commit" "$S/com/disks/vda.qcow2" sh -c "rmdir '$M/com/snapshots/s1' && sync '$M/com'"
-grep -q "merge of com disk vda .*direction=commit .* done" "$DAEMON_LOG" || fail "commit: no commit merge logged"
+swapped_step "commit" "$S/com/disks/vda.qcow2" "merge of com disk vda .*direction=commit .* done" \
+    rmdir "$M/com/snapshots/s1"
 after_swap commit "$S/com/disks/vda.qcow2"
+sync "$M/com" || fail "commit: sync com"
 model_forget com s1
 model_ok "$M" com
 pass "delete (commit direction): the swapped-in image is not committed into the file outside"
@@ -124,9 +148,10 @@ pass "delete (commit direction): the swapped-in image is not committed into the 
 vm_base pul 1
 model_write "$M" pul vda 3 4 0x23
 plant pul disks
-swapped_step "pull" "$S/pul/disks/vda.qcow2" sh -c "rmdir '$M/pul/snapshots/s1' && sync '$M/pul'"
-grep -q "merge of pul disk vda .*direction=pull .* done" "$DAEMON_LOG" || fail "pull: no pull merge logged"
+swapped_step "pull" "$S/pul/disks/vda.qcow2" "merge of pul disk vda .*direction=pull .* done" \
+    rmdir "$M/pul/snapshots/s1"
 after_swap pull "$S/pul/disks/vda.qcow2"
+sync "$M/pul" || fail "pull: sync pul"
 model_forget pul s1
 model_ok "$M" pul
 pass "delete (pull direction): the file outside is not read into the VM"
@@ -135,8 +160,10 @@ pass "delete (pull direction): the file outside is not read into the VM"
 vm_base part 2
 model_write "$M" part vda 3 4 0x23
 plant part disks
-swapped_step "partial" "$S/part/disks/vda.qcow2" sh -c "rm '$M/part/snapshots/s1/vda.qcow2' && sync '$M/part'"
+swapped_step "partial" "$S/part/disks/vda.qcow2" "merge of part disk vda .* done" \
+    rm "$M/part/snapshots/s1/vda.qcow2"
 after_swap partial "$S/part/disks/vda.qcow2"
+sync "$M/part" || fail "partial: sync part"
 model_forget part s1 vda
 model_ok "$M" part
 pass "partial delete: the same"
@@ -151,8 +178,10 @@ model_write "$M" rev vda 3 4 0x24
 rmdir "$M/rev/snapshots/s0" || fail "rev: rmdir s0"
 model_forget rev s0
 plant rev disks
-swapped_step "hidden merge" "$S/rev/disks/vda.qcow2" sh -c "rmdir '$M/rev/snapshots/s1' && sync '$M/rev'"
+swapped_step "hidden merge" "$S/rev/disks/vda.qcow2" "merge of rev disk vda .* done" \
+    rmdir "$M/rev/snapshots/s1"
 after_swap "hidden merge" "$S/rev/disks/vda.qcow2"
+sync "$M/rev" || fail "hidden merge: sync rev"
 model_forget rev s1
 model_ok "$M" rev
 pass "revert, then the merge of the hidden image: the same"
@@ -162,7 +191,7 @@ pass "revert, then the merge of the hidden image: the same"
 vm_base cln 1
 model_write "$M" cln vda 3 1 0x25
 plant cln disks
-swapped_step "clone" "$S/cln/disks/vda.qcow2" mkdir "$M/cln/clones/c1"
+swapped_step "clone" "$S/cln/disks/vda.qcow2" "" mkdir "$M/cln/clones/c1"
 after_swap clone "$S/cln/disks/vda.qcow2"
 model_ok "$M" cln
 for e in ${MODEL[cln/@/vda]}; do
@@ -172,9 +201,26 @@ qemu-img info -U "$S/c1/disks/vda.qcow2" | grep -q "backing file" && fail "clone
 pass "clone: the copy holds the source's data, nothing from outside"
 
 plant cln disks
-swapped_step "clone from s1" "$S/cln/snapshots/s1/vda.qcow2" mkdir "$M/cln/snapshots/s1/clones/c2"
+swapped_step "clone from s1" "$S/cln/snapshots/s1/vda.qcow2" "" mkdir "$M/cln/snapshots/s1/clones/c2"
 after_swap "clone from s1" "$S/cln/snapshots/s1/vda.qcow2"
 for e in ${MODEL[cln/s1/vda]}; do
     read_pattern "$M/c2/disks/vda.qcow2" "${e#*:}" $((${e%%:*} * 4194304)) 4194304
 done
 pass "clone from a snapshot: the same"
+
+# What the daemon and every qemu-img opened: the store, qemu-img's
+# descriptors (/proc/self/fd), the gate's wrapper, and the system's own
+# files; nothing else, and nothing outside the store in particular.
+unmount_fs "$M"
+kill "$STRACE" 2>/dev/null
+wait "$STRACE" 2>/dev/null
+[ -s "$TMP/opens" ] || fail "strace recorded nothing"
+grep -q 'openat(.*"/proc/self/fd/3"' "$TMP/opens" || fail "strace saw no qemu-img open a descriptor"
+# -y: each successful open's result names the file it reached, however
+# it was named (a dirfd and a relative name, a link followed).
+bad=$(sed -n 's/.* = [0-9]*<\(.*\)>$/\1/p' "$TMP/opens" | sort -u |
+    grep -v -e "^$S/" -e "^$S\$" -e '^/proc/' -e '^/sys/' -e '^/dev/' -e '^/usr/' -e '^/lib' \
+        -e '^/etc/' -e "^$TMP/gate/" -e "^$TMP/gate\$" -e '^pipe:' -e '^socket:' -e '^anon_inode:' || true)
+[ -z "$bad" ] || fail "the daemon or a qemu-img opened: $bad"
+grep -q "$O" "$TMP/opens" && fail "an open outside the store: $(grep "$O" "$TMP/opens" | head -3)"
+pass "strace: the daemon and every qemu-img opened only the store, descriptors and system files"
