@@ -17,6 +17,7 @@
 #   gate_init               write the wrapper; GATE_OPT=(-o qemu_img=...)
 #   gate_arm / gate_disarm [DAEMON...]
 #                           data commands stop at the gate, or run freely
+#   gate_arm_all            every command stops (create too)
 #   gate_stops "F..."       the qemu-imgs let go from now on stop again
 #                           after reporting a figure >= each F (percent)
 #   gate_wait DAEMON N      until N of DAEMON's qemu-img children are
@@ -44,7 +45,8 @@ gate_init() {
 #!/bin/bash
 case " \$* " in
     *" -p "*) [ -e '$GATE_DIR/armed' ] || exec '$real' "\$@" ;;
-    *) exec '$real' "\$@" ;;
+    *" --version "*) exec '$real' "\$@" ;;
+    *) [ -e '$GATE_DIR/armed-all' ] || exec '$real' "\$@" ;;
 esac
 kill -STOP \$\$
 exec '$real' "\$@" > >(exec perl '$GATE_DIR/relay' \$\$ '$GATE_DIR')
@@ -123,12 +125,15 @@ EOF
 }
 
 gate_arm() { : >"$GATE_DIR/armed" || fail "gate_arm"; }
+# gate_arm_all: every command stops, not only data commands (a take's
+# qemu-img create, say); gate_disarm undoes it too.
+gate_arm_all() { : >"$GATE_DIR/armed" && : >"$GATE_DIR/armed-all" || fail "gate_arm_all"; }
 # gate_disarm [DAEMON...]: data commands run freely again; any still
 # stopped at the gate among DAEMON's children (one the test did not wait
 # for) is let go, so that nothing is left waiting for the test.
 gate_disarm() {
     local d
-    rm -f "$GATE_DIR/armed"
+    rm -f "$GATE_DIR/armed" "$GATE_DIR/armed-all"
     for d in "$@"; do
         gate_cont $(gate_stopped "$d")
     done

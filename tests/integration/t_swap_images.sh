@@ -18,7 +18,7 @@
 #   - the planted image is unchanged;
 #   - strace of the daemon and all its children (every qemu-img) shows
 #     no file opened but the store's, the system's and the gate's.
-# For every operation that runs qemu-img on a VM's images: delete in
+# For every operation that runs qemu-img on a VM's images: a take, delete in
 # the commit direction and in the pull direction, a partial delete (one
 # image of a snapshot), the merge of a hidden image after a revert, a
 # clone and a clone from a snapshot. Without descriptors every case
@@ -130,6 +130,30 @@ vm_base() {
     for dev in $(model_devs "$1" @); do model_write "$M" "$1" "$dev" 1 2 0x22; done
     model_take "$M" "$1" s1
 }
+
+# ---- take: the active image becomes the snapshot's and a new overlay is
+# made in the daemon's own directory (qemu-img create, stopped at the gate
+# before it runs: the take is between its checks and its renames). The
+# daemon may take the planted image as the snapshot's (the owner swapped
+# it in) or refuse its chain; either way it opens nothing outside.
+vm_base tak 1
+plant tak disks
+gate_arm_all
+mkdir "$M/tak/snapshots/s2" 2>"$TMP/step.err" &
+pid=$!
+gate_wait "$DAEMON_PID" 1
+gate_disarm
+"$EXCHANGE" "$S/tak/disks/vda.qcow2" "$EVIL" || fail "take: exchange"
+gate_cont "${GATED[0]}"
+if wait "$pid"; then
+    MODEL[tak/s2/vda]=${MODEL[tak/@/vda]} MODEL[tak/#par:s2]=s1 MODEL[tak/#cur]=s2
+    after_swap take "$S/tak/snapshots/s2/vda.qcow2"
+else
+    grep -q "Permission denied" "$TMP/step.err" || fail "take: $(cat "$TMP/step.err")"
+    after_swap take "$S/tak/disks/vda.qcow2"
+fi
+model_ok "$M" tak
+pass "take: the swapped-in image's backing file outside is never opened"
 
 # ---- delete, commit direction: s1's image (8 MiB) takes the small active
 # image's data; qemu-img commit opens the active image.
