@@ -214,6 +214,11 @@ int main(int argc, char **argv)
      * merges. */
     merge_install();
     struct snap_ctx c = { .s = &s, .cancelled = cancelled, .arg = NULL, .pid = getpid() };
+    /* It acts for whoever runs it: a clone is theirs. */
+    c.cred.uid = getuid();
+    c.cred.gid = getgid();
+    int ng = getgroups(CRED_MAX_GROUPS, c.cred.groups);
+    c.cred.ngroups = ng > 0 ? (size_t)ng : 0;
     r = run(&c, cmd, args, nargs, msg, sizeof(msg));
     if (r < 0)
         fprintf(stderr, "vmstorefs-ctl: %s: %s: %s\n", cmd, errno_name(-r),

@@ -394,6 +394,19 @@ void ll_statfs(fuse_req_t req, fuse_ino_t ino)
  * clone's copy) ends on Ctrl-C on the caller (the kernel sends
  * FUSE_INTERRUPT) or when the daemon stops, so neither a waiter nor the
  * daemon's exit hangs on a lock holder. ARG is the request. */
+void ops_cred(fuse_req_t req, struct store_cred *out)
+{
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    out->uid = c->uid;
+    out->gid = c->gid;
+    out->ngroups = 0;
+    if (c->uid == 0)
+        return; /* root's groups decide nothing */
+    int n = fuse_req_getgroups(req, CRED_MAX_GROUPS, out->groups);
+    if (n > 0)
+        out->ngroups = n < CRED_MAX_GROUPS ? (size_t)n : CRED_MAX_GROUPS;
+}
+
 bool ops_request_cancelled(void *arg)
 {
     return (arg && fuse_req_interrupted(arg)) || fuse_session_exited(ops_session);

@@ -10,6 +10,7 @@
 #include "fuse/session.h"
 
 #include "fuse/nodetable.h"
+#include "store/perm.h"
 #include "datapath/readahead.h"
 #include "view/view.h"
 #include "view/vpath.h"
@@ -68,6 +69,10 @@ void ops_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, struct
 void ops_reply_status(fuse_req_t req, int r);
 void ops_reply_path_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const char *path,
                           int r);
+
+/* Who sends req: its uid, gid and supplementary groups (read from /proc
+ * by libfuse; none when they cannot be read, which only ever denies). */
+void ops_cred(fuse_req_t req, struct store_cred *out);
 
 /* A wait (a lock through the mount, another operation's VM lock, a
  * clone's copy) gives up when this says so; ARG is the request. */

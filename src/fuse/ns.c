@@ -133,6 +133,7 @@ static struct snap_ctx snap_ctx(fuse_req_t req)
     struct snap_ctx c = {
         .s = st_of(), .cancelled = ops_request_cancelled, .arg = req, .pid = ctx()->pid
     };
+    ops_cred(req, &c.cred);
     return c;
 }
 

@@ -254,8 +254,18 @@ static int apply_step_unlocked(const struct journal *j, const struct jstep *st, 
             r = storeio_fsync_parent(s, st->a);
         break;
     case JS_PULL:
-    case JS_COMMIT:
         return run_data_step(j, st, msg, msgsz);
+    case JS_COMMIT:
+        if ((r = run_data_step(j, st, msg, msgsz)) < 0)
+            return r;
+        /* INTO is about to take IMAGE's place (the replace grouped with
+         * it): it takes IMAGE's owner and mode too, or a merge would hand
+         * a tenant's active disk the frozen image's. Done already when
+         * either is gone. */
+        r = perm_like(s, st->b, st->a);
+        if (r == -ENOENT)
+            r = 0;
+        break;
     }
     if (r < 0)
         snprintf(msg, msgsz, "%s %s: %s", journal_kind_names[st->kind], st->a, strerror(-r));

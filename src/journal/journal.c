@@ -46,7 +46,12 @@ int journal_begin(struct journal *j, const struct store *s, const char *op, cons
     if (r < 0)
         return r;
     journal_point(j);
-    if ((r = storeio_mkdir(s, j->tmpdir)) < 0 || (r = storeio_fsync_parent(s, j->tmpdir)) < 0) {
+    /* The daemon's alone: what is prepared in it already has the owner
+     * and mode it will have in place, which may be looser than the
+     * directory it will stand in (a 0644 disk in a 0700 VM). */
+    struct store_perm own = perm_private(0700);
+    if ((r = storeio_mkdir_as(s, j->tmpdir, &own)) < 0 ||
+        (r = storeio_fsync_parent(s, j->tmpdir)) < 0) {
         snprintf(msg, msgsz, "cannot create %s: %s", j->tmpdir, strerror(-r));
         journal_remove_record(s, j->id);
         return r;

@@ -37,17 +37,18 @@
  *            edited in place when only     in a group, also when IMAGE   name again
  *            the name changes)             is gone (a later step of the
  *                                          group moved it)
- *   mkdir    make a directory              it exists                     yes
+ *   mkdir    make a directory, with the    it exists                     yes
+ *            owner and mode of its parent
  *   pull     qemu-img rebase (safe): IMAGE only by its mark; replayed,   no: marked after
  *            copies what it reads through  an IMAGE naming NAME while
  *            its backing FROM, then backs  FROM is still there is set
  *            onto NAME ("" = standalone)   back onto FROM and the copy
  *                                          made again; FROM gone = done
  *   commit   qemu-img commit -d: IMAGE's   INTO is gone: its group's     yes, grouped with the
- *            data written into INTO        replace ran, which only       replace that moves INTO
- *                                          follows a commit that         onto IMAGE (a mark
- *                                          succeeded; IMAGE backing      follows the group's
- *                                          onto anything else is an      next marked step)
+ *            data written into INTO; then  replace ran, which only       replace that moves INTO
+ *            INTO gets IMAGE's owner and   follows a commit that         onto IMAGE (a mark
+ *            mode (it takes IMAGE's        succeeded; IMAGE backing      follows the group's
+ *            place)                        onto anything else is an      next marked step)
  *                                          error, never done
  *
  * A data step is never taken for done from what a header says: qemu-img

@@ -333,6 +333,28 @@ static void plan_free(struct plan *p)
 
 /* ---- the files, in tmp/<id>/N ---- */
 
+/* Whom a file of the clone belongs to (perm.h): the caller, with the
+ * permission bits of the source's file it derives from (src; the
+ * source's VM directory when src is not there). */
+static int owned_like(const struct plan *p, const char *src, struct store_perm *out)
+{
+    char dir[PATH_MAX];
+    int r = perm_of(p->c->s, src, out);
+    if (r == -ENOENT && (r = store_vm_path(p->c->s, p->vm, NULL, dir, sizeof(dir))) == 0)
+        r = perm_of(p->c->s, dir, out);
+    out->uid = p->c->cred.uid;
+    out->gid = p->c->cred.gid;
+    return r;
+}
+
+/* The same for a file of the source VM named by rel ("disks"). */
+static int owned_like_rel(const struct plan *p, const char *rel, struct store_perm *out)
+{
+    char path[PATH_MAX];
+    int r = store_vm_path(p->c->s, p->vm, rel, path, sizeof(path));
+    return r < 0 ? r : owned_like(p, path, out);
+}
+
 /* tmp/<id>/N + the part of path below STORE/N. */
 static int tmp_twin(const struct plan *p, const char *tmpn, const char *path, char *out,
                     size_t outsz)
@@ -357,7 +379,10 @@ static int copy_nvram(struct plan *p, struct journal *j, const char *tmpn, char 
     }
     snprintf(dir, sizeof(dir), "%s", dst);
     *strrchr(dir, '/') = '\0';
-    if (strcmp(dir, tmpn) != 0 && (r = storeio_mkdir(s, dir)) < 0 && r != -EEXIST)
+    struct store_perm dp, fp;
+    if ((r = owned_like_rel(p, "", &dp)) < 0 || (r = owned_like(p, p->id.nvram_old, &fp)) < 0)
+        return r;
+    if (strcmp(dir, tmpn) != 0 && (r = storeio_mkdir_as(s, dir, &dp)) < 0 && r != -EEXIST)
         return r;
     char *data = NULL;
     size_t len = 0;
@@ -370,7 +395,7 @@ static int copy_nvram(struct plan *p, struct journal *j, const char *tmpn, char 
         return 0;
     }
     if (r == 0)
-        r = storeio_write_new(s, dst, data, len);
+        r = storeio_write_new_as(s, dst, data, len, &fp);
     free(data);
     if (r == 0)
         r = storeio_fsync_parent(s, dst);
@@ -389,14 +414,20 @@ static uint64_t total_weight(const struct plan *p)
     return t;
 }
 
-static int make_dirs(const struct store *s, const char *tmpn, char *msg, size_t msgsz)
+/* N, N/disks, N/snapshots: the caller's, with the modes of the
+ * source's. */
+static int make_dirs(const struct plan *p, const char *tmpn, char *msg, size_t msgsz)
 {
-    static const char *const sub[] = { "", "/disks", "/snapshots" };
+    static const char *const sub[] = { "", "disks", "snapshots" };
     for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
         char path[PATH_MAX];
-        if ((size_t)snprintf(path, sizeof(path), "%s%s", tmpn, sub[i]) >= sizeof(path))
+        if ((size_t)snprintf(path, sizeof(path), "%s%s%s", tmpn, *sub[i] ? "/" : "", sub[i]) >=
+            sizeof(path))
             return -ENAMETOOLONG;
-        int r = storeio_mkdir(s, path);
+        struct store_perm dp;
+        int r = owned_like_rel(p, sub[i], &dp);
+        if (r == 0)
+            r = storeio_mkdir_as(p->c->s, path, &dp);
         if (r < 0) {
             snprintf(msg, msgsz, "cannot make %s: %s", path, strerror(-r));
             return r;
@@ -433,7 +464,7 @@ static int claim_identity(struct plan *p, struct journal *j, char *msg, size_t m
     char tmpn[PATH_MAX], name[NAME_MAX_LEN + 16], tmp[PATH_MAX];
     int r = tmp_clone_dir(p, j, tmpn, sizeof(tmpn));
     if (r == 0)
-        r = make_dirs(p->c->s, tmpn, msg, msgsz);
+        r = make_dirs(p, tmpn, msg, msgsz);
     if (r < 0)
         return r;
     int lock = vmlock_macs(p->c->s, VMLOCK_OP_WAIT_MS, p->c->cancelled, p->c->arg, msg, msgsz);
@@ -441,8 +472,12 @@ static int claim_identity(struct plan *p, struct journal *j, char *msg, size_t m
         return lock;
     r = rewrite_identity(p, msg, msgsz);
     snprintf(name, sizeof(name), "%s/domain.xml", p->name);
-    if (r == 0)
-        r = vm_write_temp(j, p->dom, name, tmp, sizeof(tmp), msg, msgsz);
+    struct store_perm xp;
+    if (r == 0 && (r = vm_xml_perm(p->c->s, p->vm, &xp)) == 0) {
+        xp.uid = p->c->cred.uid;
+        xp.gid = p->c->cred.gid;
+        r = vm_write_temp(j, p->dom, name, &xp, tmp, sizeof(tmp), msg, msgsz);
+    }
     close(lock);
     return r;
 }
@@ -476,8 +511,17 @@ static int prepare(struct plan *p, struct journal *j, char *msg, size_t msgsz)
     log_msg(LOG_INFO, "clone %s of %s: copied %.1f MiB in %.2f s (%.1f MiB/s)", p->name, p->vm,
             (double)total / 1048576.0, secs,
             secs > 0 ? (double)total / 1048576.0 / secs : 0.0);
-    for (size_t i = 0; r == 0 && i < p->ndisks; i++)
-        r = journal_prepared(j, p->disks[i].dst, msg, msgsz);
+    /* qemu-img (or the reflink) made each one root's in the journal's
+     * private directory: the caller's now, with its source's mode. */
+    for (size_t i = 0; r == 0 && i < p->ndisks; i++) {
+        struct store_perm fp;
+        if ((r = owned_like(p, p->disks[i].src, &fp)) == 0 &&
+            (r = perm_set(s, p->disks[i].dst, &fp)) < 0)
+            snprintf(msg, msgsz, "%s: cannot give it its owner and mode: %s", p->disks[i].dst,
+                     strerror(-r));
+        if (r == 0)
+            r = journal_prepared(j, p->disks[i].dst, msg, msgsz);
+    }
     if (r == 0)
         r = copy_nvram(p, j, tmpn, msg, msgsz);
     if (r == 0 && (r = sync_dirs(s, tmpn)) < 0)
@@ -569,6 +613,14 @@ int clone_create(const struct snap_ctx *c, const char *vm, const char *snap, con
         store_lstat(c->s, dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
         snprintf(msg, msgsz, "no such VM");
         return -ENOENT;
+    }
+    /* A new VM is a new entry in the store's root: the caller needs the
+     * right to make one there, as `mkdir STORE/N` would (write and
+     * search), not only the right to write this VM's clones/. */
+    if (!perm_cred_may(c->s, &c->cred, c->s->root, W_OK | X_OK)) {
+        snprintf(msg, msgsz, "uid %u may not create entries in the store's root %s",
+                 (unsigned)c->cred.uid, c->s->root);
+        return -EACCES;
     }
     struct vmlock name_lock, src_lock;
     int r = reserve_name(c, newname, &name_lock, msg, msgsz);

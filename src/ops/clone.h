@@ -10,7 +10,12 @@
  * made in the journal's temporary directory and fsynced; the commit
  * moves tmp/<id>/N to STORE/N, and only then does the call return.
  *
- * Refusals, each changing nothing: -EINVAL (a bad name, no usable
+ * N belongs to the caller (c->cred), each file and directory with the
+ * permission bits of the source's it derives from (perm.h).
+ *
+ * Refusals, each changing nothing: -EACCES (the caller may not create an
+ * entry in the store's root: write and search there, as the kernel would
+ * check `mkdir STORE/N` by that caller), -EINVAL (a bad name, no usable
  * definition), -EEXIST (N exists in the store, or a clone named N is
  * being made right now: the clone holds N's lock, locks/N, from start to
  * end), -ENOENT (no such VM or snapshot), -EBUSY (a clone of the current

@@ -113,7 +113,7 @@ static int visit_snapshot(const char *snap, void *arg)
     if (r == 0 && changed) {
         char name[NAME_MAX_LEN + 16], tmp[PATH_MAX], dst[PATH_MAX];
         snprintf(name, sizeof(name), "snap-%s.xml", snap);
-        r = vm_write_temp(rn->j, doc, name, tmp, sizeof(tmp), rn->msg, rn->msgsz);
+        r = vm_write_xml(&rn->m, rn->j, doc, name, tmp, sizeof(tmp), rn->msg, rn->msgsz);
         /* S's own file is replaced where it will stand after the move. */
         if (r == 0)
             r = store_snap_path(rn->m.s, rn->m.vm, self ? rn->to : snap, "snapshot.xml", dst,
@@ -139,8 +139,8 @@ static int plan(struct rename *rn, char *msg, size_t msgsz)
         int changed = xmledit_rewrite_prefix(xmlDocGetRootElement(m->dom), rn->from_dir,
                                              rn->to_dir);
         char tmp[PATH_MAX], dst[PATH_MAX];
-        if (changed && (r = vm_write_temp(rn->j, m->dom, "domain.xml", tmp, sizeof(tmp), msg,
-                                          msgsz)) == 0 &&
+        if (changed && (r = vm_write_xml(m, rn->j, m->dom, "domain.xml", tmp, sizeof(tmp), msg,
+                                         msgsz)) == 0 &&
             (r = store_vm_path(m->s, m->vm, "domain.xml", dst, sizeof(dst))) == 0)
             r = journal_replace(rn->j, tmp, dst);
     }

@@ -131,7 +131,11 @@ static int plan(struct revert *rv, struct journal *j, xmlDocPtr snapdoc, char *m
     if (!reqs)
         return -ENOMEM;
     for (size_t i = 0; i < rv->n; i++) {
-        vm_overlay_req(&reqs[i], rv->snap, rv->disks[i].dev, rv->disks[i].frozen);
+        /* The overlay replaces the active image and takes its owner and
+         * mode; a disk that has none (detached) takes the frozen one's. */
+        const struct covered *d = &rv->disks[i];
+        vm_overlay_req(&reqs[i], rv->snap, d->dev, d->frozen,
+                       storeio_exists(m->s, d->active) ? d->active : d->frozen);
     }
     r = vm_create_overlays(m, j, reqs, rv->n, msg, msgsz);
     for (size_t i = 0; r == 0 && i < rv->n; i++) {
@@ -148,12 +152,12 @@ static int plan(struct revert *rv, struct journal *j, xmlDocPtr snapdoc, char *m
     xmlDocPtr def = build_definition(rv, snapdoc, msg, msgsz);
     if (!def)
         return -EINVAL;
-    r = vm_write_temp(j, def, "domain.xml", tmp, sizeof(tmp), msg, msgsz);
+    r = vm_write_xml(m, j, def, "domain.xml", tmp, sizeof(tmp), msg, msgsz);
     xmlFreeDoc(def);
     if (r < 0 || (r = store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path))) < 0 ||
         (r = journal_replace(j, tmp, path)) < 0)
         return r;
-    if ((r = vm_write_temp(j, snapdoc, "snapshot.xml", tmp, sizeof(tmp), msg, msgsz)) < 0 ||
+    if ((r = vm_write_xml(m, j, snapdoc, "snapshot.xml", tmp, sizeof(tmp), msg, msgsz)) < 0 ||
         (r = store_snap_path(m->s, m->vm, rv->snap, "snapshot.xml", path, sizeof(path))) < 0)
         return r;
     return journal_replace(j, tmp, path);

@@ -122,7 +122,7 @@ static int update_parents(struct vm_model *m, struct journal *j, const char *sna
         char name[NAME_MAX_LEN + 16], tmp[PATH_MAX], dst[PATH_MAX];
         snprintf(name, sizeof(name), "parent-%s.xml", parent);
         if (r == 0)
-            r = vm_write_temp(j, doc, name, tmp, sizeof(tmp), msg, msgsz);
+            r = vm_write_xml(m, j, doc, name, tmp, sizeof(tmp), msg, msgsz);
         xmlFreeDoc(doc);
         if (r == 0 &&
             (r = store_snap_path(m->s, m->vm, parent, "snapshot.xml", dst, sizeof(dst))) == 0)
@@ -139,19 +139,27 @@ static int plan(struct vm_model *m, struct journal *j, const char *snap, const c
     char snapdir[PATH_MAX], tmpsnap[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
     int r;
     store_snap_path(m->s, m->vm, snap, NULL, snapdir, sizeof(snapdir));
+    /* The snapshot directory is owned as the directory it will stand in
+     * (perm.h): snapshots/, or the VM's own directory, as snapshots/
+     * will be when the journal makes it. */
+    struct store_perm dp;
+    store_vm_path(m->s, m->vm, "snapshots", path, sizeof(path));
+    if ((r = perm_of(m->s, path, &dp)) == -ENOENT)
+        r = perm_of(m->s, m->dir, &dp);
+    if (r < 0)
+        return r;
     /* The new snapshot directory, complete with its snapshot.xml. */
     if ((size_t)snprintf(tmpsnap, sizeof(tmpsnap), "%s/snap", j->tmpdir) >= sizeof(tmpsnap))
         return -ENAMETOOLONG;
-    if ((r = storeio_mkdir(m->s, tmpsnap)) < 0)
+    if ((r = storeio_mkdir_as(m->s, tmpsnap, &dp)) < 0)
         return r;
     xmlDocPtr doc = build_snapshot_xml(m, snap, parent, msg, msgsz);
     if (!doc)
         return -ENOMEM;
-    r = vm_write_temp(j, doc, "snap/snapshot.xml", tmp, sizeof(tmp), msg, msgsz);
+    r = vm_write_xml(m, j, doc, "snap/snapshot.xml", tmp, sizeof(tmp), msg, msgsz);
     xmlFreeDoc(doc);
     if (r < 0)
         return r;
-    store_vm_path(m->s, m->vm, "snapshots", path, sizeof(path));
     if ((r = journal_mkdir(j, path)) < 0 || (r = journal_move(j, tmpsnap, snapdir)) < 0)
         return r;
     /* Per disk: a new overlay; the active image moves into S and its
@@ -160,7 +168,8 @@ static int plan(struct vm_model *m, struct journal *j, const char *snap, const c
     if (!reqs)
         return -ENOMEM;
     for (size_t i = 0; i < m->ndisks; i++) {
-        vm_overlay_req(&reqs[i], snap, m->disks[i].dev, m->disks[i].active);
+        /* The overlay stands in for the active image it freezes. */
+        vm_overlay_req(&reqs[i], snap, m->disks[i].dev, m->disks[i].active, m->disks[i].active);
     }
     r = vm_create_overlays(m, j, reqs, m->ndisks, msg, msgsz);
     for (size_t i = 0; r == 0 && i < m->ndisks; i++) {
@@ -181,7 +190,7 @@ static int plan(struct vm_model *m, struct journal *j, const char *snap, const c
     if (r < 0)
         return r;
     if ((r = update_definition(m, snap)) < 0 ||
-        (r = vm_write_temp(j, m->dom, "domain.xml", tmp, sizeof(tmp), msg, msgsz)) < 0 ||
+        (r = vm_write_xml(m, j, m->dom, "domain.xml", tmp, sizeof(tmp), msg, msgsz)) < 0 ||
         (r = store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path))) < 0 ||
         (r = journal_replace(j, tmp, path)) < 0)
         return r;

@@ -261,7 +261,7 @@ static int plan_forget(struct vm_model *m, struct journal *j, const void *arg, c
         return r;
     cloneid_forget_lineage(m->dom);
     char tmp[PATH_MAX], dst[PATH_MAX];
-    if ((r = vm_write_temp(j, m->dom, "domain.xml", tmp, sizeof(tmp), msg, msgsz)) < 0 ||
+    if ((r = vm_write_xml(m, j, m->dom, "domain.xml", tmp, sizeof(tmp), msg, msgsz)) < 0 ||
         (r = store_vm_path(m->s, m->vm, "domain.xml", dst, sizeof(dst))) < 0)
         return r;
     return journal_replace(j, tmp, dst);

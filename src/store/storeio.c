@@ -45,17 +45,22 @@ static int fsync_fd_close(int fd)
     return r;
 }
 
-int storeio_write_new(const struct store *s, const char *path, const void *data, size_t len)
+int storeio_write_new_as(const struct store *s, const char *path, const void *data, size_t len,
+                         const struct store_perm *perm)
 {
     const char *name;
     int dfd = storeio_parent(s, path, &name);
     if (dfd < 0)
         return dfd;
-    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     int e = fd < 0 ? -errno : 0;
     close(dfd);
     if (fd < 0)
         return e;
+    if ((e = perm_fd(fd, perm)) < 0) {
+        close(fd);
+        return e;
+    }
     const char *p = data;
     while (len > 0) {
         ssize_t n = write(fd, p, len);
@@ -70,6 +75,12 @@ int storeio_write_new(const struct store *s, const char *path, const void *data,
         len -= (size_t)n;
     }
     return fsync_fd_close(fd);
+}
+
+int storeio_write_new(const struct store *s, const char *path, const void *data, size_t len)
+{
+    struct store_perm own = perm_private(0600);
+    return storeio_write_new_as(s, path, data, len, &own);
 }
 
 int storeio_copy_new(const struct store *s, const char *src, const char *dst, int *out)
@@ -92,8 +103,8 @@ int storeio_copy_new(const struct store *s, const char *src, const char *dst, in
         return e;
     }
     /* The same owner and mode as the file it stands in for. */
-    if (fchown(fd, st.st_uid, st.st_gid) < 0 || fchmod(fd, st.st_mode & 07777) < 0)
-        e = -errno;
+    struct store_perm same = { st.st_uid, st.st_gid, st.st_mode & 0777 };
+    e = perm_fd(fd, &same);
     /* Shared extents where the file system has them; else copied. */
     if (e == 0 && ioctl(fd, FICLONE, in) < 0) {
         off_t left = st.st_size;
@@ -182,15 +193,43 @@ int storeio_rename(const struct store *s, const char *from, const char *to, unsi
     return r;
 }
 
-int storeio_mkdir(const struct store *s, const char *path)
+/* Made 0700 and then given its owner and mode through a descriptor of
+ * its own (no name followed twice). perm NULL: the parent's (dfd). */
+static int mkdir_perm(const struct store *s, const char *path, const struct store_perm *perm)
 {
     const char *name;
     int dfd = storeio_parent(s, path, &name);
     if (dfd < 0)
         return dfd;
-    int r = mkdirat(dfd, name, 0755) < 0 ? -errno : 0;
+    struct stat pst;
+    struct store_perm parent;
+    int r = 0;
+    if (!perm) {
+        r = fstat(dfd, &pst) < 0 ? -errno : 0;
+        parent = (struct store_perm){ pst.st_uid, pst.st_gid, pst.st_mode & 0777 };
+        perm = &parent;
+    }
+    if (r == 0 && mkdirat(dfd, name, 0700) < 0)
+        r = -errno;
+    int fd = r < 0 ? -1 : openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (r == 0 && fd < 0)
+        r = -errno;
+    if (r == 0 && (r = perm_fd(fd, perm)) < 0)
+        unlinkat(dfd, name, AT_REMOVEDIR); /* not left behind with the wrong owner */
+    if (fd >= 0)
+        close(fd);
     close(dfd);
     return r;
+}
+
+int storeio_mkdir(const struct store *s, const char *path)
+{
+    return mkdir_perm(s, path, NULL);
+}
+
+int storeio_mkdir_as(const struct store *s, const char *path, const struct store_perm *perm)
+{
+    return mkdir_perm(s, path, perm);
 }
 
 int storeio_unlink(const struct store *s, const char *path)

@@ -5,6 +5,7 @@
 #ifndef VMSTOREFS_STOREIO_H
 #define VMSTOREFS_STOREIO_H
 
+#include "store/perm.h"
 #include "store/store.h"
 
 #include <stdbool.h>
@@ -16,7 +17,11 @@ const char *storeio_rel(const struct store *s, const char *path);
 /* Opens the directory holding path; *name points at path's last component. */
 int storeio_parent(const struct store *s, const char *path, const char **name);
 
-/* Creates path (which must not exist), writes data, fsyncs it. */
+/* Creates path (which must not exist) owned by perm, writes data, fsyncs
+ * it. The file is made 0600 and given perm before any byte is written. */
+int storeio_write_new_as(const struct store *s, const char *path, const void *data, size_t len,
+                         const struct store_perm *perm);
+/* The daemon's own private file (0600): journal records, probes. */
 int storeio_write_new(const struct store *s, const char *path, const void *data, size_t len);
 /* A new file dst (beneath the root, not there before) with src's bytes,
  * owner and mode: extents shared (FICLONE) where the file system can,
@@ -35,7 +40,10 @@ int storeio_reopen(int fd, int flags);
 int storeio_fsync_parent(const struct store *s, const char *path);
 /* renameat2 with flags (RENAME_NOREPLACE, ...). */
 int storeio_rename(const struct store *s, const char *from, const char *to, unsigned flags);
+/* A new directory with the owner and mode of the directory it is made
+ * in (storeio_mkdir), or with perm. */
 int storeio_mkdir(const struct store *s, const char *path);
+int storeio_mkdir_as(const struct store *s, const char *path, const struct store_perm *perm);
 int storeio_unlink(const struct store *s, const char *path);
 /* Removes a directory tree (or a file); missing is success. */
 int storeio_rmtree(const struct store *s, const char *path);

@@ -62,17 +62,37 @@ void jobs_finish(struct job *job)
     free(job);
 }
 
-char *jobs_render(size_t *len)
+/* The jobs as they are now, copied under the lock (*n of them). */
+static struct job *jobs_copy(size_t *n)
 {
     pthread_mutex_lock(&lock);
-    size_t cap = 1;
+    size_t count = 0;
     for (struct job *j = head; j; j = j->next)
-        cap += sizeof(j->kind) + sizeof(j->vm) + sizeof(j->what) + 64;
+        count++;
+    struct job *copy = malloc((count ? count : 1) * sizeof(*copy));
+    size_t k = 0;
+    for (struct job *j = head; copy && j; j = j->next)
+        copy[k++] = *j;
+    pthread_mutex_unlock(&lock);
+    *n = k;
+    return copy;
+}
+
+char *jobs_render_for(bool (*visible)(const char *vm, void *ctx), void *ctx, size_t *len)
+{
+    size_t count;
+    struct job *jobs = jobs_copy(&count);
+    if (!jobs)
+        return NULL;
+    size_t cap = 1 + count * (sizeof(jobs->kind) + sizeof(jobs->vm) + sizeof(jobs->what) + 64);
     char *buf = malloc(cap);
     size_t n = 0;
     if (buf) {
         buf[0] = '\0';
-        for (struct job *j = head; j; j = j->next) {
+        for (size_t i = 0; i < count; i++) {
+            const struct job *j = &jobs[i];
+            if (visible && !visible(j->vm, ctx))
+                continue;
             /* done * 100 would overflow past 184 PB; both sides are
              * scaled down first then. */
             uint64_t d = j->done, t = j->total;
@@ -84,7 +104,12 @@ char *jobs_render(size_t *len)
                                   (unsigned long long)j->total, pct);
         }
     }
-    pthread_mutex_unlock(&lock);
+    free(jobs);
     *len = n;
     return buf;
+}
+
+char *jobs_render(size_t *len)
+{
+    return jobs_render_for(NULL, NULL, len);
 }

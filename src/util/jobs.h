@@ -9,6 +9,7 @@
 #ifndef VMSTOREFS_JOBS_H
 #define VMSTOREFS_JOBS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,5 +20,9 @@ void jobs_progress(struct job *job, uint64_t done_bytes);
 void jobs_finish(struct job *job);
 /* A malloc'd, NUL-terminated snapshot of the running jobs ("" when none). */
 char *jobs_render(size_t *len);
+/* The same with only the jobs whose VM visible(vm, ctx) accepts: each
+ * reader of .jobs sees the lines of the VMs it may search. visible is
+ * called with no lock held (it may take its time). */
+char *jobs_render_for(bool (*visible)(const char *vm, void *ctx), void *ctx, size_t *len);
 
 #endif

@@ -374,7 +374,7 @@ static int write_if_changed(struct delplan *dp, xmlDocPtr doc, const char *befor
     if (same)
         return 0;
     char tmp[PATH_MAX];
-    if ((r = vm_write_temp(dp->j, doc, tmpname, tmp, sizeof(tmp), dp->msg, dp->msgsz)) < 0)
+    if ((r = vm_write_xml(dp->m, dp->j, doc, tmpname, tmp, sizeof(tmp), dp->msg, dp->msgsz)) < 0)
         return r;
     dp->changed = true;
     return journal_replace(dp->j, tmp, dst);

@@ -306,8 +306,25 @@ int vm_load_snapshot(struct vm_model *m, const char *snap, xmlDocPtr *out, char 
     return 0;
 }
 
-int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name, char *out, size_t outsz,
-                  char *msg, size_t msgsz)
+int vm_xml_perm(const struct store *s, const char *vm, struct store_perm *out)
+{
+    static const char *const from[] = { "domain.xml", ".domain.xml.undefined", "" };
+    for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
+        char path[PATH_MAX];
+        if (store_vm_path(s, vm, from[i], path, sizeof(path)) < 0)
+            return -ENAMETOOLONG;
+        int r = perm_of(s, path, out);
+        if (r == -ENOENT)
+            continue;
+        if (r == 0 && !from[i][0])
+            out->mode &= 0666;
+        return r;
+    }
+    return -ENOENT;
+}
+
+int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name,
+                  const struct store_perm *perm, char *out, size_t outsz, char *msg, size_t msgsz)
 {
     if ((size_t)snprintf(out, outsz, "%s/%s", j->tmpdir, name) >= outsz)
         return -ENAMETOOLONG;
@@ -316,7 +333,7 @@ int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name, char *out,
     int r = xmledit_dump(doc, &text, &len);
     if (r < 0)
         return r;
-    r = storeio_write_new(j->s, out, text, len);
+    r = storeio_write_new_as(j->s, out, text, len, perm);
     free(text);
     /* The commit syncs the temporary directory itself; an entry in a
      * directory below it (snap/snapshot.xml) is synced here. */
@@ -328,6 +345,18 @@ int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name, char *out,
     }
     journal_point(j);
     return 0;
+}
+
+int vm_write_xml(const struct vm_model *m, struct journal *j, xmlDocPtr doc, const char *name,
+                 char *out, size_t outsz, char *msg, size_t msgsz)
+{
+    struct store_perm xp;
+    int r = vm_xml_perm(m->s, m->vm, &xp);
+    if (r < 0) {
+        snprintf(msg, msgsz, "%s: cannot tell who owns the VM's XML: %s", m->vm, strerror(-r));
+        return r;
+    }
+    return vm_write_temp(j, doc, name, &xp, out, outsz, msg, msgsz);
 }
 
 /* One overlay, made by qemu-img in the temporary directory. Runs on its
@@ -359,11 +388,12 @@ static void *create_one(void *arg)
 }
 
 void vm_overlay_req(struct overlay_req *req, const char *snap, const char *dev,
-                    const char *sized_like)
+                    const char *sized_like, const char *perm_like)
 {
     snprintf(req->name, sizeof(req->name), "disk-%s.qcow2", dev);
     snprintf(req->backing, sizeof(req->backing), "../snapshots/%s/%s" IMAGE_SUFFIX, snap, dev);
     req->sized_like = sized_like;
+    req->perm_like = perm_like;
 }
 
 int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
@@ -399,8 +429,16 @@ int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req
         }
     }
     for (size_t i = 0; i < n; i++) {
-        int r = journal_prepared(j, reqs[i].path, msg, msgsz);
-        if (r < 0)
+        /* qemu-img made it root's, 0644 less the umask, in the journal's
+         * private directory: it leaves it with the owner and mode of the
+         * image it stands in for. */
+        int r = perm_like(m->s, reqs[i].path, reqs[i].perm_like);
+        if (r < 0) {
+            snprintf(msg, msgsz, "%s: cannot give it the owner and mode of %s: %s", reqs[i].path,
+                     reqs[i].perm_like, strerror(-r));
+            return r;
+        }
+        if ((r = journal_prepared(j, reqs[i].path, msg, msgsz)) < 0)
             return r;
     }
     return 0;

@@ -74,9 +74,17 @@ int vm_run(const struct snap_ctx *c, const char *vm, const char *op, vm_plan_fn 
 int vm_load_snapshot(struct vm_model *m, const char *snap, xmlDocPtr *out, char *msg,
                      size_t msgsz);
 /* Writes doc as a new file `name` in the journal's temporary directory
- * (path returned in out) and counts it prepared. */
-int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name, char *out, size_t outsz,
-                  char *msg, size_t msgsz);
+ * (path returned in out), owned as perm says, and counts it prepared. */
+int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name,
+                  const struct store_perm *perm, char *out, size_t outsz, char *msg, size_t msgsz);
+/* The owner and mode of the XML the daemon writes for vm (its
+ * domain.xml, snapshot.xml files): those of its domain.xml, else of the
+ * definition an undefine kept, else the VM directory's without its x
+ * bits. */
+int vm_xml_perm(const struct store *s, const char *vm, struct store_perm *out);
+/* vm_write_temp of XML for m's VM, owned as vm_xml_perm says. */
+int vm_write_xml(const struct vm_model *m, struct journal *j, xmlDocPtr doc, const char *name,
+                 char *out, size_t outsz, char *msg, size_t msgsz);
 #define OVERLAY_PARALLEL 8
 
 /* An empty qcow2 overlay to make in the journal's temporary directory:
@@ -86,17 +94,19 @@ struct overlay_req {
     char name[DEV_MAX_LEN + 16];
     char backing[PATH_MAX];
     const char *sized_like;
+    const char *perm_like; /* the file whose owner and mode it takes */
     char path[PATH_MAX]; /* out: where it was made */
     const struct store *s;
     int err;
     char msg[MSG_MAX];
 };
 /* An overlay for disk dev that will stand at disks/<dev>.qcow2 on
- * snapshots/<snap>/<dev>.qcow2, sized as sized_like. */
+ * snapshots/<snap>/<dev>.qcow2, sized as sized_like, with the owner and
+ * mode of perm_like. */
 void vm_overlay_req(struct overlay_req *req, const char *snap, const char *dev,
-                    const char *sized_like);
-/* Makes them all (qemu-img create -u, several at once), fsyncs each and
- * counts it prepared. */
+                    const char *sized_like, const char *perm_like);
+/* Makes them all (qemu-img create -u, several at once), gives each its
+ * owner and mode, fsyncs each and counts it prepared. */
 int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
                        char *msg, size_t msgsz);
 

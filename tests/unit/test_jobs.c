@@ -96,6 +96,35 @@ static void test_null_job(void)
     EXPECT_RENDER("");
 }
 
+/* Only the lines whose VM the reader may see, in order (.jobs shows
+ * each user the VMs it may search). */
+static bool not_secret(const char *vm, void *ctx)
+{
+    (*(int *)ctx)++;
+    return strcmp(vm, "secret") != 0;
+}
+
+static void test_filtered(void)
+{
+    struct job *a = jobs_start("clone", "web1", "c1", 10);
+    struct job *b = jobs_start("merge", "secret", "s1/vda", 10);
+    struct job *c = jobs_start("clone", "db1", "c2", 10);
+    int asked = 0;
+    size_t len;
+    char *got = jobs_render_for(not_secret, &asked, &len);
+    CHECK(got != NULL);
+    if (got) {
+        CHECK_STR(got, "clone web1 c1 0/10 0%\nclone db1 c2 0/10 0%\n");
+        CHECK_INT((int)len, (int)strlen(got));
+    }
+    CHECK_INT(asked, 3);
+    free(got);
+    jobs_finish(a);
+    jobs_finish(b);
+    jobs_finish(c);
+    EXPECT_RENDER("");
+}
+
 int main(void)
 {
     test_empty();
@@ -104,5 +133,6 @@ int main(void)
     test_zero_total();
     test_long_names();
     test_null_job();
+    test_filtered();
     CHECK_DONE();
 }
