@@ -294,13 +294,14 @@ struct walk_stop {
     void *arg;
 };
 
-static int walk(const struct store *s, const char *path, int fd0, const struct walk_stop *stop,
-                struct chain *out, char *msg, size_t msgsz)
+static int walk(const struct store *s, const char *path, const char *fmt0, int fd0,
+                const struct walk_stop *stop, struct chain *out, char *msg, size_t msgsz)
 {
     struct stat *seen = NULL;
     size_t cap = 0;
-    char cur[PATH_MAX], fmt[16] = "qcow2";
+    char cur[PATH_MAX], fmt[16];
     snprintf(cur, sizeof(cur), "%s", path);
+    snprintf(fmt, sizeof(fmt), "%s", fmt0);
     int r = 0;
     for (;;) {
         if (out->n == CHAIN_MAX_DEPTH) {
@@ -349,12 +350,12 @@ static int walk(const struct store *s, const char *path, int fd0, const struct w
     return r;
 }
 
-static int walk_from(const struct store *s, const char *path, int fd0,
+static int walk_from(const struct store *s, const char *path, const char *fmt0, int fd0,
                      const struct walk_stop *stop, struct chain *out, char *msg, size_t msgsz)
 {
     out->links = NULL;
     out->n = 0;
-    int r = walk(s, path, fd0, stop, out, msg, msgsz);
+    int r = walk(s, path, fmt0, fd0, stop, out, msg, msgsz);
     if (r < 0)
         chain_free(out);
     return r;
@@ -363,7 +364,17 @@ static int walk_from(const struct store *s, const char *path, int fd0,
 int chain_walk(const struct store *s, const char *path, struct chain *out, char *msg,
                size_t msgsz)
 {
-    return walk_from(s, path, -1, NULL, out, msg, msgsz);
+    return walk_from(s, path, "qcow2", -1, NULL, out, msg, msgsz);
+}
+
+int chain_walk_as(const struct store *s, const char *path, const char *format, struct chain *out,
+                  char *msg, size_t msgsz)
+{
+    /* A raw file has no header to read: parsed as qcow2 it would be
+     * refused ("not a qcow2 image"), and a raw file that holds a qcow2
+     * header would be followed on. */
+    bool raw = format && strcmp(format, "raw") == 0;
+    return walk_from(s, path, raw ? "raw" : "qcow2", -1, NULL, out, msg, msgsz);
 }
 
 int chain_walk_until(const struct store *s, const char *path,
@@ -371,13 +382,13 @@ int chain_walk_until(const struct store *s, const char *path,
                      char *msg, size_t msgsz)
 {
     struct walk_stop stop = { known, arg };
-    return walk_from(s, path, -1, &stop, out, msg, msgsz);
+    return walk_from(s, path, "qcow2", -1, &stop, out, msg, msgsz);
 }
 
 int chain_walk_fd(const struct store *s, int fd, const char *path, struct chain *out, char *msg,
                   size_t msgsz)
 {
-    return walk_from(s, path, fd, NULL, out, msg, msgsz);
+    return walk_from(s, path, "qcow2", fd, NULL, out, msg, msgsz);
 }
 
 void chain_free(struct chain *c)

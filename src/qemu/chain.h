@@ -71,6 +71,11 @@ struct chain {
  * image. out is empty (n 0, links NULL) on failure. */
 int chain_walk(const struct store *s, const char *path, struct chain *out, char *msg,
                size_t msgsz);
+/* chain_walk of an image whose format is known from what backs onto it
+ * (a backing format, "qcow2" or "raw"): a raw image is one link, never
+ * parsed as qcow2. */
+int chain_walk_as(const struct store *s, const char *path, const char *format, struct chain *out,
+                  char *msg, size_t msgsz);
 /* chain_walk, stopping at the first link below path that known(link's
  * path, arg) says the caller has met already: that link ends the chain
  * (its header is not read again). For a caller that walks many chains

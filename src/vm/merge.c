@@ -187,13 +187,14 @@ static int run_pull(const struct journal *j, const struct jstep *st, char *msg, 
     if ((r = chain_backing(j->s, st->a, &now, msg, msgsz)) < 0)
         return r;
     /* qemu-img reads the whole new backing chain: it must pass the
-     * checks every chain of the store passes. */
+     * checks every chain of the store passes, read as the format the
+     * step records for it (a raw base is no qcow2). */
     if (st->b[0]) {
         char target[PATH_MAX];
         struct chain c;
         if ((r = chain_check_name(j->s, st->a, st->b, st->fmt, target, sizeof(target), msg,
                                   msgsz)) < 0 ||
-            (r = chain_walk(j->s, target, &c, msg, msgsz)) < 0)
+            (r = chain_walk_as(j->s, target, st->fmt, &c, msg, msgsz)) < 0)
             return r;
         chain_free(&c);
     }
