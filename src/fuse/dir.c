@@ -87,6 +87,8 @@ void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         r = ops_parse(dh->path, &dh->vp);
     if (r == 0)
         r = view_getattr(st_of(), &dh->vp, &st);
+    else if (r == -ENOENT && view_base_dir(st_of(), dh->path, &dh->vp, &st) == 0)
+        r = 0; /* a directory on the way to a chain's base (vpath.h) */
     if (r == -ENOENT && ops_ghost_attr(dh->path, &st) == 0) {
         dh->ghost = true;
         r = 0;

@@ -87,6 +87,9 @@ int ops_path_attr(const char *path, struct stat *st)
     int r = ops_parse(path, &vp);
     if (r < 0 && (r = pending_link_attr(path, st)) == 0)
         return 0;
+    /* A directory on the way to a chain's base (vpath.h, V_BASE). */
+    if (r < 0 && path && view_base_dir(st_of(), path, &vp, st) == 0)
+        return 0;
     if (r == 0 && (r = view_getattr(st_of(), &vp, st)) == 0)
         return 0;
     return r == -ENOENT && ops_ghost_attr(path, st) == 0 ? 0 : r;

@@ -60,6 +60,13 @@ static const struct covered *find_covered(const struct revert *rv, const char *d
     return NULL;
 }
 
+/* A disk S covers gets an overlay on S's image, whose chain check_disks
+ * walked: its active image now is not what the definition will name. */
+static bool is_covered(const char *dev, void *arg)
+{
+    return find_covered(arg, dev) != NULL;
+}
+
 /* The definition as of S, with the active images and their chains; a
  * disk S does not cover keeps its current element (or is added back). */
 static xmlDocPtr build_definition(struct revert *rv, xmlDocPtr snapdoc, char *msg, size_t msgsz)
@@ -152,6 +159,16 @@ static int plan(struct revert *rv, struct journal *j, xmlDocPtr snapdoc, char *m
     xmlDocPtr def = build_definition(rv, snapdoc, msg, msgsz);
     if (!def)
         return -EINVAL;
+    /* S's <domain> is the store's, but not trusted more than a domain.xml:
+     * a definition every later operation would refuse (a disk outside the
+     * store, say) would leave a VM nothing can change again. */
+    char why[MSG_MAX];
+    if ((r = vm_check_definition(m, def, is_covered, rv, why, sizeof(why))) < 0) {
+        snprintf(msg, msgsz, "snapshot %s: its definition would not be usable: %s", rv->snap,
+                 why);
+        xmlFreeDoc(def);
+        return r == -ENOENT ? -EINVAL : r;
+    }
     r = vm_write_xml(m, j, def, "domain.xml", tmp, sizeof(tmp), msg, msgsz);
     xmlFreeDoc(def);
     if (r < 0 || (r = store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path))) < 0 ||

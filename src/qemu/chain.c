@@ -346,14 +346,17 @@ struct walk_stop {
     void *arg;
 };
 
-/* pin: keep each link's descriptor in out->fds (chain_pin). */
-static int walk(const struct store *s, const char *path, int fd0, const struct walk_stop *stop,
-                bool pin, struct chain *out, char *msg, size_t msgsz)
+/* fmt0: the format of path itself; pin: keep each link's descriptor in
+ * out->fds (chain_pin). */
+static int walk(const struct store *s, const char *path, const char *fmt0, int fd0,
+                const struct walk_stop *stop, bool pin, struct chain *out, char *msg,
+                size_t msgsz)
 {
     struct stat *seen = NULL;
     size_t cap = 0;
-    char cur[PATH_MAX], fmt[16] = "qcow2";
+    char cur[PATH_MAX], fmt[16];
     snprintf(cur, sizeof(cur), "%s", path);
+    snprintf(fmt, sizeof(fmt), "%s", fmt0);
     int r = 0;
     for (;;) {
         if (out->n == CHAIN_MAX_DEPTH) {
@@ -411,14 +414,14 @@ static int walk(const struct store *s, const char *path, int fd0, const struct w
     return r;
 }
 
-static int walk_from(const struct store *s, const char *path, int fd0,
+static int walk_from(const struct store *s, const char *path, const char *fmt0, int fd0,
                      const struct walk_stop *stop, bool pin, struct chain *out, char *msg,
                      size_t msgsz)
 {
     out->links = NULL;
     out->fds = NULL;
     out->n = 0;
-    int r = walk(s, path, fd0, stop, pin, out, msg, msgsz);
+    int r = walk(s, path, fmt0, fd0, stop, pin, out, msg, msgsz);
     if (r < 0)
         chain_free(out);
     return r;
@@ -427,7 +430,7 @@ static int walk_from(const struct store *s, const char *path, int fd0,
 int chain_walk(const struct store *s, const char *path, struct chain *out, char *msg,
                size_t msgsz)
 {
-    return walk_from(s, path, -1, NULL, false, out, msg, msgsz);
+    return walk_from(s, path, "qcow2", -1, NULL, false, out, msg, msgsz);
 }
 
 int chain_walk_until(const struct store *s, const char *path,
@@ -435,19 +438,19 @@ int chain_walk_until(const struct store *s, const char *path,
                      char *msg, size_t msgsz)
 {
     struct walk_stop stop = { known, arg };
-    return walk_from(s, path, -1, &stop, false, out, msg, msgsz);
+    return walk_from(s, path, "qcow2", -1, &stop, false, out, msg, msgsz);
 }
 
 int chain_walk_fd(const struct store *s, int fd, const char *path, struct chain *out, char *msg,
                   size_t msgsz)
 {
-    return walk_from(s, path, fd, NULL, false, out, msg, msgsz);
+    return walk_from(s, path, "qcow2", fd, NULL, false, out, msg, msgsz);
 }
 
 int chain_pin(const struct store *s, const char *path, struct chain *out, char *msg,
               size_t msgsz)
 {
-    return walk_from(s, path, -1, NULL, true, out, msg, msgsz);
+    return walk_from(s, path, "qcow2", -1, NULL, true, out, msg, msgsz);
 }
 
 void chain_free(struct chain *c)

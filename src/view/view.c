@@ -3,6 +3,7 @@
 #include "view/view.h"
 
 #include "qemu/chain.h"
+#include "view/bases.h"
 #include "vm/clonelist.h"
 #include "meta/domxml.h"
 #include "meta/snapxml.h"
@@ -67,6 +68,8 @@ static int backing_path(const struct store *s, const struct vpath *vp, char *out
         return store_snap_image_path(s, vp->vm, vp->snap, vp->dev, out, outsz);
     case V_DOMXML:
         return store_vm_path(s, vp->vm, "domain.xml", out, outsz);
+    case V_BASE:
+        return store_vm_path(s, vp->vm, vp->base, out, outsz);
     default:
         return -EISDIR;
     }
@@ -120,6 +123,41 @@ static int current_link(const struct store *s, const char *vm, char *buf, size_t
     if ((size_t)snprintf(buf, size, "snapshots/%s", snap) >= size)
         return -ENAMETOOLONG;
     return 0;
+}
+
+/* A file or directory below the VM outside its layout: served only as
+ * what the VM's chains reach (bases.h), read-only. fmt gets a file's
+ * format. */
+static int base_attr(const struct store *s, const char *vm, const char *path, struct stat *st,
+                     char *fmt, size_t fmtsz)
+{
+    int r = not_there(store_lstat(s, path, st));
+    if (r < 0)
+        return r;
+    enum base_kind want = S_ISREG(st->st_mode) ? BASE_FILE : S_ISDIR(st->st_mode) ? BASE_DIR
+                                                                                 : BASE_NONE;
+    if (want == BASE_NONE || bases_lookup(s, vm, path, fmt, fmtsz) != want)
+        return -ENOENT;
+    make_readonly(st);
+    return 0;
+}
+
+int view_base_dir(const struct store *s, const char *mpath, struct vpath *vp, struct stat *st)
+{
+    /* "/<vm>/<dir>": what vpath_parse leaves to this. */
+    const char *p = mpath[0] == '/' ? mpath + 1 : mpath, *slash = strchr(p, '/');
+    if (!slash || (size_t)(slash - p) > NAME_MAX_LEN || strchr(slash + 1, '/') ||
+        strlen(slash + 1) > NAME_MAX_LEN || !slash[1] || strcmp(slash + 1, ".") == 0 ||
+        strcmp(slash + 1, "..") == 0)
+        return -ENOENT;
+    memset(vp, 0, sizeof(*vp));
+    vp->kind = V_BASE;
+    snprintf(vp->vm, sizeof(vp->vm), "%.*s", (int)(slash - p), p);
+    snprintf(vp->base, sizeof(vp->base), "%s", slash + 1);
+    if (!name_is_valid(vp->vm))
+        return -ENOENT;
+    int r = view_getattr(s, vp, st);
+    return r == 0 && !S_ISDIR(st->st_mode) ? -ENOENT : r;
 }
 
 int view_getattr(const struct store *s, const struct vpath *vp, struct stat *st)
@@ -179,6 +217,12 @@ int view_getattr(const struct store *s, const struct vpath *vp, struct stat *st)
     }
     case V_SNAP_CLONE:
         return -ENOENT;
+    case V_BASE: {
+        char fmt[16];
+        if ((r = backing_path(s, vp, path, sizeof(path))) < 0)
+            return r;
+        return base_attr(s, vp->vm, path, st, fmt, sizeof(fmt));
+    }
     }
     return -ENOENT;
 }
@@ -415,6 +459,12 @@ int view_readdir(const struct store *s, const struct vpath *vp, view_fill_fn fil
     case V_CLONES:
         f.type = S_IFLNK;
         return clonelist_each(s, vp->vm, fill_name, &f);
+    case V_BASE: {
+        char path[PATH_MAX];
+        if ((r = backing_path(s, vp, path, sizeof(path))) < 0)
+            return r;
+        return bases_list(s, vp->vm, path, fill, ctx);
+    }
     default:
         return 0; /* a snapshot's clones/: enterable, never listed */
     }
@@ -465,6 +515,13 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
     bool writing = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
     if (writing && vp->kind != V_DISK)
         return -EROFS;
+    /* A base is served as the format its chains record: a raw one has no
+     * chain to check, and is never read as a qcow2 header. */
+    char fmt[16] = "";
+    struct stat bst;
+    if (vp->kind == V_BASE && ((r = base_attr(s, vp->vm, path, &bst, fmt, sizeof(fmt))) < 0 ||
+                               !S_ISREG(bst.st_mode)))
+        return r < 0 ? r : -EISDIR;
     /* Keep the caller's access mode, truncation (the kernel folds
      * O_TRUNC into the open: cp over an image must not leave its old
      * tail) and sync semantics; never hand the fd to a child. */
@@ -485,12 +542,13 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
         return r;
     }
     bool can_follow = (flags & O_ACCMODE) != O_WRONLY && st.st_size > 0;
-    if (vp->kind != V_DOMXML && can_follow && (r = check_chain(s, fd, path)) < 0) {
+    bool raw = vp->kind == V_BASE && strcmp(fmt, "raw") == 0;
+    if (vp->kind != V_DOMXML && !raw && can_follow && (r = check_chain(s, fd, path)) < 0) {
         close(fd);
         return r;
     }
     out->fd = fd;
-    out->frozen = vp->kind == V_SNAP_IMAGE;
+    out->frozen = vp->kind == V_SNAP_IMAGE || vp->kind == V_BASE;
     out->active = vp->kind == V_DISK;
     return 0;
 }
@@ -520,6 +578,7 @@ static int open_writable(const struct store *s, const struct vpath *vp, int refu
     case V_SNAP:
     case V_SNAP_CLONES:
     case V_JOBS:
+    case V_BASE:
         return refusal;
     default:
         return -EPERM;

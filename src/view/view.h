@@ -18,6 +18,11 @@
 typedef int (*view_fill_fn)(void *ctx, const char *name, mode_t type);
 
 int view_getattr(const struct store *s, const struct vpath *vp, struct stat *st);
+/* Mount path "/<vm>/<dir>", which vpath_parse leaves out (vpath.h,
+ * V_BASE), when dir is a directory on the way to an image the VM's
+ * chains reach outside its layout (a raw base: bases.h): vp as a V_BASE
+ * vpath and its attributes, read-only. -ENOENT otherwise. */
+int view_base_dir(const struct store *s, const char *mpath, struct vpath *vp, struct stat *st);
 int view_readdir(const struct store *s, const struct vpath *vp, view_fill_fn fill, void *ctx);
 int view_readlink(const struct store *s, const struct vpath *vp, char *buf, size_t size);
 

@@ -3,6 +3,8 @@
 #include "view/vpath.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 enum { MAX_PARTS = 6 };
@@ -69,6 +71,31 @@ static int parse_snapshot(char parts[MAX_PARTS][NAME_MAX_LEN + 1], int n, struct
     return -ENOENT;
 }
 
+/* The names the VM directory's own entries have (vpath.h). */
+static bool is_layout_name(const char *c)
+{
+    static const char *const names[] = { "domain.xml", "current", "disks", "snapshots",
+                                         "clones" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(c, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* /<vm>/<dir>/<name>...: V_BASE, the components joined below the VM. */
+static int parse_base(char parts[MAX_PARTS][NAME_MAX_LEN + 1], int n, struct vpath *out)
+{
+    size_t len = 0;
+    for (int i = 1; i < n; i++) {
+        if (strcmp(parts[i], ".") == 0 || strcmp(parts[i], "..") == 0)
+            return -ENOENT;
+        len += (size_t)snprintf(out->base + len, sizeof(out->base) - len, "%s%s",
+                                i > 1 ? "/" : "", parts[i]);
+    }
+    out->kind = V_BASE;
+    return 0;
+}
+
 int vpath_parse(const char *path, struct vpath *out)
 {
     char parts[MAX_PARTS][NAME_MAX_LEN + 1];
@@ -105,6 +132,8 @@ int vpath_parse(const char *path, struct vpath *out)
         out->kind = n == 2 ? V_CLONES : V_CLONE;
         if (n == 3)
             return take_name(out->name, parts[2]);
+    } else if (n >= 3 && !is_layout_name(c)) {
+        return parse_base(parts, n, out);
     } else
         return -ENOENT;
     return 0;
@@ -127,6 +156,7 @@ const char *vpath_kind_name(enum vkind kind)
         [V_CLONES] = "clones",
         [V_CLONE] = "clone",
         [V_CURRENT] = "current",
+        [V_BASE] = "base image",
     };
     return names[kind];
 }

@@ -11,6 +11,12 @@
  *   reachable for the backing chains that lead there, never listed
  *   /<vm>/clones[/<n>]                  V_CLONES, V_CLONE
  *   /<vm>/current                       V_CURRENT
+ *   /<vm>/<dir>/<name>[/...]            V_BASE: anything else below a
+ *   directory of the VM that is none of the above: the images its chains
+ *   reach outside disks/ and snapshots/ (a raw base), and the directories
+ *   on the way, read-only, never listed (view.h). "/<vm>/<dir>" itself is
+ *   no vpath (a name there may be a link `ln -sfn` is making):
+ *   view_base_dir answers for it.
  *
  * Pure string work: it says nothing about whether the entry exists. A
  * path no entry could ever have (bad names, unknown components) is
@@ -35,7 +41,10 @@ enum vkind {
     V_CLONES,
     V_CLONE,
     V_CURRENT,
+    V_BASE,
 };
+
+#define VPATH_BASE_MAX (5 * (NAME_MAX_LEN + 1))
 
 struct vpath {
     enum vkind kind;
@@ -43,6 +52,7 @@ struct vpath {
     char snap[NAME_MAX_LEN + 1];
     char dev[DEV_MAX_LEN + 1];
     char name[NAME_MAX_LEN + 1]; /* clone name */
+    char base[VPATH_BASE_MAX]; /* V_BASE: "<dir>/<name>..." below the VM's directory */
 };
 
 int vpath_parse(const char *path, struct vpath *out);

@@ -130,10 +130,31 @@ static int room_for(struct delplan *dp, uint64_t bytes)
     return -ENOSPC;
 }
 
+/* Every image the merge of F into C or C into F will open: C and the
+ * whole chain below it (qemu-img opens backing files down to the base).
+ * A qemu-img that cannot open one fails after the commit, and so would
+ * every replay of the record: the VM would answer every operation with
+ * EIO. Refused here, before anything changes (qcow2check.h). */
+static int check_merge(struct delplan *dp, int c, const char *note)
+{
+    char why[MSG_MAX];
+    for (int k = c, depth = 0; k >= 0 && (size_t)depth <= dp->g.count;
+         k = dp->g.n[k].parent, depth++) {
+        int r = igraph_check_open(dp->m->s, &dp->g, k, why, sizeof(why));
+        if (r < 0) {
+            snprintf(dp->msg, dp->msgsz, "the merge of %s cannot run: %s", note, why);
+            return r;
+        }
+    }
+    return 0;
+}
+
 static int merge(struct delplan *dp, int f, int c, const char *note)
 {
     struct gnode *F = &dp->g.n[f], *C = &dp->g.n[c];
     int p = F->parent, r;
+    if ((r = check_merge(dp, c, note)) < 0)
+        return r;
     if ((r = hold(dp, f)) < 0 || (r = hold(dp, c)) < 0)
         return r;
     char name[PATH_MAX] = "";
@@ -242,6 +263,13 @@ static int hide(struct delplan *dp, int f)
     int r = hold(dp, f);
     if (r < 0)
         return r;
+    /* Asked now, while the file is at the path the node names: a merge
+     * later in this plan asks it of the node, not of the path. */
+    char why[MSG_MAX];
+    if ((r = igraph_check_open(dp->m->s, &dp->g, f, why, sizeof(why))) < 0 && r != -EINVAL) {
+        snprintf(dp->msg, dp->msgsz, "%s", why);
+        return r;
+    }
     if (!dp->hidden_made) {
         if ((r = journal_mkdir(dp->j, dp->hidden_dir)) < 0)
             return r;
@@ -298,6 +326,12 @@ int delplan_release(struct delplan *dp, int f, const char *note)
         return delplan_remove(dp, f);
     if (n == 1 && !dp->defer)
         return merge(dp, f, deps[0], note);
+    /* The merge the background worker will run: refused now, by the
+     * removal that asks for it, rather than failing there again and
+     * again. */
+    int r;
+    if (n == 1 && (r = check_merge(dp, deps[0], note)) < 0)
+        return r;
     if (dp->g.n[f].links > 1 && igraph_dependents(&dp->g, f, deps, 2) == 1)
         log_msg(LOG_NOTICE, "delete of %s %s: %s has %u names (hard links): kept hidden, never "
                 "written into", dp->m->vm, note, dp->g.n[f].path, dp->g.n[f].links);

@@ -3,6 +3,7 @@
 #include "vm/imagegraph.h"
 
 #include "qemu/chain.h"
+#include "qemu/qcow2check.h"
 #include "util/log.h"
 #include "store/storeio.h"
 
@@ -11,12 +12,40 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void igraph_free(struct igraph *g)
 {
+    for (size_t i = 0; i < g->count; i++)
+        free(g->n[i].why);
     free(g->n);
     g->n = NULL;
     g->count = g->cap = 0;
+}
+
+int igraph_check_open(const struct store *s, struct igraph *g, int i, char *msg, size_t msgsz)
+{
+    struct gnode *nd = &g->n[i];
+    if (nd->fit == 0 && strcmp(nd->format, "raw") == 0)
+        nd->fit = 1; /* no header: qemu reads it as it is */
+    if (nd->fit == 0) {
+        char why[MSG_MAX];
+        int fd = store_open_read(s, nd->path, why, sizeof(why));
+        int r = fd < 0 ? fd : qcow2_check_header(fd, why, sizeof(why));
+        if (fd >= 0)
+            close(fd);
+        if (r == -ENOMEM || r == -EMFILE || r == -ENFILE) {
+            snprintf(msg, msgsz, "%s: %s", nd->path, strerror(-r));
+            return r; /* not a property of the image: asked again */
+        }
+        nd->fit = r == 0 ? 1 : -1;
+        if (r < 0 && asprintf(&nd->why, "%s: %s", nd->path, why) < 0)
+            nd->why = NULL;
+    }
+    if (nd->fit > 0)
+        return 0;
+    snprintf(msg, msgsz, "%s", nd->why ? nd->why : nd->path);
+    return -EINVAL;
 }
 
 int igraph_find(const struct igraph *g, const char *path)

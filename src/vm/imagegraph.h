@@ -36,6 +36,11 @@ struct gnode {
      * elsewhere (another VM's image, a copy made with ln) reads and may
      * write the same data, which no plan may then write into. */
     unsigned links;
+    /* Will qemu-img open it (igraph_check_open)? 0 not asked yet, 1 yes,
+     * -1 no: why says why. Asked of the file the node stands for when
+     * the graph was read, wherever a plan moves it. */
+    int fit;
+    char *why;
 };
 
 struct igraph {
@@ -53,6 +58,10 @@ int igraph_build(const struct store *s, const char *vm, struct igraph *g, char *
  * change something. */
 void igraph_count_external(const struct store *s, const char *vm, struct igraph *g);
 void igraph_free(struct igraph *g);
+/* Will qemu-img open node i's image (qcow2check.h; a raw image: yes)?
+ * 0, or -EINVAL with "path: reason" in msg. Asked once per node, of its
+ * file as it is now: call it before a plan moves the file. */
+int igraph_check_open(const struct store *s, struct igraph *g, int i, char *msg, size_t msgsz);
 /* Index of the node at path, -1 when none. */
 int igraph_find(const struct igraph *g, const char *path);
 /* The live dependents of node i: how many, the first max of them in out. */

@@ -72,7 +72,11 @@ int vm_begin(struct vm_model *m, const struct snap_ctx *c, const char *vm, char 
     return 0;
 }
 
-static int load_disk(struct vm_model *m, const struct dom_disk *d, char *msg, size_t msgsz)
+/* chain_known(dev, arg): the chain of dev's active image is not read
+ * (a revert checks the chain its new overlay will have instead). */
+static int load_disk(struct vm_model *m, const struct dom_disk *d,
+                     bool (*chain_known)(const char *dev, void *arg), void *arg, char *msg,
+                     size_t msgsz)
 {
     struct vm_disk *vd = &m->disks[m->ndisks];
     memset(vd, 0, sizeof(*vd));
@@ -92,6 +96,10 @@ static int load_disk(struct vm_model *m, const struct dom_disk *d, char *msg, si
         snprintf(msg, msgsz, "disk %s: driver type %s, not qcow2", d->dev, d->driver_type);
         return -EINVAL;
     }
+    if (chain_known && chain_known(d->dev, arg)) {
+        m->ndisks++;
+        return 0;
+    }
     char why[MSG_MAX];
     int r = chain_walk(m->s, vd->active, &vd->chain, why, sizeof(why));
     if (r < 0) {
@@ -108,23 +116,14 @@ static int load_disk(struct vm_model *m, const struct dom_disk *d, char *msg, si
     return 0;
 }
 
-int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgsz)
+/* The checks of a definition (vm_load_definition): m->disks from doc. */
+static int read_definition(struct vm_model *m, xmlDocPtr doc,
+                           bool (*chain_known)(const char *dev, void *arg), void *arg, char *msg,
+                           size_t msgsz)
 {
-    char path[PATH_MAX], why[MSG_MAX];
-    if (store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path)) < 0)
-        return -ENAMETOOLONG;
-    int fd = store_open_read(m->s, path, why, sizeof(why));
-    if (fd < 0) {
-        if (fd == -ENOENT && !required)
-            return 0;
-        snprintf(msg, msgsz, "the VM has no usable domain.xml (%s)", why);
-        return -EINVAL;
-    }
-    int err = 0;
-    m->dom = xmlsafe_parse_fd(fd, "domain", &err, why, sizeof(why));
+    char why[MSG_MAX];
     struct dom_info info = { 0 };
-    close(fd);
-    int r = m->dom ? domxml_read_doc(m->dom, &info, why, sizeof(why)) : (err ? err : -EINVAL);
+    int r = domxml_read_doc(doc, &info, why, sizeof(why));
     if (r < 0) {
         snprintf(msg, msgsz, "domain.xml: %s", why);
         return -EINVAL;
@@ -143,9 +142,47 @@ int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgs
             }
         }
         if (r == 0 && dom_disk_is_snapshotable(&info.disks[i]))
-            r = load_disk(m, &info.disks[i], msg, msgsz);
+            r = load_disk(m, &info.disks[i], chain_known, arg, msg, msgsz);
     }
     domxml_free(&info);
+    return r;
+}
+
+int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgsz)
+{
+    char path[PATH_MAX], why[MSG_MAX];
+    if (store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path)) < 0)
+        return -ENAMETOOLONG;
+    int fd = store_open_read(m->s, path, why, sizeof(why));
+    if (fd < 0) {
+        if (fd == -ENOENT && !required)
+            return 0;
+        snprintf(msg, msgsz, "the VM has no usable domain.xml (%s)", why);
+        return -EINVAL;
+    }
+    int err = 0;
+    m->dom = xmlsafe_parse_fd(fd, "domain", &err, why, sizeof(why));
+    close(fd);
+    if (!m->dom) {
+        snprintf(msg, msgsz, "domain.xml: %s", why);
+        return -EINVAL;
+    }
+    return read_definition(m, m->dom, NULL, NULL, msg, msgsz);
+}
+
+int vm_check_definition(const struct vm_model *m, xmlDocPtr doc,
+                        bool (*chain_known)(const char *dev, void *arg), void *arg, char *msg,
+                        size_t msgsz)
+{
+    struct vm_model t;
+    memset(&t, 0, sizeof(t));
+    t.s = m->s;
+    memcpy(t.vm, m->vm, sizeof(t.vm));
+    memcpy(t.dir, m->dir, sizeof(t.dir));
+    int r = read_definition(&t, doc, chain_known, arg, msg, msgsz);
+    for (size_t i = 0; i < t.ndisks; i++)
+        chain_free(&t.disks[i].chain);
+    free(t.disks);
     return r;
 }
 

@@ -44,6 +44,14 @@ int vm_begin(struct vm_model *m, const struct snap_ctx *c, const char *vm, char 
  * active image of a valid dev, with an intact chain). required: a VM with
  * no domain.xml is -EINVAL; otherwise m->dom stays NULL. */
 int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgsz);
+/* Would vm_load_definition accept doc as m's domain.xml? The same checks,
+ * for a definition about to be written (a revert's): a definition every
+ * later operation refuses must never be written. chain_known(dev, arg)
+ * (may be NULL) says a disk's chain is checked by the caller (the one it
+ * will have, not the active image's now). 0, or -EINVAL with the reason. */
+int vm_check_definition(const struct vm_model *m, xmlDocPtr doc,
+                        bool (*chain_known)(const char *dev, void *arg), void *arg, char *msg,
+                        size_t msgsz);
 /* -EBUSY unless image is free: not open for writing through the mount
  * (dev given) and not held by any qemu. Holds qemu off it until vm_end. */
 int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *msg,

@@ -83,6 +83,29 @@ static void test_names_like_components(void)
     EXPECT("/web1/clones/clones", V_CLONE, "web1", NULL, NULL, "clones");
 }
 
+/* Below a directory of the VM that is none of its own entries: the images
+ * a chain reaches there (a raw base), whatever the names; the directory
+ * itself (two components) is left to the view (view_base_dir). */
+static void test_bases(void)
+{
+    struct vpath vp;
+    CHECK_INT(vpath_parse("/web1/base/vda.raw", &vp), 0);
+    CHECK_INT(vp.kind, V_BASE);
+    CHECK_STR(vp.vm, "web1");
+    CHECK_STR(vp.base, "base/vda.raw");
+    CHECK_INT(vpath_parse("//web1/a//b/c/d.img/", &vp), 0);
+    CHECK_INT(vp.kind, V_BASE);
+    CHECK_STR(vp.base, "a/b/c/d.img");
+    CHECK_INT(vpath_parse("/a/b/c/d/e/f", &vp), 0);
+    CHECK_STR(vp.base, "b/c/d/e/f");
+    CHECK_INT(vpath_parse("/web1/Disks/x", &vp), 0);
+    CHECK_STR(vp.base, "Disks/x");
+    EXPECT_ENOENT("/web1/base");
+    EXPECT_ENOENT("/web1/base/..");
+    EXPECT_ENOENT("/web1/base/./x");
+    EXPECT_ENOENT("/bad name/base/x");
+}
+
 static void test_lengths(void)
 {
     char name64[NAME_MAX_LEN + 1], name65[NAME_MAX_LEN + 2], path[512];
@@ -155,8 +178,7 @@ static void test_enoent(void)
     EXPECT_ENOENT("/web1/snapshots/s/clones/a/b");
     EXPECT_ENOENT("/web1/clones/.x");
     EXPECT_ENOENT("/web1/clones/a/b");
-    /* too deep, whatever the components */
-    EXPECT_ENOENT("/a/b/c/d/e/f");
+    /* too deep, whatever the components (six are a base: test_bases) */
     EXPECT_ENOENT("/a/b/c/d/e/f/g");
     EXPECT_ENOENT("/web1/snapshots/s1/clones/c/d/e/f/g/h");
 }
@@ -174,6 +196,7 @@ int main(void)
 {
     test_kinds();
     test_slashes();
+    test_bases();
     test_names_like_components();
     test_lengths();
     test_enoent();
