@@ -91,10 +91,10 @@ nap() {
     return 0
 }
 
-# mounted MNT: what mountpoint -q MNT answers, without a process: MNT's
-# real path is a mount point in /proc/self/mountinfo (escaped as there),
-# and a stat of it is answered (mountpoint stats it first: on a FUSE
-# mount that waits for the daemon to serve).
+# mounted MNT: mountpoint -q MNT, asked once /proc/self/mountinfo lists
+# MNT's real path (escaped as there): until then the polls cost no
+# process. (mountpoint itself decides, as before: it stats MNT first,
+# which on a FUSE mount waits for the daemon to serve.)
 declare -A REAL_MNT=()
 mounted() {
     local a b c d mp rest want
@@ -102,7 +102,7 @@ mounted() {
     want=${REAL_MNT[$1]//\\/\\134}
     want=${want// /\\040} want=${want//$'\t'/\\011} want=${want//$'\n'/\\012}
     while read -r a b c d mp rest; do
-        [ "$mp" = "$want" ] && [ -d "$1" ] && return 0
+        [ "$mp" = "$want" ] && { mountpoint -q "$1"; return; }
     done </proc/self/mountinfo
     return 1
 }
