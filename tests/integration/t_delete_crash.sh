@@ -221,7 +221,7 @@ crash_case() {
         [ ! -d "$M/$vm" ] || sync "$M/$vm" || fail "$name/$op:$n: sync $vm after recovery"
         st=$(which_state "$vm") || fail "$name/$op:$n: after recovery $vm is neither as before nor as after"
         settled "$S" "$vm" || fail "$name/$op:$n: after recovery: $STORE_ERR"
-        store_ok "$S" "$vm"
+        store_ok --settled "$S" "$vm"
         if [ "$st" = B ]; then
             ((seen_after)) && fail "$name/$op:$n: rolled back after an earlier point was committed"
         else
@@ -339,7 +339,7 @@ kill_mid_merge() {
     MODEL[big/#cur]=$3
     model_ok "$M" big
     settled "$S" big || fail "kill -9 $snap: $STORE_ERR"
-    store_ok "$S" big
+    store_ok --settled "$S" big
     pass "kill -9 during the $want merge of $snap: qemu-img died with the daemon; the remount finished the merge"
 }
 kill_mid_merge s2 pull s1
