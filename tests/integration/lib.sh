@@ -58,7 +58,7 @@ pass() {
 # The crash loops (t_*_crash.sh) crash an operation at every durable
 # point, or with VMSTOREFS_CRASH_STRIDE=K at every K-th one, from a first
 # point in 1..K (VMSTOREFS_CRASH_FIRST, else drawn at random and printed so
-# a failing run can be repeated). scripts/run-tests samples so (K=3, the
+# a failing run can be repeated). scripts/run-tests samples so (K=6, the
 # suite's time); scripts/crash-campaign, which CI runs too, crashes at
 # every point. crash_sampling sets CRASH_FIRST and CRASH_STRIDE.
 crash_sampling() {
@@ -72,6 +72,23 @@ crash_sampling() {
             "VMSTOREFS_CRASH_STRIDE=1 for every point)"
     fi
 }
+
+# crash_below LOW WANT: a crash loop's run finished the operation without
+# reaching its crash point (CRASH_FINISHED: the lowest such point), and
+# the loop has not seen what it must (WANT, non-empty, says what: no
+# crash at all when the operation has fewer points than CRASH_FIRST, say).
+# Its points below CRASH_FINISHED, down to LOW+1 (LOW: the highest point
+# tried), are tried next, highest first: the first that crashes is the
+# operation's last point. Status 0 and CRASH_NEXT set to that point less
+# the stride (the loop adds it back); status 1 when nothing is wanted or
+# no point is left to try. (Every point is the campaign's, stride 1.)
+crash_below() {
+    local low=${1:-0} want=$2
+    [ -n "$want" ] && ((CRASH_FINISHED - 1 > low)) || return 1
+    CRASH_NEXT=$((CRASH_FINISHED - 1 - CRASH_STRIDE))
+    echo "# point $CRASH_FINISHED not reached, $want: trying point $((CRASH_FINISHED - 1))"
+}
+
 need() {
     local t
     for t in "$@"; do
