@@ -212,11 +212,42 @@ m_rm_image() {
 
 # m_visible VM NODE: the nearest visible node from NODE up ("" if none).
 m_visible() {
+    m_visible_v "$@"
+    [ -n "$VISIBLE" ] && echo "$VISIBLE"
+}
+# m_visible_v VM NODE: the same in VISIBLE, without a subshell.
+m_visible_v() {
     local vm=$1 n=$2
     while [ -n "$n" ] && [ -z "${M_NAME[$vm/$n]}" ]; do
         n=${M_PAR[$vm/$n]}
     done
-    [ -n "$n" ] && echo "${M_NAME[$vm/$n]}"
+    VISIBLE=""
+    [ -z "$n" ] || VISIBLE=${M_NAME[$vm/$n]}
+}
+
+# names_in DIR: in NAMES, what `ls -A DIR | sort` prints, joined by
+# blanks, from a glob (sorted as sort sorts: the same collation).
+names_in() {
+    local f dg=0 ng=0
+    shopt -q dotglob && dg=1
+    shopt -q nullglob && ng=1
+    shopt -s dotglob nullglob
+    NAMES=""
+    for f in "$1"/*; do
+        NAMES+="${NAMES:+ }${f##*/}"
+    done
+    ((dg)) || shopt -u dotglob
+    ((ng)) || shopt -u nullglob
+}
+
+# parent_in SNAPDIR: in PARENT, what snap_parent SNAPDIR prints, read by
+# bash (the same first <parent><name> match).
+parent_in() {
+    local x=""
+    PARENT=""
+    IFS= read -r -d '' x <"$1/snapshot.xml"
+    [[ $x =~ \<parent\>[[:space:]]*\<name\>([^\<]*)\</name\> ]] && PARENT=${BASH_REMATCH[1]}
+    return 0
 }
 
 # expect_content IMAGE-ARGS DISK "IDS" WHAT: the image (qemu-io's
@@ -346,7 +377,7 @@ content_reads() {
 declare -A M_READ=()    # store image -> "chain key|writes it holds|M_N" when read whole
 m_views_fast() {
     local vm=$1 step=$2 n i want got snap x hidden=0 d root rel expr out real key
-    local -a pairs=() cmds=() reads=() files=()
+    local -a pairs=() cmds=() reads=() files=() w=()
     local -A from=()
     M_FAST_ERR=""
     [ -n "${S_REAL:-}" ] || S_REAL=$(realpath -- "$S")
@@ -354,21 +385,23 @@ m_views_fast() {
         [ -n "${M_NAME[$vm/$n]}" ] && echo "${M_NAME[$vm/$n]}"
     done | sort)
     # (Lines joined by blanks in bash, as paste -sd' ' joins them.)
-    want=${want//$'\n'/ } got=$(ls -A "$M/$vm/snapshots" | sort)
-    got=${got//$'\n'/ }
+    names_in "$M/$vm/snapshots"
+    want=${want//$'\n'/ } got=$NAMES
     [ "$got" = "$want" ] || { M_FAST_ERR="$vm lists snapshots '$got', expected '$want'"; return 1; }
     for n in ${M_NODES[$vm]}; do
         snap=${M_NAME[$vm/$n]}
         if [ -z "$snap" ]; then
-            hidden=$((hidden + $(wc -w <<<"${M_DEVS[$vm/$n]}")))
+            read -r -a w <<<"${M_DEVS[$vm/$n]}"
+            hidden=$((hidden + ${#w[@]}))
             continue
         fi
         x=$S/$vm/snapshots/$snap/snapshot.xml
-        got=$(snap_parent "$S/$vm/snapshots/$snap")
-        want=$(m_visible "$vm" "${M_PAR[$vm/$n]}")
+        parent_in "$S/$vm/snapshots/$snap"
+        m_visible_v "$vm" "${M_PAR[$vm/$n]}"
+        got=$PARENT want=$VISIBLE
         [ "$got" = "$want" ] || { M_FAST_ERR="$vm/$snap's <parent> is '$got', expected '$want'"; return 1; }
-        want="" got=$(ls -A "$M/$vm/snapshots/$snap" | sort)
-        got=${got//$'\n'/ }
+        names_in "$M/$vm/snapshots/$snap"
+        want="" got=$NAMES
         for d in ${M_DEVS[$vm/$n]}; do
             want+=" ${SNAP_DEVS[d]}.qcow2"
         done

@@ -310,8 +310,10 @@ journal_empty() {
     done
 }
 
-# The directory virt-xml-validate takes libvirt's schemas from ("" when
-# it cannot be told): xml_valid runs the same xmllint on many files.
+# The directory virt-xml-validate takes libvirt's schemas from, in
+# LIBVIRT_SCHEMAS ("" when it cannot be told): xml_valid runs the same
+# xmllint on many files. Found once: set in the caller's shell (in a
+# $(...) the answer was lost, and looked for again at every call).
 LIBVIRT_SCHEMAS=unset
 libvirt_schemas() {
     local v
@@ -320,7 +322,6 @@ libvirt_schemas() {
         v=$(command -v virt-xml-validate) &&
             LIBVIRT_SCHEMAS=$(sed -n 's|^SCHEMA="\(/.*\)/${TYPE}\.rng"$|\1|p' "$v" 2>/dev/null | head -n 1)
     fi
-    echo "$LIBVIRT_SCHEMAS"
 }
 
 # xml_valid TYPE FILE...: every FILE is a valid TYPE. virt-xml-validate
@@ -332,7 +333,8 @@ xml_valid() {
     local type=$1 dir
     shift
     (($#)) || return 0
-    dir=$(libvirt_schemas)
+    libvirt_schemas
+    dir=$LIBVIRT_SCHEMAS
     [ -n "$dir" ] && [ -f "$dir/$type.rng" ] || return 1
     xmllint --noout --relaxng "$dir/$type.rng" "$@" >/dev/null 2>&1
 }
