@@ -48,13 +48,25 @@ m_init() {
 }
 
 m_write() {
-    local vm=$1 k=${M_N[$1]} i
+    local vm=$1 k=${M_N[$1]} i out batch=1
+    local -a cmds=()
     ((k < 60)) || fail "model: $vm: too many writes for a 64M disk"
+    # One qemu-io writes every disk (open, write, close, disk after disk);
+    # when that fails, the writes (the same bytes again) go one qemu-io
+    # per disk, failing at the first that does not write.
     for ((i = 0; i < M_DISKS[$vm]; i++)); do
-        qemu-io -f qcow2 -c "write -q -P $(wpat "$k" "$i") $((k * DEL_MIB)) 64k" \
-            "$M/$vm/disks/${SNAP_DEVS[i]}.qcow2" >/dev/null ||
-            fail "$vm: write $k through the mount to ${SNAP_DEVS[i]}"
+        [[ $M != *[[:space:]]* ]] || batch=0
+        cmds+=(-c "open -o driver=qcow2 $M/$vm/disks/${SNAP_DEVS[i]}.qcow2"
+            -c "write -q -P $(wpat "$k" "$i") $((k * DEL_MIB)) 64k" -c close)
     done
+    if ! { ((batch)) && out=$(qemu-io "${cmds[@]}" 2>&1); }; then
+        for ((i = 0; i < M_DISKS[$vm]; i++)); do
+            qemu-io -f qcow2 -c "write -q -P $(wpat "$k" "$i") $((k * DEL_MIB)) 64k" \
+                "$M/$vm/disks/${SNAP_DEVS[i]}.qcow2" >/dev/null ||
+                fail "$vm: write $k through the mount to ${SNAP_DEVS[i]}"
+        done
+        ((batch == 0)) || fail "$vm: write $k through the mount went disk by disk, but not in one qemu-io: $out"
+    fi
     M_ACTIVE[$vm]="${M_ACTIVE[$vm]} $k"
     M_N[$vm]=$((k + 1))
 }
@@ -200,11 +212,42 @@ m_rm_image() {
 
 # m_visible VM NODE: the nearest visible node from NODE up ("" if none).
 m_visible() {
+    m_visible_v "$@"
+    [ -n "$VISIBLE" ] && echo "$VISIBLE"
+}
+# m_visible_v VM NODE: the same in VISIBLE, without a subshell.
+m_visible_v() {
     local vm=$1 n=$2
     while [ -n "$n" ] && [ -z "${M_NAME[$vm/$n]}" ]; do
         n=${M_PAR[$vm/$n]}
     done
-    [ -n "$n" ] && echo "${M_NAME[$vm/$n]}"
+    VISIBLE=""
+    [ -z "$n" ] || VISIBLE=${M_NAME[$vm/$n]}
+}
+
+# names_in DIR: in NAMES, what `ls -A DIR | sort` prints, joined by
+# blanks, from a glob (sorted as sort sorts: the same collation).
+names_in() {
+    local f dg=0 ng=0
+    shopt -q dotglob && dg=1
+    shopt -q nullglob && ng=1
+    shopt -s dotglob nullglob
+    NAMES=""
+    for f in "$1"/*; do
+        NAMES+="${NAMES:+ }${f##*/}"
+    done
+    ((dg)) || shopt -u dotglob
+    ((ng)) || shopt -u nullglob
+}
+
+# parent_in SNAPDIR: in PARENT, what snap_parent SNAPDIR prints, read by
+# bash (the same first <parent><name> match).
+parent_in() {
+    local x=""
+    PARENT=""
+    IFS= read -r -d '' x <"$1/snapshot.xml"
+    [[ $x =~ \<parent\>[[:space:]]*\<name\>([^\<]*)\</name\> ]] && PARENT=${BASH_REMATCH[1]}
+    return 0
 }
 
 # expect_content IMAGE-ARGS DISK "IDS" WHAT: the image (qemu-io's
@@ -296,17 +339,19 @@ m_views() {
     return 0
 }
 
-# content_reads IMAGE I IDS: expect_content's reads of IMAGE (disk I,
-# writes IDS of VM $vm), added to the caller's qemu-io commands (cmds) as
-# an open, the reads and a close. Status 1 when IMAGE's path has blanks,
-# which a qemu-io command cannot hold.
+# content_reads IMAGE I IDS [FROM]: expect_content's reads of IMAGE
+# (disk I, writes IDS of VM $vm), added to the caller's qemu-io commands
+# (cmds) as an open, the reads and a close; with FROM, only the reads at
+# the offsets of writes FROM and later (see m_views_fast). Status 1 when
+# IMAGE's path has blanks, which a qemu-io command cannot hold.
 declare -A M_PAT=()    # "K I" -> $(wpat K I), "I" -> $(disk_pattern I)
 content_reads() {
-    local k
+    local k from=${4:-1}
     [[ $1 != *[[:space:]]* ]] || return 1
     [ -n "${M_PAT[$2]:-}" ] || M_PAT[$2]=$(disk_pattern "$2")
-    cmds+=(-c "open -r -o driver=qcow2 $1" -c "read -q -P ${M_PAT[$2]} 0 1M")
-    for ((k = 1; k < M_N[$vm]; k++)); do
+    cmds+=(-c "open -r -o driver=qcow2 $1")
+    ((from > 1)) || cmds+=(-c "read -q -P ${M_PAT[$2]} 0 1M")
+    for ((k = from; k < M_N[$vm]; k++)); do
         if [[ " $3 " == *" $k "* ]]; then
             [ -n "${M_PAT[$k $2]:-}" ] || M_PAT[$k $2]=$(wpat "$k" "$2")
             cmds+=(-c "read -q -P ${M_PAT[$k $2]} $((k * DEL_MIB)) 64k")
@@ -320,30 +365,43 @@ content_reads() {
 # m_views_fast VM STEP: m_views' checks, every one of them, with fewer
 # processes: one xmllint per snapshot for its disks, one sha256sum for
 # the snapshots' images through the mount and in the store (compared in
-# pairs, as cmp did, before anything reads them), one qemu-io for all
-# the data (open, read, close, image after image). Status 1 and M_FAST_ERR
-# set when something does not hold; 2 when a path cannot go in a qemu-io
-# command (blanks in it).
+# pairs, as cmp did, before anything reads them) and for every file of
+# the VM in the store, one qemu-io for all the data (open, read, close,
+# image after image). An image whose chain holds the very files (path and
+# bytes: chain_of) it held when an earlier check read all of it as the
+# model said, with the model saying the same writes, reads the same: of
+# it only the offsets of the writes made since are read (zeros), through
+# the mount and in the store; every other image is read whole, as
+# m_views reads it. Status 1 and M_FAST_ERR set when something does not
+# hold; 2 when a path cannot go in a qemu-io command (blanks in it).
+declare -A M_READ=()    # store image -> "chain key|writes it holds|M_N" when read whole
 m_views_fast() {
-    local vm=$1 step=$2 n i want got snap x hidden=0 d root rel expr out
-    local -a pairs=() cmds=()
+    local vm=$1 step=$2 n i want got snap x hidden=0 d root rel expr out real key
+    local -a pairs=() cmds=() reads=() files=() w=()
+    local -A from=()
     M_FAST_ERR=""
+    [ -n "${S_REAL:-}" ] || S_REAL=$(realpath -- "$S")
     want=$(for n in ${M_NODES[$vm]}; do
         [ -n "${M_NAME[$vm/$n]}" ] && echo "${M_NAME[$vm/$n]}"
     done | sort)
-    want=$(paste -sd' ' <<<"$want") got=$(ls -A "$M/$vm/snapshots" | sort | paste -sd' ')
+    # (Lines joined by blanks in bash, as paste -sd' ' joins them.)
+    names_in "$M/$vm/snapshots"
+    want=${want//$'\n'/ } got=$NAMES
     [ "$got" = "$want" ] || { M_FAST_ERR="$vm lists snapshots '$got', expected '$want'"; return 1; }
     for n in ${M_NODES[$vm]}; do
         snap=${M_NAME[$vm/$n]}
         if [ -z "$snap" ]; then
-            hidden=$((hidden + $(wc -w <<<"${M_DEVS[$vm/$n]}")))
+            read -r -a w <<<"${M_DEVS[$vm/$n]}"
+            hidden=$((hidden + ${#w[@]}))
             continue
         fi
         x=$S/$vm/snapshots/$snap/snapshot.xml
-        got=$(snap_parent "$S/$vm/snapshots/$snap")
-        want=$(m_visible "$vm" "${M_PAR[$vm/$n]}")
+        parent_in "$S/$vm/snapshots/$snap"
+        m_visible_v "$vm" "${M_PAR[$vm/$n]}"
+        got=$PARENT want=$VISIBLE
         [ "$got" = "$want" ] || { M_FAST_ERR="$vm/$snap's <parent> is '$got', expected '$want'"; return 1; }
-        want="" got=$(ls -A "$M/$vm/snapshots/$snap" | sort | paste -sd' ')
+        names_in "$M/$vm/snapshots/$snap"
+        want="" got=$NAMES
         for d in ${M_DEVS[$vm/$n]}; do
             want+=" ${SNAP_DEVS[d]}.qcow2"
         done
@@ -360,30 +418,52 @@ m_views_fast() {
         for i in ${M_DEVS[$vm/$n]}; do
             rel=$vm/snapshots/$snap/${SNAP_DEVS[i]}.qcow2
             pairs+=("$M/$rel" "$S/$rel")
-            content_reads "$M/$rel" "$i" "${M_CONT[$vm/$n]}" && content_reads "$S/$rel" "$i" "${M_CONT[$vm/$n]}" ||
-                return 2
+            reads+=("$rel" "$i" "${M_CONT[$vm/$n]}")
         done
     done
     for ((i = 0; i < M_DISKS[$vm]; i++)); do
+        reads+=("$vm/disks/${SNAP_DEVS[i]}.qcow2" "$i" "${M_ACTIVE[$vm]}")
+    done
+    # The mount serves the store's bytes (cmp, before any read below); the
+    # sums of the VM's files in the store tell which chains are as read.
+    while IFS= read -r -d '' x; do
+        files+=("$x")
+    done < <(find "$S_REAL/$vm" -type f -name '*.qcow2' -print0)
+    file_sums "${pairs[@]}" "${files[@]}"
+    for ((i = 0; i < ${#pairs[@]}; i += 2)); do
+        [ -n "${FILE_SUM[${pairs[i]}]:-}" ] && [ "${FILE_SUM[${pairs[i]}]}" = "${FILE_SUM[${pairs[i + 1]}]:-}" ] ||
+            { M_FAST_ERR="the mount serves other bytes than the store's of ${pairs[i]#"$M/"}"; return 1; }
+    done
+    for ((i = 0; i < ${#reads[@]}; i += 3)); do
+        rel=${reads[i]} real=$S_REAL/${reads[i]}
+        chain_of "$real" || { M_FAST_ERR=$CHAIN_ERR; return 1; }
+        key=$CHAIN_KEY
+        # (read whole before, its chain the same files, the same writes)
+        got=${M_READ[$real]:-}
+        if [ -n "$key" ] && [ "${got%|*}" = "$key|${reads[i + 2]}" ]; then
+            from[$real]=${got##*|}
+        else
+            from[$real]=1
+        fi
         for root in "$M" "$S"; do
-            content_reads "$root/$vm/disks/${SNAP_DEVS[i]}.qcow2" "$i" "${M_ACTIVE[$vm]}" || return 2
+            content_reads "$root/$rel" "${reads[i + 1]}" "${reads[i + 2]}" "${from[$real]}" || return 2
         done
     done
-    # The mount serves the store's bytes (cmp, before any read below).
-    if ((${#pairs[@]})); then
-        file_sums "${pairs[@]}"
-        for ((i = 0; i < ${#pairs[@]}; i += 2)); do
-            [ -n "${FILE_SUM[${pairs[i]}]:-}" ] && [ "${FILE_SUM[${pairs[i]}]}" = "${FILE_SUM[${pairs[i + 1]}]:-}" ] ||
-                { M_FAST_ERR="the mount serves other bytes than the store's of ${pairs[i]#"$M/"}"; return 1; }
-        done
-    fi
     out=$(qemu-io "${cmds[@]}" 2>&1) && [[ ${out,,} != *"verification failed"* ]] ||
         { M_FAST_ERR="reading the images of $vm: $(head -n 3 <<<"$out")"; return 1; }
+    for ((i = 0; i < ${#reads[@]}; i += 3)); do
+        real=$S_REAL/${reads[i]}
+        chain_of "$real" && [ -n "$CHAIN_KEY" ] && M_READ[$real]="$CHAIN_KEY|${reads[i + 2]}|${M_N[$vm]}"
+    done
     want=$(m_visible "$vm" "${M_APAR[$vm]}")
     [ -n "${M_NOCUR[$vm]:-}" ] && want=""
     got=$(readlink "$M/$vm/current")
     [ "$got" = "${want:+snapshots/$want}" ] || { M_FAST_ERR="$vm/current -> '$got', expected '${want:+snapshots/$want}'"; return 1; }
-    got=$(hidden_images "$S" "$vm" | grep -c .)
+    # (grep -c . of its lines, in bash)
+    x=$(hidden_images "$S" "$vm") got=0
+    while IFS= read -r d; do
+        [ -z "$d" ] || got=$((got + 1))
+    done <<<"$x"
     [ "$got" -eq "$hidden" ] || { M_FAST_ERR="$vm should keep $hidden hidden image(s), the store has: $(hidden_images "$S" "$vm")"; return 1; }
     return 0
 }
@@ -414,12 +494,49 @@ m_check() {
 # Fails (status 1, why on stderr) when the chain does not open: callers
 # check the status, as a fail in $(...) would exit only that subshell.
 image_chain() {
-    local out
+    local out line
+    local -a files=()
     out=$(qemu-img info -U --backing-chain --output=json "$1" 2>&1) || {
         echo "qemu-img info --backing-chain $1: $out" >&2
         return 1
     }
-    sed -n 's/^ *"filename": "\(.*\)",\{0,1\}$/\1/p' <<<"$out" | xargs -r -d '\n' realpath -m --
+    # The "filename" lines' values, as sed -n 's/^ *"filename": "\(.*\)",\{0,1\}$/\1/p'
+    # prints them, to one realpath.
+    while IFS= read -r line; do
+        [[ $line =~ ^\ *\"filename\":\ \"(.*)\",?$ ]] && files+=("${BASH_REMATCH[1]}")
+    done <<<"$out"
+    ((${#files[@]} == 0)) || realpath -m -- "${files[@]}"
+}
+
+# chain_of IMAGE: IMAGE's backing chain (IMAGE, a real path, first) in
+# CHAIN_FILES, one a line; in CHAIN_KEY, each file of it with its sum as
+# FILE_SUM has it (the caller's file_sums read every file of the VM just
+# before), "" when a file of it has none there. A chain is what qemu-img
+# makes of its files' paths and bytes: while every file of the chain it
+# printed holds the same bytes, it is the same chain, not asked again.
+# Status 1 and CHAIN_ERR set when the chain does not open.
+declare -A CHAIN=()    # real path -> "file<TAB>sum" lines, as qemu-img last said
+chain_of() {
+    local p=$1 f sum ok=1 chain key=""
+    CHAIN_KEY="" CHAIN_FILES="" CHAIN_ERR=""
+    if [ -n "${CHAIN[$p]:-}" ]; then
+        while IFS=$'\t' read -r f sum; do
+            [ "${FILE_SUM[$f]:-}" = "$sum" ] || { ok=0; break; }
+            CHAIN_FILES+=$f$'\n'
+        done <<<"${CHAIN[$p]}"
+        if ((ok)); then
+            CHAIN_KEY=${CHAIN[$p]} CHAIN_FILES=${CHAIN_FILES%$'\n'}
+            return 0
+        fi
+    fi
+    unset "CHAIN[$p]"
+    chain=$(image_chain "$p" 2>&1) || { CHAIN_ERR=$chain; return 1; }
+    CHAIN_FILES=$chain
+    while IFS= read -r f; do
+        [ -n "${FILE_SUM[$f]:-}" ] || return 0
+        key+=$f$'\t'${FILE_SUM[$f]}$'\n'
+    done <<<"$chain"
+    CHAIN[$p]=${key%$'\n'} CHAIN_KEY=${key%$'\n'}
 }
 
 # check_no_orphans STORE VM: every image file under STORE/VM (qcow2, raw,
@@ -427,7 +544,9 @@ image_chain() {
 # backing chain of one of those; and every dot-named directory under
 # snapshots/ (a hidden snapshot) still holds such an image. A top image
 # already met in the chain of an earlier one is not opened again: that
-# chain opened it and everything below it.
+# chain opened it and everything below it; nor is one whose chain's files
+# hold the bytes they held when it was (chain_of; one sha256sum reads
+# them all first).
 check_no_orphans() {
     local store=$1 vm=$2 f d top chain i
     local -a tops=() files=() real=()
@@ -454,14 +573,15 @@ check_no_orphans() {
             real+=("$(realpath -m "$f")")
         done
     fi
+    file_sums "${real[@]}"
     for ((i = 0; i < ${#tops[@]}; i++)); do
         top=${tops[i]}
         case $top in *.qcow2) ;; *) need[${real[i]}]=1 && continue ;; esac
         [ -n "${need[${real[i]}]:-}" ] && continue
-        chain=$(image_chain "$top" 2>&1) || fail "check_no_orphans: $chain"
+        chain_of "${real[i]}" || fail "check_no_orphans: $CHAIN_ERR"
         while IFS= read -r f; do
             need[$f]=1
-        done <<<"$chain"
+        done <<<"$CHAIN_FILES"
     done
     for ((i = 0; i < ${#files[@]}; i++)); do
         f=${files[i]}

@@ -214,19 +214,22 @@ direction() {
     n0=$(wc -l <"$DAEMON_LOG")
     rmdir "$M/$vm/snapshots/S" || fail "$vm: rmdir S"
     sync "$M/$vm" || fail "$vm: sync (the merge of S)"
+    # (All of them in one qemu-io, in this order.)
+    local -a reads=()
     for root in "$M" "$S"; do
-        read_pattern "$root/$vm/$top" 0xa3 32M 64k
-        read_pattern "$root/$vm/$top" 0xa1 $((32 * DEL_MIB + 65536)) $((flen - 65536))
-        read_pattern "$root/$vm/$top" 0xa2 $((32 * DEL_MIB + flen)) "$clen"
-        read_pattern "$root/$vm/$top" 0 $((32 * DEL_MIB + flen + clen)) 1M
-        read_pattern "$root/$vm/$top" 0xa0 8M 1M
-        read_pattern "$root/$vm/$top" "$(disk_pattern 0)" 0 1M
-        read_pattern "$root/$vm/snapshots/P/vda.qcow2" 0xa0 8M 1M
-        read_pattern "$root/$vm/snapshots/P/vda.qcow2" 0 32M 32M
-        read_pattern "$root/$vm/disks/vda.qcow2" 0xa3 32M 64k
-        [ "$dep" = snap ] && read_pattern "$root/$vm/disks/vda.qcow2" 0xa4 60M 64k
-        [ "$dep" = snap ] && read_pattern "$root/$vm/$top" 0 60M 64k
+        reads+=("$root/$vm/$top" 0xa3 32M 64k
+            "$root/$vm/$top" 0xa1 $((32 * DEL_MIB + 65536)) $((flen - 65536))
+            "$root/$vm/$top" 0xa2 $((32 * DEL_MIB + flen)) "$clen"
+            "$root/$vm/$top" 0 $((32 * DEL_MIB + flen + clen)) 1M
+            "$root/$vm/$top" 0xa0 8M 1M
+            "$root/$vm/$top" "$(disk_pattern 0)" 0 1M
+            "$root/$vm/snapshots/P/vda.qcow2" 0xa0 8M 1M
+            "$root/$vm/snapshots/P/vda.qcow2" 0 32M 32M
+            "$root/$vm/disks/vda.qcow2" 0xa3 32M 64k)
+        [ "$dep" = snap ] && reads+=("$root/$vm/disks/vda.qcow2" 0xa4 60M 64k)
+        [ "$dep" = snap ] && reads+=("$root/$vm/$top" 0 60M 64k)
     done
+    read_patterns "${reads[@]}"
     [ "$(ls -A "$M/$vm/snapshots" | paste -sd' ')" = "$([ "$dep" = snap ] && echo P T || echo P)" ] ||
         fail "$vm: snapshots left: $(ls -A "$M/$vm/snapshots")"
     # The chain below the dependent is P's image, in the images and in

@@ -104,6 +104,7 @@ crash_op() {
     unmount_fs "$M"
     forget_daemon "$DAEMON_PID"
 
+    CRASH_FINISHED=""
     for ((n = CRASH_FIRST; n <= MAX_POINTS; n += CRASH_STRIDE)); do
         restore "$fix"
         export VMSTOREFS_CRASH_AT=$op:$n
@@ -117,6 +118,11 @@ crash_op() {
             [ "$now" = "$after" ] || fail "$fix/$op:$n: finished but the state is not the reference's"
             unmount_fs "$M"
             forget_daemon "$pid"
+            CRASH_FINISHED=$n
+            if crash_below "${tried##* }" "$( ((seen_after)) || echo "no point rolled forward yet")"; then
+                n=$CRASH_NEXT
+                continue
+            fi
             break
         fi
         status=0
@@ -141,10 +147,12 @@ crash_op() {
         fi
         unmount_fs "$M"
         forget_daemon "$DAEMON_PID"
+        # (A point below one that finished: the last one.)
+        [ -z "$CRASH_FINISHED" ] || break
     done
     ((n <= MAX_POINTS)) || fail "$fix/$op: still crashing at point $MAX_POINTS"
     ((seen_after)) || fail "$fix/$op: no crash point rolled forward"
-    pass "$fix/$op: crashed at point(s)$tried of $((n - 1)) at most ($points: B rolled back, A rolled forward)"
+    pass "$fix/$op: crashed at point(s)$tried of $((CRASH_FINISHED - 1)) at most ($points: B rolled back, A rolled forward)"
 }
 
 for fix in web1 two; do
