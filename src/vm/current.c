@@ -43,12 +43,16 @@ struct current_ctx {
  * S. Hidden images (snapshots/.hidden-*, the images of deleted snapshots
  * that are still needed) are passed over: the VM then grows from the
  * nearest visible ancestor, as libvirt makes a deleted current snapshot's
- * parent current. */
+ * parent current. other_below (other not ""): whether an image of
+ * snapshot other lies below snap's in this chain, which makes snap the
+ * later one whatever their creation times say (they have one-second
+ * steps: two takes in one second tie). */
 static void backing_snapshot(const struct store *s, const char *vm, const char *dev, char *snap,
-                             size_t snapsz)
+                             size_t snapsz, const char *other, bool *other_below)
 {
     char path[PATH_MAX], msg[MSG_MAX], prefix[PATH_MAX], file[DEV_MAX_LEN + 8];
     snap[0] = '\0';
+    *other_below = false;
     if (store_disk_path(s, vm, dev, path, sizeof(path)) < 0 ||
         store_vm_path(s, vm, "snapshots/", prefix, sizeof(prefix)) < 0)
         return;
@@ -59,8 +63,9 @@ static void backing_snapshot(const struct store *s, const char *vm, const char *
         log_once(LOG_WARNING, path, msg, "image %s is not served: %s", path, msg);
         return;
     }
-    size_t pl = strlen(prefix);
-    for (size_t k = 1; k < c.n; k++) {
+    size_t pl = strlen(prefix), ol = strlen(other);
+    size_t k;
+    for (k = 1; k < c.n; k++) {
         const char *p = c.links[k].path;
         const char *slash = strncmp(p, prefix, pl) == 0 ? strchr(p + pl, '/') : NULL;
         if (!slash || strcmp(slash, file) != 0 || (size_t)(slash - p - pl) >= snapsz)
@@ -74,6 +79,11 @@ static void backing_snapshot(const struct store *s, const char *vm, const char *
         }
         snap[0] = '\0';
     }
+    for (k++; snap[0] && ol && k < c.n && !*other_below; k++) {
+        const char *p = c.links[k].path;
+        *other_below = strncmp(p, prefix, pl) == 0 && strncmp(p + pl, other, ol) == 0 &&
+                       p[pl + ol] == '/';
+    }
     chain_free(&c);
 }
 
@@ -81,14 +91,15 @@ static int current_visit(const char *dev, void *p)
 {
     struct current_ctx *c = p;
     char snap[NAME_MAX_LEN + 1];
-    backing_snapshot(c->s, c->vm, dev, snap, sizeof(snap));
+    bool best_below;
+    backing_snapshot(c->s, c->vm, dev, snap, sizeof(snap), c->best, &best_below);
     /* Disks of one VM mostly grow from the same snapshot: read its
      * snapshot.xml once, not once per disk. */
     if (!snap[0] || strcmp(snap, c->best) == 0)
         return 0;
     int64_t t = 0;
     store_snap_ctime(c->s, c->vm, snap, &t);
-    if (!c->best[0] || t > c->best_time) {
+    if (!c->best[0] || t > c->best_time || (t == c->best_time && best_below)) {
         strcpy(c->best, snap);
         c->best_time = t;
     }

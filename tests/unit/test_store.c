@@ -753,6 +753,24 @@ static bool test_current(void)
     make_active(&s, "rev", "vdb", "../snapshots/s2/vdb.qcow2");
     EXPECT_CURRENT(&s, "rev", "s1");
 
+    /* two takes in one second (creation times tie, a partial delete
+     * left vda on the older one): the snapshot whose image lies under
+     * the other's is the older, whichever disk is read first */
+    for (int i = 0; i < 2; i++) {
+        const char *vm = i ? "tie2" : "tie", *lng = i ? "vda" : "vdb", *shrt = i ? "vdb" : "vda";
+        make_snapshot(&s, vm, "s1", 1000, both);
+        make_snapshot(&s, vm, "s2", 1000, both);
+        char name[32];
+        snprintf(name, sizeof(name), "../s1/%s.qcow2", lng);
+        qemu_img(&s, "rebase", "-q", "-u", "-f", "qcow2", "-b", name, "-F", "qcow2",
+                 at(1, "cur/%s/snapshots/s2/%s.qcow2", vm, lng), NULL);
+        snprintf(name, sizeof(name), "../snapshots/s1/%s.qcow2", shrt);
+        make_active(&s, vm, shrt, name);
+        snprintf(name, sizeof(name), "../snapshots/s2/%s.qcow2", lng);
+        make_active(&s, vm, lng, name);
+        EXPECT_CURRENT(&s, vm, "s2");
+    }
+
     /* the image changes under the cache: the answer follows */
     qemu_img(&s, "rebase", "-q", "-u", "-f", "qcow2", "-b", "../snapshots/s1/vdb.qcow2", "-F",
              "qcow2", at(1, "cur/two/disks/vdb.qcow2"), NULL);
