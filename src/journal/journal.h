@@ -164,7 +164,10 @@ void journal_mark_steps(struct journal *j);
 /* A file of the prepare phase is complete: fsyncs it and counts a point. */
 int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgsz);
 
-/* The point of no return: fsyncs the temporary directory, writes the
+/* The point of no return. First every directory a move or replace step
+ * renames is probed (storeio_rename_probe): one that cannot be renamed
+ * (an overlayfs lower directory) fails the commit with -EXDEV before
+ * anything changed. Then it fsyncs the temporary directory, writes the
  * record with its steps as committed, applies every step, removes the
  * record, then the temporary directory. An error after the commit leaves
  * the record for recovery. */
