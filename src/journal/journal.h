@@ -183,7 +183,9 @@ void journal_free(struct journal *j);
  * mount, vmstorefs-ctl recover) it also waits up to 10 s for the image
  * locks a killed daemon's qemu-img still holds while it exits, and
  * removes temporary directories no record names and records a crash left
- * half written. Returns the number of operations recovered or -errno. */
+ * half written. Returns the number of operations recovered or -errno
+ * (-ENOSPC or -EBUSY when every one that could not be finished ran out
+ * of space, or met an image a qemu holds; else -EIO). */
 int journal_recover(const struct store *s, const char *vm, char *msg, size_t msgsz);
 
 /* How many records name vm (unreadable ones count too): a clone, which

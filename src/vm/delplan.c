@@ -134,8 +134,6 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
 {
     struct gnode *F = &dp->g.n[f], *C = &dp->g.n[c];
     int p = F->parent, r;
-    if ((r = hold(dp, f)) < 0 || (r = hold(dp, c)) < 0)
-        return r;
     char name[PATH_MAX] = "";
     const char *fmt = p >= 0 ? dp->g.n[p].format : NULL;
     if (p >= 0 && (r = name_for(dp, c, p, name, sizeof(name))) < 0)
@@ -161,7 +159,11 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
         pull = false;
     else if (f_read)
         pull = true;
-    if ((r = room_for(dp, pull ? F->alloc : C->alloc)) < 0)
+    /* The room first: a merge refused for want of it takes no image
+     * lock, so a reader opening one meanwhile is never turned away by a
+     * retry that cannot run anyway. */
+    if ((r = room_for(dp, pull ? F->alloc : C->alloc)) < 0 || (r = hold(dp, f)) < 0 ||
+        (r = hold(dp, c)) < 0)
         return r;
     dp->changed = true;
     if (pull) {
