@@ -117,6 +117,12 @@ int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgs
     if (fd < 0) {
         if (fd == -ENOENT && !required)
             return 0;
+        /* Deleted meanwhile (by another daemon): no such VM. */
+        if (fd == -ENOENT && store_vm_path(m->s, m->vm, "", path, sizeof(path)) == 0 &&
+            !storeio_exists(m->s, path)) {
+            snprintf(msg, msgsz, "the VM %s no longer exists", m->vm);
+            return -ENOENT;
+        }
         snprintf(msg, msgsz, "the VM has no usable domain.xml (%s)", why);
         return -EINVAL;
     }
