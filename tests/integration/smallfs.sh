@@ -13,10 +13,13 @@
 #   fill_to DIR FILE BYTES  FILE (new, on DIR's file system) takes all but
 #                           BYTES of what DIR's file system has free (or
 #                           up to 16 MiB more, what its metadata needs)
-#   SMALLFS_TYPES           the types a test runs on (tmpfs ext4 xfs);
-#                           VMSTOREFS_SMALLFS=TYPE... to choose
+#   SMALLFS_TYPES           the types a test runs on: VMSTOREFS_SMALLFS
+#                           (scripts/run-tests draws one, to keep the suite
+#                           short; scripts/crash-campaign sets all three),
+#                           all three when it is unset
 
 SMALLFS_TYPES=(${VMSTOREFS_SMALLFS:-tmpfs ext4 xfs})
+echo "# file systems: ${SMALLFS_TYPES[*]} (VMSTOREFS_SMALLFS=\"tmpfs ext4 xfs\" for all three)"
 SMALLFS_MOUNTED=()
 
 smallfs_unmount() {
