@@ -173,6 +173,13 @@ int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgs
  * the record for recovery. */
 int journal_commit(struct journal *j, char *msg, size_t msgsz);
 
+/* Can path (a directory) be renamed on the store's file system? The
+ * probe journal_commit makes (storeio_rename_probe, with a scratch
+ * directory in the operation's temporary directory): 0, or -EXDEV for
+ * a directory of an overlayfs lower layer. A plan may do without such a
+ * rename (vm/delplan.c leaves an emptied hidden directory in place). */
+int journal_probe_rename(const struct journal *j, const char *path);
+
 /* Gives up before the commit: removes the temporary directory and the
  * record. */
 void journal_abort(struct journal *j);

@@ -454,7 +454,8 @@ static bool only_graph_images(const struct delplan *dp, const char *dir)
     return storeio_each(dp->m->s, dir, not_in_graph, &gd) == 0;
 }
 
-/* A hidden directory whose images have all gone goes too. */
+/* A hidden directory whose images have all gone goes too (where it can
+ * be renamed). */
 static int drop_empty_hidden(struct delplan *dp)
 {
     for (size_t i = 0; i < dp->g.count; i++) {
@@ -476,6 +477,14 @@ static int drop_empty_hidden(struct delplan *dp)
         igraph_dir(nd, path, sizeof(path));
         if (!only_graph_images(dp, path))
             continue;
+        /* A hidden directory an overlayfs store has in its lower layer
+         * cannot be renamed (EXDEV): it stays, empty, rather than the
+         * merge that emptied it being refused for good. */
+        if (journal_probe_rename(dp->j, path) == -EXDEV) {
+            log_msg(LOG_NOTICE, "%s: %s stays, empty: a directory of an overlayfs lower layer "
+                    "cannot be renamed", dp->m->vm, path);
+            continue;
+        }
         if ((size_t)snprintf(to, sizeof(to), "%s/hidden-%u", dp->j->tmpdir, dp->nrm++) >=
             sizeof(to))
             return -ENAMETOOLONG;

@@ -6,7 +6,9 @@
 # commit and changes nothing; `rm -r VM` stops at the first such rmdir and
 # leaves no record for the next mount. What moves only files or
 # directories the overlay made itself still works: take, write, revert,
-# delete and rename of a new snapshot, clone and deleting the clone.
+# delete and rename of a new snapshot, clone and deleting the clone; and
+# the merge of a hidden image of the lower layer, whose directory stays,
+# empty.
 # The lower layer is a store built with vmstorefs-ctl; upper and work are
 # on a tmpfs; all of it in a private mount namespace.
 . "$(dirname "$0")/privns.sh"
@@ -29,6 +31,16 @@ qemu-io -c 'write -q -P 0x11 0 1M' "$S/vm/disks/vda.qcow2" >/dev/null || fail "w
 qemu-io -c 'write -q -P 0x22 1M 1M' "$S/vm/disks/vda.qcow2" >/dev/null || fail "write s2's data"
 "$CTL" "$S" take vm s2 2>/dev/null || fail "ctl take s2"
 qemu-io -c 'write -q -P 0x33 2M 1M' "$S/vm/disks/vda.qcow2" >/dev/null || fail "write the active data"
+# h: s1's image hidden in the lower layer (its dependents: s2's image and
+# the active image, of a branch from s1).
+make_vm "$S" h 1
+qemu-io -c 'write -q -P 0x11 0 1M' "$S/h/disks/vda.qcow2" >/dev/null || fail "write h's s1 data"
+"$CTL" "$S" take h s1 2>/dev/null || fail "ctl take h s1"
+qemu-io -c 'write -q -P 0x22 1M 1M' "$S/h/disks/vda.qcow2" >/dev/null || fail "write h's s2 data"
+"$CTL" "$S" take h s2 2>/dev/null && "$CTL" "$S" revert h s1 2>/dev/null || fail "ctl take h s2, revert h s1"
+qemu-io -c 'write -q -P 0x33 2M 1M' "$S/h/disks/vda.qcow2" >/dev/null || fail "write h's branch"
+"$CTL" "$S" delete h s1 2>/dev/null || fail "ctl delete h s1"
+ls -d "$S"/h/snapshots/.hidden-* >/dev/null 2>&1 || fail "h's s1 is not hidden"
 mv "$S" "$L" && mkdir "$S" || fail "cannot move the store to $L"
 
 mount -t tmpfs -o size=256M tmpfs "$U" || skip "cannot mount a tmpfs"
@@ -92,6 +104,18 @@ reads "$M/vm/snapshots/s2/vda.qcow2" 0x11 0x22 0x00
 journal_empty "$S"
 check_store "$S" vm
 pass "on the overlay: write, take, rename and delete of new snapshots, revert, clone and its rmdir work"
+
+# A revert leaves the lower hidden image one dependent: it is merged
+# (into s2's image, copied up), and its directory, which cannot move,
+# stays behind empty rather than the merge failing for good.
+ln -sfn snapshots/s2 "$M/h/current" || fail "revert h to s2"
+sync "$M/h" || fail "sync h: the merge of the lower hidden image did not finish"
+reads "$M/h/snapshots/s2/vda.qcow2" 0x11 0x22 0x00
+reads "$M/h/disks/vda.qcow2" 0x11 0x22 0x00
+[ -z "$(find "$S"/h/snapshots/.hidden-* -type f)" ] || fail "h's hidden image is still there"
+journal_empty "$S"
+check_store "$S" h
+pass "a hidden image in the lower layer merged after a revert; its directory stays, empty"
 
 # rm -r of the VM: the walk removes entries with their own meanings and
 # stops at the first directory of the lower layer it cannot move; no
