@@ -328,9 +328,48 @@ int journal_apply_all(struct journal *j, bool count_points, char *msg, size_t ms
     return 0;
 }
 
+/* Every rename the plan makes of a directory that exists now must be
+ * possible, or the operation fails here, before its commit, with EXDEV
+ * and nothing changed: on an overlayfs store (without redirect_dir=on) a
+ * directory of the lower layer cannot be renamed, which after the commit
+ * would leave a record no replay can finish. Directories the operation
+ * made itself (in its temporary directory) can always move. */
+int journal_probe_rename(const struct journal *j, const char *path)
+{
+    char full[PATH_MAX];
+    if ((size_t)snprintf(full, sizeof(full), "%s/rename-probe", j->tmpdir) >= sizeof(full))
+        return -ENAMETOOLONG;
+    return storeio_rename_probe(j->s, path, full);
+}
+
+static int probe_renames(struct journal *j, char *msg, size_t msgsz)
+{
+    size_t tl = strlen(j->tmpdir);
+    for (size_t i = 0; i < j->nsteps; i++) {
+        const struct jstep *st = &j->steps[i];
+        if ((st->kind != JS_MOVE && st->kind != JS_REPLACE) ||
+            (strncmp(st->a, j->tmpdir, tl) == 0 && st->a[tl] == '/'))
+            continue;
+        int r = journal_probe_rename(j, st->a);
+        if (r == -EXDEV) {
+            snprintf(msg, msgsz, "%s cannot be renamed on the store's file system (EXDEV: a "
+                     "directory of an overlayfs lower layer, mounted without redirect_dir=on?): "
+                     "nothing was changed", st->a);
+        } else if (r < 0) {
+            snprintf(msg, msgsz, "rename probe for %s: %s", st->a, strerror(-r));
+        }
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 int journal_commit(struct journal *j, char *msg, size_t msgsz)
 {
-    int r = storeio_fsync(j->s, j->tmpdir);
+    int r = probe_renames(j, msg, msgsz);
+    if (r < 0)
+        return r;
+    r = storeio_fsync(j->s, j->tmpdir);
     if (r < 0) {
         snprintf(msg, msgsz, "fsync %s: %s", j->tmpdir, strerror(-r));
         return r;

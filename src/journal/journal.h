@@ -165,11 +165,21 @@ void journal_mark_steps(struct journal *j);
 /* A file of the prepare phase is complete: fsyncs it and counts a point. */
 int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgsz);
 
-/* The point of no return: fsyncs the temporary directory, writes the
+/* The point of no return. First every directory a move or replace step
+ * renames is probed (storeio_rename_probe): one that cannot be renamed
+ * (an overlayfs lower directory) fails the commit with -EXDEV before
+ * anything changed. Then it fsyncs the temporary directory, writes the
  * record with its steps as committed, applies every step, removes the
  * record, then the temporary directory. An error after the commit leaves
  * the record for recovery. */
 int journal_commit(struct journal *j, char *msg, size_t msgsz);
+
+/* Can path (a directory) be renamed on the store's file system? The
+ * probe journal_commit makes (storeio_rename_probe, with a scratch
+ * directory in the operation's temporary directory): 0, or -EXDEV for
+ * a directory of an overlayfs lower layer. A plan may do without such a
+ * rename (vm/delplan.c leaves an emptied hidden directory in place). */
+int journal_probe_rename(const struct journal *j, const char *path);
 
 /* Gives up before the commit: removes the temporary directory and the
  * record. */
@@ -181,7 +191,9 @@ void journal_free(struct journal *j);
  * mount, vmstorefs-ctl recover) it also waits up to 10 s for the image
  * locks a killed daemon's qemu-img still holds while it exits, and
  * removes temporary directories no record names and records a crash left
- * half written. Returns the number of operations recovered or -errno. */
+ * half written. Returns the number of operations recovered or -errno
+ * (-ENOSPC or -EBUSY when every one that could not be finished ran out
+ * of space, or met an image a qemu holds; else -EIO). */
 int journal_recover(const struct store *s, const char *vm, char *msg, size_t msgsz);
 
 /* How many records name vm (unreadable ones count too): a clone, which

@@ -219,6 +219,7 @@ struct recover_ctx {
     const char *vm;
     int done;
     int failed;
+    int err; /* the errno all failures share, else -EIO */
     int deferred; /* left to the background worker */
     char *msg;
     size_t msgsz;
@@ -238,6 +239,8 @@ static int visit_record(const struct store *s, const char *dir, const char *name
     else if (r < 0) {
         log_msg(LOG_ERR, "journal: cannot recover %s: %s", path, c->msg);
         c->failed++;
+        r = r == -EDQUOT ? -ENOSPC : r;
+        c->err = c->failed == 1 ? r : c->err == r ? r : -EIO;
     }
     return 0;
 }
@@ -304,7 +307,10 @@ int journal_recover(const struct store *s, const char *vm, char *msg, size_t msg
     if (c.failed) {
         snprintf(msg, msgsz, "%d unfinished operation(s) could not be recovered (see the log)",
                  c.failed);
-        return -EIO;
+        /* A full disk, or an image a qemu (of another daemon) holds, is
+         * said as such: the work is retried (sync VMDIR reports ENOSPC
+         * or EBUSY, not an I/O error). */
+        return c.err == -ENOSPC || c.err == -EBUSY ? c.err : -EIO;
     }
     if (vm && c.deferred) {
         snprintf(msg, msgsz, "a merge a crash left is being finished in the background");

@@ -400,9 +400,10 @@ int qimg_errno(const char *line)
     if (strstr(line, "No space left") || strstr(line, "Disk quota"))
         return -ENOSPC;
     /* qemu's image locks: 'Failed to get "write" lock', 'Failed to lock
-     * byte 100'. Not any "lock": "refcount block" is a broken image. */
+     * byte 100', and the hint it prints last ('Is another process using
+     * the image [F]?'). Not any "lock": "refcount block" is a broken image. */
     if ((strstr(line, "Failed to get") && strstr(line, "lock")) ||
-        strstr(line, "Failed to lock byte"))
+        strstr(line, "Failed to lock byte") || strstr(line, "Is another process using the image"))
         return -EBUSY;
     return -EIO;
 }

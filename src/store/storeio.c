@@ -193,6 +193,51 @@ int storeio_rename(const struct store *s, const char *from, const char *to, unsi
     return r;
 }
 
+int storeio_rename_probe(const struct store *s, const char *from, const char *full)
+{
+    const char *fn, *tn;
+    int fd = storeio_parent(s, from, &fn);
+    if (fd < 0)
+        return 0; /* gone: the step that moves it will say */
+    struct stat st;
+    if (fstatat(fd, fn, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode)) {
+        close(fd);
+        return 0;
+    }
+    int td = storeio_parent(s, full, &tn);
+    if (td < 0) {
+        close(fd);
+        return td;
+    }
+    int r = mkdirat(td, tn, 0700) < 0 && errno != EEXIST ? -errno : 0;
+    if (r == 0) {
+        int dfd = openat(td, tn, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int xfd = dfd < 0 ? -1 : openat(dfd, "x", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        r = xfd < 0 ? -errno : 0;
+        if (xfd >= 0)
+            close(xfd);
+        if (dfd >= 0)
+            close(dfd);
+    }
+    if (r < 0) {
+        close(fd);
+        close(td);
+        return r;
+    }
+    /* No RENAME_NOREPLACE: the VFS would answer EEXIST before asking the
+     * file system. */
+    r = renameat2(fd, fn, td, tn, 0) < 0 ? -errno : 0;
+    if (r == 0) {
+        /* Cannot happen (full is not empty); put it back all the same. */
+        r = renameat2(td, tn, fd, fn, RENAME_NOREPLACE) < 0 ? -errno : -EIO;
+    } else {
+        r = r == -EXDEV ? -EXDEV : 0;
+    }
+    close(fd);
+    close(td);
+    return r;
+}
+
 /* Made 0700 and then given its owner and mode through a descriptor of
  * its own (no name followed twice). perm NULL: the parent's (dfd). */
 static int mkdir_perm(const struct store *s, const char *path, const struct store_perm *perm)

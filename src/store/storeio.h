@@ -40,6 +40,15 @@ int storeio_reopen(int fd, int flags);
 int storeio_fsync_parent(const struct store *s, const char *path);
 /* renameat2 with flags (RENAME_NOREPLACE, ...). */
 int storeio_rename(const struct store *s, const char *from, const char *to, unsigned flags);
+/* Would renaming the directory from fail with EXDEV? The probe is
+ * rename(from, full), full being a non-empty directory (made, with one
+ * file in it, when it is not there: a scratch path of the caller's),
+ * which no file system can carry out (ENOTEMPTY or EEXIST), while one
+ * that cannot move from at all says EXDEV first: overlayfs for a
+ * directory of its lower layer (without redirect_dir=on), a mount
+ * boundary. Nothing of from changes either way. -EXDEV, else 0 (also
+ * when from is no directory: files move everywhere; or is gone). */
+int storeio_rename_probe(const struct store *s, const char *from, const char *full);
 /* A new directory with the owner and mode of the directory it is made
  * in (storeio_mkdir), or with perm. */
 int storeio_mkdir(const struct store *s, const char *path);

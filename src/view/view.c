@@ -8,6 +8,7 @@
 #include "meta/domxml.h"
 #include "meta/snapxml.h"
 #include "util/log.h"
+#include "store/vmlock.h"
 #include "store/vmstate.h"
 #include "vm/current.h"
 
@@ -487,11 +488,12 @@ int view_readlink(const struct store *s, const struct vpath *vp, char *buf, size
 /* An image is served only when its whole backing chain stays in the store
  * (chain.h): a reader through the mount (qemu-img info, convert, a VM)
  * follows the chain, and must never be led to a file outside the store,
- * a json: or protocol target, or a probed format. Refused as EACCES, and
+ * a json: or protocol target, or a probed format. Refused as EACCES (or
+ * EBUSY while an operation holds the VM's lock: check_chain), and
  * logged once per image and reason; running out of memory or descriptors
  * is reported as such. Checked on open only: listing and stat never walk
  * chains, so a refused image is still listed. */
-static int check_chain(const struct store *s, int fd, const char *path)
+static int check_chain(const struct store *s, const char *vm, int fd, const char *path)
 {
     char msg[MSG_MAX];
     struct chain c;
@@ -502,6 +504,17 @@ static int check_chain(const struct store *s, int fd, const char *path)
     }
     if (r == -ENOMEM || r == -EMFILE || r == -ENFILE || r == -EIO)
         return r;
+    /* A chain an operation is changing right now (in another daemon:
+     * this one refuses opens while its own run) may name a file a step
+     * has just moved: busy, not refused. The probe is a shared lock,
+     * which only a change holds against. */
+    struct vmlock lk;
+    char why[MSG_MAX];
+    r = vmlock_acquire_mode(s, vm, VMLOCK_SHARED, 0, 0, NULL, NULL, &lk, why, sizeof(why));
+    if (r == 0)
+        vmlock_release(&lk);
+    if (r == -EAGAIN || r == -EBUSY)
+        return -EBUSY;
     log_once(LOG_WARNING, path, msg, "image %s is not served: %s", path, msg);
     return -EACCES;
 }
@@ -543,7 +556,7 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
     }
     bool can_follow = (flags & O_ACCMODE) != O_WRONLY && st.st_size > 0;
     bool raw = vp->kind == V_BASE && strcmp(fmt, "raw") == 0;
-    if (vp->kind != V_DOMXML && !raw && can_follow && (r = check_chain(s, fd, path)) < 0) {
+    if (vp->kind != V_DOMXML && !raw && can_follow && (r = check_chain(s, vp->vm, fd, path)) < 0) {
         close(fd);
         return r;
     }

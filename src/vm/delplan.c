@@ -155,8 +155,6 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
     int p = F->parent, r;
     if ((r = check_merge(dp, c, note)) < 0)
         return r;
-    if ((r = hold(dp, f)) < 0 || (r = hold(dp, c)) < 0)
-        return r;
     char name[PATH_MAX] = "";
     const char *fmt = p >= 0 ? dp->g.n[p].format : NULL;
     if (p >= 0 && (r = name_for(dp, c, p, name, sizeof(name))) < 0)
@@ -182,7 +180,11 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
         pull = false;
     else if (f_read)
         pull = true;
-    if ((r = room_for(dp, pull ? F->alloc : C->alloc)) < 0)
+    /* The room first: a merge refused for want of it takes no image
+     * lock, so a reader opening one meanwhile is never turned away by a
+     * retry that cannot run anyway. */
+    if ((r = room_for(dp, pull ? F->alloc : C->alloc)) < 0 || (r = hold(dp, f)) < 0 ||
+        (r = hold(dp, c)) < 0)
         return r;
     dp->changed = true;
     if (pull) {
@@ -486,7 +488,8 @@ static bool only_graph_images(const struct delplan *dp, const char *dir)
     return storeio_each(dp->m->s, dir, not_in_graph, &gd) == 0;
 }
 
-/* A hidden directory whose images have all gone goes too. */
+/* A hidden directory whose images have all gone goes too (where it can
+ * be renamed). */
 static int drop_empty_hidden(struct delplan *dp)
 {
     for (size_t i = 0; i < dp->g.count; i++) {
@@ -508,6 +511,14 @@ static int drop_empty_hidden(struct delplan *dp)
         igraph_dir(nd, path, sizeof(path));
         if (!only_graph_images(dp, path))
             continue;
+        /* A hidden directory an overlayfs store has in its lower layer
+         * cannot be renamed (EXDEV): it stays, empty, rather than the
+         * merge that emptied it being refused for good. */
+        if (journal_probe_rename(dp->j, path) == -EXDEV) {
+            log_msg(LOG_NOTICE, "%s: %s stays, empty: a directory of an overlayfs lower layer "
+                    "cannot be renamed", dp->m->vm, path);
+            continue;
+        }
         if ((size_t)snprintf(to, sizeof(to), "%s/hidden-%u", dp->j->tmpdir, dp->nrm++) >=
             sizeof(to))
             return -ENAMETOOLONG;

@@ -157,6 +157,12 @@ int vm_load_definition(struct vm_model *m, bool required, char *msg, size_t msgs
     if (fd < 0) {
         if (fd == -ENOENT && !required)
             return 0;
+        /* Deleted meanwhile (by another daemon): no such VM. */
+        if (fd == -ENOENT && store_vm_path(m->s, m->vm, "", path, sizeof(path)) == 0 &&
+            !storeio_exists(m->s, path)) {
+            snprintf(msg, msgsz, "the VM %s no longer exists", m->vm);
+            return -ENOENT;
+        }
         snprintf(msg, msgsz, "the VM has no usable domain.xml (%s)", why);
         return -EINVAL;
     }
@@ -272,7 +278,11 @@ int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz)
         log_msg(LOG_ERR, "%s of %s: cannot finish after its commit: %s", j->op, m->vm, again);
         snprintf(msg, msgsz, "could not finish after its commit (%s): it will be finished on "
                              "the next operation on this VM or the next mount", again);
-        return -EIO;
+        /* Out of space while it copied (a merge: the free-space check
+         * before the commit held, then something else filled the disk),
+         * or an image a qemu took meanwhile (one of another daemon):
+         * ENOSPC or EBUSY, as the caller can act on them. */
+        return rr == -ENOSPC || rr == -EBUSY ? rr : -EIO;
     }
     log_msg(LOG_NOTICE, "%s of %s finished on a second try", j->op, m->vm);
     return 0;

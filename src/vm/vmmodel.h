@@ -68,7 +68,9 @@ void vm_drop_image_locks(struct vm_model *m);
  * fails after the commit (qemu-img
  * could not take the image locks this operation holds, say), the locks
  * are let go and the journal finished at once, under the VM's lock:
- * after the commit the operation happens, or the call fails loudly. */
+ * after the commit the operation happens, or the call fails loudly
+ * (-ENOSPC when it ran out of space, -EBUSY when a qemu took an image,
+ * else -EIO). */
 int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz);
 
 /* One journaled operation named op on vm: vm_begin, journal_begin, plan

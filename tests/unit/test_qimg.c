@@ -217,6 +217,8 @@ static void test_argv_unsafe(void)
     CHECK_INT(qimg_errno("qemu-img: o.qcow2: No space left on device"), -ENOSPC);
     CHECK_INT(qimg_errno("qemu-img: Could not open 'x': Failed to get \"write\" lock"), -EBUSY);
     CHECK_INT(qimg_errno("qemu-img: something else"), -EIO);
+    CHECK_INT(qimg_errno("qemu-img commit: Is another process using the image [/s/a.qcow2]?"),
+              -EBUSY);
     CHECK_INT(qimg_errno("qemu-img: Could not open 'x': Failed to lock byte 100"), -EBUSY);
     /* A broken image is not a busy one. */
     CHECK_INT(qimg_errno("qemu-img: Could not open 'x': Invalid refcount block offset"), -EIO);
