@@ -143,6 +143,11 @@ sub is_tmp_area { return rel(shift) =~ m{^\.vmstorefs/tmp(/|$)}; }
 # as the whole directory goes once the record is gone (and a name a power
 # cut brings back there is only the same file seen twice until then).
 sub own_tmp { return rel(shift) =~ m{^\.vmstorefs/tmp/[^/]+(/|$)}; }
+# The scratch directory of the rename probe (storeio_rename_probe: a
+# directory with one file in it, which every probed rename fails to
+# replace): nothing is ever read back from it, so nothing in it needs a
+# sync; it goes with the operation's temporary directory.
+sub is_probe_scratch { return rel(shift) =~ m{^\.vmstorefs/tmp/[^/]+/rename-probe(/|$)}; }
 
 # "N</path>" or "AT_FDCWD</path>": the path strace -y shows for a fd.
 sub fd_path {
@@ -219,7 +224,7 @@ sub drop_state {
 # removed, for rule 2's exception).
 sub dir_changed {
     my ($dir, $n, $kind, $entry) = @_;
-    return unless in_store($dir) && !is_meta_locks($dir);
+    return unless in_store($dir) && !is_meta_locks($dir) && !is_probe_scratch($dir);
     my $d = $dirty_dir{$dir} //= {};
     $kind = 'tmp' if $kind eq 'rm' && own_tmp($entry);
     $d->{$kind} //= $n;
