@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "qemu/chain.h"
+#include "qemu/qspec.h"
 #include "check.h"
 #include "util/log.h"
 
@@ -311,6 +312,64 @@ static void test_walk_fd(void)
     close(fd);
 }
 
+/* chain_pin keeps each link open, and the spec names those descriptors
+ * (3 + i in the child), every backing given, never a path. */
+static void test_pin_spec(void)
+{
+    char msg[MSG_MAX];
+    struct chain c;
+    image("pin/snapshots/a", "vda.qcow2", "", "");
+    image("pin/snapshots/b", "vda.qcow2", "../a/vda.qcow2", "qcow2");
+    image("pin/disks", "vda.qcow2", "../snapshots/b/vda.qcow2", "qcow2");
+    CHECK_INT(chain_pin(&st, in_store("pin/disks/vda.qcow2"), &c, msg, sizeof(msg)), 0);
+    CHECK_INT(c.n, 3);
+    for (size_t i = 0; c.fds && i < c.n; i++) {
+        struct stat a, b;
+        CHECK(fstat(c.fds[i], &a) == 0 && stat(c.links[i].path, &b) == 0 && a.st_ino == b.st_ino);
+    }
+    char *spec = NULL, *bspec = NULL;
+    struct spawn_fds fds;
+    CHECK_INT(qspec_chain(&c, 0, true, &spec, &fds), 0);
+    CHECK(fds.fd == c.fds && fds.n == 3);
+    CHECK_STR(spec, "json:{\"driver\":\"qcow2\",\"node-name\":\"n0\",\"file\":{\"driver\":\"file\","
+                    "\"node-name\":\"f0\",\"filename\":\"/proc/self/fd/3\"},\"backing\":{\"driver\":"
+                    "\"qcow2\",\"node-name\":\"n1\",\"file\":{\"driver\":\"file\",\"node-name\":\"f1\","
+                    "\"filename\":\"/proc/self/fd/4\"},\"backing\":{\"driver\":\"qcow2\",\"node-name\":"
+                    "\"n2\",\"file\":{\"driver\":\"file\",\"node-name\":\"f2\",\"filename\":"
+                    "\"/proc/self/fd/5\"},\"backing\":null}}}");
+    free(spec);
+    /* one layer alone (a leak repair), from the second */
+    CHECK_INT(qspec_chain(&c, 1, false, &spec, &fds), 0);
+    CHECK(fds.fd == c.fds + 1 && fds.n == 1);
+    CHECK_STR(spec, "json:{\"driver\":\"qcow2\",\"node-name\":\"n0\",\"file\":{\"driver\":\"file\","
+                    "\"node-name\":\"f0\",\"filename\":\"/proc/self/fd/3\"},\"backing\":null}");
+    free(spec);
+    /* a pull's new backing: the open node, with its own backing as open */
+    CHECK_INT(qspec_backing(&c, 0, 1, &bspec), 0);
+    CHECK_STR(bspec, "json:{\"driver\":\"qcow2\",\"file\":\"f1\",\"backing\":\"n2\"}");
+    free(bspec);
+    CHECK_INT(qspec_backing(&c, 0, 2, &bspec), 0);
+    CHECK_STR(bspec, "json:{\"driver\":\"qcow2\",\"file\":\"f2\",\"backing\":null}");
+    free(bspec);
+    CHECK_INT(qspec_backing(&c, 0, 3, &bspec), -EINVAL);
+    chain_free(&c);
+    /* a raw base ends the spec, as raw, with no backing option */
+    CHECK_INT(chain_pin(&st, in_store("vm/snapshots/r2/vda.qcow2"), &c, msg, sizeof(msg)), 0);
+    CHECK_INT(qspec_chain(&c, 0, true, &spec, &fds), 0);
+    CHECK(spec && strstr(spec, ",\"backing\":{\"driver\":\"raw\",\"node-name\":\"n1\",\"file\":"
+                               "{\"driver\":\"file\",\"node-name\":\"f1\",\"filename\":"
+                               "\"/proc/self/fd/4\"}}}") != NULL);
+    free(spec);
+    CHECK_INT(qspec_backing(&c, 0, 1, &bspec), 0);
+    CHECK_STR(bspec, "json:{\"driver\":\"raw\",\"file\":\"f1\"}");
+    free(bspec);
+    chain_free(&c);
+    /* not pinned: no spec */
+    CHECK_INT(chain_walk(&st, in_store("pin/disks/vda.qcow2"), &c, msg, sizeof(msg)), 0);
+    CHECK_INT(qspec_chain(&c, 0, true, &spec, &fds), -EINVAL);
+    chain_free(&c);
+}
+
 int main(void)
 {
     if (system("command -v qemu-img >/dev/null && command -v python3 >/dev/null") != 0) {
@@ -328,6 +387,7 @@ int main(void)
     test_depth();
     test_cache();
     test_walk_fd();
+    test_pin_spec();
     store_close(&st);
     sh("rm -rf '%s'", tmp);
     log_once_reset();
