@@ -123,8 +123,8 @@ static size_t vm_prefix(const char *root, const char *dir)
  * root) or climbs back out of a directory it named ("a/.."). A backing
  * file in another VM is not this VM's to read: its owner may not be
  * this VM's (SPEC: an image's backing file lies inside its own VM). */
-static bool resolve(const char *root, bool store_wide, const char *dir, const char *name,
-                    char *out, size_t outsz, const char **why)
+static bool resolve(const char *root, bool store_wide, const char *dir, const char *name, char *out,
+                    size_t outsz, const char **why)
 {
     size_t rl = store_wide ? strlen(root) : vm_prefix(root, dir), len = strlen(dir);
     if (rl == 0) {
@@ -178,9 +178,9 @@ static bool resolve(const char *root, bool store_wide, const char *dir, const ch
 
 /* The refusals that need no file: see chain.h. store_wide: the name may
  * lead anywhere in the store (chain_backing_store_wide). */
-static int check_name_in(const struct store *s, bool store_wide, const char *image,
-                         const struct qcow2_backing *b, struct backing_info *out, char *msg,
-                         size_t msgsz)
+static int check_name(const struct store *s, bool store_wide, const char *image,
+                      const struct qcow2_backing *b, struct backing_info *out, char *msg,
+                      size_t msgsz)
 {
     const char *name = b->name, *why = NULL;
     if (name[0] == '/')
@@ -209,14 +209,8 @@ static int check_name_in(const struct store *s, bool store_wide, const char *ima
     return 0;
 }
 
-static int check_name(const struct store *s, const char *image, const struct qcow2_backing *b,
-                      struct backing_info *out, char *msg, size_t msgsz)
-{
-    return check_name_in(s, false, image, b, out, msg, msgsz);
-}
-
-int chain_check_name(const struct store *s, const char *image, const char *name,
-                     const char *format, char *path, size_t pathsz, char *msg, size_t msgsz)
+int chain_check_name(const struct store *s, const char *image, const char *name, const char *format,
+                     char *path, size_t pathsz, char *msg, size_t msgsz)
 {
     struct qcow2_backing b;
     struct backing_info out;
@@ -225,16 +219,17 @@ int chain_check_name(const struct store *s, const char *image, const char *name,
         return refuse(msg, msgsz, image, name, "too long");
     strcpy(b.name, name);
     strcpy(b.format, format);
-    int r = check_name(s, image, &b, &out, msg, msgsz);
+    int r = check_name(s, false, image, &b, &out, msg, msgsz);
     if (r == 0 && (size_t)snprintf(path, pathsz, "%s", out.path) >= pathsz)
         r = -ENAMETOOLONG;
     return r;
 }
 
 /* The header of the image open on fd (at path): its backing file,
- * checked, and the file's attributes (for loop checks). */
-static int backing_of(const struct store *s, const char *path, int fd, struct backing_info *out,
-                      struct stat *st, char *msg, size_t msgsz)
+ * checked (store_wide: resolved anywhere in the store, not only in the
+ * image's VM), and the file's attributes (for loop checks). */
+static int backing_in(const struct store *s, bool store_wide, const char *path, int fd,
+                      struct backing_info *out, struct stat *st, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));
     char why[MSG_MAX];
@@ -250,7 +245,7 @@ static int backing_of(const struct store *s, const char *path, int fd, struct ba
     }
     if (!b.name[0])
         return 0;
-    if ((r = check_name(s, path, &b, out, msg, msgsz)) < 0)
+    if ((r = check_name(s, store_wide, path, &b, out, msg, msgsz)) < 0)
         return r;
     memcpy(out->name, b.name, sizeof(out->name));
     memcpy(out->format, b.format, sizeof(b.format));
@@ -261,8 +256,7 @@ static int backing_of(const struct store *s, const char *path, int fd, struct ba
  * link, a regular file), or, when open_fd >= 0, the file open there
  * (reopened through /proc/self/fd: the same inode, read without the
  * caller's O_DIRECT or write-only mode). */
-static int open_link(const struct store *s, const char *path, int open_fd, char *msg,
-                     size_t msgsz)
+static int open_link(const struct store *s, const char *path, int open_fd, char *msg, size_t msgsz)
 {
     char why[MSG_MAX];
     int fd;
@@ -282,42 +276,35 @@ static int open_link(const struct store *s, const char *path, int open_fd, char 
     return fd;
 }
 
-int chain_backing(const struct store *s, const char *path, struct backing_info *out, char *msg,
-                  size_t msgsz)
+/* chain_backing and chain_backing_store_wide. */
+static int backing_at(const struct store *s, bool store_wide, const char *path,
+                      struct backing_info *out, char *msg, size_t msgsz)
 {
     struct stat st;
     memset(out, 0, sizeof(*out));
     int fd = open_link(s, path, -1, msg, msgsz);
     if (fd < 0)
         return fd;
-    int r = backing_of(s, path, fd, out, &st, msg, msgsz);
+    int r = backing_in(s, store_wide, path, fd, out, &st, msg, msgsz);
     close(fd);
     return r;
+}
+
+int chain_backing(const struct store *s, const char *path, struct backing_info *out, char *msg,
+                  size_t msgsz)
+{
+    return backing_at(s, false, path, out, msg, msgsz);
 }
 
 int chain_backing_store_wide(const struct store *s, const char *path, struct backing_info *out,
                              char *msg, size_t msgsz)
 {
-    memset(out, 0, sizeof(*out));
-    char why[MSG_MAX];
-    int fd = store_open_read(s, path, why, sizeof(why));
-    if (fd < 0)
-        return fd;
-    struct stat st;
-    struct qcow2_backing b;
-    int r = fstat(fd, &st) < 0 ? -errno : read_header(fd, &st, &b, why, sizeof(why));
-    close(fd);
-    if (r == 0 && b.name[0] && (r = check_name_in(s, true, path, &b, out, msg, msgsz)) == 0) {
-        memcpy(out->name, b.name, sizeof(out->name));
-        memcpy(out->format, b.format, sizeof(b.format));
-    }
-    return r;
+    return backing_at(s, true, path, out, msg, msgsz);
 }
 
 /* ---- the whole chain ---- */
 
-static int add_link(struct chain *c, size_t *cap, bool pin, const char *path,
-                    const char *format)
+static int add_link(struct chain *c, size_t *cap, bool pin, const char *path, const char *format)
 {
     if (c->n == *cap) {
         size_t ncap = *cap ? *cap * 2 : 8;
@@ -349,8 +336,7 @@ struct walk_stop {
 /* fmt0: the format of path itself; pin: keep each link's descriptor in
  * out->fds (chain_pin). */
 static int walk(const struct store *s, const char *path, const char *fmt0, int fd0,
-                const struct walk_stop *stop, bool pin, struct chain *out, char *msg,
-                size_t msgsz)
+                const struct walk_stop *stop, bool pin, struct chain *out, char *msg, size_t msgsz)
 {
     struct stat *seen = NULL;
     size_t cap = 0;
@@ -382,7 +368,7 @@ static int walk(const struct store *s, const char *path, const char *fmt0, int f
         r = fd;
         if (fd >= 0) {
             r = raw ? (fstat(fd, &seen[out->n - 1]) < 0 ? -errno : 0)
-                    : backing_of(s, cur, fd, &b, &seen[out->n - 1], msg, msgsz);
+                    : backing_in(s, false, cur, fd, &b, &seen[out->n - 1], msg, msgsz);
             if (pin)
                 out->fds[out->n - 1] = fd;
             else
@@ -400,8 +386,8 @@ static int walk(const struct store *s, const char *path, const char *fmt0, int f
         const struct stat *me = &seen[out->n - 1];
         for (size_t i = 0; i + 1 < out->n; i++) {
             if (seen[i].st_dev == me->st_dev && seen[i].st_ino == me->st_ino) {
-                snprintf(msg, msgsz, "%s: backing chain loops back to %s", out->links[out->n - 2].path,
-                         out->links[i].path);
+                snprintf(msg, msgsz, "%s: backing chain loops back to %s",
+                         out->links[out->n - 2].path, out->links[i].path);
                 r = -ELOOP;
             }
         }
@@ -427,8 +413,7 @@ static int walk_from(const struct store *s, const char *path, const char *fmt0, 
     return r;
 }
 
-int chain_walk(const struct store *s, const char *path, struct chain *out, char *msg,
-               size_t msgsz)
+int chain_walk(const struct store *s, const char *path, struct chain *out, char *msg, size_t msgsz)
 {
     return walk_from(s, path, "qcow2", -1, NULL, false, out, msg, msgsz);
 }
@@ -447,8 +432,7 @@ int chain_walk_fd(const struct store *s, int fd, const char *path, struct chain 
     return walk_from(s, path, "qcow2", fd, NULL, false, out, msg, msgsz);
 }
 
-int chain_pin(const struct store *s, const char *path, struct chain *out, char *msg,
-              size_t msgsz)
+int chain_pin(const struct store *s, const char *path, struct chain *out, char *msg, size_t msgsz)
 {
     return walk_from(s, path, "qcow2", -1, NULL, true, out, msg, msgsz);
 }
