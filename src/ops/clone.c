@@ -169,7 +169,7 @@ static int add_disk(struct plan *p, const char *dev, const char *src, char *msg,
     snprintf(d->dev, sizeof(d->dev), "%s", dev);
     snprintf(d->src, sizeof(d->src), "%s", src);
     char why[MSG_MAX];
-    int r = clonecopy_weight(p->c->s, src, &d->weight, &d->chainless, why, sizeof(why));
+    int r = clonecopy_weight(p->c->s, src, &d->weight, why, sizeof(why));
     if (r < 0) {
         snprintf(msg, msgsz, "disk %s: %s", dev, why);
         return r;

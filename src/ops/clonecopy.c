@@ -66,8 +66,8 @@ bool clonecopy_reflinks(const struct store *s, const char *dir)
     return ok;
 }
 
-int clonecopy_weight(const struct store *s, const char *image, uint64_t *weight, bool *chainless,
-                     char *msg, size_t msgsz)
+int clonecopy_weight(const struct store *s, const char *image, uint64_t *weight, char *msg,
+                     size_t msgsz)
 {
     struct chain c;
     char why[MSG_MAX];
@@ -77,7 +77,6 @@ int clonecopy_weight(const struct store *s, const char *image, uint64_t *weight,
         return r;
     }
     *weight = 0;
-    *chainless = c.n == 1;
     for (size_t i = 0; i < c.n; i++) {
         struct stat st;
         if (store_lstat(s, c.links[i].path, &st) == 0)

@@ -30,7 +30,6 @@
 struct clonecopy_disk {
     char dev[DEV_MAX_LEN + 1];
     char src[PATH_MAX]; /* the top of the chain: active or frozen image (qcow2) */
-    bool chainless; /* src has no backing file */
     uint64_t weight; /* allocated bytes of the whole chain: the work it stands for */
     char dst[PATH_MAX]; /* the new image, which must not exist */
     /* out */
@@ -44,8 +43,8 @@ struct clonecopy_disk {
 bool clonecopy_reflinks(const struct store *s, const char *dir);
 
 /* The allocated bytes of the chain below image (st_blocks of each link). */
-int clonecopy_weight(const struct store *s, const char *image, uint64_t *weight, bool *chainless,
-                     char *msg, size_t msgsz);
+int clonecopy_weight(const struct store *s, const char *image, uint64_t *weight, char *msg,
+                     size_t msgsz);
 
 /* Copies every disk, reporting to job (may be NULL). Returns 0, the first
  * disk's error (msg from it) or -EINTR when cancelled(arg) said so: the
