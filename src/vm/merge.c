@@ -164,7 +164,8 @@ static int run_spec(const struct journal *j, const struct jstep *st, struct qimg
 /* A pull whose qemu-img finished wrote the spec of its new backing into
  * the header (qimg.h): a crash before the real name was set leaves that
  * string, which no chain check passes. The replay sets it back onto where
- * the pull started and copies again. */
+ * the pull started and copies again. 1 when it did, 0 when the header
+ * names no spec (msg untouched), or -errno. */
 static int unspec_header(const struct journal *j, const struct jstep *st, char *msg,
                          size_t msgsz)
 {
@@ -175,12 +176,13 @@ static int unspec_header(const struct journal *j, const struct jstep *st, char *
     if (fd >= 0)
         close(fd);
     if (r < 0 || strncmp(b.name, "json:", 5) != 0 || !st->from)
-        return 0; /* the chain checks that follow say what is wrong */
+        return 0; /* the chain check's refusal stands */
     log_msg(LOG_NOTICE,
             "pull into %s: its header names the spec qemu-img was given, the pull was not "
             "recorded as done: set back onto %s and copied again",
             st->a, st->from);
-    return journal_set_backing(j->s, st->a, st->from, st->from_fmt, j->lock_steps, msg, msgsz);
+    r = journal_set_backing(j->s, st->a, st->from, st->from_fmt, j->lock_steps, msg, msgsz);
+    return r < 0 ? r : 1;
 }
 
 /* Where a pull starts (journal.h, the replay contract): *done when there
@@ -220,7 +222,8 @@ static int pull_start(const struct journal *j, const struct jstep *st,
             "pull into %s: its header names %s, but the pull was not recorded as done (the "
             "copied data may not be referenced): set back onto %s and copied again",
             st->a, st->b[0] ? st->b : "no backing file", st->from);
-    return journal_set_backing(j->s, st->a, st->from, st->from_fmt, j->lock_steps, msg, msgsz);
+    r = journal_set_backing(j->s, st->a, st->from, st->from_fmt, j->lock_steps, msg, msgsz);
+    return r < 0 ? r : 1;
 }
 
 /* A data step runs qemu-img on files it checks first and holds open:
@@ -230,9 +233,14 @@ static int run_pull(const struct journal *j, const struct jstep *st, char *msg, 
 {
     struct backing_info now;
     bool done;
-    int r = unspec_header(j, st, msg, msgsz);
-    if (r < 0 || (r = chain_backing(j->s, st->a, &now, msg, msgsz)) < 0 ||
-        (r = pull_start(j, st, &now, &done, msg, msgsz)) < 0 || done)
+    int r = chain_backing(j->s, st->a, &now, msg, msgsz);
+    if (r == -EACCES) {
+        /* Refused: the header may name qemu-img's spec (a crash between
+         * the rebase and the real name), which is set back first. */
+        int u = unspec_header(j, st, msg, msgsz);
+        r = u > 0 ? chain_backing(j->s, st->a, &now, msg, msgsz) : u < 0 ? u : r;
+    }
+    if (r < 0 || (r = pull_start(j, st, &now, &done, msg, msgsz)) < 0 || done)
         return r;
     /* It may have been set back. Everything qemu-img reads (the old chain
      * and the new backing chain, below it) is pinned here. */
