@@ -273,6 +273,35 @@ static void test_fds_closed(void)
     close(c);
 }
 
+/* Descriptors passed on purpose (spawn_fds, how qemu-img gets the images
+ * the daemon checked) are 3, 4, ... in the child in the order given, even
+ * when that swaps two of them; nothing else is inherited. */
+static void test_fds_passed(void)
+{
+    char x[] = "/tmp/vmstorefs-spawn-x.XXXXXX", y[] = "/tmp/vmstorefs-spawn-y.XXXXXX";
+    int fx = mkstemp(x), fy = mkstemp(y), other = open("/dev/null", O_RDONLY);
+    CHECK(fx >= 3 && fy >= 3 && other >= 3);
+    /* y first: if x is 3 and y is 4, placing them swaps the two */
+    int order[] = { fy, fx };
+    struct spawn_fds f = { order, 2 };
+    const char *argv[] = { "/bin/sh", "-c",
+                           "readlink /proc/self/fd/3 /proc/self/fd/4; ls /proc/$$/fd | tr '\\n' ' '",
+                           NULL };
+    struct spawn_result res;
+    CHECK_INT(spawn_run_fds(argv, &f, 10, NULL, &res), 0);
+    char want[256];
+    snprintf(want, sizeof(want), "%s\n%s\n0 1 2 3 4 ", y, x);
+    CHECK_STR(res.out, want);
+    spawn_result_free(&res);
+    /* still open here, unchanged */
+    CHECK(fcntl(fx, F_GETFD) >= 0 && fcntl(fy, F_GETFD) >= 0);
+    close(fx);
+    close(fy);
+    close(other);
+    unlink(x);
+    unlink(y);
+}
+
 /* With stdin a pipe holding data and never closed, a child that read our
  * stdin would print the data and then block; /dev/null ends at once. */
 static void test_stdin_devnull(void)
@@ -401,6 +430,7 @@ int main(void)
     test_no_timeout();
     test_environment();
     test_fds_closed();
+    test_fds_passed();
     test_stdin_devnull();
     test_capture_limit();
     test_signals_default();
