@@ -12,8 +12,9 @@
 #   - the daemon tries again at once: its qemu-img is let run, and sync
 #     succeeds with the VM reading as after the delete;
 #   - the second try is killed too (at the gate): sync fails with EIO,
-#     the VM still reads as before, and the next mount finishes the
-#     merge, the VM reading as after;
+#     the VM still reads as before while the worker's third try waits
+#     at the gate, and the next mount finishes the merge, the VM reading
+#     as after;
 # each time from the image it started from, its leaks freed: qemu-img
 # check finds nothing.
 . "$(dirname "$0")/lib.sh"
@@ -132,10 +133,14 @@ pass "qemu-img killed after writing its header: the second try copied again from
 # ---- the second try is killed too ----
 kill_after_header b
 kill -9 "$Q2"
-gate_disarm "$DAEMON_PID"
 wait "$RM" && fail "sync b succeeded though both merges of its s1 were killed"
 grep -q "Input/output error" "$TMP/rm.err" || fail "sync b: $(cat "$TMP/rm.err"), not EIO"
-# s1 left the listing with its rmdir; every image still reads as before.
+# The worker tries again after its back-off; the gate, still armed,
+# holds that third try before it starts, so b is read while nothing
+# moves (read as the try ran, the test's reads and its qemu-img's
+# locks would race). s1 left the listing with its rmdir; every image
+# still reads as before.
+gate_wait "$DAEMON_PID" 1
 model_forget b s1
 MODEL[b/#cur]=s0
 model_ok "$M" b

@@ -238,8 +238,9 @@ done
 pass "clone from a snapshot: the same"
 
 # What the daemon and every qemu-img opened: the store, qemu-img's
-# descriptors (/proc/self/fd), the gate's wrapper, and the system's own
-# files; nothing else, and nothing outside the store in particular.
+# descriptors (/proc/self/fd), the gate's wrapper and the shim it
+# preloads, and the system's own files; nothing else, and nothing outside
+# the store in particular.
 unmount_fs "$M"
 kill "$STRACE" 2>/dev/null
 wait "$STRACE" 2>/dev/null
@@ -249,7 +250,7 @@ grep -q 'openat(.*"/proc/self/fd/3"' "$TMP/opens" || fail "strace saw no qemu-im
 # it was named (a dirfd and a relative name, a link followed).
 bad=$(sed -n 's/.* = [0-9]*<\(.*\)>$/\1/p' "$TMP/opens" | sort -u |
     grep -v -e "^$S/" -e "^$S\$" -e '^/proc/' -e '^/sys/' -e '^/dev/' -e '^/usr/' -e '^/lib' \
-        -e '^/etc/' -e "^$TMP/gate/" -e "^$TMP/gate\$" -e '^pipe:' -e '^socket:' -e '^anon_inode:' || true)
+        -e '^/etc/' -e "^$TMP/gate/" -e "^$TMP/gate\$" -e "^$HELPERS/gateshim.so\$" -e '^pipe:' -e '^socket:' -e '^anon_inode:' || true)
 [ -z "$bad" ] || fail "the daemon or a qemu-img opened: $bad"
 grep -q "$O" "$TMP/opens" && fail "an open outside the store: $(grep "$O" "$TMP/opens" | head -3)"
 pass "strace: the daemon and every qemu-img opened only the store, descriptors and system files"
