@@ -115,8 +115,8 @@ struct overlay_req {
  * mode of perm_like. */
 void vm_overlay_req(struct overlay_req *req, const char *snap, const char *dev,
                     const char *sized_like, const char *perm_like);
-/* Makes them all (qemu-img create -u, several at once), gives each its
- * owner and mode, fsyncs each and counts it prepared. */
+/* Writes them all (qcow2create.h, several at once), each with its owner
+ * and mode and fsynced, and counts each prepared. */
 int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
                        char *msg, size_t msgsz);
 
