@@ -458,8 +458,17 @@ void vm_overlay_req(struct overlay_req *req, const char *snap, const char *dev,
     req->perm_like = perm_like;
 }
 
-int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
-                       char *msg, size_t msgsz)
+/* A worker: takes requests until none is left. */
+static void *overlay_worker(void *arg)
+{
+    struct overlay_batch *b = arg;
+    for (size_t i; (i = atomic_fetch_add(&b->next, 1)) < b->n;)
+        create_one(&b->reqs[i]);
+    return NULL;
+}
+
+int vm_overlays_start(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
+                      struct overlay_batch *b)
 {
     for (size_t i = 0; i < n; i++) {
         reqs[i].s = m->s;
@@ -469,32 +478,43 @@ int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req
                              reqs[i].name) >= sizeof(reqs[i].path))
             return -ENAMETOOLONG;
     }
-    /* Side by side, a batch at a time: the fsyncs of files written at
-     * once share the file system's journal commits, where one after the
-     * other each would wait for its own. */
-    for (size_t first = 0; first < n; first += OVERLAY_PARALLEL) {
-        size_t last = first + OVERLAY_PARALLEL < n ? first + OVERLAY_PARALLEL : n;
-        pthread_t t[OVERLAY_PARALLEL];
-        bool started[OVERLAY_PARALLEL] = { false };
-        for (size_t i = first; i < last; i++)
-            started[i - first] = pthread_create(&t[i - first], NULL, create_one, &reqs[i]) == 0;
-        for (size_t i = first; i < last; i++) {
-            if (started[i - first])
-                pthread_join(t[i - first], NULL);
-            else
-                create_one(&reqs[i]);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (reqs[i].err < 0) {
-            snprintf(msg, msgsz, "%s", reqs[i].msg[0] ? reqs[i].msg : strerror(-reqs[i].err));
-            return reqs[i].err;
+    b->reqs = reqs;
+    b->n = n;
+    atomic_init(&b->next, 0);
+    /* Side by side: the fsyncs of files written at once wait on the
+     * disk together (and share the file system's journal commits) where
+     * one after the other each would wait alone. */
+    b->nthreads = 0;
+    while (b->nthreads < n && b->nthreads < OVERLAY_PARALLEL &&
+           pthread_create(&b->t[b->nthreads], NULL, overlay_worker, b) == 0)
+        b->nthreads++;
+    return 0;
+}
+
+int vm_overlays_finish(struct overlay_batch *b, struct journal *j, char *msg, size_t msgsz)
+{
+    for (size_t i = 0; i < b->nthreads; i++)
+        pthread_join(b->t[i], NULL);
+    overlay_worker(b); /* what no thread took (none could be started) */
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->reqs[i].err < 0) {
+            snprintf(msg, msgsz, "%s",
+                     b->reqs[i].msg[0] ? b->reqs[i].msg : strerror(-b->reqs[i].err));
+            return b->reqs[i].err;
         }
     }
     /* Each was synced where it was written: one crash point each. */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < b->n; i++)
         journal_point(j);
     return 0;
+}
+
+int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
+                       char *msg, size_t msgsz)
+{
+    struct overlay_batch b;
+    int r = vm_overlays_start(m, j, reqs, n, &b);
+    return r < 0 ? r : vm_overlays_finish(&b, j, msg, msgsz);
 }
 
 struct xml_chain_link *vm_xml_chain(const struct chain *c, size_t from, size_t *n)
