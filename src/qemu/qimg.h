@@ -87,7 +87,9 @@ int qimg_argv_rebase_unsafe(struct qimg_argv *a, const char *qemu_img, const cha
                              const char *backing, const char *backing_fmt);
 /* qemu-img create -q -f qcow2 -u -b BACKING -F FMT IMAGE SIZE: an empty
  * overlay whose backing name is written as given without being opened
- * (a relative name is relative to where IMAGE will finally stand). */
+ * (a relative name is relative to where IMAGE will finally stand). The
+ * daemon writes its overlays itself (qcow2create.h); this is the command
+ * they are checked against (test_qcow2create). */
 int qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
                              const char *backing, const char *backing_fmt, const char *size);
 /* qemu-img commit -p -f qcow2 -d IMAGE: write IMAGE's data into its backing

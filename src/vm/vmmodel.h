@@ -14,6 +14,8 @@
 #include "meta/xmledit.h"
 
 #include <libxml/tree.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct vm_disk {
@@ -115,8 +117,26 @@ struct overlay_req {
  * mode of perm_like. */
 void vm_overlay_req(struct overlay_req *req, const char *snap, const char *dev,
                     const char *sized_like, const char *perm_like);
-/* Makes them all (qemu-img create -u, several at once), gives each its
- * owner and mode, fsyncs each and counts it prepared. */
+/* Overlays written on worker threads (at most OVERLAY_PARALLEL) while
+ * the caller prepares the rest of its plan: their fsyncs wait on the
+ * disk side by side with the caller's own. */
+struct overlay_batch {
+    struct overlay_req *reqs;
+    size_t n;
+    atomic_size_t next; /* the next request a worker takes */
+    pthread_t t[OVERLAY_PARALLEL];
+    size_t nthreads;
+};
+/* Sets each request's path in the journal's temporary directory and
+ * starts writing them (qcow2create.h: each with its owner and mode, and
+ * fsynced). reqs must stay until vm_overlays_finish, which must be
+ * called once this returned 0, whatever happens in between. */
+int vm_overlays_start(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
+                      struct overlay_batch *b);
+/* Waits for them all (writes those no thread could take), then counts
+ * each prepared; the first failure, with its reason in msg. */
+int vm_overlays_finish(struct overlay_batch *b, struct journal *j, char *msg, size_t msgsz);
+/* vm_overlays_start, then vm_overlays_finish. */
 int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
                        char *msg, size_t msgsz);
 

@@ -20,7 +20,7 @@
 #   gate_init               write the wrapper; GATE_OPT=(-o qemu_img=...)
 #   gate_arm / gate_disarm [DAEMON...]
 #                           data commands stop at the gate, or run freely
-#   gate_arm_all            every command stops (create too)
+#   gate_arm_all            every command stops (info, rebase -u too)
 #   gate_stops "F..."       the qemu-imgs let go from now on stop again
 #                           after reporting a figure >= each F (percent)
 #   gate_wait DAEMON N      until N of DAEMON's qemu-img children are
@@ -131,8 +131,8 @@ EOF
 }
 
 gate_arm() { : >"$GATE_DIR/armed" || fail "gate_arm"; }
-# gate_arm_all: every command stops, not only data commands (a take's
-# qemu-img create, say); gate_disarm undoes it too.
+# gate_arm_all: every command stops, not only data commands (an info, a
+# rebase -u); gate_disarm undoes it too.
 gate_arm_all() { : >"$GATE_DIR/armed" && : >"$GATE_DIR/armed-all" || fail "gate_arm_all"; }
 # gate_disarm [DAEMON...]: data commands run freely again; any still
 # stopped at the gate among DAEMON's children (one the test did not wait
