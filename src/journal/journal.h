@@ -63,6 +63,18 @@
  * also cleared of the clusters an interrupted run leaked (qemu-img check
  * -r leaks): not on an operation's own first run, where nothing leaked.
  *
+ * Image locks. A run of the record (the operation's own, a retry, a
+ * replay) holds qemu's locks on the images it touches (imagelock.h, the
+ * set in journal.held) from before the first step that touches each one
+ * until the run ends: a data step holds every image of its pinned chain
+ * before its qemu-img starts (the image it writes refusing writers and
+ * consistent readers, the others writers) and the steps after it find
+ * them held, so no qemu opens an image between a data step and what
+ * follows it. An operation's first run starts with the locks its check
+ * took (vm_commit hands them over); a replay takes them again, and a
+ * qemu met then leaves the record for later (-EBUSY) before anything is
+ * written. qemu-img runs with qemu's own locking off for held images.
+ *
  * A group (jstep.group, journal_group_last) is replayed as a whole: no
  * mark inside it. Each step makes its target's directory durable before
  * the next one runs; the sources of moves are synced before the next mark

@@ -53,30 +53,67 @@ int imagelock_hold(const struct store *s, const char *path)
     return fd;
 }
 
-/* Refuse writers on fd: first refuse to share writing and resizing
- * (qemu's bytes 200 + WRITE, 200 + RESIZE), so a qemu that starts from
- * now on fails; then look for one that already writes (holds 100 +
- * WRITE or 100 + RESIZE). In this order no qemu slips in between the
- * look and the lock; qemu itself takes and looks in the same order. */
-static int lock_read(int fd)
+/* qemu's bytes: 100 + n while it holds permission n, 200 + n while it
+ * refuses to share it (imagelock.h). */
+#define PERM_BYTE(n) (IMAGELOCK_START + (n))
+#define UNSHARE_BYTE(n) (IMAGELOCK_START + IMAGELOCK_LEN / 2 + (n))
+#define NPERMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* What a reader that keeps writers off holds: writing and resizing not
+ * shared. */
+static const int read_unshared[] = { IMAGELOCK_PERM_WRITE, IMAGELOCK_PERM_RESIZE };
+/* What a writer holds besides: the permissions qemu-img's writing open
+ * holds (consistent read, write, resize). */
+static const int write_perms[] = { IMAGELOCK_PERM_CONSISTENT_READ, IMAGELOCK_PERM_WRITE,
+                                   IMAGELOCK_PERM_RESIZE };
+
+/* The bytes of perms at take(perm) read-locked on fd, then none of the
+ * bytes at probe(perm) held by anyone else (-EBUSY). In this order no
+ * qemu slips in between the look and the lock: one that starts later
+ * sees ours; qemu itself takes and looks in the same order. */
+static int take_then_probe(int fd, const int *perms, size_t n, bool unshare)
 {
-    static const int perms[] = { IMAGELOCK_PERM_WRITE, IMAGELOCK_PERM_RESIZE };
-    for (size_t i = 0; i < sizeof(perms) / sizeof(perms[0]); i++) {
-        int r = set_lock(fd, F_RDLCK, IMAGELOCK_START + IMAGELOCK_LEN / 2 + perms[i], 1);
+    for (size_t i = 0; i < n; i++) {
+        int r = set_lock(fd, F_RDLCK, unshare ? UNSHARE_BYTE(perms[i]) : PERM_BYTE(perms[i]), 1);
         if (r < 0)
             return r;
     }
-    for (size_t i = 0; i < sizeof(perms) / sizeof(perms[0]); i++) {
+    for (size_t i = 0; i < n; i++) {
         struct flock probe = {
             .l_type = F_WRLCK,
             .l_whence = SEEK_SET,
-            .l_start = IMAGELOCK_START + perms[i],
+            .l_start = unshare ? PERM_BYTE(perms[i]) : UNSHARE_BYTE(perms[i]),
             .l_len = 1,
         };
         if (fcntl(fd, F_OFD_GETLK, &probe) < 0)
             return -errno;
         if (probe.l_type != F_UNLCK)
             return -EBUSY;
+    }
+    return 0;
+}
+
+/* Refuse writers: writing and resizing not shared, and nobody writes. */
+static int lock_read(int fd)
+{
+    return take_then_probe(fd, read_unshared, NPERMS(read_unshared), true);
+}
+
+/* From READ to WRITE: the permissions held too, and nobody refuses to
+ * share them (a reader asking for a consistent image does: qemu's
+ * default). */
+static int add_write(int fd)
+{
+    return take_then_probe(fd, write_perms, NPERMS(write_perms), false);
+}
+
+/* From WRITE back to READ: the permissions let go, the refusals kept. */
+static int drop_write(int fd)
+{
+    for (size_t i = 0; i < NPERMS(write_perms); i++) {
+        int r = set_lock(fd, F_UNLCK, PERM_BYTE(write_perms[i]), 1);
+        if (r < 0)
+            return r;
     }
     return 0;
 }
@@ -94,32 +131,21 @@ int imagelock_hold_for_reading(const struct store *s, const char *path)
     return fd;
 }
 
-/* A WRITE lock (the whole range, written) becomes a READ one: the range
- * read-locked (a conversion in place: never unheld, never refused), then
- * every byte but the two READ keeps let go. */
-static int downgrade(int fd)
-{
-    const off_t keep1 = IMAGELOCK_START + IMAGELOCK_LEN / 2 + IMAGELOCK_PERM_WRITE;
-    const off_t keep2 = IMAGELOCK_START + IMAGELOCK_LEN / 2 + IMAGELOCK_PERM_RESIZE;
-    int r = set_lock(fd, F_RDLCK, IMAGELOCK_START, IMAGELOCK_LEN);
-    if (r == 0)
-        r = set_lock(fd, F_UNLCK, IMAGELOCK_START, keep1 - IMAGELOCK_START);
-    if (r == 0)
-        r = set_lock(fd, F_UNLCK, keep1 + 1, keep2 - keep1 - 1);
-    if (r == 0)
-        r = set_lock(fd, F_UNLCK, keep2 + 1, IMAGELOCK_START + IMAGELOCK_LEN - keep2 - 1);
-    return r;
-}
-
-/* fd locked as mode (from nothing, or from READ to WRITE: a conversion
- * the kernel refuses whole, the READ lock staying), retried while busy
- * until deadline. */
-static int lock_as(int fd, enum imagelock_mode mode, int64_t deadline)
+/* fd locked as mode, from nothing or (upgrade) from READ, retried while
+ * busy until deadline. A try that fails lets go of what it took, and
+ * only that: an upgrade refused leaves the READ lock as it was. */
+static int lock_as(int fd, enum imagelock_mode mode, bool upgrade, int64_t deadline)
 {
     for (;;) {
-        int r = mode == IMAGELOCK_READ
-                    ? lock_read(fd)
-                    : set_lock(fd, F_WRLCK, IMAGELOCK_START, IMAGELOCK_LEN);
+        int r = upgrade ? 0 : lock_read(fd);
+        if (r == 0 && mode == IMAGELOCK_WRITE)
+            r = add_write(fd);
+        if (r == 0)
+            return 0;
+        if (upgrade)
+            drop_write(fd);
+        else
+            set_lock(fd, F_UNLCK, IMAGELOCK_START, IMAGELOCK_LEN);
         if (r != -EBUSY || now_ms() >= deadline)
             return r;
         usleep(5000);
@@ -165,7 +191,7 @@ static int take(struct imagelock_set *ls, int fd, enum imagelock_mode mode, int 
         if (mode == IMAGELOCK_HELD_OR_READ || mode == IMAGELOCK_HELD_OR_WRITE ||
             mode == h->mode)
             return 0;
-        int r = mode == IMAGELOCK_READ ? downgrade(h->fd) : lock_as(h->fd, mode, deadline);
+        int r = mode == IMAGELOCK_READ ? drop_write(h->fd) : lock_as(h->fd, mode, true, deadline);
         if (r == 0)
             h->mode = mode;
         return r;
@@ -174,70 +200,27 @@ static int take(struct imagelock_set *ls, int fd, enum imagelock_mode mode, int 
         mode = IMAGELOCK_READ;
     else if (mode == IMAGELOCK_HELD_OR_WRITE)
         mode = IMAGELOCK_WRITE;
-    int r = lock_as(fd, mode, deadline);
+    int r = lock_as(fd, mode, false, deadline);
     if (r == 0 && (r = add_held(ls, fd, &st, mode)) == 0)
         return 0;
     close(fd);
     return r;
 }
 
-int imagelock_set_adopt(struct imagelock_set *ls, int fd)
-{
-    struct stat st;
-    int r = fstat(fd, &st) < 0 ? -errno : add_held(ls, fd, &st, IMAGELOCK_WRITE);
-    if (r < 0)
-        close(fd);
-    return r;
-}
-
-/* Read-write when it can be (a WRITE lock needs it, and a READ one may
- * become WRITE later); read-only for a READ lock on a file that cannot
- * be opened for writing. */
-static int open_for(int (*open_fn)(const void *, int), const void *what,
-                    enum imagelock_mode mode)
-{
-    int fd = open_fn(what, O_RDWR);
-    if (fd < 0 && fd != -ENOENT && (mode == IMAGELOCK_READ || mode == IMAGELOCK_HELD_OR_READ))
-        fd = open_fn(what, O_RDONLY);
-    return fd;
-}
-
-struct at_path {
-    const struct store *s;
-    const char *path;
-};
-
-static int open_path(const void *what, int flags)
-{
-    const struct at_path *p = what;
-    return store_open_file(p->s, p->path, flags);
-}
-
-static int open_fd(const void *what, int flags)
-{
-    return storeio_reopen(*(const int *)what, flags);
-}
-
 int imagelock_set_take(struct imagelock_set *ls, const struct store *s, const char *path,
                        enum imagelock_mode mode, int wait_ms)
 {
-    struct at_path p = { s, path };
-    int fd = open_for(open_path, &p, mode);
+    /* Every lock is a read lock: a descriptor open for reading will do
+     * (a frozen image may be read-only to everyone). */
+    int fd = store_open_file(s, path, O_RDONLY);
     return fd < 0 ? fd : take(ls, fd, mode, wait_ms);
 }
 
 int imagelock_set_take_fd(struct imagelock_set *ls, int fd, enum imagelock_mode mode,
                           int wait_ms)
 {
-    int nfd = open_for(open_fd, &fd, mode);
+    int nfd = storeio_reopen(fd, O_RDONLY);
     return nfd < 0 ? nfd : take(ls, nfd, mode, wait_ms);
-}
-
-int imagelock_set_fd(const struct imagelock_set *ls, int fd)
-{
-    struct stat st;
-    const struct imagelock_held *h = fstat(fd, &st) == 0 ? find_held(ls, &st) : NULL;
-    return h ? h->fd : -1;
 }
 
 void imagelock_set_release(struct imagelock_set *ls)

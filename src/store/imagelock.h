@@ -37,39 +37,45 @@ int imagelock_hold_wait(const struct store *s, const char *path, int wait_ms);
 int imagelock_hold_for_reading(const struct store *s, const char *path);
 void imagelock_drop(int fd);
 
-/* The locks the daemon holds for a journaled operation that copies data
- * (a merge), from the check until its last step: a qemu that opens an
- * image in between must fail, never win a race with the merge's own
- * qemu-img. That qemu-img runs with qemu's locking turned off for the
- * images held here (qspec.h, chain.locked): the daemon holds qemu's
- * locks on its behalf, on descriptors of its own (O_CLOEXEC, OFD locks:
- * a forked child's copies go at its exec, and the child is handed only
- * its chain's descriptors, which hold no lock), so they last from one
- * step to the next whatever runs in between.
+/* The locks the daemon holds for an operation that copies data (a
+ * merge), from its check until its last step: a qemu that opens an image
+ * in between must fail, never win a race with the merge's own qemu-img.
+ * That qemu-img runs with qemu's locking turned off for the images held
+ * here (qspec.h, chain.locked): the daemon holds qemu's locks on its
+ * behalf, on descriptors of its own (O_CLOEXEC, OFD locks: a forked
+ * child's copies go at its exec, and the child is handed only its
+ * chain's descriptors, which hold no lock), so they last from one step
+ * to the next whatever runs in between.
  *
- * What a held image refuses:
- *   IMAGELOCK_WRITE  every other opener, readers too (the image the
- *                    merge writes: what a reader of it would see is half
- *                    merged): imagelock_hold's write lock on [100, 300).
- *   IMAGELOCK_READ   writers only (an image the merge reads: its lower
- *                    layers, the one a pull empties, the dependent a
- *                    commit copies): qemu's "no one else writes or
- *                    resizes" bytes (200 + WRITE, 200 + RESIZE), held
- *                    only when no qemu holds 100 + WRITE or 100 + RESIZE.
- *                    A qemu, qemu-img or qemu-io that opens it for
- *                    writing fails ("Failed to get "write" lock"); one
- *                    that reads (backups, -U or not) is let in.
- * One descriptor per image (by inode: a path renamed by a step still
- * finds its lock), its mode changed in place: WRITE to READ drops bytes
- * (never fails), READ to WRITE converts the same lock (-EBUSY when a
- * reader is in, the READ lock kept), so the image is never unheld. */
+ * They are qemu's own locks, as qemu-img would hold them itself (read
+ * locks on single bytes; taken, then the conflicting bytes looked at):
+ *   IMAGELOCK_WRITE  the image the merge writes: holds consistent read,
+ *                    write and resize (100 + n) and shares neither write
+ *                    nor resize (200 + n). Every writer is refused
+ *                    ("Failed to get "write" lock"), and so is every
+ *                    reader that asks for a consistent image (qemu's
+ *                    default: it refuses to share write); a reader with
+ *                    force-share (-U) is let in, as it always was by
+ *                    qemu-img's locks, and reads at its own risk.
+ *   IMAGELOCK_READ   an image the merge only reads (its lower layers,
+ *                    the one a pull empties, the dependent a commit
+ *                    copies): shares neither write nor resize. Writers
+ *                    are refused; readers (a backup) go on.
+ * One descriptor per image (by inode: a path a step renamed still finds
+ * its lock), its mode changed in place: WRITE to READ lets the held
+ * permissions go (never fails), READ to WRITE adds them (-EBUSY when a
+ * consistent reader is in, the READ lock kept), so the image is never
+ * unheld. A mount forwards the locks of its readers and writers to the
+ * store file: they meet these as any qemu does. */
+#define IMAGELOCK_PERM_CONSISTENT_READ 0 /* BLK_PERM_CONSISTENT_READ's bit */
 #define IMAGELOCK_PERM_RESIZE 3 /* BLK_PERM_RESIZE's bit */
 enum imagelock_mode {
     IMAGELOCK_READ = 1,
     IMAGELOCK_WRITE = 2,
     /* Whatever is held already, else READ (a check: an image a merge
      * of the same plan writes stays WRITE) or WRITE (a step that renames
-     * an image: under a reader that is harmless, under a writer not). */
+     * or edits an image: under a reader that is harmless, under a writer
+     * not). */
     IMAGELOCK_HELD_OR_READ = 3,
     IMAGELOCK_HELD_OR_WRITE = 4,
 };
@@ -83,22 +89,16 @@ struct imagelock_set {
     struct imagelock_held *v;
     size_t n, cap;
 };
-/* fd (ours from now on) holds imagelock_hold's lock: kept as WRITE. */
-int imagelock_set_adopt(struct imagelock_set *ls, int fd);
 /* The image at path held as mode, retried for up to wait_ms while a
  * qemu has it (imagelock_hold_wait): 0, -EBUSY, or another -errno
  * (-ENOENT: no such image). */
 int imagelock_set_take(struct imagelock_set *ls, const struct store *s, const char *path,
                        enum imagelock_mode mode, int wait_ms);
 /* The same for the image open on fd (a pinned chain's descriptor: the
- * lock is taken on a descriptor of the same inode, never on fd). */
+ * lock is taken on a new descriptor of the same inode, never on fd). */
 int imagelock_set_take_fd(struct imagelock_set *ls, int fd, enum imagelock_mode mode,
                           int wait_ms);
-/* The held descriptor (open read-write when it could be) of the image
- * open on fd, or -1. */
-int imagelock_set_fd(const struct imagelock_set *ls, int fd);
 /* Lets every lock go. */
 void imagelock_set_release(struct imagelock_set *ls);
-
 
 #endif

@@ -67,8 +67,9 @@ static int note_move(struct delplan *dp, const char *old, const char *now)
     return 0;
 }
 
-/* Once per node: a second OFD write lock of our own would conflict. An
- * image another VM's image backs onto is never removed or written into
+/* Once per node (held as WRITE in the operation's lock set: a merge
+ * writes it, or a step moves or edits it). An image another VM's image
+ * backs onto is never removed or written into
  * (the journal of this VM cannot follow into that VM): -EBUSY. */
 static int hold(struct delplan *dp, int i)
 {

@@ -8,7 +8,14 @@
  * fsynced, never because a header says so (journal.h, the replay
  * contract): a replayed pull whose image already names the new backing
  * is set back onto the one it started from and copied again, and in
- * recovery the written image's leaked clusters are freed. */
+ * recovery the written image's leaked clusters are freed.
+ *
+ * Before its qemu-img starts, a step holds qemu's locks on every image of
+ * its pinned chain in the journal's set (hold_chain; those the check took
+ * are there already) until the run ends, and qemu-img, given the chain
+ * with "locking": "off", takes none itself: no qemu can open an image
+ * between the check and the merge, or between the merge and the steps
+ * after it (journal.h, image locks). */
 #include "config.h"
 
 #include "vm/merge.h"

@@ -234,9 +234,13 @@ slot_reads() {
 read_slots() {
     local img=$1 vm=$2 list=$3 out
     slot_reads "$vm" "$list"
-    out=$(qemu-io -r -f qcow2 "${SLOT_CMDS[@]}" "$img" 2>&1) || { echo "$img: $out" | head -n 3; return 1; }
+    out=$(qemu-io -r ${MODEL_SHARE:+-U} -f qcow2 "${SLOT_CMDS[@]}" "$img" 2>&1) || { echo "$img: $out" | head -n 3; return 1; }
 }
 
+# MODEL_SHARE=1: the images are read with force-share (qemu-io -U), as
+# while a merge holds one it writes (imagelock.h: such a merge refuses
+# readers that ask for a consistent image, as qemu-img's own locks do).
+MODEL_SHARE=
 # model_check MNT VM [SHAPE]: the mount shows VM as the model has it -
 # listing, `current`, the disks domain.xml names, every image's data.
 # Status 1 and MODEL_ERR set when not (the crash loops try "before", then
@@ -273,7 +277,7 @@ $want"
         # (a qemu-io command cannot hold a path with blanks)
         [[ $img != *[[:space:]]* ]] || batch=0
         slot_reads "$vm" "${MODEL[$k]}"
-        cmds+=(-c "open -r -o driver=qcow2 $img" "${SLOT_CMDS[@]}" -c close)
+        cmds+=(-c "open -r ${MODEL_SHARE:+-U }-o driver=qcow2 $img" "${SLOT_CMDS[@]}" -c close)
     done
     if ((batch)); then
         ((${#cmds[@]})) || return 0

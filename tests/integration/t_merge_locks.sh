@@ -10,8 +10,9 @@
 # the real qemu-img runs. Then, on the store path of each image of the
 # merge's chain (the descriptors the stopped qemu-img was handed):
 #   - qemu-io writing, and qemu-img opening for writing (a bitmap added),
-#     are refused ("Failed to get "write" lock" / "Failed to lock byte");
-#   - the image the merge writes refuses readers too (qemu-io -r -U);
+#     are refused ("Failed to get "write" lock");
+#   - the image the merge writes refuses readers that ask for a
+#     consistent image too (qemu-io -r), as qemu-img's own locks would;
 #   - an image the merge only reads lets readers of it in (a backup
 #     copying that layer goes on).
 # Let go, the merge finishes and the VM reads as after the delete, with
@@ -56,16 +57,24 @@ commit_vm() {
 # refuses_writers WHAT IMAGE: a qemu-io writing and a qemu-img opening
 # IMAGE for writing (on the store path) both fail on qemu's locks.
 refuses_writers() {
-    expect_fail "$1: qemu-io write on $2" "Failed to \(get\|lock\)" \
+    expect_fail "$1: qemu-io write on $2" 'Failed to get "write" lock' \
         qemu-io -f qcow2 -c 'write -P 0x66 0 64k' "$2"
-    expect_fail "$1: qemu-img bitmap --add on $2" "Failed to \(get\|lock\)" \
+    expect_fail "$1: qemu-img bitmap --add on $2" 'Failed to get "write" lock' \
         qemu-img bitmap --add "$2" probe
+}
+
+# alone IMAGE: a json: spec of IMAGE alone, as a backup copies one file
+# (its backing file may be the image the merge writes).
+alone() {
+    echo "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$1\"},\"backing\":null}"
 }
 
 # check_held VM DIR Q: while the merge's qemu-img Q is stopped before it
 # started, every image of its chain (layer 0: the image merged into or
 # from, 1: the snapshot's, 2: s0's) refuses writers; the one DIR writes
-# (pull: layer 0, commit: layer 1) refuses readers, the others let them in.
+# (pull: layer 0, commit: layer 1) refuses readers that want a consistent
+# image (qemu's default) but not a force-share one (-U), as qemu-img's
+# own locks did; the others let every reader in.
 check_held() {
     local vm=$1 dir=$2 q=$3 k img written out
     [[ $(gate_args "$q") == *" $dir -p "* ]] || fail "$vm: the stopped qemu-img is not a $dir: $(gate_args "$q")"
@@ -76,13 +85,12 @@ check_held() {
         [ -f "$img" ] || fail "$vm: layer $k of the stopped $dir is not a file ($img)"
         refuses_writers "$vm ($dir, layer $k)" "$img"
         if [ "$k" -eq "$written" ]; then
-            expect_fail "$vm: qemu-io -r -U on the image the $dir writes ($img)" "Failed to \(get\|lock\)" \
-                qemu-io -r -U -f qcow2 -c 'read 0 64k' "$img"
+            expect_fail "$vm: qemu-io -r on the image the $dir writes ($img)" \
+                'Failed to get shared "write" lock' qemu-io -r -c 'read 0 64k' "$(alone "$img")"
+            out=$(qemu-io -r -U -c 'read 0 64k' "$(alone "$img")" 2>&1) ||
+                fail "$vm: a force-share reader of $img, which the $dir writes, was refused: $out"
         else
-            # The layer alone, as a backup copies a file (its backing
-            # may be the written one).
-            out=$(qemu-io -r -c 'read 0 64k' \
-                "json:{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"$img\"},\"backing\":null}" 2>&1) ||
+            out=$(qemu-io -r -c 'read 0 64k' "$(alone "$img")" 2>&1) ||
                 fail "$vm: a reader of $img, which the $dir only reads, was refused: $out"
         fi
     done
