@@ -7,7 +7,10 @@
  * [100, 300) therefore succeeds only when no qemu (and no qemu-img or
  * qemu-io, through the mount or not: the mount forwards their locks to the
  * store file) holds the image, and while it is held any qemu that tries
- * to open the image fails to take its locks and gives up. */
+ * to open the image fails to take its locks and gives up (imagelock_hold:
+ * recovery's look for a killed daemon's qemu-img). An operation's own
+ * locks (struct imagelock_set, below) are qemu's, as qemu-img would hold
+ * them, so that they refuse exactly what its qemu-img would. */
 #ifndef VMSTOREFS_IMAGELOCK_H
 #define VMSTOREFS_IMAGELOCK_H
 
@@ -31,7 +34,8 @@ int imagelock_hold_wait(const struct store *s, const char *path, int wait_ms);
 /* For a reader that must see the image unchanged (a clone, copying it
  * with qemu-img -U, which takes qemu's read lock on byte 100): -EBUSY when
  * a qemu has the image open for writing; otherwise keeps any qemu from
- * opening it for writing while the descriptor returned is open. Several
+ * opening it for writing (or resizing it) while the descriptor returned
+ * is open (IMAGELOCK_READ's bytes). Several
  * such holders (two clones) share the image, and each lets readers in. */
 #define IMAGELOCK_PERM_WRITE 1 /* BLK_PERM_WRITE's bit */
 int imagelock_hold_for_reading(const struct store *s, const char *path);

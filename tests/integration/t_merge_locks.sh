@@ -29,19 +29,6 @@ need virt-xml-validate xmllint perl pgrep
 
 S=$TMP/store M=$TMP/mnt
 
-# A VM whose s1 (slots 1-2) is pulled into the active image (slots 3-6)
-# on delete; s0's image holds slot 0.
-pull_vm() {
-    make_vm "$S" "$1" 1
-    model_init "$1" 1 4194304 16
-    [ -d "$M/$1" ] || fail "$1 does not show in the mount"
-    model_write "$M" "$1" vda 0 1 0x21
-    model_take "$M" "$1" s0
-    model_write "$M" "$1" vda 1 2 0x22
-    model_take "$M" "$1" s1
-    model_write "$M" "$1" vda 3 4 0x23
-}
-
 # A VM whose active image (slot 5) is committed into s1's (slots 1-4).
 commit_vm() {
     make_vm "$S" "$1" 1
@@ -120,9 +107,9 @@ gated_delete() {
 mkdir -p "$S"
 gate_init
 mount_fs "$S" "$M" "${GATE_OPT[@]}"
-pull_vm a
+model_pull_vm "$S" "$M" a
 commit_vm b
-pull_vm c
+model_pull_vm "$S" "$M" c
 
 # ---- pull ----
 gated_delete a
