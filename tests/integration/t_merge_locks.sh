@@ -18,8 +18,9 @@
 # Let go, the merge finishes and the VM reads as after the delete, with
 # nothing written by the refused openers. Both directions (pull into the
 # active image, commit of the active image into the snapshot's), and the
-# replay of a merge whose daemon was killed (kill -9) at the gate: the
-# remount's worker holds the locks again before its qemu-img starts.
+# replay of a merge (each direction) whose daemon was killed (kill -9) at
+# the gate: the remount's worker holds the locks again before its
+# qemu-img starts.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/snapfix.sh"
 . "$(dirname "$0")/delmodel.sh"
@@ -110,37 +111,44 @@ mount_fs "$S" "$M" "${GATE_OPT[@]}"
 model_pull_vm "$S" "$M" a
 commit_vm b
 model_pull_vm "$S" "$M" c
+commit_vm d
 
 # ---- pull ----
 gated_delete a
 check_held a rebase "$Q"
 gate_disarm "$DAEMON_PID"
 after a
-pass "pull: while its qemu-img had not started, the images it writes and reads were refused to writers (and the written one to readers); the merge then finished, a reads as after"
+pass "pull: while its qemu-img had not started, the images it writes and reads were refused to writers (and the written one to consistent readers); the merge then finished, a reads as after"
 
 # ---- commit ----
 gated_delete b
 check_held b commit "$Q"
 gate_disarm "$DAEMON_PID"
 after b
-pass "commit: the same, the snapshot's image refusing readers as the one written"
+pass "commit: the same, the snapshot's image refusing consistent readers as the one written"
 
 # ---- kill -9 at the gate, replayed by the next mount ----
-gated_delete c
-kill -9 "$DAEMON_PID"
-wait "$DAEMON_PID" 2>/dev/null
-forget_daemon "$DAEMON_PID"
-wait "$RM" 2>/dev/null
-fusermount3 -u -z "$M" || fail "fusermount3 -u -z after the kill"
-# The remount's worker replays the committed merge; stopped at the gate
-# again (still armed) before its qemu-img starts.
-mount_fs "$S" "$M" "${GATE_OPT[@]}"
-gate_wait "$DAEMON_PID" 1
-check_held c rebase "${GATED[0]}"
-sync "$M/c" 2>"$TMP/rm.err" &
-RM=$!
-gate_disarm "$DAEMON_PID"
-after c
+# replayed VM DIR: VM's merge (a DIR) stopped at the gate, the daemon
+# killed (kill -9); the remount's worker replays the committed record
+# and is stopped at the gate again (still armed) before its qemu-img
+# starts: the images are held as on the first run.
+replayed() {
+    gated_delete "$1"
+    kill -9 "$DAEMON_PID"
+    wait "$DAEMON_PID" 2>/dev/null
+    forget_daemon "$DAEMON_PID"
+    wait "$RM" 2>/dev/null
+    fusermount3 -u -z "$M" || fail "$1: fusermount3 -u -z after the kill"
+    mount_fs "$S" "$M" "${GATE_OPT[@]}"
+    gate_wait "$DAEMON_PID" 1
+    check_held "$1" "$2" "${GATED[0]}"
+    sync "$M/$1" 2>"$TMP/rm.err" &
+    RM=$!
+    gate_disarm "$DAEMON_PID"
+    after "$1"
+    pass "kill -9 at the gate of a $2: the remount's replay held the images before its qemu-img started; $1 reads as after"
+}
+replayed c rebase
+replayed d commit
 unmount_fs "$M"
 forget_daemon "$DAEMON_PID"
-pass "kill -9 at the gate: the remount's replay held the images before its qemu-img started; c reads as after"
