@@ -33,8 +33,9 @@ int qspec_chain(const struct chain *c, size_t from, bool with_backing, char **sp
         size_t k = i - from;
         fprintf(f,
                 "{\"driver\":\"%s\",\"node-name\":\"n%zu\",\"file\":{\"driver\":\"file\","
-                "\"node-name\":\"f%zu\",\"filename\":\"/proc/self/fd/%zu\"}",
-                is_raw(c, i) ? "raw" : "qcow2", k, k, 3 + k);
+                "\"node-name\":\"f%zu\",\"filename\":\"/proc/self/fd/%zu\"%s}",
+                is_raw(c, i) ? "raw" : "qcow2", k, k, 3 + k,
+                c->locked ? ",\"locking\":\"off\"" : "");
         open_braces++;
         if (is_raw(c, i))
             break;

@@ -191,6 +191,15 @@ int vm_check_definition(const struct vm_model *m, xmlDocPtr doc,
     return r;
 }
 
+static int hold_failed(const char *image, int r, char *msg, size_t msgsz)
+{
+    if (r == -EBUSY)
+        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock)", image);
+    else if (r < 0)
+        snprintf(msg, msgsz, "%s: %s", image, strerror(-r));
+    return r;
+}
+
 int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *msg,
                   size_t msgsz)
 {
@@ -198,18 +207,15 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
         snprintf(msg, msgsz, "%s is open for writing through the mount", image);
         return -EBUSY;
     }
-    if (m->nlocks + 2 > m->caplocks) {
-        size_t cap = m->caplocks ? 2 * m->caplocks : 16;
-        int *nl = realloc(m->locks, cap * sizeof(*nl));
-        if (nl)
-            m->locks = nl;
-        bool *ni = nl ? realloc(m->is_image, cap * sizeof(*ni)) : NULL;
-        if (!ni)
-            return -ENOMEM;
-        m->is_image = ni;
-        m->caplocks = cap;
-    }
     if (dev) {
+        if (m->nlocks == m->caplocks) {
+            size_t cap = m->caplocks ? 2 * m->caplocks : 8;
+            int *nl = realloc(m->locks, cap * sizeof(*nl));
+            if (!nl)
+                return -ENOMEM;
+            m->locks = nl;
+            m->caplocks = cap;
+        }
         /* Writers through the mounts of other daemons (vmlock.h). */
         int w = vmlock_writers_exclude(m->s, m->vm, dev);
         if (w == -EBUSY) {
@@ -217,37 +223,25 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
                      image);
             return w;
         }
-        if (w >= 0) {
-            m->is_image[m->nlocks] = false;
+        if (w >= 0)
             m->locks[m->nlocks++] = w;
-        }
     }
     /* A short wait: a refusal should mean a qemu, not a helper this
      * daemon forked a moment ago (imagelock_hold_wait). */
-    int fd = imagelock_hold_wait(m->s, image, 200);
-    if (fd == -EBUSY)
-        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock)", image);
-    else if (fd < 0)
-        snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
-    if (fd < 0)
-        return fd;
-    m->is_image[m->nlocks] = true;
-    m->locks[m->nlocks++] = fd;
-    return 0;
+    return hold_failed(image, imagelock_set_take(&m->images, m->s, image, IMAGELOCK_WRITE, 200),
+                       msg, msgsz);
+}
+
+int vm_hold_image_read(struct vm_model *m, const char *image, char *msg, size_t msgsz)
+{
+    return hold_failed(image,
+                       imagelock_set_take(&m->images, m->s, image, IMAGELOCK_HELD_OR_READ, 200),
+                       msg, msgsz);
 }
 
 void vm_drop_image_locks(struct vm_model *m)
 {
-    size_t keep = 0;
-    for (size_t i = 0; i < m->nlocks; i++) {
-        if (m->is_image[i]) {
-            imagelock_drop(m->locks[i]);
-        } else {
-            m->locks[keep] = m->locks[i];
-            m->is_image[keep++] = false;
-        }
-    }
-    m->nlocks = keep;
+    imagelock_set_release(&m->images);
 }
 
 static void drop_locks(struct vm_model *m)
@@ -255,12 +249,16 @@ static void drop_locks(struct vm_model *m)
     for (size_t i = 0; i < m->nlocks; i++)
         imagelock_drop(m->locks[i]);
     m->nlocks = 0;
+    imagelock_set_release(&m->images);
 }
 
 int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz)
 {
     if (journal_has_data_steps(j)) {
-        vm_drop_image_locks(m);
+        /* Handed over whole: the journal holds them from here on. */
+        imagelock_set_release(&j->held);
+        j->held = m->images;
+        memset(&m->images, 0, sizeof(m->images));
         j->lock_steps = true;
     }
     int r = journal_commit(j, msg, msgsz);
@@ -291,9 +289,7 @@ void vm_end(struct vm_model *m)
 {
     drop_locks(m);
     free(m->locks);
-    free(m->is_image);
     m->locks = NULL;
-    m->is_image = NULL;
     m->caplocks = 0;
     for (size_t i = 0; i < m->ndisks; i++)
         chain_free(&m->disks[i].chain);

@@ -44,18 +44,6 @@ set_backing_name() {
     ' "$1" "$2" || fail "cannot write the backing name of $1"
 }
 
-# A VM whose s1 is pulled into the active image on delete: s0's image
-# holds slot 0, s1's slots 1-2 (8 MiB), the active image slots 3-6.
-pull_vm() {
-    make_vm "$S" "$1" 1
-    model_init "$1" 1 4194304 16
-    [ -d "$M/$1" ] || fail "$1 does not show in the mount"
-    model_write "$M" "$1" vda 0 1 0x21
-    model_take "$M" "$1" s0
-    model_write "$M" "$1" vda 1 2 0x22
-    model_take "$M" "$1" s1
-    model_write "$M" "$1" vda 3 4 0x23
-}
 
 # kill_after_header VM: rmdir VM's s1 in the background (RM), its merge
 # stopped after 10 %, its header naming s0's image, killed. The daemon's
@@ -118,9 +106,9 @@ clean_after() {
 mkdir -p "$S"
 gate_init
 mount_fs "$S" "$M" "${GATE_OPT[@]}"
-pull_vm a
-pull_vm b
-pull_vm c
+model_pull_vm "$S" "$M" a
+model_pull_vm "$S" "$M" b
+model_pull_vm "$S" "$M" c
 
 # ---- the second try runs ----
 kill_after_header a
