@@ -137,20 +137,25 @@ static int has_hidden(const char *name, void *arg)
     return name_is_hidden_dir(name);
 }
 
-static int kick_if_hidden(const char *vm, void *arg)
+void bgmerge_kick_if_hidden(const char *vm)
 {
-    (void)arg;
     char dir[PATH_MAX];
-    if (store_vm_path(store, vm, "snapshots", dir, sizeof(dir)) == 0 &&
+    if (store && store_vm_path(store, vm, "snapshots", dir, sizeof(dir)) == 0 &&
         storeio_each(store, dir, has_hidden, NULL) > 0)
         bgmerge_kick(vm);
+}
+
+static int kick_vm_if_hidden(const char *vm, void *arg)
+{
+    (void)arg;
+    bgmerge_kick_if_hidden(vm);
     return 0;
 }
 
 void bgmerge_kick_store(void)
 {
     if (store)
-        store_list_vms(store, kick_if_hidden, NULL);
+        store_list_vms(store, kick_vm_if_hidden, NULL);
 }
 
 /* The garbage pass of one VM, under its lock: 0 when nothing is left to

@@ -49,6 +49,10 @@ void bgmerge_stop(void);
 bool bgmerge_active(void);
 /* vm's namespace changed and it may have merges to run. */
 void bgmerge_kick(const char *vm);
+/* vm changed and may have merges to run only if it has a hidden
+ * directory: queued then, and only then (a pass with nothing to merge
+ * would still hold the VM, refusing its writers, for nothing). */
+void bgmerge_kick_if_hidden(const char *vm);
 /* Queues every VM of the store that has a hidden directory (at start:
  * what a crash or an earlier run left). */
 void bgmerge_kick_store(void);

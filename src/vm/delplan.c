@@ -629,7 +629,7 @@ int delplan_settle(struct vm_model *m, char *msg, size_t msgsz)
 {
     if (!bgmerge_active())
         return delplan_collect(m, msg, msgsz);
-    bgmerge_kick(m->vm);
+    bgmerge_kick_if_hidden(m->vm);
     return 0;
 }
 

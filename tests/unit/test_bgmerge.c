@@ -7,6 +7,7 @@
  *  - while the front end says a process walks the VM, nothing is merged
  *    (bgmerge_set_walked), well past the quiet time; a waiter overrides
  *    that;
+ *  - a revert that leaves nothing hidden queues no merge pass;
  *  - without the worker (stopped), a delete merges before it returns.
  * Skipped (77) without qemu-img. */
 #include "config.h"
@@ -16,10 +17,12 @@
 #include "ops/snapshot.h"
 #include "samplestore.h"
 #include "testutil.h"
+#include "util/jobs.h"
 #include "util/log.h"
 #include "vm/bgmerge.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -78,6 +81,38 @@ static void test_deferred(void)
     store_close(&st);
 }
 
+/* Is a merge of web1 queued (a "merge-queued web1" line in .jobs)? */
+static bool web1_queued(void)
+{
+    size_t len;
+    char *jobs = jobs_render(&len);
+    bool queued = jobs && strstr(jobs, "merge-queued web1 ") != NULL;
+    free(jobs);
+    return queued;
+}
+
+/* A revert that leaves nothing hidden queues no pass: one would hold the
+ * VM (its writers refused) for nothing. A revert after a delete that hid
+ * an image does queue one. */
+static void test_revert_queue(void)
+{
+    struct snap_ctx c = { .s = &st };
+    CHECK(open_store("revertqueue"));
+    CHECK_INT(bgmerge_start(&st), 0);
+    bgmerge_set_walked(walked);
+    walked_now = true; /* nothing queued runs meanwhile */
+    CHECK_INT(snapshot_revert(&c, "web1", "configured", msg, sizeof(msg)), 0);
+    CHECK(!hidden());
+    CHECK(!web1_queued());
+    CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), 0);
+    CHECK(hidden());
+    CHECK(web1_queued());
+    walked_now = false;
+    CHECK_INT(bgmerge_wait("web1", NULL, NULL), 0);
+    bgmerge_stop();
+    store_close(&st);
+}
+
 static void test_without_worker(void)
 {
     struct snap_ctx c = { .s = &st };
@@ -96,6 +131,7 @@ int main(void)
     if (setup != 0)
         return setup;
     test_deferred();
+    test_revert_queue();
     test_without_worker();
     sample_teardown();
     CHECK_DONE();
