@@ -74,9 +74,9 @@ static int check_user(const char *other, void *arg)
     return r == -EBUSY ? r : 0;
 }
 
-/* What keeps a VM from being deleted: another VM using its files or
- * backing onto its images, a qemu or a writer holding one of its images
- * (held until vm_end, so no qemu starts meanwhile). */
+/* What keeps a VM from being deleted: another VM using its files, a
+ * qemu or a writer holding one of its images (held until vm_end, so no
+ * qemu starts meanwhile). */
 static int check_deletable(struct vm_model *m, char *msg, size_t msgsz)
 {
     struct users u = { m->s, m->vm, m->dir, msg, msgsz };
@@ -89,16 +89,13 @@ static int check_deletable(struct vm_model *m, char *msg, size_t msgsz)
          * can name are still checked for users below. */
         memset(&g, 0, sizeof(g));
     }
-    igraph_count_external(m->s, m->vm, &g);
+    /* No other VM's chain reaches these images (a backing name stays in
+     * its VM, chain.h); a hard link elsewhere keeps its data when this
+     * VM's name goes. */
     for (size_t i = 0; r == 0 && i < g.count; i++) {
         const struct gnode *nd = &g.n[i];
-        if (nd->external) {
-            snprintf(msg, msgsz, "%s is the backing file of %u image(s) of other VMs", nd->path,
-                     nd->external);
-            r = -EBUSY;
-        } else if (nd->kind != G_OTHER) {
+        if (nd->kind != G_OTHER)
             r = vm_hold_image(m, nd->path, nd->kind == G_ACTIVE ? nd->dev : NULL, msg, msgsz);
-        }
     }
     igraph_free(&g);
     return r;

@@ -123,10 +123,10 @@ static size_t vm_prefix(const char *root, const char *dir)
  * root) or climbs back out of a directory it named ("a/.."). A backing
  * file in another VM is not this VM's to read: its owner may not be
  * this VM's (SPEC: an image's backing file lies inside its own VM). */
-static bool resolve(const char *root, bool store_wide, const char *dir, const char *name, char *out,
-                    size_t outsz, const char **why)
+static bool resolve(const char *root, const char *dir, const char *name, char *out, size_t outsz,
+                    const char **why)
 {
-    size_t rl = store_wide ? strlen(root) : vm_prefix(root, dir), len = strlen(dir);
+    size_t rl = vm_prefix(root, dir), len = strlen(dir);
     if (rl == 0) {
         *why = "the image is not in a VM's directory";
         return false;
@@ -176,9 +176,8 @@ static bool resolve(const char *root, bool store_wide, const char *dir, const ch
     return true;
 }
 
-/* The refusals that need no file: see chain.h. store_wide: the name may
- * lead anywhere in the store (chain_backing_store_wide). */
-static int check_name(const struct store *s, bool store_wide, const char *image,
+/* The refusals that need no file: see chain.h. */
+static int check_name(const struct store *s, const char *image,
                       const struct qcow2_backing *b, struct backing_info *out, char *msg,
                       size_t msgsz)
 {
@@ -202,7 +201,7 @@ static int check_name(const struct store *s, bool store_wide, const char *image,
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
-    if (!resolve(s->root, store_wide, dir, name, out->path, sizeof(out->path), &why)) {
+    if (!resolve(s->root, dir, name, out->path, sizeof(out->path), &why)) {
         out->path[0] = '\0';
         return refuse(msg, msgsz, image, name, why);
     }
@@ -219,16 +218,15 @@ int chain_check_name(const struct store *s, const char *image, const char *name,
         return refuse(msg, msgsz, image, name, "too long");
     strcpy(b.name, name);
     strcpy(b.format, format);
-    int r = check_name(s, false, image, &b, &out, msg, msgsz);
+    int r = check_name(s, image, &b, &out, msg, msgsz);
     if (r == 0 && (size_t)snprintf(path, pathsz, "%s", out.path) >= pathsz)
         r = -ENAMETOOLONG;
     return r;
 }
 
 /* The header of the image open on fd (at path): its backing file,
- * checked (store_wide: resolved anywhere in the store, not only in the
- * image's VM), and the file's attributes (for loop checks). */
-static int backing_in(const struct store *s, bool store_wide, const char *path, int fd,
+ * checked, and the file's attributes (for loop checks). */
+static int backing_in(const struct store *s, const char *path, int fd,
                       struct backing_info *out, struct stat *st, char *msg, size_t msgsz)
 {
     memset(out, 0, sizeof(*out));
@@ -245,7 +243,7 @@ static int backing_in(const struct store *s, bool store_wide, const char *path, 
     }
     if (!b.name[0])
         return 0;
-    if ((r = check_name(s, store_wide, path, &b, out, msg, msgsz)) < 0)
+    if ((r = check_name(s, path, &b, out, msg, msgsz)) < 0)
         return r;
     memcpy(out->name, b.name, sizeof(out->name));
     memcpy(out->format, b.format, sizeof(b.format));
@@ -276,31 +274,19 @@ static int open_link(const struct store *s, const char *path, int open_fd, char 
     return fd;
 }
 
-/* chain_backing and chain_backing_store_wide. */
-static int backing_at(const struct store *s, bool store_wide, const char *path,
-                      struct backing_info *out, char *msg, size_t msgsz)
+int chain_backing(const struct store *s, const char *path, struct backing_info *out, char *msg,
+                  size_t msgsz)
 {
     struct stat st;
     memset(out, 0, sizeof(*out));
     int fd = open_link(s, path, -1, msg, msgsz);
     if (fd < 0)
         return fd;
-    int r = backing_in(s, store_wide, path, fd, out, &st, msg, msgsz);
+    int r = backing_in(s, path, fd, out, &st, msg, msgsz);
     close(fd);
     return r;
 }
 
-int chain_backing(const struct store *s, const char *path, struct backing_info *out, char *msg,
-                  size_t msgsz)
-{
-    return backing_at(s, false, path, out, msg, msgsz);
-}
-
-int chain_backing_store_wide(const struct store *s, const char *path, struct backing_info *out,
-                             char *msg, size_t msgsz)
-{
-    return backing_at(s, true, path, out, msg, msgsz);
-}
 
 /* ---- the whole chain ---- */
 
@@ -368,7 +354,7 @@ static int walk(const struct store *s, const char *path, const char *fmt0, int f
         r = fd;
         if (fd >= 0) {
             r = raw ? (fstat(fd, &seen[out->n - 1]) < 0 ? -errno : 0)
-                    : backing_in(s, false, cur, fd, &b, &seen[out->n - 1], msg, msgsz);
+                    : backing_in(s, cur, fd, &b, &seen[out->n - 1], msg, msgsz);
             if (pin)
                 out->fds[out->n - 1] = fd;
             else

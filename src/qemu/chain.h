@@ -49,13 +49,6 @@ struct backing_info {
 int chain_backing(const struct store *s, const char *path, struct backing_info *out, char *msg,
                   size_t msgsz);
 
-/* The backing name of the image at path resolved anywhere in the store
- * (not only its own VM): for finding images of other VMs that back onto
- * a VM's images, which no chain check passes, but which a plan must still
- * never remove or write into (imagegraph.c, count_external). */
-int chain_backing_store_wide(const struct store *s, const char *path, struct backing_info *out,
-                             char *msg, size_t msgsz);
-
 /* The checks chain_backing makes of a stored name, for a name about to
  * be given to image (path, below s->root): 0 with the resolved absolute
  * path, or -EACCES with the reason. The file itself is not opened. */

@@ -110,8 +110,20 @@ int vmlock_acquire(const struct store *s, const char *vm, unsigned wait_ms,
     return r == -EAGAIN ? -EBUSY : r;
 }
 
+static _Atomic unsigned long releases;
+
+unsigned long vmlock_generation(void)
+{
+    return releases;
+}
+
 void vmlock_release(struct vmlock *l)
 {
+    /* Counted before the locks go: a reader that read the count before
+     * this release, and derived something from the store meanwhile, sees
+     * a newer count when it checks (current.c's cache). */
+    if (l->vm_fd >= 0 || l->store_fd >= 0)
+        releases++;
     if (l->vm_fd >= 0)
         close(l->vm_fd);
     if (l->store_fd >= 0)

@@ -54,6 +54,11 @@ int vmlock_acquire_mode(const struct store *s, const char *vm, enum vmlock_mode 
                         vmlock_cancelled_fn cancelled, void *arg, struct vmlock *out, char *msg,
                         size_t msgsz);
 void vmlock_release(struct vmlock *l);
+/* How many times this process has released a lock: every change this
+ * daemon makes to the store ends with one, so a value derived from the
+ * store with the count unchanged since has seen all of this daemon's
+ * changes (what others change is for the caller's own key to catch). */
+unsigned long vmlock_generation(void);
 
 /* MACs unique in the store: a clone scans the MACs in use, draws its new
  * ones and writes them into the store (its definition, prepared in the

@@ -34,7 +34,6 @@ int delplan_attach(struct delplan *dp, struct journal *j)
     snprintf(rel, sizeof(rel), "snapshots/" HIDDEN_PREFIX "%.8s", j->id);
     if (store_vm_path(dp->m->s, dp->m->vm, rel, dp->hidden_dir, sizeof(dp->hidden_dir)) < 0)
         return -ENAMETOOLONG;
-    igraph_count_external(dp->m->s, dp->m->vm, &dp->g);
     return 0;
 }
 
@@ -68,17 +67,10 @@ static int note_move(struct delplan *dp, const char *old, const char *now)
 }
 
 /* Once per node (held as WRITE in the operation's lock set: a merge
- * writes it, or a step moves or edits it). An image another VM's image
- * backs onto is never removed or written into
- * (the journal of this VM cannot follow into that VM): -EBUSY. */
+ * writes it, or a step moves or edits it). */
 static int hold(struct delplan *dp, int i)
 {
     struct gnode *nd = &dp->g.n[i];
-    if (nd->external) {
-        snprintf(dp->msg, dp->msgsz, "%s is the backing file of %u image(s) of other VMs",
-                 nd->path, nd->external);
-        return -EBUSY;
-    }
     if (nd->kind == G_OTHER || nd->held)
         return 0;
     int r = vm_hold_image(dp->m, nd->path, nd->kind == G_ACTIVE ? nd->dev : NULL, dp->msg,

@@ -69,8 +69,7 @@ struct delplan {
 /* Reads the VM's image graph (nothing is planned yet). */
 int delplan_init(struct delplan *dp, struct vm_model *m, char *msg, size_t msgsz);
 /* The journal the plan goes into (its hidden directory is named after
- * the operation), and what pins the images: other VMs' images backing
- * onto them. */
+ * the operation). */
 int delplan_attach(struct delplan *dp, struct journal *j);
 void delplan_free(struct delplan *dp);
 /* F leaves (its snapshot is deleted, or the disk leaves it): the rules

@@ -169,44 +169,22 @@ struct build_ctx {
     const char *dir; /* snapshots/ directory being listed */
     char *msg;
     size_t msgsz;
-    /* Counting other VMs' images (count_external): the VM listed. */
-    const char *other;
 };
-
-/* An image of another VM: does its backing file lie in the graph? Only
- * its header is read (cached, chain.h). Such a chain is refused wherever
- * it is served (it leaves its VM), but the image it names is still
- * never removed or written into under it. */
-static void count_backing(struct build_ctx *b, const char *path)
-{
-    struct backing_info bi;
-    char why[MSG_MAX];
-    if (chain_backing_store_wide(b->s, path, &bi, why, sizeof(why)) < 0 || !bi.path[0])
-        return;
-    int at = igraph_find(b->g, bi.path);
-    if (at >= 0)
-        b->g->n[at].external++;
-}
 
 static int visit_active(const char *dev, void *arg)
 {
     struct build_ctx *b = arg;
     char path[PATH_MAX];
-    int r = store_disk_path(b->s, b->other ? b->other : b->vm, dev, path, sizeof(path));
-    if (r == 0 && b->other)
-        count_backing(b, path);
-    return r < 0 || b->other ? r : add_image(b->s, b->vm, b->g, path, b->msg, b->msgsz);
+    int r = store_disk_path(b->s, b->vm, dev, path, sizeof(path));
+    return r < 0 ? r : add_image(b->s, b->vm, b->g, path, b->msg, b->msgsz);
 }
 
 static int visit_frozen(const char *dev, void *arg)
 {
     struct build_ctx *b = arg;
     char path[PATH_MAX];
-    int r = store_snap_image_path(b->s, b->other ? b->other : b->vm, b->dir, dev, path,
-                                  sizeof(path));
-    if (r == 0 && b->other)
-        count_backing(b, path);
-    return r < 0 || b->other ? r : add_image(b->s, b->vm, b->g, path, b->msg, b->msgsz);
+    int r = store_snap_image_path(b->s, b->vm, b->dir, dev, path, sizeof(path));
+    return r < 0 ? r : add_image(b->s, b->vm, b->g, path, b->msg, b->msgsz);
 }
 
 /* One directory of snapshots/: a visible snapshot or a hidden one (both
@@ -217,49 +195,27 @@ static int visit_snapshot_dir(const char *name, void *arg)
     if (!name_is_hidden_dir(name) && !name_is_valid(name))
         return 0;
     b->dir = name;
-    return store_list_snap_images(b->s, b->other ? b->other : b->vm, name, visit_frozen, b);
+    return store_list_snap_images(b->s, b->vm, name, visit_frozen, b);
 }
 
 static int visit_snapshot_dirs(struct build_ctx *b)
 {
     char dir[PATH_MAX];
-    int r = store_vm_path(b->s, b->other ? b->other : b->vm, "snapshots", dir, sizeof(dir));
+    int r = store_vm_path(b->s, b->vm, "snapshots", dir, sizeof(dir));
     return r < 0 ? r : storeio_each(b->s, dir, visit_snapshot_dir, b);
-}
-
-/* Every other VM's images, for the nodes they back onto. */
-static int count_external(const char *other, void *arg)
-{
-    struct build_ctx *b = arg;
-    if (strcmp(other, b->vm) == 0)
-        return 0;
-    b->other = other;
-    store_list_disks(b->s, other, visit_active, b);
-    visit_snapshot_dirs(b);
-    b->other = NULL;
-    return 0;
 }
 
 int igraph_build(const struct store *s, const char *vm, struct igraph *g, char *msg,
                  size_t msgsz)
 {
     memset(g, 0, sizeof(*g));
-    struct build_ctx b = { s, vm, g, NULL, msg, msgsz, NULL };
+    struct build_ctx b = { s, vm, g, NULL, msg, msgsz };
     int r = store_list_disks(s, vm, visit_active, &b);
     if (r == 0)
         r = visit_snapshot_dirs(&b);
     if (r < 0)
         igraph_free(g);
     return r;
-}
-
-void igraph_count_external(const struct store *s, const char *vm, struct igraph *g)
-{
-    char msg[MSG_MAX];
-    struct build_ctx b = { s, vm, g, NULL, msg, sizeof(msg), NULL };
-    for (size_t i = 0; i < g->count; i++)
-        g->n[i].external = 0;
-    store_list_vms(s, count_external, &b);
 }
 
 size_t igraph_dependents(const struct igraph *g, int i, int *out, size_t max)

@@ -31,10 +31,13 @@ struct gnode {
     uint64_t alloc; /* bytes allocated on disk (what a merge would copy) */
     bool gone; /* removed by the plan */
     bool held; /* the plan holds its image lock (delplan.h) */
-    unsigned external; /* images of other VMs backing onto it */
     /* Names of its file (st_nlink): more than one means a hard link
      * elsewhere (another VM's image, a copy made with ln) reads and may
-     * write the same data, which no plan may then write into. */
+     * write the same data, which no plan may then write into. This is
+     * the one way another VM can share an image: a backing name
+     * resolves only inside its own VM's directory (chain.h), so no
+     * other VM's chain reaches this VM's images and no plan needs to
+     * look at other VMs (its cost stays that of this VM). */
     unsigned links;
     /* Will qemu-img open it (igraph_check_open)? 0 not asked yet, 1 yes,
      * -1 no: why says why. Asked of the file the node stands for when
@@ -52,11 +55,6 @@ struct igraph {
  * A broken chain is -EINVAL/-EACCES/-ENOENT with the image named. */
 int igraph_build(const struct store *s, const char *vm, struct igraph *g, char *msg,
                  size_t msgsz);
-/* Counts, for each node, the images of other VMs whose backing file it
- * is (gnode.external: an image no plan may remove or write into). Reads
- * the header of every image of the store: only for a plan that will
- * change something. */
-void igraph_count_external(const struct store *s, const char *vm, struct igraph *g);
 void igraph_free(struct igraph *g);
 /* Will qemu-img open node i's image (qcow2check.h; a raw image: yes)?
  * 0, or -EINVAL with "path: reason" in msg. Asked once per node, of its

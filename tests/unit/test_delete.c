@@ -849,9 +849,11 @@ static void test_rename_crash(void)
     fprintf(stderr, "rename with a hidden child has %d crash points\n", points);
 }
 
-/* Review findings, each a test: an image of another VM backing onto a
- * snapshot's image pins it (EBUSY, nothing changes); a VM whose files
- * another definition names is not deleted; a planted .hidden-<word>
+/* Review findings, each a test: an image of another VM whose backing
+ * name climbs into this VM does not pin this VM's images (no chain the
+ * daemon follows leaves its VM, so no plan looks at other VMs: its cost
+ * stays that of one VM; a hard link is the one way to share an image,
+ * test_hard_links); a planted .hidden-<word>
  * directory is not ours to collect; recovery does not rename an image
  * a qemu holds (the record stays), and a mount's recovery waits for a
  * lock that goes. */
@@ -864,12 +866,14 @@ static void test_pins_and_recovery(void)
                    "-F qcow2 vda.qcow2",
                    st.root),
               0);
-    CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), -EBUSY);
-    CHECK(strstr(msg, "other VMs") != NULL);
-    CHECK(store_snap_exists(&st, "web1", "installed"));
-    CHECK_INT(vm_delete(&c, "web1", msg, sizeof(msg)), -EBUSY);
+    CHECK_INT(snapshot_delete(&c, "web1", "installed", NULL, msg, sizeof(msg)), 0);
+    CHECK(!store_snap_exists(&st, "web1", "installed"));
+    CHECK(reads("snapshots/configured/vda.qcow2", WEB1_CONFIGURED));
     CHECK_INT(journal_pending(&st), 0);
-    CHECK_INT(runf("rm -rf '%s/other' && mkdir -p '%s/web1/snapshots/.hidden-backup' && "
+    CHECK(tidy());
+    store_close(&st);
+    CHECK(open_store("pins-b"));
+    CHECK_INT(runf("mkdir -p '%s/web1/snapshots/.hidden-backup' && "
                    "cp '%s/web1/snapshots/installed/vda.qcow2' "
                    "'%s/web1/snapshots/.hidden-backup/vda.qcow2'",
                    st.root),

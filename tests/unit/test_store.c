@@ -13,6 +13,9 @@
 #include "store/imagelock.h"
 #include "store/store.h"
 #include "vm/current.h"
+#include "vm/clonelist.h"
+#include "store/vmlock.h"
+#include "meta/cloneid.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -810,6 +813,124 @@ static bool test_current(void)
     return true;
 }
 
+/* The kept answers of current_snapshot (current.c): a VM left alone for
+ * a while is answered without a walk; a change this process makes (a
+ * lock released) or one in disks/ or snapshots/ made by hand is seen at
+ * once. Without the cache the hit count stays; without the generation
+ * or the key the answers below stay stale. */
+static void test_current_cache(void)
+{
+    struct store s;
+    static const char *const both[] = { "vda", "vdb", NULL };
+    open_store(&s, "curcache", true);
+    char msg[MSG_MAX] = "";
+    CHECK_INT(qimg_find(NULL, s.qemu_img, sizeof(s.qemu_img), msg, sizeof(msg)), 0);
+    /* a partial snapshot: vda grows from s1, vdb from s2 (the newer) */
+    make_snapshot(&s, "vm", "s1", 1000, both);
+    make_snapshot(&s, "vm", "s2", 2000, both);
+    make_active(&s, "vm", "vda", "../snapshots/s1/vda.qcow2");
+    make_active(&s, "vm", "vdb", "../snapshots/s2/vdb.qcow2");
+    /* Answers are kept only once the key's times are a tick behind. */
+    sleep(3);
+    EXPECT_CURRENT(&s, "vm", "s2");
+    unsigned long hits = current_cache_hits();
+    EXPECT_CURRENT(&s, "vm", "s2");
+    CHECK(current_cache_hits() == hits + 1);
+
+    /* s1 made the newer in place (no entry of snapshots/ changes): by
+     * hand, unseen (what current.c says it does not watch)... */
+    write_file(at(0, "curcache/vm/snapshots/s1/snapshot.xml"),
+               "<domainsnapshot><name>s1</name><creationTime>3000</creationTime>"
+               "</domainsnapshot>\n");
+    EXPECT_CURRENT(&s, "vm", "s2");
+    /* ...by an operation of this daemon: seen once its lock goes */
+    struct vmlock l;
+    CHECK_INT(vmlock_acquire(&s, "vm", 0, NULL, NULL, &l, msg, sizeof(msg)), 0);
+    vmlock_release(&l);
+    EXPECT_CURRENT(&s, "vm", "s1");
+
+    /* by hand, in snapshots/: s1 renamed, vda's chain is broken */
+    sleep(3);
+    EXPECT_CURRENT(&s, "vm", "s1");
+    hits = current_cache_hits();
+    EXPECT_CURRENT(&s, "vm", "s1");
+    CHECK(current_cache_hits() == hits + 1);
+    CHECK_INT(rename(at(0, "curcache/vm/snapshots/s1"), at(1, "curcache/vm/snapshots/s9")),
+              0);
+    EXPECT_CURRENT(&s, "vm", "s2");
+    store_close(&s);
+}
+
+static void write_domain(const struct store *s, const char *vm, const char *source)
+{
+    char path[PATH_MAX];
+    CHECK_INT(store_vm_path(s, vm, NULL, path, sizeof(path)), 0);
+    mkdir_p(path);
+    CHECK_INT(store_vm_path(s, vm, "domain.xml", path, sizeof(path)), 0);
+    if (!source) {
+        write_file(path, "<domain type='kvm'><name>x</name></domain>\n");
+        return;
+    }
+    char xml[512];
+    snprintf(xml, sizeof(xml),
+             "<domain type='kvm'><name>x</name><metadata><vmstorefs:clone "
+             "xmlns:vmstorefs='" CLONEID_NS "' source='%s' time='1'/></metadata></domain>\n",
+             source);
+    write_file(path, xml);
+}
+
+static int add_name(const char *name, void *p)
+{
+    char *out = p;
+    strcat(out, name);
+    strcat(out, " ");
+    return 0;
+}
+
+static const char *clones_of(const struct store *s, const char *vm)
+{
+    static char out[256];
+    out[0] = '\0';
+    CHECK_INT(clonelist_each(s, vm, add_name, out), 0);
+    return out;
+}
+
+/* clonelist_each: one scan of the store serves the listings of every
+ * VM (a walk over the mount lists each VM's clones/), and what this
+ * daemon changes or a VM made by hand is seen at once. Without the kept
+ * scan every listing scans. */
+static void test_clonelist_scan(void)
+{
+    struct store s;
+    open_store(&s, "clones", true);
+    write_domain(&s, "a", NULL);
+    write_domain(&s, "b", "a");
+    write_domain(&s, "c", "a");
+    write_domain(&s, "d", "b");
+    unsigned long scans = clonelist_scans();
+    CHECK_STR(clones_of(&s, "a"), "b c ");
+    CHECK_STR(clones_of(&s, "b"), "d ");
+    CHECK_STR(clones_of(&s, "c"), "");
+    CHECK_STR(clones_of(&s, "d"), "");
+    CHECK(clonelist_scans() - scans <= 2); /* one, or two across a second's end */
+    /* a VM made by hand: the store's directory changed */
+    write_domain(&s, "e", "c");
+    CHECK_STR(clones_of(&s, "c"), "e ");
+    /* a lineage forgotten, by hand: no longer listed (each name listed
+     * is read again) */
+    write_domain(&s, "e", NULL);
+    CHECK_STR(clones_of(&s, "c"), "");
+    /* a lineage set by an operation of this daemon (its lock released):
+     * listed at once */
+    write_domain(&s, "e", "d");
+    char msg[MSG_MAX];
+    struct vmlock l;
+    CHECK_INT(vmlock_acquire(&s, "e", 0, NULL, NULL, &l, msg, sizeof(msg)), 0);
+    vmlock_release(&l);
+    CHECK_STR(clones_of(&s, "d"), "e ");
+    store_close(&s);
+}
+
 /* store_open: beneath the root, no symlink anywhere; store_open_file:
  * regular files only, without blocking on a FIFO. */
 static void test_store_open(void)
@@ -941,6 +1062,9 @@ int main(void)
     test_snap_info_cache();
     test_imagelock_set();
     bool have_qemu_img = test_current();
+    if (have_qemu_img)
+        test_current_cache();
+    test_clonelist_scan();
 
     nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     log_once_reset();
