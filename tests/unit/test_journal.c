@@ -15,7 +15,11 @@
  *    next recovery, unless another operation is running;
  *  - a pull's record keeps where it starts (from, from_fmt) for its
  *    replay; a record written before it did still loads (from NULL); a
- *    from no rebase could give makes the record unreadable. */
+ *    from no rebase could give makes the record unreadable;
+ *  - a commit's progress (copied, stamp: vm/commitchunks.h) written by
+ *    its runner is in the record a recovery reads back, for the replay
+ *    to resume from; progress on a step that is not a commit, or a stamp
+ *    that is not one, makes the record unreadable. */
 #include "config.h"
 #include <sys/stat.h>
 
@@ -287,6 +291,59 @@ static void test_pull_from_kept(void)
     CHECK_STR(seen, "");
 }
 
+/* The commit runner: records progress and fails while told to, else
+ * notes the progress it was handed ("COPIED STAMP"). */
+static int note_progress(const struct journal *j, const struct jstep *step, char *msg,
+                         size_t msgsz)
+{
+    if (runner_fails) {
+        int r = journal_commit_progress(j, step, 8u << 20, "12:345:6.000000007", msg, msgsz);
+        if (r < 0)
+            return r;
+        snprintf(msg, msgsz, "failing as told");
+        return -EIO;
+    }
+    snprintf(seen, sizeof(seen), "%llu %s", (unsigned long long)step->copied, step->stamp);
+    return 0;
+}
+
+static void test_commit_progress_kept(void)
+{
+    char msg[512], image[PATH_MAX + 64], into[PATH_MAX + 64];
+    struct journal j;
+    int pending = journal_pending(&st);
+    journal_set_data_runner(note_progress);
+    CHECK_INT(journal_begin(&j, &st, "delete", "vm", msg, sizeof(msg)), 0);
+    snprintf(image, sizeof(image), "%s/vm/disks/vda.qcow2", tmp);
+    snprintf(into, sizeof(into), "%s/vm/snapshots/s/vda.qcow2", tmp);
+    CHECK_INT(journal_commit_down(&j, image, into, "s/vda"), 0);
+    runner_fails = true;
+    CHECK(journal_commit(&j, msg, sizeof(msg)) < 0);
+    /* Held in memory too: a retry by the same process resumes. */
+    CHECK_INT(j.steps[0].copied, 8u << 20);
+    journal_free(&j);
+    runner_fails = false;
+    seen[0] = '\0';
+    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 1);
+    CHECK_STR(seen, "8388608 12:345:6.000000007");
+    /* A record from before (none): from 0. */
+    plant_record("oldc", "{ \"do\": \"commit\", \"a\": \"vm/disks/vda.qcow2\", "
+                         "\"b\": \"vm/snapshots/s/vda.qcow2\", \"note\": \"s/vda\" }");
+    seen[0] = '\0';
+    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 1);
+    CHECK_STR(seen, "0 ");
+    /* Progress on a pull, a stamp with a path in it: not loaded. */
+    plant_record("cpull", "{ \"do\": \"pull\", \"a\": \"vm/disks/vda.qcow2\", \"b\": \"\", "
+                          "\"note\": \"s/vda\", \"copied\": 4096, \"stamp\": \"1:2:3.4\" }");
+    plant_record("cstamp", "{ \"do\": \"commit\", \"a\": \"vm/disks/vda.qcow2\", "
+                           "\"b\": \"vm/snapshots/s/vda.qcow2\", \"note\": \"s/vda\", "
+                           "\"copied\": 4096, \"stamp\": \"/etc/passwd\" }");
+    seen[0] = '\0';
+    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 0);
+    CHECK_INT(journal_pending(&st), pending + 2);
+    CHECK_STR(seen, "");
+}
+
 int main(void)
 {
     /* Fresh allocations filled with a nonzero byte (glibc). */
@@ -304,6 +361,7 @@ int main(void)
     test_half_written_record();
     /* Last: it plants records no recovery can read. */
     test_pull_from_kept();
+    test_commit_progress_kept();
     store_close(&st);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
