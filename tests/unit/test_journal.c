@@ -236,6 +236,15 @@ static int note_from(const struct journal *j, const struct jstep *step, char *ms
     return 0;
 }
 
+/* A recovery of vm finishes n records, its runner having seen want. */
+static void recover_sees(int n, const char *want)
+{
+    char msg[512];
+    seen[0] = '\0';
+    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), n);
+    CHECK_STR(seen, want);
+}
+
 /* A committed record of vm with one step (JSON), as recovery finds it. */
 static void plant_record(const char *id, const char *step)
 {
@@ -270,25 +279,19 @@ static void test_pull_from_kept(void)
     CHECK(journal_commit(&j, msg, sizeof(msg)) < 0);
     journal_free(&j);
     runner_fails = false;
-    seen[0] = '\0';
-    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 1);
-    CHECK_STR(seen, "../snapshots/s/vda.qcow2 qcow2");
+    recover_sees(1, "../snapshots/s/vda.qcow2 qcow2");
     /* A record from before. */
     plant_record("old", "{ \"do\": \"pull\", \"a\": \"vm/disks/vda.qcow2\", \"b\": \"\", "
                         "\"note\": \"s/vda\" }");
-    seen[0] = '\0';
-    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 1);
-    CHECK_STR(seen, "- -");
+    recover_sees(1, "- -");
     /* Absolute, or on a step that is not a pull: not loaded, not run. */
     plant_record("abs", "{ \"do\": \"pull\", \"a\": \"vm/disks/vda.qcow2\", \"b\": \"\", "
                         "\"note\": \"s/vda\", \"from\": \"/etc/passwd\", "
                         "\"from_fmt\": \"raw\" }");
     plant_record("kind", "{ \"do\": \"mkdir\", \"a\": \"vm/x\", "
                          "\"from\": \"../snapshots/s/vda.qcow2\", \"from_fmt\": \"qcow2\" }");
-    seen[0] = '\0';
-    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 0);
+    recover_sees(0, "");
     CHECK_INT(journal_pending(&st), 2);
-    CHECK_STR(seen, "");
 }
 
 /* The commit runner: records progress and fails while told to, else
@@ -323,25 +326,19 @@ static void test_commit_progress_kept(void)
     CHECK_INT(j.steps[0].copied, 8u << 20);
     journal_free(&j);
     runner_fails = false;
-    seen[0] = '\0';
-    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 1);
-    CHECK_STR(seen, "8388608 12:345:6.000000007");
+    recover_sees(1, "8388608 12:345:6.000000007");
     /* A record from before (none): from 0. */
     plant_record("oldc", "{ \"do\": \"commit\", \"a\": \"vm/disks/vda.qcow2\", "
                          "\"b\": \"vm/snapshots/s/vda.qcow2\", \"note\": \"s/vda\" }");
-    seen[0] = '\0';
-    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 1);
-    CHECK_STR(seen, "0 ");
+    recover_sees(1, "0 ");
     /* Progress on a pull, a stamp with a path in it: not loaded. */
     plant_record("cpull", "{ \"do\": \"pull\", \"a\": \"vm/disks/vda.qcow2\", \"b\": \"\", "
                           "\"note\": \"s/vda\", \"copied\": 4096, \"stamp\": \"1:2:3.4\" }");
     plant_record("cstamp", "{ \"do\": \"commit\", \"a\": \"vm/disks/vda.qcow2\", "
                            "\"b\": \"vm/snapshots/s/vda.qcow2\", \"note\": \"s/vda\", "
                            "\"copied\": 4096, \"stamp\": \"/etc/passwd\" }");
-    seen[0] = '\0';
-    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 0);
+    recover_sees(0, "");
     CHECK_INT(journal_pending(&st), pending + 2);
-    CHECK_STR(seen, "");
 }
 
 int main(void)
