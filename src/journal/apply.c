@@ -24,10 +24,6 @@
 #include <unistd.h>
 
 #define REBASE_TIMEOUT 60
-/* A step after the commit would rather wait than leave the operation to
- * recovery: a lock held only by a helper forked for another operation
- * goes within milliseconds (imagelock_hold_wait); a qemu's stays. */
-#define STEP_LOCK_WAIT_MS 2000
 
 static journal_data_fn data_runner;
 
@@ -36,7 +32,7 @@ void journal_set_data_runner(journal_data_fn fn)
     data_runner = fn;
 }
 
-static int run_data_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+static int run_data_step(struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
 {
     if (!data_runner) {
         snprintf(msg, msgsz, "%s %s: no data-step runner is installed (a front end must call "
@@ -66,10 +62,10 @@ static int edit_in_place(int fd, const char *name, const char *fmt, char *msg, s
  * qemu-img rebase -u, given the file open on fd (with no backing: it
  * opens none in unsafe mode, and must follow no name it finds). */
 static int rebase_unsafe(const struct store *s, int fd, const char *image, const char *name,
-                         const char *fmt, char *msg, size_t msgsz)
+                         const char *fmt, bool locked, char *msg, size_t msgsz)
 {
     struct chain_link link = { "", "qcow2" };
-    struct chain one = { &link, &fd, 1 };
+    struct chain one = { &link, &fd, 1, locked };
     char *spec;
     struct spawn_fds fds;
     struct qimg_argv a;
@@ -89,46 +85,47 @@ static int rebase_unsafe(const struct store *s, int fd, const char *image, const
 }
 
 int journal_set_backing_fd(const struct store *s, int fd, const char *image, const char *name,
-                           const char *fmt, char *msg, size_t msgsz)
+                           const char *fmt, bool locked, char *msg, size_t msgsz)
 {
     int r = edit_in_place(fd, name, fmt, msg, msgsz);
-    return r != 1 ? r : rebase_unsafe(s, fd, image, name, fmt, msg, msgsz);
+    return r != 1 ? r : rebase_unsafe(s, fd, image, name, fmt, locked, msg, msgsz);
 }
 
-/* lock: hold qemu's lock on the image for the in-place edit (journal.h,
- * lock_steps); qemu-img, when it must do the edit, takes it itself. */
-int journal_set_backing(const struct store *s, const char *image, const char *name, const char *fmt,
-                        bool lock, char *msg, size_t msgsz)
+static int busy(const char *image, int r, char *msg, size_t msgsz)
 {
-    int fd = lock ? imagelock_hold_wait(s, image, STEP_LOCK_WAIT_MS)
-                  : store_open_file(s, image, O_RDWR);
-    if (fd == -EBUSY) {
+    if (r == -EBUSY)
         snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock): left for later", image);
-        return fd;
-    }
-    if (fd < 0) {
-        snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
-        return fd;
-    }
-    int r = edit_in_place(fd, name, fmt, msg, msgsz);
-    if (r == 1) {
-        /* The same file for qemu-img, without the lock held here. */
-        int plain = storeio_reopen(fd, O_RDWR);
-        close(fd);
-        fd = plain;
-        r = fd < 0 ? fd : rebase_unsafe(s, fd, image, name, fmt, msg, msgsz);
-    }
-    if (fd >= 0)
-        close(fd);
+    else
+        snprintf(msg, msgsz, "%s: %s", image, strerror(-r));
     return r;
 }
 
-static int run_rebase(const struct store *s, const struct jstep *st, bool lock, char *msg,
-                      size_t msgsz)
+/* With lock_steps the image is held (journal.h, held) before the edit
+ * and until the run ends; qemu-img, when it must do the edit, is told
+ * not to take the locks held for it. Without, qemu-img takes them. */
+int journal_set_backing(struct journal *j, const char *image, const char *name, const char *fmt,
+                        char *msg, size_t msgsz)
 {
-    if (st->group && !storeio_exists(s, st->a))
+    int fd = store_open_file(j->s, image, O_RDWR);
+    int r = fd < 0 || !j->lock_steps
+                ? fd
+                : imagelock_set_take_fd(&j->held, fd, IMAGELOCK_HELD_OR_WRITE,
+                                        JOURNAL_STEP_LOCK_WAIT_MS);
+    if (r < 0) {
+        if (fd >= 0)
+            close(fd);
+        return busy(image, r, msg, msgsz);
+    }
+    r = journal_set_backing_fd(j->s, fd, image, name, fmt, j->lock_steps, msg, msgsz);
+    close(fd);
+    return r;
+}
+
+static int run_rebase(struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+{
+    if (st->group && !storeio_exists(j->s, st->a))
         return 0;
-    return journal_set_backing(s, st->a, st->b, st->fmt, lock, msg, msgsz);
+    return journal_set_backing(j, st->a, st->b, st->fmt, msg, msgsz);
 }
 
 /* Each step makes its target durable (the directory it changed) before
@@ -185,44 +182,37 @@ static int note_source(const struct journal *j, struct synced *sy, const char *t
     return 0;
 }
 
-/* qemu's lock on an existing image a step touches: -EBUSY when a qemu
- * has it. Only images (.qcow2 files): directories and XML have none. */
-static int lock_image(const struct store *s, const char *path, int *fd, char *msg, size_t msgsz)
+/* qemu's lock on an existing image a step moves, held from now until the
+ * run ends (a merge's, taken at its check or by its data step, is there
+ * already: no gap between steps): -EBUSY when a qemu has it. Only images
+ * (.qcow2 files): directories and XML have none. */
+static int lock_image(struct journal *j, const char *path, char *msg, size_t msgsz)
 {
-    *fd = -1;
     size_t n = strlen(path);
-    if (n < 6 || strcmp(path + n - 6, ".qcow2") != 0 || !storeio_exists(s, path))
+    if (n < 6 || strcmp(path + n - 6, ".qcow2") != 0 || !storeio_exists(j->s, path))
         return 0;
-    *fd = imagelock_hold_wait(s, path, STEP_LOCK_WAIT_MS);
-    if (*fd == -EBUSY) {
-        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock): left for later", path);
-        return -EBUSY;
-    }
-    if (*fd < 0)
-        *fd = -1; /* not ours to judge here: the step reports what it meets */
-    return 0;
+    int r = imagelock_set_take(&j->held, j->s, path, IMAGELOCK_HELD_OR_WRITE,
+                               JOURNAL_STEP_LOCK_WAIT_MS);
+    /* Another error is not ours to judge here: the step reports what it
+     * meets. */
+    return r == -EBUSY ? busy(path, r, msg, msgsz) : 0;
 }
 
-static int apply_step_unlocked(const struct journal *j, const struct jstep *st, char *msg,
+static int apply_step_unlocked(struct journal *j, const struct jstep *st, char *msg,
                                size_t msgsz);
 
-static int apply_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+static int apply_step(struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
 {
-    /* Data steps: qemu-img takes the locks; a rebase holds its own. */
+    /* Data steps lock their chains; a rebase locks its image. */
     if (!j->lock_steps || (st->kind != JS_MOVE && st->kind != JS_REPLACE))
         return apply_step_unlocked(j, st, msg, msgsz);
-    int fa, fb = -1;
-    int r = lock_image(j->s, st->a, &fa, msg, msgsz);
+    int r = lock_image(j, st->a, msg, msgsz);
     if (r == 0)
-        r = lock_image(j->s, st->b, &fb, msg, msgsz);
-    if (r == 0)
-        r = apply_step_unlocked(j, st, msg, msgsz);
-    imagelock_drop(fa);
-    imagelock_drop(fb);
-    return r;
+        r = lock_image(j, st->b, msg, msgsz);
+    return r < 0 ? r : apply_step_unlocked(j, st, msg, msgsz);
 }
 
-static int apply_step_unlocked(const struct journal *j, const struct jstep *st, char *msg,
+static int apply_step_unlocked(struct journal *j, const struct jstep *st, char *msg,
                                size_t msgsz)
 {
     const struct store *s = j->s;
@@ -245,7 +235,7 @@ static int apply_step_unlocked(const struct journal *j, const struct jstep *st, 
             r = storeio_fsync_parent(s, st->b);
         break;
     case JS_REBASE:
-        return run_rebase(s, st, j->lock_steps, msg, msgsz);
+        return run_rebase(j, st, msg, msgsz);
     case JS_MKDIR:
         r = storeio_mkdir(s, st->a);
         if (r == -EEXIST)
@@ -283,7 +273,18 @@ static bool needs_mark(const struct jstep *st)
     return !st->group && (st->kind == JS_MOVE || st->kind == JS_PULL || st->kind == JS_COMMIT);
 }
 
+static int apply_all(struct journal *j, bool count_points, char *msg, size_t msgsz);
+
+/* The locks held for the run go with it, whatever its end: a run left
+ * for later takes them again, before any step of it runs. */
 int journal_apply_all(struct journal *j, bool count_points, char *msg, size_t msgsz)
+{
+    int r = apply_all(j, count_points, msg, msgsz);
+    imagelock_set_release(&j->held);
+    return r;
+}
+
+static int apply_all(struct journal *j, bool count_points, char *msg, size_t msgsz)
 {
     struct synced sy = { .n = 0 };
     char tmpdir[PATH_MAX];

@@ -179,6 +179,7 @@ void journal_abort(struct journal *j)
 
 void journal_free(struct journal *j)
 {
+    imagelock_set_release(&j->held);
     for (size_t i = 0; i < j->nsteps; i++) {
         free(j->steps[i].a);
         free(j->steps[i].b);

@@ -81,6 +81,18 @@
  * with its replace) is copied from zero. A record without COPIED (from
  * before) starts at zero, as it always did.
  *
+ * Image locks. A run of the record (the operation's own, a retry, a
+ * replay) holds qemu's locks on the images it touches (imagelock.h, the
+ * set in journal.held) from before the first step that touches each one
+ * until the run ends: a data step holds every image of its pinned chain
+ * before its qemu-img starts (the image it writes refusing writers and
+ * consistent readers, the others writers) and the steps after it find
+ * them held, so no qemu opens an image between a data step and what
+ * follows it. An operation's first run starts with the locks its check
+ * took (vm_commit hands them over); a replay takes them again, and a
+ * qemu met then leaves the record for later (-EBUSY) before anything is
+ * written. qemu-img runs with qemu's own locking off for held images.
+ *
  * A group (jstep.group, journal_group_last) is replayed as a whole: no
  * mark inside it. Each step makes its target's directory durable before
  * the next one runs; the sources of moves are synced before the next mark
@@ -107,6 +119,7 @@
 #ifndef VMSTOREFS_JOURNAL_H
 #define VMSTOREFS_JOURNAL_H
 
+#include "store/imagelock.h"
 #include "store/store.h"
 
 #include <stdbool.h>
@@ -153,11 +166,16 @@ struct journal {
     char vm[80];
     bool committed;
     bool mark_steps; /* record progress after every step */
-    /* Each step that moves, replaces or rewrites an image holds qemu's
-     * lock on it while it runs (-EBUSY, the record stays, when a qemu has
-     * it): set in recovery, and by an operation once it lets go of its
-     * own locks for a merge. */
+    /* Each step that moves, replaces or rewrites an image, and each data
+     * step for every image of its chain, holds qemu's lock on it (-EBUSY,
+     * the record stays, when a qemu has it) from then until the run ends
+     * (held): set in recovery, and by an operation that copies data,
+     * which hands its own locks over at the commit. */
     bool lock_steps;
+    /* The image locks held for this run (imagelock.h): the operation's,
+     * taken at its check and handed over (vm_commit), and those steps
+     * took. Let go when journal_apply_all returns (or journal_free). */
+    struct imagelock_set held;
     /* Read back from disk by recovery: a run of it was interrupted, and
      * a data step repairs the leaks of the image it writes. */
     bool recovering;
@@ -239,8 +257,13 @@ void journal_point(struct journal *j);
 
 /* Runs one data step (JS_PULL or JS_COMMIT) of j to completion: 0 when
  * it is done (or was already), else -errno with msg saying why. */
-typedef int (*journal_data_fn)(const struct journal *j, const struct jstep *st, char *msg,
+typedef int (*journal_data_fn)(struct journal *j, const struct jstep *st, char *msg,
                                size_t msgsz);
+/* How long a step waits for an image's lock before it leaves the
+ * operation for later (-EBUSY): a lock held only by a helper this
+ * daemon forked for another operation goes within milliseconds
+ * (imagelock_hold_wait); a qemu's stays. */
+#define JOURNAL_STEP_LOCK_WAIT_MS 2000
 /* Installs the data-step runner for the whole process (vm/merge.c). */
 void journal_set_data_runner(journal_data_fn fn);
 /* Recovery leaves a committed record with data steps alone when
@@ -259,13 +282,15 @@ int journal_commit_progress(const struct journal *j, const struct jstep *st, uin
 
 /* What a rebase step does, for a runner that must set a backing name
  * back: IMAGE's header names NAME with FMT (in place when only the name
- * changes; lock: hold qemu's lock on IMAGE for that edit). 0 when it
- * does (or did already), else -errno with msg. */
-int journal_set_backing(const struct store *s, const char *image, const char *name, const char *fmt,
-                        bool lock, char *msg, size_t msgsz);
+ * changes). With j->lock_steps, IMAGE is held (j->held) from then on.
+ * 0 when it does (or did already), else -errno with msg. */
+int journal_set_backing(struct journal *j, const char *image, const char *name, const char *fmt,
+                        char *msg, size_t msgsz);
 /* The same on the image open (read-write) on fd, with no lock taken: a
- * data step's pinned image (vm/merge.c). image is for messages. */
+ * data step's pinned image (vm/merge.c). image is for messages; locked:
+ * the caller holds qemu's locks on it (a qemu-img run for the edit is
+ * told not to take them). */
 int journal_set_backing_fd(const struct store *s, int fd, const char *image, const char *name,
-                           const char *fmt, char *msg, size_t msgsz);
+                           const char *fmt, bool locked, char *msg, size_t msgsz);
 
 #endif

@@ -32,8 +32,9 @@ int journal_commit_progress(const struct journal *j, const struct jstep *st, uin
             return r;
         }
     }
-    /* The journal's own step (the runner is handed it read-only so that
-     * it cannot change the plan): its progress is the record's to say. */
+    /* The journal's own step (the runner is handed the step read-only so
+     * that it cannot change the plan): its progress is the record's to
+     * say. */
     struct jstep *own = &j->steps[at];
     own->copied = copied;
     snprintf(own->stamp, sizeof(own->stamp), "%s", stamp);

@@ -133,8 +133,10 @@ static int update_parents(struct vm_model *m, struct journal *j, const char *sna
     return 0;
 }
 
-static int plan(struct vm_model *m, struct journal *j, const char *snap, const char *parent,
-                char *msg, size_t msgsz)
+/* The plan but for the overlays, which are being written meanwhile:
+ * reqs[i].path is where disk i's will be. */
+static int plan_rest(struct vm_model *m, struct journal *j, const char *snap, const char *parent,
+                     const struct overlay_req *reqs, char *msg, size_t msgsz)
 {
     char snapdir[PATH_MAX], tmpsnap[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
     int r;
@@ -162,39 +164,54 @@ static int plan(struct vm_model *m, struct journal *j, const char *snap, const c
         return r;
     if ((r = journal_mkdir(j, path)) < 0 || (r = journal_move(j, tmpsnap, snapdir)) < 0)
         return r;
-    /* Per disk: a new overlay; the active image moves into S and its
-     * backing name is rewritten for its new directory. */
-    struct overlay_req *reqs = calloc(m->ndisks, sizeof(*reqs));
-    if (!reqs)
-        return -ENOMEM;
+    /* Per disk: the active image moves into S, its backing name is
+     * rewritten for its new directory, and the new overlay takes its
+     * place. */
     for (size_t i = 0; i < m->ndisks; i++) {
-        /* The overlay stands in for the active image it freezes. */
-        vm_overlay_req(&reqs[i], snap, m->disks[i].dev, m->disks[i].active, m->disks[i].active);
-    }
-    r = vm_create_overlays(m, j, reqs, m->ndisks, msg, msgsz);
-    for (size_t i = 0; r == 0 && i < m->ndisks; i++) {
         struct vm_disk *d = &m->disks[i];
         char frozen[PATH_MAX];
         store_snap_image_path(m->s, m->vm, snap, d->dev, frozen, sizeof(frozen));
         if ((r = journal_move(j, d->active, frozen)) < 0)
-            break;
+            return r;
         if (d->chain.n > 1) {
             char rel[PATH_MAX];
             if ((r = vm_relpath(snapdir, d->chain.links[1].path, rel, sizeof(rel))) < 0 ||
                 (r = journal_rebase(j, frozen, rel, d->chain.links[1].format)) < 0)
-                break;
+                return r;
         }
-        r = journal_replace(j, reqs[i].path, d->active);
+        if ((r = journal_replace(j, reqs[i].path, d->active)) < 0)
+            return r;
     }
-    free(reqs);
-    if (r < 0)
-        return r;
     if ((r = update_definition(m, snap)) < 0 ||
         (r = vm_write_xml(m, j, m->dom, "domain.xml", tmp, sizeof(tmp), msg, msgsz)) < 0 ||
         (r = store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path))) < 0 ||
         (r = journal_replace(j, tmp, path)) < 0)
         return r;
     return update_parents(m, j, snap, msg, msgsz);
+}
+
+static int plan(struct vm_model *m, struct journal *j, const char *snap, const char *parent,
+                char *msg, size_t msgsz)
+{
+    /* The overlays first, on their own threads: each stands in for the
+     * active image it freezes (its size, owner and mode), and the rest
+     * of the plan is written while they are. */
+    struct overlay_req *reqs = calloc(m->ndisks, sizeof(*reqs));
+    if (!reqs)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->ndisks; i++)
+        vm_overlay_req(&reqs[i], snap, m->disks[i].dev, m->disks[i].active, m->disks[i].active);
+    struct overlay_batch ob;
+    int r = vm_overlays_start(m, j, reqs, m->ndisks, &ob);
+    if (r == 0) {
+        r = plan_rest(m, j, snap, parent, reqs, msg, msgsz);
+        char why[MSG_MAX];
+        int rf = vm_overlays_finish(&ob, j, r == 0 ? msg : why, r == 0 ? msgsz : sizeof(why));
+        if (r == 0)
+            r = rf;
+    }
+    free(reqs);
+    return r;
 }
 
 /* An active image whose file has another name (a hard link: another VM's

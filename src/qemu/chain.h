@@ -70,6 +70,10 @@ struct chain {
     struct chain_link *links; /* links[0] = the image itself (qcow2), last = the base */
     int *fds; /* chain_pin: fds[i] is links[i] open for reading; NULL otherwise */
     size_t n;
+    /* The daemon holds qemu's locks on every link (imagelock.h, a set):
+     * qemu-img is told not to take them itself (qspec.h), which it could
+     * not while they are held. Set by the holder, never by chain_pin. */
+    bool locked;
 };
 
 /* The whole chain below `path`: every link checked as above, each backing

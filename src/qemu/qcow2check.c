@@ -2,6 +2,7 @@
 
 #include "qemu/qcow2check.h"
 
+#include "qemu/qcow2fmt.h"
 #include "util/bytes.h"
 
 #include <errno.h>
@@ -12,44 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The fixed header (QEMU docs/interop/qcow2.txt). */
-enum {
-    H_MAGIC = 0,
-    H_VERSION = 4,
-    H_BACKING_OFFSET = 8,
-    H_BACKING_SIZE = 16,
-    H_CLUSTER_BITS = 20,
-    H_SIZE = 24,
-    H_CRYPT = 32,
-    H_L1_SIZE = 36,
-    H_L1_OFFSET = 40,
-    H_REFTABLE_OFFSET = 48,
-    H_REFTABLE_CLUSTERS = 56,
-    H_NB_SNAPSHOTS = 60,
-    H_SNAPSHOTS_OFFSET = 64,
-    H_V2_LENGTH = 72,
-    H_INCOMPAT = 72, /* v3 from here on */
-    H_REFCOUNT_ORDER = 96,
-    H_LENGTH = 100,
-    H_V3_LENGTH = 104,
-    H_COMPRESSION = 104, /* when the header is longer than 104 bytes */
-};
-
-/* qemu's limits (block/qcow2.h). */
-#define MIN_CLUSTER_BITS 9
-#define MAX_CLUSTER_BITS 21
-#define MAX_L1_BYTES ((uint64_t)32 << 20)
-#define MAX_REFTABLE_BYTES ((uint64_t)8 << 20)
-#define MAX_SNAPSHOTS 65536
-#define SNAPSHOT_HEADER_BYTES 40
-#define BACKING_NAME_MAX 1023
-#define INCOMPAT_DIRTY (1u << 0)
-#define INCOMPAT_CORRUPT (1u << 1)
-#define INCOMPAT_DATA_FILE (1u << 2)
-#define INCOMPAT_COMPRESSION (1u << 3)
-#define INCOMPAT_EXTL2 (1u << 4)
-#define INCOMPAT_KNOWN 0x1fu
 
 static int bad(char *msg, size_t msgsz, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -85,7 +48,7 @@ int qcow2_check_header(int fd, char *msg, size_t msgsz)
         snprintf(msg, msgsz, "read: %s", strerror(e));
         return -e;
     }
-    if (n < H_V2_LENGTH || memcmp(h + H_MAGIC, "QFI\xfb", 4) != 0)
+    if (n < H_V2_LENGTH || memcmp(h + H_MAGIC, QCOW2_MAGIC, 4) != 0)
         return bad(msg, msgsz, "not a qcow2 image");
     uint32_t version = be32(h + H_VERSION);
     if (version != 2 && version != 3)

@@ -72,8 +72,8 @@ int qcow2_set_backing_name(int fd, const char *name, char *msg, size_t msgsz)
             return refuse(msg, msgsz, -ENOSPC, "no room after the backing name");
     memset(area, 0, span);
     memcpy(area, name, newlen);
-    unsigned char len_be[4] = { (unsigned char)(newlen >> 24), (unsigned char)(newlen >> 16),
-                                (unsigned char)(newlen >> 8), (unsigned char)newlen };
+    unsigned char len_be[4];
+    put_be32(len_be, (uint32_t)newlen);
     /* One sync for both writes: the step runs past the journal's commit,
      * so a crash between them is repaired by its replay (a torn name is
      * written again, by this or by qemu-img rebase -u). */

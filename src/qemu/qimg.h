@@ -87,7 +87,9 @@ int qimg_argv_rebase_unsafe(struct qimg_argv *a, const char *qemu_img, const cha
                              const char *backing, const char *backing_fmt);
 /* qemu-img create -q -f qcow2 -u -b BACKING -F FMT IMAGE SIZE: an empty
  * overlay whose backing name is written as given without being opened
- * (a relative name is relative to where IMAGE will finally stand). */
+ * (a relative name is relative to where IMAGE will finally stand). The
+ * daemon writes its overlays itself (qcow2create.h); this is the command
+ * they are checked against (test_qcow2create). */
 int qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const char *image,
                              const char *backing, const char *backing_fmt, const char *size);
 /* qemu-img commit -p -f qcow2 -d IMAGE: write IMAGE's data into its backing
@@ -97,9 +99,9 @@ int qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *imag
  * same size (qspec_window) over two layers of one pinned chain; what
  * SRC's top layer holds (data, and zeros it has allocated) is written
  * into DST, what it does not hold leaves DST as it was (-B: convert takes
- * such parts as the target's backing's). -U: the source is only read,
- * under locks the caller holds (vm/commitchunks.c); the target takes its
- * own. A resumable commit's chunk. */
+ * such parts as the target's backing's). -U: the source is only read;
+ * the caller holds qemu's locks on the chain (chain.locked: its specs say
+ * "locking": "off"). A resumable commit's window (vm/commitchunks.c). */
 int qimg_argv_convert_window(struct qimg_argv *a, const char *qemu_img, const char *src,
                              const char *dst);
 /* qemu-img map -U --output=json IMAGE */

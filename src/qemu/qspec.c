@@ -24,8 +24,9 @@ static void put_chain(FILE *f, const struct chain *c, size_t from, size_t last, 
         size_t k = i - from;
         fprintf(f,
                 "{\"driver\":\"%s\",\"node-name\":\"%sn%zu\",\"file\":{\"driver\":\"file\","
-                "\"node-name\":\"%sf%zu\",\"filename\":\"/proc/self/fd/%zu\"}",
-                is_raw(c, i) ? "raw" : "qcow2", pfx, k, pfx, k, fd0 + k);
+                "\"node-name\":\"%sf%zu\",\"filename\":\"/proc/self/fd/%zu\"%s}",
+                is_raw(c, i) ? "raw" : "qcow2", pfx, k, pfx, k, fd0 + k,
+                c->locked ? ",\"locking\":\"off\"" : "");
         open_braces++;
         if (is_raw(c, i))
             break;

@@ -17,7 +17,13 @@
  * Each layer i gets node names n<i> (the format node) and f<i> (its
  * file), which other specs on the same command line can refer to
  * (qspec_backing). The strings hold only those names, descriptor numbers
- * and the formats "qcow2"/"raw": nothing from a header or a path. */
+ * and the formats "qcow2"/"raw": nothing from a header or a path.
+ *
+ * qemu guards an image with locks on bytes of its file (imagelock.h),
+ * taken when it opens it. For a chain the daemon holds those locks on
+ * itself (chain.locked: a merge, from its check to its last step), each
+ * file node says "locking": "off": qemu-img could not take them, and
+ * needs not, since nobody else can open the images meanwhile. */
 #ifndef VMSTOREFS_QSPEC_H
 #define VMSTOREFS_QSPEC_H
 

@@ -45,14 +45,14 @@ static int fsync_fd_close(int fd)
     return r;
 }
 
-int storeio_write_new_as(const struct store *s, const char *path, const void *data, size_t len,
-                         const struct store_perm *perm)
+int storeio_create_as(const struct store *s, const char *path, const struct store_perm *perm,
+                      int *out)
 {
     const char *name;
     int dfd = storeio_parent(s, path, &name);
     if (dfd < 0)
         return dfd;
-    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     int e = fd < 0 ? -errno : 0;
     close(dfd);
     if (fd < 0)
@@ -61,6 +61,16 @@ int storeio_write_new_as(const struct store *s, const char *path, const void *da
         close(fd);
         return e;
     }
+    *out = fd;
+    return 0;
+}
+
+int storeio_write_new_as(const struct store *s, const char *path, const void *data, size_t len,
+                         const struct store_perm *perm)
+{
+    int fd, e = storeio_create_as(s, path, perm, &fd);
+    if (e < 0)
+        return e;
     const char *p = data;
     while (len > 0) {
         ssize_t n = write(fd, p, len);
@@ -89,22 +99,18 @@ int storeio_copy_new(const struct store *s, const char *src, const char *dst, in
     if (in < 0)
         return in;
     struct stat st;
-    const char *name;
-    int dfd = fstat(in, &st) < 0 ? -errno : storeio_parent(s, dst, &name);
-    if (dfd < 0) {
-        close(in);
-        return dfd;
-    }
-    int fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    int e = fd < 0 ? -errno : 0;
-    close(dfd);
-    if (fd < 0) {
+    if (fstat(in, &st) < 0) {
+        int e = -errno;
         close(in);
         return e;
     }
     /* The same owner and mode as the file it stands in for. */
     struct store_perm same = { st.st_uid, st.st_gid, st.st_mode & 0777 };
-    e = perm_fd(fd, &same);
+    int fd, e = storeio_create_as(s, dst, &same, &fd);
+    if (e < 0) {
+        close(in);
+        return e;
+    }
     /* Shared extents where the file system has them; else copied. */
     if (e == 0 && ioctl(fd, FICLONE, in) < 0) {
         off_t left = st.st_size;

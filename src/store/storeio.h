@@ -21,6 +21,10 @@ int storeio_parent(const struct store *s, const char *path, const char **name);
  * it. The file is made 0600 and given perm before any byte is written. */
 int storeio_write_new_as(const struct store *s, const char *path, const void *data, size_t len,
                          const struct store_perm *perm);
+/* Creates path (which must not exist) 0600, then gives it perm; its
+ * descriptor (read-write) in *out. Nothing is synced. */
+int storeio_create_as(const struct store *s, const char *path, const struct store_perm *perm,
+                      int *out);
 /* The daemon's own private file (0600): journal records, probes. */
 int storeio_write_new(const struct store *s, const char *path, const void *data, size_t len);
 /* A new file dst (beneath the root, not there before) with src's bytes,

@@ -67,8 +67,9 @@ static int note_move(struct delplan *dp, const char *old, const char *now)
     return 0;
 }
 
-/* Once per node: a second OFD write lock of our own would conflict. An
- * image another VM's image backs onto is never removed or written into
+/* Once per node (held as WRITE in the operation's lock set: a merge
+ * writes it, or a step moves or edits it). An image another VM's image
+ * backs onto is never removed or written into
  * (the journal of this VM cannot follow into that VM): -EBUSY. */
 static int hold(struct delplan *dp, int i)
 {
@@ -84,6 +85,25 @@ static int hold(struct delplan *dp, int i)
                           dp->msgsz);
     nd->held = r == 0;
     return r;
+}
+
+/* The images below F, which the merge's qemu-img reads (its backing
+ * chain): kept from writers from this check on, as the merge will hold
+ * them (merge.c), so that no qemu opening one for writing after the
+ * check makes the merge fail after its commit. One held already (F, C,
+ * or an image this plan hid: its node names where it goes, not where it
+ * is) stays as it is. */
+static int hold_below(struct delplan *dp, int f)
+{
+    size_t depth = 0;
+    for (int k = dp->g.n[f].parent; k >= 0 && depth++ <= dp->g.count; k = dp->g.n[k].parent) {
+        if (dp->g.n[k].held)
+            continue;
+        int r = vm_hold_image_read(dp->m, dp->g.n[k].path, dp->msg, dp->msgsz);
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 /* The relative backing name image i needs to reach node `to`. */
@@ -184,7 +204,7 @@ static int merge(struct delplan *dp, int f, int c, const char *note)
      * lock, so a reader opening one meanwhile is never turned away by a
      * retry that cannot run anyway. */
     if ((r = room_for(dp, pull ? F->alloc : C->alloc)) < 0 || (r = hold(dp, f)) < 0 ||
-        (r = hold(dp, c)) < 0)
+        (r = hold(dp, c)) < 0 || (r = hold_below(dp, f)) < 0)
         return r;
     dp->changed = true;
     if (pull) {

@@ -27,7 +27,9 @@
  * reads is ever removed: removal needs zero dependents.
  *
  * Each image the plan touches is held (vm_hold_image: -EBUSY when a qemu
- * has it or it is open for writing through a mount). Afterwards every XML
+ * has it or it is open for writing through a mount), and the images
+ * below a merge's are kept from writers (vm_hold_image_read): the locks
+ * stay held through the merges (vm_commit, journal.h). Afterwards every XML
  * (domain.xml, the snapshots' <domain> chains, <disks> sources) is
  * written from the graph as it will be. Internal to snapdelete.c,
  * vmdelete.c and snaprevert.c. */

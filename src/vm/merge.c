@@ -9,7 +9,14 @@
  * fsynced, never because a header says so (journal.h, the replay
  * contract): a replayed pull whose image already names the new backing
  * is set back onto the one it started from and copied again, and in
- * recovery the written image's leaked clusters are freed. */
+ * recovery the written image's leaked clusters are freed.
+ *
+ * Before its qemu-img starts, a step holds qemu's locks on every image of
+ * its pinned chain in the journal's set (hold_chain; those the check took
+ * are there already) until the run ends, and qemu-img, given the chain
+ * with "locking": "off", takes none itself: no qemu can open an image
+ * between the check and the merge, or between the merge and the steps
+ * after it (journal.h, image locks). */
 #include "config.h"
 
 #include "vm/merge.h"
@@ -179,7 +186,7 @@ static int run_spec(const struct journal *j, const struct jstep *st, struct qimg
  * string, which no chain check passes. The replay sets it back onto where
  * the pull started and copies again. 1 when it did, 0 when the header
  * names no spec (msg untouched), or -errno. */
-static int unspec_header(const struct journal *j, const struct jstep *st, char *msg,
+static int unspec_header(struct journal *j, const struct jstep *st, char *msg,
                          size_t msgsz)
 {
     char why[MSG_MAX];
@@ -194,14 +201,14 @@ static int unspec_header(const struct journal *j, const struct jstep *st, char *
             "pull into %s: its header names the spec qemu-img was given, the pull was not "
             "recorded as done: set back onto %s and copied again",
             st->a, st->from);
-    r = journal_set_backing(j->s, st->a, st->from, st->from_fmt, j->lock_steps, msg, msgsz);
+    r = journal_set_backing(j, st->a, st->from, st->from_fmt, msg, msgsz);
     return r < 0 ? r : 1;
 }
 
 /* Where a pull starts (journal.h, the replay contract): *done when there
  * is nothing to copy; otherwise the header names the backing the copy
  * starts from. */
-static int pull_start(const struct journal *j, const struct jstep *st,
+static int pull_start(struct journal *j, const struct jstep *st,
                       const struct backing_info *now, bool *done, char *msg, size_t msgsz)
 {
     bool names_new =
@@ -235,14 +242,42 @@ static int pull_start(const struct journal *j, const struct jstep *st,
             "pull into %s: its header names %s, but the pull was not recorded as done (the "
             "copied data may not be referenced): set back onto %s and copied again",
             st->a, st->b[0] ? st->b : "no backing file", st->from);
-    r = journal_set_backing(j->s, st->a, st->from, st->from_fmt, j->lock_steps, msg, msgsz);
+    r = journal_set_backing(j, st->a, st->from, st->from_fmt, msg, msgsz);
     return r < 0 ? r : 1;
+}
+
+/* Every image of the pinned chain c held (journal.h, held) until the
+ * run ends, links[written] as the one the step writes (refusing every
+ * other opener), the others as read (refusing writers: readers of a
+ * lower layer, a backup, go on). Those the operation held since its
+ * check are there already, in the mode its check took; nothing held is
+ * let go. Then qemu-img is told not to lock (chain.locked). */
+static int hold_chain(struct journal *j, struct chain *c, size_t written, char *msg,
+                      size_t msgsz)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        int r = imagelock_set_take_fd(&j->held, c->fds[i],
+                                      i == written ? IMAGELOCK_WRITE : IMAGELOCK_READ,
+                                      JOURNAL_STEP_LOCK_WAIT_MS);
+        if (r == -EBUSY) {
+            snprintf(msg, msgsz, "%s is in use (%s): left for later", c->links[i].path,
+                     i == written ? "a qemu has it open; the merge writes it"
+                                  : "a qemu has it open for writing; the merge reads it");
+            return r;
+        }
+        if (r < 0) {
+            snprintf(msg, msgsz, "%s: cannot lock it: %s", c->links[i].path, strerror(-r));
+            return r;
+        }
+    }
+    c->locked = true;
+    return 0;
 }
 
 /* A data step runs qemu-img on files it checks first and holds open:
  * regular files beneath the root, the image backing onto what the plan
  * said, the whole chain inside the VM. */
-static int run_pull(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+static int run_pull(struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
 {
     struct backing_info now;
     bool done;
@@ -275,6 +310,8 @@ static int run_pull(const struct journal *j, const struct jstep *st, char *msg, 
     struct spawn_fds fds;
     struct qimg_argv a;
     if (r == 0)
+        r = hold_chain(j, &c, 0, msg, msgsz);
+    if (r == 0)
         r = qspec_chain(&c, 0, true, &spec, &fds);
     if (r == 0 && target[0])
         r = qspec_backing(&c, 0, 2, &bspec);
@@ -288,7 +325,8 @@ static int run_pull(const struct journal *j, const struct jstep *st, char *msg, 
          * relative one goes in, on the same file. */
         int rw = r == 0 && target[0] ? storeio_reopen(c.fds[0], O_RDWR) : -1;
         if (r == 0 && target[0])
-            r = rw < 0 ? rw : journal_set_backing_fd(j->s, rw, st->a, st->b, st->fmt, msg, msgsz);
+            r = rw < 0 ? rw
+                       : journal_set_backing_fd(j->s, rw, st->a, st->b, st->fmt, true, msg, msgsz);
         if (rw >= 0)
             close(rw);
         r = finish(j, st, &c, 0, bytes, r, msg, msgsz);
@@ -299,7 +337,7 @@ static int run_pull(const struct journal *j, const struct jstep *st, char *msg, 
     return r;
 }
 
-static int run_commit(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+static int run_commit(struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
 {
     /* INTO leaves only by the replace grouped after this step, which
      * runs only once the commit succeeded. */
@@ -316,6 +354,10 @@ static int run_commit(const struct journal *j, const struct jstep *st, char *msg
                  c.n < 2 ? "nothing" : c.links[1].path);
         chain_free(&c);
         return -EINVAL;
+    }
+    if ((r = hold_chain(j, &c, 1, msg, msgsz)) < 0) {
+        chain_free(&c);
+        return r;
     }
     /* Window by window, resumable (commitchunks.h); qemu-img commit only
      * for an image larger than what it is committed into. */
@@ -345,7 +387,7 @@ static int run_commit(const struct journal *j, const struct jstep *st, char *msg
     return r;
 }
 
-static int merge_run_step(const struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+static int merge_run_step(struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
 {
     return st->kind == JS_PULL ? run_pull(j, st, msg, msgsz) : run_commit(j, st, msg, msgsz);
 }

@@ -5,8 +5,8 @@
 #include "meta/domxml.h"
 #include "store/imagelock.h"
 #include "util/log.h"
+#include "qemu/qcow2create.h"
 #include "qemu/qcow2edit.h"
-#include "qemu/qimg.h"
 #include "store/storeio.h"
 #include "store/vmstate.h"
 #include "meta/xmlsafe.h"
@@ -21,7 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CREATE_TIMEOUT 60
 
 int vm_begin(struct vm_model *m, const struct snap_ctx *c, const char *vm, char *msg,
              size_t msgsz)
@@ -192,6 +191,15 @@ int vm_check_definition(const struct vm_model *m, xmlDocPtr doc,
     return r;
 }
 
+static int hold_failed(const char *image, int r, char *msg, size_t msgsz)
+{
+    if (r == -EBUSY)
+        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock)", image);
+    else if (r < 0)
+        snprintf(msg, msgsz, "%s: %s", image, strerror(-r));
+    return r;
+}
+
 int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *msg,
                   size_t msgsz)
 {
@@ -199,18 +207,15 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
         snprintf(msg, msgsz, "%s is open for writing through the mount", image);
         return -EBUSY;
     }
-    if (m->nlocks + 2 > m->caplocks) {
-        size_t cap = m->caplocks ? 2 * m->caplocks : 16;
-        int *nl = realloc(m->locks, cap * sizeof(*nl));
-        if (nl)
-            m->locks = nl;
-        bool *ni = nl ? realloc(m->is_image, cap * sizeof(*ni)) : NULL;
-        if (!ni)
-            return -ENOMEM;
-        m->is_image = ni;
-        m->caplocks = cap;
-    }
     if (dev) {
+        if (m->nlocks == m->caplocks) {
+            size_t cap = m->caplocks ? 2 * m->caplocks : 8;
+            int *nl = realloc(m->locks, cap * sizeof(*nl));
+            if (!nl)
+                return -ENOMEM;
+            m->locks = nl;
+            m->caplocks = cap;
+        }
         /* Writers through the mounts of other daemons (vmlock.h). */
         int w = vmlock_writers_exclude(m->s, m->vm, dev);
         if (w == -EBUSY) {
@@ -218,37 +223,25 @@ int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *
                      image);
             return w;
         }
-        if (w >= 0) {
-            m->is_image[m->nlocks] = false;
+        if (w >= 0)
             m->locks[m->nlocks++] = w;
-        }
     }
     /* A short wait: a refusal should mean a qemu, not a helper this
      * daemon forked a moment ago (imagelock_hold_wait). */
-    int fd = imagelock_hold_wait(m->s, image, 200);
-    if (fd == -EBUSY)
-        snprintf(msg, msgsz, "%s is in use (a qemu holds its image lock)", image);
-    else if (fd < 0)
-        snprintf(msg, msgsz, "%s: %s", image, strerror(-fd));
-    if (fd < 0)
-        return fd;
-    m->is_image[m->nlocks] = true;
-    m->locks[m->nlocks++] = fd;
-    return 0;
+    return hold_failed(image, imagelock_set_take(&m->images, m->s, image, IMAGELOCK_WRITE, 200),
+                       msg, msgsz);
+}
+
+int vm_hold_image_read(struct vm_model *m, const char *image, char *msg, size_t msgsz)
+{
+    return hold_failed(image,
+                       imagelock_set_take(&m->images, m->s, image, IMAGELOCK_HELD_OR_READ, 200),
+                       msg, msgsz);
 }
 
 void vm_drop_image_locks(struct vm_model *m)
 {
-    size_t keep = 0;
-    for (size_t i = 0; i < m->nlocks; i++) {
-        if (m->is_image[i]) {
-            imagelock_drop(m->locks[i]);
-        } else {
-            m->locks[keep] = m->locks[i];
-            m->is_image[keep++] = false;
-        }
-    }
-    m->nlocks = keep;
+    imagelock_set_release(&m->images);
 }
 
 static void drop_locks(struct vm_model *m)
@@ -256,12 +249,16 @@ static void drop_locks(struct vm_model *m)
     for (size_t i = 0; i < m->nlocks; i++)
         imagelock_drop(m->locks[i]);
     m->nlocks = 0;
+    imagelock_set_release(&m->images);
 }
 
 int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz)
 {
     if (journal_has_data_steps(j)) {
-        vm_drop_image_locks(m);
+        /* Handed over whole: the journal holds them from here on. */
+        imagelock_set_release(&j->held);
+        j->held = m->images;
+        memset(&m->images, 0, sizeof(m->images));
         j->lock_steps = true;
     }
     int r = journal_commit(j, msg, msgsz);
@@ -292,9 +289,7 @@ void vm_end(struct vm_model *m)
 {
     drop_locks(m);
     free(m->locks);
-    free(m->is_image);
     m->locks = NULL;
-    m->is_image = NULL;
     m->caplocks = 0;
     for (size_t i = 0; i < m->ndisks; i++)
         chain_free(&m->disks[i].chain);
@@ -406,8 +401,11 @@ int vm_write_xml(const struct vm_model *m, struct journal *j, xmlDocPtr doc, con
     return vm_write_temp(j, doc, name, &xp, out, outsz, msg, msgsz);
 }
 
-/* One overlay, made by qemu-img in the temporary directory. Runs on its
- * own thread: touches only req and the store (read-only). */
+/* One overlay, written in the temporary directory (qcow2create.h): made
+ * 0600, given the owner and mode of the image it stands in for before a
+ * byte is written, and fsynced, so that it is whole before any rename
+ * puts it in place. Runs on its own thread: touches only req and the
+ * store. */
 static void *create_one(void *arg)
 {
     struct overlay_req *req = arg;
@@ -422,15 +420,28 @@ static void *create_one(void *arg)
         req->err = r;
         return NULL;
     }
-    char sz[32];
-    snprintf(sz, sizeof(sz), "%llu", size);
-    struct qimg_argv a;
-    if ((r = qimg_argv_create_unsafe(&a, req->s->qemu_img, req->path, req->backing, "qcow2",
-                                     sz)) < 0) {
+    struct store_perm perm;
+    if ((r = perm_of(req->s, req->perm_like, &perm)) < 0) {
+        snprintf(req->msg, sizeof(req->msg), "%s: cannot tell its owner and mode: %s",
+                 req->perm_like, strerror(-r));
         req->err = r;
         return NULL;
     }
-    req->err = qimg_run(&a, CREATE_TIMEOUT, "create", req->msg, sizeof(req->msg));
+    if ((r = storeio_create_as(req->s, req->path, &perm, &fd)) < 0) {
+        snprintf(req->msg, sizeof(req->msg), "cannot create %s: %s", req->path, strerror(-r));
+        req->err = r;
+        return NULL;
+    }
+    char err[256];
+    r = qcow2_write_overlay(fd, size, req->backing, "qcow2", err, sizeof(err));
+    if (r == 0 && fsync(fd) < 0) {
+        r = -errno;
+        snprintf(err, sizeof(err), "fsync: %s", strerror(errno));
+    }
+    close(fd);
+    if (r < 0)
+        snprintf(req->msg, sizeof(req->msg), "%s: %s", req->path, err);
+    req->err = r;
     return NULL;
 }
 
@@ -443,8 +454,17 @@ void vm_overlay_req(struct overlay_req *req, const char *snap, const char *dev,
     req->perm_like = perm_like;
 }
 
-int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
-                       char *msg, size_t msgsz)
+/* A worker: takes requests until none is left. */
+static void *overlay_worker(void *arg)
+{
+    struct overlay_batch *b = arg;
+    for (size_t i; (i = atomic_fetch_add(&b->next, 1)) < b->n;)
+        create_one(&b->reqs[i]);
+    return NULL;
+}
+
+int vm_overlays_start(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
+                      struct overlay_batch *b)
 {
     for (size_t i = 0; i < n; i++) {
         reqs[i].s = m->s;
@@ -454,41 +474,43 @@ int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req
                              reqs[i].name) >= sizeof(reqs[i].path))
             return -ENAMETOOLONG;
     }
-    /* A qemu-img takes ~10 ms, most of it starting up: the disks of a VM
-     * are done side by side, a batch at a time. */
-    for (size_t first = 0; first < n; first += OVERLAY_PARALLEL) {
-        size_t last = first + OVERLAY_PARALLEL < n ? first + OVERLAY_PARALLEL : n;
-        pthread_t t[OVERLAY_PARALLEL];
-        bool started[OVERLAY_PARALLEL] = { false };
-        for (size_t i = first; i < last; i++)
-            started[i - first] = pthread_create(&t[i - first], NULL, create_one, &reqs[i]) == 0;
-        for (size_t i = first; i < last; i++) {
-            if (started[i - first])
-                pthread_join(t[i - first], NULL);
-            else
-                create_one(&reqs[i]);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (reqs[i].err < 0) {
-            snprintf(msg, msgsz, "%s", reqs[i].msg[0] ? reqs[i].msg : strerror(-reqs[i].err));
-            return reqs[i].err;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        /* qemu-img made it root's, 0644 less the umask, in the journal's
-         * private directory: it leaves it with the owner and mode of the
-         * image it stands in for. */
-        int r = perm_like(m->s, reqs[i].path, reqs[i].perm_like);
-        if (r < 0) {
-            snprintf(msg, msgsz, "%s: cannot give it the owner and mode of %s: %s", reqs[i].path,
-                     reqs[i].perm_like, strerror(-r));
-            return r;
-        }
-        if ((r = journal_prepared(j, reqs[i].path, msg, msgsz)) < 0)
-            return r;
-    }
+    b->reqs = reqs;
+    b->n = n;
+    atomic_init(&b->next, 0);
+    /* Side by side: the fsyncs of files written at once wait on the
+     * disk together (and share the file system's journal commits) where
+     * one after the other each would wait alone. */
+    b->nthreads = 0;
+    while (b->nthreads < n && b->nthreads < OVERLAY_PARALLEL &&
+           pthread_create(&b->t[b->nthreads], NULL, overlay_worker, b) == 0)
+        b->nthreads++;
     return 0;
+}
+
+int vm_overlays_finish(struct overlay_batch *b, struct journal *j, char *msg, size_t msgsz)
+{
+    for (size_t i = 0; i < b->nthreads; i++)
+        pthread_join(b->t[i], NULL);
+    overlay_worker(b); /* what no thread took (none could be started) */
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->reqs[i].err < 0) {
+            snprintf(msg, msgsz, "%s",
+                     b->reqs[i].msg[0] ? b->reqs[i].msg : strerror(-b->reqs[i].err));
+            return b->reqs[i].err;
+        }
+    }
+    /* Each was synced where it was written: one crash point each. */
+    for (size_t i = 0; i < b->n; i++)
+        journal_point(j);
+    return 0;
+}
+
+int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
+                       char *msg, size_t msgsz)
+{
+    struct overlay_batch b;
+    int r = vm_overlays_start(m, j, reqs, n, &b);
+    return r < 0 ? r : vm_overlays_finish(&b, j, msg, msgsz);
 }
 
 struct xml_chain_link *vm_xml_chain(const struct chain *c, size_t from, size_t *n)

@@ -7,6 +7,7 @@
 #define VMSTOREFS_VMMODEL_H
 
 #include "qemu/chain.h"
+#include "store/imagelock.h"
 #include "journal/journal.h"
 #include "util/log.h"
 #include "util/names.h"
@@ -14,6 +15,8 @@
 #include "meta/xmledit.h"
 
 #include <libxml/tree.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 struct vm_disk {
@@ -30,9 +33,9 @@ struct vm_model {
     xmlDocPtr dom; /* domain.xml; NULL when the VM has none */
     struct vm_disk *disks; /* the snapshot-able disks */
     size_t ndisks;
-    int *locks; /* image and writer-mark locks held (imagelock.h, vmlock.h) */
-    bool *is_image; /* locks[i] is qemu's image lock (not a writer mark) */
+    int *locks; /* writer-mark locks held (vmlock.h) */
     size_t nlocks, caplocks;
+    struct imagelock_set images; /* qemu's image locks held (imagelock.h) */
     struct vmlock lock;
     bool op_running; /* vmstate_op_begin was called */
 };
@@ -53,24 +56,28 @@ int vm_check_definition(const struct vm_model *m, xmlDocPtr doc,
                         bool (*chain_known)(const char *dev, void *arg), void *arg, char *msg,
                         size_t msgsz);
 /* -EBUSY unless image is free: not open for writing through the mount
- * (dev given) and not held by any qemu. Holds qemu off it until vm_end. */
+ * (dev given) and not held by any qemu. Holds qemu off it until vm_end
+ * (or, for a plan that copies data, until the journal's run ends). */
 int vm_hold_image(struct vm_model *m, const char *image, const char *dev, char *msg,
                   size_t msgsz);
+/* -EBUSY when a qemu has image open for writing; else keeps writers off
+ * it (IMAGELOCK_READ, unless it is held already): an image a merge of
+ * the plan will read, below the one it writes. */
+int vm_hold_image_read(struct vm_model *m, const char *image, char *msg, size_t msgsz);
 void vm_end(struct vm_model *m);
 /* Lets go of the image locks (writer marks stay). */
 void vm_drop_image_locks(struct vm_model *m);
-/* journal_commit. A plan that copies data (journal_has_data_steps) lets
- * go of its image locks first: the qemu-img that merges must take them
- * itself. Writers through any mount stay refused (writer marks stay), and
- * from then on each step holds the lock of the image it moves or
- * rewrites (journal.h, lock_steps): a qemu started meanwhile makes the
- * step wait, and the journal finishes the operation later. When a step
- * fails after the commit (qemu-img
- * could not take the image locks this operation holds, say), the locks
- * are let go and the journal finished at once, under the VM's lock:
- * after the commit the operation happens, or the call fails loudly
- * (-ENOSPC when it ran out of space, -EBUSY when a qemu took an image,
- * else -EIO). */
+/* journal_commit. A plan that copies data (journal_has_data_steps)
+ * hands its image locks to the journal (journal.h, held): they stay
+ * held, with no gap, through the merges and the steps after them, the
+ * merges' qemu-img running with qemu's own locking off (qspec.h), and
+ * every image a step touches besides is held from that step to the run's
+ * end (lock_steps). Writers through any mount stay refused (writer marks
+ * stay). When a step fails after the commit (out of space, say), the
+ * locks are let go and the journal finished at once, under the VM's
+ * lock, taking them again: after the commit the operation happens, or
+ * the call fails loudly (-ENOSPC when it ran out of space, -EBUSY when a
+ * qemu took an image, else -EIO). */
 int vm_commit(struct vm_model *m, struct journal *j, char *msg, size_t msgsz);
 
 /* One journaled operation named op on vm: vm_begin, journal_begin, plan
@@ -115,8 +122,26 @@ struct overlay_req {
  * mode of perm_like. */
 void vm_overlay_req(struct overlay_req *req, const char *snap, const char *dev,
                     const char *sized_like, const char *perm_like);
-/* Makes them all (qemu-img create -u, several at once), gives each its
- * owner and mode, fsyncs each and counts it prepared. */
+/* Overlays written on worker threads (at most OVERLAY_PARALLEL) while
+ * the caller prepares the rest of its plan: their fsyncs wait on the
+ * disk side by side with the caller's own. */
+struct overlay_batch {
+    struct overlay_req *reqs;
+    size_t n;
+    atomic_size_t next; /* the next request a worker takes */
+    pthread_t t[OVERLAY_PARALLEL];
+    size_t nthreads;
+};
+/* Sets each request's path in the journal's temporary directory and
+ * starts writing them (qcow2create.h: each with its owner and mode, and
+ * fsynced). reqs must stay until vm_overlays_finish, which must be
+ * called once this returned 0, whatever happens in between. */
+int vm_overlays_start(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
+                      struct overlay_batch *b);
+/* Waits for them all (writes those no thread could take), then counts
+ * each prepared; the first failure, with its reason in msg. */
+int vm_overlays_finish(struct overlay_batch *b, struct journal *j, char *msg, size_t msgsz);
+/* vm_overlays_start, then vm_overlays_finish. */
 int vm_create_overlays(struct vm_model *m, struct journal *j, struct overlay_req *reqs, size_t n,
                        char *msg, size_t msgsz);
 

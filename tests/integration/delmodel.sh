@@ -45,6 +45,21 @@ slot_set() {
     echo "$out $2:$3"
 }
 
+# model_pull_vm STORE MNT VM: a VM with one disk whose s1 is pulled into
+# the active image when deleted (the smaller side): s0's image holds slot
+# 0 (0x21), s1's slots 1-2 (0x22, 8 MiB), the active image slots 3-6
+# (0x23). Slots of 4 MiB, 16 of them.
+model_pull_vm() {
+    make_vm "$1" "$3" 1
+    model_init "$3" 1 4194304 16
+    [ -d "$2/$3" ] || fail "$3 does not show in the mount"
+    model_write "$2" "$3" vda 0 1 0x21
+    model_take "$2" "$3" s0
+    model_write "$2" "$3" vda 1 2 0x22
+    model_take "$2" "$3" s1
+    model_write "$2" "$3" vda 3 4 0x23
+}
+
 # model_write MNT VM DEV FIRST COUNT PAT: slots FIRST..FIRST+COUNT-1 of
 # DEV's active image get PAT, through the mount.
 model_write() {
@@ -234,9 +249,13 @@ slot_reads() {
 read_slots() {
     local img=$1 vm=$2 list=$3 out
     slot_reads "$vm" "$list"
-    out=$(qemu-io -r -f qcow2 "${SLOT_CMDS[@]}" "$img" 2>&1) || { echo "$img: $out" | head -n 3; return 1; }
+    out=$(qemu-io -r ${MODEL_SHARE:+-U} -f qcow2 "${SLOT_CMDS[@]}" "$img" 2>&1) || { echo "$img: $out" | head -n 3; return 1; }
 }
 
+# MODEL_SHARE=1: the images are read with force-share (qemu-io -U), as
+# while a merge holds one it writes (imagelock.h: such a merge refuses
+# readers that ask for a consistent image, as qemu-img's own locks do).
+MODEL_SHARE=
 # model_check MNT VM [SHAPE]: the mount shows VM as the model has it -
 # listing, `current`, the disks domain.xml names, every image's data.
 # Status 1 and MODEL_ERR set when not (the crash loops try "before", then
@@ -273,7 +292,7 @@ $want"
         # (a qemu-io command cannot hold a path with blanks)
         [[ $img != *[[:space:]]* ]] || batch=0
         slot_reads "$vm" "${MODEL[$k]}"
-        cmds+=(-c "open -r -o driver=qcow2 $img" "${SLOT_CMDS[@]}" -c close)
+        cmds+=(-c "open -r ${MODEL_SHARE:+-U }-o driver=qcow2 $img" "${SLOT_CMDS[@]}" -c close)
     done
     if ((batch)); then
         ((${#cmds[@]})) || return 0

@@ -8,16 +8,19 @@
 # command (one with -p: convert, commit, a rebase that copies) stops
 # itself (SIGSTOP) before it starts, still a child of the daemon named
 # qemu-img. The test sees it stopped, looks at .jobs, ls and whatever
-# else while nothing can move, and lets it go on with SIGCONT. Its output
-# to the daemon goes through a relay that can stop it again right after
-# it reported a given progress, and holds back what it prints after that
-# until it is let go, so the test knows which figure the daemon has.
+# else while nothing can move, and lets it go on with SIGCONT. It can
+# stop again right after it reported a given progress: tests/helpers/
+# gateshim.so, preloaded, stops it as part of flushing that figure (a
+# signal from the reader of its output came too late for a fast copy:
+# it could end first). Its output to the daemon goes through a relay
+# that tells the test the figure and holds back what it prints after
+# that until it is let go, so the test knows which figure the daemon has.
 # qemu-img is the real one (exec'd); the daemon reads its real output.
 #
 #   gate_init               write the wrapper; GATE_OPT=(-o qemu_img=...)
 #   gate_arm / gate_disarm [DAEMON...]
 #                           data commands stop at the gate, or run freely
-#   gate_arm_all            every command stops (create too)
+#   gate_arm_all            every command stops (info, rebase -u too)
 #   gate_stops "F..."       the qemu-imgs let go from now on stop again
 #                           after reporting a figure >= each F (percent)
 #   gate_wait DAEMON N      until N of DAEMON's qemu-img children are
@@ -42,6 +45,8 @@ GATE_FIG=
 gate_init() {
     local real
     real=$(command -v qemu-img) || fail "gate_init: no qemu-img"
+    [ -f "${HELPERS:?HELPERS must point to the built test helpers}/gateshim.so" ] ||
+        fail "gate_init: $HELPERS/gateshim.so not built"
     mkdir -p "$GATE_DIR" || fail "gate_init: cannot make $GATE_DIR"
     # The daemon gives its children LC_ALL and PATH only: the gate's
     # directory is written into the wrapper.
@@ -54,7 +59,8 @@ case " \$* " in
     *) [ -e '$GATE_DIR/armed-all' ] || exec '$real' "\$@" ;;
 esac
 kill -STOP \$\$
-exec '$real' "\$@" > >(exec perl '$GATE_DIR/relay' \$\$ '$GATE_DIR')
+LD_PRELOAD='$HELPERS/gateshim.so' VMSTOREFS_GATE_STOPS='$GATE_DIR/stops' \\
+    exec '$real' "\$@" > >(exec perl '$GATE_DIR/relay' \$\$ '$GATE_DIR')
 EOF
     cat >"$GATE_DIR/relay" <<'EOF' || fail "gate_init: cannot write the relay"
 # relay PID DIR: qemu-img PID's stdout to ours, figure by figure. After
@@ -130,8 +136,8 @@ EOF
 }
 
 gate_arm() { : >"$GATE_DIR/armed" || fail "gate_arm"; }
-# gate_arm_all: every command stops, not only data commands (a take's
-# qemu-img create, say); gate_disarm undoes it too.
+# gate_arm_all: every command stops, not only data commands (an info, a
+# rebase -u); gate_disarm undoes it too.
 gate_arm_all() { : >"$GATE_DIR/armed" && : >"$GATE_DIR/armed-all" || fail "gate_arm_all"; }
 # gate_disarm [DAEMON...]: data commands run freely again; any still
 # stopped at the gate among DAEMON's children (one the test did not wait

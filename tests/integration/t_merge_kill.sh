@@ -12,8 +12,9 @@
 #   - the daemon tries again at once: its qemu-img is let run, and sync
 #     succeeds with the VM reading as after the delete;
 #   - the second try is killed too (at the gate): sync fails with EIO,
-#     the VM still reads as before, and the next mount finishes the
-#     merge, the VM reading as after;
+#     the VM still reads as before while the worker's third try waits
+#     at the gate, and the next mount finishes the merge, the VM reading
+#     as after;
 # each time from the image it started from, its leaks freed: qemu-img
 # check finds nothing.
 . "$(dirname "$0")/lib.sh"
@@ -43,18 +44,6 @@ set_backing_name() {
     ' "$1" "$2" || fail "cannot write the backing name of $1"
 }
 
-# A VM whose s1 is pulled into the active image on delete: s0's image
-# holds slot 0, s1's slots 1-2 (8 MiB), the active image slots 3-6.
-pull_vm() {
-    make_vm "$S" "$1" 1
-    model_init "$1" 1 4194304 16
-    [ -d "$M/$1" ] || fail "$1 does not show in the mount"
-    model_write "$M" "$1" vda 0 1 0x21
-    model_take "$M" "$1" s0
-    model_write "$M" "$1" vda 1 2 0x22
-    model_take "$M" "$1" s1
-    model_write "$M" "$1" vda 3 4 0x23
-}
 
 # kill_after_header VM: rmdir VM's s1 in the background (RM), its merge
 # stopped after 10 %, its header naming s0's image, killed. The daemon's
@@ -117,9 +106,9 @@ clean_after() {
 mkdir -p "$S"
 gate_init
 mount_fs "$S" "$M" "${GATE_OPT[@]}"
-pull_vm a
-pull_vm b
-pull_vm c
+model_pull_vm "$S" "$M" a
+model_pull_vm "$S" "$M" b
+model_pull_vm "$S" "$M" c
 
 # ---- the second try runs ----
 kill_after_header a
@@ -132,10 +121,14 @@ pass "qemu-img killed after writing its header: the second try copied again from
 # ---- the second try is killed too ----
 kill_after_header b
 kill -9 "$Q2"
-gate_disarm "$DAEMON_PID"
 wait "$RM" && fail "sync b succeeded though both merges of its s1 were killed"
 grep -q "Input/output error" "$TMP/rm.err" || fail "sync b: $(cat "$TMP/rm.err"), not EIO"
-# s1 left the listing with its rmdir; every image still reads as before.
+# The worker tries again after its back-off; the gate, still armed,
+# holds that third try before it starts, so b is read while nothing
+# moves (read as the try ran, the test's reads and its qemu-img's
+# locks would race). s1 left the listing with its rmdir; every image
+# still reads as before.
+gate_wait "$DAEMON_PID" 1
 model_forget b s1
 MODEL[b/#cur]=s0
 model_ok "$M" b

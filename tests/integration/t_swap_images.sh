@@ -18,10 +18,11 @@
 #   - the planted image is unchanged;
 #   - strace of the daemon and all its children (every qemu-img) shows
 #     no file opened but the store's, the system's and the gate's.
-# For every operation that runs qemu-img on a VM's images: a take, delete in
+# For every operation that runs qemu-img on a VM's images: delete in
 # the commit direction and in the pull direction, a partial delete (one
 # image of a snapshot), the merge of a hidden image after a revert, a
-# clone and a clone from a snapshot. Without descriptors every case
+# clone and a clone from a snapshot; and a take, which runs none (it
+# writes its overlays itself), with the image swapped before it. Without descriptors every case
 # fails (the commit writes the outside file, the others read it).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/snapfix.sh"
@@ -132,25 +133,40 @@ vm_base() {
     model_take "$M" "$1" s1
 }
 
-# ---- take: the active image becomes the snapshot's and a new overlay is
-# made in the daemon's own directory (qemu-img create, stopped at the gate
-# before it runs: the take is between its checks and its renames). The
-# daemon may take the planted image as the snapshot's (the owner swapped
-# it in) or refuse its chain; either way it opens nothing outside.
+# ---- take: the active image becomes the snapshot's and a new overlay,
+# which the daemon writes itself, takes its place: no qemu-img runs, so
+# there is no process between the take's checks and its renames that a
+# swap could send outside. With every qemu-img gated, a take ends and
+# none stopped (one that ran a qemu-img would stop here: it is let go,
+# and the test fails). The owner then swaps the planted image in before
+# the next take: the daemon takes it as the snapshot's or refuses its
+# chain; either way it opens nothing outside.
 vm_base tak 1
-plant tak disks
 gate_arm_all
 mkdir "$M/tak/snapshots/s2" 2>"$TMP/step.err" &
 pid=$!
-gate_wait "$DAEMON_PID" 1
+ran_qemu_img=()
+while kill -0 "$pid" 2>/dev/null; do
+    mapfile -t ran_qemu_img < <(gate_stopped "$DAEMON_PID")
+    if [ "${#ran_qemu_img[@]}" -gt 0 ]; then
+        gate_disarm
+        gate_cont "${ran_qemu_img[@]}"
+        break
+    fi
+    sleep 0.05
+done
 gate_disarm
+[ "${#ran_qemu_img[@]}" -eq 0 ] ||
+    fail "take: it ran qemu-img: $(gate_args "${ran_qemu_img[0]}" 2>/dev/null)"
+wait "$pid" || fail "take: $(cat "$TMP/step.err")"
+plant tak disks
 "$EXCHANGE" "$S/tak/disks/vda.qcow2" "$EVIL" || fail "take: exchange"
-gate_cont "${GATED[0]}"
-# The take moves whatever stands at disks/vda.qcow2 into s2 and gives it
+# The take moves whatever stands at disks/vda.qcow2 into s3 and gives it
 # the backing name it needs there (the owner's own file, in its VM), or
 # refuses the chain it finds: either way nothing outside is opened, and
 # the VM then reads only its own files.
-wait "$pid" || grep -q "Permission denied" "$TMP/step.err" || fail "take: $(cat "$TMP/step.err")"
+mkdir "$M/tak/snapshots/s3" 2>"$TMP/step.err" || grep -q "Permission denied" "$TMP/step.err" ||
+    fail "take: $(cat "$TMP/step.err")"
 EVIL_SUM=""
 after_swap take "$S/tak/disks/vda.qcow2"
 qemu-img convert -O raw "$M/tak/disks/vda.qcow2" "$TMP/tak.raw" 2>"$TMP/conv.err" ||
@@ -238,8 +254,9 @@ done
 pass "clone from a snapshot: the same"
 
 # What the daemon and every qemu-img opened: the store, qemu-img's
-# descriptors (/proc/self/fd), the gate's wrapper, and the system's own
-# files; nothing else, and nothing outside the store in particular.
+# descriptors (/proc/self/fd), the gate's wrapper and the shim it
+# preloads, and the system's own files; nothing else, and nothing outside
+# the store in particular.
 unmount_fs "$M"
 kill "$STRACE" 2>/dev/null
 wait "$STRACE" 2>/dev/null
@@ -249,7 +266,7 @@ grep -q 'openat(.*"/proc/self/fd/3"' "$TMP/opens" || fail "strace saw no qemu-im
 # it was named (a dirfd and a relative name, a link followed).
 bad=$(sed -n 's/.* = [0-9]*<\(.*\)>$/\1/p' "$TMP/opens" | sort -u |
     grep -v -e "^$S/" -e "^$S\$" -e '^/proc/' -e '^/sys/' -e '^/dev/' -e '^/usr/' -e '^/lib' \
-        -e '^/etc/' -e "^$TMP/gate/" -e "^$TMP/gate\$" -e '^pipe:' -e '^socket:' -e '^anon_inode:' || true)
+        -e '^/etc/' -e "^$TMP/gate/" -e "^$TMP/gate\$" -e "^$HELPERS/gateshim.so\$" -e '^pipe:' -e '^socket:' -e '^anon_inode:' || true)
 [ -z "$bad" ] || fail "the daemon or a qemu-img opened: $bad"
 grep -q "$O" "$TMP/opens" && fail "an open outside the store: $(grep "$O" "$TMP/opens" | head -3)"
 pass "strace: the daemon and every qemu-img opened only the store, descriptors and system files"

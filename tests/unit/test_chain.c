@@ -338,6 +338,19 @@ static void test_pin_spec(void)
                     "\"n2\",\"file\":{\"driver\":\"file\",\"node-name\":\"f2\",\"filename\":"
                     "\"/proc/self/fd/5\"},\"backing\":null}}}");
     free(spec);
+    /* held by the daemon (a merge): every file node turns qemu's locking
+     * off, and nothing else changes */
+    c.locked = true;
+    CHECK_INT(qspec_chain(&c, 0, true, &spec, &fds), 0);
+    CHECK_STR(spec, "json:{\"driver\":\"qcow2\",\"node-name\":\"n0\",\"file\":{\"driver\":\"file\","
+                    "\"node-name\":\"f0\",\"filename\":\"/proc/self/fd/3\",\"locking\":\"off\"},"
+                    "\"backing\":{\"driver\":\"qcow2\",\"node-name\":\"n1\",\"file\":{\"driver\":"
+                    "\"file\",\"node-name\":\"f1\",\"filename\":\"/proc/self/fd/4\",\"locking\":"
+                    "\"off\"},\"backing\":{\"driver\":\"qcow2\",\"node-name\":\"n2\",\"file\":{"
+                    "\"driver\":\"file\",\"node-name\":\"f2\",\"filename\":\"/proc/self/fd/5\","
+                    "\"locking\":\"off\"},\"backing\":null}}}");
+    free(spec);
+    c.locked = false;
     /* one layer alone (a leak repair), from the second */
     CHECK_INT(qspec_chain(&c, 1, false, &spec, &fds), 0);
     CHECK(fds.fd == c.fds + 1 && fds.n == 1);

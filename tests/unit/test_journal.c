@@ -224,7 +224,7 @@ static void test_half_written_record(void)
 static bool runner_fails;
 static char seen[256];
 
-static int note_from(const struct journal *j, const struct jstep *step, char *msg, size_t msgsz)
+static int note_from(struct journal *j, const struct jstep *step, char *msg, size_t msgsz)
 {
     (void)j;
     if (runner_fails) {
@@ -296,7 +296,7 @@ static void test_pull_from_kept(void)
 
 /* The commit runner: records progress and fails while told to, else
  * notes the progress it was handed ("COPIED STAMP"). */
-static int note_progress(const struct journal *j, const struct jstep *step, char *msg,
+static int note_progress(struct journal *j, const struct jstep *step, char *msg,
                          size_t msgsz)
 {
     if (runner_fails) {

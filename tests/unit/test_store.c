@@ -10,6 +10,7 @@
 #include "util/names.h"
 #include "qemu/qimg.h"
 #include "util/spawn.h"
+#include "store/imagelock.h"
 #include "store/store.h"
 #include "vm/current.h"
 
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -858,6 +860,64 @@ static void test_store_open(void)
     store_close(&s);
 }
 
+/* ---- imagelock sets ---- */
+
+/* A merge's locks (imagelock.h): WRITE keeps every other holder out, READ
+ * only writers; a mode changes in place and the image is never unheld;
+ * a set finds an image by inode; the locks outlive a forked child. */
+static void test_imagelock_set(void)
+{
+    struct store s;
+    open_store(&s, "il", false);
+    const char *img = at(1, "il/a.qcow2"), *moved = at(2, "il/b.qcow2");
+    write_file(img, "not even qcow2: the locks are on bytes of the file\n");
+    struct imagelock_set a = { 0 }, b = { 0 };
+
+    CHECK_INT(imagelock_set_take(&a, &s, img, IMAGELOCK_WRITE, 0), 0);
+    CHECK(a.n == 1 && (fcntl(a.v[0].fd, F_GETFD) & FD_CLOEXEC));
+    CHECK_INT(imagelock_set_take(&b, &s, img, IMAGELOCK_WRITE, 0), -EBUSY);
+    CHECK_INT(imagelock_set_take(&b, &s, img, IMAGELOCK_READ, 0), -EBUSY);
+    CHECK_INT(b.n, 0);
+    CHECK_INT(imagelock_hold_for_reading(&s, img), -EBUSY); /* a clone's read */
+    CHECK_INT(imagelock_hold(&s, img), -EBUSY);
+    /* held: the same descriptor, in the mode it has */
+    CHECK_INT(imagelock_set_take(&a, &s, img, IMAGELOCK_HELD_OR_READ, 0), 0);
+    CHECK(a.n == 1 && a.v[0].mode == IMAGELOCK_WRITE);
+
+    /* a child forked (and gone) takes nothing with it */
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    CHECK(pid > 0 && waitpid(pid, NULL, 0) == pid);
+    CHECK_INT(imagelock_set_take(&b, &s, img, IMAGELOCK_READ, 0), -EBUSY);
+
+    /* down to READ: readers in, writers still out */
+    CHECK_INT(imagelock_set_take(&a, &s, img, IMAGELOCK_READ, 0), 0);
+    int reader = imagelock_hold_for_reading(&s, img);
+    CHECK(reader >= 0);
+    CHECK_INT(imagelock_set_take(&b, &s, img, IMAGELOCK_READ, 0), 0);
+    CHECK_INT(imagelock_hold(&s, img), -EBUSY);
+    /* up to WRITE refused while they read: the READ lock stays */
+    CHECK_INT(imagelock_set_take(&a, &s, img, IMAGELOCK_WRITE, 0), -EBUSY);
+    CHECK(a.n == 1 && a.v[0].mode == IMAGELOCK_READ);
+    imagelock_drop(reader);
+    imagelock_set_release(&b);
+    CHECK_INT(imagelock_hold(&s, img), -EBUSY);
+    CHECK_INT(imagelock_set_take(&a, &s, img, IMAGELOCK_WRITE, 0), 0);
+    CHECK_INT(imagelock_hold_for_reading(&s, img), -EBUSY);
+
+    /* found by inode under a new name */
+    CHECK_INT(rename(img, moved), 0);
+    CHECK_INT(imagelock_set_take(&a, &s, moved, IMAGELOCK_HELD_OR_WRITE, 0), 0);
+    CHECK_INT(a.n, 1);
+    imagelock_set_release(&a);
+    int fd = imagelock_hold(&s, moved);
+    CHECK(fd >= 0);
+    imagelock_drop(fd);
+    CHECK_INT(imagelock_set_take(&a, &s, img, IMAGELOCK_READ, 0), -ENOENT);
+    store_close(&s);
+}
+
 int main(void)
 {
     if (!test_tmp_template(tmp, sizeof(tmp), "vmstorefs-store") || !mkdtemp(tmp)) {
@@ -879,6 +939,7 @@ int main(void)
     test_parse_active_backing();
     test_snap_ctime();
     test_snap_info_cache();
+    test_imagelock_set();
     bool have_qemu_img = test_current();
 
     nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
