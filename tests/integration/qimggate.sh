@@ -65,7 +65,7 @@ EOF
     cat >"$GATE_DIR/relay" <<'EOF' || fail "gate_init: cannot write the relay"
 # relay PID DIR: qemu-img PID's stdout to ours, figure by figure. After
 # the first figure "(F/100%)" at or past each threshold in DIR/stops
-# (read once, at the start) it is forwarded, PID is stopped, DIR/at.PID
+# (read once, at the start) it is forwarded, PID has stopped, DIR/at.PID
 # says "F STATE" and nothing more is forwarded until the test removes
 # that file (and sends SIGCONT). At EOF with thresholds left: "eof".
 use strict;
@@ -114,9 +114,11 @@ for (;;) {
         shift @stops while @stops && $fig >= $stops[0];
         put(substr($buf, 0, $end));
         $buf = substr($buf, $end);
-        kill 'STOP', $pid;
-        # Stopped (T), or already exited (Z: not reaped while we hold
-        # its output), before the test is told.
+        # gateshim.so stops PID as it flushes this figure; a SIGSTOP of
+        # ours could come first, and the test's SIGCONT before PID's
+        # own stop, which would then hold it for good. Stopped (T), or
+        # already exited (Z: not reaped while we hold its output),
+        # before the test is told.
         select(undef, undef, undef, 0.01) until state() =~ /^(T|t|Z|gone)$/;
         hold($fig);
     }

@@ -125,13 +125,15 @@ wait "$RM" && fail "sync b succeeded though both merges of its s1 were killed"
 grep -q "Input/output error" "$TMP/rm.err" || fail "sync b: $(cat "$TMP/rm.err"), not EIO"
 # The worker tries again after its back-off; the gate, still armed,
 # holds that third try before it starts, so b is read while nothing
-# moves (read as the try ran, the test's reads and its qemu-img's
-# locks would race). s1 left the listing with its rmdir; every image
-# still reads as before.
+# moves. The try holds its images' locks already (a merge does from its
+# check on): b is read as a backup would, with force-share. s1 left the
+# listing with its rmdir; every image still reads as before.
 gate_wait "$DAEMON_PID" 1
 model_forget b s1
 MODEL[b/#cur]=s0
+MODEL_SHARE=1
 model_ok "$M" b
+MODEL_SHARE=
 unmount_fs "$M"
 forget_daemon "$DAEMON_PID"
 mount_fs "$S" "$M"

@@ -103,16 +103,33 @@ static void test_operations(void)
     store_close(&st);
 }
 
+/* The locks a running VM's qemu holds on its disk (block/file-posix.c):
+ * read locks on its permissions' bytes, consistent read (100) and write
+ * (101), and on the byte of the one it does not share, write (201). */
+static int hold_as_running_vm(const char *path)
+{
+    static const struct { off_t start, len; } bytes[] = { { 100, 2 }, { 201, 1 } };
+    int fd = open(path, O_RDONLY);
+    for (size_t i = 0; fd >= 0 && i < sizeof(bytes) / sizeof(bytes[0]); i++) {
+        struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = bytes[i].start,
+                            .l_len = bytes[i].len };
+        if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
 static void test_busy(void)
 {
     struct snap_ctx c = { .s = &st };
     char msg[MSG_MAX], path[2 * PATH_MAX];
     CHECK(open_store("busy"));
-    /* A qemu holding the image: a read lock on one of its lock bytes. */
+    /* A qemu running the VM holds the image. */
     snprintf(path, sizeof(path), "%s/web1/disks/vda.qcow2", st.root);
-    int fd = open(path, O_RDONLY);
-    struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 100, .l_len = 1 };
-    CHECK(fd >= 0 && fcntl(fd, F_OFD_SETLK, &fl) == 0);
+    int fd = hold_as_running_vm(path);
+    CHECK(fd >= 0);
     CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), -EBUSY);
     CHECK(strstr(msg, "vda.qcow2") != NULL);
     CHECK_INT(snapshot_revert(&c, "web1", "installed", msg, sizeof(msg)), -EBUSY);
@@ -121,8 +138,8 @@ static void test_busy(void)
     close(fd);
     /* A qemu holding only the image a rename moves (with its directory). */
     snprintf(path, sizeof(path), "%s/web1/snapshots/configured/vda.qcow2", st.root);
-    fd = open(path, O_RDONLY);
-    CHECK(fd >= 0 && fcntl(fd, F_OFD_SETLK, &fl) == 0);
+    fd = hold_as_running_vm(path);
+    CHECK(fd >= 0);
     CHECK_INT(snapshot_rename(&c, "web1", "configured", "c2", msg, sizeof(msg)), -EBUSY);
     CHECK(snap_exists("web1", "configured") && !snap_exists("web1", "c2"));
     close(fd);
