@@ -25,7 +25,7 @@ int journal_add_step(struct journal *j, enum jstep_kind kind, const char *a, con
 int journal_step_from(struct jstep *st, const char *from, const char *from_fmt);
 
 /* record.c */
-int journal_write_record(struct journal *j, char *msg, size_t msgsz);
+int journal_write_record(const struct journal *j, char *msg, size_t msgsz);
 /* The record, then the temporary directory (in that order: record.c). */
 int journal_remove_record(const struct store *s, const char *id);
 int journal_unlink_record(const struct store *s, const char *id);

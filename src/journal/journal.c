@@ -84,6 +84,8 @@ int journal_add_step(struct journal *j, enum jstep_kind kind, const char *a, con
      * its from. */
     st->group = false;
     st->from = st->from_fmt = NULL;
+    st->copied = 0;
+    st->stamp[0] = '\0';
     if (!st->a || (b && !st->b) || (fmt && !st->fmt) || (note && !st->note)) {
         free(st->a);
         free(st->b);

@@ -44,12 +44,14 @@
  *            its backing FROM, then backs  FROM is still there is set
  *            onto NAME ("" = standalone)   back onto FROM and the copy
  *                                          made again; FROM gone = done
- *   commit   qemu-img commit -d: IMAGE's   INTO is gone: its group's     yes, grouped with the
- *            data written into INTO; then  replace ran, which only       replace that moves INTO
- *            INTO gets IMAGE's owner and   follows a commit that         onto IMAGE (a mark
- *            mode (it takes IMAGE's        succeeded; IMAGE backing      follows the group's
- *            place)                        onto anything else is an      next marked step)
- *                                          error, never done
+ *   commit   IMAGE's data written into     INTO is gone: its group's     yes, grouped with the
+ *            INTO window by window         replace ran, which only       replace that moves INTO
+ *            (qemu-img convert; commit -d  follows a commit that         onto IMAGE (a mark
+ *            for an IMAGE larger than      succeeded; IMAGE backing      follows the group's
+ *            INTO); then INTO gets         onto anything else is an      next marked step);
+ *            IMAGE's owner and mode (it    error, never done. Replayed,  resumed at COPIED
+ *            takes IMAGE's place)          windows below COPIED are not
+ *                                          copied again (same STAMP)
  *
  * A data step is never taken for done from what a header says: qemu-img
  * rebase writes the new backing name into the header before it flushes
@@ -62,6 +64,22 @@
  * image it wrote is fsynced. In recovery the image a data step wrote is
  * also cleared of the clusters an interrupted run leaked (qemu-img check
  * -r leaks): not on an operation's own first run, where nothing leaked.
+ *
+ * A commit resumes (vm/commitchunks.h): qemu-img commit cannot, and a
+ * large one killed near its end would copy everything again. So IMAGE's
+ * data goes into INTO window by window (256 MiB of the virtual disk;
+ * VMSTOREFS_COMMIT_CHUNK_MIB sets another size, for the tests), each a
+ * qemu-img convert that writes what IMAGE holds itself (its zeros too)
+ * and leaves the rest of INTO alone. After each window INTO is fsynced
+ * and the record rewritten with the step's progress
+ * (journal_commit_progress: COPIED, IMAGE's data below that offset is in
+ * INTO; STAMP, IMAGE's inode, size and mtime then), the sources of the
+ * moves since the last mark synced first, as before any mark. A replay
+ * starts at COPIED; a window whose mark was lost is copied again, which
+ * writes the same data. An IMAGE whose stamp changed (a qemu wrote it
+ * between the crash and the replay: the reason the commit is grouped
+ * with its replace) is copied from zero. A record without COPIED (from
+ * before) starts at zero, as it always did.
  *
  * Image locks. A run of the record (the operation's own, a retry, a
  * replay) holds qemu's locks on the images it touches (imagelock.h, the
@@ -88,7 +106,8 @@
  * (-ENOSYS) for a front end that has one.
  *
  * The code: journal.c (begin, plan, prepare, abort), record.c (records
- * on disk), apply.c (the steps, the commit), recover.c (recovery).
+ * on disk), apply.c (the steps, the commit), progress.c (a data step's
+ * progress mark), recover.c (recovery).
  *
  * Paths in records are relative to the store root and resolved beneath
  * it with no symlinks, so a planted record cannot reach outside.
@@ -105,10 +124,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A rename rewrites the XML of every snapshot below the renamed one: a
  * long history means many steps. */
 #define JOURNAL_MAX_STEPS 65536
+
+#define JSTEP_STAMP_MAX 64
 
 enum jstep_kind { JS_MOVE, JS_REPLACE, JS_REBASE, JS_MKDIR, JS_PULL, JS_COMMIT };
 
@@ -127,6 +149,14 @@ struct jstep {
      * written before they were kept. */
     char *from;
     char *from_fmt;
+    /* A commit made in chunks (vm/commitchunks.c): IMAGE's data below
+     * this offset of its virtual disk is in INTO and on disk, as of the
+     * record's last write (journal_commit_progress); 0 when none is. */
+    uint64_t copied;
+    /* What IMAGE was when copied was counted (commitchunks.h, a stamp of
+     * its inode and times): a replay meeting another IMAGE copies from 0.
+     * "" with copied 0. */
+    char stamp[JSTEP_STAMP_MAX];
 };
 
 struct journal {
@@ -242,6 +272,13 @@ void journal_set_data_runner(journal_data_fn fn);
  * merge never holds up the mount; an operation's own recovery of that VM
  * answers -EBUSY. NULL (the default): every record is finished at once. */
 void journal_set_defer_data(bool (*defer)(const char *vm));
+
+/* A commit step's progress (jstep.copied, jstep.stamp) recorded: the
+ * record is rewritten (and fsynced, as at every mark) with st's copied
+ * and stamp set to these. st is one of j's steps. The runner calls it
+ * once what it copied is on disk. */
+int journal_commit_progress(const struct journal *j, const struct jstep *st, uint64_t copied,
+                            const char *stamp, char *msg, size_t msgsz);
 
 /* What a rebase step does, for a runner that must set a backing name
  * back: IMAGE's header names NAME with FMT (in place when only the name

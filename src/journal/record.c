@@ -73,6 +73,10 @@ static struct json_object *record_json(const struct journal *j)
             json_object_object_add(so, "from", json_object_new_string(st->from));
             json_object_object_add(so, "from_fmt", json_object_new_string(st->from_fmt));
         }
+        if (st->kind == JS_COMMIT && (st->copied || st->stamp[0])) {
+            json_object_object_add(so, "copied", json_object_new_int64((int64_t)st->copied));
+            json_object_object_add(so, "stamp", json_object_new_string(st->stamp));
+        }
         json_object_array_add(steps, so);
     }
     json_object_object_add(o, "steps", steps);
@@ -81,7 +85,7 @@ static struct json_object *record_json(const struct journal *j)
 
 /* Written beside its final name and renamed, then the directory fsynced:
  * a record is either the old one or the new one, never half of either. */
-int journal_write_record(struct journal *j, char *msg, size_t msgsz)
+int journal_write_record(const struct journal *j, char *msg, size_t msgsz)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
     char tmpname[80];
@@ -190,6 +194,26 @@ static int load_step_kind(struct journal *j, const char *k, const char *a, const
                           const char *fmt, const char *note);
 static int load_pull_from(struct journal *j, const char *from, const char *from_fmt);
 
+/* A commit's progress: an offset and the stamp of the image it was
+ * counted on (no path, nothing to follow); a record from before commits
+ * were made in chunks has neither. */
+static int load_commit_progress(struct journal *j, struct json_object *so)
+{
+    struct jstep *st = &j->steps[j->nsteps - 1];
+    struct json_object *c;
+    const char *stamp = get_str(so, "stamp");
+    bool has = json_object_object_get_ex(so, "copied", &c);
+    if (!has && !stamp)
+        return 0;
+    if (!has || !stamp || st->kind != JS_COMMIT || !json_object_is_type(c, json_type_int) ||
+        json_object_get_int64(c) < 0 || strlen(stamp) >= JSTEP_STAMP_MAX ||
+        strspn(stamp, "0123456789.:-") != strlen(stamp))
+        return -EINVAL;
+    st->copied = (uint64_t)json_object_get_int64(c);
+    snprintf(st->stamp, sizeof(st->stamp), "%s", stamp);
+    return 0;
+}
+
 static int load_step(struct journal *j, struct json_object *so)
 {
     const char *k = get_str(so, "do");
@@ -206,6 +230,8 @@ static int load_step(struct journal *j, struct json_object *so)
         return r;
     if (group)
         j->steps[j->nsteps - 1].group = true;
+    if ((r = load_commit_progress(j, so)) < 0)
+        return r;
     /* Only a pull has one; a record from before it was kept has none. */
     if (from && j->steps[j->nsteps - 1].kind != JS_PULL)
         return -EINVAL;

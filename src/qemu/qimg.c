@@ -173,6 +173,34 @@ int qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *imag
     return spec_only(a, image) < 0 ? -EINVAL : argv_done(a);
 }
 
+int qimg_argv_convert_window(struct qimg_argv *a, const char *qemu_img, const char *src,
+                             const char *dst)
+{
+    argv_start(a, qemu_img, "convert");
+    qimg_argv_add(a, "-p");
+    qimg_argv_add(a, "-U");
+    qimg_argv_add(a, "-n");
+    /* The target "has a backing file": what the source's top layer does
+     * not hold itself is left alone in the target instead of written as
+     * what reading it through the source's backing gives. With -n the
+     * name is never opened (qemu 7.2: it only names the backing of an
+     * image convert creates). */
+    qimg_argv_add(a, "-B");
+    qimg_argv_add(a, "unused");
+    qimg_argv_add(a, src);
+    qimg_argv_add(a, dst);
+    return spec_only(a, src) < 0 || spec_only(a, dst) < 0 ? -EINVAL : argv_done(a);
+}
+
+int qimg_argv_map(struct qimg_argv *a, const char *qemu_img, const char *image)
+{
+    argv_start(a, qemu_img, "map");
+    qimg_argv_add(a, "-U");
+    qimg_argv_add(a, "--output=json");
+    qimg_argv_add(a, image);
+    return spec_only(a, image) < 0 ? -EINVAL : argv_done(a);
+}
+
 int qimg_argv_check_leaks(struct qimg_argv *a, const char *qemu_img, const char *image)
 {
     argv_start(a, qemu_img, "check");
@@ -607,5 +635,93 @@ int qimg_info(const char *qemu_img, const char *image, struct qimg_info *out, ch
         memset(out, 0, sizeof(*out));
     }
     spawn_result_free(&res);
+    return r;
+}
+
+/* `qemu-img map --output=json` prints one extent an line ("[{...},",
+ * "{...},", "{...}]"): each is parsed as it comes, so an image of
+ * millions of extents needs no more memory than one line. */
+struct map_read {
+    void (*on_extent)(uint64_t start, uint64_t len, bool allocated, void *arg);
+    void *arg;
+    char line[1024];
+    size_t len;
+    bool overlong, bad;
+    uint64_t next; /* where the next extent must start */
+};
+
+static void map_line(struct map_read *m)
+{
+    char *l = m->line;
+    m->line[m->len] = '\0';
+    while (*l == '[' || *l == ' ')
+        l++;
+    size_t n = strlen(l);
+    while (n && (l[n - 1] == ',' || l[n - 1] == ']' || l[n - 1] == ' ' || l[n - 1] == '\r'))
+        l[--n] = '\0';
+    if (!n)
+        return;
+    struct json_object *o = json_tokener_parse(l);
+    uint64_t start, len;
+    struct json_object *present;
+    if (!o || !get_u64(o, "start", &start) || !get_u64(o, "length", &len) ||
+        !json_object_object_get_ex(o, "present", &present) || start != m->next ||
+        len > UINT64_MAX - start) {
+        m->bad = true;
+    } else {
+        m->next = start + len;
+        m->on_extent(start, len, json_object_get_boolean(present), m->arg);
+    }
+    json_object_put(o);
+}
+
+static void map_output(const char *buf, size_t len, void *arg)
+{
+    struct map_read *m = arg;
+    for (size_t i = 0; i < len && !m->bad; i++) {
+        if (buf[i] != '\n') {
+            if (m->len + 1 < sizeof(m->line))
+                m->line[m->len++] = buf[i];
+            else
+                m->overlong = true;
+            continue;
+        }
+        if (m->overlong)
+            m->bad = true;
+        else
+            map_line(m);
+        m->len = 0;
+    }
+}
+
+int qimg_map(const char *qemu_img, const char *spec, const struct spawn_fds *fds,
+             unsigned timeout_sec,
+             void (*on_extent)(uint64_t start, uint64_t len, bool allocated, void *arg), void *arg,
+             uint64_t *size, char *msg, size_t msgsz)
+{
+    struct qimg_argv a;
+    int r = qimg_argv_map(&a, qemu_img, spec);
+    if (r < 0) {
+        snprintf(msg, msgsz, "qemu-img map: %s", r == -E2BIG ? "too many arguments" : "not a spec");
+        return r;
+    }
+    struct map_read m = { .on_extent = on_extent, .arg = arg };
+    struct spawn_watch w = { map_output, NULL, &m };
+    struct spawn_result res;
+    r = spawn_run_fds(a.v, fds, timeout_sec, &w, &res);
+    if (r == 0 && m.len && !m.bad)
+        map_line(&m); /* a last line without its newline */
+    if (r == 0 && m.bad) {
+        snprintf(msg, msgsz, "qemu-img map: output not understood");
+        r = -EIO;
+    } else if (r < 0) {
+        char line[512];
+        spawn_last_err_line(&res, line, sizeof(line));
+        elide_specs(line);
+        snprintf(msg, msgsz, "qemu-img map: %s", r == -ETIMEDOUT ? "timed out" : line);
+        r = r == -ETIMEDOUT || r == -ECHILD ? r : qimg_errno(line);
+    }
+    spawn_result_free(&res);
+    *size = m.next;
     return r;
 }

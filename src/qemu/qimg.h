@@ -95,6 +95,17 @@ int qimg_argv_create_unsafe(struct qimg_argv *a, const char *qemu_img, const cha
 /* qemu-img commit -p -f qcow2 -d IMAGE: write IMAGE's data into its backing
  * file, leaving IMAGE in place (the caller decides what replaces it). */
 int qimg_argv_commit(struct qimg_argv *a, const char *qemu_img, const char *image);
+/* qemu-img convert -p -U -n -B unused SRC DST: SRC and DST windows of the
+ * same size (qspec_window) over two layers of one pinned chain; what
+ * SRC's top layer holds (data, and zeros it has allocated) is written
+ * into DST, what it does not hold leaves DST as it was (-B: convert takes
+ * such parts as the target's backing's). -U: the source is only read;
+ * the caller holds qemu's locks on the chain (chain.locked: its specs say
+ * "locking": "off"). A resumable commit's window (vm/commitchunks.c). */
+int qimg_argv_convert_window(struct qimg_argv *a, const char *qemu_img, const char *src,
+                             const char *dst);
+/* qemu-img map -U --output=json IMAGE */
+int qimg_argv_map(struct qimg_argv *a, const char *qemu_img, const char *image);
 /* qemu-img check -r leaks -f qcow2 --output=json IMAGE: clusters an
  * interrupted writer allocated but never referenced are freed; nothing
  * else is touched (corruptions are only reported). */
@@ -161,5 +172,15 @@ int qimg_parse_check(const char *json, struct qimg_check *out, char *msg, size_t
  * left, other -errno when it could not run. */
 int qimg_repair_leaks(const char *qemu_img, const char *spec, const struct spawn_fds *fds,
                       unsigned timeout_sec, struct qimg_check *out, char *msg, size_t msgsz);
+
+/* Runs qimg_argv_map on spec (an image alone: qspec_chain without its
+ * backing) and tells on_extent of each extent in order: allocated when
+ * the image holds it itself (data, or zeros it records). *size: where
+ * the last one ends (the virtual size). -EIO when the output is not a
+ * contiguous list of extents. */
+int qimg_map(const char *qemu_img, const char *spec, const struct spawn_fds *fds,
+             unsigned timeout_sec,
+             void (*on_extent)(uint64_t start, uint64_t len, bool allocated, void *arg), void *arg,
+             uint64_t *size, char *msg, size_t msgsz);
 
 #endif

@@ -31,6 +31,7 @@
 #include "util/spawn.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A spec of links[from..] of a pinned chain: `json:{...}` in *spec
  * (malloc'd), and the descriptors to pass in fds (links[from]'s first,
@@ -39,6 +40,17 @@
  * edit). -EINVAL when c is not pinned or from is out of range; -ENOMEM. */
 int qspec_chain(const struct chain *c, size_t from, bool with_backing, char **spec,
                 struct spawn_fds *fds);
+
+/* A window of links[from..] (with its whole backing chain): a raw node
+ * over the bytes [offset, offset + size) of what links[from] reads, as
+ * qemu-img convert copies one part of a disk (vm/commitchunks.c). Node
+ * names are prefixed with pfx, so that a source and a target window on
+ * one command line do not clash. Layer i of the chain is
+ * /proc/self/fd/<3 + i> whatever from is: the descriptors to pass are
+ * the whole chain's (c->fds, c->n), so that a source window from 0 and a
+ * target window from 1 share them. */
+int qspec_window(const struct chain *c, size_t from, uint64_t offset, uint64_t size,
+                 const char *pfx, char **spec);
 
 /* The spec of an image already open in the chain spec of the same
  * command, by node reference: layer i (relative to that spec's first

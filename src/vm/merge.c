@@ -1,6 +1,7 @@
 /* merge: the journal's data steps, pull (safe qemu-img rebase) and
- * commit (qemu-img commit -d), run with their log lines and their line in
- * .jobs. Plugged into the journal (journal_set_data_runner) by
+ * commit (window by window, resumable: commitchunks.h; qemu-img commit
+ * -d for an image larger than its backing), run with their log lines and
+ * their line in .jobs. Plugged into the journal (journal_set_data_runner) by
  * merge_install, which every front end calls before it recovers or
  * commits anything; vm_recover does both.
  *
@@ -21,6 +22,7 @@
 #include "vm/merge.h"
 
 #include "vm/bgmerge.h"
+#include "vm/commitchunks.h"
 #include "qemu/chain.h"
 #include "qemu/qcow2hdr.h"
 #include "qemu/qimg.h"
@@ -77,10 +79,18 @@ static void merge_names(const struct jstep *st, struct merge_names *n)
     }
 }
 
+/* What a merge runs between its log lines: one qemu-img (a pull; a
+ * commit that cannot be made in windows), or a commit's windows
+ * (commitchunks.h). */
+struct merge_work {
+    const struct qimg_argv *a;
+    struct cc_run *cr;
+};
+
 /* Runs a merge's qemu-img with its log lines and its line in .jobs. The
  * vector's image is a spec of the pinned chain (qspec.h): what qemu-img
  * opens is what was checked here, whatever the VM's owner renames. */
-static int run_merge(const struct journal *j, const struct jstep *st, const struct qimg_argv *a,
+static int run_merge(const struct journal *j, const struct jstep *st, const struct merge_work *w,
                      uint64_t bytes, char *msg, size_t msgsz)
 {
     const char *dir = st->kind == JS_PULL ? "pull" : "commit";
@@ -93,8 +103,10 @@ static int run_merge(const struct journal *j, const struct jstep *st, const stru
     int64_t t0 = now_ms();
     /* A mount stopping stops the background worker's merge: the record
      * stays and the next mount runs it again. */
-    int r = qimg_run_watched(a, qimg_data_timeout(bytes), st->kind == JS_PULL ? "rebase" : "commit",
-                             &p, bgmerge_stopping, NULL, msg, msgsz);
+    int r = w->cr ? cc_copy(w->cr, mp.job, msg, msgsz)
+                  : qimg_run_watched(w->a, qimg_data_timeout(bytes),
+                                     st->kind == JS_PULL ? "rebase" : "commit", &p,
+                                     bgmerge_stopping, NULL, msg, msgsz);
     jobs_finish(mp.job);
     double secs = (double)(now_ms() - t0) / 1000.0;
     if (r == 0)
@@ -165,7 +177,8 @@ static int run_spec(const struct journal *j, const struct jstep *st, struct qimg
                     const struct spawn_fds *fds, uint64_t bytes, char *msg, size_t msgsz)
 {
     qimg_argv_pass(a, fds);
-    return run_merge(j, st, a, bytes, msg, msgsz);
+    struct merge_work w = { a, NULL };
+    return run_merge(j, st, &w, bytes, msg, msgsz);
 }
 
 /* A pull whose qemu-img finished wrote the spec of its new backing into
@@ -342,11 +355,27 @@ static int run_commit(struct journal *j, const struct jstep *st, char *msg, size
         chain_free(&c);
         return -EINVAL;
     }
+    if ((r = hold_chain(j, &c, 1, msg, msgsz)) < 0) {
+        chain_free(&c);
+        return r;
+    }
+    /* Window by window, resumable (commitchunks.h); qemu-img commit only
+     * for an image larger than what it is committed into. */
+    struct cc_run cr;
+    if ((r = cc_prepare(&cr, j, st, &c, msg, msgsz)) != 1) {
+        if (r == 0) {
+            struct merge_work w = { NULL, &cr };
+            uint64_t bytes = cr.plan.total;
+            r = finish(j, st, &c, 1, bytes, run_merge(j, st, &w, bytes, msg, msgsz), msg, msgsz);
+            cc_free(&cr);
+        }
+        chain_free(&c);
+        return r;
+    }
     char *spec;
     struct spawn_fds fds;
     struct qimg_argv a;
-    if ((r = hold_chain(j, &c, 1, msg, msgsz)) == 0 &&
-        (r = qspec_chain(&c, 0, true, &spec, &fds)) == 0) {
+    if ((r = qspec_chain(&c, 0, true, &spec, &fds)) == 0) {
         if ((r = qimg_argv_commit(&a, j->s->qemu_img, spec)) == 0) {
             uint64_t bytes = allocated(c.fds[0]);
             r = finish(j, st, &c, 1, bytes, run_spec(j, st, &a, &fds, bytes, msg, msgsz), msg,

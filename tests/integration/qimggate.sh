@@ -30,6 +30,10 @@
 #   gate_progress PID       until the relay stopped PID after a figure;
 #                           GATE_FIG=that figure ("eof" if it ended first)
 #   gate_cont PID...        let them go on (SIGCONT)
+#   gate_kill_daemon PID    kill -9 the daemon (DAEMON_PID) while its
+#                           qemu-img PID is held; PID must die with it
+#   gate_calls              the data commands run so far, armed or not,
+#                           one a line: "PID ARGS" (what a replay ran)
 # A gated process left stopped when the test ends dies with the daemon:
 # the daemon gives its children PR_SET_PDEATHSIG (SIGKILL).
 
@@ -49,7 +53,8 @@ gate_init() {
     cat >"$GATE_DIR/qemu-img" <<EOF || fail "gate_init: cannot write the wrapper"
 #!/bin/bash
 case " \$* " in
-    *" -p "*) [ -e '$GATE_DIR/armed' ] || exec '$real' "\$@" ;;
+    *" -p "*) echo "\$\$ \$*" >>'$GATE_DIR/calls'
+        [ -e '$GATE_DIR/armed' ] || exec '$real' "\$@" ;;
     *" --version "*) exec '$real' "\$@" ;;
     *) [ -e '$GATE_DIR/armed-all' ] || exec '$real' "\$@" ;;
 esac
@@ -173,6 +178,7 @@ gate_wait() {
     fail "gate_wait: ${#GATED[@]} of daemon $1's qemu-img stopped after 120 s, not $2 (.jobs: $(cat "$M/.jobs" 2>/dev/null | tr '\n' ';'))"
 }
 
+gate_calls() { cat "$GATE_DIR/calls" 2>/dev/null; }
 gate_args() { tr '\0' ' ' <"/proc/$1/cmdline"; }
 # gate_image PID K: the file layer K of a gated qemu-img's chain spec is
 # (the daemon hands qemu-img descriptors, 3 + K, never names: qspec.h).
@@ -199,4 +205,20 @@ gate_cont() {
         rm -f "$GATE_DIR/at.$p"
         kill -CONT "$p" 2>/dev/null
     done
+}
+
+# gate_kill_daemon PID: kill -9 the daemon (DAEMON_PID: reaped and
+# forgotten) while its qemu-img PID is held; fails unless PID dies with it
+# within 2 s (PR_SET_PDEATHSIG).
+gate_kill_daemon() {
+    local d=$DAEMON_PID i state
+    kill -9 "$d"
+    wait "$d" 2>/dev/null
+    forget_daemon "$d"
+    for ((i = 0; i < 40; i++)); do
+        state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)
+        [ -z "$state" ] || [ "$state" = Z ] && break
+        sleep 0.05
+    done
+    [ -z "$state" ] || [ "$state" = Z ] || fail "qemu-img $1 outlived the daemon by 2 s"
 }

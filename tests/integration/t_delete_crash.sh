@@ -312,7 +312,7 @@ model_write "$M" big vda 17 6 0x93
 # while its worker's qemu-img is a quarter into the merge; remount: SNAP
 # is gone, `current` names CURRENT, the data reads as after.
 kill_mid_merge() {
-    local snap=$1 want=$2 pid q i log0 state
+    local snap=$1 want=$2 pid q log0
     log0=$(wc -l <"$DAEMON_LOG")
     pid=$DAEMON_PID
     gate_arm
@@ -323,15 +323,7 @@ kill_mid_merge() {
     gate_cont "$q"
     gate_progress "$q"
     [ "$GATE_FIG" != eof ] || fail "kill -9 $snap: the merge ended before it reported 25 %"
-    kill -9 "$pid"
-    wait "$pid" 2>/dev/null
-    forget_daemon "$pid"
-    for ((i = 0; i < 40; i++)); do
-        state=$(awk '{print $3}' "/proc/$q/stat" 2>/dev/null)
-        [ -z "$state" ] || [ "$state" = Z ] && break
-        sleep 0.05
-    done
-    [ -z "$state" ] || [ "$state" = Z ] || fail "kill -9 $snap: qemu-img $q outlived the daemon by 2 s"
+    gate_kill_daemon "$q"
     gate_stops
     grep -q "merge of big disk vda (snapshot [^)]*): .*done in" <(tail -n +$((log0 + 1)) "$DAEMON_LOG") &&
         fail "kill -9 $snap: the merge had finished before the kill"

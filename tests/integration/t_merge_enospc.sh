@@ -89,7 +89,8 @@ full_while_copying() {
     if [ "$dir" = pull ]; then
         [[ $(gate_args "$q") == *" rebase -p "* ]] || fail "$type $dir: the stopped qemu-img is not a pull: $(gate_args "$q")"
     else
-        [[ $(gate_args "$q") == *" commit "* ]] || fail "$type $dir: the stopped qemu-img is not a commit: $(gate_args "$q")"
+        # A commit copies window by window (vm/commitchunks.h).
+        [[ $(gate_args "$q") == *" convert -p -U -n -B "* ]] || fail "$type $dir: the stopped qemu-img is not a commit's window: $(gate_args "$q")"
     fi
     fill_to "$FS" "$FS/filler" 0
     # What the file system still lets a new file have (xfs and ext4 keep

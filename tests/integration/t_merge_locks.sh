@@ -64,8 +64,11 @@ alone() {
 # image (qemu's default) but not a force-share one (-U), as qemu-img's
 # own locks did; the others let every reader in.
 check_held() {
-    local vm=$1 dir=$2 q=$3 k img written out
-    [[ $(gate_args "$q") == *" $dir -p "* ]] || fail "$vm: the stopped qemu-img is not a $dir: $(gate_args "$q")"
+    local vm=$1 dir=$2 q=$3 k img written out verb=$2
+    # A commit copies window by window (vm/commitchunks.h): a convert
+    # of the same chain, descriptors in the same order.
+    [ "$dir" = commit ] && verb=convert
+    [[ $(gate_args "$q") == *" $verb -p "* ]] || fail "$vm: the stopped qemu-img is not a $dir: $(gate_args "$q")"
     written=0
     [ "$dir" = commit ] && written=1
     for k in 0 1 2; do

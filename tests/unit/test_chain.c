@@ -358,6 +358,17 @@ static void test_pin_spec(void)
     CHECK_STR(bspec, "json:{\"driver\":\"qcow2\",\"file\":\"f2\",\"backing\":null}");
     free(bspec);
     CHECK_INT(qspec_backing(&c, 0, 3, &bspec), -EINVAL);
+    /* a commit's window (vm/commitchunks.c): a target window from layer
+     * 1 names the chain's own descriptors from 4 on, under its prefix */
+    CHECK_INT(qspec_window(&c, 1, 4194304, 1048576, "t", &spec), 0);
+    CHECK_STR(spec, "json:{\"driver\":\"raw\",\"node-name\":\"tw\",\"offset\":4194304,"
+                    "\"size\":1048576,\"file\":{\"driver\":\"qcow2\",\"node-name\":\"tn0\","
+                    "\"file\":{\"driver\":\"file\",\"node-name\":\"tf0\",\"filename\":"
+                    "\"/proc/self/fd/4\"},\"backing\":{\"driver\":\"qcow2\",\"node-name\":\"tn1\","
+                    "\"file\":{\"driver\":\"file\",\"node-name\":\"tf1\",\"filename\":"
+                    "\"/proc/self/fd/5\"},\"backing\":null}}}");
+    free(spec);
+    CHECK_INT(qspec_window(&c, 3, 0, 1, "s", &spec), -EINVAL);
     chain_free(&c);
     /* a raw base ends the spec, as raw, with no backing option */
     CHECK_INT(chain_pin(&st, in_store("vm/snapshots/r2/vda.qcow2"), &c, msg, sizeof(msg)), 0);

@@ -15,7 +15,11 @@
  *    next recovery, unless another operation is running;
  *  - a pull's record keeps where it starts (from, from_fmt) for its
  *    replay; a record written before it did still loads (from NULL); a
- *    from no rebase could give makes the record unreadable. */
+ *    from no rebase could give makes the record unreadable;
+ *  - a commit's progress (copied, stamp: vm/commitchunks.h) written by
+ *    its runner is in the record a recovery reads back, for the replay
+ *    to resume from; progress on a step that is not a commit, or a stamp
+ *    that is not one, makes the record unreadable. */
 #include "config.h"
 #include <sys/stat.h>
 
@@ -232,6 +236,15 @@ static int note_from(struct journal *j, const struct jstep *step, char *msg, siz
     return 0;
 }
 
+/* A recovery of vm finishes n records, its runner having seen want. */
+static void recover_sees(int n, const char *want)
+{
+    char msg[512];
+    seen[0] = '\0';
+    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), n);
+    CHECK_STR(seen, want);
+}
+
 /* A committed record of vm with one step (JSON), as recovery finds it. */
 static void plant_record(const char *id, const char *step)
 {
@@ -266,25 +279,66 @@ static void test_pull_from_kept(void)
     CHECK(journal_commit(&j, msg, sizeof(msg)) < 0);
     journal_free(&j);
     runner_fails = false;
-    seen[0] = '\0';
-    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 1);
-    CHECK_STR(seen, "../snapshots/s/vda.qcow2 qcow2");
+    recover_sees(1, "../snapshots/s/vda.qcow2 qcow2");
     /* A record from before. */
     plant_record("old", "{ \"do\": \"pull\", \"a\": \"vm/disks/vda.qcow2\", \"b\": \"\", "
                         "\"note\": \"s/vda\" }");
-    seen[0] = '\0';
-    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 1);
-    CHECK_STR(seen, "- -");
+    recover_sees(1, "- -");
     /* Absolute, or on a step that is not a pull: not loaded, not run. */
     plant_record("abs", "{ \"do\": \"pull\", \"a\": \"vm/disks/vda.qcow2\", \"b\": \"\", "
                         "\"note\": \"s/vda\", \"from\": \"/etc/passwd\", "
                         "\"from_fmt\": \"raw\" }");
     plant_record("kind", "{ \"do\": \"mkdir\", \"a\": \"vm/x\", "
                          "\"from\": \"../snapshots/s/vda.qcow2\", \"from_fmt\": \"qcow2\" }");
-    seen[0] = '\0';
-    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 0);
+    recover_sees(0, "");
     CHECK_INT(journal_pending(&st), 2);
-    CHECK_STR(seen, "");
+}
+
+/* The commit runner: records progress and fails while told to, else
+ * notes the progress it was handed ("COPIED STAMP"). */
+static int note_progress(struct journal *j, const struct jstep *step, char *msg,
+                         size_t msgsz)
+{
+    if (runner_fails) {
+        int r = journal_commit_progress(j, step, 8u << 20, "12:345:6.000000007", msg, msgsz);
+        if (r < 0)
+            return r;
+        snprintf(msg, msgsz, "failing as told");
+        return -EIO;
+    }
+    snprintf(seen, sizeof(seen), "%llu %s", (unsigned long long)step->copied, step->stamp);
+    return 0;
+}
+
+static void test_commit_progress_kept(void)
+{
+    char msg[512], image[PATH_MAX + 64], into[PATH_MAX + 64];
+    struct journal j;
+    int pending = journal_pending(&st);
+    journal_set_data_runner(note_progress);
+    CHECK_INT(journal_begin(&j, &st, "delete", "vm", msg, sizeof(msg)), 0);
+    snprintf(image, sizeof(image), "%s/vm/disks/vda.qcow2", tmp);
+    snprintf(into, sizeof(into), "%s/vm/snapshots/s/vda.qcow2", tmp);
+    CHECK_INT(journal_commit_down(&j, image, into, "s/vda"), 0);
+    runner_fails = true;
+    CHECK(journal_commit(&j, msg, sizeof(msg)) < 0);
+    /* Held in memory too: a retry by the same process resumes. */
+    CHECK_INT(j.steps[0].copied, 8u << 20);
+    journal_free(&j);
+    runner_fails = false;
+    recover_sees(1, "8388608 12:345:6.000000007");
+    /* A record from before (none): from 0. */
+    plant_record("oldc", "{ \"do\": \"commit\", \"a\": \"vm/disks/vda.qcow2\", "
+                         "\"b\": \"vm/snapshots/s/vda.qcow2\", \"note\": \"s/vda\" }");
+    recover_sees(1, "0 ");
+    /* Progress on a pull, a stamp with a path in it: not loaded. */
+    plant_record("cpull", "{ \"do\": \"pull\", \"a\": \"vm/disks/vda.qcow2\", \"b\": \"\", "
+                          "\"note\": \"s/vda\", \"copied\": 4096, \"stamp\": \"1:2:3.4\" }");
+    plant_record("cstamp", "{ \"do\": \"commit\", \"a\": \"vm/disks/vda.qcow2\", "
+                           "\"b\": \"vm/snapshots/s/vda.qcow2\", \"note\": \"s/vda\", "
+                           "\"copied\": 4096, \"stamp\": \"/etc/passwd\" }");
+    recover_sees(0, "");
+    CHECK_INT(journal_pending(&st), pending + 2);
 }
 
 int main(void)
@@ -304,6 +358,7 @@ int main(void)
     test_half_written_record();
     /* Last: it plants records no recovery can read. */
     test_pull_from_kept();
+    test_commit_progress_kept();
     store_close(&st);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
