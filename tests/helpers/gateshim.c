@@ -30,7 +30,7 @@ static int nstops, next_stop;
 static int stop_after_flush;
 
 /* glibc's, which no header declares. */
-int __printf_chk(int flag, const char *fmt, ...);
+int __printf_chk(int flag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 __attribute__((constructor)) static void load_stops(void)
 {
@@ -47,7 +47,7 @@ __attribute__((constructor)) static void load_stops(void)
 
 /* A figure "(F/100%)" in what is about to be printed: is it past the
  * next threshold? Then stop once it is flushed. */
-static void note(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void note(const char *fmt, va_list ap)
 {
     char line[128];
     const char *p;
@@ -63,7 +63,7 @@ static void note(const char *fmt, va_list ap)
 }
 
 /* Notes the figure, then prints as printf would. */
-static int print_noted(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static int print_noted(const char *fmt, va_list ap)
 {
     va_list ap2;
     va_copy(ap2, ap);
