@@ -147,89 +147,26 @@ void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_err(req, 0);
 }
 
-/* One entry of a readdirplus reply: the entry with its attributes and a
- * lookup counted on its node (*node, 0 for none), as a LOOKUP would have
- * replied, so the kernel need not ask (a walk such as find or ls -lR
- * asked a LOOKUP, and ls -l a GETATTR, of every name it read). 0 when it
- * did not fit; a name whose attributes cannot be had now goes without
- * them (ino 0: the kernel looks it up when it needs it). */
-static size_t add_plus(fuse_req_t req, fuse_ino_t ino, const struct dirh *dh, size_t i,
-                       char *buf, size_t room, uint64_t *node)
+void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-    struct fuse_entry_param e = { .ino = 0 };
-    const char *name = dh->names[i];
-    char path[PATH_MAX];
-    struct node_ident id;
-    *node = 0;
-    e.attr.st_mode = dh->types[i];
-    e.attr.st_ino = UNKNOWN_INO;
-    if (!dh->ghost && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
-        nodetable_child_path(ops_nodes, ino, name, path, sizeof(path)) == 0 &&
-        ops_path_attr(path, &e.attr) == 0) {
-        node_ident_of(&e.attr, &id);
-        if (nodetable_lookup(ops_nodes, ino, name, &id, node) == 0) {
-            e.ino = *node;
-            e.attr.st_ino = *node;
-            e.attr_timeout = e.entry_timeout = TIMEOUT;
-        } else {
-            *node = 0;
-            memset(&e.attr, 0, sizeof(e.attr));
-            e.attr.st_mode = dh->types[i];
-            e.attr.st_ino = UNKNOWN_INO;
-        }
-    }
-    size_t len = fuse_add_direntry_plus(req, buf, room, name, &e, (off_t)i + 1);
-    if (len <= room)
-        return len;
-    if (*node)
-        nodetable_forget(ops_nodes, *node, 1); /* not sent: not a lookup */
-    *node = 0;
-    return 0;
-}
-
-static void list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                 struct fuse_file_info *fi, bool plus)
-{
+    (void)ino;
     ops_req = req;
     struct dirh *dh = (struct dirh *)(uintptr_t)fi->fh;
     int r = off == 0 || !dh->filled ? dir_fill(dh) : 0;
     dh->filled = r == 0;
-    size_t left = (size_t)off < dh->n ? dh->n - (size_t)off : 0;
     char *buf = r == 0 ? malloc(size ? size : 1) : NULL;
-    uint64_t *nodes = plus && buf ? calloc(left ? left : 1, sizeof(*nodes)) : NULL;
-    if (r < 0 || !buf || (plus && !nodes)) {
-        free(buf);
+    if (r < 0 || !buf) {
         fuse_reply_err(req, r < 0 ? -r : ENOMEM);
         return;
     }
-    size_t pos = 0, sent = 0, len;
-    for (size_t i = (size_t)off; i < dh->n; i++, pos += len, sent++) {
-        if (plus) {
-            if ((len = add_plus(req, ino, dh, i, buf + pos, size - pos, &nodes[sent])) == 0)
-                break;
-        } else {
-            struct stat st = { .st_ino = UNKNOWN_INO, .st_mode = dh->types[i] };
-            len = fuse_add_direntry(req, buf + pos, size - pos, dh->names[i], &st, (off_t)i + 1);
-            if (len > size - pos)
-                break;
-        }
+    size_t pos = 0;
+    for (size_t i = (size_t)off; i < dh->n; i++) {
+        struct stat st = { .st_ino = UNKNOWN_INO, .st_mode = dh->types[i] };
+        size_t len = fuse_add_direntry(req, buf + pos, size - pos, dh->names[i], &st, (off_t)i + 1);
+        if (len > size - pos)
+            break;
+        pos += len;
     }
-    /* A reply not taken (the caller was interrupted) made no lookups. */
-    if (fuse_reply_buf(req, buf, pos) < 0 && plus)
-        for (size_t k = 0; k < sent; k++)
-            if (nodes[k])
-                nodetable_forget(ops_nodes, nodes[k], 1);
-    free(nodes);
+    fuse_reply_buf(req, buf, pos);
     free(buf);
-}
-
-void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
-{
-    list(req, ino, size, off, fi, false);
-}
-
-void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                    struct fuse_file_info *fi)
-{
-    list(req, ino, size, off, fi, true);
 }

@@ -35,9 +35,6 @@ static const struct fuse_lowlevel_ops ll_ops = {
     .readlink = ll_readlink,
     .opendir = ll_opendir,
     .readdir = ll_readdir,
-    /* Set, libfuse offers the kernel READDIRPLUS (adaptive: used while
-     * the names listed are then looked up, as in a walk). */
-    .readdirplus = ll_readdirplus,
     .releasedir = ll_releasedir,
     .fsyncdir = ll_fsyncdir,
     .open = ll_open,
