@@ -25,6 +25,8 @@
 #                           after reporting a figure >= each F (percent)
 #   gate_wait DAEMON N      until N of DAEMON's qemu-img children are
 #                           stopped; GATED=(their pids)
+#   gate_delete VM          rmdir VM's s1, sync VM in the background
+#                           (GATE_SYNC), until its merge is at the gate
 #   gate_args PID           the command line of a gated process (stdout)
 #   gate_image PID K        the file layer K of its chain spec names
 #   gate_progress PID       until the relay stopped PID after a figure;
@@ -179,6 +181,19 @@ gate_wait() {
 }
 
 gate_calls() { cat "$GATE_DIR/calls" 2>/dev/null; }
+# gate_delete VM: with the gate armed, rmdir VM's s1 (it returns once s1
+# is out of the namespace) and sync VM in the background, which waits for
+# the merge the worker runs and says how it went: GATE_SYNC its pid, its
+# stderr in $TMP/sync.err. Returns once the merge's qemu-img is stopped at
+# the gate: GATED=(its pid).
+gate_delete() {
+    gate_arm
+    rmdir "$M/$1/snapshots/s1" || fail "$1: rmdir snapshots/s1"
+    sync "$M/$1" 2>"$TMP/sync.err" &
+    GATE_SYNC=$!
+    gate_wait "$DAEMON_PID" 1
+}
+
 gate_args() { tr '\0' ' ' <"/proc/$1/cmdline"; }
 # gate_image PID K: the file layer K of a gated qemu-img's chain spec is
 # (the daemon hands qemu-img descriptors, 3 + K, never names: qspec.h).

@@ -80,12 +80,8 @@ full_while_copying() {
     else
         setup "$type" "$vm" 10 6
     fi
-    gate_arm
-    rmdir "$M/$vm/snapshots/s1" || fail "$type $dir: rmdir s1"
-    sync "$M/$vm" 2>"$TMP/sync.err" &
-    st=$!
-    gate_wait "$DAEMON_PID" 1
-    q=${GATED[0]}
+    gate_delete "$vm"
+    st=$GATE_SYNC q=${GATED[0]}
     if [ "$dir" = pull ]; then
         [[ $(gate_args "$q") == *" rebase -p "* ]] || fail "$type $dir: the stopped qemu-img is not a pull: $(gate_args "$q")"
     else

@@ -50,18 +50,14 @@ set_backing_name() {
 # second try is left stopped at the gate: Q2.
 kill_after_header() {
     local vm=$1 name=${2:-../snapshots/s0/vda.qcow2} q
-    gate_arm
     # 10 %: s1's data lies at 6-19 % of the disk, so qemu-img is still
-    # copying when the relay stops it (past the data it would only run
-    # through empty clusters, write its header and exit before the stop).
+    # copying when it stops (past the data it would only run through
+    # empty clusters, write its header and exit before the stop).
     gate_stops 10
-    # rmdir returns once s1 is out of the namespace; its merge runs in the
-    # background, and sync VMDIR (RM) waits for it and says how it went.
-    rmdir "$M/$vm/snapshots/s1" || fail "$vm: rmdir snapshots/s1"
-    sync "$M/$vm" 2>"$TMP/rm.err" &
-    RM=$!
-    gate_wait "$DAEMON_PID" 1
-    q=${GATED[0]}
+    # The merge runs in the background; sync VMDIR (RM) waits for it and
+    # says how it went.
+    gate_delete "$vm"
+    RM=$GATE_SYNC q=${GATED[0]}
     [[ $(gate_args "$q") == *" rebase -p "* && $(gate_image "$q" 0) == "$S/$vm/disks/vda.qcow2" ]] ||
         fail "$vm: the stopped qemu-img is not the pull of s1: $(gate_args "$q")"
     gate_cont "$q"
@@ -113,7 +109,7 @@ model_pull_vm "$S" "$M" c
 # ---- the second try runs ----
 kill_after_header a
 gate_disarm "$DAEMON_PID"
-wait "$RM" || fail "the merge of a's s1 failed though the daemon's second try ran: $(cat "$TMP/rm.err")"
+wait "$RM" || fail "the merge of a's s1 failed though the daemon's second try ran: $(cat "$TMP/sync.err")"
 grep -q "gc of a finished on a second try" "$DAEMON_LOG" || fail "a: no second try logged"
 clean_after a
 pass "qemu-img killed after writing its header: the second try copied again from s1's image; sync a succeeded, a reads as after"
@@ -122,7 +118,7 @@ pass "qemu-img killed after writing its header: the second try copied again from
 kill_after_header b
 kill -9 "$Q2"
 wait "$RM" && fail "sync b succeeded though both merges of its s1 were killed"
-grep -q "Input/output error" "$TMP/rm.err" || fail "sync b: $(cat "$TMP/rm.err"), not EIO"
+grep -q "Input/output error" "$TMP/sync.err" || fail "sync b: $(cat "$TMP/sync.err"), not EIO"
 # The worker tries again after its back-off; the gate, still armed,
 # holds that third try before it starts, so b is read while nothing
 # moves. The try holds its images' locks already (a merge does from its
@@ -151,7 +147,7 @@ pass "the second try killed too: sync b failed with EIO, b reading as before; th
 mount_fs "$S" "$M" "${GATE_OPT[@]}"
 kill_after_header c 'json:{"driver":"qcow2","file":"f2","backing":null}'
 gate_disarm "$DAEMON_PID"
-wait "$RM" || fail "the merge of c's s1 failed though the daemon's second try ran: $(cat "$TMP/rm.err")"
+wait "$RM" || fail "the merge of c's s1 failed though the daemon's second try ran: $(cat "$TMP/sync.err")"
 grep -q "pull into $S/c/disks/vda.qcow2: its header names the spec qemu-img was given" "$DAEMON_LOG" ||
     fail "c: no log line of the spec set back"
 model_forget c s1

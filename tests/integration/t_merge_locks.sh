@@ -90,22 +90,17 @@ check_held() {
 # after VM: sync VM succeeded, the VM reads as after the delete of s1,
 # the store is whole.
 after() {
-    wait "$RM" || fail "$1: sync failed: $(cat "$TMP/rm.err")"
+    wait "$RM" || fail "$1: sync failed: $(cat "$TMP/sync.err")"
     model_forget "$1" s1
     MODEL[$1/#cur]=s0
     model_ok "$M" "$1"
     store_ok "$S" "$1"
 }
 
-# gated_delete VM: rmdir VM's s1; the merge (the worker's) stops at the
-# gate; sync VM waits for it in the background (RM). Q: the stopped one.
+# gated_delete VM: gate_delete; RM: the sync, Q: the stopped qemu-img.
 gated_delete() {
-    gate_arm
-    rmdir "$M/$1/snapshots/s1" || fail "$1: rmdir snapshots/s1"
-    sync "$M/$1" 2>"$TMP/rm.err" &
-    RM=$!
-    gate_wait "$DAEMON_PID" 1
-    Q=${GATED[0]}
+    gate_delete "$1"
+    RM=$GATE_SYNC Q=${GATED[0]}
 }
 
 mkdir -p "$S"
@@ -145,7 +140,7 @@ replayed() {
     mount_fs "$S" "$M" "${GATE_OPT[@]}"
     gate_wait "$DAEMON_PID" 1
     check_held "$1" "$2" "${GATED[0]}"
-    sync "$M/$1" 2>"$TMP/rm.err" &
+    sync "$M/$1" 2>"$TMP/sync.err" &
     RM=$!
     gate_disarm "$DAEMON_PID"
     after "$1"
