@@ -45,19 +45,22 @@ slot_set() {
     echo "$out $2:$3"
 }
 
-# model_pull_vm STORE MNT VM: a VM with one disk whose s1 is pulled into
-# the active image when deleted (the smaller side): s0's image holds slot
-# 0 (0x21), s1's slots 1-2 (0x22, 8 MiB), the active image slots 3-6
-# (0x23). Slots of 4 MiB, 16 of them.
+# model_pull_vm STORE MNT VM [S1 ACTIVE]: a VM with one disk, s0 <- s1 <-
+# active, slots of 4 MiB, 16 of them: s0's image holds slot 0 (0x21), s1's
+# the next S1 slots (0x22; 2: 8 MiB), the active image the ACTIVE after
+# them (0x23; 4). Deleting s1 merges the smaller side: with the defaults
+# s1 is pulled into the active image; with S1 > ACTIVE (4 1) the active
+# image is committed into s1's.
 model_pull_vm() {
+    local s1=${4:-2} active=${5:-4}
     make_vm "$1" "$3" 1
     model_init "$3" 1 4194304 16
     [ -d "$2/$3" ] || fail "$3 does not show in the mount"
     model_write "$2" "$3" vda 0 1 0x21
     model_take "$2" "$3" s0
-    model_write "$2" "$3" vda 1 2 0x22
+    model_write "$2" "$3" vda 1 "$s1" 0x22
     model_take "$2" "$3" s1
-    model_write "$2" "$3" vda 3 4 0x23
+    model_write "$2" "$3" vda $((1 + s1)) "$active" 0x23
 }
 
 # model_write MNT VM DEV FIRST COUNT PAT: slots FIRST..FIRST+COUNT-1 of

@@ -30,18 +30,6 @@ need virt-xml-validate xmllint perl pgrep
 
 S=$TMP/store M=$TMP/mnt
 
-# A VM whose active image (slot 5) is committed into s1's (slots 1-4).
-commit_vm() {
-    make_vm "$S" "$1" 1
-    model_init "$1" 1 4194304 16
-    [ -d "$M/$1" ] || fail "$1 does not show in the mount"
-    model_write "$M" "$1" vda 0 1 0x31
-    model_take "$M" "$1" s0
-    model_write "$M" "$1" vda 1 4 0x32
-    model_take "$M" "$1" s1
-    model_write "$M" "$1" vda 5 1 0x33
-}
-
 # refuses_writers WHAT IMAGE: a qemu-io writing and a qemu-img opening
 # IMAGE for writing (on the store path) both fail on qemu's locks.
 refuses_writers() {
@@ -107,9 +95,9 @@ mkdir -p "$S"
 gate_init
 mount_fs "$S" "$M" "${GATE_OPT[@]}"
 model_pull_vm "$S" "$M" a
-commit_vm b
+model_pull_vm "$S" "$M" b 4 1
 model_pull_vm "$S" "$M" c
-commit_vm d
+model_pull_vm "$S" "$M" d 4 1
 
 # ---- pull ----
 gated_delete a
