@@ -88,7 +88,7 @@ m_take() {
 
 m_revert() {
     local vm=$1 snap=$2 old=${M_APAR[$1]} n=${M_SNAP[$1/$2]:?model: no snapshot $2} n0 got
-    n0=$(wc -l <"$DAEMON_LOG")
+    log_since 0 && n0=$LOG_POS
     ln -sfn "snapshots/$snap" "$M/$vm/current" || fail "$vm: ln -sfn snapshots/$snap current"
     # Merges run in the background: sync VMDIR waits for them.
     sync "$M/$vm" || fail "$vm: sync after the revert to $snap"
@@ -96,7 +96,7 @@ m_revert() {
     unset "M_NOCUR[$vm]"
     M_MERGES=0
     [ -n "$old" ] && [ -z "${M_NAME[$vm/$old]}" ] && m_settle "$vm" "$old"
-    got=$(merge_lines "$vm" "$n0")
+    merge_lines "$vm" "$n0" && got=$MERGE_LINES
     [ "$got" = "$M_MERGES $M_MERGES" ] ||
         fail "$vm: reverting to $snap should merge $M_MERGES disk(s); logged (started done): $got"
 }
@@ -143,17 +143,25 @@ m_forget() {
 
 # merge_lines VM FROM: the `merge of VM disk` lines logged since line FROM
 # of the daemon log, as "started" and "done" counts.
+# (In MERGE_LINES, from log_since and bash's patterns: the model asks
+# after every step.)
 merge_lines() {
-    local added
-    added=$(tail -n +$(($2 + 1)) "$DAEMON_LOG")
-    echo "$(grep -c "merge of $1 disk .*started\$" <<<"$added") $(grep -c "merge of $1 disk .* done in " <<<"$added")"
+    local l started=0 done=0
+    log_since "$2"
+    for l in "${LOG_ADDED[@]}"; do
+        case $l in
+            *"merge of $1 disk "*started) started=$((started + 1)) ;;
+            *"merge of $1 disk "*" done in "*) done=$((done + 1)) ;;
+        esac
+    done
+    MERGE_LINES="$started $done"
 }
 
 # m_delete VM SNAP rmdir|rm: delete SNAP through the mount; every disk
 # that merges logs one start and one end line.
 m_delete() {
     local vm=$1 snap=$2 how=$3 n0 got
-    n0=$(wc -l <"$DAEMON_LOG")
+    log_since 0 && n0=$LOG_POS
     case $how in
         rmdir) rmdir "$M/$vm/snapshots/$snap" || fail "$vm: rmdir snapshots/$snap" ;;
         rm) rm -r "$M/$vm/snapshots/$snap" || fail "$vm: rm -r snapshots/$snap" ;;
@@ -165,7 +173,7 @@ m_delete() {
     # Its images are gone or moved: no chain in any XML names them there.
     got=$(grep -l "$S/$vm/snapshots/$snap/" "$S/$vm"/domain.xml "$S/$vm"/snapshots/*/snapshot.xml 2>/dev/null)
     [ -z "$got" ] || fail "$vm: after $how $snap, XML still names snapshots/$snap/: $got"
-    got=$(merge_lines "$vm" "$n0")
+    merge_lines "$vm" "$n0" && got=$MERGE_LINES
     [ "$got" = "$M_MERGES $M_MERGES" ] ||
         fail "$vm: deleting $snap should merge $M_MERGES disk(s); logged (started done): $got"
 
@@ -191,7 +199,7 @@ m_rm_image() {
     local vm=$1 snap=$2 i=$3 n=${M_SNAP[$1/$2]:?model: no snapshot $2} keep="" d deps n0 want got
     deps=$(m_deps "$vm" "$n")
     [ "$(grep -c . <<<"$deps")" -le 1 ] || fail "test bug: $snap has several dependents"
-    n0=$(wc -l <"$DAEMON_LOG")
+    log_since 0 && n0=$LOG_POS
     rm "$M/$vm/snapshots/$snap/${SNAP_DEVS[i]}.qcow2" || fail "$vm: rm snapshots/$snap/${SNAP_DEVS[i]}.qcow2"
     sync "$M/$vm" || fail "$vm: sync after removing $snap/${SNAP_DEVS[i]}.qcow2"
     want=0
@@ -205,7 +213,7 @@ m_rm_image() {
     else
         M_DEVS[$vm/$n]=$keep
     fi
-    got=$(merge_lines "$vm" "$n0")
+    merge_lines "$vm" "$n0" && got=$MERGE_LINES
     [ "$got" = "$want $want" ] ||
         fail "$vm: removing $snap/${SNAP_DEVS[i]}.qcow2 should merge $want disk(s); logged (started done): $got"
 }
@@ -223,21 +231,6 @@ m_visible_v() {
     done
     VISIBLE=""
     [ -z "$n" ] || VISIBLE=${M_NAME[$vm/$n]}
-}
-
-# names_in DIR: in NAMES, what `ls -A DIR | sort` prints, joined by
-# blanks, from a glob (sorted as sort sorts: the same collation).
-names_in() {
-    local f dg=0 ng=0
-    shopt -q dotglob && dg=1
-    shopt -q nullglob && ng=1
-    shopt -s dotglob nullglob
-    NAMES=""
-    for f in "$1"/*; do
-        NAMES+="${NAMES:+ }${f##*/}"
-    done
-    ((dg)) || shopt -u dotglob
-    ((ng)) || shopt -u nullglob
 }
 
 # parent_in SNAPDIR: in PARENT, what snap_parent SNAPDIR prints, read by
@@ -275,9 +268,27 @@ listed() {
     ls -A "$1" | grep -qx -- "$2"
 }
 
-# hidden_images STORE VM: images under dot-named directories of snapshots/.
+# hidden_images STORE VM: images in dot-named directories of snapshots/,
+# one a line (hidden_images_v's HIDDEN).
 hidden_images() {
-    find "$1/$2/snapshots" -mindepth 2 -path "$1/$2/snapshots/.*" -type f -name '*.qcow2' 2>/dev/null | sort
+    hidden_images_v "$1" "$2"
+    ((${#HIDDEN[@]} == 0)) || printf '%s\n' "${HIDDEN[@]}"
+}
+
+# hidden_images_v STORE VM: HIDDEN=(the regular files named *.qcow2 in
+# dot-named directories of STORE/VM/snapshots), found by bash's globs (in
+# the order sort gives) rather than by find | sort: the model checks ask
+# after every step. (The daemon puts a hidden image right in its hidden
+# directory, never deeper.)
+hidden_images_v() {
+    local f ng=0
+    shopt -q nullglob && ng=1
+    shopt -s nullglob
+    HIDDEN=()
+    for f in "$1/$2"/snapshots/.[!.]*/*.qcow2 "$1/$2"/snapshots/..?*/*.qcow2; do
+        [ -f "$f" ] && [ ! -L "$f" ] && HIDDEN+=("$f")
+    done
+    ((ng)) || shopt -u nullglob
 }
 
 # m_views VM STEP: the mount and the store show what the model says:
@@ -375,8 +386,9 @@ content_reads() {
 # m_views reads it. Status 1 and M_FAST_ERR set when something does not
 # hold; 2 when a path cannot go in a qemu-io command (blanks in it).
 declare -A M_READ=()    # store image -> "chain key|writes it holds|M_N" when read whole
+declare -A M_XML_TRUE=() # "XPath:snapshot.xml's bytes" -> true, as xmllint found it
 m_views_fast() {
-    local vm=$1 step=$2 n i want got snap x hidden=0 d root rel expr out real key
+    local vm=$1 step=$2 n i want got snap x hidden=0 d root rel expr out real key content
     local -a pairs=() cmds=() reads=() files=() w=()
     local -A from=()
     M_FAST_ERR=""
@@ -413,7 +425,15 @@ m_views_fast() {
             [[ " ${M_DEVS[$vm/$n]} " == *" $i "* ]] && want=external
             expr+="${expr:+ and }string(/domainsnapshot/disks/disk[@name='${SNAP_DEVS[i]}']/@snapshot)='$want'"
         done
-        got=$(xmllint --xpath "boolean($expr)" "$x" 2>&1)
+        # (xmllint once per content of the file and expression: a
+        # snapshot.xml is written once and read after every later step)
+        content=""
+        IFS= read -r -d '' content <"$x"
+        got=${M_XML_TRUE[$expr:$content]:-}
+        if [ -z "$got" ]; then
+            got=$(xmllint --xpath "boolean($expr)" "$x" 2>&1)
+            [ "$got" != true ] || M_XML_TRUE[$expr:$content]=true
+        fi
         [ "$got" = true ] || { M_FAST_ERR="$x: the disks' snapshot= are not as the model has them ($got)"; return 1; }
         for i in ${M_DEVS[$vm/$n]}; do
             rel=$vm/snapshots/$snap/${SNAP_DEVS[i]}.qcow2
@@ -459,11 +479,8 @@ m_views_fast() {
     [ -n "${M_NOCUR[$vm]:-}" ] && want=""
     got=$(readlink "$M/$vm/current")
     [ "$got" = "${want:+snapshots/$want}" ] || { M_FAST_ERR="$vm/current -> '$got', expected '${want:+snapshots/$want}'"; return 1; }
-    # (grep -c . of its lines, in bash)
-    x=$(hidden_images "$S" "$vm") got=0
-    while IFS= read -r d; do
-        [ -z "$d" ] || got=$((got + 1))
-    done <<<"$x"
+    hidden_images_v "$S" "$vm"
+    got=${#HIDDEN[@]}
     [ "$got" -eq "$hidden" ] || { M_FAST_ERR="$vm should keep $hidden hidden image(s), the store has: $(hidden_images "$S" "$vm")"; return 1; }
     return 0
 }
@@ -473,7 +490,7 @@ m_views_fast() {
 # again, one at a time, so that the failure says which), nothing logged
 # as an error, the store is sound with no orphan image.
 m_check() {
-    local vm=$1 step=$2 got st=0
+    local vm=$1 step=$2 got st=0 line
     m_views_fast "$vm" "$step" || st=$?
     if ((st)); then
         m_views "$vm" "$step"
@@ -481,8 +498,12 @@ m_check() {
     fi
     # Nothing since the last check logged an error (e.g. a hidden
     # directory taken for a snapshot and its snapshot.xml looked for).
-    got=$(tail -n +$((M_LOGPOS + 1)) "$DAEMON_LOG" | grep -i 'no such file\|error\|failed')
-    M_LOGPOS=$(wc -l <"$DAEMON_LOG")
+    log_since "$M_LOGPOS"
+    M_LOGPOS=$LOG_POS
+    got=""
+    for line in "${LOG_ADDED[@]}"; do
+        case ${line,,} in *"no such file"* | *error* | *failed*) got+=$line ;; esac
+    done
     [ -z "$got" ] || fail "$step: the daemon logged an error: $got"
     # (No check_overlays: a revert leaves the discarded branch's leaf
     # naming disks/<dev>.qcow2, as libvirt does; t_snap_matrix has it so.)
@@ -494,10 +515,19 @@ m_check() {
 # Fails (status 1, why on stderr) when the chain does not open: callers
 # check the status, as a fail in $(...) would exit only that subshell.
 image_chain() {
+    image_chain_v "$1" || { echo "$CHAIN_ERR" >&2; return 1; }
+    [ -z "$IMAGE_CHAIN" ] || echo "$IMAGE_CHAIN"
+}
+
+# image_chain_v IMAGE: image_chain's lines in IMAGE_CHAIN (a caller that
+# keeps them needs no $(...) around it: one process fewer per chain);
+# status 1 and CHAIN_ERR set when the chain does not open.
+image_chain_v() {
     local out line
     local -a files=()
+    IMAGE_CHAIN=""
     out=$(qemu-img info -U --backing-chain --output=json "$1" 2>&1) || {
-        echo "qemu-img info --backing-chain $1: $out" >&2
+        CHAIN_ERR="qemu-img info --backing-chain $1: $out"
         return 1
     }
     # The "filename" lines' values, as sed -n 's/^ *"filename": "\(.*\)",\{0,1\}$/\1/p'
@@ -505,7 +535,7 @@ image_chain() {
     while IFS= read -r line; do
         [[ $line =~ ^\ *\"filename\":\ \"(.*)\",?$ ]] && files+=("${BASH_REMATCH[1]}")
     done <<<"$out"
-    ((${#files[@]} == 0)) || realpath -m -- "${files[@]}"
+    ((${#files[@]} == 0)) || IMAGE_CHAIN=$(realpath -m -- "${files[@]}")
 }
 
 # chain_of IMAGE: IMAGE's backing chain (IMAGE, a real path, first) in
@@ -530,13 +560,29 @@ chain_of() {
         fi
     fi
     unset "CHAIN[$p]"
-    chain=$(image_chain "$p" 2>&1) || { CHAIN_ERR=$chain; return 1; }
+    image_chain_v "$p" || return 1
+    chain=$IMAGE_CHAIN
     CHAIN_FILES=$chain
     while IFS= read -r f; do
         [ -n "${FILE_SUM[$f]:-}" ] || return 0
         key+=$f$'\t'${FILE_SUM[$f]}$'\n'
     done <<<"$chain"
     CHAIN[$p]=${key%$'\n'} CHAIN_KEY=${key%$'\n'}
+}
+
+# domain_sources FILE: DOMAIN_SOURCES=the <source file=> of every disk
+# FILE (a domain.xml) names, blank-separated, as xmllint reads them
+# (xpath_cached: once per content); "" when there is no FILE.
+domain_sources() {
+    local line
+    DOMAIN_SOURCES=""
+    [ -f "$1" ] || return 0
+    xpath_cached "$1" '//devices/disk/source/@file'
+    # (sed -n 's/.*file="\(.*\)".*/\1/p' of each line, in bash)
+    while IFS= read -r line; do
+        [[ $line =~ file=\"(.*)\" ]] && DOMAIN_SOURCES+=" ${BASH_REMATCH[1]}"
+    done <<<"$XPATH_RESULT"
+    return 0
 }
 
 # check_no_orphans STORE VM: every image file under STORE/VM (qcow2, raw,
@@ -553,9 +599,8 @@ check_no_orphans() {
     declare -A need=()
     # The images domain.xml names (read-only disks, CD-ROMs) count as
     # active ones.
-    for top in "$store/$vm"/disks/*.qcow2 "$store/$vm"/snapshots/[!.]*/*.qcow2 \
-        $([ -f "$store/$vm/domain.xml" ] && xmllint --xpath '//devices/disk/source/@file' "$store/$vm/domain.xml" 2>/dev/null |
-            sed -n 's/.*file="\(.*\)".*/\1/p'); do
+    domain_sources "$store/$vm/domain.xml"
+    for top in "$store/$vm"/disks/*.qcow2 "$store/$vm"/snapshots/[!.]*/*.qcow2 $DOMAIN_SOURCES; do
         [ -e "$top" ] && tops+=("$top")
     done
     while IFS= read -r -d '' f; do

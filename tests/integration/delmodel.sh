@@ -36,13 +36,14 @@ model_init() {
     done
 }
 
-# slot_set LIST SLOT PAT: LIST with SLOT holding PAT.
+# slot_set LIST SLOT PAT: SLOT_LIST=LIST with SLOT holding PAT.
 slot_set() {
-    local out="" e
+    local e
+    SLOT_LIST=""
     for e in $1; do
-        [ "${e%%:*}" = "$2" ] || out+=" $e"
+        [ "${e%%:*}" = "$2" ] || SLOT_LIST+=" $e"
     done
-    echo "$out $2:$3"
+    SLOT_LIST+=" $2:$3"
 }
 
 # model_pull_vm STORE MNT VM [S1 ACTIVE]: a VM with one disk, s0 <- s1 <-
@@ -70,16 +71,24 @@ model_write() {
     out=$(qemu-io -f qcow2 -c "write -q -P $pat $((first * MSLOT[$vm])) $((count * MSLOT[$vm]))" \
         "$mnt/$vm/disks/$dev.qcow2" 2>&1) || fail "model_write $vm $dev: $out"
     for ((s = first; s < first + count; s++)); do
-        MODEL[$vm/@/$dev]=$(slot_set "${MODEL[$vm/@/$dev]}" "$s" "$pat")
+        slot_set "${MODEL[$vm/@/$dev]}" "$s" "$pat"
+        MODEL[$vm/@/$dev]=$SLOT_LIST
     done
 }
 
-# model_devs VM WHERE: the disks the model has at WHERE (@ or a snapshot).
+# model_devs VM WHERE: the disks the model has at WHERE (@ or a
+# snapshot), sorted, one a line; model_devs_v puts them in SORTED.
 model_devs() {
+    model_devs_v "$@"
+    ((${#SORTED[@]} == 0)) || printf '%s\n' "${SORTED[@]}"
+}
+model_devs_v() {
     local k
+    local -a devs=()
     for k in "${!MODEL[@]}"; do
-        [[ $k == "$1/$2/"* ]] && echo "${k##*/}"
-    done | sort
+        [[ $k == "$1/$2/"* ]] && devs+=("${k##*/}")
+    done
+    sort_words "${devs[@]}"
 }
 
 # model_snaps VM: the visible snapshots of VM.
@@ -98,7 +107,8 @@ model_snaps() {
 model_take() {
     local mnt=$1 vm=$2 s=$3 dev
     mkdir "$mnt/$vm/snapshots/$s" || fail "model_take: mkdir $vm/snapshots/$s"
-    for dev in $(model_devs "$vm" @); do
+    model_devs_v "$vm" @
+    for dev in "${SORTED[@]}"; do
         MODEL[$vm/$s/$dev]=${MODEL[$vm/@/$dev]}
     done
     MODEL[$vm/#par:$s]=${MODEL[$vm/#cur]}
@@ -109,7 +119,8 @@ model_take() {
 model_revert() {
     local mnt=$1 vm=$2 s=$3 dev
     ln -sfn "snapshots/$s" "$mnt/$vm/current" || fail "model_revert: $vm to $s"
-    for dev in $(model_devs "$vm" "$s"); do
+    model_devs_v "$vm" "$s"
+    for dev in "${SORTED[@]}"; do
         MODEL[$vm/@/$dev]=${MODEL[$vm/$s/$dev]}
     done
     MODEL[$vm/#cur]=$s
@@ -122,7 +133,8 @@ model_revert() {
 model_forget() {
     local vm=$1 s=$2 k par
     model_unset "$vm/$s/${3:-}"
-    [ -z "$(model_devs "$vm" "$s")" ] || return 0
+    model_devs_v "$vm" "$s"
+    ((${#SORTED[@]} == 0)) || return 0
     par=${MODEL[$vm/#par:$s]:-}
     unset "MODEL[$vm/#par:$s]"
     for k in "${!MODEL[@]}"; do
@@ -164,72 +176,92 @@ model_load() {
 
 # model_shape MNT VM: what the mount lists for VM, in model_shape_of's
 # words: cheap, tells "before" from "after" before any data is read.
+# model_shape_v puts it in SHAPE (no trailing newline). Listings are
+# bash's globs (names_in, ls -A's names in sort's order), the disks of
+# domain.xml xmllint's (xpath_cached): the crash loops ask it twice a
+# point, and a process costs here.
 model_shape() {
-    local mnt=$1 vm=$2 s out line rest
-    local -a devs=()
-    [ -e "$mnt/$vm" ] || { echo "absent"; return; }
-    # (ls's lines joined by blanks, as paste -sd' ' would)
-    out=$(ls -A "$mnt/$vm/snapshots" 2>&1)
-    echo "snapshots: ${out//$'\n'/ }"
-    # Names are [A-Za-z0-9._+-]: ls is safe, and shows dot entries.
-    # shellcheck disable=SC2045
-    for s in $(ls -A "$mnt/$vm/snapshots" 2>/dev/null); do
-        out=$(ls -A "$mnt/$vm/snapshots/$s" 2>&1)
-        echo "$s: ${out//$'\n'/ }"
+    model_shape_v "$@"
+    printf '%s\n' "$SHAPE"
+}
+model_shape_v() {
+    local mnt=$1 vm=$2 s line rest
+    local -a devs=() snaps=()
+    [ -e "$mnt/$vm" ] || { SHAPE=absent; return 0; }
+    names_in "$mnt/$vm/snapshots"
+    SHAPE="snapshots: $NAMES"
+    snaps=("${NAMES_A[@]}")
+    for s in "${snaps[@]}"; do
+        names_in "$mnt/$vm/snapshots/$s"
+        SHAPE+=$'\n'"$s: $NAMES"
     done
-    out=$(ls -A "$mnt/$vm/disks" 2>&1)
-    echo "disks: ${out//$'\n'/ }"
-    echo "current: $(readlink "$mnt/$vm/current")"
+    names_in "$mnt/$vm/disks"
+    SHAPE+=$'\n'"disks: $NAMES"
+    SHAPE+=$'\n'"current: $(readlink "$mnt/$vm/current")"
     if [ -e "$mnt/$vm/domain.xml" ]; then
         # The "..." strings of xmllint's lines (grep -o), unquoted, sorted.
+        xpath_cached "$mnt/$vm/domain.xml" '//devices/disk[@device="disk" or not(@device)]/target/@dev'
         while IFS= read -r line; do
             rest=$line
             while [[ $rest =~ \"([^\"]*)\" ]]; do
                 devs+=("${BASH_REMATCH[1]}")
                 rest=${rest#*"${BASH_REMATCH[0]}"}
             done
-        done < <(xmllint --xpath '//devices/disk[@device="disk" or not(@device)]/target/@dev' \
-            "$mnt/$vm/domain.xml" 2>&1)
-        out=$( ((${#devs[@]})) && printf '%s\n' "${devs[@]}" | sort)
-        echo "domain: ${out//$'\n'/ }"
+        done <<<"$XPATH_RESULT"
+        sort_words "${devs[@]}"
+        SHAPE+=$'\n'"domain: ${SORTED[*]}"
     else
-        echo "domain: none"
+        SHAPE+=$'\n'"domain: none"
     fi
 }
-# model_shape_of VM: the same, as the model has it. (One sort orders the
-# snapshots, and each one's disks, as sorting each list alone would.)
+# model_shape_of VM: the same, as the model has it (model_shape_of_v: in
+# SHAPE_OF). Snapshots sorted, and each one's disks.
 model_shape_of() {
-    local vm=$1 k w d line="" cur="" snaps="" names="" disks="" devs=""
-    local -a rows=()
-    [ -n "${MODEL[$vm/#def]:-}" ] || { echo "absent"; return; }
+    model_shape_of_v "$@"
+    printf '%s\n' "$SHAPE_OF"
+}
+model_shape_of_v() {
+    local vm=$1 k w d snaps="" disks="" devs=""
+    local -a where=() lines=()
+    local -A of=()
+    [ -n "${MODEL[$vm/#def]:-}" ] || { SHAPE_OF=absent; return 0; }
     for k in "${!MODEL[@]}"; do
         [[ $k == "$vm/"*/* ]] || continue
         w=${k#"$vm"/}
         w=${w%%/*}
-        [[ $w == \#* ]] || rows+=("$w"$'\t'"${k##*/}")
+        [[ $w == \#* ]] && continue
+        [ -n "${of[$w]+set}" ] || where+=("$w")
+        of[$w]+=" ${k##*/}"
     done
-    # "$where<TAB>$dev" lines: by snapshot, then by disk.
-    while IFS=$'\t' read -r w d; do
-        [ -n "$w" ] || continue
+    sort_words "${where[@]}"
+    where=("${SORTED[@]}")
+    for w in "${where[@]}"; do
+        # (word splitting: device names have no blanks)
+        # shellcheck disable=SC2086
+        sort_words ${of[$w]}
         if [ "$w" = @ ]; then
-            disks+=" $d.qcow2" devs+=" $d"
+            for d in "${SORTED[@]}"; do
+                disks+=" $d.qcow2" devs+=" $d"
+            done
             continue
         fi
-        if [ "$w" != "$cur" ]; then
-            [ -z "$cur" ] || line+="$cur:$snaps"$'\n'
-            cur=$w snaps="" names+=" $w"
-        fi
-        snaps+=" $d.qcow2"
-    done < <( ((${#rows[@]})) && printf '%s\n' "${rows[@]}" | sort -t $'\t' -k1,1 -k2,2)
-    [ -z "$cur" ] || line+="$cur:$snaps"$'\n'
-    echo "snapshots: ${names# }"
-    printf '%s' "$line"
-    echo "disks: ${disks# }"
-    echo "current: ${MODEL[$vm/#cur]:+snapshots/${MODEL[$vm/#cur]}}"
+        snaps+=" $w"
+        k="$w:"
+        for d in "${SORTED[@]}"; do
+            k+=" $d.qcow2"
+        done
+        lines+=("$k")
+    done
+    SHAPE_OF="snapshots: ${snaps# }"
+    for k in "${lines[@]}"; do
+        SHAPE_OF+=$'\n'"$k"
+    done
+    SHAPE_OF+=$'\n'"disks: ${disks# }"
+    SHAPE_OF+=$'\n'"current: ${MODEL[$vm/#cur]:+snapshots/${MODEL[$vm/#cur]}}"
     if [ "${MODEL[$vm/#def]}" = 1 ]; then
-        echo "domain: ${devs# }"
+        SHAPE_OF+=$'\n'"domain: ${devs# }"
     else
-        echo "domain: none"
+        SHAPE_OF+=$'\n'"domain: none"
     fi
 }
 
@@ -272,9 +304,11 @@ model_check() {
     if (($# > 2)); then
         got=$3
     else
-        got=$(model_shape "$mnt" "$vm")
+        model_shape_v "$mnt" "$vm"
+        got=$SHAPE
     fi
-    want=$(model_shape_of "$vm")
+    model_shape_of_v "$vm"
+    want=$SHAPE_OF
     if [ "$got" != "$want" ]; then
         MODEL_ERR="$vm lists as
 $got
@@ -320,24 +354,29 @@ model_ok() {
 
 # ---- the store ----
 
-# image_parent IMAGE: the absolute path of IMAGE's backing file ("" if none).
-image_parent() {
-    local b
-    b=$(qemu-img info -U --output=json "$1" 2>/dev/null |
-        sed -n 's/^ *"full-backing-filename": "\(.*\)",\{0,1\}$/\1/p')
-    [ -z "$b" ] || realpath -m "$b"
+# backing_name IMAGE: BACKING=IMAGE's backing file name as qemu-img
+# resolves it ("full-backing-filename", "" if none), parsed by bash.
+backing_name() {
+    local out line
+    BACKING=""
+    out=$(qemu-img info -U --output=json "$1" 2>/dev/null)
+    while IFS= read -r line; do
+        [[ $line =~ ^\ *\"full-backing-filename\":\ \"(.*)\",?$ ]] && BACKING=${BASH_REMATCH[1]}
+    done <<<"$out"
+    return 0
 }
 
-# image_parents FILE...: PARENT_OF[file] is image_parent FILE for each
-# (real) FILE. image_parent depends on the file's bytes and its path only,
-# so it is asked once per path and content (sha256, images up to 64 MiB
-# as IMG_SIZE has them): the crash loops see the same files over and
-# over. An answer is kept only when the file's sum is the same after
+# image_parents FILE...: PARENT_OF[file] is the absolute path of each
+# (real) FILE's backing file ("" if none: realpath -m of backing_name,
+# one realpath for all of them). It depends on the file's bytes and its
+# path only, so it is asked once per path and content (sha256, images up
+# to 64 MiB as IMG_SIZE has them): the crash loops see the same files over
+# and over. An answer is kept only when the file's sum is the same after
 # qemu-img read it as before.
 declare -A PARENT_OF=() PARENT_CACHE=() IMG_SIZE=()
 image_parents() {
     local f i
-    local -a small=() miss=()
+    local -a small=() miss=() asked=() names=() real=()
     PARENT_OF=()
     for f in "$@"; do
         [ -n "${IMG_SIZE[$f]:-}" ] && ((IMG_SIZE[$f] <= 67108864)) && small+=("$f")
@@ -347,10 +386,24 @@ image_parents() {
         if [ -n "${FILE_SUM[$f]:-}" ] && [ -n "${PARENT_CACHE[$f:${FILE_SUM[$f]}]+set}" ]; then
             PARENT_OF[$f]=${PARENT_CACHE[$f:${FILE_SUM[$f]}]}
         else
-            PARENT_OF[$f]=$(image_parent "$f")
+            backing_name "$f"
+            PARENT_OF[$f]=""
+            [ -z "$BACKING" ] || { asked+=("$f") names+=("$BACKING"); }
             [ -n "${FILE_SUM[$f]:-}" ] && miss+=("$f" "${FILE_SUM[$f]}")
         fi
     done
+    if ((${#names[@]})); then
+        mapfile -d '' -t real < <(realpath -m -z -- "${names[@]}" 2>/dev/null)
+        if ((${#real[@]} != ${#names[@]})); then
+            real=()
+            for f in "${names[@]}"; do
+                real+=("$(realpath -m -- "$f")")
+            done
+        fi
+        for ((i = 0; i < ${#asked[@]}; i++)); do
+            PARENT_OF[${asked[i]}]=${real[i]}
+        done
+    fi
     ((${#miss[@]})) || return 0
     local -a again=()
     for ((i = 0; i < ${#miss[@]}; i += 2)); do

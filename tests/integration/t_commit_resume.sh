@@ -62,7 +62,8 @@ model_write "$M" r vda 8 3 0x34
 model_write "$M" r vda 13 1 0x35
 out=$(qemu-io -f qcow2 -c "write -q -z $((17 * MIB)) $MIB" "$M/r/disks/vda.qcow2" 2>&1) ||
     fail "write -z of r's slot 17: $out"
-MODEL[r/@/vda]=$(slot_set "${MODEL[r/@/vda]}" 17 0)
+slot_set "${MODEL[r/@/vda]}" 17 0
+MODEL[r/@/vda]=$SLOT_LIST
 
 # ---- windows 0 and 4 MiB copied, the third killed half way ----
 gate_arm

@@ -168,7 +168,8 @@ merge_directions() {
 which_state() {
     local vm=$1 errb erra shape
     # What the mount lists, once for both models.
-    shape=$(model_shape "$M" "$vm")
+    model_shape_v "$M" "$vm"
+    shape=$SHAPE
     model_load "$BEFORE"
     if model_check "$M" "$vm" "$shape"; then
         echo B

@@ -185,7 +185,8 @@ for V in conc1 conc2 conc3 conc4; do
 done
 for V in conc1 conc2 conc3 conc4; do
     m_forget $V s1
-    [ "$(merge_lines $V "$n0")" = "1 1" ] || fail "$V: concurrent delete logged (started done) $(merge_lines $V "$n0")"
+    merge_lines $V "$n0"
+    [ "$MERGE_LINES" = "1 1" ] || fail "$V: concurrent delete logged (started done) $MERGE_LINES"
     m_check $V "concurrent rmdir s1"
 done
 pass "four VMs delete a snapshot each at the same time: all merged"

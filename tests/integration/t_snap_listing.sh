@@ -1,12 +1,16 @@
 #!/bin/bash
 # Listing many snapshots is cheap: `ls -l` of a snapshots/ directory with
-# 1,000 snapshots (each a small snapshot.xml, no images) parses each
-# snapshot.xml once; later listings are answered from the cache while the
-# files are unchanged. Prints the times measured; asserts only generous
-# bounds (1 s for a warm listing) so a loaded machine does not fail it, and
-# the daemon's resident memory stays under 64 MiB.
+# 1,000 snapshots (each a small snapshot.xml, no images) reads each
+# snapshot.xml once; later listings, past the kernel's attribute timeout,
+# are answered from the daemon's cache while the files are unchanged (the
+# daemon still opens and fstats each, to see that it is unchanged, but
+# reads none). What is asserted is what the daemon reads (strace attached
+# to it), not how long it takes: the times are printed for the reader, and
+# scripts/bench-snapshots measures them against the store's own ls -l. The
+# daemon's resident memory stays under 64 MiB.
 . "$(dirname "$0")/lib.sh"
 need_fuse
+need strace
 
 S=$TMP/store M=$TMP/mnt N=1000
 mkdir -p "$S/vm/disks"
@@ -19,20 +23,46 @@ for i in $(seq -w 1 $N); do
 done
 mount_fs "$S" "$M"
 
-ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
-t=$(date +%s%N); n=$(ls -l "$M/vm/snapshots" | grep -c '^d'); cold=$(ms "$t")
+# traced_ls OUT: ls -l of the snapshots with strace on every thread of the
+# daemon, writing its reads to OUT (with the path of each fd); LS_MS is how long the ls took.
+traced_ls() {
+    local pid t task
+    strace -f -qq -y -e trace=read,pread64,readv -o "$1" -p "$DAEMON_PID" 2>"$1.err" &
+    pid=$!
+    # Attached when every thread of the daemon has a tracer (not sampled:
+    # the ls below starts only then).
+    for ((t = 0; t < 500; t++)); do
+        for task in /proc/"$DAEMON_PID"/task/*; do
+            grep -q '^TracerPid:[[:space:]]*0$' "$task/status" 2>/dev/null && continue 2
+        done
+        break
+    done
+    ((t < 500)) || fail "strace did not attach to the daemon: $(cat "$1.err")"
+    t=$(date +%s%N)
+    ls -l "$M/vm/snapshots" >"$1.ls" || fail "ls -l of the snapshots failed"
+    LS_MS=$((($(date +%s%N) - t) / 1000000))
+    kill -INT "$pid"
+    wait "$pid"
+}
+# xml_reads OUT: how many snapshot.xml files the daemon read from.
+xml_reads() { grep -o '<[^>]*/snapshot\.xml>' "$1" | sort -u | wc -l; }
+
+traced_ls "$TMP/cold"
+cold=$LS_MS cold_read=$(xml_reads "$TMP/cold")
+n=$(grep -c '^d' "$TMP/cold.ls")
 [ "$n" -eq $N ] || fail "ls -l lists $n snapshots, expected $N"
-t=$(date +%s%N); ls -l "$M/vm/snapshots" >/dev/null; warm=$(ms "$t")
+[ "$cold_read" -eq $N ] || fail "the first ls -l read $cold_read snapshot.xml files, expected each of the $N"
 sleep 1.2 # past the kernel's attribute timeout: every entry is asked again
-t=$(date +%s%N); ls -l "$M/vm/snapshots" >/dev/null; daemon_warm=$(ms "$t")
+traced_ls "$TMP/warm"
+warm=$LS_MS warm_read=$(xml_reads "$TMP/warm")
+grep -c '^d' "$TMP/warm.ls" | grep -qx $N || fail "the second ls -l does not list $N snapshots"
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/$DAEMON_PID/status")
-echo "ls -l of $N snapshots: cold ${cold} ms, warm ${warm} ms, warm daemon/cold kernel ${daemon_warm} ms; daemon RSS ${rss} KiB"
-[ "$warm" -lt 1000 ] || fail "a warm ls -l took $warm ms"
-[ "$daemon_warm" -lt 1000 ] || fail "ls -l answered from the daemon's cache took $daemon_warm ms"
+echo "ls -l of $N snapshots: first $cold ms ($cold_read snapshot.xml files read), again after the kernel's timeout $warm ms ($warm_read read), both under strace; daemon RSS ${rss} KiB"
+[ "$warm_read" -eq 0 ] || fail "ls -l past the kernel's timeout read $warm_read snapshot.xml files: not answered from the daemon's cache"
 [ "$rss" -lt 65536 ] || fail "daemon RSS ${rss} KiB"
 # Each snapshot's mtime is its creationTime, from the cached snapshot.xml.
 [ "$(stat -c %Y "$M/vm/snapshots/s0042")" -eq 1700000042 ] || fail "mtime of s0042"
-pass "ls -l of $N snapshots within bounds"
+pass "ls -l of $N snapshots reads each snapshot.xml once, then answers from the cache"
 
 # A snapshot.xml replaced in the store is seen at once.
 printf '<domainsnapshot><name>s0042</name><creationTime>1800000000</creationTime></domainsnapshot>\n' >"$S/vm/.new"
