@@ -86,7 +86,7 @@ static int open_held(const char *vm, const char *name, bool create, mode_t mode,
         r = view_getattr(st_of(), &dx, &h->shown);
         if (r == 0 && create)
             r = -EEXIST;
-        else if (r == -ENOENT && create)
+        else if (r == -ENOENT && create && (r = scratch_domxml_creatable(st_of(), vm)) == 0)
             r = new_domxml_attr(vm, mode, &h->shown);
         bool empty = create || (fi->flags & O_TRUNC);
         if (r == 0)

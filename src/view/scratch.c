@@ -309,6 +309,21 @@ int scratch_domxml_copy(const struct store *s, const char *vm, bool trunc, int *
     return 0;
 }
 
+int scratch_domxml_creatable(const struct store *s, const char *vm)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int r = store_vm_path(s, vm, "domain.xml", path, sizeof(path));
+    if (r < 0)
+        return r;
+    r = store_lstat(s, path, &st);
+    if (r == 0 || r == -ELOOP) {
+        log_refusal("create", path, "something the mount does not serve stands there");
+        return -EACCES;
+    }
+    return r == -ENOENT ? 0 : r;
+}
+
 /* The text on fd, whole (at most one byte past what xmlsafe takes, so a
  * larger one is refused by it with its own reason). */
 static int read_all(int fd, char **out, size_t *len)

@@ -29,8 +29,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#define SCRATCH_MAX_BYTES (16u << 20)
-#define SCRATCH_MAX_PER_VM 64
+#define SCRATCH_MAX_BYTES (4u << 20)
+#define SCRATCH_MAX_PER_VM 16
 #define SCRATCH_NAME_MAX 255
 
 /* /<vm>/<name> with name a scratch file's (any file name but the
@@ -59,6 +59,10 @@ void scratch_drop_vm(const char *vm);
 /* A new scratch copy of vm's domain.xml for a writer (empty when trunc
  * or when the VM has none): its descriptor, or -errno. */
 int scratch_domxml_copy(const struct store *s, const char *vm, bool trunc, int *fd);
+/* May a writer make vm's domain.xml (create(2) of one the view does not
+ * show)? -EACCES when something the view does not serve stands there (a
+ * planted symbolic link), -ENOENT when the VM is gone. */
+int scratch_domxml_creatable(const struct store *s, const char *vm);
 /* The text on fd (a scratch copy or file) as vm's new definition
  * (vm_redefine). A refusal is logged in one line naming the reason and
  * returned (-EINVAL, -EBUSY); the old definition stays. */
