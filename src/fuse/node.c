@@ -128,7 +128,7 @@ static struct view_file displaced_file(const struct handle *h)
 static int displaced_attr(void *hp, void *stp)
 {
     struct handle *h = hp;
-    if (h->f.fd < 0)
+    if (h->f.fd < 0 || h->domxml || h->scratch)
         return handle_attr(h, stp);
     struct view_file vf = displaced_file(h);
     return view_fstat(&vf, stp);
@@ -325,8 +325,12 @@ int ops_change_scratch(struct handle *h, const char *path, const struct stat *at
     const struct attr_change c = { attr, to_set };
     char vm[NAME_MAX_LEN + 1], name[SCRATCH_NAME_MAX + 1];
     if (h && h->domxml) {
-        /* Its owner and mode are the store file's; times are the commit's. */
-        if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+        /* Its owner and mode are the store file's (an editor setting
+         * them to what they are is no change); times are the commit's. */
+        if (((to_set & FUSE_SET_ATTR_MODE) &&
+             (attr->st_mode & 07777) != (h->shown.st_mode & 07777)) ||
+            ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != h->shown.st_uid) ||
+            ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != h->shown.st_gid))
             return -EPERM;
         if (to_set & FUSE_SET_ATTR_SIZE) {
             if (attr->st_size < 0 || (unsigned long long)attr->st_size > SCRATCH_MAX_BYTES)
@@ -366,8 +370,14 @@ int ops_change_scratch(struct handle *h, const char *path, const struct stat *at
 static int change_handle(void *hp, void *cp)
 {
     struct handle *h = hp;
+    const struct attr_change *c = cp;
     if (h->f.fd < 0)
         return -EROFS;
+    /* A writer of domain.xml whose fsync redefined the VM (the node is
+     * displaced by the new file) answers as it would before. */
+    int r = ops_change_scratch(h, NULL, c->attr, c->to_set);
+    if (r != 1)
+        return r;
     struct view_file vf = displaced_file(h);
     return change_file(&vf, cp);
 }

@@ -51,10 +51,22 @@ memory 603 "$TMP/orig.xml" | tee "$D" >/dev/null || fail "tee domain.xml"
 has_memory 603 tee
 sed -i 's|>603</memory>|>604</memory>|' "$D" || fail "sed -i domain.xml"
 has_memory 604 "sed -i"
-HOME=$TMP vim --clean -es -c '%s/>604<\/memory>/>605<\/memory>/' -c wq "$D" || fail "vim"
-has_memory 605 vim
-HOME=$TMP vim -u NONE -es -c '%s/>605<\/memory>/>606<\/memory>/' -c wq "$D" || fail "vim -u NONE"
+# vim writes in place (a shorter text: it truncates), with its swap file
+# beside domain.xml, fsyncs (the redefine) and sets the mode again.
+HOME=$TMP vim --clean -es -c '%s/>604<\/memory>/>64<\/memory>/' -c wq "$D" || fail "vim"
+has_memory 64 vim
+HOME=$TMP vim -u NONE -es -c '%s/>64<\/memory>/>606<\/memory>/' -c wq "$D" || fail "vim -u NONE"
 has_memory 606 "vim -u NONE"
+mode=$(stat -c %a "$S/vm/domain.xml")
+memory 607 "$TMP/orig.xml" >"$TMP/m607.xml"
+perl -e 'use IO::Handle; open(my $in, "<", $ARGV[0]) or die "$!\n"; local $/; my $t = <$in>;
+    open(my $fh, "+<", $ARGV[1]) or die "open: $!\n"; truncate($fh, 0) or die "truncate: $!\n";
+    print $fh $t; $fh->flush; $fh->sync or die "fsync: $!\n";
+    chmod(oct($ARGV[2]), $fh) or die "fchmod to its own mode after the redefine: $!\n";
+    close($fh) or die "close: $!\n"' "$TMP/m607.xml" "$D" "$mode" || fail "write, fsync, fchmod"
+has_memory 607 "write, fsync, fchmod"
+chmod "$mode" "$D" || fail "chmod domain.xml to its own mode"
+expect_fail "chmod domain.xml to another mode" "Operation not permitted" chmod 600 "$D"
 lists_nothing_more() {
     [ "$(ls -A "$M/vm" | tr '\n' ' ')" = "clones current disks domain.xml snapshots " ] ||
         fail "the VM directory lists $(ls -A "$M/vm" | tr '\n' ' ')"
@@ -106,7 +118,15 @@ sed "s|</devices>|$vdc</devices>|" "$TMP/m601.xml" >"$TMP/vdc.xml"
 expect_refusal "a new disk without its image" "Invalid argument" "disk vdc: .*must be in disks/" \
     cp "$TMP/vdc.xml" "$D"
 unchanged "a new disk without its image"
-pass "refused definitions (name, XML, schema, disk outside, image missing): the program fails, one log line, nothing changes"
+# (A qemu on the store's image, as a VM libvirt runs from the store.)
+qio_hold "$S/vm/disks/vda.qcow2" "$S/vm/disks/vda.qcow2"
+expect_refusal "a VM a qemu runs" "Device or resource busy" "vda.qcow2 is in use" \
+    cp "$TMP/m602.xml" "$D"
+qio_release
+# (The qemu itself touched vda: the definition is what must stay.)
+cmp -s "$TMP/before.xml" "$S/vm/domain.xml" || fail "a VM a qemu runs: domain.xml changed"
+journal_empty "$S"
+pass "refused definitions (name, XML, schema, disk outside, image missing, VM running): the program fails, one log line, nothing changes"
 
 # ---- disks added and removed ----
 qemu-img create -q -f qcow2 "$S/vm/disks/vdc.qcow2" 32M || fail "vdc image"
