@@ -13,6 +13,7 @@
 #include "fuse/fdquota.h"
 #include "util/jobs.h"
 #include "view/nsop.h"
+#include "ops/import.h"
 #include "fuse/lockwait.h"
 #include "util/log.h"
 #include "store/vmlock.h"
@@ -112,10 +113,36 @@ static int open_held(const char *vm, const char *name, bool create, mode_t mode,
     return st ? ops_handle_attr(h, st) : 0;
 }
 
+static int open_handle(const char *path, struct fuse_file_info *fi);
+
+/* cp img VM/disks/<dev>.qcow2 (import.h): the image is made, then opened
+ * as any active image is (a writer). */
+static int create_disk(const char *path, const struct vpath *vp, mode_t mode,
+                       struct fuse_file_info *fi, struct stat *st)
+{
+    struct snap_ctx c = ops_snap_ctx(ops_req);
+    char msg[MSG_MAX];
+    int fd, r = disk_image_new(&c, vp->vm, vp->dev, mode, &fd, msg, sizeof(msg));
+    if (r < 0) {
+        log_refusal("create", path, msg);
+        return r;
+    }
+    close(fd);
+    int flags = fi->flags;
+    fi->flags &= ~(O_CREAT | O_EXCL | O_TRUNC);
+    r = open_handle(path, fi);
+    fi->flags = flags;
+    if (r == 0 && (r = view_getattr(st_of(), vp, st)) < 0)
+        ops_release_handle(ops_h_of(fi));
+    return r;
+}
+
 int ops_create_handle(const char *path, mode_t mode, struct fuse_file_info *fi, struct stat *st)
 {
     struct vpath vp;
     char vm[NAME_MAX_LEN + 1], name[SCRATCH_NAME_MAX + 1];
+    if (ops_parse(path, &vp) == 0 && vp.kind == V_DISK)
+        return create_disk(path, &vp, mode, fi, st);
     if (ops_parse(path, &vp) == 0)
         return vp.kind == V_DOMXML ? open_held(vp.vm, NULL, true, mode, fi, st) : NSOP_NOT_MINE;
     if (!scratch_path(path, vm, name))

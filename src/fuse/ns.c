@@ -145,13 +145,12 @@ static bool child_path(fuse_req_t req, fuse_ino_t parent, const char *name, char
 
 void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-    (void)mode;
     char path[PATH_MAX];
     if (!child_path(req, parent, name, path, sizeof(path)))
         return;
     struct snap_ctx c = snap_ctx(req);
     struct nsop_result res;
-    int r = ns_result(R_MKDIR, path, NULL, nsop_mkdir(&c, path, &res), &res);
+    int r = ns_result(R_MKDIR, path, NULL, nsop_mkdir(&c, path, mode, &res), &res);
     struct vpath vp;
     if (r < 0 || ops_parse(path, &vp) < 0 || (vp.kind != V_CLONE && vp.kind != V_SNAP_CLONE)) {
         ops_reply_path_entry(req, parent, name, path, r);
@@ -255,7 +254,7 @@ void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     node_ident_of(&st, &id);
     uint64_t ino = 0;
     if ((r = nodetable_lookup(ops_nodes, parent, name, &id, &ino)) < 0 ||
-        (r = nodetable_open(ops_nodes, ino, h, false)) < 0) {
+        (r = nodetable_open(ops_nodes, ino, h, h->writer.kind == V_DISK)) < 0) {
         if (r < 0 && ino)
             nodetable_forget(ops_nodes, ino, 1);
         ops_release_handle(h);

@@ -56,6 +56,14 @@ static int check_outside(const struct vm_model *m, xmlDocPtr doc, char *msg, siz
     int r = 0;
     for (size_t i = 0; r == 0 && i < info.ndisks; i++) {
         const struct dom_disk *d = &info.disks[i];
+        /* An image's format is what the definition says, never what its
+         * first bytes look like (a raw image could pass for a qcow2). */
+        if (d->source && !d->driver_type[0]) {
+            snprintf(msg, msgsz, "disk %s: no <driver type>: the format must be given, it is "
+                                 "never probed", d->dev);
+            r = -EINVAL;
+            break;
+        }
         if (!d->source)
             continue; /* an empty CD-ROM drive */
         if (strcmp(d->type, "file") != 0) {
@@ -107,7 +115,9 @@ static int check_new(const struct vm_model *m, const struct redef *a, xmlDocPtr 
         if (r == -ENOENT)
             snprintf(msg, msgsz, "%s (a disk's image must be in disks/ before the definition "
                                  "names it)", why);
-        if (r != -ENOMEM && r != -EIO)
+        /* A chain that points out of the VM is EACCES (as serving it
+         * is); anything else wrong with the definition EINVAL. */
+        if (r != -ENOMEM && r != -EIO && r != -EACCES)
             r = -EINVAL;
     }
     if (r < 0) {

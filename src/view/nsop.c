@@ -3,6 +3,7 @@
 #include "view/nsop.h"
 
 #include "ops/clone.h"
+#include "ops/import.h"
 #include "view/ghost.h"
 #include "view/scratch.h"
 #include "ops/vmdelete.h"
@@ -126,7 +127,7 @@ static int done_frozen(struct nsop_result *res, const char *vm, int r)
     return done(res, vm, r);
 }
 
-int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *res)
+int nsop_mkdir(const struct snap_ctx *c, const char *path, mode_t mode, struct nsop_result *res)
 {
     char parent[PATH_MAX], last[256];
     struct vpath vp;
@@ -141,6 +142,12 @@ int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *r
     if (split_last(path, parent, sizeof(parent), last, sizeof(last)) < 0 ||
         vpath_parse(parent, &vp) < 0)
         return NSOP_NOT_MINE;
+    if (vp.kind == V_ROOT) {
+        int r = vm_import_new(c, last, mode, res->msg, sizeof(res->msg));
+        if (r == 0) /* (a valid name: at most NAME_MAX_LEN bytes) */
+            snprintf(res->vm, sizeof(res->vm), "%.64s", last);
+        return r;
+    }
     if (vp.kind == V_CLONES || vp.kind == V_SNAP_CLONES)
         return done(res, vp.vm,
                     clone_create(c, vp.vm, vp.kind == V_SNAP_CLONES ? vp.snap : NULL, last,

@@ -360,7 +360,7 @@ static int commit(const struct snap_ctx *c, const char *vm, int fd, bool logit, 
     }
     if (r == 0)
         return 0;
-    if (r != -ENOMEM && r != -ENOSPC && r != -EIO && r != -EBUSY)
+    if (r != -ENOMEM && r != -ENOSPC && r != -EIO && r != -EBUSY && r != -EACCES)
         r = -EINVAL;
     if (!msg[0])
         snprintf(msg, msgsz, "%s", strerror(-r));
