@@ -12,6 +12,8 @@
 #include "datapath/directio.h"
 #include "fuse/fdquota.h"
 #include "util/jobs.h"
+#include "view/nsop.h"
+#include "ops/import.h"
 #include "fuse/lockwait.h"
 #include "util/log.h"
 #include "store/vmlock.h"
@@ -19,6 +21,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,12 +35,163 @@ static bool may_see_vm(const char *vm, void *arg)
            perm_cred_may(st_of(), arg, dir, X_OK);
 }
 
+static bool writing(int flags)
+{
+    return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+/* The attributes a new domain.xml shows before its first commit: a file
+ * of whoever makes it, with the VM directory's times. */
+static int new_domxml_attr(const char *vm, mode_t mode, struct stat *st)
+{
+    struct vpath dir = { .kind = V_VM };
+    snprintf(dir.vm, sizeof(dir.vm), "%s", vm);
+    int r = view_getattr(st_of(), &dir, st);
+    if (r < 0)
+        return r;
+    st->st_mode = S_IFREG | (mode & 07777);
+    st->st_uid = ctx()->uid;
+    st->st_gid = ctx()->gid;
+    st->st_nlink = 1;
+    return 0;
+}
+
+/* A handle on a daemon-held file (scratch.h): a writer of vm's
+ * domain.xml (name NULL) or the scratch file name, opened, or made
+ * (create). Its attributes in st when st is not NULL. */
+static int open_held(const char *vm, const char *name, bool create, mode_t mode,
+                     struct fuse_file_info *fi, struct stat *st)
+{
+    struct handle *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    h->f.fd = -1;
+    h->writer_mark = -1;
+    h->uid = ctx()->uid;
+    int r = fdquota_take(h->uid);
+    if (r < 0) {
+        free(h);
+        return r;
+    }
+    snprintf(h->vm, sizeof(h->vm), "%s", vm);
+    int fd = -1;
+    if (name) {
+        h->scratch = true;
+        snprintf(h->sname, sizeof(h->sname), "%s", name);
+        r = create ? scratch_create(vm, name, mode, ctx()->uid, ctx()->gid, fi->flags & O_EXCL, &fd)
+                   : scratch_open(vm, name, fi->flags, &fd);
+    } else {
+        struct vpath dx = { .kind = V_DOMXML };
+        snprintf(dx.vm, sizeof(dx.vm), "%s", vm);
+        h->domxml = true;
+        r = view_getattr(st_of(), &dx, &h->shown);
+        if (r == 0 && create)
+            r = -EEXIST;
+        else if (r == -ENOENT && create && (r = scratch_domxml_creatable(st_of(), vm)) == 0)
+            r = new_domxml_attr(vm, mode, &h->shown);
+        bool empty = create || (fi->flags & O_TRUNC);
+        if (r == 0)
+            r = scratch_domxml_copy(st_of(), vm, empty, &fd);
+        h->dirty = empty;
+        struct stat ms;
+        /* A new one is its scratch copy until the commit (node identity). */
+        if (r == 0 && create && fstat(fd, &ms) == 0) {
+            h->shown.st_dev = ms.st_dev;
+            h->shown.st_ino = ms.st_ino;
+        }
+    }
+    if (r < 0) {
+        fdquota_put(h->uid);
+        free(h);
+        return r;
+    }
+    h->f.fd = fd;
+    readahead_init(&h->ra, false);
+    fi->direct_io = 1; /* its size and text are the daemon's, not a cache's */
+    fi->keep_cache = 0;
+    fi->fh = (uintptr_t)h;
+    return st ? ops_handle_attr(h, st) : 0;
+}
+
+static int open_handle(const char *path, struct fuse_file_info *fi);
+
+/* cp img VM/disks/<dev>.qcow2 (import.h): the image is made, then opened
+ * as any active image is (a writer). */
+static int create_disk(const char *path, const struct vpath *vp, mode_t mode,
+                       struct fuse_file_info *fi, struct stat *st)
+{
+    struct snap_ctx c = ops_snap_ctx(ops_req);
+    char msg[MSG_MAX];
+    int fd, r = disk_image_new(&c, vp->vm, vp->dev, mode, &fd, msg, sizeof(msg));
+    if (r < 0) {
+        log_refusal("create", path, msg);
+        return r;
+    }
+    close(fd);
+    int flags = fi->flags;
+    fi->flags &= ~(O_CREAT | O_EXCL | O_TRUNC);
+    r = open_handle(path, fi);
+    fi->flags = flags;
+    if (r == 0 && (r = view_getattr(st_of(), vp, st)) < 0)
+        ops_release_handle(ops_h_of(fi));
+    return r;
+}
+
+int ops_create_handle(const char *path, mode_t mode, struct fuse_file_info *fi, struct stat *st)
+{
+    struct vpath vp;
+    char vm[NAME_MAX_LEN + 1], name[SCRATCH_NAME_MAX + 1];
+    if (ops_parse(path, &vp) == 0 && vp.kind == V_DISK)
+        return create_disk(path, &vp, mode, fi, st);
+    if (ops_parse(path, &vp) == 0)
+        return vp.kind == V_DOMXML ? open_held(vp.vm, NULL, true, mode, fi, st) : NSOP_NOT_MINE;
+    if (!scratch_path(path, vm, name))
+        return NSOP_NOT_MINE;
+    struct vpath dir = { .kind = V_VM };
+    struct stat dst;
+    snprintf(dir.vm, sizeof(dir.vm), "%s", vm);
+    int r = view_getattr(st_of(), &dir, &dst);
+    return r < 0 ? r : open_held(vm, name, true, mode, fi, st);
+}
+
+int ops_handle_attr(void *hp, void *stp)
+{
+    struct handle *h = hp;
+    struct stat *st = stp, m;
+    if (fstat(h->f.fd, &m) < 0)
+        return -errno;
+    if (h->scratch) {
+        if (scratch_stat(h->vm, h->sname, st) == 0)
+            return 0;
+        *st = m; /* removed or renamed meanwhile: its own */
+        st->st_mode = S_IFREG | 0600;
+        return 0;
+    }
+    /* Nothing left to commit: the definition the store has now (what
+     * this writer made it, or what it was). */
+    struct vpath dx = { .kind = V_DOMXML };
+    snprintf(dx.vm, sizeof(dx.vm), "%s", h->vm);
+    if (!h->dirty && view_getattr(st_of(), &dx, st) == 0)
+        return 0;
+    *st = h->shown;
+    st->st_size = m.st_size;
+    st->st_blocks = m.st_blocks;
+    if (h->written)
+        st->st_mtim = m.st_mtim;
+    return 0;
+}
+
 static int open_handle(const char *path, struct fuse_file_info *fi)
 {
     struct vpath vp;
     int r = ops_parse(path, &vp);
+    char vm[NAME_MAX_LEN + 1], name[SCRATCH_NAME_MAX + 1];
+    if (r < 0 && scratch_path(path, vm, name))
+        return open_held(vm, name, false, 0, fi, NULL);
     if (r < 0)
         return r;
+    if (vp.kind == V_DOMXML && writing(fi->flags))
+        return open_held(vp.vm, NULL, false, 0, fi, NULL);
     struct handle *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
@@ -112,8 +266,7 @@ static int write_direct(int fd, struct fuse_bufvec *buf, off_t off)
     return (int)n;
 }
 
-/* Everything an open handle holds, given back. */
-static void release_handle(struct handle *h)
+void ops_release_handle(struct handle *h)
 {
     if (h->f.fd >= 0) {
         readahead_stop(&h->ra); /* its thread uses h until joined */
@@ -140,7 +293,9 @@ void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * look the name up again and open the new node. */
     struct stat st;
     struct node_ident now;
-    if (h && h->f.fd >= 0) {
+    /* A writer of domain.xml holds the daemon's copy: the node stays the
+     * store file's until the commit replaces it. */
+    if (h && h->f.fd >= 0 && !h->domxml) {
         if (fstat(h->f.fd, &st) < 0) {
             r = -errno;
         } else {
@@ -151,23 +306,60 @@ void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     if (r == 0)
         r = nodetable_open(ops_nodes, ino, h, h->writer.kind == V_DISK);
+    /* Only a writer of domain.xml does anything at close(2). */
+    if (r == 0)
+        fi->noflush = !h->domxml;
     if (r < 0) {
         if (h)
-            release_handle(h);
+            ops_release_handle(h);
         fuse_reply_err(req, -r);
         return;
     }
     if (fuse_reply_open(req, fi) < 0) { /* the open was interrupted */
         nodetable_close(ops_nodes, ino, h);
-        release_handle(h);
+        ops_release_handle(h);
     }
+}
+
+/* A writer of domain.xml commits what it wrote (scratch_commit): at
+ * each flush (close(2) of any of its descriptors, which returns the
+ * refusal), fsync, and the last release (no one to tell: logged). An
+ * O_TRUNC open closed before its first write (the shell's own close of
+ * `> domain.xml`, before the program writes) commits nothing. */
+static int commit_held(fuse_req_t req, struct handle *h, bool last)
+{
+    if (!h->domxml || !h->dirty)
+        return 0;
+    struct stat st;
+    if (!h->written && fstat(h->f.fd, &st) == 0 && st.st_size == 0) {
+        if (last)
+            log_msg(LOG_NOTICE, "/%s/domain.xml was emptied and never written: its definition "
+                                "is unchanged", h->vm);
+        return 0;
+    }
+    h->dirty = false;
+    struct snap_ctx c = ops_snap_ctx(req);
+    char msg[MSG_MAX];
+    int r = scratch_commit(&c, h->vm, h->f.fd, msg, sizeof(msg));
+    if (r == 0)
+        ops_after_merge(h->vm);
+    return r;
+}
+
+void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    ops_req = req;
+    ops_reply_status(req, commit_held(req, ops_h_of(fi), false));
 }
 
 void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    ops_req = req;
     struct handle *h = ops_h_of(fi);
+    commit_held(req, h, true);
     nodetable_close(ops_nodes, ino, h); /* before it is freed: fstat may use it */
-    release_handle(h);
+    ops_release_handle(h);
     fuse_reply_err(req, 0);
 }
 
@@ -196,8 +388,11 @@ void ll_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf, off_t
     (void)ino;
     struct handle *h = ops_h_of(fi);
     ssize_t r;
+    bool held = h->domxml || h->scratch;
     if (h->f.fd < 0) {
         r = -EBADF;
+    } else if (held && (unsigned long long)off + fuse_buf_size(buf) > SCRATCH_MAX_BYTES) {
+        r = -EFBIG;
     } else if (h->direct) {
         r = write_direct(h->f.fd, buf, off);
     } else {
@@ -207,6 +402,8 @@ void ll_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf, off_t
         dst.buf[0].pos = off;
         r = fuse_buf_copy(&dst, buf, FUSE_BUF_SPLICE_NONBLOCK);
     }
+    if (r >= 0 && held)
+        h->dirty = h->written = true;
     if (r < 0)
         fuse_reply_err(req, (int)-r);
     else
@@ -266,9 +463,12 @@ void ll_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct 
 void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
     (void)ino;
+    ops_req = req;
     struct handle *h = ops_h_of(fi);
     int r = 0;
-    if (h->f.fd >= 0 && (datasync ? fdatasync(h->f.fd) : fsync(h->f.fd)) < 0)
+    if (h->domxml)
+        r = commit_held(req, h, false); /* durable once committed */
+    else if (h->f.fd >= 0 && (datasync ? fdatasync(h->f.fd) : fsync(h->f.fd)) < 0)
         r = -errno;
     ops_reply_status(req, r);
 }

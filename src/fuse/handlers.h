@@ -21,6 +21,7 @@ void ll_statfs(fuse_req_t req, fuse_ino_t ino);
 
 /* file.c */
 void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void ll_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf, off_t off,

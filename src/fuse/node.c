@@ -87,6 +87,9 @@ int ops_path_attr(const char *path, struct stat *st)
     int r = ops_parse(path, &vp);
     if (r < 0 && (r = pending_link_attr(path, st)) == 0)
         return 0;
+    char vm[NAME_MAX_LEN + 1], name[SCRATCH_NAME_MAX + 1];
+    if (r < 0 && scratch_path(path, vm, name) && scratch_stat(vm, name, st) == 0)
+        return 0;
     /* A directory on the way to a chain's base (vpath.h, V_BASE). */
     if (r < 0 && path && view_base_dir(st_of(), path, &vp, st) == 0)
         return 0;
@@ -100,6 +103,8 @@ static int handle_attr(void *hp, void *stp)
 {
     struct handle *h = hp;
     struct stat *st = stp;
+    if (h->domxml || h->scratch)
+        return ops_handle_attr(h, st);
     if (h->f.fd >= 0)
         return view_fstat(&h->f, st);
     struct vpath jobs = { .kind = V_JOBS };
@@ -123,7 +128,7 @@ static struct view_file displaced_file(const struct handle *h)
 static int displaced_attr(void *hp, void *stp)
 {
     struct handle *h = hp;
-    if (h->f.fd < 0)
+    if (h->f.fd < 0 || h->domxml || h->scratch)
         return handle_attr(h, stp);
     struct view_file vf = displaced_file(h);
     return view_fstat(&vf, stp);
@@ -315,11 +320,64 @@ static int change_file(const struct view_file *vf, const struct attr_change *c)
     return r;
 }
 
+int ops_change_scratch(struct handle *h, const char *path, const struct stat *attr, int to_set)
+{
+    const struct attr_change c = { attr, to_set };
+    char vm[NAME_MAX_LEN + 1], name[SCRATCH_NAME_MAX + 1];
+    if (h && h->domxml) {
+        /* Its owner and mode are the store file's (an editor setting
+         * them to what they are is no change); times are the commit's. */
+        if (((to_set & FUSE_SET_ATTR_MODE) &&
+             (attr->st_mode & 07777) != (h->shown.st_mode & 07777)) ||
+            ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != h->shown.st_uid) ||
+            ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != h->shown.st_gid))
+            return -EPERM;
+        if (to_set & FUSE_SET_ATTR_SIZE) {
+            if (attr->st_size < 0 || (unsigned long long)attr->st_size > SCRATCH_MAX_BYTES)
+                return -EFBIG;
+            if (ftruncate(h->f.fd, attr->st_size) < 0)
+                return -errno;
+            h->dirty = true;
+        }
+        return 0;
+    }
+    if (h && h->scratch) {
+        snprintf(vm, sizeof(vm), "%s", h->vm);
+        snprintf(name, sizeof(name), "%s", h->sname);
+    } else if (h || !scratch_path(path, vm, name)) {
+        return 1;
+    }
+    int r = 0;
+    if (to_set & FUSE_SET_ATTR_MODE)
+        r = scratch_chmod(vm, name, attr->st_mode);
+    if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+        r = scratch_chown(vm, name, change_uid(&c), change_gid(&c));
+    if (r == 0 && (to_set & FUSE_SET_ATTR_SIZE))
+        r = scratch_truncate(vm, name, attr->st_size);
+    if (r == 0 && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+        struct timespec tv[2];
+        change_times(&c, tv);
+        r = scratch_utimens(vm, name, tv);
+    }
+    /* Removed while open: its descriptor's own file. */
+    if (r == -ENOENT && h && (to_set & FUSE_SET_ATTR_SIZE))
+        r = ftruncate(h->f.fd, attr->st_size) < 0 ? -errno : 0;
+    else if (r == -ENOENT && h)
+        r = 0;
+    return r;
+}
+
 static int change_handle(void *hp, void *cp)
 {
     struct handle *h = hp;
+    const struct attr_change *c = cp;
     if (h->f.fd < 0)
         return -EROFS;
+    /* A writer of domain.xml whose fsync redefined the VM (the node is
+     * displaced by the new file) answers as it would before. */
+    int r = ops_change_scratch(h, NULL, c->attr, c->to_set);
+    if (r != 1)
+        return r;
     struct view_file vf = displaced_file(h);
     return change_file(&vf, cp);
 }
@@ -363,10 +421,13 @@ void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     char path[PATH_MAX];
     struct stat st;
     int r;
-    if (h && h->f.fd >= 0) {
+    if (h && (r = ops_change_scratch(h, NULL, attr, to_set)) != 1) {
+        ; /* a daemon-held file's */
+    } else if (h && h->f.fd >= 0) {
         r = change_file(&h->f, &c);
     } else if ((r = node_now(ino, path, sizeof(path), &st)) == 0) {
-        r = change_path(path, &c);
+        if ((r = ops_change_scratch(NULL, path, attr, to_set)) == 1)
+            r = change_path(path, &c);
     } else if (r == -ESTALE || r == -ENOENT) {
         int hr = nodetable_with_handle(ops_nodes, ino, change_handle, &c);
         if (hr != -ENOENT)
@@ -408,6 +469,16 @@ void ops_cred(fuse_req_t req, struct store_cred *out)
     int n = fuse_req_getgroups(req, CRED_MAX_GROUPS, out->groups);
     if (n > 0)
         out->ngroups = n < CRED_MAX_GROUPS ? (size_t)n : CRED_MAX_GROUPS;
+}
+
+struct snap_ctx ops_snap_ctx(fuse_req_t req)
+{
+    struct snap_ctx c = {
+        .s = st_of(), .cancelled = ops_request_cancelled, .arg = req,
+        .pid = fuse_req_ctx(req)->pid
+    };
+    ops_cred(req, &c.cred);
+    return c;
 }
 
 bool ops_request_cancelled(void *arg)

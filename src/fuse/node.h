@@ -12,6 +12,7 @@
 #include "fuse/nodetable.h"
 #include "store/perm.h"
 #include "datapath/readahead.h"
+#include "view/scratch.h"
 #include "view/view.h"
 #include "view/vpath.h"
 
@@ -57,6 +58,15 @@ struct handle {
     struct reader_key reader; /* an image open for reading (readers.h) */
     char *text;
     size_t len;
+    /* Daemon-held files (scratch.h): a writer of <vm>/domain.xml (f.fd its
+     * scratch copy, committed at flush, fsync or release) or a scratch
+     * file beside it (sname). */
+    bool domxml, scratch;
+    bool dirty; /* domxml: changed since the last commit */
+    bool written; /* domxml: a byte was written */
+    char vm[NAME_MAX_LEN + 1];
+    char sname[SCRATCH_NAME_MAX + 1];
+    struct stat shown; /* domxml: the attributes it shows, but size and mtime */
 };
 
 /* node.c */
@@ -69,6 +79,22 @@ void ops_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, struct
 void ops_reply_status(fuse_req_t req, int r);
 void ops_reply_path_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const char *path,
                           int r);
+
+/* The context of the core's operations (opctx.h) for req. */
+struct snap_ctx ops_snap_ctx(fuse_req_t req);
+
+/* file.c: a file made by create(2) (scratch.h: domain.xml of a VM that
+ * has none, or a scratch file): its handle in fi and its attributes;
+ * NSOP_NOT_MINE for any other path. */
+int ops_create_handle(const char *path, mode_t mode, struct fuse_file_info *fi, struct stat *st);
+/* Everything an open handle holds, given back (release, or a create
+ * whose reply failed). */
+void ops_release_handle(struct handle *h);
+/* Attributes of an open handle (the file it opened). */
+int ops_handle_attr(void *h, void *st);
+/* Attribute changes on a daemon-held file (domxml or scratch handle, or
+ * a scratch path): 1 when h is none of them. */
+int ops_change_scratch(struct handle *h, const char *path, const struct stat *attr, int to_set);
 
 /* Who sends req: its uid, gid and supplementary groups (read from /proc
  * by libfuse; none when they cannot be read, which only ever denies). */

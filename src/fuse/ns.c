@@ -130,11 +130,7 @@ static int ns_result(enum refusal_op rop, const char *path, const char *path2, i
 
 static struct snap_ctx snap_ctx(fuse_req_t req)
 {
-    struct snap_ctx c = {
-        .s = st_of(), .cancelled = ops_request_cancelled, .arg = req, .pid = ctx()->pid
-    };
-    ops_cred(req, &c.cred);
-    return c;
+    return ops_snap_ctx(req);
 }
 
 /* The mount path of NAME in PARENT; a failure is replied. */
@@ -149,13 +145,12 @@ static bool child_path(fuse_req_t req, fuse_ino_t parent, const char *name, char
 
 void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-    (void)mode;
     char path[PATH_MAX];
     if (!child_path(req, parent, name, path, sizeof(path)))
         return;
     struct snap_ctx c = snap_ctx(req);
     struct nsop_result res;
-    int r = ns_result(R_MKDIR, path, NULL, nsop_mkdir(&c, path, &res), &res);
+    int r = ns_result(R_MKDIR, path, NULL, nsop_mkdir(&c, path, mode, &res), &res);
     struct vpath vp;
     if (r < 0 || ops_parse(path, &vp) < 0 || (vp.kind != V_CLONE && vp.kind != V_SNAP_CLONE)) {
         ops_reply_path_entry(req, parent, name, path, r);
@@ -236,14 +231,45 @@ void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
     ops_reply_status(req, refuse2(R_LINK, from, to));
 }
 
+/* domain.xml of a VM that has none, and files beside it (scratch.h),
+ * are made in the daemon; anything else is refused. */
 void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                struct fuse_file_info *fi)
 {
-    (void)mode;
-    (void)fi;
     char path[PATH_MAX];
-    if (child_path(req, parent, name, path, sizeof(path)))
+    if (!child_path(req, parent, name, path, sizeof(path)))
+        return;
+    struct stat st;
+    int r = ops_create_handle(path, mode, fi, &st);
+    if (r == NSOP_NOT_MINE) {
         ops_reply_status(req, refuse2(R_CREATE, path, NULL));
+        return;
+    }
+    if (r < 0) {
+        fuse_reply_err(req, -r);
+        return;
+    }
+    struct handle *h = ops_h_of(fi);
+    struct node_ident id;
+    node_ident_of(&st, &id);
+    uint64_t ino = 0;
+    if ((r = nodetable_lookup(ops_nodes, parent, name, &id, &ino)) < 0 ||
+        (r = nodetable_open(ops_nodes, ino, h, h->writer.kind == V_DISK)) < 0) {
+        if (r < 0 && ino)
+            nodetable_forget(ops_nodes, ino, 1);
+        ops_release_handle(h);
+        fuse_reply_err(req, -r);
+        return;
+    }
+    struct fuse_entry_param e = {
+        .ino = ino, .attr = st, .attr_timeout = TIMEOUT, .entry_timeout = TIMEOUT
+    };
+    e.attr.st_ino = ino;
+    if (fuse_reply_create(req, &e, fi) < 0) {
+        nodetable_close(ops_nodes, ino, h);
+        nodetable_forget(ops_nodes, ino, 1);
+        ops_release_handle(h);
+    }
 }
 
 /* Without it the kernel gets ENOSYS, which mkfifo reports as "Function
@@ -264,9 +290,16 @@ void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 static void refuse_node(fuse_req_t req, fuse_ino_t ino, enum refusal_op op)
 {
     ops_req = req;
-    char path[PATH_MAX];
-    if (nodetable_path(ops_nodes, ino, path, sizeof(path)) < 0)
-        snprintf(path, sizeof(path), "?");
+    char path[PATH_MAX], vm[NAME_MAX_LEN + 1], name[SCRATCH_NAME_MAX + 1];
+    struct vpath vp;
+    /* Editors and sed -i copy a file's attributes to what replaces it
+     * (scratch.h): that is no refusal worth a line, nor is a node a
+     * redefine displaced meanwhile. */
+    if (nodetable_path(ops_nodes, ino, path, sizeof(path)) < 0 || scratch_path(path, vm, name) ||
+        (ops_parse(path, &vp) == 0 && vp.kind == V_DOMXML)) {
+        ops_reply_status(req, refusal_errno(op, NULL, NULL));
+        return;
+    }
     ops_reply_status(req, refuse2(op, path, NULL));
 }
 

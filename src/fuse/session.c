@@ -43,6 +43,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
     .fsync = ll_fsync,
     .getlk = ll_getlk,
     .setlk = ll_setlk,
+    .flush = ll_flush,
     .release = ll_release,
     .lseek = ll_lseek,
     .fallocate = ll_fallocate,

@@ -535,8 +535,8 @@ static int prepare(struct plan *p, struct journal *j, char *msg, size_t msgsz)
 
 /* N's own lock, taken without waiting: held, it says a clone named N is
  * being made (here or by another daemon). */
-static int reserve_name(const struct snap_ctx *c, const char *name, struct vmlock *l, char *msg,
-                        size_t msgsz)
+int clone_reserve_name(const struct snap_ctx *c, const char *name, struct vmlock *l, char *msg,
+                       size_t msgsz)
 {
     char dir[PATH_MAX];
     if (store_vm_path(c->s, name, NULL, dir, sizeof(dir)) < 0)
@@ -623,7 +623,7 @@ int clone_create(const struct snap_ctx *c, const char *vm, const char *snap, con
         return -EACCES;
     }
     struct vmlock name_lock, src_lock;
-    int r = reserve_name(c, newname, &name_lock, msg, msgsz);
+    int r = clone_reserve_name(c, newname, &name_lock, msg, msgsz);
     if (r < 0)
         return r;
     if ((r = lock_source(c, vm, &src_lock, msg, msgsz)) < 0) {

@@ -41,4 +41,9 @@
 int clone_create(const struct snap_ctx *c, const char *vm, const char *snap, const char *newname,
                  char *msg, size_t msgsz);
 
+/* A new VM's name, held: its lock taken EXCLUSIVE (a clone or an import
+ * of that name in the making holds it: -EEXIST), and nothing in the
+ * store by that name (-EEXIST), a crash's leftover recovered first. */
+int clone_reserve_name(const struct snap_ctx *c, const char *name, struct vmlock *l, char *msg,
+                       size_t msgsz);
 #endif

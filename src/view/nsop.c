@@ -3,7 +3,9 @@
 #include "view/nsop.h"
 
 #include "ops/clone.h"
+#include "ops/import.h"
 #include "view/ghost.h"
+#include "view/scratch.h"
 #include "ops/vmdelete.h"
 #include "store/storeio.h"
 #include "store/vmstate.h"
@@ -125,7 +127,7 @@ static int done_frozen(struct nsop_result *res, const char *vm, int r)
     return done(res, vm, r);
 }
 
-int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *res)
+int nsop_mkdir(const struct snap_ctx *c, const char *path, mode_t mode, struct nsop_result *res)
 {
     char parent[PATH_MAX], last[256];
     struct vpath vp;
@@ -140,6 +142,12 @@ int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *r
     if (split_last(path, parent, sizeof(parent), last, sizeof(last)) < 0 ||
         vpath_parse(parent, &vp) < 0)
         return NSOP_NOT_MINE;
+    if (vp.kind == V_ROOT) {
+        int r = vm_import_new(c, last, mode, res->msg, sizeof(res->msg));
+        if (r == 0) /* (a valid name: at most NAME_MAX_LEN bytes) */
+            snprintf(res->vm, sizeof(res->vm), "%.64s", last);
+        return r;
+    }
     if (vp.kind == V_CLONES || vp.kind == V_SNAP_CLONES)
         return done(res, vp.vm,
                     clone_create(c, vp.vm, vp.kind == V_SNAP_CLONES ? vp.snap : NULL, last,
@@ -288,6 +296,9 @@ static int unlink_entry(const struct snap_ctx *c, const char *path, struct nsop_
         vmstate_set_current_hidden(vp.vm, true);
         return done(res, vp.vm, 0);
     }
+    char sname[SCRATCH_NAME_MAX + 1];
+    if (scratch_path(path, vm, sname) && scratch_unlink(vm, sname) == 0)
+        return 0;
     if (vm_entry(path, vm, name))
         return vmstate_link_remove(vm, name);
     return NSOP_NOT_MINE;
@@ -332,8 +343,12 @@ static int rmdir_entry(const struct snap_ctx *c, const struct vpath *vpp, struct
     case V_SNAP:
         return done_frozen(res, vp.vm,
                            snapshot_delete(c, vp.vm, vp.snap, NULL, res->msg, sizeof(res->msg)));
-    case V_VM:
-        return done(res, vp.vm, vm_delete(c, vp.vm, res->msg, sizeof(res->msg)));
+    case V_VM: {
+        int r = vm_delete(c, vp.vm, res->msg, sizeof(res->msg));
+        if (r == 0)
+            scratch_drop_vm(vp.vm);
+        return done(res, vp.vm, r);
+    }
     case V_CLONES:
         return 0; /* derived from the clones' lineage: nothing to remove */
     case V_DISKS:
@@ -342,6 +357,28 @@ static int rmdir_entry(const struct snap_ctx *c, const struct vpath *vpp, struct
     default:
         return NSOP_NOT_MINE;
     }
+}
+
+/* A scratch file (scratch.h) renamed: over its VM's domain.xml, a
+ * redefine (sed -i's last step); to another scratch name of the VM, a
+ * rename in the daemon. NSOP_NOT_MINE when from is no scratch file. */
+static int rename_scratch(const struct snap_ctx *c, const char *from, const char *to,
+                          const struct vpath *t, struct nsop_result *res)
+{
+    char vm[NAME_MAX_LEN + 1], name[SCRATCH_NAME_MAX + 1];
+    char tvm[NAME_MAX_LEN + 1], tname[SCRATCH_NAME_MAX + 1];
+    struct stat st;
+    if (!scratch_path(from, vm, name) || scratch_stat(vm, name, &st) < 0)
+        return NSOP_NOT_MINE;
+    if (t && t->kind == V_DOMXML && strcmp(t->vm, vm) == 0) {
+        int r = scratch_commit_rename(c, vm, name, res->msg, sizeof(res->msg));
+        return r == 0 ? done(res, vm, 0) : r;
+    }
+    if (scratch_path(to, tvm, tname) && strcmp(tvm, vm) == 0)
+        return scratch_rename(vm, name, tname);
+    snprintf(res->msg, sizeof(res->msg),
+             "a file beside domain.xml can only be renamed over it or beside it");
+    return -EXDEV;
 }
 
 int nsop_rename(const struct snap_ctx *c, const char *from, const char *to, unsigned flags,
@@ -353,6 +390,9 @@ int nsop_rename(const struct snap_ctx *c, const char *from, const char *to, unsi
     res->frozen_changed = false;
     bool f_ok = vpath_parse(from, &f) == 0;
     bool t_ok = vpath_parse(to, &t) == 0;
+    int sr = rename_scratch(c, from, to, t_ok ? &t : NULL, res);
+    if (sr != NSOP_NOT_MINE)
+        return sr;
     /* The second half of ln -sfn: a pending link renamed over current. */
     if (!f_ok && vm_entry(from, vm, name) && vmstate_link_get(vm, name, target, sizeof(target)) == 0) {
         if (!t_ok || t.kind != V_CURRENT || strcmp(t.vm, vm) != 0) {

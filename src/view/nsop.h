@@ -1,5 +1,6 @@
 /* nsop: what a namespace request on the mount means, FUSE-free.
  *
+ *   mkdir  NEW                          a new, undefined VM (import.h)
  *   mkdir  <vm>/snapshots/S             take a snapshot
  *   mkdir  <vm>/clones/N                clone the current state as VM N
  *   mkdir  <vm>/snapshots/S/clones/N    clone it as at S (clone.h)
@@ -46,7 +47,8 @@ struct nsop_result {
     char msg[MSG_MAX];
 };
 
-int nsop_mkdir(const struct snap_ctx *c, const char *path, struct nsop_result *res);
+/* mode: what mkdir asked for (a new VM's directory takes it). */
+int nsop_mkdir(const struct snap_ctx *c, const char *path, mode_t mode, struct nsop_result *res);
 int nsop_unlink(const struct snap_ctx *c, const char *path, struct nsop_result *res);
 int nsop_rmdir(const struct snap_ctx *c, const char *path, struct nsop_result *res);
 int nsop_symlink(const struct snap_ctx *c, const char *target, const char *path,

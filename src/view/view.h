@@ -30,6 +30,7 @@ struct view_file {
     int fd;
     bool frozen; /* never changes: the kernel may keep its pages across opens */
     bool active; /* may change under us (a qemu writing the store path) */
+    bool definition; /* a domain.xml: shown with its own mode (it takes redefines) */
 };
 /* Opens the store file behind a file entry. Write access to anything but
  * an active disk image is -EROFS. Opening an image (active or frozen)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 static char dir[TEST_TMP_MAX];
@@ -58,17 +59,29 @@ static void test_requests(void)
 
     /* mkdir: snapshots/<name> is a take, clones/<name> and
      * snapshots/<s>/clones/<name> a clone; the names are checked. */
-    CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/s1", &res), 0);
+    CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/s1", 0755, &res), 0);
     CHECK_STR(res.vm, "web1");
     CHECK_STR(current("web1"), "s1");
-    CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/-bad", &res), -EINVAL);
+    CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/-bad", 0755, &res), -EINVAL);
     CHECK(strstr(res.msg, "not a valid snapshot name") != NULL);
-    CHECK_INT(nsop_mkdir(&c, "/web1/clones/-x", &res), -EINVAL);
+    CHECK_INT(nsop_mkdir(&c, "/web1/clones/-x", 0755, &res), -EINVAL);
     CHECK(strstr(res.msg, "not a valid VM name") != NULL);
-    CHECK_INT(nsop_mkdir(&c, "/web1/clones/db1", &res), -EEXIST);
-    CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/nope/clones/x", &res), -ENOENT);
-    CHECK_INT(nsop_mkdir(&c, "/web1/disks/x", &res), NSOP_NOT_MINE);
-    CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/s1/x", &res), NSOP_NOT_MINE);
+    CHECK_INT(nsop_mkdir(&c, "/web1/clones/db1", 0755, &res), -EEXIST);
+    CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/nope/clones/x", 0755, &res), -ENOENT);
+    CHECK_INT(nsop_mkdir(&c, "/web1/disks/x", 0755, &res), NSOP_NOT_MINE);
+    CHECK_INT(nsop_mkdir(&c, "/web1/snapshots/s1/x", 0755, &res), NSOP_NOT_MINE);
+    /* mkdir NEW at the root: an undefined VM (import.h), for who may
+     * create in the store's root. */
+    CHECK_INT(nsop_mkdir(&c, "/imported", 0750, &res), 0);
+    CHECK_STR(res.vm, "imported");
+    CHECK_INT(nsop_mkdir(&c, "/imported", 0750, &res), -EEXIST);
+    CHECK_INT(nsop_mkdir(&c, "/-bad", 0750, &res), -EINVAL);
+    if (geteuid() == 0) { /* (perm_cred_may asks the kernel as that user) */
+        struct snap_ctx u = c;
+        u.cred.uid = u.cred.gid = 4711;
+        CHECK_INT(nsop_mkdir(&u, "/theirs", 0750, &res), -EACCES);
+        CHECK(strstr(res.msg, "may not create entries in the store's root") != NULL);
+    }
 
     /* ln -sfn snapshots/installed current, step by step. */
     CHECK_INT(nsop_symlink(&c, "snapshots/installed", "/web1/current", &res), -EEXIST);
@@ -118,9 +131,9 @@ static void test_requests(void)
     CHECK_INT(nsop_rename(&c, "/web1/snapshots/s2", "/db1/snapshots/s2", 0, &res), -EXDEV);
     struct snap_ctx other = c;
     other.pid = 4343;
-    CHECK_INT(nsop_mkdir(&other, "/db1/snapshots/s2", &res), 0); /* another process: a take */
+    CHECK_INT(nsop_mkdir(&other, "/db1/snapshots/s2", 0755, &res), 0); /* another process: a take */
     CHECK_INT(nsop_rename(&c, "/web1/snapshots/s2", "/db1/snapshots/s3", 0, &res), -EXDEV);
-    CHECK_INT(nsop_mkdir(&c, "/db1/snapshots/s3", &res), -EXDEV);
+    CHECK_INT(nsop_mkdir(&c, "/db1/snapshots/s3", 0755, &res), -EXDEV);
     CHECK(!store_snap_exists(&st, "db1", "s3"));
     CHECK_INT(nsop_rename(&c, "/web1/disks/vda.qcow2", "/web1/disks/x.qcow2", 0, &res),
               NSOP_NOT_MINE);
