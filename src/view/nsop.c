@@ -5,6 +5,7 @@
 #include "ops/clone.h"
 #include "view/ghost.h"
 #include "ops/vmdelete.h"
+#include "ops/vmrename.h"
 #include "store/storeio.h"
 #include "store/vmstate.h"
 #include "view/vpath.h"
@@ -344,15 +345,50 @@ static int rmdir_entry(const struct snap_ctx *c, const struct vpath *vpp, struct
     }
 }
 
+/* mv <vm> <new>: a plain rename at the root, nothing else. `mv VM B`
+ * with B an existing VM asks rename(VM, B/VM): EEXIST, as for a
+ * snapshot. Any other target (into a VM's directory, exchanged) is
+ * EINVAL, not EXDEV: mv would answer EXDEV by copying, and its mkdir of
+ * the target could mean a snapshot or a clone. */
+static int rename_vm(const struct snap_ctx *c, const struct vpath *f, const char *to,
+                     unsigned flags, struct nsop_result *res)
+{
+    char tparent[PATH_MAX], tlast[256], dir[PATH_MAX];
+    struct vpath tp;
+    if (flags & ~(unsigned)RENAME_NOREPLACE) {
+        snprintf(res->msg, sizeof(res->msg), "VMs cannot be exchanged");
+        return -EINVAL;
+    }
+    if (split_last(to, tparent, sizeof(tparent), tlast, sizeof(tlast)) < 0)
+        return -EINVAL;
+    if (strcmp(tparent, "/") != 0) {
+        if (vpath_parse(tparent, &tp) == 0 && tp.kind == V_VM && strcmp(tlast, f->vm) == 0 &&
+            store_vm_path(c->s, tp.vm, NULL, dir, sizeof(dir)) == 0 &&
+            storeio_exists(c->s, dir)) {
+            snprintf(res->msg, sizeof(res->msg), "VM %s already exists", tp.vm);
+            return -EEXIST;
+        }
+        snprintf(res->msg, sizeof(res->msg),
+                 "a VM can only be renamed at the root of the mount, not to %s", to);
+        return -EINVAL;
+    }
+    int r = vm_rename(c, f->vm, tlast, res->msg, sizeof(res->msg));
+    if (r == 0)
+        snprintf(res->renamed_to, sizeof(res->renamed_to), "%.*s", NAME_MAX_LEN, tlast);
+    return r;
+}
+
 int nsop_rename(const struct snap_ctx *c, const char *from, const char *to, unsigned flags,
                 struct nsop_result *res)
 {
     struct vpath f, t;
     char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1], target[PATH_MAX];
-    res->vm[0] = res->msg[0] = '\0';
+    res->vm[0] = res->msg[0] = res->renamed_to[0] = '\0';
     res->frozen_changed = false;
     bool f_ok = vpath_parse(from, &f) == 0;
     bool t_ok = vpath_parse(to, &t) == 0;
+    if (f_ok && f.kind == V_VM)
+        return rename_vm(c, &f, to, flags, res);
     /* The second half of ln -sfn: a pending link renamed over current. */
     if (!f_ok && vm_entry(from, vm, name) && vmstate_link_get(vm, name, target, sizeof(target)) == 0) {
         if (!t_ok || t.kind != V_CURRENT || strcmp(t.vm, vm) != 0) {
