@@ -38,7 +38,7 @@ expect_fail "rename(2) of a frozen image" "Read-only file system" \
 expect_fail "rename a frozen image" "Read-only file system" \
     mv "$V/snapshots/configured/vda.qcow2" "$V/snapshots/configured/vdb.qcow2"
 # (A VM is renamed at the root only: t_vm_rename.sh.)
-expect_fail "move a VM into another VM" "Invalid argument" mv "$V" "$M/db1/disks/"
+expect_fail "move a VM into another VM" "Invalid argument" rename_syscall "$V" "$M/db1/disks/web1"
 expect_fail "import a VM" "Operation not permitted" mkdir "$M/vm9"
 pass "what is not an operation is refused with EPERM, EROFS on frozen images, EINVAL for a bad name"
 
