@@ -104,6 +104,20 @@ static int load_xml(struct vmren *rn, const char *path, bool snapshot, xmlDocPtr
     return 0;
 }
 
+/* vm's file rel (its path into path), parsed, with the <domain> in it:
+ * 1, 0 when there is no such file, or -errno. */
+static int open_xml(struct vmren *rn, const char *vm, const char *rel, bool snapshot, char *path,
+                    xmlDocPtr *doc, xmlNodePtr *dom)
+{
+    if (store_vm_path(rn->s, vm, rel, path, PATH_MAX) < 0)
+        return -ENAMETOOLONG;
+    int r = load_xml(rn, path, snapshot, doc);
+    if (r < 0)
+        return r == -ENOENT ? 0 : r;
+    *dom = snapshot ? xmledit_snapshot_domain(*doc) : xmlDocGetRootElement(*doc);
+    return 1;
+}
+
 /* doc, written to the temporary directory with the owner and mode of
  * src (the file it rewrites), replaces dst. */
 static int stage(struct vmren *rn, xmlDocPtr doc, const char *src, const char *dst)
@@ -126,18 +140,14 @@ static int stage(struct vmren *rn, xmlDocPtr doc, const char *src, const char *d
 static int own_file(struct vmren *rn, const char *vm, const char *rel, bool snapshot)
 {
     char src[PATH_MAX], dst[PATH_MAX];
-    if (store_vm_path(rn->s, vm, rel, src, sizeof(src)) < 0 ||
-        store_vm_path(rn->s, rn->to, rel, dst, sizeof(dst)) < 0)
-        return -ENAMETOOLONG;
     xmlDocPtr doc;
-    int r = load_xml(rn, src, snapshot, &doc);
-    if (r == -ENOENT)
-        return 0;
-    if (r < 0)
+    xmlNodePtr dom;
+    if (store_vm_path(rn->s, rn->to, rel, dst, sizeof(dst)) < 0)
+        return -ENAMETOOLONG;
+    int r = open_xml(rn, vm, rel, snapshot, src, &doc, &dom);
+    if (r <= 0)
         return r;
-    xmlNodePtr root = xmlDocGetRootElement(doc);
-    xmlNodePtr dom = snapshot ? xmledit_snapshot_domain(doc) : root;
-    r = xmledit_rewrite_dir(root, rn->from_dir, rn->to_dir);
+    r = xmledit_rewrite_dir(xmlDocGetRootElement(doc), rn->from_dir, rn->to_dir);
     if (r >= 0 && dom)
         r = xmledit_set_child_text(dom, "name", rn->to);
     if (r >= 0)
@@ -151,17 +161,12 @@ static int own_file(struct vmren *rn, const char *vm, const char *rel, bool snap
 static int other_file(struct vmren *rn, const char *vm, const char *rel, bool snapshot)
 {
     char path[PATH_MAX];
-    if (store_vm_path(rn->s, vm, rel, path, sizeof(path)) < 0)
-        return -ENAMETOOLONG;
     xmlDocPtr doc;
-    int r = load_xml(rn, path, snapshot, &doc);
-    if (r == -ENOENT)
-        return 0;
-    if (r < 0)
+    xmlNodePtr dom;
+    int r = open_xml(rn, vm, rel, snapshot, path, &doc, &dom);
+    if (r <= 0)
         return r;
-    xmlNodePtr root = xmlDocGetRootElement(doc);
-    xmlNodePtr dom = snapshot ? xmledit_snapshot_domain(doc) : root;
-    int n = xmledit_rewrite_dir(root, rn->from_dir, rn->to_dir);
+    int n = xmledit_rewrite_dir(xmlDocGetRootElement(doc), rn->from_dir, rn->to_dir);
     int l = n >= 0 && dom ? cloneid_rename_source(dom, rn->from, rn->to) : 0;
     r = n < 0 ? n : l < 0 ? l : 0;
     if (r == 0 && n + l > 0)

@@ -207,44 +207,15 @@ restore() {
     rm -rf "$S" && cp -a "$TMP/fix" "$S" || fail "cannot restore the fixture"
 }
 
-points="" tried="" seen_after=0 CRASH_FINISHED=""
-for ((n = CRASH_FIRST; n <= MAX_POINTS; n += CRASH_STRIDE)); do
-    restore
-    export VMSTOREFS_CRASH_AT=vmrename:$n
-    try_mount || fail "point $n: no mount"
-    unset VMSTOREFS_CRASH_AT
-    pid=$DAEMON_PID
-    if mv -T "$M/two" "$M/neo" 2>"$TMP/op.err"; then
-        kill -0 "$pid" 2>/dev/null || fail "point $n: succeeded but the daemon is gone"
-        expect_vm neo two "point $n (no crash)"
-        unmount_fs "$M"
-        forget_daemon "$pid"
-        CRASH_FINISHED=$n
-        if crash_below "${tried##* }" "$( ((seen_after)) || echo "no point rolled forward yet")"; then
-            n=$CRASH_NEXT
-            continue
-        fi
-        break
-    fi
-    status=0
-    wait "$pid" || status=$?
-    forget_daemon "$pid"
-    [ "$status" -eq 99 ] ||
-        fail "point $n: mv failed ($(cat "$TMP/op.err")) and the daemon exited $status, not 99"
-    fusermount3 -u -z "$M" || fail "point $n: fusermount3 -u -z"
-    try_mount || fail "point $n: the daemon would not mount after the crash"
+rename_run() { mv -T "$M/two" "$M/neo"; }
+rename_finished() { expect_vm neo two "$1 (no crash)"; }
+rename_recovered() {
     if [ -d "$S/neo" ]; then
-        expect_vm neo two "point $n (rolled forward)"
-        seen_after=1 points+=A tried+=" $n"
+        expect_vm neo two "$1 (rolled forward)"
+        CRASH_STATE=A
     else
-        ((seen_after)) && fail "point $n: rolled back after an earlier point rolled forward"
-        expect_vm two neo "point $n (rolled back)"
-        points+=B tried+=" $n"
+        expect_vm two neo "$1 (rolled back)"
+        CRASH_STATE=B
     fi
-    unmount_fs "$M"
-    forget_daemon "$DAEMON_PID"
-    [ -z "$CRASH_FINISHED" ] || break
-done
-((n <= MAX_POINTS)) || fail "still crashing at point $MAX_POINTS"
-((seen_after)) || fail "no crash point rolled forward"
-pass "crashed at point(s)$tried of $((CRASH_FINISHED - 1)) ($points: B rolled back, A rolled forward)"
+}
+crash_loop "mv two neo" vmrename restore rename_run rename_finished rename_recovered

@@ -249,8 +249,10 @@ static void recover_sees(int n, const char *want)
     CHECK_STR(seen, want);
 }
 
-/* A committed record of vm with one step (JSON), as recovery finds it. */
-static void plant_record(const char *id, const char *step)
+/* A committed record (JSON: its vm, op and any fields before
+ * "committed", its steps), with its temporary directory, as recovery
+ * finds it. */
+static void plant_json(const char *id, const char *head, const char *steps)
 {
     char path[PATH_MAX + 128];
     /* With its temporary directory: a committed record without one had
@@ -263,10 +265,16 @@ static void plant_record(const char *id, const char *step)
     if (!f)
         return;
     fprintf(f,
-            "{ \"version\": 1, \"id\": \"%s\", \"op\": \"delete\", \"vm\": \"vm\", "
+            "{ \"version\": 1, \"id\": \"%s\", %s, "
             "\"committed\": true, \"done\": 0, \"steps\": [ %s ] }\n",
-            id, step);
+            id, head, steps);
     fclose(f);
+}
+
+/* A committed record of vm with one step (JSON), as recovery finds it. */
+static void plant_record(const char *id, const char *step)
+{
+    plant_json(id, "\"op\": \"delete\", \"vm\": \"vm\"", step);
 }
 
 static void test_pull_from_kept(void)
@@ -349,20 +357,10 @@ static void test_commit_progress_kept(void)
  * list, or NULL for none), moving a/f to b/f. */
 static void plant_also(const char *id, const char *also)
 {
-    char path[PATH_MAX + 128];
-    snprintf(path, sizeof(path), "%s/.vmstorefs/tmp/%s", tmp, id);
-    CHECK(mkdir(path, 0700) == 0 || errno == EEXIST);
-    snprintf(path, sizeof(path), "%s/.vmstorefs/journal/%s.json", tmp, id);
-    FILE *f = fopen(path, "w");
-    CHECK(f != NULL);
-    if (!f)
-        return;
-    fprintf(f,
-            "{ \"version\": 1, \"id\": \"%s\", \"op\": \"vmrename\", \"vm\": \"a\", "
-            "%s%s%s\"committed\": true, \"done\": 0, \"steps\": [ "
-            "{ \"do\": \"move\", \"a\": \"a/f\", \"b\": \"b/f\" } ] }\n",
-            id, also ? "\"also\": " : "", also ? also : "", also ? ", " : "");
-    fclose(f);
+    char head[256];
+    snprintf(head, sizeof(head), "\"op\": \"vmrename\", \"vm\": \"a\"%s%s",
+             also ? ", \"also\": " : "", also ? also : "");
+    plant_json(id, head, "{ \"do\": \"move\", \"a\": \"a/f\", \"b\": \"b/f\" }");
 }
 
 static void test_also(void)
