@@ -147,8 +147,13 @@ qio_release
 [ "$(tree_state "$S")" = "$before" ] || fail "a refused rename changed the store"
 pass "refused: EEXIST onto a VM, into one, onto a file; EINVAL bad name, into a directory; EBUSY a qemu; nothing changed"
 
+stat "$M/two/domain.xml" >/dev/null || fail "stat two/domain.xml"
 mv "$M/two" "$M/neo" || fail "mv two neo"
 grep -q "renamed VM two to neo" "$DAEMON_LOG" || fail "no log line for the rename"
+# What the kernel knew of two's domain.xml (the node moves with the
+# directory) is not what neo's is: the file was replaced.
+[ "$(stat -c %.9Y "$M/neo/domain.xml")" = "$(stat -c %.9Y "$S/neo/domain.xml")" ] ||
+    fail "neo/domain.xml has the old file's attributes through the mount"
 expect_fail "the old name" "No such file" stat "$M/two"
 grep -q "<name>neo</name>" "$M/neo/domain.xml" && ! grep -q "$S/two/" "$M/neo/domain.xml" ||
     fail "domain.xml read through the mount is not the renamed one"
