@@ -187,6 +187,29 @@ xml_is "$S/c4/domain.xml" /domain/name c4 "ctl rename-vm"
 expect_fail "ctl rename-vm onto a VM" "EEXIST" "$CTL" "$S" rename-vm c4 c1
 pass "vmstorefs-ctl rename-vm"
 
+# An undefined VM: the definition kept aside follows.
+rm "$M/c4/domain.xml" || fail "undefine c4"
+mv "$M/c4" "$M/c5" || fail "mv c4 c5 (undefined)"
+xml_is "$S/c5/.domain.xml.undefined" /domain/name c5 "the kept definition"
+grep -q "file=\"$S/c5/disks/vda.qcow2\"" "$S/c5/.domain.xml.undefined" &&
+    ! grep -q "$S/c4/" "$S/c5/.domain.xml.undefined" || fail "the kept definition's paths"
+"$CTL" "$S" define c5 || fail "define c5 again"
+check_store "$S"
+pass "an undefined VM renamed: its kept definition follows"
+
+# Another VM naming files in the directory: a clone shares its source's
+# read-only disk and CD-ROM.
+make_vm "$S" r 1 --ro-and-cdrom
+mkdir "$M/r/clones/rc" || fail "clone r as rc"
+grep -q "file=\"$S/r/shared/cd.iso\"" "$S/rc/domain.xml" || fail "rc does not share r's CD-ROM"
+mv "$M/r" "$M/r2" || fail "mv r r2"
+grep -q "file=\"$S/r2/shared/cd.iso\"" "$S/rc/domain.xml" &&
+    grep -q "file=\"$S/r2/shared/ro.qcow2\"" "$S/rc/domain.xml" &&
+    ! grep -q "$S/r/" "$S/rc/domain.xml" || fail "rc's shared disks do not name r2: $(grep source "$S/rc/domain.xml")"
+read_patterns "$M/rc/disks/vda.qcow2" 0x10 0 1M
+check_store "$S"
+pass "a clone's shared read-only disk and CD-ROM follow their VM's rename"
+
 # A merge of the VM running: the rename waits for the VM's lock, then EBUSY.
 unmount_fs "$M"
 forget_daemon "$DAEMON_PID"
