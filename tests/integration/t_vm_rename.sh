@@ -226,9 +226,27 @@ gate_cont "${GATED[@]}"
 wait "$GATE_SYNC" || fail "sync m: $(cat "$TMP/sync.err")"
 mv -T "$M/m" "$M/m2" || fail "mv m m2 once the merge is done"
 read_patterns "$M/m2/disks/vda.qcow2" 0x10 0 1M "$M/m2/disks/vda.qcow2" 0x44 1M 64k
+pass "a running merge keeps the VM's name (EBUSY); after it, the rename goes"
+
+# A merge queued and not yet run follows the new name: q's is held back
+# while a process has one of q's directories open (bgmerge.h: walkers),
+# and `sync q2` waits for it under the new name.
+make_vm "$S" q 1
+mkdir "$M/q/snapshots/s1" && qio "$M/q/disks/vda.qcow2" 0x45 1M && mkdir "$M/q/snapshots/s2" ||
+    fail "q: snapshots"
+exec 9<"$M/q/snapshots" || fail "q: open snapshots/"
+rmdir "$M/q/snapshots/s1" || fail "q: rmdir s1"
+hidden_q=("$S"/q/snapshots/.hidden-*)
+[ -d "${hidden_q[0]}" ] || fail "q: s1's image was not hidden: $(ls -a "$S/q/snapshots")"
+mv -T "$M/q" "$M/q2" || fail "mv q q2 with a merge queued"
+sync "$M/q2" || fail "sync q2"
+exec 9<&-
+! ls -d "$S"/q2/snapshots/.hidden-* >/dev/null 2>&1 ||
+    fail "q2's hidden image was not merged: $(ls -a "$S/q2/snapshots")"
+read_patterns "$M/q2/snapshots/s2/vda.qcow2" 0x10 0 1M "$M/q2/snapshots/s2/vda.qcow2" 0x45 1M 64k
 unmount_fs "$M"
 forget_daemon "$DAEMON_PID"
-pass "a running merge keeps the VM's name (EBUSY); after it, the rename goes"
+pass "a merge queued when the VM was renamed runs under the new name"
 
 # ---- crashes ----
 restore() {
