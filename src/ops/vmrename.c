@@ -271,9 +271,14 @@ static int reserve_new(struct vmren *rn)
 static int hold_images(struct vmren *rn)
 {
     struct igraph g;
-    int r = igraph_build(rn->s, rn->from, &g, rn->msg, rn->msgsz);
-    if (r < 0)
+    char why[MSG_MAX];
+    int r = igraph_build(rn->s, rn->from, &g, why, sizeof(why));
+    if (r < 0) {
+        /* Not a missing VM, whatever the walk met: EINVAL (EACCES for a
+         * chain that leaves the VM, as everywhere). */
+        snprintf(rn->msg, rn->msgsz, "its images could not all be held: %s", why);
         return r;
+    }
     for (size_t i = 0; r == 0 && i < g.count; i++) {
         const struct gnode *nd = &g.n[i];
         if (nd->kind != G_OTHER)

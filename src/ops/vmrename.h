@@ -26,7 +26,7 @@
  * VM is running: the VM's lock is not free within VMLOCK_OP_WAIT_MS, or
  * another VM it must rewrite is busy the same way); what the chain walk
  * says of a VM whose chains do not read (its images could not all be
- * held: -EINVAL, -EACCES, -ENOENT). Merges queued but
+ * held: -EINVAL, -EACCES for a chain that leaves the VM). Merges queued but
  * not running move to the new name (bgmerge.h). Returns 0 or -errno
  * with one line in msg. */
 #ifndef VMSTOREFS_VMRENAME_H

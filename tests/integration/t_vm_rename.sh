@@ -244,9 +244,20 @@ exec 9<&-
 ! ls -d "$S"/q2/snapshots/.hidden-* >/dev/null 2>&1 ||
     fail "q2's hidden image was not merged: $(ls -a "$S/q2/snapshots")"
 read_patterns "$M/q2/snapshots/s2/vda.qcow2" 0x10 0 1M "$M/q2/snapshots/s2/vda.qcow2" 0x45 1M 64k
+pass "a merge queued when the VM was renamed runs under the new name"
+
+# A VM whose chain does not read (its images cannot all be held): EINVAL.
+make_vm "$S" bad 1
+qemu-img rebase -u -F qcow2 -b ../snapshots/gone/vda.qcow2 "$S/bad/disks/vda.qcow2" ||
+    fail "bad: rebase"
+before=$(tree_state "$S")
+expect_refusal "rename a VM whose chain is broken" "Invalid argument" \
+    "refused rename /bad: its images could not all be held" rename_syscall "$M/bad" "$M/bad2"
+[ "$(tree_state "$S")" = "$before" ] || fail "the refused rename of bad changed the store"
 unmount_fs "$M"
 forget_daemon "$DAEMON_PID"
-pass "a merge queued when the VM was renamed runs under the new name"
+rm -rf "$S/bad"
+pass "a VM whose chain is broken is not renamed (EINVAL), nothing changed"
 
 # ---- crashes ----
 restore() {
