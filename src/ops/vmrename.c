@@ -277,7 +277,7 @@ static int hold_images(struct vmren *rn)
         /* Not a missing VM, whatever the walk met: EINVAL (EACCES for a
          * chain that leaves the VM, as everywhere). */
         snprintf(rn->msg, rn->msgsz, "its images could not all be held: %s", why);
-        return r;
+        return r == -EACCES ? r : -EINVAL;
     }
     for (size_t i = 0; r == 0 && i < g.count; i++) {
         const struct gnode *nd = &g.n[i];

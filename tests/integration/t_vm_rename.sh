@@ -210,6 +210,16 @@ read_patterns "$M/rc/disks/vda.qcow2" 0x10 0 1M
 check_store "$S"
 pass "a clone's shared read-only disk and CD-ROM follow their VM's rename"
 
+# A raw base outside disks/ and snapshots/ (its backing name relative, its
+# path in domain.xml's chain absolute).
+make_vm "$S" rb 1 --raw-base
+mkdir "$M/rb/snapshots/s1" || fail "rb: snapshot"
+mv "$M/rb" "$M/rb2" || fail "mv rb rb2"
+grep -q "file=\"$S/rb2/base/vda.raw\"" "$S/rb2/domain.xml" || fail "rb2's chain does not name its raw base"
+read_patterns "$M/rb2/disks/vda.qcow2" 0x10 0 1M "$M/rb2/snapshots/s1/vda.qcow2" 0x10 0 1M
+check_store "$S"
+pass "a VM on a raw base renamed: its chain reads through the mount"
+
 # A merge of the VM running: the rename waits for the VM's lock, then EBUSY.
 unmount_fs "$M"
 forget_daemon "$DAEMON_PID"
