@@ -18,6 +18,7 @@
 #include "ops/clone.h"
 #include "ops/snapshot.h"
 #include "ops/vmdelete.h"
+#include "ops/vmrename.h"
 #include "qemu/qimg.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -45,6 +46,7 @@ static const char usage_text[] =
     "  delete VM SNAP [DEV]   rmdir VM/snapshots/SNAP (rm VM/snapshots/SNAP/DEV.qcow2)\n"
     "  clone VM NEW [SNAP]    mkdir VM/clones/NEW (VM/snapshots/SNAP/clones/NEW)\n"
     "  delete-vm VM           rmdir VM\n"
+    "  rename-vm VM NEW       mv VM NEW\n"
     "  detach VM DEV          rm VM/disks/DEV.qcow2\n"
     "  undefine VM            rm VM/domain.xml (the definition is kept aside)\n"
     "  define VM              put back the definition an undefine kept\n"
@@ -106,7 +108,7 @@ struct command {
 static const struct command commands[] = {
     { "take", 2, 2 },      { "rename", 3, 3 },    { "revert", 2, 2 },   { "delete", 2, 3 },
     { "clone", 2, 3 },     { "delete-vm", 1, 1 }, { "detach", 2, 2 },   { "undefine", 1, 1 },
-    { "define", 1, 1 },    { "current", 1, 1 },   { "recover", 0, 0 },
+    { "define", 1, 1 },    { "current", 1, 1 },   { "recover", 0, 0 },  { "rename-vm", 2, 2 },
 };
 
 static const struct command *find_command(const char *name)
@@ -142,6 +144,8 @@ static int run(const struct snap_ctx *c, const char *cmd, char **a, int n, char 
         return clone_create(c, a[0], n > 2 ? a[2] : NULL, a[1], msg, msgsz);
     if (strcmp(cmd, "delete-vm") == 0)
         return vm_delete(c, a[0], msg, msgsz);
+    if (strcmp(cmd, "rename-vm") == 0)
+        return vm_rename(c, a[0], a[1], msg, msgsz);
     if (strcmp(cmd, "detach") == 0)
         return disk_detach(c, a[0], a[1], msg, msgsz);
     if (strcmp(cmd, "undefine") == 0)

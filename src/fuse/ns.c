@@ -207,6 +207,10 @@ void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
     int r = ns_result(R_RENAME, from, to, nsop_rename(&c, from, to, flags, &res), &res);
     if (r == 0)
         nodetable_renamed(ops_nodes, parent, name, newparent, newname, flags & RENAME_EXCHANGE);
+    /* A VM renamed: its nodes are under the new name now, and its
+     * domain.xml was replaced there. */
+    if (r == 0 && res.renamed_to[0])
+        after_change(res.renamed_to, false);
     ops_reply_status(req, r);
 }
 

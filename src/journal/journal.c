@@ -8,6 +8,7 @@
 
 #include "store/storeio.h"
 #include "util/log.h"
+#include "util/names.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -119,6 +120,34 @@ void journal_mark_steps(struct journal *j)
     j->mark_steps = true;
 }
 
+int journal_also(struct journal *j, const char *vm)
+{
+    if (j->committed)
+        return -E2BIG;
+    if (!name_is_valid(vm))
+        return -EINVAL;
+    if (journal_names_vm(j, vm))
+        return 0;
+    char **na = realloc(j->also, (j->nalso + 1) * sizeof(*na));
+    if (!na)
+        return -ENOMEM;
+    j->also = na;
+    if (!(na[j->nalso] = strdup(vm)))
+        return -ENOMEM;
+    j->nalso++;
+    return 0;
+}
+
+bool journal_names_vm(const struct journal *j, const char *vm)
+{
+    if (strcmp(j->vm, vm) == 0)
+        return true;
+    for (size_t i = 0; i < j->nalso; i++)
+        if (strcmp(j->also[i], vm) == 0)
+            return true;
+    return false;
+}
+
 bool journal_has_data_steps(const struct journal *j)
 {
     for (size_t i = 0; i < j->nsteps; i++)
@@ -191,5 +220,10 @@ void journal_free(struct journal *j)
     free(j->steps);
     j->steps = NULL;
     j->nsteps = j->capsteps = 0;
+    for (size_t i = 0; i < j->nalso; i++)
+        free(j->also[i]);
+    free(j->also);
+    j->also = NULL;
+    j->nalso = 0;
 }
 

@@ -183,6 +183,12 @@ struct journal {
     struct jstep *steps;
     size_t nsteps, capsteps;
     int point; /* durable points passed, for VMSTOREFS_CRASH_AT */
+    /* The other VMs the operation changes besides vm (a VM rename: the
+     * new name and the VMs whose XML names the old one), journal_also:
+     * its paths may lie in their directories too, a recovery for any of
+     * them finishes it, and a recovery takes all their locks. */
+    char **also;
+    size_t nalso;
     char tmpdir[PATH_MAX]; /* absolute: STORE/.vmstorefs/tmp/<id> */
 };
 
@@ -190,6 +196,12 @@ struct journal {
  * temporary directory made. */
 int journal_begin(struct journal *j, const struct store *s, const char *op, const char *vm,
                   char *msg, size_t msgsz);
+
+/* The operation also changes vm's directory (journal.also). Before
+ * commit only; 0, -EINVAL for a name that is no VM's, -ENOMEM. */
+int journal_also(struct journal *j, const char *vm);
+/* Does the record name vm (as its own VM or as one it also changes)? */
+bool journal_names_vm(const struct journal *j, const char *vm);
 
 /* Plan steps (paths absolute, below the store root). Before commit only. */
 int journal_move(struct journal *j, const char *from, const char *to);
@@ -244,8 +256,9 @@ void journal_free(struct journal *j);
  * of space, or met an image a qemu holds; else -EIO). */
 int journal_recover(const struct store *s, const char *vm, char *msg, size_t msgsz);
 
-/* How many records name vm (unreadable ones count too): a clone, which
- * holds its source's lock shared, recovers only when this is not 0. */
+/* How many records name vm (journal_names_vm; unreadable ones count
+ * too): a clone, which holds its source's lock shared, recovers only
+ * when this is not 0. */
 int journal_pending_for(const struct store *s, const char *vm);
 
 /* How many records the journal holds (for -o ro, which cannot recover). */

@@ -50,6 +50,12 @@ static struct json_object *record_json(const struct journal *j)
     json_object_object_add(o, "id", json_object_new_string(j->id));
     json_object_object_add(o, "op", json_object_new_string(j->op));
     json_object_object_add(o, "vm", json_object_new_string(j->vm));
+    if (j->nalso) {
+        struct json_object *also = json_object_new_array();
+        for (size_t i = 0; i < j->nalso; i++)
+            json_object_array_add(also, json_object_new_string(j->also[i]));
+        json_object_object_add(o, "also", also);
+    }
     json_object_object_add(o, "committed", json_object_new_boolean(j->committed));
     json_object_object_add(o, "done", json_object_new_int64((int64_t)j->done));
     struct json_object *steps = json_object_new_array();
@@ -166,19 +172,49 @@ static bool has_dot_component(const char *rel)
     }
 }
 
-/* A record touches only its own VM's directory and its own temporary
- * directory: a record planted or damaged cannot reach anything else. */
+/* rel is vm's directory or below it. The directory itself too: a VM
+ * delete moves it away, a clone moves it into place. */
+static bool in_vm(const char *rel, const char *vm)
+{
+    size_t vl = strlen(vm);
+    return vl && strncmp(rel, vm, vl) == 0 && (rel[vl] == '\0' || (rel[vl] == '/' && rel[vl + 1]));
+}
+
+/* A record touches only its own VM's directory, those of the VMs it
+ * names as also changed (journal.also) and its own temporary directory:
+ * a record planted or damaged cannot reach anything else. */
 static bool own_path(const struct journal *j, const char *rel)
 {
     char tmp[128];
-    size_t vl = strlen(j->vm), tl;
+    size_t tl;
     snprintf(tmp, sizeof(tmp), STORE_META_DIR "/tmp/%s", j->id);
     tl = strlen(tmp);
-    /* The VM's directory itself too: a VM delete moves it away, a clone
-     * moves it into place. */
-    if (vl && strncmp(rel, j->vm, vl) == 0 && (rel[vl] == '\0' || (rel[vl] == '/' && rel[vl + 1])))
+    if (in_vm(rel, j->vm))
         return true;
+    for (size_t i = 0; i < j->nalso; i++)
+        if (in_vm(rel, j->also[i]))
+            return true;
     return strncmp(rel, tmp, tl) == 0 && (rel[tl] == '\0' || rel[tl] == '/');
+}
+
+/* The record's "also" (optional): valid VM names, read before the steps
+ * whose paths they allow. */
+static int load_also(struct journal *j, struct json_object *o)
+{
+    struct json_object *also;
+    if (!json_object_object_get_ex(o, "also", &also))
+        return 0;
+    if (!json_object_is_type(also, json_type_array))
+        return -EINVAL;
+    for (size_t i = 0; i < json_object_array_length(also); i++) {
+        struct json_object *v = json_object_array_get_idx(also, i);
+        if (!json_object_is_type(v, json_type_string))
+            return -EINVAL;
+        int r = journal_also(j, json_object_get_string(v));
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 static int abs_from_rel(const struct store *s, const char *rel, char *out, size_t outsz)
@@ -315,7 +351,7 @@ int journal_load_record(const struct store *s, const char *path, struct journal 
         strcpy(j->id, id);
         strcpy(j->op, op);
         snprintf(j->vm, sizeof(j->vm), "%s", vm);
-        r = 0;
+        r = load_also(j, o);
         for (size_t i = 0; r == 0 && i < json_object_array_length(steps); i++)
             r = load_step(j, json_object_array_get_idx(steps, i));
         j->committed = json_object_get_boolean(committed);

@@ -99,6 +99,46 @@ void journal_set_defer_data(bool (*defer)(const char *vm))
     defer_data = defer;
 }
 
+static void release_others(struct vmlock *locks, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        vmlock_release(&locks[i]);
+    free(locks);
+}
+
+/* The locks of the VMs a record names (journal_names_vm) but held, which
+ * the caller holds, one try each: a record that changes several VMs (a
+ * VM rename) is finished with none of them changing under it. -EBUSY,
+ * with none kept, when one is taken. */
+static int lock_others(const struct store *s, const struct journal *j, const char *held,
+                       struct vmlock **out, size_t *n, char *msg, size_t msgsz)
+{
+    *out = NULL;
+    *n = 0;
+    if (!j->nalso)
+        return 0;
+    struct vmlock *l = calloc(j->nalso + 1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    for (size_t i = 0; i <= j->nalso; i++) {
+        const char *other = i == 0 ? j->vm : j->also[i - 1];
+        if (strcmp(other, held) == 0)
+            continue;
+        char why[MSG_MAX];
+        int r = vmlock_acquire(s, other, 0, NULL, NULL, &l[*n], why, sizeof(why));
+        if (r < 0) {
+            snprintf(msg, msgsz, "%s of %s also changes %s, which is busy: %s", j->op, j->vm,
+                     other, why);
+            release_others(l, *n);
+            *n = 0;
+            return r;
+        }
+        (*n)++;
+    }
+    *out = l;
+    return 0;
+}
+
 /* 0 when done (or not this call's), 1 when left to the background
  * worker, -errno. */
 static int recover_one(const struct store *s, const char *path, const char *vm, int *done,
@@ -112,7 +152,7 @@ static int recover_one(const struct store *s, const char *path, const char *vm, 
          * not this operation's to fail on: the next mount reports it. */
         return vm ? 0 : r;
     }
-    if (vm && strcmp(vm, j.vm) != 0) {
+    if (vm && !journal_names_vm(&j, vm)) {
         journal_free(&j);
         return 0;
     }
@@ -138,9 +178,21 @@ static int recover_one(const struct store *s, const char *path, const char *vm, 
             return r < 0 ? r : 0;
         }
     }
+    /* The other VMs it changes: theirs too, whoever the caller is. */
+    struct vmlock *others = NULL;
+    size_t nothers = 0;
+    r = lock_others(s, &j, vm ? vm : j.vm, &others, &nothers, msg, msgsz);
+    if (r < 0) {
+        vmlock_release(&lk);
+        journal_free(&j);
+        /* Busy: its own operation may be running (a mount skips it, as
+         * for its own VM); an operation of one of its VMs waits. */
+        return vm || r != -EBUSY ? r : 0;
+    }
     if (j.committed && journal_has_data_steps(&j) && defer_data && defer_data(j.vm)) {
         /* Its merge is the background worker's (journal_set_defer_data):
          * a mount serves first, an operation on the VM waits for it. */
+        release_others(others, nothers);
         vmlock_release(&lk);
         journal_free(&j);
         return 1;
@@ -167,6 +219,7 @@ static int recover_one(const struct store *s, const char *path, const char *vm, 
                 j.committed ? "finished (rolled forward)" : "undone (rolled back)");
         (*done)++;
     }
+    release_others(others, nothers);
     vmlock_release(&lk);
     journal_free(&j);
     return r;
@@ -347,7 +400,7 @@ static int count_vm_record(const struct store *s, const char *dir, const char *n
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     struct journal j;
     /* A record that cannot be read counts: recovery is what reports it. */
-    if (journal_load_record(s, path, &j, msg, sizeof(msg)) < 0 || strcmp(j.vm, p->vm) == 0)
+    if (journal_load_record(s, path, &j, msg, sizeof(msg)) < 0 || journal_names_vm(&j, p->vm))
         p->n++;
     journal_free(&j);
     return 0;

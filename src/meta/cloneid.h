@@ -108,6 +108,11 @@ int cloneid_set_lineage(xmlDocPtr dom, const char *source, const char *snapshot,
  * not a non-negative decimal integer. Attributes are read without a
  * namespace: a prefixed source= is not the source. */
 int cloneid_read_lineage(xmlDocPtr dom, struct clone_lineage *out);
+/* The source renamed: every lineage element directly in the <metadata>
+ * of domain (a domain.xml's root, or the <domain> inside a
+ * snapshot.xml) whose source is from names to instead, its snapshot and
+ * time kept. Returns how many, or -ENOMEM. */
+int cloneid_rename_source(xmlNodePtr domain, const char *from, const char *to);
 /* Removes every element of CLONEID_NS from <metadata> (and <metadata> when
  * that leaves it empty): `rm <vm>/clones/N` forgets the lineage, not the
  * VM. Returns how many were removed. */

@@ -22,13 +22,17 @@ static bool in_our_ns(xmlNodePtr n)
            xmlStrcmp(n->ns->href, BAD_CAST CLONEID_NS) == 0;
 }
 
-static xmlNodePtr metadata_of(xmlDocPtr dom)
+static xmlNodePtr metadata_in(xmlNodePtr root)
 {
-    xmlNodePtr root = xmlDocGetRootElement(dom);
     for (xmlNodePtr c = root ? root->children : NULL; c; c = c->next)
         if (c->type == XML_ELEMENT_NODE && !c->ns && xmlStrcmp(c->name, BAD_CAST "metadata") == 0)
             return c;
     return NULL;
+}
+
+static xmlNodePtr metadata_of(xmlDocPtr dom)
+{
+    return metadata_in(xmlDocGetRootElement(dom));
 }
 
 static int remove_ours(xmlNodePtr md)
@@ -138,6 +142,25 @@ int cloneid_read_lineage(xmlDocPtr dom, struct clone_lineage *out)
         return 0;
     }
     return -ENOENT;
+}
+
+int cloneid_rename_source(xmlNodePtr domain, const char *from, const char *to)
+{
+    int n = 0;
+    xmlNodePtr md = metadata_in(domain);
+    for (xmlNodePtr c = md ? md->children : NULL; c; c = c->next) {
+        if (!in_our_ns(c) || xmlStrcmp(c->name, BAD_CAST "clone") != 0)
+            continue;
+        xmlChar *v = xmlGetNoNsProp(c, BAD_CAST "source");
+        bool hit = v && xmlStrcmp(v, BAD_CAST from) == 0;
+        xmlFree(v);
+        if (!hit)
+            continue;
+        if (!xmlSetProp(c, BAD_CAST "source", BAD_CAST to))
+            return -ENOMEM;
+        n++;
+    }
+    return n;
 }
 
 int cloneid_forget_lineage(xmlDocPtr dom)

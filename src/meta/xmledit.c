@@ -224,6 +224,63 @@ int xmledit_rewrite_prefix(xmlNodePtr node, const char *old_prefix, const char *
     return node ? rewrite(node->children, old_prefix, strlen(old_prefix), new_prefix, false) : 0;
 }
 
+/* value with old (length ol) at its start, as a whole name or a
+ * directory above the rest, given new instead (malloc'd); NULL when it
+ * does not start so (or out of memory: *err). */
+static char *moved_value(const char *value, const char *old, size_t ol, const char *new, int *err)
+{
+    if (!value || strncmp(value, old, ol) != 0 || (value[ol] != '\0' && value[ol] != '/'))
+        return NULL;
+    size_t need = strlen(new) + strlen(value + ol) + 1;
+    char *nv = malloc(need);
+    if (!nv)
+        *err = -ENOMEM;
+    else
+        snprintf(nv, need, "%s%s", new, value + ol);
+    return nv;
+}
+
+static int rewrite_dir(xmlNodePtr n, const char *old, size_t ol, const char *new)
+{
+    int count = 0, err = 0;
+    if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
+        char *nv = moved_value((const char *)n->content, old, ol, new, &err);
+        if (nv) {
+            xmlNodeSetContent(n, NULL);
+            xmlNodeAddContent(n, BAD_CAST nv);
+            free(nv);
+            count++;
+        }
+        return err < 0 ? err : count;
+    }
+    if (n->type != XML_ELEMENT_NODE)
+        return 0;
+    for (xmlAttrPtr a = n->properties; a && err == 0; a = a->next) {
+        xmlChar *v = xmlNodeListGetString(n->doc, a->children, 1);
+        char *nv = moved_value((const char *)v, old, ol, new, &err);
+        xmlFree(v);
+        if (nv) {
+            if (!xmlSetNsProp(n, a->ns, a->name, BAD_CAST nv))
+                err = -ENOMEM;
+            free(nv);
+            count++;
+        }
+    }
+    for (xmlNodePtr c = n->children; c && err == 0; c = c->next) {
+        int r = rewrite_dir(c, old, ol, new);
+        if (r < 0)
+            err = r;
+        else
+            count += r;
+    }
+    return err < 0 ? err : count;
+}
+
+int xmledit_rewrite_dir(xmlNodePtr node, const char *old_dir, const char *new_dir)
+{
+    return node ? rewrite_dir(node, old_dir, strlen(old_dir), new_dir) : 0;
+}
+
 int xmledit_rewrite_path(xmlNodePtr node, const char *old_path, const char *new_path)
 {
     return node ? rewrite(node->children, old_path, strlen(old_path), new_path, true) : 0;

@@ -57,6 +57,13 @@ int xmledit_set_parent(xmlDocPtr snap, const char *parent);
  * starts with old_prefix + '/' gets new_prefix instead. Returns how many. */
 int xmledit_rewrite_prefix(xmlNodePtr node, const char *old_prefix, const char *new_prefix);
 
+/* Every attribute value and text under node (node's own included) that
+ * is old_dir or names something below it (old_dir + '/') gets new_dir
+ * instead: a VM's directory renamed, wherever its XML names it (disk
+ * sources and chains, <nvram>, <kernel>, <initrd>, <loader>, a serial
+ * log...). Returns how many, or -ENOMEM. */
+int xmledit_rewrite_dir(xmlNodePtr node, const char *old_dir, const char *new_dir);
+
 /* Every <source file> under node that is exactly old_path gets new_path.
  * Returns how many. */
 int xmledit_rewrite_path(xmlNodePtr node, const char *old_path, const char *new_path);

@@ -235,6 +235,17 @@ void vmstate_changed(const char *vm)
     pthread_mutex_unlock(&lock);
 }
 
+void vmstate_forget(const char *vm)
+{
+    pthread_mutex_lock(&lock);
+    struct vm *v = find(vm, false);
+    if (v) {
+        v->nlinks = 0;
+        v->current_hidden = false;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 void vmstate_reset(void)
 {
     pthread_mutex_lock(&lock);

@@ -49,6 +49,12 @@ bool vmstate_current_hidden(const char *vm);
 /* An operation changed vm: `current` shows what the images say again. */
 void vmstate_changed(const char *vm);
 
+/* vm's name left the store (a VM renamed): its pending links and a
+ * removed `current` are forgotten, so a VM made under that name later
+ * starts with none. Writers and running operations are live handles and
+ * requests, counted as they end. */
+void vmstate_forget(const char *vm);
+
 /* Forget everything (tests). */
 void vmstate_reset(void);
 

@@ -7,6 +7,7 @@
 #include "view/ghost.h"
 #include "view/scratch.h"
 #include "ops/vmdelete.h"
+#include "ops/vmrename.h"
 #include "store/storeio.h"
 #include "store/vmstate.h"
 #include "view/vpath.h"
@@ -381,15 +382,50 @@ static int rename_scratch(const struct snap_ctx *c, const char *from, const char
     return -EXDEV;
 }
 
+/* mv <vm> <new>: a plain rename at the root, nothing else. `mv VM B`
+ * with B an existing VM asks rename(VM, B/VM): EEXIST, as for a
+ * snapshot. Any other target (into a VM's directory, exchanged) is
+ * EINVAL, not EXDEV: mv would answer EXDEV by copying, and its mkdir of
+ * the target could mean a snapshot or a clone. */
+static int rename_vm(const struct snap_ctx *c, const struct vpath *f, const char *to,
+                     unsigned flags, struct nsop_result *res)
+{
+    char tparent[PATH_MAX], tlast[256], dir[PATH_MAX];
+    struct vpath tp;
+    if (flags & ~(unsigned)RENAME_NOREPLACE) {
+        snprintf(res->msg, sizeof(res->msg), "VMs cannot be exchanged");
+        return -EINVAL;
+    }
+    if (split_last(to, tparent, sizeof(tparent), tlast, sizeof(tlast)) < 0)
+        return -EINVAL;
+    if (strcmp(tparent, "/") != 0) {
+        if (vpath_parse(tparent, &tp) == 0 && tp.kind == V_VM && strcmp(tlast, f->vm) == 0 &&
+            store_vm_path(c->s, tp.vm, NULL, dir, sizeof(dir)) == 0 &&
+            storeio_exists(c->s, dir)) {
+            snprintf(res->msg, sizeof(res->msg), "VM %s already exists", tp.vm);
+            return -EEXIST;
+        }
+        snprintf(res->msg, sizeof(res->msg),
+                 "a VM can only be renamed at the root of the mount, not to %s", to);
+        return -EINVAL;
+    }
+    int r = vm_rename(c, f->vm, tlast, res->msg, sizeof(res->msg));
+    if (r == 0)
+        snprintf(res->renamed_to, sizeof(res->renamed_to), "%.*s", NAME_MAX_LEN, tlast);
+    return r;
+}
+
 int nsop_rename(const struct snap_ctx *c, const char *from, const char *to, unsigned flags,
                 struct nsop_result *res)
 {
     struct vpath f, t;
     char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1], target[PATH_MAX];
-    res->vm[0] = res->msg[0] = '\0';
+    res->vm[0] = res->msg[0] = res->renamed_to[0] = '\0';
     res->frozen_changed = false;
     bool f_ok = vpath_parse(from, &f) == 0;
     bool t_ok = vpath_parse(to, &t) == 0;
+    if (f_ok && f.kind == V_VM)
+        return rename_vm(c, &f, to, flags, res);
     int sr = rename_scratch(c, from, to, t_ok ? &t : NULL, res);
     if (sr != NSOP_NOT_MINE)
         return sr;

@@ -6,6 +6,8 @@
  *   mkdir  <vm>/snapshots/S/clones/N    clone it as at S (clone.h)
  *   rename <vm>/snapshots/S -> .../T    rename it (EXDEV across VMs or
  *                                       onto another kind of entry)
+ *   rename <vm> -> <new>                rename the VM (vmrename.h); only
+ *                                       at the root (EINVAL elsewhere)
  *   symlink snapshots/S <vm>/current    revert (when `current` is absent)
  *   symlink snapshots/S <vm>/<tmp>      a link GNU ln makes before renaming
  *   rename <vm>/<tmp> -> <vm>/current   it over `current`: revert
@@ -44,6 +46,10 @@
 struct nsop_result {
     char vm[NAME_MAX_LEN + 1]; /* the VM that changed, "" when none */
     bool frozen_changed; /* headers of frozen images were rewritten (rename) */
+    /* nsop_rename of a VM: its new name (res.vm stays ""): the FUSE layer
+     * drops what the kernel cached under it once its node table has the
+     * VM's nodes there. */
+    char renamed_to[NAME_MAX_LEN + 1];
     char msg[MSG_MAX];
 };
 

@@ -133,3 +133,62 @@ try_mount() {
     done
     fail "$M not mounted after 10 s"
 }
+
+# crash_loop WHAT OP RESTORE RUN FINISHED RECOVERED: the crash loop of
+# the crash tests (crash_sampling's points of operation OP, each made the
+# daemon's exit: VMSTOREFS_CRASH_AT=OP:N). For each point: RESTORE the
+# fixture, mount $S on $M, RUN the operation (status 0: it finished).
+# Finished without reaching the point, FINISHED "WHAT:N" checks what the
+# daemon left, and points below are tried (crash_below) or the loop ends;
+# else the daemon must have exited 99, a remount recovers and RECOVERED
+# "WHAT:N" checks the state, setting CRASH_STATE to B (as before) or A
+# (as after). Rolled back after an earlier point rolled forward fails.
+# Ends with the pass line; CRASH_FINISHED is the lowest point not
+# reached.
+crash_loop() {
+    local what=$1 op=$2 restore=$3 run=$4 finished=$5 recovered=$6
+    local n pid status seen_after=0 points="" tried=""
+    CRASH_FINISHED=""
+    for ((n = CRASH_FIRST; n <= MAX_POINTS; n += CRASH_STRIDE)); do
+        "$restore"
+        export VMSTOREFS_CRASH_AT=$op:$n
+        try_mount || fail "$what:$n: no mount"
+        unset VMSTOREFS_CRASH_AT
+        pid=$DAEMON_PID
+        if "$run" 2>"$TMP/op.err"; then
+            # No point n: the operation finished, the daemon lives on.
+            kill -0 "$pid" 2>/dev/null || fail "$what:$n: succeeded but the daemon is gone"
+            "$finished" "$what:$n"
+            unmount_fs "$M"
+            forget_daemon "$pid"
+            CRASH_FINISHED=$n
+            if crash_below "${tried##* }" "$( ((seen_after)) || echo "no point rolled forward yet")"; then
+                n=$CRASH_NEXT
+                continue
+            fi
+            break
+        fi
+        status=0
+        wait "$pid" || status=$?
+        forget_daemon "$pid"
+        [ "$status" -eq 99 ] ||
+            fail "$what:$n: the operation failed ($(cat "$TMP/op.err")) and the daemon exited $status, not 99"
+        fusermount3 -u -z "$M" || fail "$what:$n: fusermount3 -u -z"
+        try_mount || fail "$what:$n: the daemon would not mount after the crash"
+        CRASH_STATE=""
+        "$recovered" "$what:$n"
+        case $CRASH_STATE in
+            B) ((seen_after)) && fail "$what:$n: rolled back after an earlier point was committed" ;;
+            A) seen_after=1 ;;
+            *) fail "$what:$n: no verdict on the state after recovery" ;;
+        esac
+        points+=$CRASH_STATE tried+=" $n"
+        unmount_fs "$M"
+        forget_daemon "$DAEMON_PID"
+        # (A point below one that finished: the last one.)
+        [ -z "$CRASH_FINISHED" ] || break
+    done
+    ((n <= MAX_POINTS)) || fail "$what: still crashing at point $MAX_POINTS"
+    ((seen_after)) || fail "$what: no crash point rolled forward"
+    pass "$what: crashed at point(s)$tried of $((CRASH_FINISHED - 1)) at most ($points: B rolled back, A rolled forward)"
+}

@@ -1,7 +1,6 @@
 #!/bin/bash
 # What is not an operation of this version is refused: removing what the
-# layout needs (a snapshot's clones/ entry), import, renaming a VM, a
-# snapshot name
+# layout needs (a snapshot's clones/ entry), import, a snapshot name
 # that is not a name, a link to anything but a snapshot. EPERM (EROFS for
 # what would change a frozen image), EINVAL for a bad name; logged, and
 # the store is left exactly as it was. (Take, rename and revert are
@@ -38,7 +37,8 @@ expect_fail "rename(2) of a frozen image" "Read-only file system" \
     rename_syscall "$V/snapshots/configured/vda.qcow2" "$V/snapshots/configured/vdb.qcow2"
 expect_fail "rename a frozen image" "Read-only file system" \
     mv "$V/snapshots/configured/vda.qcow2" "$V/snapshots/configured/vdb.qcow2"
-expect_fail "rename a VM" "Operation not permitted" mv "$V" "$M/web9"
+# (A VM is renamed at the root only: t_vm_rename.sh.)
+expect_fail "move a VM into another VM" "Invalid argument" rename_syscall "$V" "$M/db1/disks/web1"
 # (mkdir NEW imports a VM now, t_import.sh; a bad name stays refused.)
 expect_fail "import a VM with a bad name" "Invalid argument" mkdir "$M/-vm9"
 pass "what is not an operation is refused with EPERM, EROFS on frozen images, EINVAL for a bad name"

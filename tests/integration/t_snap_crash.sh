@@ -87,72 +87,48 @@ state() {
     })
 }
 
+# The loop's steps (crash_loop) for fixture CRASH_FIX and operation
+# CRASH_OPN, against the reference states BEFORE and AFTER.
+snap_restore() { restore "$CRASH_FIX"; }
+snap_run() { run_op "$CRASH_FIX" "$CRASH_OPN"; }
+snap_finished() {
+    local now
+    now=$(state "$CRASH_FIX") || fail "$1: cannot read the state"
+    [ "$now" = "$AFTER" ] || fail "$1: finished but the state is not the reference's"
+}
+snap_recovered() {
+    local now
+    check_store "$S"
+    now=$(state "$CRASH_FIX") || fail "$1: cannot read the state after the crash"
+    if [ "$now" = "$BEFORE" ]; then
+        CRASH_STATE=B
+    elif [ "$now" = "$AFTER" ]; then
+        CRASH_STATE=A
+    else
+        diff <(echo "$BEFORE") <(echo "$now") >&2
+        diff <(echo "$AFTER") <(echo "$now") >&2
+        fail "$1: after recovery the VM is neither as before nor as after (diffs above)"
+    fi
+}
+
 crash_op() {
-    local fix=$1 op=$2 vm=$1 before after now n pid status seen_after=0 points="" tried=""
+    local fix=$1 op=$2 vm=$1
+    CRASH_FIX=$fix CRASH_OPN=$op
     # The reference: the operation without a crash.
     restore "$fix"
     try_mount || fail "$fix/$op: no mount"
-    before=$(state "$vm") || fail "$fix/$op: cannot read the state (before)"
+    BEFORE=$(state "$vm") || fail "$fix/$op: cannot read the state (before)"
     run_op "$fix" "$op" || fail "$fix/$op: the operation failed without a crash"
     # Read back by a fresh daemon, as every crash point is.
     unmount_fs "$M"
     forget_daemon "$DAEMON_PID"
     try_mount || fail "$fix/$op: no mount"
-    after=$(state "$vm") || fail "$fix/$op: cannot read the state (after)"
-    [ "$before" != "$after" ] || fail "$fix/$op: the operation changed nothing"
+    AFTER=$(state "$vm") || fail "$fix/$op: cannot read the state (after)"
+    [ "$BEFORE" != "$AFTER" ] || fail "$fix/$op: the operation changed nothing"
     check_store "$S"
     unmount_fs "$M"
     forget_daemon "$DAEMON_PID"
-
-    CRASH_FINISHED=""
-    for ((n = CRASH_FIRST; n <= MAX_POINTS; n += CRASH_STRIDE)); do
-        restore "$fix"
-        export VMSTOREFS_CRASH_AT=$op:$n
-        try_mount || fail "$fix/$op:$n: no mount"
-        unset VMSTOREFS_CRASH_AT
-        pid=$DAEMON_PID
-        if run_op "$fix" "$op" 2>"$TMP/op.err"; then
-            # No point n: the operation finished, the daemon lives on.
-            kill -0 "$pid" 2>/dev/null || fail "$fix/$op:$n: succeeded but the daemon is gone"
-            now=$(state "$vm") || fail "$fix/$op:$n: cannot read the state"
-            [ "$now" = "$after" ] || fail "$fix/$op:$n: finished but the state is not the reference's"
-            unmount_fs "$M"
-            forget_daemon "$pid"
-            CRASH_FINISHED=$n
-            if crash_below "${tried##* }" "$( ((seen_after)) || echo "no point rolled forward yet")"; then
-                n=$CRASH_NEXT
-                continue
-            fi
-            break
-        fi
-        status=0
-        wait "$pid" || status=$?
-        forget_daemon "$pid"
-        [ "$status" -eq 99 ] ||
-            fail "$fix/$op:$n: the operation failed ($(cat "$TMP/op.err")) and the daemon exited $status, not 99"
-        fusermount3 -u -z "$M" || fail "$fix/$op:$n: fusermount3 -u -z"
-        try_mount || fail "$fix/$op:$n: the daemon would not mount after the crash"
-        check_store "$S"
-        now=$(state "$vm") || fail "$fix/$op:$n: cannot read the state after the crash"
-        if [ "$now" = "$before" ]; then
-            ((seen_after)) && fail "$fix/$op:$n: rolled back after an earlier point was committed"
-            points+=B tried+=" $n"
-        elif [ "$now" = "$after" ]; then
-            seen_after=1
-            points+=A tried+=" $n"
-        else
-            diff <(echo "$before") <(echo "$now") >&2
-            diff <(echo "$after") <(echo "$now") >&2
-            fail "$fix/$op:$n: after recovery the VM is neither as before nor as after (diffs above)"
-        fi
-        unmount_fs "$M"
-        forget_daemon "$DAEMON_PID"
-        # (A point below one that finished: the last one.)
-        [ -z "$CRASH_FINISHED" ] || break
-    done
-    ((n <= MAX_POINTS)) || fail "$fix/$op: still crashing at point $MAX_POINTS"
-    ((seen_after)) || fail "$fix/$op: no crash point rolled forward"
-    pass "$fix/$op: crashed at point(s)$tried of $((CRASH_FINISHED - 1)) at most ($points: B rolled back, A rolled forward)"
+    crash_loop "$fix/$op" "$op" snap_restore snap_run snap_finished snap_recovered
 }
 
 for fix in web1 two; do

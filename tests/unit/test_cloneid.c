@@ -778,6 +778,57 @@ static void test_lineage(void)
     xmlFreeDoc(d);
 }
 
+/* A VM renamed (ops/vmrename.h): its clones' lineage names the new
+ * name, snapshot and time kept, another namespace's element untouched;
+ * and every path into its directory follows, wherever the XML has it
+ * (attributes and text: sources, chains, kernel, nvram, a serial log),
+ * whole components only. */
+static void test_renamed(void)
+{
+    xmlDocPtr d = with_metadata("<v:clone " NS " source='a' snapshot='s' time='5'/>"
+                                "<x:clone xmlns:x='urn:other' source='a'/>");
+    struct clone_lineage l;
+    CHECK_INT(cloneid_rename_source(xmlDocGetRootElement(d), "a", "b"), 1);
+    CHECK_INT(cloneid_read_lineage(d, &l), 0);
+    CHECK_STR(l.source, "b");
+    CHECK_STR(l.snapshot, "s");
+    CHECK_INT(l.time, 5);
+    CHECK_INT(cloneid_rename_source(xmlDocGetRootElement(d), "a", "b"), 0);
+    char *out = dump(d);
+    CHECK(out && strstr(out, "xmlns:x=\"urn:other\" source=\"a\""));
+    free(out);
+    xmlFreeDoc(d);
+
+    d = parse("<domain type='kvm'><name>a</name><memory>1</memory>"
+              "<description>/st/a is where it lives</description>"
+              "<os><type>hvm</type><kernel>/st/a/boot/vmlinuz</kernel>"
+              "<nvram>/st/a/nvram/a_VARS.fd</nvram></os><devices>"
+              "<disk type='file' device='disk'><source file='/st/a/disks/vda.qcow2'/>"
+              "<backingStore type='file'><format type='qcow2'/>"
+              "<source file='/st/a/snapshots/s/vda.qcow2'/><backingStore/></backingStore>"
+              "<target dev='vda'/></disk>"
+              "<disk type='dir' device='disk'><source dir='/st/a'/><target dev='vdb'/></disk>"
+              "<disk type='file' device='cdrom'><source file='/st/ab/cd.iso'/>"
+              "<target dev='hdc'/></disk>"
+              "<serial type='pty'><log file='/st/a/serial.log'/></serial></devices></domain>");
+    CHECK_INT(xmledit_rewrite_dir(xmlDocGetRootElement(d), "/st/a", "/st/b"), 6);
+    out = dump(d);
+    static const char *const want[] = {
+        "<kernel>/st/b/boot/vmlinuz</kernel>", "<nvram>/st/b/nvram/a_VARS.fd</nvram>",
+        "file=\"/st/b/disks/vda.qcow2\"", "file=\"/st/b/snapshots/s/vda.qcow2\"",
+        "dir=\"/st/b\"", "file=\"/st/b/serial.log\"", "file=\"/st/ab/cd.iso\"",
+        "<description>/st/a is where it lives</description>", "<name>a</name>",
+    };
+    for (size_t i = 0; out && i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(out, want[i])) {
+            fprintf(stderr, "renamed: no %s in %s\n", want[i], out);
+            check_failures++;
+        }
+    free(out);
+    CHECK_INT(xmledit_rewrite_dir(xmlDocGetRootElement(d), "/st/a", "/st/b"), 0);
+    xmlFreeDoc(d);
+}
+
 static void test_hostile_lineage(void)
 {
     static const struct {
@@ -933,6 +984,7 @@ int main(void)
     test_refusals();
     test_minimal();
     test_lineage();
+    test_renamed();
     test_hostile_lineage();
     test_collect();
     free(fixture);

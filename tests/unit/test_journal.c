@@ -19,7 +19,11 @@
  *  - a commit's progress (copied, stamp: vm/commitchunks.h) written by
  *    its runner is in the record a recovery reads back, for the replay
  *    to resume from; progress on a step that is not a commit, or a stamp
- *    that is not one, makes the record unreadable. */
+ *    that is not one, makes the record unreadable;
+ *  - a record that also changes other VMs (journal_also: a VM rename)
+ *    may name paths in their directories, and only theirs; it is pending
+ *    for each of them, finished by a recovery of any of them, and not
+ *    while another holds one of their locks. */
 #include "config.h"
 #include <sys/stat.h>
 
@@ -245,8 +249,10 @@ static void recover_sees(int n, const char *want)
     CHECK_STR(seen, want);
 }
 
-/* A committed record of vm with one step (JSON), as recovery finds it. */
-static void plant_record(const char *id, const char *step)
+/* A committed record (JSON: its vm, op and any fields before
+ * "committed", its steps), with its temporary directory, as recovery
+ * finds it. */
+static void plant_json(const char *id, const char *head, const char *steps)
 {
     char path[PATH_MAX + 128];
     /* With its temporary directory: a committed record without one had
@@ -259,10 +265,16 @@ static void plant_record(const char *id, const char *step)
     if (!f)
         return;
     fprintf(f,
-            "{ \"version\": 1, \"id\": \"%s\", \"op\": \"delete\", \"vm\": \"vm\", "
+            "{ \"version\": 1, \"id\": \"%s\", %s, "
             "\"committed\": true, \"done\": 0, \"steps\": [ %s ] }\n",
-            id, step);
+            id, head, steps);
     fclose(f);
+}
+
+/* A committed record of vm with one step (JSON), as recovery finds it. */
+static void plant_record(const char *id, const char *step)
+{
+    plant_json(id, "\"op\": \"delete\", \"vm\": \"vm\"", step);
 }
 
 static void test_pull_from_kept(void)
@@ -341,6 +353,51 @@ static void test_commit_progress_kept(void)
     CHECK_INT(journal_pending(&st), pending + 2);
 }
 
+/* A committed record of VM a that also changes the VMs in also (a JSON
+ * list, or NULL for none), moving a/f to b/f. */
+static void plant_also(const char *id, const char *also)
+{
+    char head[256];
+    snprintf(head, sizeof(head), "\"op\": \"vmrename\", \"vm\": \"a\"%s%s",
+             also ? ", \"also\": " : "", also ? also : "");
+    plant_json(id, head, "{ \"do\": \"move\", \"a\": \"a/f\", \"b\": \"b/f\" }");
+}
+
+static void test_also(void)
+{
+    char msg[512];
+    const char *id = "5c1d2e3f-0000-4000-8000-00000000a150";
+    CHECK_INT(sh("mkdir -p '%s/a' '%s/b' && echo x >'%s/a/f'", tmp, tmp, tmp), 0);
+    /* Without b in also, b/f is out of the record's reach. */
+    plant_also(id, NULL);
+    CHECK(journal_recover(&st, NULL, msg, sizeof(msg)) < 0);
+    CHECK_INT(sh("test -f '%s/a/f' && test ! -e '%s/b/f'", tmp, tmp), 0);
+    plant_also(id, "[ \"b\" ]");
+    CHECK_INT(journal_pending_for(&st, "b"), 1);
+    CHECK_INT(journal_pending_for(&st, "c"), 0);
+    /* b is busy (its operation runs): a's recovery leaves the record,
+     * a mount's skips it. */
+    struct vmlock busy;
+    CHECK_INT(vmlock_acquire(&st, "b", 0, NULL, NULL, &busy, msg, sizeof(msg)), 0);
+    CHECK_INT(journal_recover(&st, "a", msg, sizeof(msg)), -EBUSY);
+    CHECK_INT(journal_recover(&st, NULL, msg, sizeof(msg)), 0);
+    CHECK_INT(journal_pending(&st), 1);
+    vmlock_release(&busy);
+    /* An operation on b finishes it, under b's lock (a's taken). */
+    struct vmlock held;
+    CHECK_INT(vmlock_acquire(&st, "b", 0, NULL, NULL, &held, msg, sizeof(msg)), 0);
+    CHECK_INT(journal_recover(&st, "b", msg, sizeof(msg)), 1);
+    vmlock_release(&held);
+    CHECK_INT(sh("test ! -e '%s/a/f' && test -f '%s/b/f'", tmp, tmp), 0);
+    CHECK_INT(journal_pending(&st), 0);
+    /* A name that is no VM's makes the record unreadable. */
+    plant_also(id, "[ \"../b\" ]");
+    CHECK(journal_recover(&st, NULL, msg, sizeof(msg)) < 0);
+    CHECK_INT(sh("rm -rf '%s/.vmstorefs/journal/%s.json' '%s/.vmstorefs/tmp/%s' '%s/a' '%s/b'",
+                 tmp, id, tmp, id, tmp, tmp),
+              0);
+}
+
 int main(void)
 {
     /* Fresh allocations filled with a nonzero byte (glibc). */
@@ -356,6 +413,7 @@ int main(void)
     test_every_source_synced();
     test_cleanup_order();
     test_half_written_record();
+    test_also();
     /* Last: it plants records no recovery can read. */
     test_pull_from_kept();
     test_commit_progress_kept();
