@@ -23,6 +23,8 @@
 #include "datapath/readsize.h"
 #include "store/store.h"
 #include "vm/merge.h"
+#include "ops/check.h"
+#include "store/storeio.h"
 
 #include <errno.h>
 #include <libxml/parser.h>
@@ -152,6 +154,60 @@ static int serve(struct fuse_session *se, const struct opts *o)
     return r;
 }
 
+/* The cheap part of the store's check (ops/check.h: headers, chains,
+ * XML, no qemu-img, no schema), in one log line: what an administrator
+ * reads to know that `vmstorefs --check` has something to say. The
+ * journal is left to the recovery just before, which logs its own. */
+static void log_cheap_check(const struct store *s, const struct opts *o)
+{
+    struct check_opts co = { .cheap = true, .lock = !o->read_only, .no_journal = true };
+    struct check_report rep;
+    char msg[MSG_MAX], line[1024];
+    if (check_run(s, &co, &rep, msg, sizeof(msg)) < 0) {
+        log_msg(LOG_WARNING, "check: %s", msg);
+    } else {
+        check_summary(&rep, line, sizeof(line));
+        if (rep.n || rep.oper)
+            log_msg(LOG_WARNING, "check: %s: run `vmstorefs --check %s` for the list", line,
+                    s->root);
+        else
+            log_msg(LOG_INFO, "check: %s (%.2f s)", line, rep.seconds);
+    }
+    check_report_free(&rep);
+}
+
+/* vmstorefs --check / --repair STORE: fsck's exit statuses (16 usage,
+ * 8 a store that cannot be read or qemu-img missing). */
+static int run_check(const struct opts *o)
+{
+    static struct store s;
+    char msg[MSG_MAX] = "", locks[PATH_MAX];
+    log_init("vmstorefs", true);
+    xmlInitParser();
+    int r = store_check(&s, o->store, msg, sizeof(msg));
+    if (r == 0)
+        r = qimg_find(o->qemu_img, s.qemu_img, sizeof(s.qemu_img), msg, sizeof(msg));
+    /* A repair writes, and takes locks in the store's metadata; a check
+     * takes them when a mount has made them (a store never mounted has
+     * nobody to keep out). */
+    if (r == 0 && o->repair)
+        r = store_prepare_meta(&s, msg, sizeof(msg));
+    int status = 8;
+    if (r == 0) {
+        bool lock = (size_t)snprintf(locks, sizeof(locks), "%s/" STORE_META_DIR "/locks",
+                                     s.root) < sizeof(locks) &&
+                    storeio_exists(&s, locks);
+        struct check_opts co = { .repair = o->repair, .lock = lock,
+                                 .timeout_sec = o->timeout };
+        status = check_main(&s, &co, o->json, stdout, msg, sizeof(msg));
+    }
+    if (status == 8 && msg[0])
+        log_msg(LOG_ERR, "%s", msg);
+    store_close(&s);
+    xmlCleanupParser();
+    return status;
+}
+
 static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
 {
     char msg[MSG_MAX];
@@ -192,6 +248,7 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         log_msg(LOG_ERR, "journal: %s; serving the store, operations on that VM are refused", msg);
     if (recovered > 0)
         log_msg(LOG_NOTICE, "journal: recovered %d unfinished operation(s)", recovered);
+    log_cheap_check(&vfs->store, o);
     if (fuse_set_signal_handlers(se) != 0) {
         fail("cannot install signal handlers");
         goto out;
@@ -238,8 +295,14 @@ int main(int argc, char **argv)
 {
     struct opts o;
     char msg[MSG_MAX];
-    if (opts_parse(argc, argv, &o, msg, sizeof(msg)) < 0)
-        return fail(msg);
+    if (opts_parse(argc, argv, &o, msg, sizeof(msg)) < 0) {
+        fail(msg);
+        /* fsck's usage status for a check's command line. */
+        for (int i = 1; i < argc; i++)
+            if (strcmp(argv[i], "--check") == 0 || strcmp(argv[i], "--repair") == 0)
+                return 16;
+        return 1;
+    }
     if (o.help) {
         opts_usage("vmstorefs", true);
         return 0;
@@ -248,6 +311,8 @@ int main(int argc, char **argv)
         printf("vmstorefs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
         return 0;
     }
+    if (o.check)
+        return run_check(&o);
     log_init("vmstorefs", true);
 
     static struct vfs vfs;
