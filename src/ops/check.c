@@ -371,6 +371,7 @@ static void check_vm(const struct store *s, const struct check_opts *o, struct c
         } else {
             check_domain_xml(&v);
             check_snapshot_xml(&v);
+            check_relinks(&v);
             check_orphans(&v);
             if (!o->cheap)
                 check_qemu(&v);

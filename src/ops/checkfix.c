@@ -48,13 +48,29 @@ static bool chain_clean(const struct cvm *v, int k, int avoid)
     return true;
 }
 
+/* Is c the missing file under another name? Only with evidence: its
+ * snapshot directory's snapshot.xml calls it by the missing file's
+ * directory name (a snapshot directory renamed by hand), or both are
+ * hidden directories (whose names nothing else records). */
+static bool stands_in(const struct cvm *v, const struct cnode *c, const char *missing)
+{
+    char mdir[PATH_MAX];
+    dir_of(missing, mdir, sizeof(mdir));
+    const char *mname = base_name(mdir);
+    if (c->kind == N_HIDDEN)
+        return name_is_hidden_dir(mname);
+    for (size_t k = 0; k < v->nsnaps; k++)
+        if (strcmp(v->snaps[k].name, c->dir) == 0)
+            return v->snaps[k].xml_ok && strcmp(v->snaps[k].xml_name, mname) == 0;
+    return false;
+}
+
 /* The stand-in for a missing backing file: the one image of the VM that
  * has the missing file's name (<dev>.qcow2: the same disk), is frozen or
- * hidden, has no dependent of its own (what took the missing file's
- * place: the tip of the chain below, once its directory was renamed by
- * hand), and whose chain is whole and does not run through the image
- * being relinked. Two such images (a branch's tip besides) make it
- * ambiguous: left. */
+ * hidden, has no dependent of its own (what the missing file was: the
+ * tip of the chain below), is that file by the evidence stands_in asks
+ * for, and whose chain is whole and does not run through the image
+ * being relinked. None, or two, and it is left: never a guess. */
 void fix_relink(struct cvm *v, struct check_finding *f, int node)
 {
     struct cnode *n = &v->n[node];
@@ -64,7 +80,7 @@ void fix_relink(struct cvm *v, struct check_finding *f, int node)
         if ((int)k == node || !c->exists || c->stray || !c->header_ok || c->ndeps ||
             (c->kind != N_FROZEN && c->kind != N_HIDDEN) ||
             strcmp(base_name(c->path), base_name(n->backing)) != 0 ||
-            !chain_clean(v, (int)k, node))
+            !stands_in(v, c, n->backing) || !chain_clean(v, (int)k, node))
             continue;
         found = (int)k;
         count++;

@@ -344,12 +344,16 @@ int check_images(struct cvm *v)
         if (!v->n[i].stray)
             read_node(v, (int)i);
     check_graph(v);
-    for (size_t i = 0; i < v->count && v->o->repair; i++)
-        if (v->n[i].missing >= 0)
-            fix_relink(v, &v->rep->f[v->n[i].missing], (int)i);
     if (check_kind_enabled(CK_PERM_LOOSE))
         check_modes(v);
     return 0;
+}
+
+void check_relinks(struct cvm *v)
+{
+    for (size_t i = 0; i < v->count && v->o->repair; i++)
+        if (v->n[i].missing >= 0)
+            fix_relink(v, &v->rep->f[v->n[i].missing], (int)i);
 }
 
 /* ---- orphans ---- */
@@ -360,24 +364,24 @@ void check_orphans(struct cvm *v)
         struct cnode *n = &v->n[i];
         if (!n->exists || n->ndeps || n->referenced)
             continue;
+        /* Only what XML that was read would list: an image is never
+         * taken for an orphan because the file that lists it is broken
+         * (that file is the finding), nor a snapshot's images when its
+         * snapshot.xml is missing (regenerated from them). */
+        const struct csnap *snap = NULL;
+        for (size_t k = 0; k < v->nsnaps; k++)
+            if (strcmp(v->snaps[k].name, n->dir) == 0)
+                snap = &v->snaps[k];
         const char *why = NULL;
         if (n->stray)
             why = "not a file the store has there";
         else if (n->kind == N_HIDDEN)
             why = "a hidden image nothing backs onto";
-        else if (n->kind == N_FROZEN)
+        else if (n->kind == N_FROZEN && snap && snap->xml_ok)
             why = "an image its snapshot.xml does not list, and nothing backs onto";
-        else if (n->kind == N_ACTIVE && v->defined)
+        else if (n->kind == N_ACTIVE && v->dom_ok)
             why = "an active image the definition has no disk for";
         if (!why)
-            continue;
-        /* A snapshot without snapshot.xml is its own finding (regenerated
-         * from its images): its images are not orphans. */
-        bool lost_xml = false;
-        for (size_t k = 0; k < v->nsnaps; k++)
-            lost_xml |= n->kind == N_FROZEN && strcmp(v->snaps[k].name, n->dir) == 0 &&
-                        !v->snaps[k].has_xml;
-        if (lost_xml)
             continue;
         struct check_finding *f = check_add(v->rep, CK_ORPHAN, v->vm, n->path, "%s", why);
         if (f && v->o->repair) {

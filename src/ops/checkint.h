@@ -41,6 +41,7 @@ struct csnap {
     bool has_xml; /* snapshot.xml is there (parsed or not) */
     bool xml_ok;
     char parent[NAME_MAX + 1]; /* <parent> of its snapshot.xml, "" */
+    char xml_name[NAME_MAX + 1]; /* <name> of its snapshot.xml, "" */
 };
 
 struct cvm {
@@ -51,6 +52,7 @@ struct cvm {
     char dir[PATH_MAX]; /* STORE/<vm> */
     bool defined; /* domain.xml exists */
     xmlDocPtr dom; /* domain.xml parsed (and safe), NULL otherwise */
+    bool dom_ok; /* and read as a domain: its disks are known */
     struct cnode *n;
     size_t count, cap;
     struct csnap *snaps;
@@ -74,6 +76,9 @@ int cvm_find(const struct cvm *v, const char *path);
  * of headers, backing names, the graph (loops, depth, missing, shared
  * parents) and modes. */
 int check_images(struct cvm *v);
+/* After the XML (which names the snapshots' directories): with repair,
+ * the relinks of missing backing files (checkfix.c). */
+void check_relinks(struct cvm *v);
 /* After the XML (which marks what it references): orphans. */
 void check_orphans(struct cvm *v);
 /* qemu-img check of every qcow2 image whose header passed (repair: -r

@@ -102,6 +102,7 @@ void check_domain_xml(struct cvm *v)
         check_add(v->rep, CK_XML_SCHEMA, v->vm, path, "not a usable domain: %s", why);
         return;
     }
+    v->dom_ok = true;
     if (strcmp(info.name, v->vm) != 0)
         check_add(v->rep, CK_NAME_MISMATCH, v->vm, path, "<name> is %s, not the directory's %s",
                   info.name, v->vm);
@@ -161,6 +162,7 @@ static void check_one_snapshot(struct cvm *v, struct csnap *c, const struct stat
     c->xml_ok = true;
     xmlNodePtr root = xmlDocGetRootElement(doc);
     char *name = xml_child_text(root, "name");
+    snprintf(c->xml_name, sizeof(c->xml_name), "%s", name ? name : "");
     if (!name || strcmp(name, c->name) != 0)
         check_add(v->rep, CK_NAME_MISMATCH, v->vm, path, "<name> is %s, not the directory's %s",
                   name ? name : "missing", c->name);
@@ -319,12 +321,13 @@ void check_ids_report(struct check_ids *ids, struct check_report *rep)
         while (j < ids->n && ids->e[j].kind == ids->e[i].kind &&
                strcmp(ids->e[j].key, ids->e[i].key) == 0)
             j++;
-        /* Every VM of a run but the first: which one keeps it is the
-         * administrator's choice, so none is changed. */
-        for (size_t k = i + 1; k < j; k++)
+        /* Every VM of the run: which one keeps it is the
+         * administrator's choice, so none is changed. Each names one
+         * other that has it. */
+        for (size_t k = i; k < j && j - i > 1; k++)
             check_add(rep, ids->e[k].kind, ids->e[k].vm, ids->e[k].file,
                       "%s %s is VM %s's too", id_words[ids->e[k].kind], ids->e[k].key,
-                      ids->e[i].vm);
+                      ids->e[k == i ? i + 1 : i].vm);
         i = j;
     }
 }
