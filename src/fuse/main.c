@@ -28,6 +28,8 @@
 
 #include <errno.h>
 #include <libxml/parser.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,10 +159,27 @@ static int serve(struct fuse_session *se, const struct opts *o)
 /* The cheap part of the store's check (ops/check.h: headers, chains,
  * XML, no qemu-img, no schema), in one log line: what an administrator
  * reads to know that `vmstorefs --check` has something to say. The
- * journal is left to the recovery just before, which logs its own. */
-static void log_cheap_check(const struct store *s, const struct opts *o)
+ * journal is left to the recovery, which logs its own.
+ *
+ * It runs on a thread of its own once the mount serves: a check of 100
+ * VMs with 1,000 snapshots reads ~2,000 files (0.3 s here), which the
+ * mount would otherwise wait for (it took 0.1 s without). It takes each
+ * VM's lock shared for the moment it reads it and skips, and counts, a
+ * VM an operation holds. */
+struct cheap_check {
+    const struct store *s;
+    bool read_only;
+    atomic_bool stop;
+    pthread_t thread;
+    bool started;
+};
+
+static void *cheap_check_thread(void *arg)
 {
-    struct check_opts co = { .cheap = true, .lock = !o->read_only, .no_journal = true };
+    struct cheap_check *cc = arg;
+    struct check_opts co = { .cheap = true, .lock = !cc->read_only, .no_journal = true,
+                             .skip_busy = true, .stop = &cc->stop };
+    const struct store *s = cc->s;
     struct check_report rep;
     char msg[MSG_MAX], line[1024];
     if (check_run(s, &co, &rep, msg, sizeof(msg)) < 0) {
@@ -174,6 +193,26 @@ static void log_cheap_check(const struct store *s, const struct opts *o)
             log_msg(LOG_INFO, "check: %s (%.2f s)", line, rep.seconds);
     }
     check_report_free(&rep);
+    return NULL;
+}
+
+static void cheap_check_start(struct cheap_check *cc, const struct store *s, bool read_only)
+{
+    cc->s = s;
+    cc->read_only = read_only;
+    atomic_store(&cc->stop, false);
+    cc->started = pthread_create(&cc->thread, NULL, cheap_check_thread, cc) == 0;
+    if (!cc->started)
+        log_msg(LOG_WARNING, "check: no thread for the store's check at mount");
+}
+
+static void cheap_check_stop(struct cheap_check *cc)
+{
+    if (!cc->started)
+        return;
+    atomic_store(&cc->stop, true);
+    pthread_join(cc->thread, NULL);
+    cc->started = false;
 }
 
 /* vmstorefs --check / --repair STORE: fsck's exit statuses (16 usage,
@@ -248,7 +287,6 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         log_msg(LOG_ERR, "journal: %s; serving the store, operations on that VM are refused", msg);
     if (recovered > 0)
         log_msg(LOG_NOTICE, "journal: recovered %d unfinished operation(s)", recovered);
-    log_cheap_check(&vfs->store, o);
     if (fuse_set_signal_handlers(se) != 0) {
         fail("cannot install signal handlers");
         goto out;
@@ -275,7 +313,10 @@ static int run(const struct opts *o, struct vfs *vfs, const char *mountpoint)
         }
         bgmerge_kick_store();
     }
+    static struct cheap_check cc;
+    cheap_check_start(&cc, &vfs->store, o->read_only);
     int r = serve(se, o);
+    cheap_check_stop(&cc);
     if (worker)
         bgmerge_stop();
     /* The loop reports the signal that ended it; SIGTERM, SIGINT and

@@ -36,7 +36,10 @@ static void keep_first(void *ctx, xmlErrorPtr e)
     if (f->set || !e || !e->message)
         return;
     f->set = true;
-    snprintf(f->msg, f->msgsz, "line %d: %s", e->line, e->message);
+    if (e->line > 0)
+        snprintf(f->msg, f->msgsz, "line %d: %s", e->line, e->message);
+    else
+        snprintf(f->msg, f->msgsz, "%s", e->message);
     size_t n = strlen(f->msg);
     while (n && (f->msg[n - 1] == '\n' || f->msg[n - 1] == ' '))
         f->msg[--n] = '\0';

@@ -167,7 +167,8 @@ void check_summary(const struct check_report *rep, char *out, size_t outsz)
     size_t o = (size_t)snprintf(out, outsz, "%zu VM(s), %zu image(s), %zu XML file(s): ",
                                 rep->vms, rep->images, rep->xml_files);
     if (!rep->n && !rep->oper) {
-        snprintf(out + (o < outsz ? o : outsz - 1), o < outsz ? outsz - o : 1, "clean");
+        snprintf(out + (o < outsz ? o : outsz - 1), o < outsz ? outsz - o : 1, "clean%s",
+                 rep->busy ? " (some VMs busy, not checked)" : "");
         return;
     }
     o += (size_t)snprintf(out + (o < outsz ? o : outsz - 1), o < outsz ? outsz - o : 1,
@@ -185,7 +186,9 @@ void check_summary(const struct check_report *rep, char *out, size_t outsz)
     if (o < outsz && sep[0] == ',')
         o += (size_t)snprintf(out + o, outsz - o, ")");
     if (o < outsz && rep->oper)
-        snprintf(out + o, outsz - o, "; operational errors (see vmstorefs --check)");
+        o += (size_t)snprintf(out + o, outsz - o, "; operational errors (see vmstorefs --check)");
+    if (o < outsz && rep->busy)
+        snprintf(out + o, outsz - o, "; %zu VM(s) busy, not checked", rep->busy);
 }
 
 static void print_json(FILE *out, const struct check_report *rep)
@@ -356,16 +359,23 @@ static void check_vm(const struct store *s, const struct check_opts *o, struct c
 {
     struct vmlock lk = { -1, -1 };
     char why[MSG_MAX];
-    if (o->lock && vmlock_acquire_mode(s, vm, o->repair ? VMLOCK_EXCLUSIVE : VMLOCK_SHARED,
-                                       VMLOCK_OP_WAIT_MS, 10000, NULL, NULL, &lk, why,
-                                       sizeof(why)) < 0) {
+    unsigned wait = o->skip_busy ? 0 : 10000;
+    int r = o->lock ? vmlock_acquire_mode(s, vm, o->repair ? VMLOCK_EXCLUSIVE : VMLOCK_SHARED,
+                                          o->skip_busy ? 0 : VMLOCK_OP_WAIT_MS, wait, NULL, NULL,
+                                          &lk, why, sizeof(why))
+                    : 0;
+    if (r < 0 && o->skip_busy && (r == -EBUSY || r == -EAGAIN)) {
+        rep->busy++;
+        return;
+    }
+    if (r < 0) {
         check_oper(rep, "%s: not checked: %s", vm, why);
         return;
     }
     struct cvm v = { .s = s, .o = o, .rep = rep, .vm = vm };
     if (store_vm_path(s, vm, NULL, v.dir, sizeof(v.dir)) == 0) {
         rep->vms++;
-        int r = check_images(&v);
+        r = check_images(&v);
         if (r < 0) {
             check_oper(rep, "%s: cannot read its images: %s", vm, strerror(-r));
         } else {
@@ -408,7 +418,7 @@ int check_run(const struct store *s, const struct check_opts *o, struct check_re
         r = -ENOMEM;
     }
     for (size_t i = 0; i < names.n; i++) {
-        if (ids)
+        if (ids && !(o->stop && atomic_load(o->stop)))
             check_vm(s, o, rep, ids, names.v[i]);
         free(names.v[i]);
     }

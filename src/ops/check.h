@@ -45,6 +45,7 @@
 
 #include "store/store.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -97,6 +98,7 @@ struct check_report {
     struct check_finding *f;
     size_t n, cap;
     size_t vms, images, xml_files, qemu_checks;
+    size_t busy; /* VMs skipped: an operation held them (skip_busy) */
     /* Operational errors (fsck's 8): a VM that could not be locked or
      * read, the journal unreadable. One line each, newline-separated. */
     char *oper;
@@ -116,6 +118,11 @@ struct check_opts {
      * check, reports what it finished and what it left (and the merges
      * it hands to the background worker are not left over). */
     bool no_journal;
+    /* The mount's check runs beside the mount serving: a VM an operation
+     * holds is skipped and counted (check_report.busy), not waited for,
+     * and *stop (when set) ends the check between VMs (unmounting). */
+    bool skip_busy;
+    const atomic_bool *stop;
 };
 
 #define CHECK_TIMEOUT_DEFAULT 120

@@ -218,8 +218,10 @@ static void read_node(struct cvm *v, int i)
     snprintf(n->backing_fmt, sizeof(n->backing_fmt), "%s", b.format);
     if (chain_check_name(v->s, n->path, b.name, b.format[0] ? b.format : "qcow2", path,
                          sizeof(path), why, sizeof(why)) < 0) {
-        if (check_kind_enabled(CK_BACKING_ESCAPE))
-            check_add(v->rep, CK_BACKING_ESCAPE, v->vm, n->path, "%s", why);
+        /* chain.h's reason names the image first: the finding does. */
+        size_t pl = strlen(n->path);
+        const char *reason = strncmp(why, n->path, pl) == 0 && why[pl] == ':' ? why + pl + 2 : why;
+        check_add(v->rep, CK_BACKING_ESCAPE, v->vm, n->path, "%s", reason);
         n->broken = true;
         return;
     }

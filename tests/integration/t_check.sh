@@ -292,8 +292,20 @@ qemu-img compare -q -f raw -F qcow2 "$TMP/v-merge.raw" "$S/v-merge/disks/vda.qco
 journal_empty "$S"
 pass "orphans in lost+found (0700), snapshot.xml regenerated and valid, leaks freed and relinked data identical, journal finished"
 
+# check_line: the mount's check runs on its own thread once the mount
+# serves: wait (up to 20 s) for its line.
+check_line() {
+    local i
+    for ((i = 0; i < 200; i++)); do
+        grep -q 'check: ' "$DAEMON_LOG" && return 0
+        nap 0.1
+    done
+    fail "no check line in the mount's log after 20 s: $(cat "$DAEMON_LOG")"
+}
+
 # ---- the mount: its check in one log line ----
 mount_fs "$S" "$TMP/mnt"
+check_line
 grep -q "check: .*problem(s) (.*backing-loop" "$DAEMON_LOG" || fail "no check line in the mount's log: $(cat "$DAEMON_LOG")"
 [ "$(grep -c 'check: ' "$DAEMON_LOG")" -eq 1 ] || fail "more than one check line: $(grep 'check: ' "$DAEMON_LOG")"
 # Beside the mount, a check takes the VMs' locks shared and finds the same.
@@ -321,6 +333,7 @@ perl -e '
     }' "$TMP/mid.qcow2" "$D/deep/snapshots" || fail "perl (deep)"
 : >"$DAEMON_LOG"
 mount_fs "$D" "$TMP/mnt"
+check_line
 grep -q "check: .*1 chain-too-deep" "$DAEMON_LOG" || fail "the mount's check missed the deep chain: $(grep check: "$DAEMON_LOG")"
 unmount_fs "$TMP/mnt"
 VMSTOREFS_CHECK_SKIP=leaked-clusters,image-corrupt,check-timeout timeout 60 "$VMSTOREFS" --check --json "$D" >"$TMP/deep.json"
