@@ -200,6 +200,7 @@ static void print_json(FILE *out, const struct check_report *rep)
     json_object_object_add(o, "vms", json_object_new_int64((int64_t)rep->vms));
     json_object_object_add(o, "images", json_object_new_int64((int64_t)rep->images));
     json_object_object_add(o, "xml_files", json_object_new_int64((int64_t)rep->xml_files));
+    json_object_object_add(o, "refcounts_counted", json_object_new_int64((int64_t)rep->counted));
     json_object_object_add(o, "qemu_checks", json_object_new_int64((int64_t)rep->qemu_checks));
     for (size_t i = 0; i < rep->n; i++) {
         const struct check_finding *f = &rep->f[i];

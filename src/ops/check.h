@@ -98,6 +98,7 @@ struct check_report {
     struct check_finding *f;
     size_t n, cap;
     size_t vms, images, xml_files, qemu_checks;
+    size_t counted; /* images whose refcounts were counted (qcow2refs.h) */
     size_t busy; /* VMs skipped: an operation held them (skip_busy) */
     /* Operational errors (fsck's 8): a VM that could not be locked or
      * read, the journal unreadable. One line each, newline-separated. */

@@ -187,6 +187,9 @@ has() {
 count_kind() { jq --arg k "$2" '[.findings[] | select(.kind == $k)] | length' "$1"; }
 
 # ---- the check finds each one ----
+# (Every image's refcounts are counted by the check itself; only the two
+# it does not find clean, v-fix's leak and v-perm's refcount, go to
+# qemu-img check: what the JSON's counts say.)
 before=$(tree_state "$S")
 check "$TMP/c1.json"
 [ "$ST" -eq 4 ] || fail "--check of the damaged store exited $ST, expected 4"
@@ -194,6 +197,7 @@ for e in "${EXPECT[@]}"; do
     has "$TMP/c1.json" "${e%% *}" "${e#* }" || fail "--check did not find ${e%% *} in ${e#* }: $(findings "$TMP/c1.json")"
 done
 [ "$(count_kind "$TMP/c1.json" journal-unfinished)" -eq 2 ] || fail "expected 2 unfinished journal records"
+[ "$(jq .qemu_checks "$TMP/c1.json")" -eq 2 ] || fail "expected 2 qemu-img checks: $(jq -c '[.refcounts_counted, .qemu_checks]' "$TMP/c1.json")"
 # Nothing else: web1, db1 and every VM's untouched parts are clean.
 got=$(findings "$TMP/c1.json" | wc -l)
 [ "$got" -eq ${#EXPECT[@]} ] || fail "--check found $got problems, expected ${#EXPECT[@]}: $(findings "$TMP/c1.json")"
@@ -346,6 +350,14 @@ T=$TMP/slow
 mkdir -p "$T"
 cp -a "$S/db1" "$T/db1"
 sed -i "s|$S/db1/|$T/db1/|g" "$T/db1/domain.xml"
+# A leaked cluster in each image: only what the check's own count of the
+# refcounts does not find clean goes to qemu-img.
+for f in "$T"/db1/disks/*.qcow2; do
+    size=$(stat -c %s "$f")
+    cl=$(((size + 65535) / 65536))
+    truncate -s $(((cl + 1) * 65536)) "$f"
+    poke "$f" $(($(be64 "$f" "$(be64 "$f" 48)") + 2 * cl)) '\x00\x01'
+done
 cat >"$TMP/qemu-img" <<EOF
 #!/bin/bash
 [ "\$1" = check ] && exec sleep 600
