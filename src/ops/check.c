@@ -333,14 +333,9 @@ static void check_journal(const struct store *s, const struct check_opts *o,
 
 /* ---- the VMs ---- */
 
-struct vm_names {
-    char **v;
-    size_t n, cap;
-};
-
-static int add_name(const char *name, void *arg)
+int check_names_add(const char *name, void *list)
 {
-    struct vm_names *l = arg;
+    struct check_names *l = list;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         char **nv = realloc(l->v, cap * sizeof(*nv));
@@ -353,6 +348,14 @@ static int add_name(const char *name, void *arg)
         return -ENOMEM;
     l->n++;
     return 0;
+}
+
+void check_names_free(struct check_names *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
 }
 
 static void check_vm(const struct store *s, const struct check_opts *o, struct check_report *rep,
@@ -404,13 +407,11 @@ int check_run(const struct store *s, const struct check_opts *o, struct check_re
     rep->cheap = o->cheap;
     if (!o->no_journal)
         check_journal(s, o, rep);
-    struct vm_names names = { 0 };
-    int r = store_list_vms(s, add_name, &names);
+    struct check_names names = { 0 };
+    int r = store_list_vms(s, check_names_add, &names);
     if (r < 0) {
         snprintf(msg, msgsz, "cannot list the store %s: %s", s->root, strerror(-r));
-        for (size_t i = 0; i < names.n; i++)
-            free(names.v[i]);
-        free(names.v);
+        check_names_free(&names);
         return r;
     }
     struct check_ids *ids = check_ids_new();
@@ -418,12 +419,10 @@ int check_run(const struct store *s, const struct check_opts *o, struct check_re
         snprintf(msg, msgsz, "out of memory");
         r = -ENOMEM;
     }
-    for (size_t i = 0; i < names.n; i++) {
+    for (size_t i = 0; i < names.n; i++)
         if (ids && !(o->stop && atomic_load(o->stop)))
             check_vm(s, o, rep, ids, names.v[i]);
-        free(names.v[i]);
-    }
-    free(names.v);
+    check_names_free(&names);
     if (ids) {
         check_ids_report(ids, rep);
         check_ids_free(ids);

@@ -67,8 +67,6 @@ struct scan {
     const char *snap; /* the snapshots/ directory being read, NULL for disks/ */
     bool hidden;
     int err;
-    char **names; /* snapshots/: entries, read first (the walk adds nodes) */
-    size_t nnames, capnames;
 };
 
 static int scan_file(const char *name, void *ctx)
@@ -100,23 +98,6 @@ static int scan_file(const char *name, void *ctx)
     return 0;
 }
 
-static int keep_name(const char *name, void *ctx)
-{
-    struct scan *sc = ctx;
-    if (sc->nnames == sc->capnames) {
-        size_t cap = sc->capnames ? sc->capnames * 2 : 32;
-        char **nn = realloc(sc->names, cap * sizeof(*nn));
-        if (!nn)
-            return sc->err = -ENOMEM;
-        sc->names = nn;
-        sc->capnames = cap;
-    }
-    if (!(sc->names[sc->nnames] = strdup(name)))
-        return sc->err = -ENOMEM;
-    sc->nnames++;
-    return 0;
-}
-
 static int add_snap(struct cvm *v, const char *name, bool hidden)
 {
     if (v->nsnaps == v->capsnaps) {
@@ -137,11 +118,13 @@ static int add_snap(struct cvm *v, const char *name, bool hidden)
 static int scan_snapshots(struct cvm *v)
 {
     struct scan top = { .v = v };
+    /* The names first: the walk adds nodes, and a repair moves entries. */
+    struct check_names names = { 0 };
     if ((size_t)snprintf(top.dir, sizeof(top.dir), "%s/snapshots", v->dir) >= sizeof(top.dir))
         return -ENAMETOOLONG;
-    int r = storeio_each(v->s, top.dir, keep_name, &top);
-    for (size_t i = 0; i < top.nnames && r == 0 && top.err == 0; i++) {
-        const char *name = top.names[i];
+    int r = storeio_each(v->s, top.dir, check_names_add, &names);
+    for (size_t i = 0; i < names.n && r == 0; i++) {
+        const char *name = names.v[i];
         struct scan sc = { .v = v, .snap = name, .hidden = name_is_hidden_dir(name) };
         if ((size_t)snprintf(sc.dir, sizeof(sc.dir), "%s/%s", top.dir, name) >= sizeof(sc.dir))
             continue;
@@ -162,10 +145,8 @@ static int scan_snapshots(struct cvm *v)
         if (r == 0 && sc.err)
             r = sc.err;
     }
-    for (size_t i = 0; i < top.nnames; i++)
-        free(top.names[i]);
-    free(top.names);
-    return r < 0 ? r : top.err;
+    check_names_free(&names);
+    return r;
 }
 
 /* ---- each image's own header and backing name ---- */

@@ -59,6 +59,15 @@ struct cvm {
     size_t nsnaps, capsnaps;
 };
 
+/* A list of names read from a directory (before anything changes it):
+ * check_names_add is a store_name_fn / storeio_each callback. */
+struct check_names {
+    char **v;
+    size_t n, cap;
+};
+int check_names_add(const char *name, void *list);
+void check_names_free(struct check_names *l);
+
 /* check.c: a finding (file may be NULL: the VM's directory); the new
  * finding, or NULL when the kind is disabled or memory ran out. */
 struct check_finding *check_add(struct check_report *rep, enum check_kind k, const char *vm,
