@@ -49,6 +49,13 @@ rebase_u() { # IMAGE NAME: the backing name in IMAGE's header, nothing opened
     qemu-img rebase -u -f qcow2 -b "$2" -F qcow2 "$1" || fail "rebase -u $1 $2"
 }
 
+# The sample store as made: clean, exit 0.
+out=$(timeout 60 "$VMSTOREFS" --check "$S" 2>&1)
+st=$?
+[ $st -eq 0 ] || fail "--check of the sample store exited $st: $out"
+[[ $out == *": clean; 0 repaired, 0 left"* ]] || fail "--check of the sample store says: $out"
+pass "the sample store checks clean (exit 0)"
+
 # ---- the corpus ----
 mkvm v-hdr            # headers the parser refuses
 poke "$S/v-hdr/snapshots/installed/vda.qcow2" 0 'XXXX'               # magic
@@ -293,6 +300,8 @@ read_patterns "$S/v-relink/disks/vda.qcow2" 0x11 0 4M "$S/v-relink/disks/vda.qco
 qemu-img compare -q -f raw -F qcow2 "$TMP/v-merge.raw" "$S/v-merge/disks/vda.qcow2" ||
     fail "v-merge reads differently after the recovery"
 [ ! -e "$S/v-take/snapshots/cut" ] || fail "the take cut short was not rolled back"
+read_patterns "$S/v-take/disks/vda.qcow2" 0x11 0 4M "$S/v-take/disks/vda.qcow2" 0x22 4M 4M \
+    "$S/v-take/disks/vda.qcow2" 0x33 8M 1M
 journal_empty "$S"
 pass "orphans in lost+found (0700), snapshot.xml regenerated and valid, leaks freed and relinked data identical, journal finished"
 
@@ -318,6 +327,22 @@ VMSTOREFS_CHECK_SKIP=leaked-clusters,image-corrupt,check-timeout check "$TMP/c3.
     fail "the check beside the mount says otherwise: $(findings "$TMP/c3.json")"
 unmount_fs "$TMP/mnt"
 pass "the mount logs its cheap check in one line; a check beside the mount agrees"
+
+# ---- only what --repair fixes: exit 1, then a clean check (exit 0) ----
+R=$TMP/fixable
+mkdir -p "$R"
+cp -a "$S/db1" "$R/db1"
+sed -i "s|$S/db1/|$R/db1/|g" "$R/db1/domain.xml"
+echo junk >"$R/db1/disks/notes"
+timeout 60 "$VMSTOREFS" --repair "$R" >"$TMP/fixable.out" 2>&1
+st=$?
+[ $st -eq 1 ] || fail "--repair of a store with an orphan alone exited $st: $(cat "$TMP/fixable.out")"
+timeout 60 "$VMSTOREFS" --check "$R" >"$TMP/fixable.out" 2>&1
+st=$?
+[ $st -eq 0 ] || fail "--check after that repair exited $st: $(cat "$TMP/fixable.out")"
+[ -f "$R/lost+found/db1/disks/notes" ] || fail "the orphan is not in lost+found"
+read_patterns "$R/db1/disks/vda.qcow2" 0x44 0 2M "$R/db1/disks/vdb.qcow2" 0x55 0 1M
+pass "a store whose problems are all repairable: --repair exits 1, the next --check 0"
 
 # ---- a chain deeper than the limit, found by the mount's check ----
 D=$TMP/deep
