@@ -23,23 +23,16 @@
 
 static char dir[TEST_TMP_MAX];
 
-__attribute__((format(printf, 1, 0))) static int run(const char *fmt, const char *a,
-                                                      const char *b)
+/* Commands run in the test's directory (main chdirs there). */
+static int run(const char *cmd)
 {
-    char cmd[4 * PATH_MAX];
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    snprintf(cmd, sizeof(cmd), fmt, a ? a : "", b ? b : "");
-#pragma GCC diagnostic pop
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static int counted(const char *file, char *why, size_t whysz)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     why[0] = '\0';
@@ -51,15 +44,15 @@ static int counted(const char *file, char *why, size_t whysz)
 /* qemu-img check's verdict: 0 clean, 2 corrupt, 3 leaks. */
 static int qemu_check(const char *file)
 {
-    return run("qemu-img check -q -f qcow2 %s/%s >/dev/null 2>&1", dir, file);
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "qemu-img check -q -f qcow2 %s >/dev/null 2>&1", file);
+    return run(cmd);
 }
 
 static uint64_t be64_at(const char *file, off_t off)
 {
-    char path[PATH_MAX];
     unsigned char b[8] = { 0 };
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
     CHECK(fd >= 0 && pread(fd, b, 8, off) == 8);
     if (fd >= 0)
         close(fd);
@@ -72,10 +65,10 @@ static uint64_t be64_at(const char *file, off_t off)
 /* A copy of a.qcow2 named file with bytes written at off. */
 static void patched(const char *file, off_t off, const void *bytes, size_t n)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
-    CHECK_INT(run("cp %s/a.qcow2 %s", dir, path), 0);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof(cmd), "cp a.qcow2 %s", file);
+    CHECK_INT(run(cmd), 0);
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
     CHECK(fd >= 0 && pwrite(fd, bytes, n, off) == (ssize_t)n);
     if (fd >= 0)
         close(fd);
@@ -84,21 +77,21 @@ static void patched(const char *file, off_t off, const void *bytes, size_t n)
 static void test_clean_images(void)
 {
     static const char *const steps[] = {
-        "cd %s && qemu-img create -q -f qcow2 a.qcow2 256M && qemu-io -f qcow2 -c 'write -P 1 0 10M'"
-        " -c 'write -z 20M 1M' -c 'discard 0 1M' -c 'write -P 2 100M 64k' a.qcow2 >/dev/null%s",
-        "cd %s && qemu-img create -q -f qcow2 -b a.qcow2 -F qcow2 b.qcow2 && qemu-io -f qcow2"
-        " -c 'write -P 3 5M 3M' -c 'write -z -u 50M 2M' b.qcow2 >/dev/null%s",
-        "cd %s && cp a.qcow2 c0.qcow2 && qemu-img create -q -f qcow2 -b c0.qcow2 -F qcow2 c.qcow2"
-        " && qemu-io -f qcow2 -c 'write -P 5 1M 2M' c.qcow2 >/dev/null && qemu-img commit -q c.qcow2%s",
-        "cd %s && qemu-img create -q -f qcow2 -o cluster_size=4096 d.qcow2 64M && qemu-io -f qcow2"
-        " -c 'write -P 4 0 3M' d.qcow2 >/dev/null%s",
-        "cd %s && qemu-img create -q -f qcow2 -o compat=0.10 e.qcow2 64M && qemu-io -f qcow2"
-        " -c 'write 0 1M' e.qcow2 >/dev/null%s",
-        "cd %s && qemu-img create -q -f qcow2 -o preallocation=metadata f.qcow2 32M%s",
-        "cd %s && qemu-img create -q -f qcow2 -o lazy_refcounts=on h.qcow2 16M%s",
+        "qemu-img create -q -f qcow2 a.qcow2 256M && qemu-io -f qcow2 -c 'write -P 1 0 10M'"
+        " -c 'write -z 20M 1M' -c 'discard 0 1M' -c 'write -P 2 100M 64k' a.qcow2 >/dev/null",
+        "qemu-img create -q -f qcow2 -b a.qcow2 -F qcow2 b.qcow2 && qemu-io -f qcow2"
+        " -c 'write -P 3 5M 3M' -c 'write -z -u 50M 2M' b.qcow2 >/dev/null",
+        "cp a.qcow2 c0.qcow2 && qemu-img create -q -f qcow2 -b c0.qcow2 -F qcow2 c.qcow2"
+        " && qemu-io -f qcow2 -c 'write -P 5 1M 2M' c.qcow2 >/dev/null && qemu-img commit -q c.qcow2",
+        "qemu-img create -q -f qcow2 -o cluster_size=4096 d.qcow2 64M && qemu-io -f qcow2"
+        " -c 'write -P 4 0 3M' d.qcow2 >/dev/null",
+        "qemu-img create -q -f qcow2 -o compat=0.10 e.qcow2 64M && qemu-io -f qcow2"
+        " -c 'write 0 1M' e.qcow2 >/dev/null",
+        "qemu-img create -q -f qcow2 -o preallocation=metadata f.qcow2 32M",
+        "qemu-img create -q -f qcow2 -o lazy_refcounts=on h.qcow2 16M",
     };
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
-        CHECK_INT(run(steps[i], dir, ""), 0);
+        CHECK_INT(run(steps[i]), 0);
     static const char *const clean[] = { "a.qcow2", "b.qcow2", "c0.qcow2", "d.qcow2",
                                          "e.qcow2", "f.qcow2", "h.qcow2" };
     char why[256];
@@ -111,8 +104,8 @@ static void test_clean_images(void)
         }
     }
     /* What is not counted here goes to qemu-img. */
-    CHECK_INT(run("cd %s && cp d.qcow2 s.qcow2 && qemu-img snapshot -c s1 s.qcow2%s", dir, ""), 0);
-    CHECK_INT(run("cd %s && qemu-img convert -O qcow2 -c a.qcow2 z.qcow2%s", dir, ""), 0);
+    CHECK_INT(run("cp d.qcow2 s.qcow2 && qemu-img snapshot -c s1 s.qcow2"), 0);
+    CHECK_INT(run("qemu-img convert -O qcow2 -c a.qcow2 z.qcow2"), 0);
     CHECK_INT(counted("s.qcow2", why, sizeof(why)), 0);
     CHECK(strstr(why, "internal snapshots"));
     CHECK_INT(counted("z.qcow2", why, sizeof(why)), 0);
@@ -121,7 +114,7 @@ static void test_clean_images(void)
 
 static void test_damage(void)
 {
-    char name[PATH_MAX], why[256];
+    char why[256];
     uint64_t l1 = be64_at("a.qcow2", 40), rb = be64_at("a.qcow2", (off_t)be64_at("a.qcow2", 48));
     static const unsigned char zero8[8] = { 0 }, two[2] = { 0, 2 }, none[2] = { 0, 0 },
                                l1_uncopied[1] = { 0 };
@@ -149,9 +142,7 @@ static void test_damage(void)
     /* A leaked cluster past the last one: its refcount set to 1. */
     uint64_t size = 0;
     {
-        char path[PATH_MAX];
-        snprintf(path, sizeof(path), "%s/a.qcow2", dir);
-        FILE *f = fopen(path, "rb");
+        FILE *f = fopen("a.qcow2", "rb");
         CHECK(f && fseek(f, 0, SEEK_END) == 0);
         size = f ? (uint64_t)ftell(f) : 0;
         if (f)
@@ -159,9 +150,8 @@ static void test_damage(void)
     }
     uint64_t cl = (size + 65535) / 65536;
     static const unsigned char one[2] = { 0, 1 };
-    snprintf(name, sizeof(name), "%s/leak.qcow2", dir);
     patched("leak.qcow2", (off_t)(rb + 2 * cl), one, 2);
-    CHECK(truncate(name, (off_t)((cl + 1) * 65536)) == 0);
+    CHECK(truncate("leak.qcow2", (off_t)((cl + 1) * 65536)) == 0);
     CHECK_INT(qemu_check("leak.qcow2"), 3);
     CHECK_INT(counted("leak.qcow2", why, sizeof(why)), 0);
     CHECK(strstr(why, "refcount 1, used 0"));
@@ -169,14 +159,20 @@ static void test_damage(void)
 
 int main(void)
 {
-    if (run("command -v qemu-img >/dev/null && command -v qemu-io >/dev/null%s%s", "", "") != 0)
+    if (run("command -v qemu-img >/dev/null && command -v qemu-io >/dev/null") != 0)
         return 77;
     if (!test_tmp_template(dir, sizeof(dir), "vmstorefs-qcow2refs") || !mkdtemp(dir)) {
         perror("mkdtemp");
-        return 1;
+        return 99;
+    }
+    if (chdir(dir) < 0) {
+        perror(dir);
+        return 99;
     }
     test_clean_images();
     test_damage();
-    run("rm -rf %s%s", dir, "");
+    char cmd[TEST_TMP_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    run(cmd);
     CHECK_DONE();
 }
