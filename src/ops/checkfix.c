@@ -14,6 +14,7 @@
 #include "store/imagelock.h"
 #include "store/perm.h"
 #include "store/storeio.h"
+#include "store/vmlock.h"
 #include "vm/vmmodel.h"
 
 #include <errno.h>
@@ -35,6 +36,35 @@ static void dir_of(const char *path, char *out, size_t outsz)
     char *slash = strrchr(out, '/');
     if (slash)
         *slash = '\0';
+}
+
+int check_hold(struct cvm *v, int i, struct check_hold *h, const char **why)
+{
+    h->image = h->writers = -1;
+    const struct cnode *n = &v->n[i];
+    if (n->kind == N_ACTIVE && n->dev[0]) {
+        h->writers = vmlock_writers_exclude(v->s, v->vm, n->dev);
+        if (h->writers == -EBUSY) {
+            *why = "open for writing through a mount: not changed";
+            return -EBUSY;
+        }
+    }
+    h->image = imagelock_hold(v->s, n->path);
+    if (h->image == -EBUSY) {
+        check_release(h);
+        *why = "in use by a qemu: not changed";
+        return -EBUSY;
+    }
+    return 0;
+}
+
+void check_release(struct check_hold *h)
+{
+    if (h->image >= 0)
+        imagelock_drop(h->image);
+    if (h->writers >= 0)
+        close(h->writers);
+    h->image = h->writers = -1;
 }
 
 /* Does k's chain, walked up, stay whole (no refused or missing link, no
@@ -91,19 +121,19 @@ void fix_relink(struct cvm *v, struct check_finding *f, int node)
         return;
     }
     char dir[PATH_MAX], rel[PATH_MAX], why[MSG_MAX] = "";
+    const char *busy;
+    struct check_hold h = { -1, -1 };
     dir_of(n->path, dir, sizeof(dir));
     int r = vm_relpath(dir, v->n[found].path, rel, sizeof(rel));
-    int lock = r < 0 ? r : imagelock_hold(v->s, n->path);
-    if (lock == -EBUSY) {
-        check_action(f, false, "in use by a qemu: not changed");
+    if (r == 0 && check_hold(v, node, &h, &busy) < 0) {
+        check_action(f, false, "%s", busy);
         return;
     }
-    int fd = lock < 0 ? lock : store_open_file(v->s, n->path, O_RDWR | O_NOFOLLOW);
+    int fd = r < 0 ? r : store_open_file(v->s, n->path, O_RDWR | O_NOFOLLOW);
     r = fd < 0 ? fd : qcow2_set_backing_name(fd, rel, why, sizeof(why));
     if (fd >= 0)
         close(fd);
-    if (lock >= 0)
-        imagelock_drop(lock);
+    check_release(&h);
     if (r < 0) {
         check_action(f, false, "cannot relink it to %s: %s", rel, why[0] ? why : strerror(-r));
         return;
@@ -266,7 +296,7 @@ static int make_dirs(const struct store *s, const char *rel_dir, char *out, size
     }
 }
 
-void fix_orphan(struct cvm *v, struct check_finding *f)
+void fix_orphan(struct cvm *v, struct check_finding *f, int node)
 {
     const char *rel = storeio_rel(v->s, f->file);
     char rel_dir[PATH_MAX], dir[PATH_MAX], dest[PATH_MAX];
@@ -276,14 +306,14 @@ void fix_orphan(struct cvm *v, struct check_finding *f)
     }
     dir_of(rel, rel_dir, sizeof(rel_dir));
     int r = make_dirs(v->s, rel_dir, dir, sizeof(dir));
-    int lock = r < 0 ? r : imagelock_hold(v->s, f->file);
-    if (lock == -EBUSY) {
-        check_action(f, false, "in use by a qemu: not moved");
+    const char *busy;
+    struct check_hold h = { -1, -1 };
+    /* A directory (a snapshot directory no name can have) holds no
+     * image lock: nothing to hold (imagelock_hold fails otherwise). */
+    if (r == 0 && check_hold(v, node, &h, &busy) < 0) {
+        check_action(f, false, "%s", busy);
         return;
     }
-    /* A directory (a snapshot directory no name can have) holds no
-     * image lock: nothing to hold. */
-    r = r < 0 ? r : 0;
     for (int k = 0; r == 0 && k < 1000; k++) {
         int len = k == 0 ? snprintf(dest, sizeof(dest), "%s/%s", dir, base_name(rel))
                          : snprintf(dest, sizeof(dest), "%s/%s.%d", dir, base_name(rel), k);
@@ -296,8 +326,7 @@ void fix_orphan(struct cvm *v, struct check_finding *f)
             break;
         r = 0;
     }
-    if (lock >= 0)
-        imagelock_drop(lock);
+    check_release(&h);
     if (r < 0) {
         check_action(f, false, "cannot move it to %s: %s", dir, strerror(-r));
         return;

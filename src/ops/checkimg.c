@@ -15,6 +15,7 @@
 #include "qemu/qcow2refs.h"
 #include "qemu/qimg.h"
 #include "qemu/qspec.h"
+#include "store/imagelock.h"
 #include "store/storeio.h"
 #include "util/log.h"
 
@@ -369,7 +370,7 @@ void check_orphans(struct cvm *v)
             continue;
         struct check_finding *f = check_add(v->rep, CK_ORPHAN, v->vm, n->path, "%s", why);
         if (f && v->o->repair) {
-            fix_orphan(v, f);
+            fix_orphan(v, f, (int)i);
             if (f->repaired)
                 n->exists = false;
         }
@@ -516,7 +517,21 @@ void check_qemu(struct cvm *v)
         one.jobs = j;
         one.n = 1;
         uint64_t before = j->chk.leaks;
+        /* Writers through a mount kept off an active image; qemu-img
+         * takes qemu's own lock (a qemu holding it: refused). */
+        const char *busy;
+        struct check_hold h = { -1, -1 };
+        if (v->n[j->node].kind == N_ACTIVE && check_hold(v, j->node, &h, &busy) < 0) {
+            check_action(f, false, "%s", busy);
+            continue;
+        }
+        if (v->n[j->node].kind == N_ACTIVE && h.image >= 0) {
+            imagelock_drop(h.image); /* qemu-img takes it itself */
+            h.image = -1;
+        }
         run_job(&one, j, true);
+        if (v->n[j->node].kind == N_ACTIVE)
+            check_release(&h);
         if (j->err == 0 && !j->chk.leaks && !j->chk.corruptions)
             check_action(f, true, "qemu-img check -r leaks freed %llu cluster(s)",
                          (unsigned long long)(j->chk.leaks_fixed ? j->chk.leaks_fixed : before));

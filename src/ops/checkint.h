@@ -105,10 +105,22 @@ void check_ids_add(struct check_ids *ids, struct cvm *v);
 void check_ids_report(struct check_ids *ids, struct check_report *rep);
 void check_ids_free(struct check_ids *ids);
 
+/* checkfix.c: keeps writers off node i's image while a repair changes
+ * or moves it: qemu's lock (imagelock.h: -EBUSY while a qemu has it),
+ * and for an active image the writer mark every mount takes for a handle
+ * open for writing (vmlock.h: -EBUSY while one is). *why says which.
+ * check_release lets go of both. */
+struct check_hold {
+    int image;
+    int writers;
+};
+int check_hold(struct cvm *v, int i, struct check_hold *h, const char **why);
+void check_release(struct check_hold *h);
+
 /* checkfix.c: repairs (under the VM's lock, exclusive). Each sets the
  * finding's action. */
 void fix_relink(struct cvm *v, struct check_finding *f, int node);
 void fix_snapshot_xml(struct cvm *v, struct check_finding *f, const char *snap);
-void fix_orphan(struct cvm *v, struct check_finding *f);
+void fix_orphan(struct cvm *v, struct check_finding *f, int node);
 
 #endif
