@@ -326,7 +326,9 @@ static void check_journal(const struct store *s, const struct check_opts *o,
         else
             check_action(&rep->f[i], true, "%s",
                          rep->f[i].kind == CK_JOURNAL_STRAY ? "removed by the journal's recovery"
-                                                            : "finished by the journal's recovery");
+                         : strstr(rep->f[i].detail, "rolls it back")
+                             ? "rolled back by the journal's recovery"
+                             : "rolled forward by the journal's recovery");
     }
     check_report_free(&again);
 }
