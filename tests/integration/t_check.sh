@@ -15,6 +15,7 @@
 # the kinds is shown missed with its check turned off
 # (VMSTOREFS_CHECK_SKIP).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/qimggate.sh"
 need qemu-img qemu-io jq perl
 need_fuse
 
@@ -343,6 +344,48 @@ st=$?
 [ -f "$R/lost+found/db1/disks/notes" ] || fail "the orphan is not in lost+found"
 read_patterns "$R/db1/disks/vda.qcow2" 0x44 0 2M "$R/db1/disks/vdb.qcow2" 0x55 0 1M
 pass "a store whose problems are all repairable: --repair exits 1, the next --check 0"
+
+# ---- kill -9 of the daemon mid-merge (qimggate.sh) ----
+# A delete's merge runs in the mount's background worker; its qemu-img is
+# held at the gate and the daemon killed: a committed record with its
+# merge not done. --check names it; --repair (the journal's recovery, the
+# merge run with the real qemu-img) finishes it; the disks read as before.
+G=$TMP/gated
+mkdir -p "$G"
+cp -a "$S/db1" "$G/db1"
+sed -i "s|$S/db1/|$G/db1/|g" "$G/db1/domain.xml"
+"$CTL" "$G" take db1 s1 >/dev/null 2>&1 || fail "take s1"
+qemu-io -f qcow2 -c 'write -q -P 0x66 1M 2M' "$G/db1/disks/vda.qcow2" >/dev/null || fail "qemu-io write"
+"$CTL" "$G" take db1 s2 >/dev/null 2>&1 || fail "take s2"
+for d in vda vdb; do
+    qemu-img convert -O raw "$G/db1/disks/$d.qcow2" "$TMP/gated-$d.raw" || fail "convert $d"
+done
+gate_init
+M=$TMP/mnt3
+mount_fs "$G" "$M" "${GATE_OPT[@]}"
+gate_delete db1
+gate_kill_daemon "${GATED[0]}"
+wait "$GATE_SYNC" 2>/dev/null
+fusermount3 -u -z "$M" 2>/dev/null
+grep -qs '"committed":true' "$G"/.vmstorefs/journal/*.json || fail "no committed record after the kill"
+timeout 60 "$VMSTOREFS" --check --json "$G" >"$TMP/gated.json" 2>"$TMP/gated.err"
+st=$?
+[ $st -eq 4 ] || fail "--check after the kill exited $st: $(cat "$TMP/gated.json" "$TMP/gated.err")"
+jq -e '.findings[] | select(.kind == "journal-unfinished" and .vm == "db1")' "$TMP/gated.json" >/dev/null ||
+    fail "--check did not name the merge the kill left: $(cat "$TMP/gated.json")"
+timeout 120 "$VMSTOREFS" --repair "$G" >"$TMP/gated.out" 2>&1
+st=$?
+[ $st -eq 1 ] || fail "--repair after the kill exited $st: $(cat "$TMP/gated.out")"
+timeout 60 "$VMSTOREFS" --check "$G" >"$TMP/gated.out" 2>&1
+st=$?
+[ $st -eq 0 ] || fail "--check after that repair exited $st: $(cat "$TMP/gated.out")"
+[ ! -e "$G/db1/snapshots/s1" ] || fail "s1 is still there after the recovery"
+for d in vda vdb; do
+    qemu-img compare -q -f raw -F qcow2 "$TMP/gated-$d.raw" "$G/db1/disks/$d.qcow2" ||
+        fail "db1's $d reads differently after the recovery"
+done
+journal_empty "$G"
+pass "kill -9 mid-merge: --check names the record (exit 4; found: $(jq -r '[.findings[].kind] | unique | join(", ")' "$TMP/gated.json")), --repair finishes the merge (exit 1), then clean (exit 0), the disks identical"
 
 # ---- a repair keeps off an image a mount has open for writing ----
 # (a plain handle: the writer mark every mount takes, vmlock.h, not
