@@ -46,6 +46,19 @@ be64() {
 poke() {
     printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none || fail "poke $1"
 }
+# leak IMAGE: one leaked cluster: a cluster past the end, its refcount 1.
+leak() {
+    local size cl
+    size=$(stat -c %s "$1")
+    cl=$(((size + 65535) / 65536))
+    truncate -s $(((cl + 1) * 65536)) "$1" || fail "truncate $1"
+    poke "$1" $(($(be64 "$1" "$(be64 "$1" 48)") + 2 * cl)) '\x00\x01'
+}
+# db1_store DIR: a store DIR holding a copy of the sample's db1 alone.
+db1_store() {
+    mkdir -p "$1" && cp -a "$S/db1" "$1/db1" || fail "copy db1 to $1"
+    sed -i "s|$S/db1/|$1/db1/|g" "$1/db1/domain.xml" || fail "sed $1"
+}
 rebase_u() { # IMAGE NAME: the backing name in IMAGE's header, nothing opened
     qemu-img rebase -u -f qcow2 -b "$2" -F qcow2 "$1" || fail "rebase -u $1 $2"
 }
@@ -93,12 +106,8 @@ qemu-img create -q -f qcow2 "$S/v-fix/snapshots/installed/vdc.qcow2" 1M || fail 
 mkdir "$S/v-fix/snapshots/.hidden-dead" && cp "$S/v-fix/snapshots/installed/vdc.qcow2" "$S/v-fix/snapshots/.hidden-dead/vda.qcow2"
 cp "$S/v-fix/snapshots/installed/vdc.qcow2" "$S/v-fix/disks/vdz.qcow2"
 mkdir "$S/v-fix/snapshots/bad name"
-f=$S/v-fix/disks/vda.qcow2 # one leaked cluster: a cluster past the end, its refcount 1
-size=$(stat -c %s "$f")
-cl=$(((size + 65535) / 65536))
-truncate -s $(((cl + 1) * 65536)) "$f"
-rb=$(be64 "$f" "$(be64 "$f" 48)")
-poke "$f" $((rb + 2 * cl)) '\x00\x01'
+f=$S/v-fix/disks/vda.qcow2
+leak "$f"
 qemu-img convert -O raw "$f" "$TMP/v-fix-active.raw" || fail "v-fix unreadable"
 mkvm v-unsafe         # a DOCTYPE with an entity
 sed -i '1i <!DOCTYPE domain [<!ENTITY x SYSTEM "/etc/passwd">]>' "$S/v-unsafe/domain.xml"
@@ -331,9 +340,7 @@ pass "the mount logs its cheap check in one line; a check beside the mount agree
 
 # ---- only what --repair fixes: exit 1, then a clean check (exit 0) ----
 R=$TMP/fixable
-mkdir -p "$R"
-cp -a "$S/db1" "$R/db1"
-sed -i "s|$S/db1/|$R/db1/|g" "$R/db1/domain.xml"
+db1_store "$R"
 echo junk >"$R/db1/disks/notes"
 timeout 60 "$VMSTOREFS" --repair "$R" >"$TMP/fixable.out" 2>&1
 st=$?
@@ -351,9 +358,7 @@ pass "a store whose problems are all repairable: --repair exits 1, the next --ch
 # merge not done. --check names it; --repair (the journal's recovery, the
 # merge run with the real qemu-img) finishes it; the disks read as before.
 G=$TMP/gated
-mkdir -p "$G"
-cp -a "$S/db1" "$G/db1"
-sed -i "s|$S/db1/|$G/db1/|g" "$G/db1/domain.xml"
+db1_store "$G"
 "$CTL" "$G" take db1 s1 >/dev/null 2>&1 || fail "take s1"
 qemu-io -f qcow2 -c 'write -q -P 0x66 1M 2M' "$G/db1/disks/vda.qcow2" >/dev/null || fail "qemu-io write"
 "$CTL" "$G" take db1 s2 >/dev/null 2>&1 || fail "take s2"
@@ -391,14 +396,8 @@ pass "kill -9 mid-merge: --check names the record (exit 4; found: $(jq -r '[.fin
 # (a plain handle: the writer mark every mount takes, vmlock.h, not
 # qemu's locks). The leak is found and left until the handle is closed.
 R2=$TMP/open
-mkdir -p "$R2"
-cp -a "$S/db1" "$R2/db1"
-sed -i "s|$S/db1/|$R2/db1/|g" "$R2/db1/domain.xml"
-f=$R2/db1/disks/vda.qcow2
-size=$(stat -c %s "$f")
-cl=$(((size + 65535) / 65536))
-truncate -s $(((cl + 1) * 65536)) "$f"
-poke "$f" $(($(be64 "$f" "$(be64 "$f" 48)") + 2 * cl)) '\x00\x01'
+db1_store "$R2"
+leak "$R2/db1/disks/vda.qcow2"
 mount_fs "$R2" "$TMP/mnt2"
 exec 7<>"$TMP/mnt2/db1/disks/vda.qcow2" || fail "cannot open the active image through the mount"
 timeout 60 "$VMSTOREFS" --repair --json "$R2" >"$TMP/open.json" 2>"$TMP/open.err"
@@ -441,16 +440,11 @@ pass "a chain of 1027 images: chain-too-deep, in the mount's line and in --check
 
 # ---- a qemu-img check that never returns: the time bound ----
 T=$TMP/slow
-mkdir -p "$T"
-cp -a "$S/db1" "$T/db1"
-sed -i "s|$S/db1/|$T/db1/|g" "$T/db1/domain.xml"
+db1_store "$T"
 # A leaked cluster in each image: only what the check's own count of the
 # refcounts does not find clean goes to qemu-img.
 for f in "$T"/db1/disks/*.qcow2; do
-    size=$(stat -c %s "$f")
-    cl=$(((size + 65535) / 65536))
-    truncate -s $(((cl + 1) * 65536)) "$f"
-    poke "$f" $(($(be64 "$f" "$(be64 "$f" 48)") + 2 * cl)) '\x00\x01'
+    leak "$f"
 done
 cat >"$TMP/qemu-img" <<EOF
 #!/bin/bash
