@@ -15,6 +15,7 @@
  * operation was committed and is left to recovery); 2 a usage error. */
 #include "config.h"
 
+#include "ops/check.h"
 #include "ops/clone.h"
 #include "ops/snapshot.h"
 #include "ops/vmdelete.h"
@@ -53,12 +54,17 @@ static const char usage_text[] =
     "  current VM             readlink VM/current (prints the snapshot's name)\n"
     "  recover                what a mount does first: finish or undo operations a\n"
     "                         crash left in the journal, merge freed hidden images\n"
+    "  check [--json] [--timeout=SECS]\n"
+    "                         vmstorefs --check STORE: find what is wrong, change nothing\n"
+    "  repair [--json] [--timeout=SECS]\n"
+    "                         vmstorefs --repair STORE: check, repair what is safe\n"
     "\n"
     "  -q QEMU_IMG            the qemu-img to run (default: qemu-img in PATH)\n"
     "  -h, --help             this text\n"
     "  -V, --version          the version\n"
     "\n"
-    "Exit status: 0 done, 1 refused or failed (stderr says why), 2 usage.\n";
+    "Exit status: 0 done, 1 refused or failed (stderr says why), 2 usage; check and\n"
+    "repair exit as fsck does: 0 clean, 1 repaired, 4 left, 8 operational error.\n";
 
 static volatile sig_atomic_t interrupted;
 
@@ -109,7 +115,24 @@ static const struct command commands[] = {
     { "take", 2, 2 },      { "rename", 3, 3 },    { "revert", 2, 2 },   { "delete", 2, 3 },
     { "clone", 2, 3 },     { "delete-vm", 1, 1 }, { "detach", 2, 2 },   { "undefine", 1, 1 },
     { "define", 1, 1 },    { "current", 1, 1 },   { "recover", 0, 0 },  { "rename-vm", 2, 2 },
+    { "check", 0, 2 },     { "repair", 0, 2 },
 };
+
+/* check|repair [--json] [--timeout=SECS]: the options, or -1 (usage). */
+static int check_args(char **a, int n, bool *json, unsigned *timeout)
+{
+    for (int i = 0; i < n; i++) {
+        char *end;
+        if (strcmp(a[i], "--json") == 0)
+            *json = true;
+        else if (strncmp(a[i], "--timeout=", 10) == 0 && a[i][10] &&
+                 (*timeout = (unsigned)strtoul(a[i] + 10, &end, 10)) > 0 && !*end)
+            continue;
+        else
+            return -1;
+    }
+    return 0;
+}
 
 static const struct command *find_command(const char *name)
 {
@@ -192,6 +215,10 @@ int main(int argc, char **argv)
         return usage_error("unknown command");
     if (nargs < k->min_args || nargs > k->max_args)
         return usage_error("wrong number of arguments");
+    bool json = false, check = strcmp(cmd, "check") == 0 || strcmp(cmd, "repair") == 0;
+    unsigned timeout = 0;
+    if (check && check_args(args, nargs, &json, &timeout) < 0)
+        return usage_error("check and repair take --json and --timeout=SECS");
 
     /* The same log lines a mount writes (merge directions, refusals),
      * on stderr. */
@@ -211,12 +238,22 @@ int main(int argc, char **argv)
     if (r < 0) {
         fprintf(stderr, "vmstorefs-ctl: %s\n", msg);
         store_close(&s);
-        return 1;
+        return check ? 8 : 1;
     }
     /* Every operation recovers its own VM first (vm_begin); the runner
      * for merges must be in place for that and for the operation's own
      * merges. */
     merge_install();
+    if (check) {
+        /* The same check as vmstorefs --check, under the same locks. */
+        struct check_opts co = { .repair = cmd[0] == 'r', .lock = true, .timeout_sec = timeout };
+        int st = check_main(&s, &co, json, stdout, msg, sizeof(msg));
+        if (st == 8 && msg[0])
+            fprintf(stderr, "vmstorefs-ctl: %s: %s\n", cmd, msg);
+        store_close(&s);
+        xmlCleanupParser();
+        return st;
+    }
     struct snap_ctx c = { .s = &s, .cancelled = cancelled, .arg = NULL, .pid = getpid() };
     /* It acts for whoever runs it: a clone is theirs. */
     c.cred.uid = getuid();

@@ -159,7 +159,21 @@ static int flag(struct opts *o, const char *arg, char *msg, size_t msgsz)
         o->debug = o->foreground = true;
     else if (strcmp(arg, "-s") == 0)
         o->single_thread = true;
-    else {
+    else if (strcmp(arg, "--check") == 0)
+        o->check = true;
+    else if (strcmp(arg, "--repair") == 0)
+        o->check = o->repair = true;
+    else if (strcmp(arg, "--json") == 0)
+        o->json = true;
+    else if (strncmp(arg, "--timeout=", 10) == 0) {
+        char *end;
+        unsigned long t = strtoul(arg + 10, &end, 10);
+        if (!arg[10] || *end || t == 0 || t > 86400) {
+            snprintf(msg, msgsz, "--timeout= needs a number of seconds (1-86400)");
+            return -EINVAL;
+        }
+        o->timeout = (unsigned)t;
+    } else {
         snprintf(msg, msgsz, "unknown option '%s' (see vmstorefs --help)", arg);
         return -EINVAL;
     }
@@ -201,6 +215,18 @@ int opts_parse(int argc, char **argv, struct opts *o, char *msg, size_t msgsz)
     }
     if (o->help || o->version)
         return 0;
+    if (o->check) {
+        if (!o->store || o->mountpoint) {
+            snprintf(msg, msgsz, "%s", !o->store ? "--check needs a STORE"
+                                                  : "--check takes a STORE and no MOUNTPOINT");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (o->json || o->timeout) {
+        snprintf(msg, msgsz, "--json and --timeout= go with --check or --repair");
+        return -EINVAL;
+    }
     /* The daemon runs as root and checks nothing itself: without this,
      * allow_other would let any local user read and write every disk. */
     if (!strstr(o->mount_opts, "default_permissions") &&
@@ -216,7 +242,9 @@ int opts_parse(int argc, char **argv, struct opts *o, char *msg, size_t msgsz)
 
 void opts_usage(const char *prog, bool full)
 {
-    printf("usage: %s STORE MOUNTPOINT [-f] [-d] [-s] [-o opt[,opt...]]\n", prog);
+    printf("usage: %s STORE MOUNTPOINT [-f] [-d] [-s] [-o opt[,opt...]]\n"
+           "       %s --check|--repair [--json] [--timeout=SECS] [-o qemu_img=PATH] STORE\n",
+           prog, prog);
     if (!full) {
         printf("Try '%s --help' for more information.\n", prog);
         return;
@@ -230,6 +258,14 @@ void opts_usage(const char *prog, bool full)
            "  -o qemu_img=PATH       qemu-img to run (default: qemu-img in PATH)\n"
            "  -h, --help             show this help\n"
            "  -V, --version          show the version\n"
+           "\n"
+           "Checking a store (not mounted, or beside its mount):\n"
+           "  --check                find what is wrong in STORE, change nothing\n"
+           "  --repair               check, and repair what is safe to repair\n"
+           "  --json                 the report as one JSON object\n"
+           "  --timeout=SECS         time bound of each qemu-img check (default 120)\n"
+           "Exit status of a check (as fsck's): 0 clean, 1 problems repaired, 4 problems\n"
+           "left, 8 an operational error, 16 a usage error.\n"
            "\n"
            "Mount options passed to the kernel: allow_other, allow_root, auto_unmount,\n"
            "ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, [no]diratime, [no]relatime,\n"

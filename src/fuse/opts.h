@@ -25,6 +25,12 @@ struct opts {
     bool help;
     bool version;
     const char *qemu_img; /* NULL: search PATH */
+    /* --check STORE / --repair STORE: the store's fsck (ops/check.h),
+     * no mount. */
+    bool check;
+    bool repair;
+    bool json;
+    unsigned timeout; /* --timeout=SECS: each qemu-img of a check; 0: default */
     char mount_opts[1024]; /* comma-separated options for libfuse */
     /* Every generic flag word, applied in order, as mount(2) flags
      * (MS_RDONLY, MS_NOSUID, MS_RELATIME...) from libfuse's default of

@@ -264,6 +264,23 @@ int journal_pending_for(const struct store *s, const char *vm);
 /* How many records the journal holds (for -o ro, which cannot recover). */
 int journal_pending(const struct store *s);
 
+/* What the journal holds, as the store's check reports it (ops/check.h):
+ * each record (path, id, op, vm, committed, or unreadable with why), and
+ * each temporary directory no record names (stray_tmp: what a crash
+ * between a record's removal and its directory's leaves). Read only. */
+struct journal_entry {
+    const char *path;
+    const char *id;
+    const char *op; /* "" when unreadable or a stray directory */
+    const char *vm;
+    bool committed;
+    bool unreadable;
+    bool stray_tmp;
+    const char *why; /* unreadable: the reason */
+};
+int journal_each(const struct store *s, void (*fn)(const struct journal_entry *e, void *arg),
+                 void *arg);
+
 /* Counts a durable point of the current operation; exits when
  * VMSTOREFS_CRASH_AT names it. */
 void journal_point(struct journal *j);

@@ -419,3 +419,49 @@ int journal_pending(const struct store *s)
     int r = walk_meta_dir(s, "journal", count_record, &n);
     return r < 0 ? r : n;
 }
+
+struct each_ctx {
+    void (*fn)(const struct journal_entry *e, void *arg);
+    void *arg;
+};
+
+static int each_record(const struct store *s, const char *dir, const char *name, void *arg)
+{
+    struct each_ctx *c = arg;
+    size_t len = strlen(name);
+    if (name[0] == '.' || len < 6 || strcmp(name + len - 5, ".json") != 0)
+        return 0;
+    char path[PATH_MAX], msg[MSG_MAX] = "", id[64];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(id, sizeof(id), "%.*s", (int)(len - 5), name);
+    struct journal j;
+    int r = journal_load_record(s, path, &j, msg, sizeof(msg));
+    struct journal_entry e = { .path = path, .id = id, .op = r < 0 ? "" : j.op,
+                               .vm = r < 0 ? "" : j.vm, .committed = r == 0 && j.committed,
+                               .unreadable = r < 0, .why = msg };
+    c->fn(&e, c->arg);
+    journal_free(&j);
+    return 0;
+}
+
+static int each_tmp(const struct store *s, const char *dir, const char *name, void *arg)
+{
+    struct each_ctx *c = arg;
+    char rec[PATH_MAX], path[PATH_MAX];
+    if (journal_meta_path(s, "journal", name, ".json", rec, sizeof(rec)) < 0 ||
+        storeio_exists(s, rec))
+        return 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    struct journal_entry e = { .path = path, .id = name, .op = "", .vm = "", .stray_tmp = true,
+                               .why = "" };
+    c->fn(&e, c->arg);
+    return 0;
+}
+
+int journal_each(const struct store *s, void (*fn)(const struct journal_entry *e, void *arg),
+                 void *arg)
+{
+    struct each_ctx c = { fn, arg };
+    int r = walk_meta_dir(s, "journal", each_record, &c);
+    return r < 0 ? r : walk_meta_dir(s, "tmp", each_tmp, &c);
+}

@@ -2,7 +2,7 @@
 
 #include "ops/redefine.h"
 
-#include "meta/domschema.h"
+#include "meta/xmlschema.h"
 #include "meta/domxml.h"
 #include "meta/xmledit.h"
 #include "meta/xmlsafe.h"
@@ -107,7 +107,7 @@ static int check_new(const struct vm_model *m, const struct redef *a, xmlDocPtr 
     }
     free(name);
     if (r == 0)
-        r = domschema_check(doc, msg, msgsz);
+        r = xmlschema_check_domain(doc, msg, msgsz);
     if (r == 0)
         r = check_outside(m, doc, msg, msgsz);
     if (r == 0 && (r = vm_check_definition(m, doc, NULL, NULL, why, sizeof(why))) < 0) {

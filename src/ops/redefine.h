@@ -5,7 +5,7 @@
  * Before anything changes, the text must be: well-formed safe XML
  * (xmlsafe.h) with a <domain> root; named as the VM's directory (a
  * missing <name> is set to it); valid by libvirt's domain schema
- * (domschema.h, what virt-xml-validate checks); every snapshot-able
+ * (xmlschema.h, what virt-xml-validate checks); every snapshot-able
  * disk's source this VM's disks/<dev>.qcow2, there, qcow2, with its
  * chain inside the VM (vm_check_definition, as every operation checks
  * domain.xml); every other disk a file inside the store, and <nvram>

@@ -203,9 +203,16 @@ int qimg_argv_map(struct qimg_argv *a, const char *qemu_img, const char *image)
 
 int qimg_argv_check_leaks(struct qimg_argv *a, const char *qemu_img, const char *image)
 {
+    return qimg_argv_check(a, qemu_img, image, true);
+}
+
+int qimg_argv_check(struct qimg_argv *a, const char *qemu_img, const char *image, bool repair)
+{
     argv_start(a, qemu_img, "check");
-    qimg_argv_add(a, "-r");
-    qimg_argv_add(a, "leaks");
+    if (repair) {
+        qimg_argv_add(a, "-r");
+        qimg_argv_add(a, "leaks");
+    }
     qimg_argv_add(a, "-f");
     qimg_argv_add(a, "qcow2");
     qimg_argv_add(a, "--output=json");
@@ -578,9 +585,25 @@ int qimg_parse_check(const char *json, struct qimg_check *out, char *msg, size_t
 int qimg_repair_leaks(const char *qemu_img, const char *spec, const struct spawn_fds *fds,
                       unsigned timeout_sec, struct qimg_check *out, char *msg, size_t msgsz)
 {
+    int r = qimg_check_image(qemu_img, spec, fds, timeout_sec, true, out, msg, msgsz);
+    if (r == 0 && (out->check_errors || out->leaks || out->corruptions)) {
+        snprintf(msg, msgsz,
+                 "qemu-img check: %llu leaked cluster(s) left, %llu corruption(s), %llu check "
+                 "error(s)",
+                 (unsigned long long)out->leaks, (unsigned long long)out->corruptions,
+                 (unsigned long long)out->check_errors);
+        r = -EIO;
+    }
+    return r;
+}
+
+int qimg_check_image(const char *qemu_img, const char *spec, const struct spawn_fds *fds,
+                     unsigned timeout_sec, bool repair, struct qimg_check *out, char *msg,
+                     size_t msgsz)
+{
     memset(out, 0, sizeof(*out));
     struct qimg_argv a;
-    int r = qimg_argv_check_leaks(&a, qemu_img, spec);
+    int r = qimg_argv_check(&a, qemu_img, spec, repair);
     if (r < 0) {
         snprintf(msg, msgsz, "qemu-img check: %s", r == -E2BIG ? "too many arguments" : "not a spec");
         return r;
@@ -602,14 +625,6 @@ int qimg_repair_leaks(const char *qemu_img, const char *spec, const struct spawn
         r = res.timed_out ? -ETIMEDOUT : ran < 0 && ran != -EIO ? ran : qimg_errno(line);
     }
     spawn_result_free(&res);
-    if (r == 0 && (out->check_errors || out->leaks || out->corruptions)) {
-        snprintf(msg, msgsz,
-                 "qemu-img check: %llu leaked cluster(s) left, %llu corruption(s), %llu check "
-                 "error(s)",
-                 (unsigned long long)out->leaks, (unsigned long long)out->corruptions,
-                 (unsigned long long)out->check_errors);
-        r = -EIO;
-    }
     return r;
 }
 

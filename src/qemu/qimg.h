@@ -110,6 +110,9 @@ int qimg_argv_map(struct qimg_argv *a, const char *qemu_img, const char *image);
  * interrupted writer allocated but never referenced are freed; nothing
  * else is touched (corruptions are only reported). */
 int qimg_argv_check_leaks(struct qimg_argv *a, const char *qemu_img, const char *image);
+/* qemu-img check [-r leaks] -f qcow2 --output=json IMAGE: without
+ * repair the image is opened read-only and only counted. */
+int qimg_argv_check(struct qimg_argv *a, const char *qemu_img, const char *image, bool repair);
 
 /* Is out what `qemu-img --version` prints ("qemu-img version X ...")? */
 bool qimg_is_version(const char *out);
@@ -172,6 +175,13 @@ int qimg_parse_check(const char *json, struct qimg_check *out, char *msg, size_t
  * left, other -errno when it could not run. */
 int qimg_repair_leaks(const char *qemu_img, const char *spec, const struct spawn_fds *fds,
                       unsigned timeout_sec, struct qimg_check *out, char *msg, size_t msgsz);
+/* Runs qimg_argv_check (repair: -r leaks) and fills out with what it
+ * counted: 0 whenever qemu-img printed a result (leaks and corruptions
+ * are out's to say), -ETIMEDOUT past timeout_sec, other -errno (msg
+ * says why) when it could not check the image at all. */
+int qimg_check_image(const char *qemu_img, const char *spec, const struct spawn_fds *fds,
+                     unsigned timeout_sec, bool repair, struct qimg_check *out, char *msg,
+                     size_t msgsz);
 
 /* Runs qimg_argv_map on spec (an image alone: qspec_chain without its
  * backing) and tells on_extent of each extent in order: allocated when

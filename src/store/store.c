@@ -419,7 +419,8 @@ static int list_dir(const struct store *s, const char *dir, enum entry_kind kind
     struct dirent *de;
     while (r == 0 && (de = readdir(d)) != NULL) {
         const char *n = de->d_name;
-        if (n[0] == '.')
+        /* lost+found (the check's, or mkfs's) is no VM, and no mistake. */
+        if (n[0] == '.' || strcmp(n, LOST_FOUND) == 0)
             continue;
         struct stat st;
         if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0)

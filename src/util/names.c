@@ -9,6 +9,10 @@ bool name_is_valid(const char *name)
     size_t len = strlen(name);
     if (len == 0 || len > NAME_MAX_LEN || name[0] == '.' || name[0] == '-')
         return false;
+    /* Where the store's check puts what nothing refers to (ops/check.h),
+     * and what mkfs makes at the root of a file system: never a VM. */
+    if (strcmp(name, LOST_FOUND) == 0)
+        return false;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

@@ -15,6 +15,9 @@
 #define IMAGE_SUFFIX ".qcow2"
 
 bool name_is_valid(const char *name);
+/* STORE/lost+found: the check's repair moves orphans there (never a
+ * valid name, so never a VM or a snapshot). */
+#define LOST_FOUND "lost+found"
 bool dev_is_valid(const char *dev);
 /* If file is "<dev>.qcow2" with a valid dev, copies dev into out (size
  * DEV_MAX_LEN + 1) and returns true. */

@@ -25,6 +25,9 @@ static void test_name_valid(void)
     CHECK(name_is_valid("a-"));
     CHECK(name_is_valid("_x"));
     CHECK(name_is_valid("+x"));
+    /* The check's lost+found (and mkfs's) is never a VM or a snapshot. */
+    CHECK(!name_is_valid("lost+found"));
+    CHECK(name_is_valid("lost+found2"));
 }
 
 static void test_name_length(void)

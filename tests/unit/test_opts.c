@@ -301,8 +301,41 @@ static void test_help_version(void)
     args_free(&a);
 }
 
+/* --check / --repair STORE: no mount point, none allowed; --json and
+ * --timeout= only with them. */
+static void test_check(void)
+{
+    struct args a;
+    struct opts o;
+    char msg[256];
+    args_make(&a, "--check", "--json", "--timeout=5", "/srv/store", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK(o.check && !o.repair && o.json);
+    CHECK_INT(o.timeout, 5);
+    CHECK_STR(o.store, "/srv/store");
+    CHECK(o.mountpoint == NULL);
+    args_free(&a);
+    args_make(&a, "/srv/store", "--repair", NULL);
+    CHECK_INT(parse(&a, &o, msg, sizeof(msg)), 0);
+    CHECK(o.check && o.repair && !o.json);
+    args_free(&a);
+    static const char *const bad[][3] = {
+        { "--check", NULL, NULL },           /* no store */
+        { "--check", "/s", "/m" },           /* a mount point */
+        { "--check", "--timeout=0", "/s" },  /* no time */
+        { "--check", "--timeout=x", "/s" },
+        { "--json", "/s", "/m" },            /* not a check */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        args_make(&a, bad[i][0], bad[i][1], bad[i][2], NULL);
+        CHECK_INT(parse(&a, &o, msg, sizeof(msg)), -EINVAL);
+        args_free(&a);
+    }
+}
+
 int main(void)
 {
+    test_check();
     test_positionals();
     test_flags();
     test_own_o_options();
