@@ -10,9 +10,9 @@
 #   qimg_children PID              the qemu-img processes PID started
 
 # make_big_vm STORE NAME MIB: make_vm's one-disk VM (0x10 at 0+1M) with
-# vda grown to 4G and MIB MiB of 0x5a written from 1M on, so that a clone
-# copies enough to last a few seconds here (its progress can be watched
-# and it can be interrupted while it runs).
+# vda grown to 4G and MIB MiB of 0x5a written from 1M on: a clone's copy
+# reports progress figure by figure, and qimggate.sh can stop it at one
+# (however fast this machine copies).
 make_big_vm() {
     local img=$1/$2/disks/vda.qcow2
     make_vm "$1" "$2" 1
@@ -116,10 +116,4 @@ wait_gone() {
         sleep 0.1
     done
     return 1
-}
-
-# ms_since T0: milliseconds from EPOCHREALTIME T0 until now.
-ms_since() {
-    local t1=$EPOCHREALTIME
-    echo $(((10#${t1//[.,]/} - 10#${1//[.,]/}) / 1000))
 }

@@ -29,10 +29,14 @@ static int run(const char *cmd)
 }
 
 /* dir/name: a new sample store, opened as st (vmstate forgotten). The
- * first store of a name is built by make-sample-store and kept aside as
- * dir/.pristine-<name>; later ones of that name (the crash loops make one
- * per crash point) are copies of it, byte for byte what the script
- * makes. Copies only to the same path: domain.xml names its own
+ * first store of a name is a copy of dir/.base, which
+ * make-sample-store builds once per test program (a second or more of
+ * qemu-img and qemu-io processes each time, here), with the absolute
+ * paths its XML names (the only place a path of the store is written:
+ * backing names are relative) moved to dir/name: what the script makes
+ * at dir/name. It is kept aside as dir/.pristine-<name>; later ones of
+ * that name (the crash loops make one per crash point) are copies of it,
+ * byte for byte. Copies only to the same path: domain.xml names its own
  * absolute paths. */
 static bool open_store(const char *name)
 {
@@ -41,9 +45,11 @@ static bool open_store(const char *name)
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     snprintf(cmd, sizeof(cmd),
              "rm -rf '%s' && if [ -d '%s/.pristine-%s' ]; then cp -a '%s/.pristine-%s' '%s'; "
-             "else '%s/scripts/make-sample-store' '%s' >/dev/null && "
+             "else { [ -d '%s/.base' ] || '%s/scripts/make-sample-store' '%s/.base' >/dev/null; } && "
+             "cp -a '%s/.base' '%s' && find '%s' -name '*.xml' -exec sed -i 's|%s/\\.base/|%s/|g' {} + && "
              "cp -a '%s' '%s/.pristine-%s'; fi",
-             path, dir, name, dir, name, path, top ? top : ".", path, path, dir, name);
+             path, dir, name, dir, name, path, dir, top ? top : ".", dir, dir, path, path, dir, path,
+             path, dir, name);
     if (run(cmd) != 0)
         return false;
     vmstate_reset();
