@@ -354,18 +354,6 @@ model_ok() {
 
 # ---- the store ----
 
-# backing_name IMAGE: BACKING=IMAGE's backing file name as qemu-img
-# resolves it ("full-backing-filename", "" if none), parsed by bash.
-backing_name() {
-    local out line
-    BACKING=""
-    out=$(qemu-img info -U --output=json "$1" 2>/dev/null)
-    while IFS= read -r line; do
-        [[ $line =~ ^\ *\"full-backing-filename\":\ \"(.*)\",?$ ]] && BACKING=${BASH_REMATCH[1]}
-    done <<<"$out"
-    return 0
-}
-
 # image_parents FILE...: PARENT_OF[file] is the absolute path of each
 # (real) FILE's backing file ("" if none: realpath -m of backing_name,
 # one realpath for all of them). It depends on the file's bytes and its

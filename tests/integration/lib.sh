@@ -417,7 +417,7 @@ xml_valid() {
 # that fails). Images over 64 MiB are checked every time rather than
 # summed (qemu-img check reads their metadata, sha256sum all of them).
 check_store() {
-    local store=$1 vms=${2:-*} f out name size
+    local store=$1 vms=${2:-*} f out name size line
     local -a doms=() snaps=() imgs=() todo=()
     local -A big=()
     for f in "$store"/$vms/domain.xml; do
@@ -456,9 +456,13 @@ check_store() {
         out=$(qemu-img check -U -q "$f" 2>&1) || fail "check_store: qemu-img check $f: $out"
         out=$(qemu-img info -U --output=json "$f" 2>&1) || fail "check_store: qemu-img info $f: $out"
         # (No "backing-filename" in it: nothing for the sed to print.)
+        # (sed -n 's/^ *"backing-filename": "\(.*\)",\{0,1\}$/\1/p', in bash)
         name=""
-        [[ $out != *'"backing-filename":'* ]] ||
-            name=$(sed -n 's/^ *"backing-filename": "\(.*\)",\{0,1\}$/\1/p' <<<"$out")
+        if [[ $out == *'"backing-filename":'* ]]; then
+            while IFS= read -r line; do
+                [[ $line =~ ^\ *\"backing-filename\":\ \"(.*)\",?$ ]] && name=${BASH_REMATCH[1]}
+            done <<<"$out"
+        fi
         case $name in /*) fail "check_store: $f: absolute backing name $name" ;; esac
         [ -z "$name" ] || [[ $out == *'"backing-filename-format":'* ]] ||
             fail "check_store: $f: backing name $name without a format"
@@ -482,6 +486,18 @@ xpath_strings() {
     # concat's output ends with the last value's newline, then xmllint's.
     ((${#XPATH_OUT[@]} == $# + 1)) && [ -z "${XPATH_OUT[$#]}" ] || return 1
     unset "XPATH_OUT[$#]"
+}
+
+# backing_name IMAGE: BACKING=IMAGE's backing file name as qemu-img
+# resolves it ("full-backing-filename", "" if none), parsed by bash.
+backing_name() {
+    local out line
+    BACKING=""
+    out=$(qemu-img info -U --output=json "$1" 2>/dev/null)
+    while IFS= read -r line; do
+        [[ $line =~ ^\ *\"full-backing-filename\":\ \"(.*)\",?$ ]] && BACKING=${BASH_REMATCH[1]}
+    done <<<"$out"
+    return 0
 }
 
 # check_overlays STORE VM: each snapshot's <disks><disk><source> is, as in
@@ -524,8 +540,8 @@ check_overlays() {
             done
         fi
         for ((i = 0; i < n; i++)); do
-            backings+=("$(qemu-img info -U --output=json "${overlays[i]}" 2>/dev/null |
-                sed -n 's/^ *"full-backing-filename": "\(.*\)",\{0,1\}$/\1/p')")
+            backing_name "${overlays[i]}"
+            backings+=("$BACKING")
             paths+=("${backings[i]}" "${frozens[i]}")
         done
         # realpath -m of each backing name and frozen image, at once.

@@ -23,7 +23,8 @@
 #     snapshots/s1/clones/, which the kernel does not serialize), started
 #     together, and issued while the first one's copy is stopped: one
 #     succeeds, the other fails with EEXIST, and N is one complete clone;
-#     an import mkdir MOUNT/N while clone N runs is refused (EPERM).
+#     an import mkdir MOUNT/N while clone N runs is refused (EEXIST: the
+#     clone holds the name).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/snapfix.sh"
 . "$(dirname "$0")/clonefix.sh"
@@ -239,7 +240,8 @@ in_mkdir() {
 # kernel serializes the two (in-kernel: one directory) CMD2 waits in
 # mkdir(2) until CMD1 is done; elsewhere the daemon refuses it while the
 # copy is stopped (the man page: EEXIST when a clone named N is being
-# made). Meanwhile an import mkdir MOUNT/N is refused (EPERM).
+# made). Meanwhile an import mkdir MOUNT/N is refused (EEXIST: the name
+# is the clone's).
 held() {
     local n=$1 a=$2 b=$3 how=${4:-} pa pb q end
     gate_arm
@@ -262,7 +264,7 @@ held() {
     # Importing a VM (mkdir at the root) is not supported yet: refused
     # (EPERM) like any import, also under the name of a clone being made,
     # and it must not disturb the clone.
-    expect_fail "mkdir MOUNT/$n while clone $n runs" "Operation not permitted" mkdir "$M/$n"
+    expect_fail "mkdir MOUNT/$n while clone $n runs" "File exists" mkdir "$M/$n"
     kill -0 "$pa" 2>/dev/null || fail "$n: '$a' returned while its copy was stopped"
     gate_cont "$q"
     gate_disarm "$DAEMON_PID"
@@ -275,8 +277,8 @@ held() {
     esac
 }
 held e1 "mkdir $B/clones/e1" "mkdir $B/clones/e1" in-kernel
-pass "mkdir clones/e1 while clone e1 copies (stopped): the second waits in mkdir(2), then EEXIST; mkdir MOUNT/e1 meanwhile EPERM; one clone"
+pass "mkdir clones/e1 while clone e1 copies (stopped): the second waits in mkdir(2), then EEXIST; mkdir MOUNT/e1 meanwhile EEXIST; one clone"
 held e2 "mkdir $B/snapshots/s1/clones/e2" "mkdir $B/clones/e2"
-pass "mkdir clones/e2 while snapshots/s1/clones/e2 copies (stopped): refused with EEXIST meanwhile; mkdir MOUNT/e2 EPERM; one clone"
+pass "mkdir clones/e2 while snapshots/s1/clones/e2 copies (stopped): refused with EEXIST meanwhile; mkdir MOUNT/e2 EEXIST; one clone"
 
 unmount_fs "$M"

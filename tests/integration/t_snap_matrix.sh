@@ -178,8 +178,9 @@ check_chain() {
         [ "$vm/$dev" = raw/vda ] && want+=" $S/$vm/base/vda.raw"
         # (xmllint's and qemu-img's lines taken apart in bash, as sed
         # took them; qemu-img's image names to one realpath.)
-        out=$(xmllint --xpath "//devices/disk[target/@dev='$dev']//source/@file" "$S/$vm/domain.xml")
-        got=""
+        # (xmllint once per content of domain.xml: xpath_cached)
+        xpath_cached "$S/$vm/domain.xml" "//devices/disk[target/@dev='$dev']//source/@file"
+        out=$XPATH_RESULT got=""
         while IFS= read -r line; do
             [[ $line =~ file=\"(.*)\" ]] && line=${BASH_REMATCH[1]}
             got+="${got:+ }$line"
