@@ -374,7 +374,7 @@ content_reads() {
 }
 
 # m_views_fast VM STEP: m_views' checks, every one of them, with fewer
-# processes: one xmllint per snapshot for its disks, one sha256sum for
+# processes: one xmllint per snapshot for its disks, one b2sum for
 # the snapshots' images through the mount and in the store (compared in
 # pairs, as cmp did, before anything reads them) and for every file of
 # the VM in the store, one qemu-io for all the data (open, read, close,
@@ -591,7 +591,7 @@ domain_sources() {
 # snapshots/ (a hidden snapshot) still holds such an image. A top image
 # already met in the chain of an earlier one is not opened again: that
 # chain opened it and everything below it; nor is one whose chain's files
-# hold the bytes they held when it was (chain_of; one sha256sum reads
+# hold the bytes they held when it was (chain_of; one b2sum reads
 # them all first).
 check_no_orphans() {
     local store=$1 vm=$2 f d top chain i

@@ -357,7 +357,7 @@ model_ok() {
 # image_parents FILE...: PARENT_OF[file] is the absolute path of each
 # (real) FILE's backing file ("" if none: realpath -m of backing_name,
 # one realpath for all of them). It depends on the file's bytes and its
-# path only, so it is asked once per path and content (sha256, images up
+# path only, so it is asked once per path and content (b2sum, images up
 # to 64 MiB as IMG_SIZE has them): the crash loops see the same files over
 # and over. An answer is kept only when the file's sum is the same after
 # qemu-img read it as before.
