@@ -95,17 +95,23 @@ static ino_t ino(const char *rel)
 static bool tidy(void)
 {
     /* The images of every chain, listed once; then each file must be one
-     * of them (one qemu-img per top, not one per file and top). */
+     * of them (one qemu-img per top, not one per file and top; the names
+     * taken apart by the shell, not by basename and grep: this runs at
+     * every crash point). Every XML validates by libvirt's schemas, one
+     * xmllint per kind (what virt-xml-validate runs per file, from the
+     * schema directory virt-xml-validate names). */
     return runf("cd '%s/web1' && chains=$(for top in disks/*.qcow2 "
                 "$(ls -d snapshots/[!.]*/*.qcow2 2>/dev/null); do "
-                "qemu-img info -U --backing-chain \"$top\" | sed -n 's/^image: //p'; "
-                "done) && for f in $(find . -name '*.qcow2'); do "
-                "echo \"$chains\" | grep -q \"$(basename $(dirname $f))/$(basename $f)$\" || exit 1; "
+                "qemu-img info -U --backing-chain \"$top\"; done | sed -n 's/^image: //p') && "
+                "nl='\n' && for f in $(find . -name '*.qcow2'); do d=${f%/*}; "
+                "case \"$nl$chains$nl\" in *\"${d##*/}/${f##*/}$nl\"*) ;; *) exit 1 ;; esac; "
                 "done && "
                 "[ -z \"$(ls -A '%s/.vmstorefs/journal')\" ] && "
-                "virt-xml-validate domain.xml domain >/dev/null && "
-                "for x in snapshots/*/snapshot.xml; do [ -e \"$x\" ] || continue; "
-                "virt-xml-validate \"$x\" domainsnapshot >/dev/null || exit 1; done",
+                "rng=$(sed -n 's|^SCHEMA=\"\\(/.*\\)/${TYPE}\\.rng\"$|\\1|p' "
+                "\"$(command -v virt-xml-validate)\") && [ -n \"$rng\" ] && "
+                "xmllint --noout --relaxng \"$rng/domain.rng\" domain.xml 2>/dev/null && "
+                "set -- snapshots/*/snapshot.xml && "
+                "{ [ ! -e \"$1\" ] || xmllint --noout --relaxng \"$rng/domainsnapshot.rng\" \"$@\" 2>/dev/null; }",
                 st.root) == 0;
 }
 
