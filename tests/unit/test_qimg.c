@@ -740,7 +740,9 @@ static void test_run_watched(void)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     CHECK_INT(qimg_run_watched(&b, 0, "sleep", NULL, stop_now, &calls, msg, sizeof(msg)), -EINTR);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    CHECK(t1.tv_sec - t0.tv_sec < 10);
+    /* Returned before the sleep could end by itself: it was stopped, not
+     * waited for (its own length, not a measure of speed). */
+    CHECK(t1.tv_sec - t0.tv_sec < 30);
     CHECK(strstr(msg, "interrupted") != NULL);
     /* Killed by someone else, it says nothing: the signal is named. */
     struct qimg_argv k = { .n = 0 };

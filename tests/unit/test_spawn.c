@@ -152,8 +152,12 @@ static void test_missing_program(void)
     spawn_result_free(&res);
 }
 
-/* Runs ARGV with a 1 s timeout: it must be ended as timed out, within
- * 1 to 2.5 s. RES is left for the caller to inspect and free. */
+/* Runs ARGV (a child that would run 4 s or more) with a 1 s timeout: it
+ * must be ended as timed out, by SIGKILL (not by finishing on its own,
+ * which a timeout that never fired would let it do), and not before the
+ * second is up (a lower bound: no load can make it fail). No upper bound
+ * on the time: on a loaded machine that is not a bug, and the kill says
+ * the timeout fired. RES is left for the caller to inspect and free. */
 static void expect_timeout(const char *const argv[], struct spawn_result *res)
 {
     double t0 = now();
@@ -161,11 +165,8 @@ static void expect_timeout(const char *const argv[], struct spawn_result *res)
     double took = now() - t0;
     CHECK_INT(r, -ETIMEDOUT);
     CHECK(res->timed_out);
-    CHECK_TIMING(took >= 0.9);
-    CHECK_TIMING(took < 2.5);
-    if (took >= 2.5)
-        fprintf(stderr, "%s: spawn_run returned after %.1f s with a 1 s timeout\n",
-                argv[2] ? argv[2] : argv[0], took);
+    CHECK_INT(res->term_signal, SIGKILL);
+    CHECK(took >= 0.9);
 }
 
 static void test_timeout(void)
@@ -193,11 +194,13 @@ static char proc_state(long pid)
 }
 
 /* SIGKILL is asynchronous: true once pid is gone (or a zombie waiting for
- * its new parent) within about 2 s; otherwise kills it and says false. */
+ * its new parent), waiting up to 30 s (a bound for a loaded machine, not
+ * a measure: a process SIGKILL missed sleeps 5 s and then exits, which
+ * the caller's other checks see); otherwise kills it and says false. */
 static bool gone_soon(long pid)
 {
     char st = 'S';
-    for (int i = 0; pid > 1 && i < 200; i++) {
+    for (int i = 0; pid > 1 && i < 3000; i++) {
         st = proc_state(pid);
         if (st == 0 || st == 'Z')
             return true;
@@ -314,9 +317,8 @@ static void test_stdin_devnull(void)
 
     const char *argv[] = { "/bin/cat", NULL };
     struct spawn_result res;
-    double t0 = now();
+    /* A cat reading the pipe would block to the timeout: -ETIMEDOUT. */
     CHECK_INT(spawn_run(argv, 3, &res), 0);
-    CHECK_TIMING(now() - t0 < 2.0);
     CHECK_STR(res.out, "");
     CHECK_INT(res.out_len, 0);
     spawn_result_free(&res);
@@ -331,11 +333,9 @@ static void test_capture_limit(void)
 {
     const char *argv[] = { "/usr/bin/head", "-c", "6M", "/dev/zero", NULL };
     struct spawn_result res;
-    double t0 = now();
     int r = spawn_run(argv, 30, &res);
     CHECK_INT(r, 0);
     CHECK(!res.timed_out);
-    CHECK_TIMING(now() - t0 < 10.0);
     CHECK_INT(res.out_len, SPAWN_CAPTURE_LIMIT);
     CHECK(res.out[SPAWN_CAPTURE_LIMIT] == '\0');
     CHECK(res.out[0] == '\0' && res.out[SPAWN_CAPTURE_LIMIT - 1] == '\0');

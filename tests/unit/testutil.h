@@ -1,13 +1,13 @@
 /* What the unit tests share beyond assertions: where to put temporary
- * files, and whether wall-clock checks count.
+ * files.
  *
  * Temporary files go under $TMPDIR (as mktemp(1) does), so a build
  * machine with a small or read-only /tmp, or a CI that gives each job
  * its own directory, runs the tests where it wants them.
  *
- * Timing checks ("the timeout fired within 2.5 s") fail on a loaded
- * machine for reasons that are not bugs; VMSTOREFS_SKIP_TIMING=1 turns
- * them into a printed note, so the rest of the test still counts. */
+ * No test asserts how long something took (a loaded machine is not a
+ * bug): what a timeout did is told by how the child ended, and a call
+ * that could block for good runs under alarm(2), a watchdog. */
 #ifndef VMSTOREFS_TEST_UTIL_H
 #define VMSTOREFS_TEST_UTIL_H
 
@@ -74,26 +74,5 @@ static inline int test_crash_first(void)
                 "VMSTOREFS_CRASH_FIRST=%d to repeat)\n", k, first, k, first);
     return first;
 }
-
-static inline bool test_skip_timing(void)
-{
-    const char *s = getenv("VMSTOREFS_SKIP_TIMING");
-    return s && *s && *s != '0';
-}
-
-/* CHECK for wall-clock conditions: with VMSTOREFS_SKIP_TIMING=1 a miss is
- * a note on stderr, not a failure. */
-#define CHECK_TIMING(cond)                                                                   \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            if (test_skip_timing()) {                                                        \
-                fprintf(stderr, "%s:%d: note: timing check not met (skipped): %s\n",         \
-                        __FILE__, __LINE__, #cond);                                          \
-            } else {                                                                         \
-                fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);     \
-                check_failures++;                                                            \
-            }                                                                                \
-        }                                                                                    \
-    } while (0)
 
 #endif
