@@ -296,10 +296,14 @@ static int check_backing(struct itree *t, size_t i, int want, char *msg, size_t 
             if (t->imgs[k].snap >= 0 && strcmp(t->imgs[k].dev, im->dev) == 0 &&
                 t->imgs[k].st.st_dev == st.st_dev && t->imgs[k].st.st_ino == st.st_ino)
                 hit = (int)k;
-    if (hit < 0 || (want >= 0 && hit != want))
+    /* A snapshot's image backs onto its ancestor's and nothing else
+     * (never onto a later one: no loops); the active one onto any. */
+    if (hit < 0 || (want != -2 && hit != want))
         return bad(msg, msgsz, -EACCES, "%s: its backing file %s is outside the chain being "
                    "imported (%s)", im->src, name,
-                   want >= 0 ? t->imgs[want].src : "no snapshot's image of that disk");
+                   want >= 0    ? t->imgs[want].src
+                   : want == -1 ? "the first snapshot of its disk has none below it"
+                                : "no snapshot's image of that disk");
     if (strcmp(im->hdr.format, "qcow2") != 0)
         return bad(msg, msgsz, -EINVAL, "%s: backing format %s, but %s is qcow2", im->src,
                    im->hdr.format, t->imgs[hit].src);
@@ -423,7 +427,8 @@ static struct xml_chain_link *chain_links(const struct itree *t, int i, size_t *
 {
     struct xml_chain_link *v = calloc(t->nsnaps + 2, sizeof(*v));
     *n = 0;
-    for (int k = v ? t->imgs[i].backing : -1; k >= 0; k = t->imgs[k].backing)
+    /* Bounded all the same (check_backing made them loop-free). */
+    for (int k = v ? t->imgs[i].backing : -1; k >= 0 && *n <= t->nsnaps; k = t->imgs[k].backing)
         v[(*n)++] = (struct xml_chain_link){ t->imgs[k].dst, "qcow2" };
     return v;
 }
