@@ -91,12 +91,30 @@ static int cmp_depth(const void *a, const void *b)
                                                          : x->info.creation_time > y->info.creation_time;
 }
 
+/* The store keeps disk-only external snapshots: an internal one lives
+ * inside the qcow2 file (the store would copy it as a layer that is not
+ * one), a memory state is a file of its own the store has no place for. */
+static int external_only(const struct isnap *sn, char *msg, size_t msgsz)
+{
+    xmlNodePtr root = xmlDocGetRootElement(sn->doc);
+    xmlNodePtr mem = xml_child(root, "memory"), disks = xml_child(root, "disks");
+    if (mem && !xml_attr_is(mem, "snapshot", "no"))
+        return bad(msg, msgsz, -EINVAL, "snapshot %s has a memory state: only disk-only "
+                   "snapshots are imported", sn->info.name);
+    for (xmlNodePtr c = disks ? disks->children : NULL; c; c = c->next)
+        if (xml_is_elem(c, "disk") && xml_attr_is(c, "snapshot", "internal"))
+            return bad(msg, msgsz, -EINVAL, "snapshot %s is internal (inside the image): only "
+                       "external snapshots are imported", sn->info.name);
+    return 0;
+}
+
 /* Each snapshot parsed, its parent found, and the list put in parent
  * order (every parent before its children). */
 static int read_snaps(struct itree *t, char *msg, size_t msgsz)
 {
     const struct import_source *src = t->src;
     char why[MSG_MAX];
+    int r;
     if (src->nsnaps > CHAIN_MAX_DEPTH)
         return bad(msg, msgsz, -EINVAL, "%zu snapshots: more than a chain may hold (%d)",
                    src->nsnaps, CHAIN_MAX_DEPTH);
@@ -117,6 +135,8 @@ static int read_snaps(struct itree *t, char *msg, size_t msgsz)
         if (!xmledit_snapshot_domain(sn->doc))
             return bad(msg, msgsz, -EINVAL, "%s: no <domain>: not a snapshot of a definition",
                        x->what);
+        if ((r = external_only(sn, msg, msgsz)) < 0)
+            return r;
     }
     for (size_t i = 0; i < t->nsnaps; i++) {
         struct isnap *sn = &t->snaps[i];
