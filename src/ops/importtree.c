@@ -455,16 +455,47 @@ static struct xml_chain_link *chain_links(const struct itree *t, int i, size_t *
 
 /* The disks of one definition (snap -1: the domain's) pointed at the
  * store's images, with their chains; its name the VM's. */
+static int point_disk(const struct itree *t, xmlNodePtr dom, int i)
+{
+    size_t n;
+    struct xml_chain_link *below = chain_links(t, i, &n);
+    int r = below ? xmledit_set_disk(dom, t->imgs[i].dev, t->imgs[i].dst, below, n) : -ENOMEM;
+    free(below);
+    return r;
+}
+
+/* The image libvirt's file is, by inode; -1 when it is not imported. */
+static int img_of_file(const struct itree *t, const char *file)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (source_path(t, file, path, sizeof(path)) < 0 || stat(path, &st) < 0)
+        return -1;
+    for (size_t k = 0; k < t->nimgs; k++)
+        if (t->imgs[k].st.st_dev == st.st_dev && t->imgs[k].st.st_ino == st.st_ino)
+            return (int)k;
+    return -1;
+}
+
 static int point_domain(const struct itree *t, xmlNodePtr dom, int snap)
 {
     int r = xmledit_set_child_text(dom, "name", t->name);
-    for (size_t i = 0; r == 0 && i < t->nimgs; i++) {
-        if (t->imgs[i].snap != snap)
-            continue;
-        size_t n;
-        struct xml_chain_link *below = chain_links(t, (int)i, &n);
-        r = below ? xmledit_set_disk(dom, t->imgs[i].dev, t->imgs[i].dst, below, n) : -ENOMEM;
-        free(below);
+    for (size_t i = 0; r == 0 && i < t->nimgs; i++)
+        if (t->imgs[i].snap == snap)
+            r = point_disk(t, dom, (int)i);
+    /* A disk a snapshot left out (snapshot='no') is, in its <domain>,
+     * the file it was using then: an image imported for another
+     * snapshot or the active one, named by its store path too. */
+    xmlNodePtr devs = xml_child(dom, "devices");
+    for (xmlNodePtr d = devs ? devs->children : NULL; r == 0 && d; d = d->next) {
+        xmlNodePtr src = xml_is_elem(d, "disk") ? xml_child(d, "source") : NULL;
+        char *file = src ? xml_attr(src, "file") : NULL;
+        char *dev = file ? xml_attr(xml_child(d, "target"), "dev") : NULL;
+        int k = dev && find_img(t, dev, snap) < 0 ? img_of_file(t, file) : -1;
+        if (k >= 0 && strcmp(t->imgs[k].dev, dev) == 0)
+            r = point_disk(t, dom, k);
+        free(file);
+        free(dev);
     }
     return r;
 }
@@ -481,13 +512,7 @@ static int point_overlays(const struct itree *t, xmlDocPtr snap)
         char *file = src ? xml_attr(src, "file") : NULL;
         if (!file)
             continue;
-        char path[PATH_MAX];
-        struct stat st;
-        int hit = -1;
-        if (source_path(t, file, path, sizeof(path)) == 0 && stat(path, &st) == 0)
-            for (size_t k = 0; k < t->nimgs; k++)
-                if (t->imgs[k].st.st_dev == st.st_dev && t->imgs[k].st.st_ino == st.st_ino)
-                    hit = (int)k;
+        int hit = img_of_file(t, file);
         free(file);
         if (hit >= 0 && !xmlSetProp(src, BAD_CAST "file", BAD_CAST t->imgs[hit].dst))
             return -ENOMEM;

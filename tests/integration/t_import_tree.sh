@@ -144,3 +144,43 @@ grep -q "<source file=\"$I/disks/vda.qcow2\"/>" "$I/snapshots/b3/snapshot.xml" |
     fail "s2's overlay (a tip a revert left behind) is still named"
 pass "imported: s1 <- s2, s1 <- b3 (current), relative backing names, data as made, --check 0"
 expect_fail "an import onto an existing VM" "EEXIST" "$CTL" "$S" import imp "$D"
+
+# A partial snapshot (as in libvirt: <disk snapshot='no'>): s1 of vda and
+# vdb, s2 of vda only. s2's <domain> names, for vdb, the file vdb was
+# using then: the active image, which the store names as disks/vdb.qcow2.
+P=$TMP/partial
+mkdir -p "$P/snapshots"
+img "$P/a.qcow2" && img "$P/a.s1" "$P/a.qcow2" && img "$P/a.s2" "$P/a.s1"
+img "$P/b.qcow2" && img "$P/b.s1" "$P/b.qcow2"
+write "$P/b.s1" 0x66 0
+two() { # VDA VDB: a <domain> with both disks
+    domain lv "$1" | sed "s|</devices>|<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$2'/><target dev='vdb' bus='virtio'/></disk></devices>|"
+}
+psnap() { # NAME PARENT CTIME VDA-OVERLAY VDB-OVERLAY|no DOMAIN-VDA DOMAIN-VDB
+    {
+        echo "<domainsnapshot><name>$1</name><state>shutoff</state>"
+        [ -n "$2" ] && echo "<parent><name>$2</name></parent>"
+        echo "<creationTime>$3</creationTime><memory snapshot='no'/><disks>"
+        echo "<disk name='vda' snapshot='external' type='file'><driver type='qcow2'/><source file='$4'/></disk>"
+        if [ "$5" = no ]; then
+            echo "<disk name='vdb' snapshot='no'/>"
+        else
+            echo "<disk name='vdb' snapshot='external' type='file'><driver type='qcow2'/><source file='$5'/></disk>"
+        fi
+        echo "</disks>"
+        two "$6" "$7"
+        echo "</domainsnapshot>"
+    } >"$P/snapshots/$1.xml"
+}
+psnap s1 "" 1700000000 "$P/a.s1" "$P/b.s1" "$P/a.qcow2" "$P/b.qcow2"
+psnap s2 s1 1700000100 "$P/a.s2" no "$P/a.s1" "$P/b.s1"
+two "$P/a.s2" "$P/b.s1" >"$P/domain.xml"
+"$CTL" "$S" import imp2 "$P" >/dev/null 2>"$TMP/import.err" || fail "import of a partial snapshot: $(cat "$TMP/import.err")"
+"$VMSTOREFS" --check "$S" >"$TMP/check.out" || fail "--check: $(cat "$TMP/check.out")"
+! grep -l "$P/" "$S"/imp2/domain.xml "$S"/imp2/snapshots/*/snapshot.xml || fail "the store's XML names libvirt's files"
+[ "$(ls "$S/imp2/snapshots/s2")" = "snapshot.xml
+vda.qcow2" ] || fail "s2 holds $(ls "$S/imp2/snapshots/s2")"
+grep -q "<source file=\"$S/imp2/disks/vdb.qcow2\"/>" "$S/imp2/snapshots/s2/snapshot.xml" ||
+    fail "s2's <domain> does not name vdb's active image"
+read_pattern "$S/imp2/disks/vdb.qcow2" 0x66 0 1M
+pass "a partial snapshot: s2 without vdb, its <domain> naming vdb's active image; --check 0"
