@@ -184,3 +184,12 @@ grep -q "<source file=\"$S/imp2/disks/vdb.qcow2\"/>" "$S/imp2/snapshots/s2/snaps
     fail "s2's <domain> does not name vdb's active image"
 read_pattern "$S/imp2/disks/vdb.qcow2" 0x66 0 1M
 pass "a partial snapshot: s2 without vdb, its <domain> naming vdb's active image; --check 0"
+
+# What the front end refuses before it reaches libvirt or the store.
+st=0; "$CTL" "$S" import x "$D" --connect qemu:///system >/dev/null 2>&1 || st=$?
+[ $st -eq 2 ] || fail "import NEW DIR --connect URI: exit $st, not 2 (usage)"
+st=0; "$CTL" "$S" import x --libvirt >/dev/null 2>&1 || st=$?
+[ $st -eq 2 ] || fail "import NEW --libvirt without a domain: exit $st, not 2 (usage)"
+expect_fail "export of a VM that is not there" "ENOENT" "$CTL" "$S" export nope
+expect_fail "export of a bad name" "EINVAL: not a valid VM name" "$CTL" "$S" export ../imp
+pass "usage errors exit 2; export of a missing VM is ENOENT, of a bad name EINVAL"
