@@ -262,7 +262,6 @@ int lvirt_export(const struct snap_ctx *c, const char *vm, const char *uri, char
 {
     char xml[PATH_MAX], cur[PATH_MAX] = "";
     struct vmlock lock;
-
     /* Shared: the store's XML does not change while libvirt reads it. */
     int r = vmlock_acquire_mode(c->s, vm, VMLOCK_SHARED, VMLOCK_OP_WAIT_MS, VMLOCK_OP_WAIT_MS,
                                 c->cancelled, c->arg, &lock, msg, msgsz);
