@@ -121,16 +121,17 @@ static int read_snaps(struct itree *t, char *msg, size_t msgsz)
     t->snaps = calloc(src->nsnaps ? src->nsnaps : 1, sizeof(*t->snaps));
     if (!t->snaps)
         return -ENOMEM;
-    for (size_t i = 0; i < src->nsnaps; i++, t->nsnaps++) {
+    for (size_t i = 0; i < src->nsnaps; i++) {
         const struct import_text *x = &src->snaps[i];
-        struct isnap *sn = &t->snaps[i];
+        /* Counted at once: what a refusal below leaves is freed too. */
+        struct isnap *sn = &t->snaps[t->nsnaps++];
         if (snapxml_parse_mem(x->xml, x->len, &sn->info, why, sizeof(why)) < 0 ||
             !(sn->doc = xmlsafe_parse_mem(x->xml, x->len, "domainsnapshot", why, sizeof(why))))
             return bad(msg, msgsz, -EINVAL, "%s: %s", x->what, why);
         if (!name_is_valid(sn->info.name))
             return bad(msg, msgsz, -EINVAL, "%s: '%.64s' is not a snapshot name the store allows",
                        x->what, sn->info.name);
-        if (find_snap(t, sn->info.name) >= 0)
+        if (find_snap(t, sn->info.name) < (int)t->nsnaps - 1) /* an earlier one */
             return bad(msg, msgsz, -EINVAL, "two snapshots named %s", sn->info.name);
         if (!xmledit_snapshot_domain(sn->doc))
             return bad(msg, msgsz, -EINVAL, "%s: no <domain>: not a snapshot of a definition",

@@ -13,9 +13,9 @@
 # images are checked by the daemon's header parser alone): two snapshot
 # images backing onto each other (a loop), a first snapshot's image with
 # a backing file, a backing name with no recorded format, an external
-# data file, a snapshot whose parent is missing, an internal snapshot, one
-# with a memory state, a raw disk, an image that is not the qcow2 its
-# definition says.
+# data file, two snapshots of one name, a snapshot whose parent is
+# missing, an internal snapshot, one with a memory state, a raw disk, an
+# image that is not the qcow2 its definition says.
 . "$(dirname "$0")/lib.sh"
 need qemu-img qemu-io xmllint
 CTL=${VMSTOREFS%/*}/vmstorefs-ctl
@@ -105,6 +105,9 @@ refuse "an external data file" EACCES "external data file" "$V"
 V=$(variant orphan)
 sed -i 's|<name>s1</name>|<name>s0</name>|' "$V/snapshots/s2.xml"
 refuse "a snapshot whose parent is missing" EINVAL "its parent s0 is not among them" "$V"
+V=$(variant dup)
+cp "$V/snapshots/s2.xml" "$V/snapshots/s2-again.xml"
+refuse "two snapshots of one name" EINVAL "two snapshots named s2" "$V"
 V=$(variant internal)
 sed -i "s|snapshot='external'|snapshot='internal'|" "$V/snapshots/s2.xml"
 refuse "an internal snapshot" EINVAL "snapshot s2 is internal" "$V"
