@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,17 +245,46 @@ static int add_snap(const char *name, void *arg)
     return r;
 }
 
-static int depth(const struct snaps *l, size_t i)
+struct order {
+    int depth; /* 0: a root */
+    int64_t ctime;
+    size_t i;
+};
+
+static int cmp_order(const void *a, const void *b)
 {
-    int d = 0;
-    for (const char *p = l->v[i].parent; p && d <= (int)l->n; d++) {
-        const char *next = NULL;
-        for (size_t k = 0; k < l->n; k++)
-            if (strcmp(l->v[k].name, p) == 0)
-                next = l->v[k].parent;
-        p = next;
+    const struct order *x = a, *y = b;
+    if (x->depth != y->depth)
+        return x->depth < y->depth ? -1 : 1;
+    return x->ctime < y->ctime ? -1 : x->ctime > y->ctime;
+}
+
+/* The snapshots parents first (depth in the tree, then creation time):
+ * libvirt refuses a snapshot whose parent it does not know. Each parent
+ * found once, each walk up bounded (a loop ends it). */
+static struct order *parents_first(const struct snaps *l)
+{
+    struct order *o = calloc(l->n ? l->n : 1, sizeof(*o));
+    int *up = calloc(l->n ? l->n : 1, sizeof(*up));
+    for (size_t i = 0; o && up && i < l->n; i++) {
+        up[i] = -1;
+        for (size_t k = 0; l->v[i].parent && k < l->n; k++)
+            if (strcmp(l->v[k].name, l->v[i].parent) == 0)
+                up[i] = (int)k;
     }
-    return d;
+    for (size_t i = 0; o && up && i < l->n; i++) {
+        o[i] = (struct order){ 0, l->v[i].creation_time, i };
+        for (int p = up[i]; p >= 0 && o[i].depth <= (int)l->n; p = up[p])
+            o[i].depth++;
+    }
+    if (o && up)
+        qsort(o, l->n, sizeof(*o), cmp_order);
+    free(up);
+    if (!up) {
+        free(o);
+        return NULL;
+    }
+    return o;
 }
 
 int lvirt_export(const struct snap_ctx *c, const char *vm, const char *uri, char *msg,
@@ -281,24 +311,20 @@ int lvirt_export(const struct snap_ctx *c, const char *vm, const char *uri, char
     const char *def[] = { "define", xml, NULL };
     if (r == 0)
         r = virsh(uri, def, NULL, NULL, msg, msgsz);
-    /* Parents first: libvirt refuses a snapshot whose parent it does not
-     * know. Depth, then creation time, orders them. */
-    int maxd = 0;
-    for (size_t i = 0; i < l.n; i++)
-        maxd = depth(&l, i) > maxd ? depth(&l, i) : maxd;
-    for (int d = 0; r == 0 && d <= maxd; d++) {
-        for (size_t i = 0; r == 0 && i < l.n; i++) {
-            char path[PATH_MAX];
-            if (depth(&l, i) != d)
-                continue;
-            if (store_snap_path(c->s, vm, l.v[i].name, "snapshot.xml", path, sizeof(path)) < 0)
-                r = -ENAMETOOLONG;
-            const char *redef[] = { "snapshot-create", vm, path, "--redefine", "--validate",
-                                    strcmp(cur, l.v[i].name) == 0 ? "--current" : NULL, NULL };
-            if (r == 0)
-                r = virsh(uri, redef, NULL, NULL, msg, msgsz);
-        }
+    struct order *o = r == 0 ? parents_first(&l) : NULL;
+    if (r == 0 && !o)
+        r = -ENOMEM;
+    for (size_t k = 0; r == 0 && k < l.n; k++) {
+        const struct snap_info *si = &l.v[o[k].i];
+        char path[PATH_MAX];
+        if (store_snap_path(c->s, vm, si->name, "snapshot.xml", path, sizeof(path)) < 0)
+            r = -ENAMETOOLONG;
+        const char *redef[] = { "snapshot-create", vm, path, "--redefine", "--validate",
+                                strcmp(cur, si->name) == 0 ? "--current" : NULL, NULL };
+        if (r == 0)
+            r = virsh(uri, redef, NULL, NULL, msg, msgsz);
     }
+    free(o);
     for (size_t i = 0; i < l.n; i++)
         snapxml_free(&l.v[i]);
     free(l.v);
