@@ -7,21 +7,11 @@
 # files are unchanged. (Elsewhere the import copies the allocated
 # extents: t_import_tree.sh, t_lvimport.sh.)
 . "$(dirname "$0")/lib.sh"
-need qemu-img qemu-io mkfs.xfs losetup mount umount df
-[ "$(id -u)" -eq 0 ] || fail "a loop device needs root (CI runs the suite as root)"
+need qemu-img qemu-io
 CTL=${VMSTOREFS%/*}/vmstorefs-ctl
 [ -x "$CTL" ] || skip "no vmstorefs-ctl beside $VMSTOREFS"
 
-IMG=$TMP/xfs.img X=$TMP/xfs LOOP=""
-detach_xfs() {
-    mountpoint -q "$X" && umount -l "$X"
-    [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
-    return 0
-}
-CLEANUP_HOOKS+=(detach_xfs)
-truncate -s 1G "$IMG" && mkfs.xfs -q -m reflink=1 "$IMG" || fail "mkfs.xfs -m reflink=1"
-LOOP=$(losetup -f --show "$IMG") || fail "no loop device"
-mkdir -p "$X" && mount "$LOOP" "$X" || fail "cannot mount the XFS file system"
+xfs_reflink
 
 S=$X/store D=$X/libvirt
 mkdir -p "$S" "$D/snapshots"
