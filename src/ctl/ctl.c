@@ -15,6 +15,7 @@
  * operation was committed and is left to recovery); 2 a usage error. */
 #include "config.h"
 
+#include "ctl/lvirt.h"
 #include "ops/check.h"
 #include "ops/clone.h"
 #include "ops/snapshot.h"
@@ -48,6 +49,14 @@ static const char usage_text[] =
     "  clone VM NEW [SNAP]    mkdir VM/clones/NEW (VM/snapshots/SNAP/clones/NEW)\n"
     "  delete-vm VM           rmdir VM\n"
     "  rename-vm VM NEW       mv VM NEW\n"
+    "  import NEW DIR         a new VM NEW from DIR/domain.xml, DIR/snapshots/*.xml\n"
+    "                         (libvirt <domainsnapshot>s) and the images they name\n"
+    "  import NEW --libvirt DOMAIN [--connect URI]\n"
+    "                         the same from a libvirt domain and its external\n"
+    "                         snapshots (virsh dumpxml, snapshot-dumpxml)\n"
+    "  export VM [--connect URI]\n"
+    "                         virsh define VM's domain.xml, then redefine each\n"
+    "                         snapshot.xml in libvirt, parents first\n"
     "  detach VM DEV          rm VM/disks/DEV.qcow2\n"
     "  undefine VM            rm VM/domain.xml (the definition is kept aside)\n"
     "  define VM              put back the definition an undefine kept\n"
@@ -115,8 +124,27 @@ static const struct command commands[] = {
     { "take", 2, 2 },      { "rename", 3, 3 },    { "revert", 2, 2 },   { "delete", 2, 3 },
     { "clone", 2, 3 },     { "delete-vm", 1, 1 }, { "detach", 2, 2 },   { "undefine", 1, 1 },
     { "define", 1, 1 },    { "current", 1, 1 },   { "recover", 0, 0 },  { "rename-vm", 2, 2 },
-    { "check", 0, 2 },     { "repair", 0, 2 },
+    { "check", 0, 2 },     { "repair", 0, 2 },    { "import", 2, 5 },   { "export", 1, 3 },
 };
+
+/* import NEW DIR | import NEW --libvirt DOMAIN [--connect URI] |
+ * export VM [--connect URI]: the domain (NULL: a directory) and URI, or
+ * -1 (usage). */
+static int lvirt_args(const char *cmd, char **a, int n, const char **domain, const char **uri)
+{
+    int i = cmd[0] == 'i' ? 2 : 1;
+    if (cmd[0] == 'i' && strcmp(a[1], "--libvirt") == 0) {
+        if (n < 3)
+            return -1;
+        *domain = a[2];
+        i = 3;
+    }
+    if (i < n && strcmp(a[i], "--connect") == 0 && i + 1 < n && (cmd[0] == 'e' || *domain)) {
+        *uri = a[i + 1];
+        i += 2;
+    }
+    return i == n ? 0 : -1;
+}
 
 /* check|repair [--json] [--timeout=SECS]: the options, or -1 (usage). */
 static int check_args(char **a, int n, bool *json, unsigned *timeout)
@@ -175,6 +203,14 @@ static int run(const struct snap_ctx *c, const char *cmd, char **a, int n, char 
         return vm_undefine(c, a[0], msg, msgsz);
     if (strcmp(cmd, "define") == 0)
         return vm_define_kept(c, a[0], msg, msgsz);
+    if (strcmp(cmd, "import") == 0 || strcmp(cmd, "export") == 0) {
+        const char *domain = NULL, *uri = NULL;
+        lvirt_args(cmd, a, n, &domain, &uri);
+        if (cmd[0] == 'e')
+            return lvirt_export(c, a[0], uri, msg, msgsz);
+        return domain ? lvirt_import_libvirt(c, a[0], uri, domain, msg, msgsz)
+                      : lvirt_import_dir(c, a[0], a[1], msg, msgsz);
+    }
     if (strcmp(cmd, "current") == 0) {
         char snap[PATH_MAX];
         int r = current_snapshot(c->s, a[0], snap, sizeof(snap));
@@ -219,6 +255,11 @@ int main(int argc, char **argv)
     unsigned timeout = 0;
     if (check && check_args(args, nargs, &json, &timeout) < 0)
         return usage_error("check and repair take --json and --timeout=SECS");
+    const char *lv_domain = NULL, *lv_uri = NULL;
+    if ((strcmp(cmd, "import") == 0 || strcmp(cmd, "export") == 0) &&
+        lvirt_args(cmd, args, nargs, &lv_domain, &lv_uri) < 0)
+        return usage_error("import NEW DIR, import NEW --libvirt DOMAIN [--connect URI], "
+                           "export VM [--connect URI]");
 
     /* The same log lines a mount writes (merge directions, refusals),
      * on stderr. */

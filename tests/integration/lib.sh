@@ -100,6 +100,24 @@ need_fuse() {
     need fusermount3 mountpoint qemu-img qemu-io
 }
 
+# xfs_reflink: an XFS file system with reflinks (reflink=1) on a loop
+# device, mounted on $X ($TMP/xfs), 1 GiB, detached on exit.
+XFS_LOOP=""
+detach_xfs() {
+    mountpoint -q "$X" && umount -l "$X"
+    [ -n "$XFS_LOOP" ] && losetup -d "$XFS_LOOP" 2>/dev/null
+    return 0
+}
+xfs_reflink() {
+    need mkfs.xfs losetup mount umount df
+    [ "$(id -u)" -eq 0 ] || fail "a loop device needs root (CI runs the suite as root)"
+    X=$TMP/xfs
+    CLEANUP_HOOKS+=(detach_xfs)
+    truncate -s 1G "$TMP/xfs.img" && mkfs.xfs -q -m reflink=1 "$TMP/xfs.img" || fail "mkfs.xfs -m reflink=1"
+    XFS_LOOP=$(losetup -f --show "$TMP/xfs.img") || fail "no loop device"
+    mkdir -p "$X" && mount "$XFS_LOOP" "$X" || fail "cannot mount the XFS file system"
+}
+
 # nap SECONDS: sleep, as a read -t on a FIFO nobody writes to: no
 # process (the mount polls of the crash tests add up to thousands).
 nap() {

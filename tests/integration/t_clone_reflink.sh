@@ -8,19 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/snapfix.sh"
 need_fuse
-need mkfs.xfs losetup mount umount df
-[ "$(id -u)" -eq 0 ] || fail "a loop device needs root (CI runs the suite as root)"
-
-IMG=$TMP/xfs.img X=$TMP/xfs LOOP=""
-detach_xfs() {
-    mountpoint -q "$X" && umount -l "$X"
-    [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
-    return 0
-}
-CLEANUP_HOOKS+=(detach_xfs)
-truncate -s 1G "$IMG" && mkfs.xfs -q -m reflink=1 "$IMG" || fail "mkfs.xfs -m reflink=1"
-LOOP=$(losetup -f --show "$IMG") || fail "no loop device"
-mkdir -p "$X" && mount "$LOOP" "$X" || fail "cannot mount the XFS file system"
+xfs_reflink
 
 S=$X/store M=$TMP/mnt
 make_vm "$S" flat 1
