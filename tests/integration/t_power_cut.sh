@@ -101,6 +101,44 @@ perl "$RULES" --root "$S" "$TMP/order.trace" >"$TMP/order.out" 2>&1 ||
     fail "the checker applied rule 6 before the commit: $(cat "$TMP/order.out")"
 pass "the checker names a step made durable before the step before it, after the commit only"
 
+# Rule 6 holds only between steps that depend on each other: two images
+# moved into one snapshot directory and synced once, then the overlays
+# put in their old places (each depends on its move: the same name) and
+# synced once, pass. Without the sync of the snapshot directory, each
+# overlay's rename is durable before the move whose name it takes; and
+# a header written into a moved image (a rebase) depends on its move.
+cat >"$TMP/batch.trace" <<EOF
+300 openat(AT_FDCWD<$S>, "$J/.op3.tmp", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.op3.tmp>
+300 renameat(4<$J>, ".op3.tmp", 4<$J>, "op3.json") = 0
+300 fsync(4<$J>) = 0
+300 openat(AT_FDCWD<$S>, "$J/.op3.tmp", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.op3.tmp>
+300 renameat(4<$J>, ".op3.tmp", 4<$J>, "op3.json") = 0
+300 fsync(4<$J>) = 0
+300 renameat2(5<$S/vm/disks>, "vda.qcow2", 6<$S/vm/snapshots/s>, "vda.qcow2", RENAME_NOREPLACE) = 0
+300 renameat2(5<$S/vm/disks>, "vdb.qcow2", 6<$S/vm/snapshots/s>, "vdb.qcow2", RENAME_NOREPLACE) = 0
+300 fsync(6<$S/vm/snapshots/s>) = 0
+300 pwrite64(8<$S/vm/snapshots/s/vda.qcow2>, "../r/vda.qcow2", 14, 528) = 14
+300 renameat(7<$S/.vmstorefs/tmp/op3>, "disk-vda.qcow2", 5<$S/vm/disks>, "vda.qcow2") = 0
+300 renameat(7<$S/.vmstorefs/tmp/op3>, "disk-vdb.qcow2", 5<$S/vm/disks>, "vdb.qcow2") = 0
+300 fsync(5<$S/vm/disks>) = 0
+300 fsync(8<$S/vm/snapshots/s/vda.qcow2>) = 0
+300 unlinkat(4<$J>, "op3.json", 0) = 0
+300 fsync(4<$J>) = 0
+300 +++ exited with 0 +++
+EOF
+perl "$RULES" --root "$S" "$TMP/batch.trace" >"$TMP/batch.out" 2>&1 ||
+    fail "the checker refused independent steps synced together: $(cat "$TMP/batch.out")"
+sed -i '/fsync(6</d' "$TMP/batch.trace"
+st=0
+perl "$RULES" --root "$S" "$TMP/batch.trace" >"$TMP/batch.out" 2>&1 || st=$?
+[ "$st" -eq 1 ] || fail "the checker passed a move left unsynced under what depends on it (status $st)"
+for want in \
+    'rule 6: directory vm/snapshots/s got an entry at line 7: .* after the commit and was not fsynced before the next change at line 9: .*pwrite64.*, which depends on it (vm/snapshots/s/vda.qcow2)' \
+    'rule 6: directory vm/snapshots/s got an entry at line 8: .* after the commit and was not fsynced before the next change at line 11: .*"disk-vdb.qcow2".*, which depends on it (vm/disks/vdb.qcow2)'; do
+    grep -q "$want" "$TMP/batch.out" || fail "the checker did not report /$want/: $(cat "$TMP/batch.out")"
+done
+pass "the checker lets independent steps share a sync, and names a step durable before one it depends on"
+
 head -n 3 "$TMP/bad.trace" >"$TMP/cut.trace"
 st=0
 perl "$RULES" --root "$S" "$TMP/cut.trace" >/dev/null 2>&1 || st=$?
