@@ -125,22 +125,26 @@ void journal_mark_steps(struct journal *j)
     j->mark_steps = true;
 }
 
+/* Appends a copy of str to the list *v of *n: 0 or -ENOMEM. */
+static int strv_add(char ***v, size_t *n, const char *str)
+{
+    char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+    if (!nv)
+        return -ENOMEM;
+    *v = nv;
+    if (!(nv[*n] = strdup(str)))
+        return -ENOMEM;
+    (*n)++;
+    return 0;
+}
+
 int journal_also(struct journal *j, const char *vm)
 {
     if (j->committed)
         return -E2BIG;
     if (!name_is_valid(vm))
         return -EINVAL;
-    if (journal_names_vm(j, vm))
-        return 0;
-    char **na = realloc(j->also, (j->nalso + 1) * sizeof(*na));
-    if (!na)
-        return -ENOMEM;
-    j->also = na;
-    if (!(na[j->nalso] = strdup(vm)))
-        return -ENOMEM;
-    j->nalso++;
-    return 0;
+    return journal_names_vm(j, vm) ? 0 : strv_add(&j->also, &j->nalso, vm);
 }
 
 bool journal_names_vm(const struct journal *j, const char *vm)
@@ -210,14 +214,7 @@ int journal_unsynced(struct journal *j, const char *path)
     for (size_t i = 0; i < j->nunsynced; i++)
         if (strcmp(j->unsynced[i], path) == 0)
             return 0;
-    char **nu = realloc(j->unsynced, (j->nunsynced + 1) * sizeof(*nu));
-    if (!nu)
-        return -ENOMEM;
-    j->unsynced = nu;
-    if (!(nu[j->nunsynced] = strdup(path)))
-        return -ENOMEM;
-    j->nunsynced++;
-    return 0;
+    return strv_add(&j->unsynced, &j->nunsynced, path);
 }
 
 void journal_abort(struct journal *j)

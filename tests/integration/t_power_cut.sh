@@ -78,13 +78,19 @@ perl "$RULES" --root "$S" "$TMP/bad.trace" 2>&1 |
 # directory not synced before the next step. Before the commit (no
 # second write: the prepare phase) the same order is no violation.
 J=$S/.vmstorefs/journal
-cat >"$TMP/order.trace" <<EOF
-200 openat(AT_FDCWD<$S>, "$J/.op2.tmp", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.op2.tmp>
-200 renameat(4<$J>, ".op2.tmp", 4<$J>, "op2.json") = 0
-200 fsync(4<$J>) = 0
-200 openat(AT_FDCWD<$S>, "$J/.op2.tmp", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.op2.tmp>
-200 renameat(4<$J>, ".op2.tmp", 4<$J>, "op2.json") = 0
-200 fsync(4<$J>) = 0
+# record_write PID ID: the trace lines of a record written (twice: its
+# begin, then its commit).
+record_write() {
+    local i
+    for i in 1 2; do
+        echo "$1 openat(AT_FDCWD<$S>, \"$J/.$2.tmp\", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.$2.tmp>"
+        echo "$1 renameat(4<$J>, \".$2.tmp\", 4<$J>, \"$2.json\") = 0"
+        echo "$1 fsync(4<$J>) = 0"
+    done
+}
+{
+    record_write 200 op2
+    cat <<EOF
 200 renameat(5<$S/vm/disks>, "vda.qcow2", 6<$S/vm/snapshots/s>, "vda.qcow2") = 0
 200 renameat(7<$S/.vmstorefs/tmp/op2>, "new.qcow2", 5<$S/vm/disks>, "vda.qcow2") = 0
 200 fsync(5<$S/vm/disks>) = 0
@@ -93,6 +99,7 @@ cat >"$TMP/order.trace" <<EOF
 200 fsync(4<$J>) = 0
 200 +++ exited with 0 +++
 EOF
+} >"$TMP/order.trace"
 perl "$RULES" --root "$S" "$TMP/order.trace" >"$TMP/order.out" 2>&1
 grep -q 'rule 6: directory vm/snapshots/s got an entry at line 7: .* after the commit and was not fsynced before the next change at line 8:' "$TMP/order.out" ||
     fail "the checker did not report a step durable before the one before it: $(cat "$TMP/order.out")"
@@ -107,13 +114,9 @@ pass "the checker names a step made durable before the step before it, after the
 # synced once, pass. Without the sync of the snapshot directory, each
 # overlay's rename is durable before the move whose name it takes; and
 # a header written into a moved image (a rebase) depends on its move.
-cat >"$TMP/batch.trace" <<EOF
-300 openat(AT_FDCWD<$S>, "$J/.op3.tmp", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.op3.tmp>
-300 renameat(4<$J>, ".op3.tmp", 4<$J>, "op3.json") = 0
-300 fsync(4<$J>) = 0
-300 openat(AT_FDCWD<$S>, "$J/.op3.tmp", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.op3.tmp>
-300 renameat(4<$J>, ".op3.tmp", 4<$J>, "op3.json") = 0
-300 fsync(4<$J>) = 0
+{
+    record_write 300 op3
+    cat <<EOF
 300 renameat2(5<$S/vm/disks>, "vda.qcow2", 6<$S/vm/snapshots/s>, "vda.qcow2", RENAME_NOREPLACE) = 0
 300 renameat2(5<$S/vm/disks>, "vdb.qcow2", 6<$S/vm/snapshots/s>, "vdb.qcow2", RENAME_NOREPLACE) = 0
 300 fsync(6<$S/vm/snapshots/s>) = 0
@@ -126,6 +129,7 @@ cat >"$TMP/batch.trace" <<EOF
 300 fsync(4<$J>) = 0
 300 +++ exited with 0 +++
 EOF
+} >"$TMP/batch.trace"
 perl "$RULES" --root "$S" "$TMP/batch.trace" >"$TMP/batch.out" 2>&1 ||
     fail "the checker refused independent steps synced together: $(cat "$TMP/batch.out")"
 sed -i '/fsync(6</d' "$TMP/batch.trace"
