@@ -81,8 +81,8 @@ J=$S/.vmstorefs/journal
 # record_write PID ID: the trace lines of a record written (twice: its
 # begin, then its commit).
 record_write() {
-    local i
-    for i in 1 2; do
+    local _
+    for _ in 1 2; do
         echo "$1 openat(AT_FDCWD<$S>, \"$J/.$2.tmp\", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.$2.tmp>"
         echo "$1 renameat(4<$J>, \".$2.tmp\", 4<$J>, \"$2.json\") = 0"
         echo "$1 fsync(4<$J>) = 0"
