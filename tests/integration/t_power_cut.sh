@@ -200,7 +200,13 @@ take() {
     "$CTL" "$S" take "$@" 2>>"$TMP/ctl.err" || fail "take $*: $(tail -n 1 "$TMP/ctl.err")"
 }
 wr db1 0x41 1M 1M
-take db1 P
+# A take of two disks: the images moved into P wait for one sync of P,
+# not one each (the durable order in journal.h: the two moves are
+# independent, the overlays' renames after them depend on them).
+traced "take of two disks" take db1 P
+syncs=$(grep -F 'fsync(' "$TMP/$N.trace" | grep -cF "<$S/db1/snapshots/P>") || true
+[ "$syncs" = 1 ] || fail "the take of two disks synced snapshots/P $syncs times, not once"
+pass "the take of two disks synced its snapshot directory once"
 wr db1 0x44 24M 64k
 take db1 T
 wr db1 0x45 4M 8M
