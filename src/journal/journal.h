@@ -131,9 +131,11 @@
  * it with no symlinks, so a planted record cannot reach outside.
  *
  * Crash testing: VMSTOREFS_CRASH_AT=<op>:<n> makes the process _exit(99)
- * right after the n-th durable point of an operation named <op> (record
- * written, each prepared file, commit, each step, record removed,
- * temporary directory removed). */
+ * right after the n-th point of an operation named <op> (record written,
+ * each prepared file, commit, each step, record removed, temporary
+ * directory removed). A prepared XML file and a step may not be synced
+ * yet at their points (the durable order above): the exit keeps the
+ * page cache; what a power cut would lose, fsync_rules.pl checks. */
 #ifndef VMSTOREFS_JOURNAL_H
 #define VMSTOREFS_JOURNAL_H
 
