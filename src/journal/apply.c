@@ -1,6 +1,7 @@
 /* apply: a committed operation's steps, applied in order, each one
- * idempotent and made durable before the next (the replay contract is
- * the table in journal.h). The data steps (pull, commit) are not run
+ * idempotent and made durable before any later step that depends on it
+ * (the replay contract is the table in journal.h, the durable order
+ * below it). The data steps (pull, commit) are not run
  * here: the layer that knows merges plugs its runner in
  * (journal_set_data_runner; vm/merge.c), so the journal itself never
  * starts a long qemu-img job. */
@@ -45,7 +46,8 @@ static int run_data_step(struct journal *j, const struct jstep *st, char *msg, s
 /* The header edited in place when only the name changes (qcow2edit.h:
  * the caller may hold qemu's locks on the image): 0 done (or nothing to
  * do), 1 when qemu-img must do it, or -errno. */
-static int edit_in_place(int fd, const char *name, const char *fmt, char *msg, size_t msgsz)
+static int edit_in_place(int fd, const char *name, const char *fmt, bool sync, char *msg,
+                         size_t msgsz)
 {
     struct qcow2_backing now;
     char why[MSG_MAX];
@@ -54,7 +56,8 @@ static int edit_in_place(int fd, const char *name, const char *fmt, char *msg, s
         return 1;
     if (strcmp(now.name, name) == 0)
         return 0;
-    int r = qcow2_set_backing_name(fd, name, msg, msgsz);
+    int r = sync ? qcow2_set_backing_name(fd, name, msg, msgsz)
+                 : qcow2_set_backing_name_unsynced(fd, name, msg, msgsz);
     return r == -ENOSPC ? 1 : r;
 }
 
@@ -87,7 +90,7 @@ static int rebase_unsafe(const struct store *s, int fd, const char *image, const
 int journal_set_backing_fd(const struct store *s, int fd, const char *image, const char *name,
                            const char *fmt, bool locked, char *msg, size_t msgsz)
 {
-    int r = edit_in_place(fd, name, fmt, msg, msgsz);
+    int r = edit_in_place(fd, name, fmt, true, msg, msgsz);
     return r != 1 ? r : rebase_unsafe(s, fd, image, name, fmt, locked, msg, msgsz);
 }
 
@@ -103,8 +106,10 @@ static int busy(const char *image, int r, char *msg, size_t msgsz)
 /* With lock_steps the image is held (journal.h, held) before the edit
  * and until the run ends; qemu-img, when it must do the edit, is told
  * not to take the locks held for it. Without, qemu-img takes them. */
-int journal_set_backing(struct journal *j, const char *image, const char *name, const char *fmt,
-                        char *msg, size_t msgsz)
+/* sync: the header edit is synced before it returns; else the caller
+ * syncs the image (qemu-img, when it makes the edit, syncs anyway). */
+static int set_backing(struct journal *j, const char *image, const char *name, const char *fmt,
+                       bool sync, char *msg, size_t msgsz)
 {
     int fd = store_open_file(j->s, image, O_RDWR);
     int r = fd < 0 || !j->lock_steps
@@ -116,50 +121,116 @@ int journal_set_backing(struct journal *j, const char *image, const char *name, 
             close(fd);
         return busy(image, r, msg, msgsz);
     }
-    r = journal_set_backing_fd(j->s, fd, image, name, fmt, j->lock_steps, msg, msgsz);
+    r = edit_in_place(fd, name, fmt, sync, msg, msgsz);
+    if (r == 1)
+        r = rebase_unsafe(j->s, fd, image, name, fmt, j->lock_steps, msg, msgsz);
     close(fd);
     return r;
 }
 
-static int run_rebase(struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+int journal_set_backing(struct journal *j, const char *image, const char *name, const char *fmt,
+                        char *msg, size_t msgsz)
+{
+    return set_backing(j, image, name, fmt, true, msg, msgsz);
+}
+
+static int run_rebase(struct journal *j, const struct jstep *st, bool sync, char *msg,
+                      size_t msgsz)
 {
     if (st->group && !storeio_exists(j->s, st->a))
         return 0;
-    return journal_set_backing(j, st->a, st->b, st->fmt, msg, msgsz);
+    return set_backing(j, st->a, st->b, st->fmt, sync, msg, msgsz);
 }
 
-/* Each step makes its target durable (the directory it changed) before
- * the next one runs: a later step may replace what an earlier one moved
- * away, and must never become durable first. The source directories are
- * synced together, before the next mark and before the record goes (or
- * when the list is full: note_source): until then a name that comes back
- * after a crash is only the same file seen twice, which the replay
- * resolves (a move finds its target, a replace renames again). */
-struct synced {
-    char dirs[8][PATH_MAX];
-    size_t n;
+/* What a run has changed and not synced yet. A step that renames or
+ * makes an entry (move, replace, mkdir) does not sync its directory at
+ * once: its paths are noted, and the directories are synced together,
+ * on threads of their own (storeio_fsync_all), when a later step is
+ * about to touch one of those paths (the same name, or one below or
+ * above it: it depends on that step, and must never become durable
+ * first), before a step that is replayed in a group or copies data,
+ * before each mark and before the record goes. A later step that
+ * touches none of them is independent of them: a power cut may keep it
+ * and lose them, and the replay from the last mark redoes them, each
+ * finding on its own paths whether it is done (the table in journal.h),
+ * as the independent step finds itself done. So a take syncs snapshots/S
+ * once for all the images moved into it, and disks/ once for all the
+ * overlays put in place.
+ *
+ * The sources of moves and replaces are synced with the targets (early:
+ * their removal only becomes durable sooner) and at the latest before
+ * the next mark and before the record goes: until then a name that
+ * comes back after a crash is only the same file seen twice, which the
+ * replay resolves (a move finds its target, a replace renames again). */
+#define PENDING_DIRS 16
+#define PENDING_PATHS 64
+struct pending {
+    char dirs[PENDING_DIRS][PATH_MAX];
+    size_t ndirs;
+    /* The paths of the steps whose directories are not synced yet (the
+     * steps' own strings). */
+    const char *paths[PENDING_PATHS];
+    size_t npaths;
 };
 
-static int sync_sources(const struct journal *j, struct synced *sy, char *msg, size_t msgsz)
+static int flush_pending(const struct journal *j, struct pending *p, char *msg, size_t msgsz)
 {
-    for (size_t i = 0; i < sy->n; i++) {
-        char probe[PATH_MAX + 4];
-        snprintf(probe, sizeof(probe), "%s/x", sy->dirs[i]);
-        int r = storeio_fsync_parent(j->s, probe);
-        if (r < 0 && r != -ENOENT) {
-            snprintf(msg, msgsz, "fsync %s: %s", sy->dirs[i], strerror(-r));
-            return r;
-        }
+    const char *list[PENDING_DIRS];
+    for (size_t i = 0; i < p->ndirs; i++)
+        list[i] = p->dirs[i];
+    size_t bad = 0;
+    int r = storeio_fsync_all(j->s, list, p->ndirs, &bad);
+    /* A source directory a later step removed is gone: nothing in it to
+     * keep. */
+    if (r < 0 && r != -ENOENT) {
+        snprintf(msg, msgsz, "fsync %s: %s", list[bad], strerror(-r));
+        return r;
     }
-    sy->n = 0;
+    p->ndirs = p->npaths = 0;
     return 0;
 }
 
-/* A full list is synced at once, so that no directory is ever left out:
- * syncing a source early only makes its removal durable sooner (its
- * step's target is durable already). */
-static int note_source(const struct journal *j, struct synced *sy, const char *tmpdir,
-                       const char *path, char *msg, size_t msgsz)
+/* Is one of a and b the other, or a directory above it? */
+static bool related(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), n = la < lb ? la : lb;
+    return strncmp(a, b, n) == 0 && (la == lb || (la < lb ? b[n] : a[n]) == '/');
+}
+
+/* Does path depend on a change not synced yet? */
+static bool touches_pending(const struct pending *p, const char *path)
+{
+    for (size_t i = 0; path && i < p->npaths; i++)
+        if (related(path, p->paths[i]))
+            return true;
+    return false;
+}
+
+/* Notes a file or directory to be synced (a full list is synced at
+ * once, so that none is ever left out); a source directory (source) in
+ * the operation's temporary directory needs none (its removals go with
+ * it). */
+static int note_sync(const struct journal *j, struct pending *p, const char *tmpdir,
+                     const char *dir, bool source, char *msg, size_t msgsz)
+{
+    size_t tl = strlen(tmpdir);
+    if (source && strncmp(dir, tmpdir, tl) == 0 && (dir[tl] == '\0' || dir[tl] == '/'))
+        return 0;
+    for (size_t i = 0; i < p->ndirs; i++)
+        if (strcmp(p->dirs[i], dir) == 0)
+            return 0;
+    if (p->ndirs == PENDING_DIRS) {
+        int r = flush_pending(j, p, msg, msgsz);
+        if (r < 0)
+            return r;
+    }
+    snprintf(p->dirs[p->ndirs++], PATH_MAX, "%s", dir);
+    return 0;
+}
+
+/* Notes the directory holding path. */
+static int note_dir(const struct journal *j, struct pending *p, const char *tmpdir,
+                    const char *path, bool source, char *msg, size_t msgsz)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s", path);
@@ -167,19 +238,39 @@ static int note_source(const struct journal *j, struct synced *sy, const char *t
     if (!slash)
         return 0;
     *slash = '\0';
-    size_t tl = strlen(tmpdir);
-    if (strncmp(dir, tmpdir, tl) == 0 && (dir[tl] == '\0' || dir[tl] == '/'))
-        return 0; /* removed with the operation's temporary directory */
-    for (size_t i = 0; i < sy->n; i++)
-        if (strcmp(sy->dirs[i], dir) == 0)
-            return 0;
-    if (sy->n == sizeof(sy->dirs) / sizeof(sy->dirs[0])) {
-        int r = sync_sources(j, sy, msg, msgsz);
+    return note_sync(j, p, tmpdir, dir, source, msg, msgsz);
+}
+
+/* The step st just applied (deferred: it synced nothing) is noted: its
+ * directories, and its paths for the steps after it. */
+static int note_step(const struct journal *j, struct pending *p, const char *tmpdir,
+                     const struct jstep *st, char *msg, size_t msgsz)
+{
+    if (p->npaths + 2 > PENDING_PATHS) {
+        int r = flush_pending(j, p, msg, msgsz);
         if (r < 0)
             return r;
     }
-    strcpy(sy->dirs[sy->n++], dir);
+    int r;
+    if (st->kind == JS_REBASE)
+        r = note_sync(j, p, tmpdir, st->a, false, msg, msgsz); /* the header it wrote */
+    else if ((r = note_dir(j, p, tmpdir, st->kind == JS_MKDIR ? st->a : st->b, false, msg,
+                           msgsz)) == 0 &&
+             st->kind != JS_MKDIR)
+        r = note_dir(j, p, tmpdir, st->a, true, msg, msgsz);
+    if (r < 0)
+        return r;
+    p->paths[p->npaths++] = st->a;
+    if (st->kind == JS_MOVE || st->kind == JS_REPLACE)
+        p->paths[p->npaths++] = st->b;
     return 0;
+}
+
+/* Can st's sync be left to a later flush (struct pending)? Renames,
+ * mkdirs and header edits outside a group. */
+static bool deferrable(const struct jstep *st)
+{
+    return !st->group && st->kind != JS_PULL && st->kind != JS_COMMIT;
 }
 
 /* qemu's lock on an existing image a step moves, held from now until the
@@ -198,22 +289,25 @@ static int lock_image(struct journal *j, const char *path, char *msg, size_t msg
     return r == -EBUSY ? busy(path, r, msg, msgsz) : 0;
 }
 
-static int apply_step_unlocked(struct journal *j, const struct jstep *st, char *msg,
-                               size_t msgsz);
+static int apply_step_unlocked(struct journal *j, const struct jstep *st, bool defer,
+                               char *msg, size_t msgsz);
 
-static int apply_step(struct journal *j, const struct jstep *st, char *msg, size_t msgsz)
+/* defer: a move, replace or mkdir syncs nothing (the caller notes it:
+ * struct pending); else it syncs its target's directory. */
+static int apply_step(struct journal *j, const struct jstep *st, bool defer, char *msg,
+                      size_t msgsz)
 {
     /* Data steps lock their chains; a rebase locks its image. */
     if (!j->lock_steps || (st->kind != JS_MOVE && st->kind != JS_REPLACE))
-        return apply_step_unlocked(j, st, msg, msgsz);
+        return apply_step_unlocked(j, st, defer, msg, msgsz);
     int r = lock_image(j, st->a, msg, msgsz);
     if (r == 0)
         r = lock_image(j, st->b, msg, msgsz);
-    return r < 0 ? r : apply_step_unlocked(j, st, msg, msgsz);
+    return r < 0 ? r : apply_step_unlocked(j, st, defer, msg, msgsz);
 }
 
-static int apply_step_unlocked(struct journal *j, const struct jstep *st, char *msg,
-                               size_t msgsz)
+static int apply_step_unlocked(struct journal *j, const struct jstep *st, bool defer,
+                               char *msg, size_t msgsz)
 {
     const struct store *s = j->s;
     int r = 0;
@@ -224,23 +318,23 @@ static int apply_step_unlocked(struct journal *j, const struct jstep *st, char *
          * re-created by a later step), or the source is gone. */
         if (r == -EEXIST || (r == -ENOENT && storeio_exists(s, st->b)))
             r = 0;
-        if (r == 0)
+        if (r == 0 && !defer)
             r = storeio_fsync_parent(s, st->b);
         break;
     case JS_REPLACE:
         if (!storeio_exists(s, st->a))
             return 0;
         r = storeio_rename(s, st->a, st->b, 0);
-        if (r == 0)
+        if (r == 0 && !defer)
             r = storeio_fsync_parent(s, st->b);
         break;
     case JS_REBASE:
-        return run_rebase(j, st, msg, msgsz);
+        return run_rebase(j, st, !defer, msg, msgsz);
     case JS_MKDIR:
         r = storeio_mkdir(s, st->a);
         if (r == -EEXIST)
             r = 0;
-        if (r == 0)
+        if (r == 0 && !defer)
             r = storeio_fsync_parent(s, st->a);
         break;
     case JS_PULL:
@@ -286,23 +380,33 @@ int journal_apply_all(struct journal *j, bool count_points, char *msg, size_t ms
 
 static int apply_all(struct journal *j, bool count_points, char *msg, size_t msgsz)
 {
-    struct synced sy = { .n = 0 };
+    struct pending p = { .ndirs = 0, .npaths = 0 };
     char tmpdir[PATH_MAX];
     if (journal_meta_path(j->s, "tmp", j->id, "", tmpdir, sizeof(tmpdir)) < 0)
         return -ENAMETOOLONG;
-    /* Sources of moves made before a crash were synced then: only this
-     * run's are noted. */
+    /* What steps synced before a crash was synced then: only this run's
+     * are noted. */
     for (size_t i = j->done; i < j->nsteps; i++) {
-        int r = apply_step(j, &j->steps[i], msg, msgsz);
+        const struct jstep *st = &j->steps[i];
+        bool defer = deferrable(st);
+        int r = 0;
+        /* A step waits for the unsynced steps it depends on; a group's
+         * and a data step (which reads a whole chain) for all of them. */
+        if (!defer || touches_pending(&p, st->a) ||
+            (st->b && !jstep_b_is_name(st->kind) && touches_pending(&p, st->b)))
+            r = flush_pending(j, &p, msg, msgsz);
+        if (r == 0)
+            r = apply_step(j, st, defer, msg, msgsz);
+        if (r == 0 && defer)
+            r = note_step(j, &p, tmpdir, st, msg, msgsz);
+        else if (r == 0 && (st->kind == JS_MOVE || st->kind == JS_REPLACE))
+            r = note_dir(j, &p, tmpdir, st->a, true, msg, msgsz); /* its source */
         if (r < 0)
             return r;
-        if ((j->steps[i].kind == JS_MOVE || j->steps[i].kind == JS_REPLACE) &&
-            (r = note_source(j, &sy, tmpdir, j->steps[i].a, msg, msgsz)) < 0)
-            return r;
-        if (j->mark_steps && i + 1 < j->nsteps && needs_mark(&j->steps[i])) {
-            /* The step's own target is durable; the sources so far are
-             * synced before the mark says they need no replay. */
-            if ((r = sync_sources(j, &sy, msg, msgsz)) < 0)
+        if (j->mark_steps && i + 1 < j->nsteps && needs_mark(st)) {
+            /* Everything so far is synced before the mark says it needs
+             * no replay. */
+            if ((r = flush_pending(j, &p, msg, msgsz)) < 0)
                 return r;
             j->done = i + 1;
             if ((r = journal_write_record(j, msg, msgsz)) < 0)
@@ -311,7 +415,7 @@ static int apply_all(struct journal *j, bool count_points, char *msg, size_t msg
         if (count_points)
             journal_point(j);
     }
-    int r = sync_sources(j, &sy, msg, msgsz);
+    int r = flush_pending(j, &p, msg, msgsz);
     if (r < 0)
         return r;
     /* The record first, the temporary directory after it (record.c). */
@@ -370,13 +474,11 @@ int journal_commit(struct journal *j, char *msg, size_t msgsz)
     int r = probe_renames(j, msg, msgsz);
     if (r < 0)
         return r;
-    r = storeio_fsync(j->s, j->tmpdir);
-    if (r < 0) {
-        snprintf(msg, msgsz, "fsync %s: %s", j->tmpdir, strerror(-r));
+    if ((r = journal_unsynced(j, j->tmpdir)) < 0)
         return r;
-    }
     j->committed = true;
-    if ((r = journal_write_record(j, msg, msgsz)) < 0) {
+    if ((r = journal_write_record_syncing(j, (const char *const *)j->unsynced, j->nunsynced, msg,
+                                          msgsz)) < 0) {
         j->committed = false;
         return r;
     }

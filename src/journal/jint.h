@@ -26,6 +26,10 @@ int journal_step_from(struct jstep *st, const char *from, const char *from_fmt);
 
 /* record.c */
 int journal_write_record(const struct journal *j, char *msg, size_t msgsz);
+/* The same, the record's file synced side by side with paths (files and
+ * directories), all before the record takes its name. */
+int journal_write_record_syncing(const struct journal *j, const char *const *paths, size_t n,
+                                 char *msg, size_t msgsz);
 /* The record, then the temporary directory (in that order: record.c). */
 int journal_remove_record(const struct store *s, const char *id);
 int journal_unlink_record(const struct store *s, const char *id);

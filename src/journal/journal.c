@@ -51,8 +51,13 @@ int journal_begin(struct journal *j, const struct store *s, const char *op, cons
      * and mode it will have in place, which may be looser than the
      * directory it will stand in (a 0644 disk in a 0700 VM). */
     struct store_perm own = perm_private(0700);
-    if ((r = storeio_mkdir_as(s, j->tmpdir, &own)) < 0 ||
-        (r = storeio_fsync_parent(s, j->tmpdir)) < 0) {
+    char tmproot[PATH_MAX];
+    snprintf(tmproot, sizeof(tmproot), "%s", j->tmpdir);
+    *strrchr(tmproot, '/') = '\0';
+    /* tmp/ is synced with the rest of the prepare phase, at the commit:
+     * until then a power cut that takes the directory back takes back
+     * nothing the record says is done. */
+    if ((r = storeio_mkdir_as(s, j->tmpdir, &own)) < 0 || (r = journal_unsynced(j, tmproot)) < 0) {
         snprintf(msg, msgsz, "cannot create %s: %s", j->tmpdir, strerror(-r));
         journal_remove_record(s, j->id);
         return r;
@@ -120,22 +125,26 @@ void journal_mark_steps(struct journal *j)
     j->mark_steps = true;
 }
 
+/* Appends a copy of str to the list *v of *n: 0 or -ENOMEM. */
+static int strv_add(char ***v, size_t *n, const char *str)
+{
+    char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+    if (!nv)
+        return -ENOMEM;
+    *v = nv;
+    if (!(nv[*n] = strdup(str)))
+        return -ENOMEM;
+    (*n)++;
+    return 0;
+}
+
 int journal_also(struct journal *j, const char *vm)
 {
     if (j->committed)
         return -E2BIG;
     if (!name_is_valid(vm))
         return -EINVAL;
-    if (journal_names_vm(j, vm))
-        return 0;
-    char **na = realloc(j->also, (j->nalso + 1) * sizeof(*na));
-    if (!na)
-        return -ENOMEM;
-    j->also = na;
-    if (!(na[j->nalso] = strdup(vm)))
-        return -ENOMEM;
-    j->nalso++;
-    return 0;
+    return journal_names_vm(j, vm) ? 0 : strv_add(&j->also, &j->nalso, vm);
 }
 
 bool journal_names_vm(const struct journal *j, const char *vm)
@@ -200,6 +209,14 @@ int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgs
     return 0;
 }
 
+int journal_unsynced(struct journal *j, const char *path)
+{
+    for (size_t i = 0; i < j->nunsynced; i++)
+        if (strcmp(j->unsynced[i], path) == 0)
+            return 0;
+    return strv_add(&j->unsynced, &j->nunsynced, path);
+}
+
 void journal_abort(struct journal *j)
 {
     if (!j->committed)
@@ -220,6 +237,11 @@ void journal_free(struct journal *j)
     free(j->steps);
     j->steps = NULL;
     j->nsteps = j->capsteps = 0;
+    for (size_t i = 0; i < j->nunsynced; i++)
+        free(j->unsynced[i]);
+    free(j->unsynced);
+    j->unsynced = NULL;
+    j->nunsynced = 0;
     for (size_t i = 0; i < j->nalso; i++)
         free(j->also[i]);
     free(j->also);

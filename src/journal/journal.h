@@ -6,11 +6,14 @@
  *   prepare  new files (images, XML) are made under the operation's own
  *            directory .vmstorefs/tmp/<id>/, which the view never shows;
  *            nothing a user can see has changed. Rolled BACK on recovery:
- *            the temporary directory is removed.
- *   commit   the record is rewritten with "committed": true (fsynced).
- *            From here on the operation is rolled FORWARD: its steps are
- *            applied in order, each one idempotent, each followed by an
- *            fsync of the directories it changed.
+ *            the temporary directory is removed. XML is left unsynced
+ *            (journal_unsynced) and synced at the commit, side by side.
+ *   commit   the record is rewritten with "committed": true, once what it
+ *            names is synced (in one batch of parallel fsyncs with the
+ *            record's own file). From here on the operation is rolled
+ *            FORWARD: its steps are applied in order, each one
+ *            idempotent, each durable before any later step that
+ *            depends on it (below).
  *
  * The record lists the steps before the commit, so recovery needs nothing
  * but the record: it re-applies every step (a step already done is a
@@ -93,10 +96,25 @@
  * qemu met then leaves the record for later (-EBUSY) before anything is
  * written. qemu-img runs with qemu's own locking off for held images.
  *
+ * The durable order (apply.c, struct pending). A step depends on an
+ * earlier one when one of its paths (a, and b unless it is a backing
+ * name) is one of the earlier step's, or a directory above or below one:
+ * before it runs, the directories (and rebased images) of every earlier
+ * step not yet synced are synced together, on threads of their own. A
+ * step that depends on none of them runs at once: a power cut may keep
+ * it and lose them, which the replay handles, since each step above
+ * finds from its own paths alone whether it is done. So the images a
+ * take moves into snapshots/S share one sync of S, and the overlays
+ * that take their places one of disks/. A step of a group, and a data
+ * step (which reads a whole chain), waits for everything and syncs its
+ * own target at once, as every step did before. Everything is synced
+ * before each mark and before the record is removed (the sources of
+ * moves too: until then a name a power cut brings back is the same file
+ * seen twice, which the replay resolves). tests/integration/fsync_rules.pl
+ * (rule 6) checks this order in traces of every operation.
+ *
  * A group (jstep.group, journal_group_last) is replayed as a whole: no
- * mark inside it. Each step makes its target's directory durable before
- * the next one runs; the sources of moves are synced before the next mark
- * and before the record is removed.
+ * mark inside it.
  *
  * The two data steps take as long as the data they copy. The journal does
  * not run them itself: the layer that knows merges installs the runner
@@ -113,9 +131,11 @@
  * it with no symlinks, so a planted record cannot reach outside.
  *
  * Crash testing: VMSTOREFS_CRASH_AT=<op>:<n> makes the process _exit(99)
- * right after the n-th durable point of an operation named <op> (record
- * written, each prepared file, commit, each step, record removed,
- * temporary directory removed). */
+ * right after the n-th point of an operation named <op> (record written,
+ * each prepared file, commit, each step, record removed, temporary
+ * directory removed). A prepared XML file and a step may not be synced
+ * yet at their points (the durable order above): the exit keeps the
+ * page cache; what a power cut would lose, fsync_rules.pl checks. */
 #ifndef VMSTOREFS_JOURNAL_H
 #define VMSTOREFS_JOURNAL_H
 
@@ -190,6 +210,10 @@ struct journal {
     char **also;
     size_t nalso;
     char tmpdir[PATH_MAX]; /* absolute: STORE/.vmstorefs/tmp/<id> */
+    /* What the prepare phase made and left unsynced (journal_unsynced):
+     * synced at the commit, all at once, before the record says so. */
+    char **unsynced;
+    size_t nunsynced;
 };
 
 /* Starts an operation: a fresh id, the record written and fsynced, the
@@ -224,12 +248,20 @@ void journal_mark_steps(struct journal *j);
 
 /* A file of the prepare phase is complete: fsyncs it and counts a point. */
 int journal_prepared(struct journal *j, const char *path, char *msg, size_t msgsz);
+/* A file or directory of the prepare phase (in the temporary directory,
+ * or the directory holding it) left unsynced: the commit syncs it, with
+ * the others, side by side, before the record it writes. For what no
+ * other process reads before the commit (XML the daemon writes). 0 or
+ * -ENOMEM. */
+int journal_unsynced(struct journal *j, const char *path);
 
 /* The point of no return. First every directory a move or replace step
  * renames is probed (storeio_rename_probe): one that cannot be renamed
  * (an overlayfs lower directory) fails the commit with -EXDEV before
- * anything changed. Then it fsyncs the temporary directory, writes the
- * record with its steps as committed, applies every step, removes the
+ * anything changed. Then it writes the record with its steps as
+ * committed, syncing side by side, before the record takes its name,
+ * the record's file, the temporary directory and what the prepare phase
+ * left unsynced (journal_unsynced); applies every step, removes the
  * record, then the temporary directory. An error after the commit leaves
  * the record for recovery. */
 int journal_commit(struct journal *j, char *msg, size_t msgsz);

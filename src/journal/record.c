@@ -89,9 +89,12 @@ static struct json_object *record_json(const struct journal *j)
     return o;
 }
 
-/* Written beside its final name and renamed, then the directory fsynced:
- * a record is either the old one or the new one, never half of either. */
-int journal_write_record(const struct journal *j, char *msg, size_t msgsz)
+/* Written beside its final name, synced (with paths: what the record
+ * depends on) and renamed, then the directory fsynced: a record is
+ * either the old one or the new one, never half of either, and nothing
+ * it says is done can be taken back by a power cut. */
+int journal_write_record_syncing(const struct journal *j, const char *const *paths, size_t n,
+                                 char *msg, size_t msgsz)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
     char tmpname[80];
@@ -99,20 +102,40 @@ int journal_write_record(const struct journal *j, char *msg, size_t msgsz)
     if (journal_meta_path(j->s, "journal", j->id, ".json", path, sizeof(path)) < 0 ||
         journal_meta_path(j->s, "journal", tmpname, ".tmp", tmp, sizeof(tmp)) < 0)
         return -ENAMETOOLONG;
+    const char **all = malloc((n + 1) * sizeof(*all));
+    if (!all)
+        return -ENOMEM;
+    all[0] = tmp;
+    for (size_t i = 0; i < n; i++)
+        all[i + 1] = paths[i];
     struct json_object *o = record_json(j);
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
     storeio_unlink(j->s, tmp);
-    int r = storeio_write_new(j->s, tmp, text, strlen(text));
+    struct store_perm own = perm_private(0600);
+    int r = storeio_write_new_unsynced(j->s, tmp, text, strlen(text), &own);
     json_object_put(o);
+    size_t bad = 0;
+    bool said = false;
+    if (r == 0 && (r = storeio_fsync_all(j->s, all, n + 1, &bad)) < 0) {
+        snprintf(msg, msgsz, "fsync %s: %s", all[bad], strerror(-r));
+        said = true;
+    }
+    free(all);
     if (r == 0)
         r = storeio_rename(j->s, tmp, path, 0);
     if (r == 0)
         r = storeio_fsync_parent(j->s, path);
     if (r < 0) {
         storeio_unlink(j->s, tmp);
-        snprintf(msg, msgsz, "cannot write the journal record %s: %s", path, strerror(-r));
+        if (!said)
+            snprintf(msg, msgsz, "cannot write the journal record %s: %s", path, strerror(-r));
     }
     return r;
+}
+
+int journal_write_record(const struct journal *j, char *msg, size_t msgsz)
+{
+    return journal_write_record_syncing(j, NULL, 0, msg, msgsz);
 }
 
 /* The record goes first, durably, and the temporary directory after it:

@@ -166,22 +166,29 @@ static int plan_rest(struct vm_model *m, struct journal *j, const char *snap, co
         return r;
     /* Per disk: the active image moves into S, its backing name is
      * rewritten for its new directory, and the new overlay takes its
-     * place. */
+     * place. Each kind for all the disks, one after the other: a step
+     * waits only for the steps whose paths it touches to be durable
+     * (apply.c, struct pending), so S is synced once for all the moves
+     * into it and disks/ once for all the overlays. */
     for (size_t i = 0; i < m->ndisks; i++) {
-        struct vm_disk *d = &m->disks[i];
         char frozen[PATH_MAX];
-        store_snap_image_path(m->s, m->vm, snap, d->dev, frozen, sizeof(frozen));
-        if ((r = journal_move(j, d->active, frozen)) < 0)
-            return r;
-        if (d->chain.n > 1) {
-            char rel[PATH_MAX];
-            if ((r = vm_relpath(snapdir, d->chain.links[1].path, rel, sizeof(rel))) < 0 ||
-                (r = journal_rebase(j, frozen, rel, d->chain.links[1].format)) < 0)
-                return r;
-        }
-        if ((r = journal_replace(j, reqs[i].path, d->active)) < 0)
+        store_snap_image_path(m->s, m->vm, snap, m->disks[i].dev, frozen, sizeof(frozen));
+        if ((r = journal_move(j, m->disks[i].active, frozen)) < 0)
             return r;
     }
+    for (size_t i = 0; i < m->ndisks; i++) {
+        struct vm_disk *d = &m->disks[i];
+        if (d->chain.n <= 1)
+            continue;
+        char frozen[PATH_MAX], rel[PATH_MAX];
+        store_snap_image_path(m->s, m->vm, snap, d->dev, frozen, sizeof(frozen));
+        if ((r = vm_relpath(snapdir, d->chain.links[1].path, rel, sizeof(rel))) < 0 ||
+            (r = journal_rebase(j, frozen, rel, d->chain.links[1].format)) < 0)
+            return r;
+    }
+    for (size_t i = 0; i < m->ndisks; i++)
+        if ((r = journal_replace(j, reqs[i].path, m->disks[i].active)) < 0)
+            return r;
     if ((r = update_definition(m, snap)) < 0 ||
         (r = vm_write_xml(m, j, m->dom, "domain.xml", tmp, sizeof(tmp), msg, msgsz)) < 0 ||
         (r = store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path))) < 0 ||

@@ -45,7 +45,7 @@ static int refuse(char *msg, size_t msgsz, int err, const char *why)
     return err;
 }
 
-int qcow2_set_backing_name(int fd, const char *name, char *msg, size_t msgsz)
+int qcow2_set_backing_name_unsynced(int fd, const char *name, char *msg, size_t msgsz)
 {
     unsigned char h[H_READ];
     int r = read_header(fd, h);
@@ -74,13 +74,24 @@ int qcow2_set_backing_name(int fd, const char *name, char *msg, size_t msgsz)
     memcpy(area, name, newlen);
     unsigned char len_be[4];
     put_be32(len_be, (uint32_t)newlen);
-    /* One sync for both writes: the step runs past the journal's commit,
-     * so a crash between them is repaired by its replay (a torn name is
-     * written again, by this or by qemu-img rebase -u). */
     if (pwrite(fd, area, span, (off_t)off) != (ssize_t)span ||
-        pwrite(fd, len_be, 4, H_BACKING_SIZE) != 4 || fdatasync(fd) < 0) {
+        pwrite(fd, len_be, 4, H_BACKING_SIZE) != 4) {
         snprintf(msg, msgsz, "cannot write the qcow2 header: %s", strerror(errno ? errno : EIO));
         return -EIO;
     }
     return 0;
+}
+
+int qcow2_set_backing_name(int fd, const char *name, char *msg, size_t msgsz)
+{
+    /* One sync for both writes: the step runs past the journal's commit,
+     * so a crash between them is repaired by its replay (a torn name is
+     * written again, by this or by qemu-img rebase -u). */
+    errno = 0;
+    int r = qcow2_set_backing_name_unsynced(fd, name, msg, msgsz);
+    if (r == 0 && fdatasync(fd) < 0) {
+        snprintf(msg, msgsz, "cannot write the qcow2 header: %s", strerror(errno ? errno : EIO));
+        return -EIO;
+    }
+    return r;
 }

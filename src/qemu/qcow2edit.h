@@ -20,6 +20,9 @@
  * one fdatasync: a crash before it leaves a name the journal's replay
  * writes again. */
 int qcow2_set_backing_name(int fd, const char *name, char *msg, size_t msgsz);
+/* The same without the fdatasync, for a caller that syncs the image
+ * later, before anything depends on the name (the journal: apply.c). */
+int qcow2_set_backing_name_unsynced(int fd, const char *name, char *msg, size_t msgsz);
 
 /* The virtual size of the qcow2 image open on fd. */
 int qcow2_virtual_size(int fd, unsigned long long *out);

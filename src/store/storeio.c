@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,8 +67,9 @@ int storeio_create_as(const struct store *s, const char *path, const struct stor
     return 0;
 }
 
-int storeio_write_new_as(const struct store *s, const char *path, const void *data, size_t len,
-                         const struct store_perm *perm)
+/* Writes the new file; with sync, fsyncs it too. */
+static int write_new(const struct store *s, const char *path, const void *data, size_t len,
+                     const struct store_perm *perm, bool sync)
 {
     int fd, e = storeio_create_as(s, path, perm, &fd);
     if (e < 0)
@@ -84,7 +87,22 @@ int storeio_write_new_as(const struct store *s, const char *path, const void *da
         p += n;
         len -= (size_t)n;
     }
-    return fsync_fd_close(fd);
+    if (sync)
+        return fsync_fd_close(fd);
+    close(fd);
+    return 0;
+}
+
+int storeio_write_new_as(const struct store *s, const char *path, const void *data, size_t len,
+                         const struct store_perm *perm)
+{
+    return write_new(s, path, data, len, perm, true);
+}
+
+int storeio_write_new_unsynced(const struct store *s, const char *path, const void *data,
+                               size_t len, const struct store_perm *perm)
+{
+    return write_new(s, path, data, len, perm, false);
 }
 
 int storeio_write_new(const struct store *s, const char *path, const void *data, size_t len)
@@ -180,6 +198,55 @@ int storeio_fsync_parent(const struct store *s, const char *path)
     const char *name;
     int dfd = storeio_parent(s, path, &name);
     return dfd < 0 ? dfd : fsync_fd_close(dfd);
+}
+
+struct fsync_batch {
+    const struct store *s;
+    const char *const *paths;
+    int *err;
+    size_t n;
+    atomic_size_t next;
+};
+
+static void *fsync_worker(void *arg)
+{
+    struct fsync_batch *b = arg;
+    for (size_t i; (i = atomic_fetch_add(&b->next, 1)) < b->n;)
+        b->err[i] = storeio_fsync(b->s, b->paths[i]);
+    return NULL;
+}
+
+int storeio_fsync_all(const struct store *s, const char *const *paths, size_t n, size_t *failed)
+{
+    if (n == 0)
+        return 0;
+    int *err = calloc(n, sizeof(*err));
+    if (!err)
+        return -ENOMEM;
+    struct fsync_batch b = { s, paths, err, n, 0 };
+    /* Side by side: fsyncs issued together wait on the disk together
+     * (and share the file system's journal commits), where one after the
+     * other each would wait alone. The caller's thread takes its share. */
+    pthread_t t[STOREIO_FSYNC_PARALLEL];
+    size_t nt = 0;
+    while (nt + 1 < n && nt < STOREIO_FSYNC_PARALLEL &&
+           pthread_create(&t[nt], NULL, fsync_worker, &b) == 0)
+        nt++;
+    fsync_worker(&b);
+    for (size_t i = 0; i < nt; i++)
+        pthread_join(t[i], NULL);
+    /* An ENOENT (a path gone, which a caller may take for nothing left
+     * to sync) never hides another failure. */
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (err[i] < 0 && (r == 0 || (r == -ENOENT && err[i] != -ENOENT))) {
+            r = err[i];
+            if (failed)
+                *failed = i;
+        }
+    }
+    free(err);
+    return r;
 }
 
 int storeio_rename(const struct store *s, const char *from, const char *to, unsigned flags)

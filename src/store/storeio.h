@@ -21,6 +21,10 @@ int storeio_parent(const struct store *s, const char *path, const char **name);
  * it. The file is made 0600 and given perm before any byte is written. */
 int storeio_write_new_as(const struct store *s, const char *path, const void *data, size_t len,
                          const struct store_perm *perm);
+/* The same, not synced: the caller syncs it later (storeio_fsync_all),
+ * before anything depends on its content. */
+int storeio_write_new_unsynced(const struct store *s, const char *path, const void *data,
+                               size_t len, const struct store_perm *perm);
 /* Creates path (which must not exist) 0600, then gives it perm; its
  * descriptor (read-write) in *out. Nothing is synced. */
 int storeio_create_as(const struct store *s, const char *path, const struct store_perm *perm,
@@ -42,6 +46,13 @@ int storeio_fsync(const struct store *s, const char *path);
 int storeio_reopen(int fd, int flags);
 /* fsync of the directory holding path. */
 int storeio_fsync_parent(const struct store *s, const char *path);
+/* fsync of each of paths (files or directories), up to
+ * STOREIO_FSYNC_PARALLEL of them at once on threads of their own: 0 when
+ * every one returned 0, else the first failure's -errno, one other than
+ * -ENOENT first (its index in *failed when failed is not NULL). Every
+ * path is synced whatever another's fsync returns. */
+#define STOREIO_FSYNC_PARALLEL 8
+int storeio_fsync_all(const struct store *s, const char *const *paths, size_t n, size_t *failed);
 /* renameat2 with flags (RENAME_NOREPLACE, ...). */
 int storeio_rename(const struct store *s, const char *from, const char *to, unsigned flags);
 /* Would renaming the directory from fail with EXDEV? The probe is

@@ -375,12 +375,20 @@ int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name,
     int r = xmledit_dump(doc, &text, &len);
     if (r < 0)
         return r;
-    r = storeio_write_new_as(j->s, out, text, len, perm);
+    r = storeio_write_new_unsynced(j->s, out, text, len, perm);
     free(text);
-    /* The commit syncs the temporary directory itself; an entry in a
-     * directory below it (snap/snapshot.xml) is synced here. */
-    if (r == 0 && strchr(name, '/'))
-        r = storeio_fsync_parent(j->s, out);
+    /* Synced at the commit, side by side with the rest (journal_unsynced):
+     * no other process reads it before. The commit syncs the temporary
+     * directory itself; a directory below it (snap/ for
+     * snap/snapshot.xml) is noted too. */
+    if (r == 0)
+        r = journal_unsynced(j, out);
+    if (r == 0 && strchr(name, '/')) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s", out);
+        *strrchr(dir, '/') = '\0';
+        r = journal_unsynced(j, dir);
+    }
     if (r < 0) {
         snprintf(msg, msgsz, "cannot write %s: %s", out, strerror(-r));
         return r;

@@ -91,7 +91,9 @@ int vm_run(const struct snap_ctx *c, const char *vm, const char *op, vm_plan_fn 
 int vm_load_snapshot(struct vm_model *m, const char *snap, xmlDocPtr *out, char *msg,
                      size_t msgsz);
 /* Writes doc as a new file `name` in the journal's temporary directory
- * (path returned in out), owned as perm says, and counts it prepared. */
+ * (path returned in out), owned as perm says, and counts it prepared;
+ * unsynced until the commit (journal_unsynced): no other process may
+ * read it before. */
 int vm_write_temp(struct journal *j, xmlDocPtr doc, const char *name,
                   const struct store_perm *perm, char *out, size_t outsz, char *msg, size_t msgsz);
 /* The owner and mode of the XML the daemon writes for vm (its

@@ -53,15 +53,21 @@
 #      step must not decide from a header or a file a power cut could
 #      still take back (journal.h: "a data step is never taken for done
 #      from what a header says").
-#   6  After the commit, the steps become durable in their order: what a
-#      step made (an entry in a directory: a rename's target, a mkdir, a
-#      file created; data written) is fsynced before the next step
-#      changes anything (a rename, mkdir, unlink or create; for an entry
-#      made, a data write too). Recovery replays from the last mark, and
-#      journal.h's table holds only for states where a later step is not
-#      on disk without an earlier one: a replace over a name that a move
-#      had taken away, durable while the move is not, loses the image
-#      the move was saving. The sources steps leave behind are rule 2's
+#   6  After the commit, a step is durable before any later step that
+#      depends on it: what a step made (an entry in a directory: a
+#      rename's target, a mkdir, a file created; data written) is
+#      fsynced before a change (a rename, mkdir, unlink or create; for an
+#      entry made, a data write too) to a path that is the entry's, or
+#      the path a rename took it from, or a directory above or below one
+#      of them (for data written: the file's path). Recovery replays from
+#      the last mark, and journal.h's table holds only for states where a
+#      later step is not on disk without an earlier one it depends on: a
+#      replace over a name that a move had taken away, durable while the
+#      move is not, loses the image the move was saving. A change that
+#      touches none of those paths is of an independent step (two images
+#      moved into one directory): a power cut may keep it and lose the
+#      other, and the replay redoes the other, so the two may share one
+#      sync. The sources steps leave behind are rule 2's
 #      (synced together before the next mark: a name a power cut brings
 #      back is the same file seen twice, which the replay resolves). An
 #      operation is committed from its second record write (the first is
@@ -204,12 +210,29 @@ sub split_args {
     return @out;
 }
 
+sub moved_path {
+    my ($p, $from, $to) = @_;
+    return $p unless defined $p && ($p eq $from || index($p, "$from/") == 0);
+    return $to . substr($p, length $from);
+}
+
 sub moved_state {
     my ($h, $from, $to) = @_;
     for my $p (keys %$h) {
         if ($p eq $from || index($p, "$from/") == 0) {
-            $h->{$to . substr($p, length $from)} = delete $h->{$p};
+            $h->{ moved_path($p, $from, $to) } = delete $h->{$p};
         }
+    }
+    # A directory's unsynced entries (rule 6) name paths too.
+    for my $d (values %$h) {
+        next unless ref $d eq 'HASH' && $d->{entries};
+        my %e;
+        for my $p (keys %{ $d->{entries} }) {
+            my $x = $d->{entries}{$p};
+            $x->{from} = moved_path($x->{from}, $from, $to);
+            $e{ moved_path($p, $from, $to) } = $x;
+        }
+        $d->{entries} = \%e;
     }
 }
 
@@ -221,13 +244,15 @@ sub drop_state {
 }
 
 # An entry of DIR made (kind "add") or removed ("rm"; ENTRY is what was
-# removed, for rule 2's exception).
+# removed, for rule 2's exception). An entry made is kept with the line
+# and, for a rename, the path it came from (FROM), for rule 6.
 sub dir_changed {
-    my ($dir, $n, $kind, $entry) = @_;
+    my ($dir, $n, $kind, $entry, $from) = @_;
     return unless in_store($dir) && !is_meta_locks($dir) && !is_probe_scratch($dir);
     my $d = $dirty_dir{$dir} //= {};
     $kind = 'tmp' if $kind eq 'rm' && own_tmp($entry);
     $d->{$kind} //= $n;
+    $d->{entries}{$entry} //= { line => $n, from => $from } if $kind eq 'add';
 }
 
 # The line of the first change of a dirty directory that rule 2 counts
@@ -242,7 +267,7 @@ sub counted_change {
 sub data_written {
     my ($path, $n, $tid) = @_;
     return unless in_store($path) && !is_meta_locks($path);
-    steps_in_order($path, $n, 1) unless $dirty_data{$path};
+    steps_in_order([$path], $n, 1) unless $dirty_data{$path};
     my $d = $dirty_data{$path} //= { line => $n, tids => {} };
     # The writing thread; its process is looked up when it matters, as a
     # thread may run before strace prints what its clone returned.
@@ -277,23 +302,46 @@ sub record_id {
 
 sub committed { return scalar grep { $_ eq 'committed' } values %live; }
 
-# Rule 6, before a change at line N (data: a data write, which is
-# checked against the entries made only).
+# Is one of A and B the other, or a directory above it?
+sub related {
+    my ($a, $b) = @_;
+    return 0 unless defined $a && defined $b;
+    return $a eq $b || index($a, "$b/") == 0 || index($b, "$a/") == 0;
+}
+
+# Rule 6, before a change at line N of the paths in PATHS (a rename's
+# source and target, else the one path; data: a data write, which is
+# checked against the entries made only). Only what the change depends
+# on must be durable before it: an unsynced entry whose own path or
+# source is one of PATHS or a directory above or below one, a file
+# written whose path is. A change that touches none of them is of a step
+# independent of theirs (journal.h): a power cut may keep it and lose
+# them, and the replay redoes them.
 sub steps_in_order {
-    my ($path, $n, $data) = @_;
-    return unless committed() && in_store($path) && !is_meta_locks($path);
-    return if index($path, "$root/.vmstorefs/journal/") == 0;
+    my ($paths, $n, $data) = @_;
+    my @paths = grep { defined && in_store($_) && !is_meta_locks($_)
+        && index($_, "$root/.vmstorefs/journal/") != 0 } @$paths;
+    return unless committed() && @paths;
     for my $p (sort keys %dirty_dir) {
-        my $first = $dirty_dir{$p}{add};
-        next if !defined $first || is_journal_dir($p);
-        violation(6, "$p\0$first", "directory " . rel($p) . " got an entry at " . short($first)
-            . " after the commit and was not fsynced before the next change at " . short($n));
+        next if is_journal_dir($p);
+        my $es = $dirty_dir{$p}{entries} or next;
+        for my $e (sort { $es->{$a}{line} <=> $es->{$b}{line} } keys %$es) {
+            my $x = $es->{$e};
+            my ($hit) = grep { related($_, $e) || related($_, $x->{from}) } @paths;
+            next unless defined $hit;
+            violation(6, "$p\0$x->{line}", "directory " . rel($p) . " got an entry at "
+                . short($x->{line}) . " after the commit and was not fsynced before the next "
+                . "change at " . short($n) . ", which depends on it (" . rel($hit) . ")");
+        }
     }
     return if $data;
     for my $p (sort keys %dirty_data) {
+        my ($hit) = grep { related($_, $p) } @paths;
+        next unless defined $hit;
         my $first = $dirty_data{$p}{line};
         violation(6, "$p\0$first", "file " . rel($p) . " written at " . short($first)
-            . " after the commit was not fsynced before the next change at " . short($n));
+            . " after the commit was not fsynced before the next change at " . short($n)
+            . ", which depends on it (" . rel($hit) . ")");
     }
 }
 
@@ -336,7 +384,7 @@ sub do_rename {
     my ($from, $to, $n) = @_;
     return unless in_store($from) || in_store($to);
     $count{renames}++;
-    steps_in_order($to, $n, 0);
+    steps_in_order([$from, $to], $n, 0);
     store_change($to, $n);
     store_change($from, $n);
     check_whole($from, $to, $n) if is_record($to) || !is_tmp_area($to);
@@ -345,7 +393,7 @@ sub do_rename {
     moved_state(\%dirty_data, $from, $to);
     moved_state(\%dirty_dir, $from, $to);
     dir_changed(parent($from), $n, 'rm', $from);
-    dir_changed(parent($to), $n, 'add');
+    dir_changed(parent($to), $n, 'add', $to, $from);
     if (is_record($to)) {
         my $id = record_id($to);
         $live{$id} = exists $live{$id} ? 'committed' : 'begun';
@@ -364,7 +412,7 @@ sub do_unlink {
     my ($path, $n) = @_;
     return unless in_store($path);
     my $own_tmp = own_tmp($path);
-    steps_in_order($path, $n, 0);
+    steps_in_order([$path], $n, 0);
     store_change($path, $n) unless $own_tmp;
     drop_state($path);
     if (is_record($path)) {
@@ -379,9 +427,9 @@ sub do_unlink {
 sub do_create {
     my ($path, $n) = @_;
     return unless in_store($path);
-    steps_in_order($path, $n, 0);
+    steps_in_order([$path], $n, 0);
     store_change($path, $n);
-    dir_changed(parent($path), $n, 'add');
+    dir_changed(parent($path), $n, 'add', $path);
 }
 
 # Rule 5.

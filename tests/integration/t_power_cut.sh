@@ -78,13 +78,19 @@ perl "$RULES" --root "$S" "$TMP/bad.trace" 2>&1 |
 # directory not synced before the next step. Before the commit (no
 # second write: the prepare phase) the same order is no violation.
 J=$S/.vmstorefs/journal
-cat >"$TMP/order.trace" <<EOF
-200 openat(AT_FDCWD<$S>, "$J/.op2.tmp", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.op2.tmp>
-200 renameat(4<$J>, ".op2.tmp", 4<$J>, "op2.json") = 0
-200 fsync(4<$J>) = 0
-200 openat(AT_FDCWD<$S>, "$J/.op2.tmp", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.op2.tmp>
-200 renameat(4<$J>, ".op2.tmp", 4<$J>, "op2.json") = 0
-200 fsync(4<$J>) = 0
+# record_write PID ID: the trace lines of a record written (twice: its
+# begin, then its commit).
+record_write() {
+    local _
+    for _ in 1 2; do
+        echo "$1 openat(AT_FDCWD<$S>, \"$J/.$2.tmp\", O_WRONLY|O_CREAT|O_EXCL, 0644) = 3<$J/.$2.tmp>"
+        echo "$1 renameat(4<$J>, \".$2.tmp\", 4<$J>, \"$2.json\") = 0"
+        echo "$1 fsync(4<$J>) = 0"
+    done
+}
+{
+    record_write 200 op2
+    cat <<EOF
 200 renameat(5<$S/vm/disks>, "vda.qcow2", 6<$S/vm/snapshots/s>, "vda.qcow2") = 0
 200 renameat(7<$S/.vmstorefs/tmp/op2>, "new.qcow2", 5<$S/vm/disks>, "vda.qcow2") = 0
 200 fsync(5<$S/vm/disks>) = 0
@@ -93,6 +99,7 @@ cat >"$TMP/order.trace" <<EOF
 200 fsync(4<$J>) = 0
 200 +++ exited with 0 +++
 EOF
+} >"$TMP/order.trace"
 perl "$RULES" --root "$S" "$TMP/order.trace" >"$TMP/order.out" 2>&1
 grep -q 'rule 6: directory vm/snapshots/s got an entry at line 7: .* after the commit and was not fsynced before the next change at line 8:' "$TMP/order.out" ||
     fail "the checker did not report a step durable before the one before it: $(cat "$TMP/order.out")"
@@ -100,6 +107,41 @@ sed -i '4,6d' "$TMP/order.trace"
 perl "$RULES" --root "$S" "$TMP/order.trace" >"$TMP/order.out" 2>&1 ||
     fail "the checker applied rule 6 before the commit: $(cat "$TMP/order.out")"
 pass "the checker names a step made durable before the step before it, after the commit only"
+
+# Rule 6 holds only between steps that depend on each other: two images
+# moved into one snapshot directory and synced once, then the overlays
+# put in their old places (each depends on its move: the same name) and
+# synced once, pass. Without the sync of the snapshot directory, each
+# overlay's rename is durable before the move whose name it takes; and
+# a header written into a moved image (a rebase) depends on its move.
+{
+    record_write 300 op3
+    cat <<EOF
+300 renameat2(5<$S/vm/disks>, "vda.qcow2", 6<$S/vm/snapshots/s>, "vda.qcow2", RENAME_NOREPLACE) = 0
+300 renameat2(5<$S/vm/disks>, "vdb.qcow2", 6<$S/vm/snapshots/s>, "vdb.qcow2", RENAME_NOREPLACE) = 0
+300 fsync(6<$S/vm/snapshots/s>) = 0
+300 pwrite64(8<$S/vm/snapshots/s/vda.qcow2>, "../r/vda.qcow2", 14, 528) = 14
+300 renameat(7<$S/.vmstorefs/tmp/op3>, "disk-vda.qcow2", 5<$S/vm/disks>, "vda.qcow2") = 0
+300 renameat(7<$S/.vmstorefs/tmp/op3>, "disk-vdb.qcow2", 5<$S/vm/disks>, "vdb.qcow2") = 0
+300 fsync(5<$S/vm/disks>) = 0
+300 fsync(8<$S/vm/snapshots/s/vda.qcow2>) = 0
+300 unlinkat(4<$J>, "op3.json", 0) = 0
+300 fsync(4<$J>) = 0
+300 +++ exited with 0 +++
+EOF
+} >"$TMP/batch.trace"
+perl "$RULES" --root "$S" "$TMP/batch.trace" >"$TMP/batch.out" 2>&1 ||
+    fail "the checker refused independent steps synced together: $(cat "$TMP/batch.out")"
+sed -i '/fsync(6</d' "$TMP/batch.trace"
+st=0
+perl "$RULES" --root "$S" "$TMP/batch.trace" >"$TMP/batch.out" 2>&1 || st=$?
+[ "$st" -eq 1 ] || fail "the checker passed a move left unsynced under what depends on it (status $st)"
+for want in \
+    'rule 6: directory vm/snapshots/s got an entry at line 7: .* after the commit and was not fsynced before the next change at line 9: .*pwrite64.*, which depends on it (vm/snapshots/s/vda.qcow2)' \
+    'rule 6: directory vm/snapshots/s got an entry at line 8: .* after the commit and was not fsynced before the next change at line 11: .*"disk-vdb.qcow2".*, which depends on it (vm/disks/vdb.qcow2)'; do
+    grep -q "$want" "$TMP/batch.out" || fail "the checker did not report /$want/: $(cat "$TMP/batch.out")"
+done
+pass "the checker lets independent steps share a sync, and names a step durable before one it depends on"
 
 head -n 3 "$TMP/bad.trace" >"$TMP/cut.trace"
 st=0
@@ -158,7 +200,13 @@ take() {
     "$CTL" "$S" take "$@" 2>>"$TMP/ctl.err" || fail "take $*: $(tail -n 1 "$TMP/ctl.err")"
 }
 wr db1 0x41 1M 1M
-take db1 P
+# A take of two disks: the images moved into P wait for one sync of P,
+# not one each (the durable order in journal.h: the two moves are
+# independent, the overlays' renames after them depend on them).
+traced "take of two disks" take db1 P
+syncs=$(grep -F 'fsync(' "$TMP/$N.trace" | grep -cF "<$S/db1/snapshots/P>") || true
+[ "$syncs" = 1 ] || fail "the take of two disks synced snapshots/P $syncs times, not once"
+pass "the take of two disks synced its snapshot directory once"
 wr db1 0x44 24M 64k
 take db1 T
 wr db1 0x45 4M 8M

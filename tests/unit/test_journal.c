@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,21 +48,25 @@
 
 /* The library's fsync calls land here (the test binary's definition is
  * the one the static library links to): the directory or file each one
- * synced is noted, then the real fsync runs. */
+ * synced is noted, then the real fsync runs. The journal syncs side by
+ * side on threads (storeio_fsync_all): each call takes a slot of its own,
+ * and the list is read only once they are joined. */
 #define SYNCED_MAX 256
 static char synced[SYNCED_MAX][PATH_MAX];
+static pthread_mutex_t synced_lock = PTHREAD_MUTEX_INITIALIZER;
 static size_t nsynced;
 
 int fsync(int fd)
 {
-    char link[64];
+    char link[64], path[PATH_MAX];
     snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    if (nsynced < SYNCED_MAX) {
-        ssize_t n = readlink(link, synced[nsynced], PATH_MAX - 1);
-        if (n >= 0) {
-            synced[nsynced][n] = '\0';
-            nsynced++;
-        }
+    ssize_t n = readlink(link, path, sizeof(path) - 1);
+    if (n >= 0) {
+        path[n] = '\0';
+        pthread_mutex_lock(&synced_lock);
+        if (nsynced < SYNCED_MAX)
+            memcpy(synced[nsynced++], path, (size_t)n + 1);
+        pthread_mutex_unlock(&synced_lock);
     }
     return (int)syscall(SYS_fsync, fd);
 }

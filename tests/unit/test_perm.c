@@ -2,7 +2,8 @@
  * and what a caller may do) and the storeio calls that use it: a new
  * directory takes its parent's owner and mode, a new file the one given
  * and never a set-id bit, the daemon's own files are 0600, and the
- * kernel's answer for another uid and its groups. The parts that give
+ * kernel's answer for another uid and its groups; a file written unsynced
+ * and a batch of fsyncs. The parts that give
  * files to other users need root (skipped otherwise, exit 77 when
  * nothing else ran). */
 #include "config.h"
@@ -50,6 +51,35 @@ static void test_private(void)
     CHECK_INT(storeio_write_new(&s, at("own"), "x", 1), 0);
     snprintf(want, sizeof(want), "%u:%u 0600", (unsigned)geteuid(), (unsigned)getegid());
     CHECK_STR(owner_mode(at("own")), want);
+}
+
+/* storeio_write_new_unsynced makes the same private file; a batch of
+ * fsyncs wider than the threads it runs on syncs every path, and names
+ * the one that is missing. */
+static void test_unsynced_and_fsync_all(void)
+{
+    char want[64];
+    const struct store_perm own = perm_private(0600);
+    CHECK_INT(storeio_write_new_unsynced(&s, at("later"), "xy", 2, &own), 0);
+    snprintf(want, sizeof(want), "%u:%u 0600", (unsigned)geteuid(), (unsigned)getegid());
+    CHECK_STR(owner_mode(at("later")), want);
+    CHECK_INT(storeio_write_new_unsynced(&s, at("later"), "xy", 2, &own), -EEXIST);
+    char file[PATH_MAX + 64], dir[PATH_MAX + 64], gone[PATH_MAX + 64];
+    snprintf(file, sizeof(file), "%s", at("later"));
+    CHECK_INT(storeio_mkdir(&s, at("d")), 0);
+    snprintf(dir, sizeof(dir), "%s", at("d"));
+    snprintf(gone, sizeof(gone), "%s", at("gone"));
+    const char *paths[STOREIO_FSYNC_PARALLEL + 3];
+    size_t n = sizeof(paths) / sizeof(paths[0]);
+    for (size_t i = 0; i < n; i++)
+        paths[i] = i % 2 ? dir : file;
+    size_t bad = 99;
+    CHECK_INT(storeio_fsync_all(&s, paths, n, &bad), 0);
+    CHECK_INT((int)bad, 99);
+    paths[n - 2] = gone;
+    CHECK_INT(storeio_fsync_all(&s, paths, n, &bad), -ENOENT);
+    CHECK_INT((int)bad, (int)(n - 2));
+    CHECK_INT(storeio_fsync_all(&s, paths, 0, NULL), 0);
 }
 
 static void test_given(void)
@@ -118,6 +148,7 @@ int main(void)
     char msg[256];
     CHECK_INT(store_check(&s, tmp, msg, sizeof(msg)), 0);
     test_private();
+    test_unsynced_and_fsync_all();
     bool root = geteuid() == 0;
     if (root) {
         test_given();
