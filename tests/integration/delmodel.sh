@@ -364,7 +364,9 @@ model_ok() {
 declare -A PARENT_OF=() PARENT_CACHE=() IMG_SIZE=()
 image_parents() {
     local f i
-    local -a small=() miss=() asked=() names=() real=()
+    # (REAL local: real_paths fills it here, the caller's - store_sound's
+    # - stays as it was)
+    local -a small=() miss=() asked=() names=() REAL=()
     PARENT_OF=()
     for f in "$@"; do
         [ -n "${IMG_SIZE[$f]:-}" ] && ((IMG_SIZE[$f] <= 67108864)) && small+=("$f")
@@ -381,15 +383,9 @@ image_parents() {
         fi
     done
     if ((${#names[@]})); then
-        mapfile -d '' -t real < <(realpath -m -z -- "${names[@]}" 2>/dev/null)
-        if ((${#real[@]} != ${#names[@]})); then
-            real=()
-            for f in "${names[@]}"; do
-                real+=("$(realpath -m -- "$f")")
-            done
-        fi
+        real_paths -m "${names[@]}"
         for ((i = 0; i < ${#asked[@]}; i++)); do
-            PARENT_OF[${asked[i]}]=${real[i]}
+            PARENT_OF[${asked[i]}]=${REAL[i]}
         done
     fi
     ((${#miss[@]})) || return 0
@@ -405,19 +401,20 @@ image_parents() {
     return 0
 }
 
-# real_paths FILE...: REAL[i] is `realpath FILE` of the i-th FILE ("" when
-# it fails), from one realpath when all of them resolve.
+# real_paths [-m] FILE...: REAL[i] is `realpath [-m] FILE` of the i-th
+# FILE ("" when it fails), from one realpath when all of them resolve.
 real_paths() {
-    local f
+    local f m=()
+    [ "${1:-}" = -m ] && { m=(-m); shift; }
     REAL=()
     (($#)) || return 0
     while IFS= read -r -d '' f; do
         REAL+=("$f")
-    done < <(realpath -z -- "$@" 2>/dev/null)
+    done < <(realpath "${m[@]}" -z -- "$@" 2>/dev/null)
     ((${#REAL[@]} == $#)) && return 0
     REAL=()
     for f in "$@"; do
-        REAL+=("$(realpath "$f")")
+        REAL+=("$(realpath "${m[@]}" -- "$f")")
     done
 }
 

@@ -338,16 +338,21 @@ VMSTOREFS_CHECK_SKIP=leaked-clusters,image-corrupt,check-timeout check "$TMP/c3.
 unmount_fs "$TMP/mnt"
 pass "the mount logs its cheap check in one line; a check beside the mount agrees"
 
+# fsck_exits WANT WHAT OUT VMSTOREFS-ARGS...: vmstorefs ARGS (under a
+# 120 s timeout) exits WANT, its stdout in OUT, its stderr in OUT.err.
+fsck_exits() {
+    local want=$1 what=$2 out=$3 st=0
+    shift 3
+    timeout 120 "$VMSTOREFS" "$@" >"$out" 2>"$out.err" || st=$?
+    [ "$st" -eq "$want" ] || fail "$what exited $st, expected $want: $(cat "$out" "$out.err")"
+}
+
 # ---- only what --repair fixes: exit 1, then a clean check (exit 0) ----
 R=$TMP/fixable
 db1_store "$R"
 echo junk >"$R/db1/disks/notes"
-timeout 60 "$VMSTOREFS" --repair "$R" >"$TMP/fixable.out" 2>&1
-st=$?
-[ $st -eq 1 ] || fail "--repair of a store with an orphan alone exited $st: $(cat "$TMP/fixable.out")"
-timeout 60 "$VMSTOREFS" --check "$R" >"$TMP/fixable.out" 2>&1
-st=$?
-[ $st -eq 0 ] || fail "--check after that repair exited $st: $(cat "$TMP/fixable.out")"
+fsck_exits 1 "--repair of a store with an orphan alone" "$TMP/fixable.out" --repair "$R"
+fsck_exits 0 "--check after that repair" "$TMP/fixable.out" --check "$R"
 [ -f "$R/lost+found/db1/disks/notes" ] || fail "the orphan is not in lost+found"
 read_patterns "$R/db1/disks/vda.qcow2" 0x44 0 2M "$R/db1/disks/vdb.qcow2" 0x55 0 1M
 pass "a store whose problems are all repairable: --repair exits 1, the next --check 0"
@@ -373,17 +378,11 @@ gate_kill_daemon "${GATED[0]}"
 wait "$GATE_SYNC" 2>/dev/null
 fusermount3 -u -z "$M" 2>/dev/null
 grep -qs '"committed":true' "$G"/.vmstorefs/journal/*.json || fail "no committed record after the kill"
-timeout 60 "$VMSTOREFS" --check --json "$G" >"$TMP/gated.json" 2>"$TMP/gated.err"
-st=$?
-[ $st -eq 4 ] || fail "--check after the kill exited $st: $(cat "$TMP/gated.json" "$TMP/gated.err")"
+fsck_exits 4 "--check after the kill" "$TMP/gated.json" --check --json "$G"
 jq -e '.findings[] | select(.kind == "journal-unfinished" and .vm == "db1")' "$TMP/gated.json" >/dev/null ||
     fail "--check did not name the merge the kill left: $(cat "$TMP/gated.json")"
-timeout 120 "$VMSTOREFS" --repair "$G" >"$TMP/gated.out" 2>&1
-st=$?
-[ $st -eq 1 ] || fail "--repair after the kill exited $st: $(cat "$TMP/gated.out")"
-timeout 60 "$VMSTOREFS" --check "$G" >"$TMP/gated.out" 2>&1
-st=$?
-[ $st -eq 0 ] || fail "--check after that repair exited $st: $(cat "$TMP/gated.out")"
+fsck_exits 1 "--repair after the kill" "$TMP/gated.out" --repair "$G"
+fsck_exits 0 "--check after that repair" "$TMP/gated.out" --check "$G"
 [ ! -e "$G/db1/snapshots/s1" ] || fail "s1 is still there after the recovery"
 for d in vda vdb; do
     qemu-img compare -q -f raw -F qcow2 "$TMP/gated-$d.raw" "$G/db1/disks/$d.qcow2" ||
@@ -400,15 +399,11 @@ db1_store "$R2"
 leak "$R2/db1/disks/vda.qcow2"
 mount_fs "$R2" "$TMP/mnt2"
 exec 7<>"$TMP/mnt2/db1/disks/vda.qcow2" || fail "cannot open the active image through the mount"
-timeout 60 "$VMSTOREFS" --repair --json "$R2" >"$TMP/open.json" 2>"$TMP/open.err"
-st=$?
-[ $st -eq 4 ] || fail "--repair with the image open for writing exited $st: $(cat "$TMP/open.json" "$TMP/open.err")"
+fsck_exits 4 "--repair with the image open for writing" "$TMP/open.json" --repair --json "$R2"
 jq -e '.findings[] | select(.kind == "leaked-clusters" and (.repaired | not) and (.action | test("open for writing")))' \
     "$TMP/open.json" >/dev/null || fail "the leak was not left for the open handle: $(cat "$TMP/open.json")"
 exec 7>&-
-timeout 60 "$VMSTOREFS" --repair "$R2" >"$TMP/open.out" 2>&1
-st=$?
-[ $st -eq 1 ] || fail "--repair once the handle is closed exited $st: $(cat "$TMP/open.out")"
+fsck_exits 1 "--repair once the handle is closed" "$TMP/open.out" --repair "$R2"
 unmount_fs "$TMP/mnt2"
 pass "a repair leaves an image open for writing through a mount alone, and repairs it once closed"
 
