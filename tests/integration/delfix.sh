@@ -523,19 +523,35 @@ image_chain() {
 # keeps them needs no $(...) around it: one process fewer per chain);
 # status 1 and CHAIN_ERR set when the chain does not open.
 image_chain_v() {
-    local out line
-    local -a files=()
+    local out line bname="" bfmt=0
+    local -a files=() backs=() bfmts=()
     IMAGE_CHAIN=""
     out=$(qemu-img info -U --backing-chain --output=json "$1" 2>&1) || {
         CHAIN_ERR="qemu-img info --backing-chain $1: $out"
         return 1
     }
     # The "filename" lines' values, as sed -n 's/^ *"filename": "\(.*\)",\{0,1\}$/\1/p'
-    # prints them, to one realpath.
+    # prints them, resolved as realpath -m would (resolve_m); and each image's backing name and
+    # whether its format is recorded, which check_store needs too
+    # (backing_note).
     while IFS= read -r line; do
-        [[ $line =~ ^\ *\"filename\":\ \"(.*)\",?$ ]] && files+=("${BASH_REMATCH[1]}")
+        if [[ $line =~ ^\ *\"filename\":\ \"(.*)\",?$ ]]; then
+            files+=("${BASH_REMATCH[1]}")
+        elif [[ $line =~ ^\ *\"backing-filename\":\ \"(.*)\",?$ ]]; then
+            bname=${BASH_REMATCH[1]}
+        elif [[ $line == *'"backing-filename-format":'* ]]; then
+            bfmt=1
+        elif [[ $line == '    }'* ]]; then
+            # (the end of one image's object in the array)
+            backs+=("$bname") bfmts+=("$bfmt") bname="" bfmt=0
+        fi
     done <<<"$out"
-    ((${#files[@]} == 0)) || IMAGE_CHAIN=$(realpath -m -- "${files[@]}")
+    resolve_m "${files[@]}"
+    for line in "${RESOLVED[@]}"; do
+        IMAGE_CHAIN+=$line$'\n'
+    done
+    IMAGE_CHAIN=${IMAGE_CHAIN%$'\n'}
+    ((${#backs[@]} != ${#files[@]})) || backing_note "$IMAGE_CHAIN" backs bfmts
 }
 
 # chain_of IMAGE: IMAGE's backing chain (IMAGE, a real path, first) in
@@ -606,18 +622,9 @@ check_no_orphans() {
     while IFS= read -r -d '' f; do
         files+=("$f")
     done < <(find "$store/$vm" -type f \( -name '*.qcow2' -o -name '*.raw' -o -name '*.img' -o -name '*.iso' \) -print0)
-    # The real paths of both, in one realpath.
-    if ((${#tops[@]} + ${#files[@]})); then
-        while IFS= read -r -d '' f; do
-            real+=("$f")
-        done < <(realpath -m -z -- "${tops[@]}" "${files[@]}")
-    fi
-    if ((${#real[@]} != ${#tops[@]} + ${#files[@]})); then
-        real=()
-        for f in "${tops[@]}" "${files[@]}"; do
-            real+=("$(realpath -m "$f")")
-        done
-    fi
+    # The real paths of both (resolve_m).
+    resolve_m "${tops[@]}" "${files[@]}"
+    real=("${RESOLVED[@]}")
     file_sums "${real[@]}"
     for ((i = 0; i < ${#tops[@]}; i++)); do
         top=${tops[i]}

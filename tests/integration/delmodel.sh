@@ -402,19 +402,33 @@ image_parents() {
 }
 
 # real_paths [-m] FILE...: REAL[i] is `realpath [-m] FILE` of the i-th
-# FILE ("" when it fails), from one realpath when all of them resolve.
+# FILE ("" when it fails), from one realpath when all of them resolve
+# (with -m, resolve_m's).
 real_paths() {
-    local f m=()
-    [ "${1:-}" = -m ] && { m=(-m); shift; }
+    local f
+    if [ "${1:-}" = -m ]; then
+        shift
+        resolve_m "$@"
+        REAL=("${RESOLVED[@]}")
+        return 0
+    fi
+    # (realpath without -m: when every path resolve_m worked out is there,
+    # that is realpath's answer too)
+    resolve_m "$@"
+    REAL=("${RESOLVED[@]}")
+    for f in "${REAL[@]}"; do
+        [ -e "$f" ] || { REAL=(); break; }
+    done
+    ((${#REAL[@]} == $#)) && return 0
     REAL=()
     (($#)) || return 0
     while IFS= read -r -d '' f; do
         REAL+=("$f")
-    done < <(realpath "${m[@]}" -z -- "$@" 2>/dev/null)
+    done < <(realpath -z -- "$@" 2>/dev/null)
     ((${#REAL[@]} == $#)) && return 0
     REAL=()
     for f in "$@"; do
-        REAL+=("$(realpath "${m[@]}" -- "$f")")
+        REAL+=("$(realpath -- "$f")")
     done
 }
 

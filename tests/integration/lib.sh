@@ -365,6 +365,27 @@ file_sums() {
     done < <(b2sum -z -- "$@" 2>/dev/null)
 }
 
+# BACKING_BY_SUM[sum]: "F<TAB>NAME" for an image whose bytes have that
+# BLAKE2b sum, as a qemu-img info of them said: NAME its backing name ("" for
+# none), F 1 when the backing format is recorded. Bytes are what qemu-img
+# reads, so the same sum means the same answer: check_store asks qemu-img
+# only about images no backing chain printed (delfix.sh's image_chain_v
+# notes every image of each chain it asks about).
+declare -A BACKING_BY_SUM=()
+
+# backing_note FILES BACKS FMTS: FILES (lines, real paths as file_sums read
+# them) and the names of two arrays, each file's backing name and format
+# flag in the same order; notes those whose sum the last file_sums has.
+backing_note() {
+    local -n _backs=$2 _fmts=$3
+    local f sum i=0
+    while IFS= read -r f; do
+        sum=${FILE_SUM[$f]:-}
+        [ -z "$sum" ] || BACKING_BY_SUM[$sum]=${_fmts[i]}$'\t'${_backs[i]}
+        i=$((i + 1))
+    done <<<"$1"
+}
+
 # checked KIND FILE: true if FILE's bytes passed as KIND before; else
 # remembers them (a failed check exits the test anyway). The sum comes
 # from the last file_sums when it read FILE.
@@ -375,6 +396,39 @@ checked() {
     [ -n "${STORE_CHECKED[$key]:-}" ] && return 0
     STORE_CHECKED[$key]=1
     return 1
+}
+
+# resolve_m PATH...: RESOLVED[i] is `realpath -m` of the i-th PATH. When
+# every PATH is absolute and no directory on its way is a symbolic link,
+# that is the path with its "." and ".." taken out, worked out here with
+# an lstat per component; otherwise one realpath -m does all of them. (A
+# process costs more than the lstats: the model checks resolve every
+# chain's names after every step.)
+resolve_m() {
+    local p rest c out
+    RESOLVED=()
+    for p in "$@"; do
+        [[ $p == /* ]] || break
+        rest=${p#/} out=""
+        while :; do
+            c=${rest%%/*}
+            case $c in
+                "" | .) ;;
+                ..) out=${out%/*} ;;
+                *) out+=/$c && [ ! -L "$out" ] || break 2 ;;
+            esac
+            [[ $rest == */* ]] || break
+            rest=${rest#*/}
+        done
+        RESOLVED+=("${out:-/}")
+    done
+    ((${#RESOLVED[@]} == $#)) && return 0
+    mapfile -d '' -t RESOLVED < <(realpath -m -z -- "$@" 2>/dev/null)
+    ((${#RESOLVED[@]} == $#)) && return 0
+    RESOLVED=()
+    for p in "$@"; do
+        RESOLVED+=("$(realpath -m -- "$p" 2>/dev/null)")
+    done
 }
 
 # lists_nothing PATH: `ls -A PATH` would list nothing - PATH is an empty
@@ -437,7 +491,7 @@ xml_valid() {
 # that fails). Images over 64 MiB are checked every time rather than
 # summed (qemu-img check reads their metadata, b2sum all of them).
 check_store() {
-    local store=$1 vms=${2:-*} f out name size line
+    local store=$1 vms=${2:-*} f out name size line note hasfmt
     local -a doms=() snaps=() imgs=() todo=()
     local -A big=()
     for f in "$store"/$vms/domain.xml; do
@@ -474,18 +528,23 @@ check_store() {
     for f in "${imgs[@]}"; do
         [ -n "${big[$f]:-}" ] || ! checked qcow2 "$f" || continue
         out=$(qemu-img check -U -q "$f" 2>&1) || fail "check_store: qemu-img check $f: $out"
-        out=$(qemu-img info -U --output=json "$f" 2>&1) || fail "check_store: qemu-img info $f: $out"
-        # (No "backing-filename" in it: nothing for the sed to print.)
-        # (sed -n 's/^ *"backing-filename": "\(.*\)",\{0,1\}$/\1/p', in bash)
-        name=""
-        if [[ $out == *'"backing-filename":'* ]]; then
-            while IFS= read -r line; do
-                [[ $line =~ ^\ *\"backing-filename\":\ \"(.*)\",?$ ]] && name=${BASH_REMATCH[1]}
-            done <<<"$out"
+        note=${BACKING_BY_SUM[${FILE_SUM[$f]:-none}]:-}
+        if [ -n "$note" ]; then
+            name=${note#*$'\t'} hasfmt=${note%%$'\t'*}
+        else
+            out=$(qemu-img info -U --output=json "$f" 2>&1) || fail "check_store: qemu-img info $f: $out"
+            # (No "backing-filename" in it: nothing for the sed to print.)
+            # (sed -n 's/^ *"backing-filename": "\(.*\)",\{0,1\}$/\1/p', in bash)
+            name="" hasfmt=0
+            if [[ $out == *'"backing-filename":'* ]]; then
+                while IFS= read -r line; do
+                    [[ $line =~ ^\ *\"backing-filename\":\ \"(.*)\",?$ ]] && name=${BASH_REMATCH[1]}
+                done <<<"$out"
+            fi
+            [[ $out != *'"backing-filename-format":'* ]] || hasfmt=1
         fi
         case $name in /*) fail "check_store: $f: absolute backing name $name" ;; esac
-        [ -z "$name" ] || [[ $out == *'"backing-filename-format":'* ]] ||
-            fail "check_store: $f: backing name $name without a format"
+        [ -z "$name" ] || ((hasfmt)) || fail "check_store: $f: backing name $name without a format"
     done
     journal_empty "$store"
 }
@@ -564,16 +623,11 @@ check_overlays() {
             backings+=("$BACKING")
             paths+=("${backings[i]}" "${frozens[i]}")
         done
-        # realpath -m of each backing name and frozen image, at once.
+        # realpath -m of each backing name and frozen image (resolve_m).
         local -a real=()
         if ((n)); then
-            mapfile -d '' -t real < <(realpath -m -z -- "${paths[@]}" 2>/dev/null)
-            if ((${#real[@]} != 2 * n)); then
-                real=()
-                for i in "${paths[@]}"; do
-                    real+=("$(realpath -m "$i" 2>/dev/null)")
-                done
-            fi
+            resolve_m "${paths[@]}"
+            real=("${RESOLVED[@]}")
         fi
         for ((i = 0; i < n; i++)); do
             dev=${devs[i]} overlay=${overlays[i]} frozen=${frozens[i]} backing=${backings[i]}

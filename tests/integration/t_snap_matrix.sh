@@ -191,8 +191,8 @@ check_chain() {
         while IFS= read -r line; do
             [[ $line == "image: "* ]] && files+=("${line#image: }")
         done <<<"$out"
-        got=$(realpath -m -- "${files[@]}")
-        got=${got//$'\n'/ }
+        resolve_m "${files[@]}"
+        got="${RESOLVED[*]}"
         [ "$got" = "$want" ] || fail "$vm: image chain of $dev is '$got', expected '$want'"
     done
 }
