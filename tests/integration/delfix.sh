@@ -446,9 +446,8 @@ m_views_fast() {
     done
     # The mount serves the store's bytes (cmp, before any read below); the
     # sums of the VM's files in the store tell which chains are as read.
-    while IFS= read -r -d '' x; do
-        files+=("$x")
-    done < <(find "$S_REAL/$vm" -type f -name '*.qcow2' -print0)
+    files_under "$S_REAL/$vm" '*.qcow2'
+    files=("${FILES[@]}")
     file_sums "${pairs[@]}" "${files[@]}"
     for ((i = 0; i < ${#pairs[@]}; i += 2)); do
         [ -n "${FILE_SUM[${pairs[i]}]:-}" ] && [ "${FILE_SUM[${pairs[i]}]}" = "${FILE_SUM[${pairs[i + 1]}]:-}" ] ||
@@ -619,9 +618,8 @@ check_no_orphans() {
     for top in "$store/$vm"/disks/*.qcow2 "$store/$vm"/snapshots/[!.]*/*.qcow2 $DOMAIN_SOURCES; do
         [ -e "$top" ] && tops+=("$top")
     done
-    while IFS= read -r -d '' f; do
-        files+=("$f")
-    done < <(find "$store/$vm" -type f \( -name '*.qcow2' -o -name '*.raw' -o -name '*.img' -o -name '*.iso' \) -print0)
+    files_under "$store/$vm" '*.qcow2' '*.raw' '*.img' '*.iso'
+    files=("${FILES[@]}")
     # The real paths of both (resolve_m).
     resolve_m "${tops[@]}" "${files[@]}"
     real=("${RESOLVED[@]}")
@@ -643,7 +641,8 @@ check_no_orphans() {
     for d in "$store/$vm"/snapshots/.*/; do
         case $d in */./ | */../) continue ;; esac
         [ -d "$d" ] || continue
-        [ -n "$(find "$d" -type f -name '*.qcow2')" ] ||
+        files_under "$d" '*.qcow2'
+        ((${#FILES[@]})) ||
             fail "check_no_orphans: hidden directory $d is left with no image"
     done
 }

@@ -431,6 +431,28 @@ resolve_m() {
     done
 }
 
+# files_under DIR PATTERN...: FILES holds each regular file (not a
+# symbolic link) under DIR, at any depth and in dot-named directories
+# too, whose name matches a PATTERN, as `find DIR -type f \( -name P -o
+# ... \)` lists them (order aside), from bash's globs: no process.
+# (globstar does not follow symbolic links to directories, as find.)
+files_under() {
+    local dir=$1 pat f o
+    local -a off=()
+    shift
+    FILES=()
+    for o in globstar dotglob nullglob; do
+        shopt -q $o || off+=($o)
+    done
+    shopt -s globstar dotglob nullglob
+    for pat in "$@"; do
+        for f in "$dir"/**/$pat; do
+            [ -f "$f" ] && [ ! -L "$f" ] && FILES+=("$f")
+        done
+    done
+    ((${#off[@]} == 0)) || shopt -u "${off[@]}"
+}
+
 # lists_nothing PATH: `ls -A PATH` would list nothing - PATH is an empty
 # directory or is not there - told by bash's globs, without an ls.
 lists_nothing() {
