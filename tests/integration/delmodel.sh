@@ -367,6 +367,7 @@ image_parents() {
     # (REAL local: real_paths fills it here, the caller's - store_sound's
     # - stays as it was)
     local -a small=() miss=() asked=() names=() REAL=()
+    local -A INFO_OF=()
     PARENT_OF=()
     for f in "$@"; do
         [ -n "${IMG_SIZE[$f]:-}" ] && ((IMG_SIZE[$f] <= 67108864)) && small+=("$f")
@@ -378,6 +379,7 @@ image_parents() {
         else
             backing_name "$f"
             PARENT_OF[$f]=""
+            INFO_OF[$f]=$BACKING_INFO
             [ -z "$BACKING" ] || { asked+=("$f") names+=("$BACKING"); }
             [ -n "${FILE_SUM[$f]:-}" ] && miss+=("$f" "${FILE_SUM[$f]}")
         fi
@@ -396,7 +398,10 @@ image_parents() {
     file_sums "${again[@]}"
     for ((i = 0; i < ${#miss[@]}; i += 2)); do
         f=${miss[i]}
-        [ "${FILE_SUM[$f]:-}" = "${miss[i + 1]}" ] && PARENT_CACHE[$f:${miss[i + 1]}]=${PARENT_OF[$f]}
+        [ "${FILE_SUM[$f]:-}" = "${miss[i + 1]}" ] || continue
+        PARENT_CACHE[$f:${miss[i + 1]}]=${PARENT_OF[$f]}
+        # (and check_store need not ask qemu-img about these bytes again)
+        [ -z "${INFO_OF[$f]}" ] || BACKING_BY_SUM[${miss[i + 1]}]=${INFO_OF[$f]}
     done
     return 0
 }

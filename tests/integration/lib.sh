@@ -370,7 +370,8 @@ file_sums() {
 # none), F 1 when the backing format is recorded. Bytes are what qemu-img
 # reads, so the same sum means the same answer: check_store asks qemu-img
 # only about images no backing chain printed (delfix.sh's image_chain_v
-# notes every image of each chain it asks about).
+# notes every image of each chain it asks about, delmodel.sh's
+# image_parents each image it asks backing_name about).
 declare -A BACKING_BY_SUM=()
 
 # backing_note FILES BACKS FMTS: FILES (lines, real paths as file_sums read
@@ -590,15 +591,23 @@ xpath_strings() {
 }
 
 # backing_name IMAGE: BACKING=IMAGE's backing file name as qemu-img
-# resolves it ("full-backing-filename", "" if none), parsed by bash.
+# resolves it ("full-backing-filename", "" if none), parsed by bash; and
+# BACKING_INFO what check_store wants of the same answer (BACKING_BY_SUM's
+# form; "" when qemu-img info failed).
 backing_name() {
-    local out line
-    BACKING=""
-    out=$(qemu-img info -U --output=json "$1" 2>/dev/null)
+    local out line name="" fmt=0
+    BACKING="" BACKING_INFO=""
+    out=$(qemu-img info -U --output=json "$1" 2>/dev/null) || return 0
     while IFS= read -r line; do
-        [[ $line =~ ^\ *\"full-backing-filename\":\ \"(.*)\",?$ ]] && BACKING=${BASH_REMATCH[1]}
+        if [[ $line =~ ^\ *\"full-backing-filename\":\ \"(.*)\",?$ ]]; then
+            BACKING=${BASH_REMATCH[1]}
+        elif [[ $line =~ ^\ *\"backing-filename\":\ \"(.*)\",?$ ]]; then
+            name=${BASH_REMATCH[1]}
+        elif [[ $line == *'"backing-filename-format":'* ]]; then
+            fmt=1
+        fi
     done <<<"$out"
-    return 0
+    BACKING_INFO=$fmt$'\t'$name
 }
 
 # check_overlays STORE VM: each snapshot's <disks><disk><source> is, as in
