@@ -155,6 +155,11 @@ int nsop_mkdir(const struct snap_ctx *c, const char *path, mode_t mode, struct n
                                  res->msg, sizeof(res->msg)));
     if (vp.kind != V_SNAPS)
         return NSOP_NOT_MINE;
+    /* A VM being imported takes snapshot directories as cp -a makes
+     * them (import.h); any other VM takes a snapshot. */
+    if (vm_importing(c->s, vp.vm))
+        return done(res, vp.vm,
+                    snap_import_dir(c, vp.vm, last, mode, res->msg, sizeof(res->msg)));
     return done(res, vp.vm, snapshot_take(c, vp.vm, last, res->msg, sizeof(res->msg)));
 }
 
