@@ -164,3 +164,44 @@ int snap_file_new(const struct snap_ctx *c, const char *vm, const char *snap, co
     vmlock_release(&lock);
     return r;
 }
+
+/* The store file behind a file of a VM being imported. */
+static int import_path(const struct snap_ctx *c, const char *vm, const char *snap,
+                       const char *file, char *out, size_t outsz)
+{
+    if (!snap) {
+        char rel[DEV_MAX_LEN + 16];
+        snprintf(rel, sizeof(rel), "disks/%s", file);
+        return store_vm_path(c->s, vm, rel, out, outsz);
+    }
+    return store_snap_path(c->s, vm, snap, file, out, outsz);
+}
+
+int import_remove(const struct snap_ctx *c, const char *vm, const char *snap, const char *file,
+                  char *msg, size_t msgsz)
+{
+    char path[PATH_MAX], xml[PATH_MAX];
+    int r = file ? import_path(c, vm, snap, file, path, sizeof(path))
+                 : store_snap_path(c->s, vm, snap, NULL, path, sizeof(path));
+    if (r < 0)
+        return r;
+    struct vmlock lock;
+    if ((r = vmlock_acquire(c->s, vm, VMLOCK_OP_WAIT_MS, c->cancelled, c->arg, &lock, msg,
+                            msgsz)) < 0)
+        return r;
+    if (!vm_importing(c->s, vm)) {
+        r = not_importing(vm, msg, msgsz);
+    } else if (file) {
+        r = storeio_unlink(c->s, path);
+    } else {
+        /* The snapshot.xml given with it is not listed among the images
+         * rm -r removed first: it goes with its directory. */
+        if (store_snap_path(c->s, vm, snap, "snapshot.xml", xml, sizeof(xml)) == 0)
+            storeio_unlink(c->s, xml);
+        r = storeio_rmdir(c->s, path);
+    }
+    if (r < 0 && !msg[0])
+        snprintf(msg, msgsz, "%s", strerror(-r));
+    vmlock_release(&lock);
+    return r;
+}

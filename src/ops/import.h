@@ -58,6 +58,12 @@ int disk_image_new(const struct snap_ctx *c, const char *vm, const char *dev, mo
 /* -EROFS (and msg) when vm is not being imported. */
 int snap_import_dir(const struct snap_ctx *c, const char *vm, const char *snap, mode_t mode,
                     char *msg, size_t msgsz);
+/* rm and rmdir in a VM being imported: the file (disks/<file> when snap
+ * is NULL, else snapshots/<snap>/<file>) goes, or (file NULL) the empty
+ * snapshot directory snap, with any snapshot.xml in it. Nothing else:
+ * there is no definition to detach from nor a snapshot to merge. */
+int import_remove(const struct snap_ctx *c, const char *vm, const char *snap, const char *file,
+                  char *msg, size_t msgsz);
 /* file: "<dev>.qcow2" or "snapshot.xml". */
 int snap_file_new(const struct snap_ctx *c, const char *vm, const char *snap, const char *file,
                   mode_t mode, int *fd, char *msg, size_t msgsz);

@@ -465,11 +465,18 @@ int view_readdir(const struct store *s, const struct vpath *vp, view_fill_fn fil
         return store_list_disks(s, vp->vm, fill_image, &f);
     case V_SNAPS:
         return readdir_snapshots(s, vp->vm, fill, ctx);
-    case V_SNAP:
+    case V_SNAP: {
         /* Only images: `clones` is enterable but hidden, snapshot.xml is
-         * the store's metadata, so `cp -a` and `rm -r` see images alone. */
+         * the store's metadata, so `cp -a` and `rm -r` see images alone;
+         * but for a VM being imported (import.h), where it is a file
+         * written like the images. */
         f.type = S_IFREG;
+        struct vpath x = *vp;
+        x.kind = V_SNAP_XML;
+        if (view_getattr(s, &x, &st) == 0 && (r = fill(ctx, "snapshot.xml", S_IFREG)) != 0)
+            return 0;
         return store_list_snap_images(s, vp->vm, vp->snap, fill_image, &f);
+    }
     case V_CLONES:
         f.type = S_IFLNK;
         return clonelist_each(s, vp->vm, fill_name, &f);

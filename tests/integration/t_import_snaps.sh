@@ -174,5 +174,17 @@ cat >"$M/xml/snapshots/s1/snapshot.xml" <<EOF || fail "write xml/snapshots/s1/sn
 </domainsnapshot>
 EOF
 refused xml "Permission denied" "refused write /xml/domain.xml: the imported snapshots: .*$S/src/disks/vda.qcow2"
-unmount_fs "$M"
 pass "refused, one log line each, nothing changed: a snapshot image backing onto another VM's (EACCES), a malformed header (EINVAL), a snapshot.xml naming another VM's file (EACCES)"
+
+# An import given up is removed as files are: its snapshot.xml is listed
+# while it is imported, and rm -r takes it all.
+[ "$(cd "$M/xml/snapshots/s1" && echo *)" = "snapshot.xml vda.qcow2 vdb.qcow2" ] ||
+    fail "an imported snapshot lists: $(cd "$M/xml/snapshots/s1" && echo *)"
+rm "$M/out/snapshots/s2/vda.qcow2" || fail "rm of an imported image"
+[ -e "$S/out/snapshots/s2/vda.qcow2" ] && fail "rm left the imported image"
+rm -r "$M/out" "$M/bad" "$M/xml" || fail "rm -r of imports given up"
+if [ -e "$S/out" ] || [ -e "$S/bad" ] || [ -e "$S/xml" ]; then
+    fail "rm -r left an import given up in the store"
+fi
+unmount_fs "$M"
+pass "an import given up: rm and rm -r remove its files, snapshot.xml included"
