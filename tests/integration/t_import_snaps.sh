@@ -174,7 +174,30 @@ cat >"$M/xml/snapshots/s1/snapshot.xml" <<EOF || fail "write xml/snapshots/s1/sn
 </domainsnapshot>
 EOF
 refused xml "Permission denied" "refused write /xml/domain.xml: the imported snapshots: .*$S/src/disks/vda.qcow2"
-pass "refused, one log line each, nothing changed: a snapshot image backing onto another VM's (EACCES), a malformed header (EINVAL), a snapshot.xml naming another VM's file (EACCES)"
+# The same in its embedded <domain> (which --check lets name any file of
+# the store): an import's snapshot.xml names this VM's files only.
+import dom
+cat >"$M/dom/snapshots/s1/snapshot.xml" <<EOF || fail "write dom/snapshots/s1/snapshot.xml"
+<domainsnapshot>
+  <name>s1</name>
+  <state>disk-snapshot</state>
+  <creationTime>1700000000</creationTime>
+  <memory snapshot='no'/>
+  <disks>
+    <disk name='vda' snapshot='external' type='file'><driver type='qcow2'/><source file='$S/dom/snapshots/b3/vda.qcow2'/></disk>
+  </disks>
+  <domain type='kvm'>
+    <name>dom</name>
+    <memory unit='MiB'>64</memory>
+    <os><type arch='x86_64'>hvm</type></os>
+    <devices>
+      <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$S/src/disks/vda.qcow2'/><target dev='vda' bus='virtio'/></disk>
+    </devices>
+  </domain>
+</domainsnapshot>
+EOF
+refused dom "Permission denied" "refused write /dom/domain.xml: the imported snapshots: .*s1/snapshot.xml names $S/src/disks/vda.qcow2, which is not a file of dom"
+pass "refused, one log line each, nothing changed: a snapshot image backing onto another VM's (EACCES), a malformed header (EINVAL), a snapshot.xml naming another VM's file, in its <disks> or its <domain> (EACCES)"
 
 # An import given up is removed as files are: its snapshot.xml is listed
 # while it is imported, and rm -r takes it all.
@@ -182,8 +205,8 @@ pass "refused, one log line each, nothing changed: a snapshot image backing onto
     fail "an imported snapshot lists: $(cd "$M/xml/snapshots/s1" && echo *)"
 rm "$M/out/snapshots/s2/vda.qcow2" || fail "rm of an imported image"
 [ -e "$S/out/snapshots/s2/vda.qcow2" ] && fail "rm left the imported image"
-rm -r "$M/out" "$M/bad" "$M/xml" || fail "rm -r of imports given up"
-if [ -e "$S/out" ] || [ -e "$S/bad" ] || [ -e "$S/xml" ]; then
+rm -r "$M/out" "$M/bad" "$M/xml" "$M/dom" || fail "rm -r of imports given up"
+if [ -e "$S/out" ] || [ -e "$S/bad" ] || [ -e "$S/xml" ] || [ -e "$S/dom" ]; then
     fail "rm -r left an import given up in the store"
 fi
 unmount_fs "$M"
