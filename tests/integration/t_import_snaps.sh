@@ -78,6 +78,8 @@ for s in s1 s2 b3; do
     [ "$(stat -c %Y "$M/new/snapshots/$s")" = "$(stat -c %Y "$V/snapshots/$s")" ] ||
         fail "cp -a did not keep snapshot $s's mtime"
 done
+# A snapshot's creation time is its directory's mtime: set by hand here.
+touch -d @1600000000 "$M/new/snapshots/s1" || fail "touch new/snapshots/s1"
 # The mount shows frozen images read-only, and cp -a copied that mode:
 # the write bit back, or --check finds the active images (0644) looser
 # than what they grow from (perm-loose).
@@ -105,8 +107,10 @@ cp "$TMP/new.xml" "$M/new/domain.xml" || fail "define new"
 for s in s1 s2 b3; do
     [ "$(snap_parent "$S/new/snapshots/$s")" = "$(snap_parent "$S/src/snapshots/$s")" ] ||
         fail "new: $s's parent is '$(snap_parent "$S/new/snapshots/$s")'"
-    [ "$(stat -c %Y "$M/new/snapshots/$s")" = "$(stat -c %Y "$V/snapshots/$s")" ] ||
-        fail "new: $s's creation time is not src's"
+    want=$(stat -c %Y "$V/snapshots/$s")
+    [ "$s" = s1 ] && want=1600000000
+    [ "$(stat -c %Y "$M/new/snapshots/$s")" = "$want" ] ||
+        fail "new: $s's creation time is $(stat -c %Y "$M/new/snapshots/$s"), not $want"
     for d in vda vdb; do
         qemu-img compare -q "$V/snapshots/$s/$d.qcow2" "$M/new/snapshots/$s/$d.qcow2" ||
             fail "new: snapshot $s's $d differs from src's"
@@ -125,7 +129,7 @@ read_patterns "$M/new/disks/vda.qcow2" 0x10 0 1M "$M/new/disks/vda.qcow2" 0x00 1
     "$M/new/disks/vdb.qcow2" 0x00 1M 1M "$M/new/snapshots/b3/vda.qcow2" 0x23 3M 1M
 check_store "$S" new
 "$VMSTOREFS" --check "$S" >"$TMP/check.out" 2>&1 || fail "--check after the import: $(cat "$TMP/check.out")"
-pass "cp -a of a snapshots/ tree (two branches, two disks) and disks/ into a new VM, then its domain.xml: the same tree, current, creation times and images; --check clean"
+pass "cp -a of a snapshots/ tree (two branches, two disks) and disks/ into a new VM, then its domain.xml: the same tree, current, creation times (the directories' mtimes) and images; --check clean"
 
 # Defined now: its snapshots/ is frozen, and mkdir there takes one.
 expect_fail "write into new's snapshot once defined" "Read-only file system" \
