@@ -265,11 +265,15 @@ static int add_disks(struct itree *t, xmlDocPtr doc, int snap, const char *what,
             /* Shared and read-only disks are the store's only inside it:
              * the import would have to copy or leave out what libvirt
              * shares; an empty CD-ROM drive is nothing to copy. */
+            bool cd = strcmp(d->device, "cdrom") == 0 || strcmp(d->device, "floppy") == 0;
             if (d->source && snap < 0)
                 r = bad(msg, msgsz, -EINVAL, "%s: disk %s (%s%s%s) names %s: only a VM's own "
-                        "writable disks are imported; eject or remove it first", what, d->dev,
-                        d->device, d->readonly ? ", read-only" : "",
-                        d->shareable ? ", shareable" : "", d->source);
+                        "writable disks are imported, and a store VM's definition names "
+                        "nothing outside the store; %s first", what, d->dev, d->device,
+                        d->readonly ? ", read-only" : "", d->shareable ? ", shareable" : "",
+                        d->source,
+                        cd ? "eject it (virsh change-media DOMAIN DEV --eject --config)"
+                           : "remove it (virsh detach-disk DOMAIN DEV --config)");
             continue;
         }
         bool in = !si;
@@ -659,10 +663,13 @@ static int check_source(struct itree *t, char *msg, size_t msgsz)
         return bad(msg, msgsz, -EINVAL, "%s: %s", d->what, why);
     xmlNodePtr root = xmlDocGetRootElement(t->dom);
     char *nvram = xml_child_text(xml_child(root, "os"), "nvram");
-    free(nvram);
-    if (nvram)
-        return bad(msg, msgsz, -EINVAL, "%s: the domain has an <nvram>: not imported yet",
-                   d->what);
+    if (nvram) {
+        int r = bad(msg, msgsz, -EINVAL, "%s: the domain has an <nvram> %s: not imported (a "
+                    "store VM's definition names nothing outside the store, and its UEFI "
+                    "variables are not copied in yet)", d->what, nvram);
+        free(nvram);
+        return r;
+    }
     int r = read_snaps(t, msg, msgsz);
     if (r == 0)
         r = gather(t, msg, msgsz);
