@@ -304,8 +304,8 @@ static void refuse_node(fuse_req_t req, fuse_ino_t ino, enum refusal_op op)
      * imported (import.h): it goes on without them. */
     if (nodetable_path(ops_nodes, ino, path, sizeof(path)) < 0 || scratch_path(path, vm, name) ||
         (ops_parse(path, &vp) == 0 &&
-         (vp.kind == V_DOMXML || (vp.kind != V_ROOT && vp.kind != V_JOBS &&
-                                  vm_importing(st_of(), vp.vm))))) {
+         (vp.kind == V_DOMXML ||
+          (vp.kind != V_ROOT && vp.kind != V_JOBS && vm_importing(st_of(), vp.vm))))) {
         ops_reply_status(req, refusal_errno(op, NULL, NULL));
         return;
     }

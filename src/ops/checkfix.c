@@ -169,8 +169,8 @@ static int first_dependent(const struct cvm *v, int k)
  * the images in the directory, their chains, the definition (the
  * nearest thing there is to the one at the time), the images' time
  * (unless the caller knows it: created, not 0). */
-int check_build_snapshot(struct cvm *v, const char *snap, const char *description,
-                         int64_t created, xmlDocPtr *out, char *why, size_t whysz)
+int check_build_snapshot(struct cvm *v, const char *snap, const char *description, int64_t created,
+                         xmlDocPtr *out, char *why, size_t whysz)
 {
     struct dom_info info;
     int r = domxml_read_doc(v->dom, &info, why, whysz);
@@ -192,9 +192,8 @@ int check_build_snapshot(struct cvm *v, const char *snap, const char *descriptio
         if (!when || c->st.st_mtime < when)
             when = c->st.st_mtime;
     }
-    xmlDocPtr doc = xmledit_new_snapshot(snap, description, parent,
-                                         created ? created : (int64_t)when,
-                                         xmlDocGetRootElement(v->dom));
+    xmlDocPtr doc = xmledit_new_snapshot(
+        snap, description, parent, created ? created : (int64_t)when, xmlDocGetRootElement(v->dom));
     if (!doc) {
         domxml_free(&info);
         return -ENOMEM;

@@ -21,23 +21,11 @@
 #include "util/log.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int refuse(char *msg, size_t msgsz, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int refuse(char *msg, size_t msgsz, int r, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msgsz, fmt, ap);
-    va_end(ap);
-    return r;
-}
 
 /* Lexically below dir, no "." or ".." component, no "//". */
 static bool below(const char *path, const char *dir)
@@ -92,16 +80,16 @@ static int first_refusal(const struct cvm *v, char *msg, size_t msgsz)
         if (f->kind == CK_SNAPXML_MISSING || f->kind == CK_PERM_LOOSE)
             continue;
         int r = f->kind == CK_BACKING_ESCAPE || f->kind == CK_XML_OUTSIDE ? -EACCES : -EINVAL;
-        return refuse(msg, msgsz, r, "%s: %s (%s)", f->file ? f->file : v->dir, f->detail,
-                      check_kind_name(f->kind));
+        return msg_set(msg, msgsz, r, "%s: %s (%s)", f->file ? f->file : v->dir, f->detail,
+                       check_kind_name(f->kind));
     }
     return 0;
 }
 
 /* The snapshot a snapshot's images grow from ("" for a root), checked
  * to be one for all of them. */
-static int snap_parent(const struct cvm *v, const struct csnap *c, const char **parent,
-                       char *msg, size_t msgsz)
+static int snap_parent(const struct cvm *v, const struct csnap *c, const char **parent, char *msg,
+                       size_t msgsz)
 {
     size_t images = 0;
     *parent = NULL;
@@ -111,20 +99,22 @@ static int snap_parent(const struct cvm *v, const struct csnap *c, const char **
             continue;
         images++;
         if (n->parent >= 0 && v->n[n->parent].kind == N_ACTIVE)
-            return refuse(msg, msgsz, -EINVAL, "%s: its backing file %s is an active image: a "
-                          "snapshot's image grows from another snapshot's", n->path,
-                          v->n[n->parent].path);
+            return msg_set(msg, msgsz, -EINVAL,
+                           "%s: its backing file %s is an active image: a "
+                           "snapshot's image grows from another snapshot's",
+                           n->path, v->n[n->parent].path);
         const char *p = check_parent_snapshot(v, (int)i);
         if (!p)
             p = "";
         if (*parent && strcmp(*parent, p) != 0)
-            return refuse(msg, msgsz, -EINVAL, "snapshot %s: its images grow from different "
-                          "snapshots (%s and %s)", c->name, (*parent)[0] ? *parent : "none",
-                          p[0] ? p : "none");
+            return msg_set(msg, msgsz, -EINVAL,
+                           "snapshot %s: its images grow from different "
+                           "snapshots (%s and %s)",
+                           c->name, (*parent)[0] ? *parent : "none", p[0] ? p : "none");
         *parent = p;
     }
     if (!images)
-        return refuse(msg, msgsz, -EINVAL, "snapshot %s has no image", c->name);
+        return msg_set(msg, msgsz, -EINVAL, "snapshot %s has no image", c->name);
     return 0;
 }
 
@@ -134,24 +124,26 @@ static int given_xml(const struct cvm *v, const struct csnap *c, const char *par
                      size_t msgsz)
 {
     if (strcmp(c->parent, parent) != 0)
-        return refuse(msg, msgsz, -EINVAL, "snapshot %s: its snapshot.xml names the parent "
-                      "'%s', but its images grow from '%s'", c->name, c->parent, parent);
+        return msg_set(msg, msgsz, -EINVAL,
+                       "snapshot %s: its snapshot.xml names the parent "
+                       "'%s', but its images grow from '%s'",
+                       c->name, c->parent, parent);
     char path[PATH_MAX], why[MSG_MAX];
     if (store_snap_path(v->s, v->vm, c->name, "snapshot.xml", path, sizeof(path)) < 0)
         return -ENAMETOOLONG;
     int fd = store_open_read(v->s, path, why, sizeof(why)), err = 0;
     if (fd < 0)
-        return refuse(msg, msgsz, -EINVAL, "%s: %s", path, why);
+        return msg_set(msg, msgsz, -EINVAL, "%s: %s", path, why);
     xmlDocPtr doc = xmlsafe_parse_fd(fd, "domainsnapshot", &err, why, sizeof(why));
     close(fd);
     if (!doc)
-        return refuse(msg, msgsz, -EINVAL, "%s: %s", path, why);
+        return msg_set(msg, msgsz, -EINVAL, "%s: %s", path, why);
     char *out = names_outside(xmlDocGetRootElement(doc), v->dir);
     xmlFreeDoc(doc);
     int r = 0;
     if (out)
-        r = refuse(msg, msgsz, -EACCES, "%s names %s, which is not a file of %s", path, out,
-                   v->vm);
+        r = msg_set(msg, msgsz, -EACCES, "%s names %s, which is not a file of %s", path, out,
+                    v->vm);
     free(out);
     return r;
 }
@@ -188,8 +180,8 @@ int check_import_snapshots(const struct store *s, const char *vm, xmlDocPtr dom,
         const struct csnap *c = &v.snaps[i];
         const char *parent;
         if (c->hidden)
-            r = refuse(msg, msgsz, -EINVAL, "%s: a hidden snapshot directory in an import",
-                       c->name);
+            r = msg_set(msg, msgsz, -EINVAL, "%s: a hidden snapshot directory in an import",
+                        c->name);
         if (r == 0 && (r = snap_parent(&v, c, &parent, msg, msgsz)) == 0 && c->has_xml)
             r = given_xml(&v, c, parent, msg, msgsz);
         if (r < 0 || c->has_xml)

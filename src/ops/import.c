@@ -76,8 +76,8 @@ bool vm_importing(const struct store *s, const char *vm)
      * its last definition (vmdelete.h): its snapshots are the store's,
      * taken by it, and stay frozen. */
     if (!name_is_valid(vm) || store_vm_path(s, vm, "domain.xml", path, sizeof(path)) < 0 ||
-        storeio_exists(s, path) ||
-        store_vm_path(s, vm, UNDEFINED_XML, path, sizeof(path)) < 0 || storeio_exists(s, path))
+        storeio_exists(s, path) || store_vm_path(s, vm, UNDEFINED_XML, path, sizeof(path)) < 0 ||
+        storeio_exists(s, path))
         return false;
     return store_vm_path(s, vm, NULL, path, sizeof(path)) == 0 && store_lstat(s, path, &st) == 0 &&
            S_ISDIR(st.st_mode);
@@ -106,8 +106,8 @@ static int new_file(const struct snap_ctx *c, const char *vm, const char *dir, c
     return r;
 }
 
-int disk_image_new(const struct snap_ctx *c, const char *vm, const char *dev, mode_t mode,
-                   int *fd, char *msg, size_t msgsz)
+int disk_image_new(const struct snap_ctx *c, const char *vm, const char *dev, mode_t mode, int *fd,
+                   char *msg, size_t msgsz)
 {
     char dir[PATH_MAX], file[DEV_MAX_LEN + 8];
     int r = store_vm_path(c->s, vm, "disks", dir, sizeof(dir));
@@ -117,9 +117,59 @@ int disk_image_new(const struct snap_ctx *c, const char *vm, const char *dev, mo
 
 static int not_importing(const char *vm, char *msg, size_t msgsz)
 {
-    snprintf(msg, msgsz, "%s is not being imported (it has, or had, a definition): its "
-                         "snapshots are read-only", vm);
+    snprintf(msg, msgsz,
+             "%s is not being imported (it has, or had, a definition): its "
+             "snapshots are read-only",
+             vm);
     return -EROFS;
+}
+
+/* What cp -a and rm do in a VM being imported. */
+struct import_op {
+    enum { IMPORT_MKDIR, IMPORT_CREATE, IMPORT_REMOVE } kind;
+    const char *vm;
+    const char *snap; /* NULL: disks/ */
+    const char *file; /* NULL: the snapshot directory itself */
+    mode_t mode;
+    int *fd; /* IMPORT_CREATE: the new file's */
+};
+
+/* op, under the VM's lock, while the VM is being imported: a definition
+ * written meanwhile ends the import (-EROFS after it). */
+static int import_op(const struct snap_ctx *c, const struct import_op *op, char *msg, size_t msgsz)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    msg[0] = '\0';
+    int r = op->snap ? store_snap_path(c->s, op->vm, op->snap, NULL, dir, sizeof(dir))
+                     : store_vm_path(c->s, op->vm, "disks", dir, sizeof(dir));
+    if (r == 0 && op->file &&
+        (size_t)snprintf(path, sizeof(path), "%s/%s", dir, op->file) >= sizeof(path))
+        r = -ENAMETOOLONG;
+    struct vmlock lock;
+    if (r < 0 || (r = vmlock_acquire(c->s, op->vm, VMLOCK_OP_WAIT_MS, c->cancelled, c->arg, &lock,
+                                     msg, msgsz)) < 0)
+        return r;
+    struct store_perm p = { c->cred.uid, c->cred.gid, op->mode & 0777 };
+    if (!vm_importing(c->s, op->vm)) {
+        r = not_importing(op->vm, msg, msgsz);
+    } else if (op->kind == IMPORT_MKDIR) {
+        if ((r = storeio_mkdir_as(c->s, dir, &p)) < 0)
+            snprintf(msg, msgsz, "cannot make %s: %s", dir, strerror(-r));
+    } else if (op->kind == IMPORT_CREATE) {
+        r = new_file(c, op->vm, dir, op->file, op->mode, op->fd, msg, msgsz);
+    } else if (op->file) {
+        r = storeio_unlink(c->s, path);
+    } else {
+        /* The snapshot.xml given with it is not listed among the images
+         * rm -r removed first: it goes with its directory. */
+        if ((size_t)snprintf(path, sizeof(path), "%s/snapshot.xml", dir) < sizeof(path))
+            storeio_unlink(c->s, path);
+        r = storeio_rmdir(c->s, dir);
+    }
+    if (r < 0 && !msg[0])
+        snprintf(msg, msgsz, "%s", strerror(-r));
+    vmlock_release(&lock);
+    return r;
 }
 
 int snap_import_dir(const struct snap_ctx *c, const char *vm, const char *snap, mode_t mode,
@@ -129,79 +179,26 @@ int snap_import_dir(const struct snap_ctx *c, const char *vm, const char *snap, 
         snprintf(msg, msgsz, "'%s' is not a valid snapshot name", snap);
         return -EINVAL;
     }
-    char dir[PATH_MAX];
-    int r = store_snap_path(c->s, vm, snap, NULL, dir, sizeof(dir));
-    if (r < 0)
-        return r;
-    struct vmlock lock;
-    /* Under the VM's lock: a definition written meanwhile ends the import. */
-    if ((r = vmlock_acquire(c->s, vm, VMLOCK_OP_WAIT_MS, c->cancelled, c->arg, &lock, msg, msgsz)) < 0)
-        return r;
-    struct store_perm p = { c->cred.uid, c->cred.gid, mode & 0777 };
-    if (!vm_importing(c->s, vm))
-        r = not_importing(vm, msg, msgsz);
-    else if ((r = storeio_mkdir_as(c->s, dir, &p)) < 0)
-        snprintf(msg, msgsz, "cannot make %s: %s", dir, strerror(-r));
-    vmlock_release(&lock);
+    struct import_op op = { IMPORT_MKDIR, vm, snap, NULL, mode, NULL };
+    int r = import_op(c, &op, msg, msgsz);
     if (r == 0)
-        log_msg(LOG_INFO, "%s: a new snapshot directory %s, for the import (checked when the "
-                          "VM's domain.xml is written)", vm, snap);
+        log_msg(LOG_INFO,
+                "%s: a new snapshot directory %s, for the import (checked when the "
+                "VM's domain.xml is written)",
+                vm, snap);
     return r;
 }
 
 int snap_file_new(const struct snap_ctx *c, const char *vm, const char *snap, const char *file,
                   mode_t mode, int *fd, char *msg, size_t msgsz)
 {
-    char dir[PATH_MAX];
-    int r = store_snap_path(c->s, vm, snap, NULL, dir, sizeof(dir));
-    if (r < 0)
-        return r;
-    struct vmlock lock;
-    if ((r = vmlock_acquire(c->s, vm, VMLOCK_OP_WAIT_MS, c->cancelled, c->arg, &lock, msg, msgsz)) < 0)
-        return r;
-    r = vm_importing(c->s, vm) ? new_file(c, vm, dir, file, mode, fd, msg, msgsz)
-                               : not_importing(vm, msg, msgsz);
-    vmlock_release(&lock);
-    return r;
-}
-
-/* The store file behind a file of a VM being imported. */
-static int import_path(const struct snap_ctx *c, const char *vm, const char *snap,
-                       const char *file, char *out, size_t outsz)
-{
-    if (!snap) {
-        char rel[DEV_MAX_LEN + 16];
-        snprintf(rel, sizeof(rel), "disks/%s", file);
-        return store_vm_path(c->s, vm, rel, out, outsz);
-    }
-    return store_snap_path(c->s, vm, snap, file, out, outsz);
+    struct import_op op = { IMPORT_CREATE, vm, snap, file, mode, fd };
+    return import_op(c, &op, msg, msgsz);
 }
 
 int import_remove(const struct snap_ctx *c, const char *vm, const char *snap, const char *file,
                   char *msg, size_t msgsz)
 {
-    char path[PATH_MAX], xml[PATH_MAX];
-    int r = file ? import_path(c, vm, snap, file, path, sizeof(path))
-                 : store_snap_path(c->s, vm, snap, NULL, path, sizeof(path));
-    if (r < 0)
-        return r;
-    struct vmlock lock;
-    if ((r = vmlock_acquire(c->s, vm, VMLOCK_OP_WAIT_MS, c->cancelled, c->arg, &lock, msg,
-                            msgsz)) < 0)
-        return r;
-    if (!vm_importing(c->s, vm)) {
-        r = not_importing(vm, msg, msgsz);
-    } else if (file) {
-        r = storeio_unlink(c->s, path);
-    } else {
-        /* The snapshot.xml given with it is not listed among the images
-         * rm -r removed first: it goes with its directory. */
-        if (store_snap_path(c->s, vm, snap, "snapshot.xml", xml, sizeof(xml)) == 0)
-            storeio_unlink(c->s, xml);
-        r = storeio_rmdir(c->s, path);
-    }
-    if (r < 0 && !msg[0])
-        snprintf(msg, msgsz, "%s", strerror(-r));
-    vmlock_release(&lock);
-    return r;
+    struct import_op op = { IMPORT_REMOVE, vm, snap, file, 0, NULL };
+    return import_op(c, &op, msg, msgsz);
 }

@@ -329,8 +329,8 @@ int vm_redefine(const struct snap_ctx *c, const char *vm, const char *xml, size_
     if (r == 0 && a.ndetached)
         bgmerge_kick(vm); /* hidden images a detach left with one dependent */
     if (r == 0)
-        log_msg(LOG_INFO, "%s is redefined from the domain.xml written through the mount%s%s",
-                vm, a.ndetached ? " (disks it left out detached)" : "",
+        log_msg(LOG_INFO, "%s is redefined from the domain.xml written through the mount%s%s", vm,
+                a.ndetached ? " (disks it left out detached)" : "",
                 a.nimported ? " (snapshot.xml made for its imported snapshots)" : "");
     return r;
 }

@@ -158,8 +158,7 @@ int nsop_mkdir(const struct snap_ctx *c, const char *path, mode_t mode, struct n
     /* A VM being imported takes snapshot directories as cp -a makes
      * them (import.h); any other VM takes a snapshot. */
     if (vm_importing(c->s, vp.vm))
-        return done(res, vp.vm,
-                    snap_import_dir(c, vp.vm, last, mode, res->msg, sizeof(res->msg)));
+        return done(res, vp.vm, snap_import_dir(c, vp.vm, last, mode, res->msg, sizeof(res->msg)));
     return done(res, vp.vm, snapshot_take(c, vp.vm, last, res->msg, sizeof(res->msg)));
 }
 
@@ -359,8 +358,7 @@ static int rmdir_entry(const struct snap_ctx *c, const struct vpath *vpp, struct
 {
     struct vpath vp = *vpp;
     if (vp.kind == V_SNAP && !name_is_hidden_dir(vp.snap) && vm_importing(c->s, vp.vm))
-        return done(res, vp.vm,
-                    import_remove(c, vp.vm, vp.snap, NULL, res->msg, sizeof(res->msg)));
+        return done(res, vp.vm, import_remove(c, vp.vm, vp.snap, NULL, res->msg, sizeof(res->msg)));
     switch (vp.kind) {
     case V_SNAP:
         return done_frozen(res, vp.vm,

@@ -548,8 +548,8 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
     bool writing = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
     /* What a VM being imported holds in snapshots/ is written like its
      * disks (import.h), until its definition freezes it. */
-    bool importing = (vp->kind == V_SNAP_IMAGE || vp->kind == V_SNAP_XML) &&
-                     vm_importing(s, vp->vm);
+    bool importing =
+        (vp->kind == V_SNAP_IMAGE || vp->kind == V_SNAP_XML) && vm_importing(s, vp->vm);
     if (vp->kind == V_SNAP_XML && !importing)
         return -ENOENT;
     if (writing && vp->kind != V_DISK && !importing)
@@ -606,7 +606,7 @@ int view_fstat(const struct view_file *vf, struct stat *st)
 /* The store directory behind disks/, snapshots/ or snapshots/<S>. */
 static int import_dir_path(const struct store *s, const struct vpath *vp, char *out, size_t outsz)
 {
-    return vp->kind == V_SNAP   ? store_snap_path(s, vp->vm, vp->snap, NULL, out, outsz)
+    return vp->kind == V_SNAP    ? store_snap_path(s, vp->vm, vp->snap, NULL, out, outsz)
            : vp->kind == V_SNAPS ? store_vm_path(s, vp->vm, "snapshots", out, outsz)
                                  : store_vm_path(s, vp->vm, "disks", out, outsz);
 }

@@ -165,41 +165,31 @@ import bad
 cp "$I/bad.qcow2" "$M/bad/snapshots/s2/vda.qcow2" || fail "cp bad.qcow2"
 refused bad "Invalid argument" "refused write /bad/domain.xml: the imported snapshots: .*s2/vda.qcow2: not a qcow2 image .*(bad-header)"
 
-import xml
-cat >"$M/xml/snapshots/s1/snapshot.xml" <<EOF || fail "write xml/snapshots/s1/snapshot.xml"
+# snapxml FILE VM OVERLAY [DOMAIN-DISK]: a snapshot.xml of s1 (a root),
+# its vda overlay OVERLAY; with DOMAIN-DISK, an embedded <domain> (VM's)
+# whose vda is that file.
+snapxml() {
+    cat >"$1" <<EOF || fail "write $1"
 <domainsnapshot>
   <name>s1</name>
   <state>disk-snapshot</state>
   <creationTime>1700000000</creationTime>
   <memory snapshot='no'/>
   <disks>
-    <disk name='vda' snapshot='external' type='file'><driver type='qcow2'/><source file='$S/src/disks/vda.qcow2'/></disk>
+    <disk name='vda' snapshot='external' type='file'><driver type='qcow2'/><source file='$3'/></disk>
   </disks>
+  ${4:+<domain type='kvm'><name>$2</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os>}
+  ${4:+<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$4'/><target dev='vda' bus='virtio'/></disk></devices></domain>}
 </domainsnapshot>
 EOF
+}
+import xml
+snapxml "$M/xml/snapshots/s1/snapshot.xml" xml "$S/src/disks/vda.qcow2"
 refused xml "Permission denied" "refused write /xml/domain.xml: the imported snapshots: .*$S/src/disks/vda.qcow2"
 # The same in its embedded <domain> (which --check lets name any file of
 # the store): an import's snapshot.xml names this VM's files only.
 import dom
-cat >"$M/dom/snapshots/s1/snapshot.xml" <<EOF || fail "write dom/snapshots/s1/snapshot.xml"
-<domainsnapshot>
-  <name>s1</name>
-  <state>disk-snapshot</state>
-  <creationTime>1700000000</creationTime>
-  <memory snapshot='no'/>
-  <disks>
-    <disk name='vda' snapshot='external' type='file'><driver type='qcow2'/><source file='$S/dom/snapshots/b3/vda.qcow2'/></disk>
-  </disks>
-  <domain type='kvm'>
-    <name>dom</name>
-    <memory unit='MiB'>64</memory>
-    <os><type arch='x86_64'>hvm</type></os>
-    <devices>
-      <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$S/src/disks/vda.qcow2'/><target dev='vda' bus='virtio'/></disk>
-    </devices>
-  </domain>
-</domainsnapshot>
-EOF
+snapxml "$M/dom/snapshots/s1/snapshot.xml" dom "$S/dom/snapshots/b3/vda.qcow2" "$S/src/disks/vda.qcow2"
 refused dom "Permission denied" "refused write /dom/domain.xml: the imported snapshots: .*s1/snapshot.xml names $S/src/disks/vda.qcow2, which is not a file of dom"
 pass "refused, one log line each, nothing changed: a snapshot image backing onto another VM's (EACCES), a malformed header (EINVAL), a snapshot.xml naming another VM's file, in its <disks> or its <domain> (EACCES)"
 
