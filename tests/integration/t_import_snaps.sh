@@ -131,6 +131,29 @@ check_store "$S" new
 "$VMSTOREFS" --check "$S" >"$TMP/check.out" 2>&1 || fail "--check after the import: $(cat "$TMP/check.out")"
 pass "cp -a of a snapshots/ tree (two branches, two disks) and disks/ into a new VM, then its domain.xml: the same tree, current, creation times (the directories' mtimes) and images; --check clean"
 
+# From the store's own directory (outside the mount): its snapshot.xml
+# files come along, and name src's files; rewritten to name the new VM's
+# (as the README says), they are kept, each as given.
+rm -rf "$TMP/stage" && mkdir "$TMP/stage" && cp -a "$S/src/snapshots" "$TMP/stage/" ||
+    fail "cp -a of the store's src/snapshots"
+sed -i -e "s|$S/src/|$S/st/|g" -e "s|<name>src</name>|<name>st</name>|" "$TMP"/stage/snapshots/*/snapshot.xml ||
+    fail "rewrite the copied snapshot.xml files"
+mkdir "$M/st" && cp -a "$TMP/stage/snapshots" "$S/src/disks" "$M/st/" || fail "cp -a into st"
+newdef st
+cp "$TMP/st.xml" "$M/st/domain.xml" || fail "define st"
+[ "$(readlink "$M/st/current")" = snapshots/b3 ] || fail "st: current is not b3"
+for s in s1 s2 b3; do
+    cmp -s "$TMP/stage/snapshots/$s/snapshot.xml" "$S/st/snapshots/$s/snapshot.xml" ||
+        fail "st: the given snapshot.xml of $s was not kept as given"
+    for d in vda vdb; do
+        qemu-img compare -q "$V/snapshots/$s/$d.qcow2" "$M/st/snapshots/$s/$d.qcow2" ||
+            fail "st: snapshot $s's $d differs from src's"
+    done
+done
+check_store "$S" st
+"$VMSTOREFS" --check "$S" >"$TMP/check.out" 2>&1 || fail "--check after the import of st: $(cat "$TMP/check.out")"
+pass "cp -a of a store directory's snapshots/ (snapshot.xml files rewritten to name the new VM's files): imported, each snapshot.xml as given"
+
 # Defined now: its snapshots/ is frozen, and mkdir there takes one.
 expect_fail "write into new's snapshot once defined" "Read-only file system" \
     cp "$TMP/x" "$M/new/snapshots/s1/vdc.qcow2"
