@@ -228,8 +228,12 @@ static int open_handle(const char *path, struct fuse_file_info *fi)
             free(h);
             return r;
         }
-        bool writer =
-            vp.kind == V_DISK && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC));
+        /* A writer of a snapshot image of a VM being imported (import.h)
+         * counts as one of its disk: the definition that checks the
+         * image waits for (is refused while) the copy still writing it. */
+        bool writer = writing(fi->flags) &&
+                      (vp.kind == V_DISK ||
+                       (vp.kind == V_SNAP_IMAGE && vm_importing(st_of(), vp.vm)));
         h->writer_mark = -1;
         if (writer && (r = writer_begin(st_of(), vp.vm, vp.dev, path, &h->writer_mark)) < 0) {
             fdquota_put(h->uid);
@@ -286,7 +290,7 @@ void ops_release_handle(struct handle *h)
         close(h->f.fd);
         fdquota_put(h->uid);
     }
-    if (h->writer.kind == V_DISK)
+    if (h->writer.kind == V_DISK || h->writer.kind == V_SNAP_IMAGE)
         writer_end(h->writer.vm, h->writer.dev, h->writer_mark);
     readers_drop(&h->reader);
     free(h->text);

@@ -216,6 +216,19 @@ snapxml "$M/dom/snapshots/s1/snapshot.xml" dom "$S/dom/snapshots/b3/vda.qcow2" "
 refused dom "Permission denied" "refused write /dom/domain.xml: the imported snapshots: .*s1/snapshot.xml names $S/src/disks/vda.qcow2, which is not a file of dom"
 pass "refused, one log line each, nothing changed: a snapshot image backing onto another VM's (EACCES), a malformed header (EINVAL), a snapshot.xml naming another VM's file, in its <disks> or its <domain> (EACCES)"
 
+# A definition written while a snapshot image is still open for writing
+# (a cp not done yet) is refused (EBUSY), and goes through once it is
+# closed.
+import busy
+newdef busy
+exec {hold}>>"$M/busy/snapshots/s2/vda.qcow2" || fail "open busy's s2/vda.qcow2 for writing"
+expect_refusal "define busy while an image is written" "Device or resource busy" \
+    "refused write /busy/domain.xml: .*open for writing" cp "$TMP/busy.xml" "$M/busy/domain.xml"
+[ -e "$S/busy/domain.xml" ] && fail "busy was defined while an image was being written"
+exec {hold}>&-
+cp "$TMP/busy.xml" "$M/busy/domain.xml" || fail "define busy once the image is closed"
+pass "a definition waits for the copy: refused (EBUSY) while a snapshot image is open for writing"
+
 # An import given up is removed as files are: its snapshot.xml is listed
 # while it is imported, and rm -r takes it all.
 [ "$(cd "$M/xml/snapshots/s1" && echo *)" = "snapshot.xml vda.qcow2 vdb.qcow2" ] ||
