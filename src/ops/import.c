@@ -84,9 +84,11 @@ bool vm_importing(const struct store *s, const char *vm)
 }
 
 /* A new file `file` in dir (a directory of the VM, which must be
- * there), the caller's, open for writing in *fd. */
+ * there), the caller's, open for writing in *fd. Logged when it is an
+ * image of disks/ (a snapshot's files come by the hundred with cp -a:
+ * their snapshot directory's line says it). */
 static int new_file(const struct snap_ctx *c, const char *vm, const char *dir, const char *file,
-                    mode_t mode, int *fd, char *msg, size_t msgsz)
+                    bool logit, mode_t mode, int *fd, char *msg, size_t msgsz)
 {
     char path[PATH_MAX];
     struct stat st;
@@ -98,10 +100,10 @@ static int new_file(const struct snap_ctx *c, const char *vm, const char *dir, c
     }
     struct store_perm p = { c->cred.uid, c->cred.gid, mode & 0666 };
     int r = storeio_create_as(c->s, path, &p, fd);
-    if (r == 0)
-        log_msg(LOG_INFO, "%s: a new file %s (checked when a definition names it)", vm,
-                storeio_rel(c->s, path));
-    else
+    if (r == 0 && logit)
+        log_msg(LOG_INFO, "%s: a new image disks/%s (checked when a definition names it)", vm,
+                file);
+    else if (r < 0)
         snprintf(msg, msgsz, "cannot make %s: %s", path, strerror(-r));
     return r;
 }
@@ -112,7 +114,7 @@ int disk_image_new(const struct snap_ctx *c, const char *vm, const char *dev, mo
     char dir[PATH_MAX], file[DEV_MAX_LEN + 8];
     int r = store_vm_path(c->s, vm, "disks", dir, sizeof(dir));
     snprintf(file, sizeof(file), "%s.qcow2", dev);
-    return r < 0 ? r : new_file(c, vm, dir, file, mode, fd, msg, msgsz);
+    return r < 0 ? r : new_file(c, vm, dir, file, true, mode, fd, msg, msgsz);
 }
 
 static int not_importing(const char *vm, char *msg, size_t msgsz)
@@ -156,7 +158,7 @@ static int import_op(const struct snap_ctx *c, const struct import_op *op, char 
         if ((r = storeio_mkdir_as(c->s, dir, &p)) < 0)
             snprintf(msg, msgsz, "cannot make %s: %s", dir, strerror(-r));
     } else if (op->kind == IMPORT_CREATE) {
-        r = new_file(c, op->vm, dir, op->file, op->mode, op->fd, msg, msgsz);
+        r = new_file(c, op->vm, dir, op->file, false, op->mode, op->fd, msg, msgsz);
     } else if (op->file) {
         r = storeio_unlink(c->s, path);
     } else {
