@@ -160,7 +160,14 @@ expect_fail "write into new's snapshot once defined" "Read-only file system" \
 mkdir "$M/new/snapshots/s4" || fail "take s4 in new"
 [ -e "$S/new/snapshots/s4/vda.qcow2" ] && [ -e "$S/new/snapshots/s4/vdb.qcow2" ] ||
     fail "mkdir in a defined VM's snapshots/ is no take"
-pass "once defined, the new VM's snapshots are frozen and mkdir there takes a snapshot"
+# Undefined again (rm domain.xml keeps the definition aside): not an
+# import, its snapshots stay frozen.
+rm "$M/st/domain.xml" || fail "undefine st"
+expect_fail "write into an undefined VM's snapshot" "Read-only file system" \
+    cp "$TMP/x" "$M/st/snapshots/s1/vdc.qcow2"
+expect_fail "set an undefined VM's snapshot's times" "Read-only file system" \
+    touch -d @1000000000 "$M/st/snapshots/s1"
+pass "once defined, the new VM's snapshots are frozen and mkdir there takes a snapshot; undefined again, they stay frozen"
 
 # ---- refusals: one log line, the VM as it was, not defined ----
 # import NAME: NAME made through the mount with src's snapshots and disks.
