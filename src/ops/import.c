@@ -5,6 +5,7 @@
 #include "journal/journal.h"
 #include "ops/clone.h"
 #include "ops/vmdelete.h"
+#include "store/perm.h"
 #include "store/storeio.h"
 #include "store/vmlock.h"
 #include "util/log.h"
@@ -152,8 +153,17 @@ static int import_op(const struct snap_ctx *c, const struct import_op *op, char 
                                      msg, msgsz)) < 0)
         return r;
     struct store_perm p = { c->cred.uid, c->cred.gid, op->mode & 0777 };
+    /* The directory whose entries change: the kernel checks it too
+     * (default_permissions), the daemon for a mount without. */
+    char where[PATH_MAX];
+    snprintf(where, sizeof(where), "%s", dir);
+    if (!op->file)
+        *strrchr(where, '/') = '\0';
     if (!vm_importing(c->s, op->vm)) {
         r = not_importing(op->vm, msg, msgsz);
+    } else if (!perm_cred_may(c->s, &c->cred, where, W_OK | X_OK)) {
+        r = msg_set(msg, msgsz, -EACCES, "uid %u may not change entries of %s",
+                    (unsigned)c->cred.uid, where);
     } else if (op->kind == IMPORT_MKDIR) {
         if ((r = storeio_mkdir_as(c->s, dir, &p)) < 0)
             snprintf(msg, msgsz, "cannot make %s: %s", dir, strerror(-r));
