@@ -115,14 +115,26 @@ static int open_held(const char *vm, const char *name, bool create, mode_t mode,
 
 static int open_handle(const char *path, struct fuse_file_info *fi);
 
-/* cp img VM/disks/<dev>.qcow2 (import.h): the image is made, then opened
- * as any active image is (a writer). */
-static int create_disk(const char *path, const struct vpath *vp, mode_t mode,
-                       struct fuse_file_info *fi, struct stat *st)
+/* cp img VM/disks/<dev>.qcow2, and cp -a of snapshots/ into a VM being
+ * imported (import.h): the file is made, then opened as any file of the
+ * view is (an active image: a writer). */
+static int create_import_file(const char *path, const struct vpath *vp, mode_t mode,
+                              struct fuse_file_info *fi, struct stat *st)
 {
     struct snap_ctx c = ops_snap_ctx(ops_req);
-    char msg[MSG_MAX];
-    int fd, r = disk_image_new(&c, vp->vm, vp->dev, mode, &fd, msg, sizeof(msg));
+    char msg[MSG_MAX], file[DEV_MAX_LEN + 8];
+    int fd, r;
+    if (vp->kind != V_DISK && !vm_importing(st_of(), vp->vm))
+        return NSOP_NOT_MINE; /* a snapshot's: read-only (refusal.h) */
+    if (vp->kind == V_DISK) {
+        r = disk_image_new(&c, vp->vm, vp->dev, mode, &fd, msg, sizeof(msg));
+    } else {
+        if (vp->kind == V_SNAP_IMAGE)
+            snprintf(file, sizeof(file), "%s.qcow2", vp->dev);
+        else
+            snprintf(file, sizeof(file), "snapshot.xml");
+        r = snap_file_new(&c, vp->vm, vp->snap, file, mode, &fd, msg, sizeof(msg));
+    }
     if (r < 0) {
         log_refusal("create", path, msg);
         return r;
@@ -141,8 +153,9 @@ int ops_create_handle(const char *path, mode_t mode, struct fuse_file_info *fi, 
 {
     struct vpath vp;
     char vm[NAME_MAX_LEN + 1], name[SCRATCH_NAME_MAX + 1];
-    if (ops_parse(path, &vp) == 0 && vp.kind == V_DISK)
-        return create_disk(path, &vp, mode, fi, st);
+    if (ops_parse(path, &vp) == 0 &&
+        (vp.kind == V_DISK || vp.kind == V_SNAP_IMAGE || vp.kind == V_SNAP_XML))
+        return create_import_file(path, &vp, mode, fi, st);
     if (ops_parse(path, &vp) == 0)
         return vp.kind == V_DOMXML ? open_held(vp.vm, NULL, true, mode, fi, st) : NSOP_NOT_MINE;
     if (!scratch_path(path, vm, name))
@@ -215,8 +228,12 @@ static int open_handle(const char *path, struct fuse_file_info *fi)
             free(h);
             return r;
         }
-        bool writer =
-            vp.kind == V_DISK && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC));
+        /* A writer of a snapshot image of a VM being imported (import.h)
+         * counts as one of its disk: the definition that checks the
+         * image waits for (is refused while) the copy still writing it. */
+        bool writer = writing(fi->flags) &&
+                      (vp.kind == V_DISK ||
+                       (vp.kind == V_SNAP_IMAGE && vm_importing(st_of(), vp.vm)));
         h->writer_mark = -1;
         if (writer && (r = writer_begin(st_of(), vp.vm, vp.dev, path, &h->writer_mark)) < 0) {
             fdquota_put(h->uid);
@@ -273,7 +290,7 @@ void ops_release_handle(struct handle *h)
         close(h->f.fd);
         fdquota_put(h->uid);
     }
-    if (h->writer.kind == V_DISK)
+    if (h->writer.kind == V_DISK || h->writer.kind == V_SNAP_IMAGE)
         writer_end(h->writer.vm, h->writer.dev, h->writer_mark);
     readers_drop(&h->reader);
     free(h->text);

@@ -10,6 +10,7 @@
 #include "util/log.h"
 #include "view/nsop.h"
 #include "view/refusal.h"
+#include "ops/import.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -299,8 +300,12 @@ static void refuse_node(fuse_req_t req, fuse_ino_t ino, enum refusal_op op)
     /* Editors and sed -i copy a file's attributes to what replaces it
      * (scratch.h): that is no refusal worth a line, nor is a node a
      * redefine displaced meanwhile. */
+    /* Nor are the extended attributes cp -a copies into a VM being
+     * imported (import.h): it goes on without them. */
     if (nodetable_path(ops_nodes, ino, path, sizeof(path)) < 0 || scratch_path(path, vm, name) ||
-        (ops_parse(path, &vp) == 0 && vp.kind == V_DOMXML)) {
+        (ops_parse(path, &vp) == 0 &&
+         (vp.kind == V_DOMXML ||
+          (vp.kind != V_ROOT && vp.kind != V_JOBS && vm_importing(st_of(), vp.vm))))) {
         ops_reply_status(req, refusal_errno(op, NULL, NULL));
         return;
     }

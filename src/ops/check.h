@@ -44,6 +44,9 @@
 #define VMSTOREFS_CHECK_H
 
 #include "store/store.h"
+#include "util/names.h"
+
+#include <libxml/tree.h>
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -148,6 +151,24 @@ int check_main(const struct store *s, const struct check_opts *o, bool json, FIL
                char *msg, size_t msgsz);
 /* One line for a log: "clean", or counts by kind. */
 void check_summary(const struct check_report *rep, char *out, size_t outsz);
+
+/* The snapshots of a VM being imported (import.h, checkimport.c), with
+ * dom the definition about to take effect: 0 with, in out, the
+ * snapshot.xml to write for each snapshot that has none; or -EINVAL
+ * (malformed: a header, a loop, a missing file, XML), -EACCES (a backing
+ * name or a snapshot.xml naming a file outside the VM) with the reason
+ * in msg. The caller holds the VM's lock. */
+struct check_import_xml {
+    char name[NAME_MAX_LEN + 1];
+    xmlDocPtr doc;
+};
+struct check_import {
+    struct check_import_xml *v;
+    size_t n;
+};
+int check_import_snapshots(const struct store *s, const char *vm, xmlDocPtr dom,
+                           struct check_import *out, char *msg, size_t msgsz);
+void check_import_free(struct check_import *out);
 
 /* Kinds the check must not look for (VMSTOREFS_CHECK_SKIP=kind,kind:
  * the tests show what each check finds by turning it off). */

@@ -122,5 +122,13 @@ void check_release(struct check_hold *h);
 void fix_relink(struct cvm *v, struct check_finding *f, int node);
 void fix_snapshot_xml(struct cvm *v, struct check_finding *f, const char *snap);
 void fix_orphan(struct cvm *v, struct check_finding *f, int node);
+/* The snapshot.xml of snap as the take writes it, from the images in its
+ * directory, their chains and v->dom (description may be NULL; created 0:
+ * the images' oldest mtime). */
+int check_build_snapshot(struct cvm *v, const char *snap, const char *description, int64_t created,
+                         xmlDocPtr *out, char *why, size_t whysz);
+/* The snapshot node k's chain grows from (the first visible snapshot's
+ * image below it); NULL when none. */
+const char *check_parent_snapshot(const struct cvm *v, int k);
 
 #endif

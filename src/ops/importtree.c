@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,17 +60,6 @@ struct itree {
     char dir[PATH_MAX]; /* STORE/NEW */
 };
 
-static int bad(char *msg, size_t msgsz, int r, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int bad(char *msg, size_t msgsz, int r, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msgsz, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
 /* ---- the XML ---- */
 
 static int find_snap(const struct itree *t, const char *name)
@@ -99,12 +87,16 @@ static int external_only(const struct isnap *sn, char *msg, size_t msgsz)
     xmlNodePtr root = xmlDocGetRootElement(sn->doc);
     xmlNodePtr mem = xml_child(root, "memory"), disks = xml_child(root, "disks");
     if (mem && !xml_attr_is(mem, "snapshot", "no"))
-        return bad(msg, msgsz, -EINVAL, "snapshot %s has a memory state: only disk-only "
-                   "snapshots are imported", sn->info.name);
+        return msg_set(msg, msgsz, -EINVAL,
+                       "snapshot %s has a memory state: only disk-only "
+                       "snapshots are imported",
+                       sn->info.name);
     for (xmlNodePtr c = disks ? disks->children : NULL; c; c = c->next)
         if (xml_is_elem(c, "disk") && xml_attr_is(c, "snapshot", "internal"))
-            return bad(msg, msgsz, -EINVAL, "snapshot %s is internal (inside the image): only "
-                       "external snapshots are imported", sn->info.name);
+            return msg_set(msg, msgsz, -EINVAL,
+                           "snapshot %s is internal (inside the image): only "
+                           "external snapshots are imported",
+                           sn->info.name);
     return 0;
 }
 
@@ -116,8 +108,8 @@ static int read_snaps(struct itree *t, char *msg, size_t msgsz)
     char why[MSG_MAX];
     int r;
     if (src->nsnaps > CHAIN_MAX_DEPTH)
-        return bad(msg, msgsz, -EINVAL, "%zu snapshots: more than a chain may hold (%d)",
-                   src->nsnaps, CHAIN_MAX_DEPTH);
+        return msg_set(msg, msgsz, -EINVAL, "%zu snapshots: more than a chain may hold (%d)",
+                       src->nsnaps, CHAIN_MAX_DEPTH);
     t->snaps = calloc(src->nsnaps ? src->nsnaps : 1, sizeof(*t->snaps));
     if (!t->snaps)
         return -ENOMEM;
@@ -127,15 +119,16 @@ static int read_snaps(struct itree *t, char *msg, size_t msgsz)
         struct isnap *sn = &t->snaps[t->nsnaps++];
         if (snapxml_parse_mem(x->xml, x->len, &sn->info, why, sizeof(why)) < 0 ||
             !(sn->doc = xmlsafe_parse_mem(x->xml, x->len, "domainsnapshot", why, sizeof(why))))
-            return bad(msg, msgsz, -EINVAL, "%s: %s", x->what, why);
+            return msg_set(msg, msgsz, -EINVAL, "%s: %s", x->what, why);
         if (!name_is_valid(sn->info.name))
-            return bad(msg, msgsz, -EINVAL, "%s: '%.64s' is not a snapshot name the store allows",
-                       x->what, sn->info.name);
+            return msg_set(msg, msgsz, -EINVAL,
+                           "%s: '%.64s' is not a snapshot name the store allows", x->what,
+                           sn->info.name);
         if (find_snap(t, sn->info.name) < (int)t->nsnaps - 1) /* an earlier one */
-            return bad(msg, msgsz, -EINVAL, "two snapshots named %s", sn->info.name);
+            return msg_set(msg, msgsz, -EINVAL, "two snapshots named %s", sn->info.name);
         if (!xmledit_snapshot_domain(sn->doc))
-            return bad(msg, msgsz, -EINVAL, "%s: no <domain>: not a snapshot of a definition",
-                       x->what);
+            return msg_set(msg, msgsz, -EINVAL, "%s: no <domain>: not a snapshot of a definition",
+                           x->what);
         if ((r = external_only(sn, msg, msgsz)) < 0)
             return r;
     }
@@ -143,16 +136,16 @@ static int read_snaps(struct itree *t, char *msg, size_t msgsz)
         struct isnap *sn = &t->snaps[i];
         sn->parent = sn->info.parent ? find_snap(t, sn->info.parent) : -1;
         if (sn->info.parent && sn->parent < 0)
-            return bad(msg, msgsz, -EINVAL, "snapshot %s: its parent %s is not among them",
-                       sn->info.name, sn->info.parent);
+            return msg_set(msg, msgsz, -EINVAL, "snapshot %s: its parent %s is not among them",
+                           sn->info.name, sn->info.parent);
     }
     /* Depth by walking up, bounded: a longer walk is a loop. */
     for (size_t i = 0; i < t->nsnaps; i++) {
         int d = 0;
         for (int p = t->snaps[i].parent; p >= 0; p = t->snaps[p].parent)
             if (++d > (int)t->nsnaps)
-                return bad(msg, msgsz, -EINVAL, "snapshot %s: its parents form a loop",
-                           t->snaps[i].info.name);
+                return msg_set(msg, msgsz, -EINVAL, "snapshot %s: its parents form a loop",
+                               t->snaps[i].info.name);
         t->snaps[i].depth = d;
     }
     qsort(t->snaps, t->nsnaps, sizeof(*t->snaps), cmp_depth);
@@ -189,20 +182,23 @@ static int add_img(struct itree *t, const struct dom_disk *d, int snap, const ch
                    char *msg, size_t msgsz)
 {
     if (!dev_is_valid(d->dev))
-        return bad(msg, msgsz, -EINVAL, "%s: disk '%s': not a device name this store allows",
-                   what, d->dev);
+        return msg_set(msg, msgsz, -EINVAL, "%s: disk '%s': not a device name this store allows",
+                       what, d->dev);
     if (!d->source || strcmp(d->type, "file") != 0)
-        return bad(msg, msgsz, -EINVAL, "%s: disk %s: not a file (type %s): only image files "
-                   "are imported", what, d->dev, d->type);
+        return msg_set(msg, msgsz, -EINVAL,
+                       "%s: disk %s: not a file (type %s): only image files "
+                       "are imported",
+                       what, d->dev, d->type);
     /* The format is the definition's, never probed; the store keeps
      * qcow2 images (a raw one would be read as raw, never parsed, but the
      * layout has no place for it yet). */
     if (strcmp(d->driver_type, "qcow2") != 0)
-        return bad(msg, msgsz, -EINVAL, "%s: disk %s: driver type '%s': only qcow2 images are "
-                   "imported (convert it with qemu-img convert -O qcow2)", what, d->dev,
-                   d->driver_type);
+        return msg_set(msg, msgsz, -EINVAL,
+                       "%s: disk %s: driver type '%s': only qcow2 images are "
+                       "imported (convert it with qemu-img convert -O qcow2)",
+                       what, d->dev, d->driver_type);
     if (find_img(t, d->dev, snap) >= 0)
-        return bad(msg, msgsz, -EINVAL, "%s: two disks with target dev %s", what, d->dev);
+        return msg_set(msg, msgsz, -EINVAL, "%s: two disks with target dev %s", what, d->dev);
     if (t->nimgs == t->capimgs) {
         size_t cap = t->capimgs ? 2 * t->capimgs : 8;
         struct iimg *n = realloc(t->imgs, cap * sizeof(*n));
@@ -219,34 +215,40 @@ static int add_img(struct itree *t, const struct dom_disk *d, int snap, const ch
     snprintf(im->dev, sizeof(im->dev), "%s", d->dev);
     int r = source_path(t, d->source, im->src, sizeof(im->src));
     if (r < 0)
-        return bad(msg, msgsz, -EINVAL, "%s: disk %s: %s is not an absolute path", what, d->dev,
-                   d->source);
+        return msg_set(msg, msgsz, -EINVAL, "%s: disk %s: %s is not an absolute path", what, d->dev,
+                       d->source);
     int fd = open(im->src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
-        return bad(msg, msgsz, -errno, "%s: disk %s: %s: %s", what, d->dev, im->src,
-                   strerror(errno));
+        return msg_set(msg, msgsz, -errno, "%s: disk %s: %s: %s", what, d->dev, im->src,
+                       strerror(errno));
     t->nimgs++;
     im->fd = fd;
     if (fstat(fd, &im->st) < 0 || !S_ISREG(im->st.st_mode))
-        return bad(msg, msgsz, -EINVAL, "%s: disk %s: %s is not a regular file", what, d->dev,
-                   im->src);
+        return msg_set(msg, msgsz, -EINVAL, "%s: disk %s: %s is not a regular file", what, d->dev,
+                       im->src);
     for (size_t i = 0; i + 1 < t->nimgs; i++)
         if (t->imgs[i].st.st_dev == im->st.st_dev && t->imgs[i].st.st_ino == im->st.st_ino)
-            return bad(msg, msgsz, -EINVAL, "%s and %s are the same file: one image cannot be "
-                       "two layers", t->imgs[i].src, im->src);
+            return msg_set(msg, msgsz, -EINVAL,
+                           "%s and %s are the same file: one image cannot be "
+                           "two layers",
+                           t->imgs[i].src, im->src);
     /* A qemu writing it (the VM runs) would change it under the copy. */
     r = imagelock_set_take_fd(&t->locks, fd, IMAGELOCK_READ, 200);
     if (r == -EBUSY)
-        return bad(msg, msgsz, r, "%s is in use (a qemu holds its image lock): stop the VM "
-                   "first", im->src);
+        return msg_set(msg, msgsz, r,
+                       "%s is in use (a qemu holds its image lock): stop the VM "
+                       "first",
+                       im->src);
     if (r < 0)
-        return bad(msg, msgsz, r, "%s: cannot lock it: %s", im->src, strerror(-r));
+        return msg_set(msg, msgsz, r, "%s: cannot lock it: %s", im->src, strerror(-r));
     char why[MSG_MAX];
     if ((r = qcow2_read_backing(fd, &im->hdr, why, sizeof(why))) < 0)
-        return bad(msg, msgsz, -EINVAL, "%s: %s", im->src, why);
+        return msg_set(msg, msgsz, -EINVAL, "%s: %s", im->src, why);
     if (im->hdr.data_file)
-        return bad(msg, msgsz, -EACCES, "%s has an external data file (qemu would open "
-                   "another file by name): not imported", im->src);
+        return msg_set(msg, msgsz, -EACCES,
+                       "%s has an external data file (qemu would open "
+                       "another file by name): not imported",
+                       im->src);
     return 0;
 }
 
@@ -257,7 +259,7 @@ static int add_disks(struct itree *t, xmlDocPtr doc, int snap, const char *what,
     char why[MSG_MAX];
     int r = domxml_read_doc(doc, &info, why, sizeof(why));
     if (r < 0)
-        return bad(msg, msgsz, -EINVAL, "%s: %s", what, why);
+        return msg_set(msg, msgsz, -EINVAL, "%s: %s", what, why);
     const struct snap_info *si = snap >= 0 ? &t->snaps[snap].info : NULL;
     for (size_t i = 0; r == 0 && i < info.ndisks; i++) {
         const struct dom_disk *d = &info.disks[i];
@@ -265,11 +267,16 @@ static int add_disks(struct itree *t, xmlDocPtr doc, int snap, const char *what,
             /* Shared and read-only disks are the store's only inside it:
              * the import would have to copy or leave out what libvirt
              * shares; an empty CD-ROM drive is nothing to copy. */
+            bool cd = strcmp(d->device, "cdrom") == 0 || strcmp(d->device, "floppy") == 0;
             if (d->source && snap < 0)
-                r = bad(msg, msgsz, -EINVAL, "%s: disk %s (%s%s%s) names %s: only a VM's own "
-                        "writable disks are imported; eject or remove it first", what, d->dev,
-                        d->device, d->readonly ? ", read-only" : "",
-                        d->shareable ? ", shareable" : "", d->source);
+                r = msg_set(msg, msgsz, -EINVAL,
+                            "%s: disk %s (%s%s%s) names %s: only a VM's own "
+                            "writable disks are imported, and a store VM's definition names "
+                            "nothing outside the store; %s first",
+                            what, d->dev, d->device, d->readonly ? ", read-only" : "",
+                            d->shareable ? ", shareable" : "", d->source,
+                            cd ? "eject it (virsh change-media DOMAIN DEV --eject --config)"
+                               : "remove it (virsh detach-disk DOMAIN DEV --config)");
             continue;
         }
         bool in = !si;
@@ -290,19 +297,25 @@ static int check_backing(struct itree *t, size_t i, int want, char *msg, size_t 
     const char *name = im->hdr.name;
     if (!name[0]) {
         if (want >= 0)
-            return bad(msg, msgsz, -EINVAL, "%s has no backing file, but snapshot %s's image "
-                       "of %s (%s) should be below it", im->src,
-                       t->snaps[t->imgs[want].snap].info.name, im->dev, t->imgs[want].src);
+            return msg_set(msg, msgsz, -EINVAL,
+                           "%s has no backing file, but snapshot %s's image "
+                           "of %s (%s) should be below it",
+                           im->src, t->snaps[t->imgs[want].snap].info.name, im->dev,
+                           t->imgs[want].src);
         return 0;
     }
     if (strncmp(name, "json:", 5) == 0 ||
         (strchr(name, ':') && strchr(name, ':') < (strchr(name, '/') ? strchr(name, '/')
                                                                      : name + strlen(name))))
-        return bad(msg, msgsz, -EACCES, "%s: backing file '%s' is a json: or protocol name: "
-                   "not imported", im->src, name);
+        return msg_set(msg, msgsz, -EACCES,
+                       "%s: backing file '%s' is a json: or protocol name: "
+                       "not imported",
+                       im->src, name);
     if (!im->hdr.format[0])
-        return bad(msg, msgsz, -EACCES, "%s: backing file %s has no recorded format (qemu "
-                   "would probe it)", im->src, name);
+        return msg_set(msg, msgsz, -EACCES,
+                       "%s: backing file %s has no recorded format (qemu "
+                       "would probe it)",
+                       im->src, name);
     char path[PATH_MAX * 2];
     if (name[0] == '/')
         snprintf(path, sizeof(path), "%s", name);
@@ -320,14 +333,16 @@ static int check_backing(struct itree *t, size_t i, int want, char *msg, size_t 
     /* A snapshot's image backs onto its ancestor's and nothing else
      * (never onto a later one: no loops); the active one onto any. */
     if (hit < 0 || (want != -2 && hit != want))
-        return bad(msg, msgsz, -EACCES, "%s: its backing file %s is outside the chain being "
-                   "imported (%s)", im->src, name,
-                   want >= 0    ? t->imgs[want].src
-                   : want == -1 ? "the first snapshot of its disk has none below it"
-                                : "no snapshot's image of that disk");
+        return msg_set(msg, msgsz, -EACCES,
+                       "%s: its backing file %s is outside the chain being "
+                       "imported (%s)",
+                       im->src, name,
+                       want >= 0    ? t->imgs[want].src
+                       : want == -1 ? "the first snapshot of its disk has none below it"
+                                    : "no snapshot's image of that disk");
     if (strcmp(im->hdr.format, "qcow2") != 0)
-        return bad(msg, msgsz, -EINVAL, "%s: backing format %s, but %s is qcow2", im->src,
-                   im->hdr.format, t->imgs[hit].src);
+        return msg_set(msg, msgsz, -EINVAL, "%s: backing format %s, but %s is qcow2", im->src,
+                       im->hdr.format, t->imgs[hit].src);
     im->backing = hit;
     return 0;
 }
@@ -357,7 +372,7 @@ static int gather(struct itree *t, char *msg, size_t msgsz)
     if (r == 0)
         r = add_disks(t, t->dom, -1, "domain", msg, msgsz);
     if (r == 0 && t->nimgs == nfrozen)
-        r = bad(msg, msgsz, -EINVAL, "the domain has no writable qcow2 disk to import");
+        r = msg_set(msg, msgsz, -EINVAL, "the domain has no writable qcow2 disk to import");
     for (size_t i = 0; r == 0 && i < t->nimgs; i++) {
         struct iimg *im = &t->imgs[i];
         r = check_backing(t, i, im->snap >= 0 ? ancestor_img(t, im->dev, im->snap) : -2, msg,
@@ -415,7 +430,7 @@ static int copy_img(struct itree *t, struct journal *j, struct iimg *im, char *m
     struct store_perm p = { t->c->cred.uid, t->c->cred.gid, im->st.st_mode & 0666 };
     int out, r = storeio_create_as(s, im->tmp, &p, &out);
     if (r < 0)
-        return bad(msg, msgsz, r, "cannot make %s: %s", im->tmp, strerror(-r));
+        return msg_set(msg, msgsz, r, "cannot make %s: %s", im->tmp, strerror(-r));
     r = copy_fd(im->fd, out, im->st.st_size);
     if (r < 0)
         snprintf(msg, msgsz, "cannot copy %s: %s", im->src, strerror(-r));
@@ -425,7 +440,7 @@ static int copy_img(struct itree *t, struct journal *j, struct iimg *im, char *m
     char why[MSG_MAX];
     if (r == 0 && (qcow2_read_backing(out, &h, why, sizeof(why)) < 0 || h.data_file ||
                    strcmp(h.name, im->hdr.name) != 0 || strcmp(h.format, im->hdr.format) != 0))
-        r = bad(msg, msgsz, -EINVAL, "%s changed while it was copied", im->src);
+        r = msg_set(msg, msgsz, -EINVAL, "%s changed while it was copied", im->src);
     if (r == 0 && im->backing >= 0) {
         char dir[PATH_MAX], rel[PATH_MAX];
         snprintf(dir, sizeof(dir), "%s", im->dst);
@@ -436,7 +451,7 @@ static int copy_img(struct itree *t, struct journal *j, struct iimg *im, char *m
                      why);
     }
     if (r == 0 && fsync(out) < 0)
-        r = bad(msg, msgsz, -errno, "cannot sync %s: %s", im->tmp, strerror(errno));
+        r = msg_set(msg, msgsz, -errno, "cannot sync %s: %s", im->tmp, strerror(errno));
     close(out);
     return r < 0 ? r : journal_prepared(j, im->tmp, msg, msgsz);
 }
@@ -613,7 +628,7 @@ static int build(struct itree *t, struct journal *j, char *msg, size_t msgsz)
         if ((r = dir_path(t, tmpn, i, sub, sizeof(sub))) == 0)
             r = storeio_mkdir_as(s, sub, &dp);
     if (r < 0)
-        return bad(msg, msgsz, r, "cannot make the VM's directories: %s", strerror(-r));
+        return msg_set(msg, msgsz, r, "cannot make the VM's directories: %s", strerror(-r));
     size_t dl = strlen(t->dir);
     for (size_t i = 0; r == 0 && i < t->nimgs; i++) {
         struct iimg *im = &t->imgs[i];
@@ -656,13 +671,18 @@ static int check_source(struct itree *t, char *msg, size_t msgsz)
     char why[MSG_MAX];
     const struct import_text *d = &t->src->domain;
     if (!(t->dom = xmlsafe_parse_mem(d->xml, d->len, "domain", why, sizeof(why))))
-        return bad(msg, msgsz, -EINVAL, "%s: %s", d->what, why);
+        return msg_set(msg, msgsz, -EINVAL, "%s: %s", d->what, why);
     xmlNodePtr root = xmlDocGetRootElement(t->dom);
     char *nvram = xml_child_text(xml_child(root, "os"), "nvram");
-    free(nvram);
-    if (nvram)
-        return bad(msg, msgsz, -EINVAL, "%s: the domain has an <nvram>: not imported yet",
-                   d->what);
+    if (nvram) {
+        int r = msg_set(msg, msgsz, -EINVAL,
+                        "%s: the domain has an <nvram> %s: not imported (a "
+                        "store VM's definition names nothing outside the store, and its UEFI "
+                        "variables are not copied in yet)",
+                        d->what, nvram);
+        free(nvram);
+        return r;
+    }
     int r = read_snaps(t, msg, msgsz);
     if (r == 0)
         r = gather(t, msg, msgsz);
@@ -678,11 +698,13 @@ int vm_import_tree(const struct snap_ctx *c, const char *name, const struct impo
 {
     msg[0] = '\0';
     if (!name_is_valid(name))
-        return bad(msg, msgsz, -EINVAL, "'%s' is not a valid VM name (1-64 of A-Z a-z 0-9 . _ "
-                   "+ -, not starting with . or -)", name);
+        return msg_set(msg, msgsz, -EINVAL,
+                       "'%s' is not a valid VM name (1-64 of A-Z a-z 0-9 . _ "
+                       "+ -, not starting with . or -)",
+                       name);
     if (!perm_cred_may(c->s, &c->cred, c->s->root, W_OK | X_OK))
-        return bad(msg, msgsz, -EACCES, "uid %u may not create entries in the store's root %s",
-                   (unsigned)c->cred.uid, c->s->root);
+        return msg_set(msg, msgsz, -EACCES, "uid %u may not create entries in the store's root %s",
+                       (unsigned)c->cred.uid, c->s->root);
     struct itree t = { .c = c, .name = name, .src = src };
     if (store_vm_path(c->s, name, NULL, t.dir, sizeof(t.dir)) < 0)
         return -ENAMETOOLONG;

@@ -6,6 +6,8 @@
 #include "meta/domxml.h"
 #include "meta/xmledit.h"
 #include "meta/xmlsafe.h"
+#include "ops/check.h"
+#include "ops/import.h"
 #include "ops/vmdelete.h"
 #include "store/storeio.h"
 #include "util/log.h"
@@ -22,6 +24,7 @@ struct redef {
     const char *xml;
     size_t len;
     size_t ndetached; /* out: disks the new definition left out */
+    size_t nimported; /* out: snapshot.xml files an import made */
 };
 
 /* Is path absolute, normalised (no "." or ".." component, no "//") and
@@ -86,9 +89,12 @@ static int check_outside(const struct vm_model *m, xmlDocPtr doc, char *msg, siz
     return r;
 }
 
-/* The new text as a definition of m's VM, or -EINVAL with the reason. */
-static int check_new(const struct vm_model *m, const struct redef *a, xmlDocPtr *out, char *msg,
-                     size_t msgsz)
+/* The new text as a definition of m's VM, or -EINVAL with the reason.
+ * A VM being imported (import.h) has its snapshots checked too: the
+ * snapshot.xml files to write for those that have none in *imp (when
+ * imp is not NULL). */
+static int check_new(const struct vm_model *m, const struct redef *a, xmlDocPtr *out,
+                     struct check_import *imp, char *msg, size_t msgsz)
 {
     char why[MSG_MAX];
     xmlDocPtr doc = xmlsafe_parse_mem(a->xml, a->len, "domain", why, sizeof(why));
@@ -120,12 +126,39 @@ static int check_new(const struct vm_model *m, const struct redef *a, xmlDocPtr 
         if (r != -ENOMEM && r != -EIO && r != -EACCES)
             r = -EINVAL;
     }
+    struct check_import found = { 0 };
+    if (r == 0 && vm_importing(m->s, m->vm) &&
+        (r = check_import_snapshots(m->s, m->vm, doc, &found, why, sizeof(why))) < 0)
+        snprintf(msg, msgsz, "the imported snapshots: %s", why);
+    if (imp)
+        *imp = found;
+    else
+        check_import_free(&found);
     if (r < 0) {
         xmlFreeDoc(doc);
         return r;
     }
     *out = doc;
     return 0;
+}
+
+/* The snapshot.xml an import makes, each written beside its images. */
+static int write_imported(struct vm_model *m, struct journal *j, const struct check_import *imp,
+                          char *msg, size_t msgsz)
+{
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < imp->n; i++) {
+        const struct check_import_xml *x = &imp->v[i];
+        char name[NAME_MAX_LEN + 32], tmp[PATH_MAX], dst[PATH_MAX];
+        snprintf(name, sizeof(name), "import-%s.xml", x->name);
+        /* As every snapshot.xml the store writes: libvirt takes it back. */
+        if ((r = xmlschema_validate(x->doc, "domainsnapshot", msg, msgsz)) < 0)
+            break;
+        if ((r = vm_write_xml(m, j, x->doc, name, tmp, sizeof(tmp), msg, msgsz)) == 0 &&
+            (r = store_snap_path(m->s, m->vm, x->name, "snapshot.xml", dst, sizeof(dst))) == 0)
+            r = journal_move(j, tmp, dst);
+    }
+    return r;
 }
 
 /* The snapshot-able disks (their devs, "\0"-joined) of the definition
@@ -248,11 +281,14 @@ static int plan_redefine(struct vm_model *m, struct journal *j, const void *arg,
 {
     struct redef *a = (struct redef *)arg;
     xmlDocPtr doc;
-    int r = check_new(m, a, &doc, msg, msgsz);
+    struct check_import imp;
+    int r = check_new(m, a, &doc, &imp, msg, msgsz);
     if (r < 0)
         return r;
+    a->nimported = imp.n;
     char tmp[PATH_MAX], dst[PATH_MAX], kept[PATH_MAX], gone[PATH_MAX];
     if ((r = spell_chains(m, doc, msg, msgsz)) == 0 &&
+        (r = write_imported(m, j, &imp, msg, msgsz)) == 0 &&
         (r = detach_removed(m, j, doc, &a->ndetached, msg, msgsz)) == 0 &&
         (r = vm_write_xml(m, j, doc, "domain.xml", tmp, sizeof(tmp), msg, msgsz)) == 0 &&
         (r = store_vm_path(m->s, m->vm, "domain.xml", dst, sizeof(dst))) == 0 &&
@@ -267,13 +303,14 @@ static int plan_redefine(struct vm_model *m, struct journal *j, const void *arg,
             r = journal_move(j, kept, gone);
     }
     xmlFreeDoc(doc);
+    check_import_free(&imp);
     return r;
 }
 
 int vm_redefine(const struct snap_ctx *c, const char *vm, const char *xml, size_t len, char *msg,
                 size_t msgsz)
 {
-    struct redef a = { xml, len, 0 };
+    struct redef a = { xml, len, 0, 0 };
     msg[0] = '\0';
     /* A refused definition is found before a record is written: it
      * changes nothing, not even the journal's directory. The plan checks
@@ -282,7 +319,7 @@ int vm_redefine(const struct snap_ctx *c, const char *vm, const char *xml, size_
     xmlDocPtr doc = NULL;
     int r = vm_begin(&m, c, vm, msg, msgsz);
     if (r == 0)
-        r = check_new(&m, &a, &doc, msg, msgsz);
+        r = check_new(&m, &a, &doc, NULL, msg, msgsz);
     if (doc)
         xmlFreeDoc(doc);
     vm_end(&m);
@@ -292,7 +329,8 @@ int vm_redefine(const struct snap_ctx *c, const char *vm, const char *xml, size_
     if (r == 0 && a.ndetached)
         bgmerge_kick(vm); /* hidden images a detach left with one dependent */
     if (r == 0)
-        log_msg(LOG_INFO, "%s is redefined from the domain.xml written through the mount%s", vm,
-                a.ndetached ? " (disks it left out detached)" : "");
+        log_msg(LOG_INFO, "%s is redefined from the domain.xml written through the mount%s%s", vm,
+                a.ndetached ? " (disks it left out detached)" : "",
+                a.nimported ? " (snapshot.xml made for its imported snapshots)" : "");
     return r;
 }

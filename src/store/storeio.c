@@ -350,15 +350,25 @@ int storeio_mkdir_as(const struct store *s, const char *path, const struct store
     return mkdir_perm(s, path, perm);
 }
 
-int storeio_unlink(const struct store *s, const char *path)
+static int unlink_flags(const struct store *s, const char *path, int flags)
 {
     const char *name;
     int dfd = storeio_parent(s, path, &name);
     if (dfd < 0)
         return dfd;
-    int r = unlinkat(dfd, name, 0) < 0 ? -errno : 0;
+    int r = unlinkat(dfd, name, flags) < 0 ? -errno : 0;
     close(dfd);
     return r;
+}
+
+int storeio_unlink(const struct store *s, const char *path)
+{
+    return unlink_flags(s, path, 0);
+}
+
+int storeio_rmdir(const struct store *s, const char *path)
+{
+    return unlink_flags(s, path, AT_REMOVEDIR);
 }
 
 /* Empties the directory open on fd, depth first; never follows a link

@@ -69,6 +69,8 @@ int storeio_rename_probe(const struct store *s, const char *from, const char *fu
 int storeio_mkdir(const struct store *s, const char *path);
 int storeio_mkdir_as(const struct store *s, const char *path, const struct store_perm *perm);
 int storeio_unlink(const struct store *s, const char *path);
+/* An empty directory (-ENOTEMPTY otherwise). */
+int storeio_rmdir(const struct store *s, const char *path);
 /* Removes a directory tree (or a file); missing is success. */
 int storeio_rmtree(const struct store *s, const char *path);
 /* Does anything (a symlink too) stand at path? True as well when a

@@ -65,6 +65,15 @@ static void vlog(int prio, const char *fmt, va_list ap)
         syslog(prio, "%s", line);
 }
 
+int msg_set(char *msg, size_t msgsz, int r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, msgsz, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
 void log_msg(int prio, const char *fmt, ...)
 {
     va_list ap;

@@ -16,6 +16,10 @@
 #define MSG_MAX (2 * PATH_MAX)
 
 void log_init(const char *ident, bool to_stderr);
+/* The reason for a refusal into msg (formatted, truncated to msgsz);
+ * returns r, so `return msg_set(msg, msgsz, -EINVAL, "...", ...)`. */
+int msg_set(char *msg, size_t msgsz, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Copies IN to OUT with every control byte (below 0x20, and 0x7f) and
  * backslash made visible: \n \t \r \\ and \xHH. Truncates at a whole
  * escape; returns the length written. Every log line goes through it. */

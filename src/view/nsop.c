@@ -155,6 +155,10 @@ int nsop_mkdir(const struct snap_ctx *c, const char *path, mode_t mode, struct n
                                  res->msg, sizeof(res->msg)));
     if (vp.kind != V_SNAPS)
         return NSOP_NOT_MINE;
+    /* A VM being imported takes snapshot directories as cp -a makes
+     * them (import.h); any other VM takes a snapshot. */
+    if (vm_importing(c->s, vp.vm))
+        return done(res, vp.vm, snap_import_dir(c, vp.vm, last, mode, res->msg, sizeof(res->msg)));
     return done(res, vp.vm, snapshot_take(c, vp.vm, last, res->msg, sizeof(res->msg)));
 }
 
@@ -277,6 +281,19 @@ static int unlink_entry(const struct snap_ctx *c, const char *path, struct nsop_
     struct vpath vp;
     char vm[NAME_MAX_LEN + 1], name[NAME_MAX_LEN + 1];
     bool parsed = vpath_parse(path, &vp) == 0;
+    /* A VM being imported has files, not yet a definition or snapshots
+     * to change (import.h). */
+    if (parsed && (vp.kind == V_SNAP_IMAGE || vp.kind == V_SNAP_XML || vp.kind == V_DISK) &&
+        vm_importing(c->s, vp.vm)) {
+        char file[DEV_MAX_LEN + 8];
+        if (vp.kind == V_SNAP_XML)
+            snprintf(file, sizeof(file), "snapshot.xml");
+        else
+            snprintf(file, sizeof(file), "%s.qcow2", vp.dev);
+        return done(res, vp.vm,
+                    import_remove(c, vp.vm, vp.kind == V_DISK ? NULL : vp.snap, file, res->msg,
+                                  sizeof(res->msg)));
+    }
     if (parsed && vp.kind == V_SNAP_IMAGE)
         return unlink_snap_image(c, &vp, res);
     if (parsed && vp.kind == V_DISK)
@@ -340,6 +357,8 @@ int nsop_rmdir(const struct snap_ctx *c, const char *path, struct nsop_result *r
 static int rmdir_entry(const struct snap_ctx *c, const struct vpath *vpp, struct nsop_result *res)
 {
     struct vpath vp = *vpp;
+    if (vp.kind == V_SNAP && !name_is_hidden_dir(vp.snap) && vm_importing(c->s, vp.vm))
+        return done(res, vp.vm, import_remove(c, vp.vm, vp.snap, NULL, res->msg, sizeof(res->msg)));
     switch (vp.kind) {
     case V_SNAP:
         return done_frozen(res, vp.vm,

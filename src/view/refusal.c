@@ -19,7 +19,7 @@ static bool in_snapshot(const char *path)
     if (!path)
         return false;
     if (vpath_parse(path, &vp) == 0)
-        return vp.kind == V_SNAP_IMAGE || vp.kind == V_SNAP_CLONES;
+        return vp.kind == V_SNAP_IMAGE || vp.kind == V_SNAP_XML || vp.kind == V_SNAP_CLONES;
     char parent[PATH_MAX];
     if ((size_t)snprintf(parent, sizeof(parent), "%s", path) >= sizeof(parent))
         return false;

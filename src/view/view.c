@@ -11,6 +11,7 @@
 #include "store/vmlock.h"
 #include "store/vmstate.h"
 #include "vm/current.h"
+#include "ops/import.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +68,8 @@ static int backing_path(const struct store *s, const struct vpath *vp, char *out
         return store_disk_path(s, vp->vm, vp->dev, out, outsz);
     case V_SNAP_IMAGE:
         return store_snap_image_path(s, vp->vm, vp->snap, vp->dev, out, outsz);
+    case V_SNAP_XML:
+        return store_snap_path(s, vp->vm, vp->snap, "snapshot.xml", out, outsz);
     case V_DOMXML:
         return store_vm_path(s, vp->vm, "domain.xml", out, outsz);
     case V_BASE:
@@ -99,8 +102,10 @@ static int snap_attr(const struct store *s, const struct vpath *vp, struct stat 
     if (r < 0 || (r = stat_dir(s, path, st)) < 0)
         return r;
     int64_t created;
-    /* A hidden directory (vpath.h) has no snapshot.xml: its own mtime. */
-    if (vp->snap[0] != '.' && store_snap_ctime(s, vp->vm, vp->snap, &created) == 0) {
+    /* A hidden directory (vpath.h) has no snapshot.xml: its own mtime;
+     * so has one being imported (import.h), whose times cp -a sets. */
+    if (vp->snap[0] != '.' && !vm_importing(s, vp->vm) &&
+        store_snap_ctime(s, vp->vm, vp->snap, &created) == 0) {
         st->st_mtim.tv_sec = (time_t)created;
         st->st_mtim.tv_nsec = 0;
     }
@@ -189,13 +194,20 @@ int view_getattr(const struct store *s, const struct vpath *vp, struct stat *st)
     case V_SNAP:
     case V_SNAP_CLONES:
         return snap_attr(s, vp, st);
+    case V_SNAP_XML:
+        /* The store's metadata: a file of the view only while the VM is
+         * imported (import.h), for cp -a to write. */
+        if (!vm_importing(s, vp->vm))
+            return -ENOENT;
+        /* fall through */
     case V_DISK:
     case V_SNAP_IMAGE:
     case V_DOMXML:
         if ((r = backing_path(s, vp, path, sizeof(path))) < 0 || (r = stat_file(s, path, st)) < 0)
             return r;
-        /* domain.xml takes writes (a redefine, scratch.h): its own mode. */
-        if (vp->kind == V_SNAP_IMAGE)
+        /* domain.xml takes writes (a redefine, scratch.h): its own mode;
+         * so do the files of a VM being imported. */
+        if (vp->kind == V_SNAP_IMAGE && !vm_importing(s, vp->vm))
             make_readonly(st);
         return 0;
     case V_CURRENT: {
@@ -453,11 +465,18 @@ int view_readdir(const struct store *s, const struct vpath *vp, view_fill_fn fil
         return store_list_disks(s, vp->vm, fill_image, &f);
     case V_SNAPS:
         return readdir_snapshots(s, vp->vm, fill, ctx);
-    case V_SNAP:
+    case V_SNAP: {
         /* Only images: `clones` is enterable but hidden, snapshot.xml is
-         * the store's metadata, so `cp -a` and `rm -r` see images alone. */
+         * the store's metadata, so `cp -a` and `rm -r` see images alone;
+         * but for a VM being imported (import.h), where it is a file
+         * written like the images. */
         f.type = S_IFREG;
+        struct vpath x = *vp;
+        x.kind = V_SNAP_XML;
+        if (view_getattr(s, &x, &st) == 0 && (r = fill(ctx, "snapshot.xml", S_IFREG)) != 0)
+            return 0;
         return store_list_snap_images(s, vp->vm, vp->snap, fill_image, &f);
+    }
     case V_CLONES:
         f.type = S_IFLNK;
         return clonelist_each(s, vp->vm, fill_name, &f);
@@ -527,7 +546,13 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
     if (r < 0)
         return r;
     bool writing = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
-    if (writing && vp->kind != V_DISK)
+    /* What a VM being imported holds in snapshots/ is written like its
+     * disks (import.h), until its definition freezes it. */
+    bool importing =
+        (vp->kind == V_SNAP_IMAGE || vp->kind == V_SNAP_XML) && vm_importing(s, vp->vm);
+    if (vp->kind == V_SNAP_XML && !importing)
+        return -ENOENT;
+    if (writing && vp->kind != V_DISK && !importing)
         return -EROFS;
     /* A base is served as the format its chains record: a raw one has no
      * chain to check, and is never read as a qcow2 header. */
@@ -557,13 +582,14 @@ int view_open(const struct store *s, const struct vpath *vp, int flags, struct v
     }
     bool can_follow = (flags & O_ACCMODE) != O_WRONLY && st.st_size > 0;
     bool raw = vp->kind == V_BASE && strcmp(fmt, "raw") == 0;
-    if (vp->kind != V_DOMXML && !raw && can_follow && (r = check_chain(s, vp->vm, fd, path)) < 0) {
+    bool xml = vp->kind == V_DOMXML || vp->kind == V_SNAP_XML;
+    if (!xml && !raw && can_follow && (r = check_chain(s, vp->vm, fd, path)) < 0) {
         close(fd);
         return r;
     }
     out->fd = fd;
-    out->frozen = vp->kind == V_SNAP_IMAGE || vp->kind == V_BASE;
-    out->active = vp->kind == V_DISK;
+    out->frozen = (vp->kind == V_SNAP_IMAGE && !importing) || vp->kind == V_BASE;
+    out->active = vp->kind == V_DISK || importing;
     out->definition = vp->kind == V_DOMXML;
     return 0;
 }
@@ -577,20 +603,42 @@ int view_fstat(const struct view_file *vf, struct stat *st)
     return 0;
 }
 
-/* Attribute changes reach only active images, through a descriptor so a
- * file swapped for a symlink is never followed. */
+/* The store directory behind disks/, snapshots/ or snapshots/<S>. */
+static int import_dir_path(const struct store *s, const struct vpath *vp, char *out, size_t outsz)
+{
+    return vp->kind == V_SNAP    ? store_snap_path(s, vp->vm, vp->snap, NULL, out, outsz)
+           : vp->kind == V_SNAPS ? store_vm_path(s, vp->vm, "snapshots", out, outsz)
+                                 : store_vm_path(s, vp->vm, "disks", out, outsz);
+}
+
+/* Attribute changes reach only active images (and what a VM being
+ * imported holds), through a descriptor so a file swapped for a symlink
+ * is never followed. */
 static int open_writable(const struct store *s, const struct vpath *vp, int refusal, int flags)
 {
     char path[PATH_MAX];
     int r;
     switch (vp->kind) {
+    case V_SNAP_IMAGE:
+    case V_SNAP_XML:
+        if (!vm_importing(s, vp->vm))
+            return vp->kind == V_SNAP_XML ? -ENOENT : refusal;
+        /* fall through */
     case V_DISK:
         if ((r = backing_path(s, vp, path, sizeof(path))) < 0)
             return r;
         return not_there(store_open_file(s, path, flags));
-    case V_SNAP_IMAGE:
-    case V_DOMXML:
+    case V_SNAPS:
     case V_SNAP:
+    case V_DISKS:
+        /* cp -a sets the modes and times of the directories it copied
+         * into a VM being imported (import.h) once their files are in. */
+        if (!vm_importing(s, vp->vm) || (vp->kind == V_SNAP && name_is_hidden_dir(vp->snap)))
+            return vp->kind == V_DISKS ? -EPERM : refusal;
+        if ((r = import_dir_path(s, vp, path, sizeof(path))) < 0)
+            return r;
+        return not_there(store_open(s, path, O_RDONLY | O_DIRECTORY));
+    case V_DOMXML:
     case V_SNAP_CLONES:
     case V_JOBS:
     case V_BASE:

@@ -68,6 +68,10 @@ static int parse_snapshot(char parts[MAX_PARTS][NAME_MAX_LEN + 1], int n, struct
         out->kind = V_SNAP_IMAGE;
         return 0;
     }
+    if (n == 4 && strcmp(parts[3], "snapshot.xml") == 0 && !name_is_hidden_dir(out->snap)) {
+        out->kind = V_SNAP_XML;
+        return 0;
+    }
     return -ENOENT;
 }
 
@@ -151,6 +155,7 @@ const char *vpath_kind_name(enum vkind kind)
         [V_SNAPS] = "snapshots",
         [V_SNAP] = "snapshot",
         [V_SNAP_IMAGE] = "frozen image",
+        [V_SNAP_XML] = "snapshot metadata",
         [V_SNAP_CLONES] = "snapshot clones",
         [V_SNAP_CLONE] = "snapshot clone",
         [V_CLONES] = "clones",

@@ -6,6 +6,8 @@
  *   /<vm>/domain.xml                    V_DOMXML
  *   /<vm>/disks[/<dev>.qcow2]           V_DISKS, V_DISK
  *   /<vm>/snapshots[/<snap>[/<dev>.qcow2]]  V_SNAPS, V_SNAP, V_SNAP_IMAGE
+ *   /<vm>/snapshots/<snap>/snapshot.xml V_SNAP_XML: the store's metadata,
+ *   an entry of the view only while the VM is being imported (import.h)
  *   /<vm>/snapshots/<snap>/clones[/<n>] V_SNAP_CLONES, V_SNAP_CLONE
  *   <snap> may also be a hidden directory (.hidden-<hex>, delplan.h):
  *   reachable for the backing chains that lead there, never listed
@@ -36,6 +38,7 @@ enum vkind {
     V_SNAPS,
     V_SNAP,
     V_SNAP_IMAGE,
+    V_SNAP_XML,
     V_SNAP_CLONES,
     V_SNAP_CLONE,
     V_CLONES,

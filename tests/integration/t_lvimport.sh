@@ -17,7 +17,10 @@
 #
 # Refusals, each leaving the store as it was (tree_state): a domain whose
 # disk has a backing file outside its chain (EACCES), a qemu (qemu-io)
-# holding an image (EBUSY). Crash: the import stopped at each of its
+# holding an image (EBUSY), a CD-ROM with a medium, a read-only disk, a
+# raw disk, an <nvram> (EINVAL: a store VM's definition names nothing
+# outside the store, and only qcow2 images are imported); an empty CD-ROM
+# drive comes along. Crash: the import stopped at each of its
 # durable points (VMSTOREFS_CRASH_AT=import:N) leaves, after the next
 # mount, nothing (before the commit) or the whole VM (after it), never a
 # part, and nothing in the journal.
@@ -103,6 +106,63 @@ expect_fail "an image a qemu holds" "EBUSY: .*in use" "$CTL" "$S" import "$NEW" 
 qio_release
 [ "$(tree_state "$S")" = "$before" ] || fail "the refused import changed the store"
 pass "an image a qemu holds is refused (EBUSY), the store unchanged"
+
+# What a store VM's definition cannot name (nothing outside the store):
+# a CD-ROM with a medium in it, a read-only disk (both shared, never
+# copied, by libvirt), an <nvram> file; and a raw disk (only qcow2 images
+# are imported). Each refused (EINVAL) with what to do, the store
+# unchanged. An empty CD-ROM drive names no file: it comes along, empty.
+qemu-img create -q -f raw "$L/cd.iso" 1M && qemu-img create -q -f qcow2 "$L/ro.qcow2" 16M &&
+    qemu-img create -q -f raw "$L/raw.img" 16M || fail "images for the refusals"
+# domx NAME OS-EXTRA DEVICES [FEATURES]: a domain with those devices (and
+# <os> extras, and <features>).
+domx() {
+    cat <<EOF
+<domain type='$LV_VIRT_TYPE'>
+  <name>$1</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type>$2</os>${4:-}
+  <devices>$3</devices>
+</domain>
+EOF
+}
+vd() { # DEV FILE [FORMAT] [EXTRA]
+    echo "<disk type='file' device='disk'><driver name='qemu' type='${3:-qcow2}'/><source file='$2'/><target dev='$1' bus='virtio'/>${4:-}</disk>"
+}
+cdrom="<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>SRC<target dev='hdc' bus='ide'/><readonly/></disk>"
+# lv_refused NAME PATTERN OS-EXTRA DEVICES [FEATURES] (an image
+# NAME-vda.qcow2 made)
+lv_refused() {
+    local n=${LV_PREFIX}$1
+    qemu-img create -q -f qcow2 "$L/$1-vda.qcow2" 16M || fail "image of $1"
+    domx "$n" "$3" "$4" "${5:-}" >"$TMP/$1.xml"
+    LV_DEFINED+=("$n")
+    "${V[@]}" define "$TMP/$1.xml" >/dev/null 2>"$TMP/$1.err" || fail "virsh define $1: $(cat "$TMP/$1.err")"
+    expect_fail "import of $1" "$2" "$CTL" "$S" import "$1" --libvirt "$n"
+    [ "$(tree_state "$S")" = "$before" ] || fail "the refused import of $1 changed the store"
+}
+lv_refused cd "EINVAL: .*disk hdc (cdrom, read-only) names $L/cd.iso: .*virsh change-media" "" \
+    "$(vd vda "$L/cd-vda.qcow2")${cdrom/SRC/<source file=\'$L/cd.iso\'/>}"
+lv_refused ro "EINVAL: .*disk vdb (disk, read-only) names $L/ro.qcow2: only a VM's own writable disks" "" \
+    "$(vd vda "$L/ro-vda.qcow2")$(vd vdb "$L/ro.qcow2" qcow2 "<readonly/>")"
+lv_refused raw "EINVAL: .*disk vda: driver type 'raw': only qcow2 images are imported" "" \
+    "$(vd vda "$L/raw.img" raw)"
+lv_refused nv "EINVAL: .*<nvram> $L/nv.fd: " \
+    "<loader readonly='yes' type='pflash'>$L/code.fd</loader><nvram>$L/nv.fd</nvram>" \
+    "$(vd vda "$L/nv-vda.qcow2")" "<features><acpi/></features>"
+pass "refused (EINVAL, saying what to do), the store unchanged: a CD-ROM with a medium, a read-only disk, a raw disk, an <nvram>"
+qemu-img create -q -f qcow2 "$L/cde.qcow2" 16M || fail "image of cde"
+domx "${LV_PREFIX}cde" "" "$(vd vda "$L/cde.qcow2")${cdrom/SRC/}" >"$TMP/cde.xml"
+LV_DEFINED+=("${LV_PREFIX}cde")
+"${V[@]}" define "$TMP/cde.xml" >/dev/null || fail "virsh define cde"
+"$CTL" "$S" import cde --libvirt "${LV_PREFIX}cde" >/dev/null 2>"$TMP/cde.err" || fail "import cde: $(cat "$TMP/cde.err")"
+[ "$(xmllint --xpath "count(//disk[@device='cdrom'][not(source)])" "$S/cde/domain.xml")" = 1 ] ||
+    fail "the empty CD-ROM drive did not come along: $(cat "$S/cde/domain.xml")"
+"$VMSTOREFS" --check "$S" >"$TMP/check.out" || fail "--check after the import of cde: $(cat "$TMP/check.out")"
+"$CTL" "$S" delete-vm cde >/dev/null 2>&1 || fail "delete-vm cde"
+before=$(tree_state "$S")
+pass "an empty CD-ROM drive is imported as it is (no file to copy)"
 
 # A crash at each durable point: after the next mount the VM is all there
 # or not at all. The import's own XML is gathered once, into a directory

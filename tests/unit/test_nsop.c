@@ -82,6 +82,19 @@ static void test_requests(void)
         CHECK_INT(nsop_mkdir(&u, "/theirs", 0750, &res), -EACCES);
         CHECK(strstr(res.msg, "may not create entries in the store's root") != NULL);
     }
+    /* In a VM being imported, mkdir snapshots/S makes a directory (a
+     * take would fail: there is no definition) and rmdir removes it;
+     * who may not write the VM's snapshots/ may do neither. */
+    CHECK_INT(nsop_mkdir(&c, "/imported/snapshots/s1", 0755, &res), 0);
+    if (geteuid() == 0) {
+        struct snap_ctx u = c;
+        u.cred.uid = u.cred.gid = 4711;
+        CHECK_INT(nsop_mkdir(&u, "/imported/snapshots/s2", 0755, &res), -EACCES);
+        CHECK(strstr(res.msg, "may not change entries of") != NULL);
+        CHECK_INT(nsop_rmdir(&u, "/imported/snapshots/s1", &res), -EACCES);
+    }
+    CHECK_INT(nsop_rmdir(&c, "/imported/snapshots/s1", &res), 0);
+    CHECK_INT(nsop_rmdir(&c, "/imported/snapshots/s1", &res), -ENOENT);
 
     /* ln -sfn snapshots/installed current, step by step. */
     CHECK_INT(nsop_symlink(&c, "snapshots/installed", "/web1/current", &res), -EEXIST);

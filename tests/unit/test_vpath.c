@@ -172,7 +172,8 @@ static void test_enoent(void)
     EXPECT_ENOENT("/web1/snapshots/..");
     EXPECT_ENOENT("/web1/snapshots/-s");
     EXPECT_ENOENT("/web1/snapshots/s1/x.raw");
-    EXPECT_ENOENT("/web1/snapshots/s1/snapshot.xml");
+    EXPECT("/web1/snapshots/s1/snapshot.xml", V_SNAP_XML, "web1", "s1", NULL, NULL);
+    EXPECT_ENOENT("/web1/snapshots/.hidden-0a/snapshot.xml");
     EXPECT_ENOENT("/web1/snapshots/s1/vda.qcow2/x");
     EXPECT_ENOENT("/web1/snapshots/s1/clones/.x");
     EXPECT_ENOENT("/web1/snapshots/s/clones/a/b");
