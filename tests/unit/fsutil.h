@@ -5,6 +5,7 @@
  * tests use it for:
  *   fs_rm_rf      rm -rf            fs_copy_tree  cp -a (files, dirs, symlinks;
  *   fs_read       cat                              modes and times; sparse)
+ *   fs_mkdir_p    mkdir -p
  *   fs_same       cmp -s            fs_list       ls -A | sort
  *   fs_grep       grep -q (see its  fs_subst      sed -i 's|from|to|g' (literal)
  *                 pattern language) fs_spawn      a program with arguments, no shell
@@ -52,6 +53,26 @@ static inline int fs_rm_rf(const char *path)
     if (lstat(path, &sb) < 0)
         return errno == ENOENT ? 0 : -1;
     return nftw(path, fs_rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+/* mkdir -p path: 0, or -1 (said on stderr). */
+static inline int fs_mkdir_p(const char *path)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s", path);
+    for (char *c = p + 1;; c++) {
+        if (*c == '/' || *c == '\0') {
+            char was = *c;
+            *c = '\0';
+            if (mkdir(p, 0777) < 0 && errno != EEXIST) {
+                fprintf(stderr, "mkdir -p %s: %s\n", p, strerror(errno));
+                return -1;
+            }
+            *c = was;
+            if (!was)
+                return 0;
+        }
+    }
 }
 
 /* A regular file's bytes, holes kept holes (as cp's --sparse=auto). */
@@ -331,12 +352,45 @@ static inline int fs_subst(const char *path, const char *from, const char *to)
     return count;
 }
 
+/* name's path in $PATH (name itself when it has a '/' or is not found),
+ * looked up once a program: posix_spawnp would try every directory
+ * before it on every run. */
+static const char *fs_which(const char *name)
+{
+    static struct {
+        char name[64], path[PATH_MAX];
+    } seen[16];
+    static size_t n;
+    if (strchr(name, '/') || strlen(name) >= sizeof(seen[0].name))
+        return name;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(seen[i].name, name) == 0)
+            return seen[i].path;
+    const char *path = getenv("PATH");
+    char found[PATH_MAX] = "";
+    for (const char *d = path ? path : "/usr/bin:/bin"; *d && !found[0];) {
+        size_t len = strcspn(d, ":");
+        snprintf(found, sizeof(found), "%.*s/%s", (int)len, len ? d : ".", name);
+        if (access(found, X_OK) != 0)
+            found[0] = '\0';
+        d += len + (d[len] == ':');
+    }
+    if (!found[0])
+        return name;
+    if (n == sizeof(seen) / sizeof(seen[0]))
+        n = 0; /* forget the oldest: a lookup again, no harm */
+    snprintf(seen[n].name, sizeof(seen[n].name), "%s", name);
+    snprintf(seen[n].path, sizeof(seen[n].path), "%s", found);
+    return seen[n++].path;
+}
+
 /* Runs argv (argv[0] looked up in PATH) in cwd (NULL: here) with no
  * shell. Its stdout goes into out (NUL-terminated; truncated output
  * makes it fail) when out is given, else to /dev/null; its stderr to
- * ours unless quiet. Returns its exit status, -1 when it could not run
- * or was killed (said on stderr). */
-static inline int fs_spawn(char *const argv[], const char *cwd, char *out, size_t outsz, bool quiet)
+ * ours unless quiet, into out too when merged (2>&1). Returns its exit
+ * status, -1 when it could not run or was killed (said on stderr). */
+static int fs_spawn_ex(char *const argv[], const char *cwd, char *out, size_t outsz, bool quiet,
+                       bool merged)
 {
     int p[2] = { -1, -1 };
     posix_spawn_file_actions_t fa;
@@ -348,13 +402,15 @@ static inline int fs_spawn(char *const argv[], const char *cwd, char *out, size_
     } else {
         posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
     }
-    if (quiet)
+    if (out && merged)
+        posix_spawn_file_actions_adddup2(&fa, p[1], STDERR_FILENO);
+    else if (quiet)
         posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
     if (cwd)
         posix_spawn_file_actions_addchdir_np(&fa, cwd);
     fflush(stderr);
     pid_t pid;
-    int e = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    int e = posix_spawn(&pid, fs_which(argv[0]), &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     if (out)
         close(p[1]);
@@ -395,6 +451,248 @@ static inline int fs_spawn(char *const argv[], const char *cwd, char *out, size_
         return -1;
     }
     return WEXITSTATUS(status);
+}
+
+static inline int fs_spawn(char *const argv[], const char *cwd, char *out, size_t outsz, bool quiet)
+{
+    return fs_spawn_ex(argv, cwd, out, outsz, quiet, false);
+}
+
+/* argv's stdout and stderr into out (2>&1). */
+static inline int fs_spawn_merged(char *const argv[], char *out, size_t outsz)
+{
+    return fs_spawn_ex(argv, NULL, out, outsz, false, true);
+}
+
+/* ---- The oracles (qemu-io, xmllint), without a shell ---- */
+
+/* A batch of qemu-io reads, as tests/integration/lib.sh's read_patterns:
+ * every image opened read-only in turn by one qemu-io ("open", its
+ * reads, "close"). qio_read adds reads of an image; qio_ok runs them. */
+struct qio {
+    int argc;
+    char *argv[512];
+    char text[32768];
+    size_t at;
+    char cur[PATH_MAX];
+    bool bad; /* more than fits, or a path qemu-io's command line cannot hold */
+};
+
+static inline void qio_init(struct qio *q)
+{
+    q->argc = 1;
+    q->argv[0] = "qemu-io";
+    q->at = 0;
+    q->cur[0] = '\0';
+    q->bad = false;
+}
+
+static void qio_arg(struct qio *q, const char *prefix, const char *a, size_t alen)
+{
+    int n = snprintf(q->text + q->at, sizeof(q->text) - q->at, "%s%.*s", prefix, (int)alen, a);
+    if (n < 0 || q->at + (size_t)n >= sizeof(q->text) || q->argc + 3 > 512) {
+        fprintf(stderr, "qemu-io: too many reads for one batch\n");
+        q->bad = true;
+        return;
+    }
+    q->argv[q->argc++] = "-c";
+    q->argv[q->argc++] = q->text + q->at;
+    q->at += (size_t)n + 1;
+}
+
+/* Reads of image: cmds are qemu-io commands separated by ';'
+ * ("read -P 0x11 0 4M;read -P 0 4M 4M"). */
+static inline void qio_read(struct qio *q, const char *image, const char *cmds)
+{
+    if (strcmp(q->cur, image) != 0) {
+        if (q->cur[0])
+            qio_arg(q, "", "close", 5);
+        if (strpbrk(image, " \t\n'\"\\")) {
+            fprintf(stderr, "qemu-io cannot open %s by a command\n", image);
+            q->bad = true;
+        }
+        snprintf(q->cur, sizeof(q->cur), "%s", image);
+        qio_arg(q, "open -r -o driver=qcow2 ", image, strlen(image));
+    }
+    for (const char *c = cmds; *c;) {
+        size_t n = strcspn(c, ";");
+        qio_arg(q, "", c, n);
+        c += n + (c[n] == ';');
+    }
+}
+
+/* Did qemu-io complain? (Its exit status says so too: both are asked.) */
+static bool qio_complained(const char *out)
+{
+    static const char *const words[] = { "fail", "error", "could not", "can't", "no file" };
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcasestr(out, words[i]))
+            return true;
+    return false;
+}
+
+/* What qemu-io said but its reads' reports: " line line...". */
+static void qio_words(const char *out, char *buf, size_t bufsz)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (const char *l = out; *l && at + 1 < bufsz;) {
+        size_t len = strcspn(l, "\n");
+        if (strncmp(l, "read ", 5) != 0 && !memmem(l, len, "ops/sec", 7))
+            at += (size_t)snprintf(buf + at, bufsz - at, " %.*s", (int)len, l);
+        l += len + (l[len] == '\n');
+    }
+}
+
+/* Runs the batch: true when every image opened and read as said. When
+ * not, says which image did not (each run alone), with qemu-io's words. */
+static inline bool qio_ok(struct qio *q)
+{
+    static char out[65536];
+    char words[512];
+    if (q->bad)
+        return false;
+    if (!q->cur[0])
+        return true;
+    qio_arg(q, "", "close", 5);
+    q->argv[q->argc] = NULL;
+    if (!q->bad && fs_spawn_merged(q->argv, out, sizeof(out)) == 0 && !qio_complained(out))
+        return true;
+    /* One image at a time, to say which. */
+    for (int start = 1, i = 1; i < q->argc; i += 2) {
+        if (strcmp(q->argv[i + 1], "close") != 0)
+            continue;
+        char *one[512] = { "qemu-io" };
+        int n = 1;
+        for (int k = start; k <= i + 1; k++)
+            one[n++] = q->argv[k];
+        one[n] = NULL;
+        start = i + 2;
+        if (fs_spawn_merged(one, out, sizeof(out)) != 0 || qio_complained(out)) {
+            qio_words(out, words, sizeof(words));
+            fprintf(stderr, "qemu-io: %s, reads from \"%s\" on:%s\n",
+                    one[2] + strlen("open -r -o driver=qcow2 "), n > 4 ? one[4] : "", words);
+            return false;
+        }
+    }
+    qio_words(out, words, sizeof(words));
+    fprintf(stderr, "qemu-io: the reads read as expected one by one, not in one qemu-io:%s\n",
+            words);
+    return false;
+}
+
+/* One image's reads, one qemu-io. */
+static inline bool qio_reads(const char *image, const char *cmds)
+{
+    struct qio q;
+    qio_init(&q);
+    qio_read(&q, image, cmds);
+    return qio_ok(&q);
+}
+
+/* qemu-io -f qcow2 -c cmd image (a write), said when it fails. */
+static inline bool qio_do(const char *image, const char *cmd)
+{
+    char *argv[] = { "qemu-io", "-f", "qcow2", "-c", (char *)cmd, (char *)image, NULL };
+    static char out[4096];
+    if (fs_spawn_merged(argv, out, sizeof(out)) == 0 && !qio_complained(out))
+        return true;
+    fprintf(stderr, "qemu-io -c '%s' %s: %s\n", cmd, image, out);
+    return false;
+}
+
+/* Libvirt's RelaxNG schemas, where virt-xml-validate finds them (its
+ * SCHEMA="<dir>/${TYPE}.rng" line): the directory, or NULL (said). */
+static inline const char *xml_schema_dir(void)
+{
+    static char rng[PATH_MAX];
+    if (rng[0])
+        return rng;
+    const char *where = fs_which("virt-xml-validate");
+    if (!strchr(where, '/')) {
+        fprintf(stderr, "virt-xml-validate not found\n");
+        return NULL;
+    }
+    char *text = fs_read(where, NULL);
+    const char *key = "\nSCHEMA=\"";
+    char *at = text ? strstr(text, key) : NULL;
+    char *end = at ? strstr(at, "/${TYPE}.rng\"") : NULL;
+    if (at && end && at[strlen(key)] == '/' && !memchr(at + 1, '\n', (size_t)(end - at - 1)))
+        snprintf(rng, sizeof(rng), "%.*s", (int)(end - at - strlen(key)), at + strlen(key));
+    else
+        fprintf(stderr, "%s: no SCHEMA=\"/dir/${TYPE}.rng\" line\n", where);
+    free(text);
+    return rng[0] ? rng : NULL;
+}
+
+/* Contents xmllint has found valid by a schema: the same bytes by the
+ * same schema are valid again (kept whole, not as a sum: they are few
+ * and small). */
+static struct xml_valid {
+    char *schema, *text;
+    size_t len;
+} *xml_seen;
+static size_t xml_nseen;
+
+static bool xml_known(const char *schema, const char *text, size_t len)
+{
+    for (size_t i = 0; i < xml_nseen; i++)
+        if (xml_seen[i].len == len && strcmp(xml_seen[i].schema, schema) == 0 &&
+            memcmp(xml_seen[i].text, text, len) == 0)
+            return true;
+    return false;
+}
+
+/* virt-xml-validate FILE TYPE for each of the n files, by one xmllint
+ * (what virt-xml-validate runs, with TYPE's schema); a file whose bytes
+ * were found valid before is not asked again. True when all are valid;
+ * else xmllint says why. */
+static inline bool xml_valid(const char *type, char *const files[], size_t n)
+{
+    const char *rng = xml_schema_dir();
+    if (!rng)
+        return false;
+    char schema[PATH_MAX + 64];
+    snprintf(schema, sizeof(schema), "%s/%s.rng", rng, type);
+    char **argv = calloc(n + 5, sizeof(char *));
+    char **texts = calloc(n + 1, sizeof(char *));
+    size_t *lens = calloc(n + 1, sizeof(size_t));
+    int argc = 0;
+    bool ok = argv && texts && lens;
+    if (ok) {
+        argv[argc++] = "xmllint";
+        argv[argc++] = "--noout";
+        argv[argc++] = "--relaxng";
+        argv[argc++] = schema;
+    }
+    for (size_t i = 0; ok && i < n; i++) {
+        texts[i] = fs_read(files[i], &lens[i]);
+        if (!texts[i])
+            ok = false;
+        else if (!xml_known(schema, texts[i], lens[i]))
+            argv[argc++] = files[i];
+    }
+    if (ok && argc > 4) {
+        /* xmllint says "FILE validates" on stderr for each good one. */
+        ok = fs_spawn(argv, NULL, NULL, 0, true) == 0;
+        if (!ok)
+            fs_spawn(argv, NULL, NULL, 0, false); /* again, to say why */
+    }
+    for (size_t i = 0; i < n && texts; i++) {
+        if (ok && texts[i] && !xml_known(schema, texts[i], lens[i])) {
+            struct xml_valid *more = realloc(xml_seen, (xml_nseen + 1) * sizeof(*xml_seen));
+            if (more) {
+                xml_seen = more;
+                xml_seen[xml_nseen++] = (struct xml_valid){ strdup(schema), texts[i], lens[i] };
+                continue;
+            }
+        }
+        free(texts[i]);
+    }
+    free(argv);
+    free(texts);
+    free(lens);
+    return ok;
 }
 
 #endif

@@ -85,9 +85,20 @@ static bool open_store(const char *name)
             return false;
     }
     vmstate_reset();
-    return store_check(&st, path, why, sizeof(why)) == 0 &&
-           qimg_find(NULL, st.qemu_img, sizeof(st.qemu_img), why, sizeof(why)) == 0 &&
-           store_prepare_meta(&st, why, sizeof(why)) == 0;
+    /* qemu-img found (its --version run) once a test program: the same
+     * binary every store. */
+    static char qemu_img[sizeof(st.qemu_img)];
+    if (store_check(&st, path, why, sizeof(why)) != 0 ||
+        (!qemu_img[0] && qimg_find(NULL, qemu_img, sizeof(qemu_img), why, sizeof(why)) != 0)) {
+        fprintf(stderr, "%s: %s\n", path, why);
+        return false;
+    }
+    snprintf(st.qemu_img, sizeof(st.qemu_img), "%s", qemu_img);
+    if (store_prepare_meta(&st, why, sizeof(why)) != 0) {
+        fprintf(stderr, "%s: %s\n", path, why);
+        return false;
+    }
+    return true;
 }
 
 /* The snapshot vm grows from, "(none)" when none. */
