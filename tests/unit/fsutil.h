@@ -511,7 +511,13 @@ static inline void qio_read(struct qio *q, const char *image, const char *cmds)
             fprintf(stderr, "qemu-io cannot open %s by a command\n", image);
             q->bad = true;
         }
-        snprintf(q->cur, sizeof(q->cur), "%s", image);
+        size_t len = strlen(image);
+        if (len >= sizeof(q->cur)) {
+            fprintf(stderr, "qemu-io: %s: name too long\n", image);
+            q->bad = true;
+            return;
+        }
+        memcpy(q->cur, image, len + 1);
         qio_arg(q, "open -r -o driver=qcow2 ", image, strlen(image));
     }
     for (const char *c = cmds; *c;) {
