@@ -192,6 +192,28 @@ static int fs_cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The n names (malloc'd, freed here) sorted, one a line, into out: its
+ * length, or -1 when out is too small. */
+static inline long fs_join_sorted(char **names, size_t n, char *out, size_t outsz)
+{
+    qsort(names, n, sizeof(names[0]), fs_cmp_names);
+    size_t at = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (at < outsz)
+            at += (size_t)snprintf(out + at, outsz - at, "%s\n", names[i]);
+        free(names[i]);
+    }
+    return at < outsz ? (long)at : -1;
+}
+
+/* Does path name a file ending in suffix (an nftw callback's test)? */
+static inline bool fs_file_of(const char *path, int flag, const char *suffix)
+{
+    size_t n = strlen(path), sl = strlen(suffix);
+    return flag == FTW_F && n >= sl && strcmp(path + n - sl, suffix) == 0;
+}
+
 /* ls -A dir, sorted, one name a line ("" when empty) into out: the
  * number of names, or -1 (dir unreadable, said; or out too small). */
 static inline int fs_list(const char *dir, char *out, size_t outsz)
@@ -208,15 +230,7 @@ static inline int fs_list(const char *dir, char *out, size_t outsz)
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
             names[n++] = strdup(e->d_name);
     closedir(d);
-    qsort(names, (size_t)n, sizeof(names[0]), fs_cmp_names);
-    size_t at = 0;
-    out[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        if (at < outsz)
-            at += (size_t)snprintf(out + at, outsz - at, "%s\n", names[i]);
-        free(names[i]);
-    }
-    return at < outsz ? n : -1;
+    return fs_join_sorted(names, (size_t)n, out, outsz) < 0 ? -1 : n;
 }
 
 /* [ -z "$(ls -A dir)" ], said when not: true when dir exists and is empty. */

@@ -37,8 +37,7 @@ static int xml_subst_one(const char *path, const struct stat *sb, int flag, stru
 {
     (void)sb;
     (void)ftw;
-    size_t n = strlen(path);
-    if (flag != FTW_F || n < 4 || strcmp(path + n - 4, ".xml") != 0)
+    if (!fs_file_of(path, flag, ".xml"))
         return 0;
     return fs_subst(path, xml_from, xml_to) < 0 ? -1 : 0;
 }

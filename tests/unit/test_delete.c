@@ -127,8 +127,7 @@ static int qcow2_one(const char *path, const struct stat *sb, int flag, struct F
 {
     (void)sb;
     (void)ftw;
-    size_t n = strlen(path);
-    if (flag != FTW_F || n < 6 || strcmp(path + n - 6, ".qcow2") != 0)
+    if (!fs_file_of(path, flag, ".qcow2"))
         return 0;
     if (qcow2_n == qcow2_cap) {
         size_t cap = qcow2_cap ? 2 * qcow2_cap : 64;
@@ -743,8 +742,7 @@ static int xml_names_one(const char *path, const struct stat *sb, int flag, stru
 {
     (void)sb;
     (void)ftw;
-    size_t n = strlen(path);
-    if (flag != FTW_F || n < 4 || strcmp(path + n - 4, ".xml") != 0)
+    if (!fs_file_of(path, flag, ".xml"))
         return 0;
     return fs_grep(path, xml_name_pat[0]) == 1 || fs_grep(path, xml_name_pat[1]) == 1;
 }
@@ -929,15 +927,7 @@ static bool tree_of(char *out, size_t outsz)
     tree_n = 0;
     for (size_t i = 0; ok && i < 3; i++)
         ok = nftw(at_root(tops[i]), tree_one, 16, FTW_PHYS) == 0;
-    qsort(tree_names, tree_n, sizeof(tree_names[0]), fs_cmp_names);
-    size_t at = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < tree_n; i++) {
-        if (at < outsz)
-            at += (size_t)snprintf(out + at, outsz - at, "%s\n", tree_names[i]);
-        free(tree_names[i]);
-    }
-    return ok && at < outsz;
+    return fs_join_sorted(tree_names, tree_n, out, outsz) >= 0 && ok;
 }
 
 /* The rename of the hidden image's parent, crashed at every durable
