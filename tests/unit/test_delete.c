@@ -169,15 +169,34 @@ static bool tidy(void)
     if (r == 0 || r == GLOB_NOMATCH)
         r = glob(at_root("web1/snapshots/[!.]*/*.qcow2"), GLOB_APPEND, NULL, &g);
     bool ok = r == 0 || r == GLOB_NOMATCH;
+    /* A top already in a chain listed (a snapshot's image below the
+     * active one) has that chain's rest as its own: the same files, read
+     * by qemu-img a moment ago. Known by real path. */
+    static char seen[65536];
+    size_t seen_at = 1;
+    seen[0] = '\n';
+    seen[1] = '\0';
     for (size_t i = 0; ok && i < g.gl_pathc; i++) {
+        char real[PATH_MAX + 2], image[PATH_MAX];
+        if (realpath(g.gl_pathv[i], real + 1)) {
+            real[0] = '\n';
+            strcat(real, "\n");
+            if (strstr(seen, real))
+                continue;
+        }
         ok = QEMU_IMG(NULL, out, sizeof(out), "info", "-U", "--backing-chain", g.gl_pathv[i]) == 0;
         if (!ok)
             fprintf(stderr, "tidy: qemu-img info --backing-chain %s failed\n", g.gl_pathv[i]);
         for (const char *l = out; ok && *l;) {
             size_t len = strcspn(l, "\n");
-            if (strncmp(l, "image: ", 7) == 0 && at + len < sizeof(chains))
+            if (strncmp(l, "image: ", 7) == 0 && at + len < sizeof(chains)) {
                 at += (size_t)snprintf(chains + at, sizeof(chains) - at, "%.*s\n",
                                        (int)(len - 7), l + 7);
+                snprintf(image, sizeof(image), "%.*s", (int)(len - 7), l + 7);
+                if (realpath(image, real) && seen_at + strlen(real) + 2 < sizeof(seen))
+                    seen_at += (size_t)snprintf(seen + seen_at, sizeof(seen) - seen_at, "%s\n",
+                                                real);
+            }
             l += len + (l[len] == '\n');
         }
     }
