@@ -31,12 +31,11 @@
 
 
 /* Guest data of web1's active image, through its whole chain. */
-static bool reads(const char *pattern_args)
+static bool reads(const char *cmds)
 {
-    char cmd[2 * PATH_MAX];
-    snprintf(cmd, sizeof(cmd), "qemu-io -r -f qcow2 %s '%s/web1/disks/vda.qcow2' >/dev/null 2>&1",
-             pattern_args, st.root);
-    return run(cmd) == 0;
+    char path[2 * PATH_MAX];
+    snprintf(path, sizeof(path), "%s/web1/disks/vda.qcow2", st.root);
+    return qio_reads(path, cmds);
 }
 
 static bool snap_exists(const char *vm, const char *snap)
@@ -51,7 +50,7 @@ static void test_operations(void)
     CHECK(open_store("ops"));
     CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), 0);
     CHECK_STR(current_of("web1"), "s1");
-    CHECK(reads("-c 'read -P 0x11 0 4M' -c 'read -P 0x22 4M 4M' -c 'read -P 0x33 8M 1M'"));
+    CHECK(reads("read -P 0x11 0 4M;read -P 0x22 4M 4M;read -P 0x33 8M 1M"));
     CHECK_INT(snapshot_take(&c, "web1", "s1", msg, sizeof(msg)), -EEXIST);
     CHECK_INT(snapshot_take(&c, "web1", ".hidden", msg, sizeof(msg)), -EINVAL);
     CHECK_INT(snapshot_take(&c, "web1", "a/b", msg, sizeof(msg)), -EINVAL);
@@ -63,29 +62,32 @@ static void test_operations(void)
     CHECK_INT(snapshot_rename(&c, "web1", "s2", "installed", msg, sizeof(msg)), -EEXIST);
     CHECK_INT(snapshot_rename(&c, "web1", "s2", "-x", msg, sizeof(msg)), -EINVAL);
     CHECK_INT(snapshot_rename(&c, "web1", "nope", "x", msg, sizeof(msg)), -ENOENT);
-    CHECK(reads("-c 'read -P 0x33 8M 1M'"));
+    CHECK(reads("read -P 0x33 8M 1M"));
 
     CHECK_INT(snapshot_revert(&c, "web1", "installed", msg, sizeof(msg)), 0);
     CHECK_STR(current_of("web1"), "installed");
-    CHECK(reads("-c 'read -P 0x11 0 4M' -c 'read -P 0 4M 4M' -c 'read -P 0 8M 1M'"));
+    CHECK(reads("read -P 0x11 0 4M;read -P 0 4M 4M;read -P 0 8M 1M"));
     CHECK_INT(snapshot_revert(&c, "web1", "nope", msg, sizeof(msg)), -ENOENT);
 
     /* A disk added after a snapshot stays attached, as it is, when the VM
      * reverts to that snapshot. */
-    char cmd[6 * PATH_MAX];
-    snprintf(cmd, sizeof(cmd),
-             "cd '%s/web1' && qemu-img create -q -f qcow2 disks/vdz.qcow2 16M && "
-             "sed -i 's|</devices>|<disk type=\"file\" device=\"disk\"><driver name=\"qemu\" "
-             "type=\"qcow2\"/><source file=\"%s/web1/disks/vdz.qcow2\"/><target dev=\"vdz\" "
-             "bus=\"virtio\"/></disk></devices>|' domain.xml",
-             st.root, st.root);
-    CHECK_INT(run(cmd), 0);
+    char vdz[2 * PATH_MAX], domain[2 * PATH_MAX], disk[4 * PATH_MAX];
+    snprintf(vdz, sizeof(vdz), "%s/web1/disks/vdz.qcow2", st.root);
+    snprintf(domain, sizeof(domain), "%s/web1/domain.xml", st.root);
+    char *create[] = { "qemu-img", "create", "-q", "-f", "qcow2", vdz, "16M", NULL };
+    CHECK_INT(fs_spawn(create, NULL, NULL, 0, false), 0);
+    snprintf(disk, sizeof(disk),
+             "<disk type=\"file\" device=\"disk\"><driver name=\"qemu\" type=\"qcow2\"/><source "
+             "file=\"%s\"/><target dev=\"vdz\" bus=\"virtio\"/></disk></devices>",
+             vdz);
+    CHECK(fs_subst(domain, "</devices>", disk) > 0);
     CHECK_INT(snapshot_revert(&c, "web1", "installed", msg, sizeof(msg)), 0);
-    snprintf(cmd, sizeof(cmd),
-             "grep -q \"source file=\\\"%s/web1/disks/vdz.qcow2\\\"\" '%s/web1/domain.xml' && "
-             "grep -q 'dev=\"vdz\"' '%s/web1/domain.xml' && test -f '%s/web1/disks/vdz.qcow2'",
-             st.root, st.root, st.root, st.root);
-    CHECK_INT(run(cmd), 0);
+    char source[3 * PATH_MAX];
+    struct stat sb;
+    snprintf(source, sizeof(source), "source file=\"%s\"", vdz);
+    CHECK_INT(fs_grep(domain, source), 1);
+    CHECK_INT(fs_grep(domain, "dev=\"vdz\""), 1);
+    CHECK(stat(vdz, &sb) == 0 && S_ISREG(sb.st_mode));
 
     /* db1 has two disks and no snapshots: both are taken as one unit. */
     CHECK_INT(snapshot_take(&c, "db1", "first", msg, sizeof(msg)), 0);
@@ -95,9 +97,9 @@ static void test_operations(void)
     CHECK_INT(journal_pending(&st), 0);
 
     /* Two disks with one target dev: a definition error, said as such. */
-    snprintf(cmd, sizeof(cmd), "sed -i -E \"s/dev=(['\\\"])vdb/dev=\\1vda/\" '%s/db1/domain.xml'",
-             st.root);
-    CHECK_INT(run(cmd), 0);
+    /* sed -E "s/dev=(['\"])vdb/dev=\1vda/" (the first on a line). */
+    snprintf(domain, sizeof(domain), "%s/db1/domain.xml", st.root);
+    CHECK(fs_subst(domain, "dev='vdb", "dev='vda") + fs_subst(domain, "dev=\"vdb", "dev=\"vda") > 0);
     CHECK_INT(snapshot_take(&c, "db1", "dup", msg, sizeof(msg)), -EINVAL);
     CHECK(strstr(msg, "two disks with target dev vda") != NULL);
     store_close(&st);
@@ -181,7 +183,7 @@ static void test_crowded_header(void)
               0);
     CHECK_INT(journal_pending(&st), 0);
     CHECK_STR(current_of("web1"), "configured-renamed");
-    CHECK(reads("-c 'read -P 0x22 4M 4M' -c 'read -P 0x33 8M 1M'"));
+    CHECK(reads("read -P 0x22 4M 4M;read -P 0x33 8M 1M"));
     store_close(&st);
 }
 
@@ -255,8 +257,8 @@ static void test_crash(void)
         int status = crash_take_at(n, "s");
         if (status == 0) {
             store_close(&st);
-            snprintf(tmp, sizeof(tmp), "rm -rf '%s/crash'", dir);
-            run(tmp);
+            snprintf(tmp, sizeof(tmp), "%s/crash", dir);
+            fs_rm_rf(tmp);
             break;
         }
         points = n; /* every point up to n, run or (stride) passed over */
@@ -271,15 +273,18 @@ static void test_crash(void)
         char cur[NAME_MAX_LEN + 1] = "";
         current_snapshot(&st, "db1", cur, sizeof(cur));
         CHECK_STR(cur, taken ? "s" : "");
-        snprintf(tmp, sizeof(tmp),
-                 "qemu-io -r -f qcow2 -c 'read -P 0x44 0 2M' '%s/db1/disks/vda.qcow2' >/dev/null "
-                 "&& qemu-io -r -f qcow2 -c 'read -P 0x55 0 1M' '%s/db1/disks/vdb.qcow2' "
-                 ">/dev/null && [ -z \"$(ls -A '%s/.vmstorefs/tmp')\" ]",
-                 st.root, st.root, st.root);
-        CHECK_INT(run(tmp), 0);
+        struct qio q;
+        qio_init(&q);
+        snprintf(tmp, sizeof(tmp), "%s/db1/disks/vda.qcow2", st.root);
+        qio_read(&q, tmp, "read -P 0x44 0 2M");
+        snprintf(tmp, sizeof(tmp), "%s/db1/disks/vdb.qcow2", st.root);
+        qio_read(&q, tmp, "read -P 0x55 0 1M");
+        CHECK(qio_ok(&q));
+        snprintf(tmp, sizeof(tmp), "%s/.vmstorefs/tmp", st.root);
+        CHECK(fs_empty_dir(tmp));
         store_close(&st);
-        snprintf(tmp, sizeof(tmp), "rm -rf '%s/crash'", dir);
-        run(tmp);
+        snprintf(tmp, sizeof(tmp), "%s/crash", dir);
+        fs_rm_rf(tmp);
     }
     /* A name with two dots in it (valid: not a ".." component) must not
      * make its record unreadable. */
