@@ -393,6 +393,10 @@ static int walk_from(const struct store *s, const char *path, const char *fmt0, 
     out->links = NULL;
     out->fds = NULL;
     out->n = 0;
+    /* Nothing holds the chain's locks yet: a holder (a merge) sets it
+     * after taking them. Left as the caller's struct had it, a clone's
+     * qemu-img could be told to run without qemu's locks. */
+    out->locked = false;
     int r = walk(s, path, fmt0, fd0, stop, pin, out, msg, msgsz);
     if (r < 0)
         chain_free(out);
