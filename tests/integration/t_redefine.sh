@@ -15,7 +15,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/snapfix.sh"
 need_fuse
-need virt-xml-validate xmllint perl vim
+need virt-xml-validate xmllint perl vim nano script
 
 S=$TMP/store M=$TMP/mnt O=$TMP/outside
 D=$M/vm/domain.xml
@@ -57,6 +57,31 @@ HOME=$TMP vim --clean -es -c '%s/>604<\/memory>/>64<\/memory>/' -c wq "$D" || fa
 has_memory 64 vim
 HOME=$TMP vim -u NONE -es -c '%s/>64<\/memory>/>606<\/memory>/' -c wq "$D" || fail "vim -u NONE"
 has_memory 606 "vim -u NONE"
+# nano_replace FROM TO [OPTION]: nano, on a terminal (script(1)), replaces
+# FROM by TO in domain.xml and saves (^\ replace, A all, ^O write, ^X
+# exit). The keys go once nano has drawn its screen: before that the
+# terminal is not raw yet and ^\ would be a SIGQUIT.
+nano_replace() {
+    local fifo=$TMP/nano.in out=$TMP/nano.out pid i st=0
+    rm -f "$fifo" "$out" && mkfifo "$fifo" || fail "nano: mkfifo"
+    TERM=xterm HOME=$TMP script -qfec "nano --ignorercfiles ${3:-} $D" /dev/null <"$fifo" >"$out" 2>&1 &
+    pid=$!
+    exec 7>"$fifo"
+    for ((i = 0; i < 400; i++)); do
+        grep -q 'GNU nano' "$out" && break
+        nap 0.05
+    done
+    printf '\x1c%s\r%s\rA\x0f\r\x18' "$1" "$2" >&7
+    timeout 20 tail --pid="$pid" -f /dev/null
+    wait "$pid" || st=$?
+    exec 7>&-
+    ((st == 0)) || fail "nano ${3:-}: exit status $st: $(tr -cd '[:print:]\n' <"$out" | tail -n 3)"
+}
+nano_replace '>606<' '>608<'
+has_memory 608 nano
+# (-B: the backup domain.xml~ beside it, a scratch file as vim's)
+nano_replace '>608<' '>609<' -B
+has_memory 609 "nano -B"
 mode=$(stat -c %a "$S/vm/domain.xml")
 memory 607 "$TMP/orig.xml" >"$TMP/m607.xml"
 perl -e 'use IO::Handle; open(my $in, "<", $ARGV[0]) or die "$!\n"; local $/; my $t = <$in>;
