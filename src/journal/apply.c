@@ -254,14 +254,18 @@ static int note_step(const struct journal *j, struct pending *p, const char *tmp
     int r;
     if (st->kind == JS_REBASE)
         r = note_sync(j, p, tmpdir, st->a, false, msg, msgsz); /* the header it wrote */
+    else if (st->kind == JS_LINK)
+        r = note_dir(j, p, tmpdir, st->b, false, msg, msgsz); /* FROM's directory is as it was */
     else if ((r = note_dir(j, p, tmpdir, st->kind == JS_MKDIR ? st->a : st->b, false, msg,
                            msgsz)) == 0 &&
              st->kind != JS_MKDIR)
         r = note_dir(j, p, tmpdir, st->a, true, msg, msgsz);
     if (r < 0)
         return r;
+    /* A link's FROM is a path of it too: a step that replaces FROM would
+     * take the file's only durable name away before its new one is. */
     p->paths[p->npaths++] = st->a;
-    if (st->kind == JS_MOVE || st->kind == JS_REPLACE)
+    if (st->kind == JS_MOVE || st->kind == JS_REPLACE || st->kind == JS_LINK)
         p->paths[p->npaths++] = st->b;
     return 0;
 }
@@ -298,7 +302,7 @@ static int apply_step(struct journal *j, const struct jstep *st, bool defer, cha
                       size_t msgsz)
 {
     /* Data steps lock their chains; a rebase locks its image. */
-    if (!j->lock_steps || (st->kind != JS_MOVE && st->kind != JS_REPLACE))
+    if (!j->lock_steps || (st->kind != JS_MOVE && st->kind != JS_REPLACE && st->kind != JS_LINK))
         return apply_step_unlocked(j, st, defer, msg, msgsz);
     int r = lock_image(j, st->a, msg, msgsz);
     if (r == 0)
@@ -325,6 +329,16 @@ static int apply_step_unlocked(struct journal *j, const struct jstep *st, bool d
         if (!storeio_exists(s, st->a))
             return 0;
         r = storeio_rename(s, st->a, st->b, 0);
+        if (r == 0 && !defer)
+            r = storeio_fsync_parent(s, st->b);
+        break;
+    case JS_LINK:
+        r = storeio_link(s, st->a, st->b);
+        /* Done before: TO is there (FROM's file; or FROM was replaced
+         * since, and TO holds the file FROM named), or FROM is gone and
+         * TO is there. */
+        if (r == -EEXIST || (r == -ENOENT && storeio_exists(s, st->b)))
+            r = 0;
         if (r == 0 && !defer)
             r = storeio_fsync_parent(s, st->b);
         break;
@@ -364,7 +378,8 @@ static int apply_step_unlocked(struct journal *j, const struct jstep *st, bool d
  * for nothing. A group is replayed whole. */
 static bool needs_mark(const struct jstep *st)
 {
-    return !st->group && (st->kind == JS_MOVE || st->kind == JS_PULL || st->kind == JS_COMMIT);
+    return !st->group && (st->kind == JS_MOVE || st->kind == JS_LINK || st->kind == JS_PULL ||
+                          st->kind == JS_COMMIT);
 }
 
 static int apply_all(struct journal *j, bool count_points, char *msg, size_t msgsz);
@@ -445,6 +460,21 @@ int journal_probe_rename(const struct journal *j, const char *path)
     if ((size_t)snprintf(full, sizeof(full), "%s/rename-probe", j->tmpdir) >= sizeof(full))
         return -ENAMETOOLONG;
     return storeio_rename_probe(j->s, path, full);
+}
+
+int journal_probe_link(const struct journal *j, const char *path)
+{
+    char probe[PATH_MAX];
+    if ((size_t)snprintf(probe, sizeof(probe), "%s/link-probe", j->tmpdir) >= sizeof(probe))
+        return -ENAMETOOLONG;
+    int r = storeio_link(j->s, path, probe);
+    if (r == 0)
+        return storeio_unlink(j->s, probe);
+    /* vfat and the like (EPERM), file systems that refuse links
+     * (EOPNOTSUPP, ENOSYS), a file at its file system's link limit. */
+    if (r == -EPERM || r == -EOPNOTSUPP || r == -ENOSYS || r == -EMLINK)
+        return 1;
+    return r;
 }
 
 static int probe_renames(struct journal *j, char *msg, size_t msgsz)

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define JS_LAST JS_COMMIT
+#define JS_LAST JS_LINK
 
 /* The name of each step kind in a record. */
 extern const char *const journal_kind_names[];

@@ -11,6 +11,7 @@
 #include "util/names.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,20 @@
 void journal_point(struct journal *j)
 {
     j->point++;
+    char want[64];
+    snprintf(want, sizeof(want), "%s:%d", j->op, j->point);
+    const char *stop = getenv("VMSTOREFS_STOP_AT");
+    if (stop && (strcmp(stop, j->op) == 0 || strcmp(stop, want) == 0)) {
+        /* The whole process stops (every thread), as a kill -STOP would
+         * stop it there, until a SIGCONT: what another process sees of
+         * the store at this point (tests/integration/t_take_atomic.sh). */
+        log_msg(LOG_WARNING, "VMSTOREFS_STOP_AT=%s: stopping at point %d of %s", stop, j->point,
+                j->op);
+        raise(SIGSTOP);
+    }
     const char *at = getenv("VMSTOREFS_CRASH_AT");
     if (!at)
         return;
-    char want[64];
-    snprintf(want, sizeof(want), "%s:%d", j->op, j->point);
     if (strcmp(at, want) == 0) {
         log_msg(LOG_WARNING, "VMSTOREFS_CRASH_AT=%s: exiting now", at);
         _exit(99);
@@ -106,6 +116,10 @@ int journal_add_step(struct journal *j, enum jstep_kind kind, const char *a, con
 int journal_move(struct journal *j, const char *from, const char *to)
 {
     return journal_add_step(j, JS_MOVE, from, to, NULL, NULL);
+}
+int journal_link(struct journal *j, const char *from, const char *to)
+{
+    return journal_add_step(j, JS_LINK, from, to, NULL, NULL);
 }
 int journal_replace(struct journal *j, const char *from, const char *to)
 {

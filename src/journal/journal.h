@@ -36,6 +36,18 @@
  *                                                                        FROM): marked after
  *   replace  rename FROM over TO           FROM is gone                  yes: no plan re-creates
  *                                                                        a replace's source
+ *   link     a second name TO for FROM's   TO exists (FROM's file, or    no (a later step may
+ *            file (linkat; FROM keeps      FROM's was replaced since:    move TO on and replace
+ *            its name)                     then TO holds what FROM was)  FROM): marked after
+ *
+ * A link is made after the commit only, so a record rolled back has
+ * made none (journal_probe_link's own name is gone before the commit),
+ * and a record rolled forward finishes the rename that follows it: the
+ * file's second name lasts from the link to that rename. It is the
+ * daemon's own: the st_nlink > 1 rule (a take of a hard-linked active
+ * image is refused, a delete never writes into a linked image) is asked
+ * only by operations, which recover their VM's records first (vm_begin),
+ * and no step of a replay asks it.
  *   rebase   qemu-img rebase -u (header    IMAGE names NAME with FMT;    yes: it sets the same
  *            edited in place when only     in a group, also when IMAGE   name again
  *            the name changes)             is gone (a later step of the
@@ -104,8 +116,12 @@
  * step that depends on none of them runs at once: a power cut may keep
  * it and lose them, which the replay handles, since each step above
  * finds from its own paths alone whether it is done. So the images a
- * take moves into snapshots/S share one sync of S, and the overlays
- * that take their places one of disks/. A step of a group, and a data
+ * take links into snapshots/S share one sync of S, and the overlays
+ * that take their places one of disks/. A link's FROM counts as one of
+ * its paths: the rename that puts an overlay over the linked name waits
+ * for the new name to be durable (else a power cut could keep the
+ * rename, lose the link, and the image with it; fsync_rules.pl, rule
+ * 6, treats a link as a rename from FROM). A step of a group, and a data
  * step (which reads a whole chain), waits for everything and syncs its
  * own target at once, as every step did before. Everything is synced
  * before each mark and before the record is removed (the sources of
@@ -135,7 +151,10 @@
  * each prepared file, commit, each step, record removed, temporary
  * directory removed). A prepared XML file and a step may not be synced
  * yet at their points (the durable order above): the exit keeps the
- * page cache; what a power cut would lose, fsync_rules.pl checks. */
+ * page cache; what a power cut would lose, fsync_rules.pl checks.
+ * VMSTOREFS_STOP_AT=<op>:<n> stops the process (SIGSTOP) there instead,
+ * and =<op> at every point of <op>, for a test to look at the store from
+ * outside between two steps; a SIGCONT goes on. */
 #ifndef VMSTOREFS_JOURNAL_H
 #define VMSTOREFS_JOURNAL_H
 
@@ -152,7 +171,7 @@
 
 #define JSTEP_STAMP_MAX 64
 
-enum jstep_kind { JS_MOVE, JS_REPLACE, JS_REBASE, JS_MKDIR, JS_PULL, JS_COMMIT };
+enum jstep_kind { JS_MOVE, JS_REPLACE, JS_REBASE, JS_MKDIR, JS_PULL, JS_COMMIT, JS_LINK };
 
 struct jstep {
     enum jstep_kind kind;
@@ -232,6 +251,10 @@ int journal_move(struct journal *j, const char *from, const char *to);
 int journal_replace(struct journal *j, const char *from, const char *to);
 int journal_rebase(struct journal *j, const char *image, const char *backing, const char *fmt);
 int journal_mkdir(struct journal *j, const char *path);
+/* A hard link: to, a new name for the file at from (the take's frozen
+ * name for the active image: ops/snaptake.c). The plan must know that
+ * the store has hard links: journal_probe_link. */
+int journal_link(struct journal *j, const char *from, const char *to);
 /* The data steps; note is "S/dev" (the snapshot and disk being merged).
  * Either one turns on journal_mark_steps. A pull names the backing image
  * has when the step runs (from, from_fmt) besides the one it gets. */
@@ -272,6 +295,15 @@ int journal_commit(struct journal *j, char *msg, size_t msgsz);
  * a directory of an overlayfs lower layer. A plan may do without such a
  * rename (vm/delplan.c leaves an emptied hidden directory in place). */
 int journal_probe_rename(const struct journal *j, const char *path);
+
+/* Can the file at path (below the store root) get a second name by a
+ * step of this operation? The probe links it into the operation's
+ * temporary directory and unlinks it again (nothing else changes): 0; 1
+ * when the store's file system has no hard links (EPERM, EOPNOTSUPP,
+ * ENOSYS; EMLINK: no more for this file), for a plan to do without; else
+ * -errno (-EXDEV: the temporary directory and path lie on two file
+ * systems). */
+int journal_probe_link(const struct journal *j, const char *path);
 
 /* Gives up before the commit: removes the temporary directory and the
  * record. */

@@ -24,8 +24,8 @@ const char *const journal_kind_names[] = {
     [JS_MKDIR] = "mkdir",
     [JS_PULL] = "pull",
     [JS_COMMIT] = "commit",
+    [JS_LINK] = "link",
 };
-#define JS_LAST JS_COMMIT
 
 /* Names kept as given (backing names), not store paths. */
 bool jstep_b_is_name(enum jstep_kind k)
@@ -335,7 +335,7 @@ static int load_step_kind(struct journal *j, const char *k, const char *a, const
             j->mark_steps = true;
             return journal_add_step(j, JS_PULL, pa, b, *b ? fmt : NULL, note);
         }
-        if (kind == JS_MOVE || kind == JS_REPLACE || kind == JS_COMMIT) {
+        if (kind == JS_MOVE || kind == JS_REPLACE || kind == JS_COMMIT || kind == JS_LINK) {
             if (abs_from_rel(j->s, b, pb, sizeof(pb)) < 0 || !own_path(j, b))
                 return -EINVAL;
             if (kind == JS_COMMIT)

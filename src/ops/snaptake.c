@@ -2,11 +2,12 @@
  * disk of a VM, as one unit.
  *
  * The active image of each disk becomes the frozen image
- * snapshots/S/<dev>.qcow2 by a rename (no data is copied: the cost does
- * not depend on the disk's size) and a new empty overlay backed by it
- * takes its place at disks/<dev>.qcow2, the path the definition names,
- * so a VM defined from domain.xml keeps working. The moved image's
- * relative backing name is rewritten for its new directory. */
+ * snapshots/S/<dev>.qcow2 by a hard link (no data is copied: the cost
+ * does not depend on the disk's size) and a new empty overlay backed by
+ * it is renamed over disks/<dev>.qcow2, the path the definition names,
+ * so a VM defined from domain.xml keeps working and that path names a
+ * file at every instant (plan_images). The frozen image's relative
+ * backing name is rewritten for its new directory. */
 #include "config.h"
 
 #include "ops/snapshot.h"
@@ -133,6 +134,98 @@ static int update_parents(struct vm_model *m, struct journal *j, const char *sna
     return 0;
 }
 
+/* The frozen image's backing name, rewritten for its new directory
+ * (snapshots/S/ is one level deeper than disks/): the step for disk d,
+ * when its active image has a backing file. */
+static int plan_rebase(struct vm_model *m, struct journal *j, const char *snap,
+                       const char *snapdir, const struct vm_disk *d)
+{
+    if (d->chain.n <= 1)
+        return 0;
+    char frozen[PATH_MAX], rel[PATH_MAX];
+    store_snap_image_path(m->s, m->vm, snap, d->dev, frozen, sizeof(frozen));
+    int r = vm_relpath(snapdir, d->chain.links[1].path, rel, sizeof(rel));
+    return r < 0 ? r : journal_rebase(j, frozen, rel, d->chain.links[1].format);
+}
+
+/* Per disk, the active image becomes S's frozen image and the new
+ * overlay (reqs[i].path, in the temporary directory, backed by
+ * ../snapshots/S/<dev>.qcow2) takes its place at disks/<dev>.qcow2.
+ *
+ * With hard links (every file system the store is meant for): the
+ * active image gets its frozen name as a second name (a link step),
+ * its backing name is rewritten for snapshots/S/, and the overlay is
+ * renamed over disks/<dev>.qcow2 in one rename(2). disks/<dev>.qcow2
+ * names a file at every instant: the old active image until the
+ * rename, the overlay after it, whose backing file exists from before
+ * it (readers of the store, another daemon's mount, libvirt's pool
+ * refresh never see the disk vanish). The links of all the disks come
+ * first, then each disk's rebase and its rename side by side: the first
+ * of those touches a name of a link and so waits for S's directory to be
+ * synced (apply.c, struct pending), once for all the links: every frozen
+ * name is durable before a rename takes an image's old name away, and
+ * nothing is synced between a rebase and its rename.
+ *
+ * What no order can avoid: a backing name is relative to the directory
+ * of the name the image is opened by, and snapshots/S/ is one level
+ * deeper than disks/. The header of an active image that has a backing
+ * file (every take after the first, a raw base) is right for one of its
+ * two names only: from the link to the rewrite the frozen name's chain
+ * does not resolve (S is new, not in use yet; but the mount serves no
+ * raw base of a VM with a broken chain, bases.h), and from the rewrite
+ * to the rename right after it the file at disks/<dev>.qcow2 carries
+ * the name for snapshots/S/, and its chain does not resolve from
+ * disks/. A standalone active image (the first take) has neither: its
+ * chains resolve at every instant.
+ *
+ * Without hard links (journal_probe_link: vfat-like file systems), the
+ * active image is moved into S and the overlay put at its name: between
+ * the two renames disks/<dev>.qcow2 names nothing, logged at each take.
+ * Each kind of step for all the disks, one after the other. Either way a
+ * step waits only for the steps whose paths it touches to be durable, so
+ * S is synced once for all the images put into it and disks/ once for
+ * all the overlays. */
+static int plan_images(struct vm_model *m, struct journal *j, const char *snap,
+                       const char *snapdir, const struct overlay_req *reqs, char *msg,
+                       size_t msgsz)
+{
+    /* Each image (a file at its link limit says EMLINK alone), before
+     * the commit: a link step that failed after it would leave a record
+     * no replay finishes. */
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < m->ndisks; i++) {
+        if ((r = journal_probe_link(j, m->disks[i].active)) < 0) {
+            snprintf(msg, msgsz, "cannot give %s a second name in the store's temporary "
+                     "directory (%s): nothing was changed", m->disks[i].active, strerror(-r));
+            return r;
+        }
+    }
+    bool links = r == 0;
+    if (!links)
+        log_msg(LOG_NOTICE, "take of %s: the store's file system has no hard links: the "
+                "active images are renamed, and each disks/<dev>.qcow2 names no file for an "
+                "instant", m->vm);
+    for (size_t i = 0; i < m->ndisks; i++) {
+        char frozen[PATH_MAX];
+        store_snap_image_path(m->s, m->vm, snap, m->disks[i].dev, frozen, sizeof(frozen));
+        r = links ? journal_link(j, m->disks[i].active, frozen)
+                  : journal_move(j, m->disks[i].active, frozen);
+        if (r < 0)
+            return r;
+    }
+    for (size_t i = 0; links && i < m->ndisks; i++)
+        if ((r = plan_rebase(m, j, snap, snapdir, &m->disks[i])) < 0 ||
+            (r = journal_replace(j, reqs[i].path, m->disks[i].active)) < 0)
+            return r;
+    for (size_t i = 0; !links && i < m->ndisks; i++)
+        if ((r = plan_rebase(m, j, snap, snapdir, &m->disks[i])) < 0)
+            return r;
+    for (size_t i = 0; !links && i < m->ndisks; i++)
+        if ((r = journal_replace(j, reqs[i].path, m->disks[i].active)) < 0)
+            return r;
+    return 0;
+}
+
 /* The plan but for the overlays, which are being written meanwhile:
  * reqs[i].path is where disk i's will be. */
 static int plan_rest(struct vm_model *m, struct journal *j, const char *snap, const char *parent,
@@ -162,33 +255,9 @@ static int plan_rest(struct vm_model *m, struct journal *j, const char *snap, co
     xmlFreeDoc(doc);
     if (r < 0)
         return r;
-    if ((r = journal_mkdir(j, path)) < 0 || (r = journal_move(j, tmpsnap, snapdir)) < 0)
+    if ((r = journal_mkdir(j, path)) < 0 || (r = journal_move(j, tmpsnap, snapdir)) < 0 ||
+        (r = plan_images(m, j, snap, snapdir, reqs, msg, msgsz)) < 0)
         return r;
-    /* Per disk: the active image moves into S, its backing name is
-     * rewritten for its new directory, and the new overlay takes its
-     * place. Each kind for all the disks, one after the other: a step
-     * waits only for the steps whose paths it touches to be durable
-     * (apply.c, struct pending), so S is synced once for all the moves
-     * into it and disks/ once for all the overlays. */
-    for (size_t i = 0; i < m->ndisks; i++) {
-        char frozen[PATH_MAX];
-        store_snap_image_path(m->s, m->vm, snap, m->disks[i].dev, frozen, sizeof(frozen));
-        if ((r = journal_move(j, m->disks[i].active, frozen)) < 0)
-            return r;
-    }
-    for (size_t i = 0; i < m->ndisks; i++) {
-        struct vm_disk *d = &m->disks[i];
-        if (d->chain.n <= 1)
-            continue;
-        char frozen[PATH_MAX], rel[PATH_MAX];
-        store_snap_image_path(m->s, m->vm, snap, d->dev, frozen, sizeof(frozen));
-        if ((r = vm_relpath(snapdir, d->chain.links[1].path, rel, sizeof(rel))) < 0 ||
-            (r = journal_rebase(j, frozen, rel, d->chain.links[1].format)) < 0)
-            return r;
-    }
-    for (size_t i = 0; i < m->ndisks; i++)
-        if ((r = journal_replace(j, reqs[i].path, m->disks[i].active)) < 0)
-            return r;
     if ((r = update_definition(m, snap)) < 0 ||
         (r = vm_write_xml(m, j, m->dom, "domain.xml", tmp, sizeof(tmp), msg, msgsz)) < 0 ||
         (r = store_vm_path(m->s, m->vm, "domain.xml", path, sizeof(path))) < 0 ||

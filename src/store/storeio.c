@@ -249,7 +249,12 @@ int storeio_fsync_all(const struct store *s, const char *const *paths, size_t n,
     return r;
 }
 
-int storeio_rename(const struct store *s, const char *from, const char *to, unsigned flags)
+/* A call that names an entry in each of two directories (renameat2,
+ * linkat), given both directories opened beneath the root. */
+typedef int (*two_dir_fn)(int fd, const char *fn, int td, const char *tn, unsigned flags);
+
+static int between(const struct store *s, const char *from, const char *to, two_dir_fn op,
+                   unsigned flags)
 {
     const char *fn, *tn;
     int fd = storeio_parent(s, from, &fn);
@@ -260,10 +265,33 @@ int storeio_rename(const struct store *s, const char *from, const char *to, unsi
         close(fd);
         return td;
     }
-    int r = renameat2(fd, fn, td, tn, flags) < 0 ? -errno : 0;
+    int r = op(fd, fn, td, tn, flags) < 0 ? -errno : 0;
     close(fd);
     close(td);
     return r;
+}
+
+static int rename_op(int fd, const char *fn, int td, const char *tn, unsigned flags)
+{
+    return renameat2(fd, fn, td, tn, flags);
+}
+
+/* No AT_SYMLINK_FOLLOW: a symlink planted at from is linked as itself,
+ * never followed out of the store. */
+static int link_op(int fd, const char *fn, int td, const char *tn, unsigned flags)
+{
+    (void)flags;
+    return linkat(fd, fn, td, tn, 0);
+}
+
+int storeio_rename(const struct store *s, const char *from, const char *to, unsigned flags)
+{
+    return between(s, from, to, rename_op, flags);
+}
+
+int storeio_link(const struct store *s, const char *from, const char *to)
+{
+    return between(s, from, to, link_op, 0);
 }
 
 int storeio_rename_probe(const struct store *s, const char *from, const char *full)

@@ -55,6 +55,10 @@ int storeio_fsync_parent(const struct store *s, const char *path);
 int storeio_fsync_all(const struct store *s, const char *const *paths, size_t n, size_t *failed);
 /* renameat2 with flags (RENAME_NOREPLACE, ...). */
 int storeio_rename(const struct store *s, const char *from, const char *to, unsigned flags);
+/* linkat: a second name to for the file at from (to must not exist).
+ * -EPERM, -EOPNOTSUPP, -EMLINK and the like where the file system has no
+ * hard links (or no more for this file), -EXDEV across a mount boundary. */
+int storeio_link(const struct store *s, const char *from, const char *to);
 /* Would renaming the directory from fail with EXDEV? The probe is
  * rename(from, full), full being a non-empty directory (made, with one
  * file in it, when it is not there: a scratch path of the caller's),

@@ -69,7 +69,12 @@
 #      other, and the replay redoes the other, so the two may share one
 #      sync. The sources steps leave behind are rule 2's
 #      (synced together before the next mark: a name a power cut brings
-#      back is the same file seen twice, which the replay resolves). An
+#      back is the same file seen twice, which the replay resolves). A
+#      hard link (link, linkat) is an entry made whose source is the
+#      linked name, as a rename's: a rename over that name (the take's
+#      overlay put over the active image it linked into the snapshot)
+#      depends on it, or a power cut could keep the rename and lose the
+#      link, and the file with it. An
 #      operation is committed from its second record write (the first is
 #      its begin), or from a record that a recovery finds and reads,
 #      until its record is removed.
@@ -425,11 +430,11 @@ sub do_unlink {
 }
 
 sub do_create {
-    my ($path, $n) = @_;
+    my ($path, $n, $from) = @_;
     return unless in_store($path);
     steps_in_order([$path], $n, 0);
     store_change($path, $n);
-    dir_changed(parent($path), $n, 'add', $path);
+    dir_changed(parent($path), $n, 'add', $path, $from);
 }
 
 # Rule 5.
@@ -513,10 +518,13 @@ sub handle {
         do_create(join_path(undef, unquote($a[0])), $n);
     } elsif ($name eq 'mkdirat') {
         do_create(join_path(fd_path($a[0]), unquote($a[1])), $n);
-    } elsif ($name =~ /^(link|symlink)$/) {
+    } elsif ($name eq 'link') {
+        do_create(join_path(undef, unquote($a[1])), $n, join_path(undef, unquote($a[0])));
+    } elsif ($name eq 'symlink') {
         do_create(join_path(undef, unquote($a[1])), $n);
     } elsif ($name eq 'linkat') {
-        do_create(join_path(fd_path($a[2]), unquote($a[3])), $n);
+        do_create(join_path(fd_path($a[2]), unquote($a[3])), $n,
+            join_path(fd_path($a[0]), unquote($a[1])));
     } elsif ($name eq 'symlinkat') {
         do_create(join_path(fd_path($a[1]), unquote($a[2])), $n);
     } elsif ($name eq 'newfstatat' || $name eq 'statx') {

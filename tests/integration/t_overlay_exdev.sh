@@ -129,3 +129,22 @@ mount_fs "$S" "$M"
 journal_empty "$S"
 unmount_fs "$M"
 pass "rm -r of a lower VM: EXDEV, no record left, the next mount serves the VM"
+
+# The operations' temporary directory on a file system of its own (a
+# mount over .vmstorefs/tmp): the take's overlays are made there and its
+# frozen names linked from the VM, which EXDEV forbids. The take probes
+# the link before its commit and is refused with EXDEV, the VM
+# unchanged, no record left (before the probe, the commit went through
+# and its first rename out of tmp/ failed, leaving a record no replay
+# could finish).
+mount -t tmpfs -o size=64M,mode=0755 tmpfs "$S/.vmstorefs/tmp" || fail "cannot mount a tmpfs on .vmstorefs/tmp"
+vm_state() { (cd "$S/h" && find . -printf '%p %s %i\n' | sort); }
+before=$(vm_state)
+mount_fs "$S" "$M"
+expect_refusal "a take with .vmstorefs/tmp on another file system" "Invalid cross-device link" \
+    "cannot give .* a second name" mkdir "$M/h/snapshots/x"
+unmount_fs "$M"
+[ "$(vm_state)" = "$before" ] || fail "the refused take changed h"
+journal_empty "$S"
+umount "$S/.vmstorefs/tmp" || fail "cannot unmount the tmpfs on .vmstorefs/tmp"
+pass "a take with .vmstorefs/tmp on another file system: EXDEV before its commit, nothing changed"

@@ -20,6 +20,10 @@
  *    its runner is in the record a recovery reads back, for the replay
  *    to resume from; progress on a step that is not a commit, or a stamp
  *    that is not one, makes the record unreadable;
+ *  - a link step (the take's frozen name for the active image) replayed
+ *    by recovery, from a crash between it and the rename over its FROM
+ *    or from after both, is done once TO exists: the rename is finished
+ *    (or found done), each name keeps its own file, one name each;
  *  - a record that also changes other VMs (journal_also: a VM rename)
  *    may name paths in their directories, and only theirs; it is pending
  *    for each of them, finished by a recovery of any of them, and not
@@ -282,6 +286,38 @@ static void plant_record(const char *id, const char *step)
     plant_json(id, "\"op\": \"delete\", \"vm\": \"vm\"", step);
 }
 
+/* Recovery of a take's link and the rename over the linked name, as
+ * a record planted with id finds them; then what each name holds, and
+ * that each has one name again. */
+static void replay_link(const char *id)
+{
+    char msg[512], steps[512];
+    snprintf(steps, sizeof(steps),
+             "{ \"do\": \"link\", \"a\": \"vm/disks/ln\", \"b\": \"vm/snapshots/l/ln\" }, "
+             "{ \"do\": \"replace\", \"a\": \".vmstorefs/tmp/%s/new\", "
+             "\"b\": \"vm/disks/ln\" }",
+             id);
+    plant_json(id, "\"op\": \"take\", \"vm\": \"vm\"", steps);
+    CHECK_INT(journal_recover(&st, "vm", msg, sizeof(msg)), 1);
+    CHECK_INT(sh("cd '%s/vm' && test \"$(cat snapshots/l/ln)\" = old && "
+                 "test \"$(cat disks/ln)\" = new && test $(stat -c %%h disks/ln) = 1 && "
+                 "test $(stat -c %%h snapshots/l/ln) = 1", tmp),
+              0);
+}
+
+static void test_link_replay(void)
+{
+    /* Crashed between the link and the rename: the file has two names,
+     * the overlay is still in the temporary directory. */
+    CHECK_INT(sh("mkdir -p '%s/vm/disks' '%s/vm/snapshots/l' '%s/.vmstorefs/tmp/lk1' && "
+                 "echo old >'%s/vm/disks/ln' && ln '%s/vm/disks/ln' '%s/vm/snapshots/l/ln' && "
+                 "echo new >'%s/.vmstorefs/tmp/lk1/new'", tmp, tmp, tmp, tmp, tmp, tmp, tmp),
+              0);
+    replay_link("lk1");
+    /* Crashed after both (before the record went): nothing to redo. */
+    replay_link("lk2");
+}
+
 static void test_pull_from_kept(void)
 {
     char msg[512], image[PATH_MAX + 64];
@@ -419,6 +455,7 @@ int main(void)
     test_cleanup_order();
     test_half_written_record();
     test_also();
+    test_link_replay();
     /* Last: it plants records no recovery can read. */
     test_pull_from_kept();
     test_commit_progress_kept();
