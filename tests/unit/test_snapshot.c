@@ -252,7 +252,10 @@ static void test_crash(void)
 {
     char msg[MSG_MAX], tmp[4 * PATH_MAX];
     int points = 0;
-    for (int n = test_crash_first(); n < 40; n += test_crash_stride()) {
+    /* (A stride that would pass over point 10 stops there: the check below
+     * needs a crash at 10 or later to know there are that many points.) */
+    for (int n = test_crash_first(); n < 40;
+         n = n < 10 && n + test_crash_stride() > 10 ? 10 : n + test_crash_stride()) {
         CHECK(open_store("crash"));
         int status = crash_take_at(n, "s");
         if (status == 0) {
@@ -296,7 +299,7 @@ static void test_crash(void)
     store_close(&st);
     /* record, snapshot.xml, two overlays, domain.xml, commit, steps, done */
     CHECK(points >= 10);
-    fprintf(stderr, "take of a 2-disk VM has %d crash points\n", points);
+    fprintf(stderr, "take of a 2-disk VM has at least %d crash points\n", points);
 }
 
 int main(void)
