@@ -431,7 +431,7 @@ static void crash_case(const char *name, const char *setup, const char *snap,
 {
     int points = 0;
     struct snap_ctx c = { .s = &st };
-    for (int n = test_crash_first(); n < 60; n += test_crash_stride()) {
+    for (int n = test_crash_first(); n < 60; n = test_crash_next(n, 5)) {
         CHECK(open_store(name));
         if (setup && !qio_do(at_root("web1/disks/vda.qcow2"), setup)) {
             CHECK(!"setup failed");
@@ -458,7 +458,7 @@ static void crash_case(const char *name, const char *setup, const char *snap,
     }
     store_close(&st);
     CHECK(points >= 5);
-    fprintf(stderr, "delete (%s) has %d crash points\n", name, points);
+    fprintf(stderr, "delete (%s) has at least %d crash points\n", name, points);
 }
 
 /* The active image written over 16M: deleting configured pulls. */
@@ -969,7 +969,7 @@ static void test_rename_crash(void)
     CHECK(fs_rm_rf(pristine) == 0 && fs_copy_tree(fixture, pristine) == 0);
     struct hmodel before = hm;
     int points = 0;
-    for (int n = test_crash_first(); n < 60; n += test_crash_stride()) {
+    for (int n = test_crash_first(); n < 60; n = test_crash_next(n, 8)) {
         CHECK(open_store("rename-crash"));
         hm = before;
         if (!crash_and_recover("rename-crash", n, "s1", "t1")) {
@@ -991,7 +991,7 @@ static void test_rename_crash(void)
     }
     store_close(&st);
     CHECK(points >= 8);
-    fprintf(stderr, "rename with a hidden child has %d crash points\n", points);
+    fprintf(stderr, "rename with a hidden child has at least %d crash points\n", points);
 }
 
 /* Review findings, each a test: an image of another VM whose backing

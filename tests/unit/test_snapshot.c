@@ -252,10 +252,7 @@ static void test_crash(void)
 {
     char msg[MSG_MAX], tmp[4 * PATH_MAX];
     int points = 0;
-    /* (A stride that would pass over point 10 stops there: the check below
-     * needs a crash at 10 or later to know there are that many points.) */
-    for (int n = test_crash_first(); n < 40;
-         n = n < 10 && n + test_crash_stride() > 10 ? 10 : n + test_crash_stride()) {
+    for (int n = test_crash_first(); n < 40; n = test_crash_next(n, 10)) {
         CHECK(open_store("crash"));
         int status = crash_take_at(n, "s");
         if (status == 0) {

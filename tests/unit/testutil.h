@@ -53,7 +53,8 @@ static inline bool test_tmp_template(char *buf, size_t bufsz, const char *name)
  * run can be repeated). scripts/run-tests samples so (the suite's time),
  * as do CI's second and third builds of the same code (the release
  * tarball, clang: what they check is the build); scripts/crash-campaign
- * crashes at every point. Loops run n = test_crash_first(); n += stride. */
+ * crashes at every point. Loops run n = test_crash_first(); n += stride
+ * (test_crash_next when a check needs a crash at some point or later). */
 static inline int test_crash_stride(void)
 {
     const char *s = getenv("VMSTOREFS_CRASH_STRIDE");
@@ -73,6 +74,17 @@ static inline int test_crash_first(void)
         fprintf(stderr, "crash points: one in %d, from point %d (VMSTOREFS_CRASH_STRIDE=%d "
                 "VMSTOREFS_CRASH_FIRST=%d to repeat)\n", k, first, k, first);
     return first;
+}
+
+/* The point after n in a crash loop whose check needs a crash at point
+ * `need` or later (an operation with at least that many points): the
+ * stride, except that a step passing over `need` stops on it, so a last
+ * crash below it and a next point past the operation's end cannot pass
+ * for "fewer points". */
+static inline int test_crash_next(int n, int need)
+{
+    int next = n + test_crash_stride();
+    return n < need && next > need ? need : next;
 }
 
 #endif
