@@ -43,16 +43,15 @@ CLEANUP_HOOKS+=(resume_stopped)
 make_vm "$S" vm 2
 mkdir -p "$TMP/fix" && cp -a "$S" "$TMP/fix/start" || fail "fixture"
 
-# state_of PID: its state letter (T: stopped), "" once it is gone.
+# state_of PID: STATE its state letter (T: stopped), "" once it is gone
+# (read by bash: it is asked every 20 ms).
 state_of() {
     local st
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    STATE=""
+    read -r st 2>/dev/null <"/proc/$1/stat" || return 0
     st=${st##*) }
-    echo "${st%% *}"
+    STATE=${st%% *}
 }
-
-# ino PATH: its inode and link count, "" when it names nothing.
-ino() { stat -c '%i %h' "$1" 2>/dev/null; }
 
 # observe VM SNAP POINT: what a second observer sees while the first
 # daemon stands at POINT. Counts GAPS[dev] (the documented instant) and
@@ -60,15 +59,19 @@ ino() { stat -c '%i %h' "$1" 2>/dev/null; }
 declare -A GAPS=()
 LINKED=()
 observe() {
-    local vm=$1 snap=$2 p=$3 dev f out listed store mnt frozen fz
+    local vm=$1 snap=$2 p=$3 dev f out listed store mnt frozen fz i=0
+    local -a links=()
+    # (one ls and one stat for both disks: this runs at every point)
+    listed=$(ls -l "$S/$vm/disks") || fail "point $p: ls of disks/ on the store"
+    read -r -d '' -a links < <(stat -c %h "$S/$vm/disks/vda.qcow2" "$S/$vm/disks/vdb.qcow2" 2>/dev/null)
     for dev in vda vdb; do
         f=$S/$vm/disks/$dev.qcow2
         [ -f "$f" ] || fail "point $p: $f names nothing (on the store)"
-        listed=$(ls -l "$S/$vm/disks") || fail "point $p: ls of disks/ on the store"
         [[ $listed == *" $dev.qcow2"* ]] || fail "point $p: ls of disks/ does not list $dev.qcow2"
         stat "$M2/$vm/disks/$dev.qcow2" >/dev/null ||
             fail "point $p: $dev.qcow2 names nothing through the second mount"
-        [ "$(ino "$f" | cut -d' ' -f2)" = 1 ] || LINKED+=("$p")
+        [ "${links[i]:-}" = 1 ] || LINKED+=("$p")
+        i=$((i + 1))
         store=0 mnt=0
         out=$(qemu-img info --backing-chain -U "$f" 2>&1) && store=1
         ((store)) && qemu-img info --backing-chain -U "$M2/$vm/disks/$dev.qcow2" >/dev/null 2>&1 &&
@@ -77,7 +80,7 @@ observe() {
         # The window allowed: the image has its two names (linked, not
         # yet renamed over) and its header is right for exactly one.
         frozen=$S/$vm/snapshots/$snap/$dev.qcow2
-        [ -n "$snap" ] && [ "$(ino "$f")" = "$(ino "$frozen")" ] ||
+        [ -n "$snap" ] && [ "$f" -ef "$frozen" ] ||
             fail "point $p: the chain of $dev.qcow2 does not resolve (on the store: $store): $out"
         fz=0
         qemu-img info --backing-chain -U "$frozen" >/dev/null 2>&1 && fz=1
@@ -92,19 +95,24 @@ observe() {
 # (VMSTOREFS_STOP_AT), FN ARGS... POINT runs, then DAEMON goes on. The
 # status of RUN; POINTS: how many points there were.
 each_stop() {
-    local op=$1 d=$2 run=$3 fn=$4 p i st
+    local op=$1 d=$2 run=$3 fn=$4 p i st line
     shift 4
     POINTS=0
     while :; do
         for ((i = 0; i < 6000; i++)); do
-            st=$(state_of "$d")
+            state_of "$d"
+            st=$STATE
             [ "$st" = T ] && break
             kill -0 "$run" 2>/dev/null || break
             nap 0.02
         done
         [ "$st" = T ] || break
         STOPPED=$d
-        p=$(grep -o "stopping at point [0-9]* of $op" "$DAEMON_LOG" | tail -n 1 | cut -d' ' -f4)
+        # (the log's last "stopping at point N of OP", read by bash)
+        p=""
+        while IFS= read -r line; do
+            [[ $line =~ stopping\ at\ point\ ([0-9]+)\ of\ $op ]] && p=${BASH_REMATCH[1]}
+        done <"$DAEMON_LOG"
         ((p == POINTS + 1)) || fail "$op: stopped at point '$p' after point $POINTS"
         POINTS=$p
         "$fn" "$@" "$p"
