@@ -514,7 +514,7 @@ xml_valid() {
 # that fails). Images over 64 MiB are checked every time rather than
 # summed (qemu-img check reads their metadata, b2sum all of them).
 check_store() {
-    local store=$1 vms=${2:-*} f out name size line note hasfmt
+    local store=$1 vms=${2:-*} f out name size note hasfmt
     local -a doms=() snaps=() imgs=() todo=()
     local -A big=()
     for f in "$store"/$vms/domain.xml; do
@@ -552,20 +552,12 @@ check_store() {
         [ -n "${big[$f]:-}" ] || ! checked qcow2 "$f" || continue
         out=$(qemu-img check -U -q "$f" 2>&1) || fail "check_store: qemu-img check $f: $out"
         note=${BACKING_BY_SUM[${FILE_SUM[$f]:-none}]:-}
-        if [ -n "$note" ]; then
-            name=${note#*$'\t'} hasfmt=${note%%$'\t'*}
-        else
-            out=$(qemu-img info -U --output=json "$f" 2>&1) || fail "check_store: qemu-img info $f: $out"
-            # (No "backing-filename" in it: nothing for the sed to print.)
-            # (sed -n 's/^ *"backing-filename": "\(.*\)",\{0,1\}$/\1/p', in bash)
-            name="" hasfmt=0
-            if [[ $out == *'"backing-filename":'* ]]; then
-                while IFS= read -r line; do
-                    [[ $line =~ ^\ *\"backing-filename\":\ \"(.*)\",?$ ]] && name=${BASH_REMATCH[1]}
-                done <<<"$out"
-            fi
-            [[ $out != *'"backing-filename-format":'* ]] || hasfmt=1
+        if [ -z "$note" ]; then
+            backing_name "$f"
+            [ -n "$BACKING_INFO" ] || fail "check_store: qemu-img info $f: $BACKING_ERR"
+            note=$BACKING_INFO
         fi
+        name=${note#*$'\t'} hasfmt=${note%%$'\t'*}
         case $name in /*) fail "check_store: $f: absolute backing name $name" ;; esac
         [ -z "$name" ] || ((hasfmt)) || fail "check_store: $f: backing name $name without a format"
     done
@@ -593,11 +585,11 @@ xpath_strings() {
 # backing_name IMAGE: BACKING=IMAGE's backing file name as qemu-img
 # resolves it ("full-backing-filename", "" if none), parsed by bash; and
 # BACKING_INFO what check_store wants of the same answer (BACKING_BY_SUM's
-# form; "" when qemu-img info failed).
+# form; "" when qemu-img info failed, and BACKING_ERR what it said).
 backing_name() {
     local out line name="" fmt=0
-    BACKING="" BACKING_INFO=""
-    out=$(qemu-img info -U --output=json "$1" 2>/dev/null) || return 0
+    BACKING="" BACKING_INFO="" BACKING_ERR=""
+    out=$(qemu-img info -U --output=json "$1" 2>&1) || { BACKING_ERR=$out; return 0; }
     while IFS= read -r line; do
         if [[ $line =~ ^\ *\"full-backing-filename\":\ \"(.*)\",?$ ]]; then
             BACKING=${BASH_REMATCH[1]}

@@ -95,7 +95,7 @@ observe() {
 # (VMSTOREFS_STOP_AT), FN ARGS... POINT runs, then DAEMON goes on. The
 # status of RUN; POINTS: how many points there were.
 each_stop() {
-    local op=$1 d=$2 run=$3 fn=$4 p i st line
+    local op=$1 d=$2 run=$3 fn=$4 p="" i st line pos=0
     shift 4
     POINTS=0
     while :; do
@@ -108,11 +108,13 @@ each_stop() {
         done
         [ "$st" = T ] || break
         STOPPED=$d
-        # (the log's last "stopping at point N of OP", read by bash)
-        p=""
-        while IFS= read -r line; do
+        # (the log's last "stopping at point N of OP": only the lines
+        # added since the last stop are read)
+        log_since "$pos"
+        pos=$LOG_POS
+        for line in "${LOG_ADDED[@]}"; do
             [[ $line =~ stopping\ at\ point\ ([0-9]+)\ of\ $op ]] && p=${BASH_REMATCH[1]}
-        done <"$DAEMON_LOG"
+        done
         ((p == POINTS + 1)) || fail "$op: stopped at point '$p' after point $POINTS"
         POINTS=$p
         "$fn" "$@" "$p"
